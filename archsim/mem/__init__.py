@@ -1,0 +1,1 @@
+"""Off-chip memory models behind one interface (see :mod:`archsim.mem.interface`)."""
