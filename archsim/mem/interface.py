@@ -100,8 +100,8 @@ class MemoryModel:
 
 
 def build_bandwidth(mem_cfg, clock_hz: float) -> MemoryModel:
-    bpc = mem_cfg.bandwidth_bytes_per_s / clock_hz
-    lat = round(mem_cfg.latency_s * clock_hz)
+    bpc = mem_cfg.bandwidth / clock_hz
+    lat = round(mem_cfg.latency * clock_hz)
     params = np.array([bpc, float(lat)], dtype=np.float64)
     state = np.zeros((1, 1), dtype=np.int64)
     return MemoryModel(MEM_BANDWIDTH, params, state, bpc, "bandwidth",

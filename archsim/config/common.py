@@ -1,0 +1,61 @@
+"""Config sections shared by every microarchitecture."""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import Field, PositiveInt, model_validator
+
+from archsim.config.types import Bandwidth, Energy, Frequency, Precision, Strict, Time
+
+
+class MemoryConfig(Strict):
+    """Off-chip memory. ``model: bandwidth`` is a bandwidth + latency pipe; ``model: dram``
+    selects the bank-level DRAM model (its parameters under ``dram``)."""
+
+    model: Literal["bandwidth", "dram"] = Field("bandwidth", description="memory model")
+    bandwidth: Bandwidth = Field(100e9, description="peak off-chip bandwidth (bandwidth model)")
+    latency: Time = Field(100e-9, description="access latency added to every transfer")
+    capacity: Optional[float] = Field(None, description="capacity in bytes (None: unlimited)")
+    energy_per_bit: Optional[Energy] = Field(None, description="off-chip access energy per bit "
+                                             "(bandwidth model; default from the energy table)")
+    dram: Optional[dict[str, Any]] = Field(None, description="bank-level DRAM parameters (model: dram)")
+
+    @model_validator(mode="after")
+    def _dram_needs_section(self):
+        if self.model == "dram" and self.dram is None:
+            raise ValueError("model 'dram' needs a 'dram' section (e.g. dram: {preset: HBM2-2000})")
+        return self
+
+
+class VectorConfig(Strict):
+    """SIMD vector unit for softmax, norms, activations and element-wise ops.
+    Throughputs are element-operations per lane per cycle."""
+
+    lanes: PositiveInt = Field(128, description="SIMD lanes")
+    add: float = Field(1.0, gt=0, description="adds/compares per lane per cycle")
+    mul: float = Field(1.0, gt=0, description="multiplies per lane per cycle")
+    exp: float = Field(0.25, gt=0, description="exponentials per lane per cycle")
+    div: float = Field(0.25, gt=0, description="divisions per lane per cycle")
+    rsqrt: float = Field(0.25, gt=0, description="reciprocal square roots per lane per cycle")
+    pipeline_cycles: int = Field(8, ge=0, description="fixed latency of one vector instruction")
+
+
+class EnergyConfig(Strict):
+    """Which energy reference table prices the counters."""
+
+    table: Optional[str] = Field(None, description="energy table name (default: by tech node)")
+    leakage_scale: float = Field(1.0, ge=0, description="multiplier on leakage power")
+
+
+class ArchBase(Strict):
+    """Fields every hardware description has."""
+
+    name: str = Field("unnamed", description="design name")
+    uarch: str = Field(..., description="microarchitecture family (see `archsim list`)")
+    clock: Frequency = Field(..., description="core clock")
+    tech_node_nm: int = Field(28, gt=0, description="technology node in nm (selects energy table)")
+    precision: Precision = Field("int8", description="default datapath precision")
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    vector: VectorConfig = Field(default_factory=VectorConfig)
+    energy: EnergyConfig = Field(default_factory=EnergyConfig)
+    source: Optional[str] = Field(None, description="where the numbers come from")

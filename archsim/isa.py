@@ -1,0 +1,181 @@
+"""Instruction set and the Program: a struct of arrays, one numpy array per field.
+
+Every microarchitecture lowers a workload to a Program. The shared timing kernel reads
+``op``, ``unit``, ``deps``, ``nbytes``, ``addr`` and ``layer``; the per-microarchitecture
+cost kernel reads the shape fields (``m``, ``n``, ``k``) and ``aux``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from archsim.errors import ArchsimError
+
+MAX_DEPS = 4
+N_AUX = 4
+
+
+class Op(IntEnum):
+    LOAD = 0        # off-chip -> on-chip buffer (timed by the memory model)
+    STORE = 1       # on-chip buffer -> off-chip
+    GEMM = 2        # a tile of matrix multiply on a compute unit (m x n x k)
+    VECTOR = 3      # vector-unit instruction (aux[0] = vector kind, m = elements, n = rows)
+    WRITE = 4       # in-place array write (e.g. CIM macro weight rewrite)
+    PIM = 5         # in-memory command group (timed by the memory model)
+    SYNC = 6        # zero-cost barrier (joins dependencies)
+    XFER = 7        # on-chip / inter-device transfer (link)
+
+
+# timing-kernel classes of ops: which are timed by the memory model
+MEMORY_OPS = (Op.LOAD, Op.STORE)
+
+
+class VecKind(IntEnum):
+    """Vector instruction kinds; the cost kernel turns them into primitive-op counts."""
+
+    ADD = 0          # element-wise add (residual)
+    MUL = 1          # element-wise multiply (gating)
+    SOFTMAX = 2
+    LAYERNORM = 3
+    RMSNORM = 4
+    GELU = 5
+    SILU = 6
+    RELU = 7
+    ROPE = 8
+    COPY = 9
+    SCAN = 10        # selective-scan step (SSM)
+    CONV1D = 11
+    TOPK = 12
+
+
+@dataclass
+class Program:
+    """Instruction stream (struct of arrays) plus the tables that describe it."""
+
+    op: np.ndarray            # uint8
+    unit: np.ndarray          # int32: index into ``unit_names``
+    layer: np.ndarray         # int32: index into ``layer_names``
+    m: np.ndarray             # int64
+    n: np.ndarray             # int64
+    k: np.ndarray             # int64
+    nbytes: np.ndarray        # int64 bytes moved (LOAD/STORE/WRITE/XFER)
+    addr: np.ndarray          # int64 off-chip byte address (LOAD/STORE)
+    deps: np.ndarray          # int64 [n, MAX_DEPS] indices of earlier instructions, -1 = none
+    aux: np.ndarray           # int64 [n, N_AUX] microarchitecture-specific fields
+    unit_names: list[str] = field(default_factory=list)
+    layer_names: list[str] = field(default_factory=list)
+    layer_weights: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    meta: dict = field(default_factory=dict)
+
+    FIELDS = ("op", "unit", "layer", "m", "n", "k", "nbytes", "addr", "deps", "aux")
+
+    def __len__(self) -> int:
+        return int(self.op.shape[0])
+
+    def validate(self) -> None:
+        """Check shapes, dtypes and that dependencies point backwards."""
+        n = len(self)
+        for f in self.FIELDS:
+            a = getattr(self, f)
+            if a.shape[0] != n:
+                raise ArchsimError(f"program field {f} has {a.shape[0]} rows, expected {n}")
+        if self.deps.shape[1] != MAX_DEPS or self.aux.shape[1] != N_AUX:
+            raise ArchsimError("program deps/aux have the wrong width")
+        idx = np.arange(n)[:, None]
+        bad = (self.deps >= idx) | (self.deps < -1)
+        if bad.any():
+            i = int(np.argwhere(bad)[0, 0])
+            raise ArchsimError(f"instruction {i} depends on a later or invalid instruction")
+        if n and (self.unit.min() < 0 or self.unit.max() >= len(self.unit_names)):
+            raise ArchsimError("instruction unit out of range")
+        if n and (self.layer.min() < 0 or self.layer.max() >= len(self.layer_names)):
+            raise ArchsimError("instruction layer out of range")
+        if len(self.layer_weights) != len(self.layer_names):
+            raise ArchsimError("layer_weights and layer_names differ in length")
+
+    def save(self, path) -> None:
+        np.savez_compressed(path, **{f: getattr(self, f) for f in self.FIELDS},
+                            unit_names=np.array(self.unit_names), layer_names=np.array(self.layer_names),
+                            layer_weights=self.layer_weights)
+
+    @classmethod
+    def load(cls, path) -> "Program":
+        z = np.load(path)
+        return cls(**{f: z[f] for f in cls.FIELDS}, unit_names=list(z["unit_names"]),
+                   layer_names=list(z["layer_names"]), layer_weights=z["layer_weights"])
+
+    def summary(self) -> dict:
+        counts = {Op(o).name: int(c) for o, c in zip(*np.unique(self.op, return_counts=True))}
+        return {"instructions": len(self), "by_op": counts, "units": list(self.unit_names),
+                "layers": len(self.layer_names),
+                "load_bytes": int(self.nbytes[self.op == Op.LOAD].sum()),
+                "store_bytes": int(self.nbytes[self.op == Op.STORE].sum())}
+
+
+class ProgramBuilder:
+    """Concatenates vectorised chunks of instructions (each chunk built with numpy)."""
+
+    def __init__(self, unit_names: list[str]):
+        self.unit_names = list(unit_names)
+        self.layer_names: list[str] = []
+        self.layer_weights: list[int] = []
+        self._chunks: list[dict] = []
+        self.count = 0
+
+    def layer(self, name: str, weight: int = 1) -> int:
+        if name in self.layer_names:
+            return self.layer_names.index(name)
+        self.layer_names.append(name)
+        self.layer_weights.append(int(weight))
+        return len(self.layer_names) - 1
+
+    def add(self, op, unit, layer, m=0, n=0, k=0, nbytes=0, addr=0, deps=None, aux=None) -> np.ndarray:
+        """Append a chunk; scalars broadcast. ``deps`` holds *absolute* indices or -1.
+        Returns the absolute indices of the new instructions."""
+        op = np.atleast_1d(np.asarray(op, dtype=np.uint8))
+        size = max(np.size(x) for x in (op, unit, layer, m, n, k, nbytes, addr))
+        def col(x, dt):
+            return np.broadcast_to(np.asarray(x, dtype=dt), (size,)).copy()
+        d = np.full((size, MAX_DEPS), -1, np.int64)
+        if deps is not None:
+            deps = np.asarray(deps, dtype=np.int64)
+            if deps.ndim == 1:
+                deps = deps[:, None] if deps.shape[0] == size else np.broadcast_to(deps, (size, deps.shape[0]))
+            d[:, : deps.shape[1]] = deps
+        a = np.zeros((size, N_AUX), np.int64)
+        if aux is not None:
+            aux = np.asarray(aux, dtype=np.int64)
+            if aux.ndim == 1:
+                aux = np.broadcast_to(aux, (size, aux.shape[0]))
+            a[:, : aux.shape[1]] = aux
+        self._chunks.append(dict(op=col(op, np.uint8), unit=col(unit, np.int32), layer=col(layer, np.int32),
+                                 m=col(m, np.int64), n=col(n, np.int64), k=col(k, np.int64),
+                                 nbytes=col(nbytes, np.int64), addr=col(addr, np.int64), deps=d, aux=a))
+        idx = np.arange(self.count, self.count + size, dtype=np.int64)
+        self.count += size
+        return idx
+
+    def add_arrays(self, arrays: dict) -> np.ndarray:
+        """Append a chunk given as complete arrays (deps already absolute)."""
+        size = arrays["op"].shape[0]
+        self._chunks.append(arrays)
+        idx = np.arange(self.count, self.count + size, dtype=np.int64)
+        self.count += size
+        return idx
+
+    def build(self, meta: dict | None = None) -> Program:
+        if self._chunks:
+            cat = {f: np.concatenate([c[f] for c in self._chunks]) for f in Program.FIELDS}
+        else:
+            cat = {f: np.zeros((0, MAX_DEPS) if f == "deps" else (0, N_AUX) if f == "aux" else 0,
+                               dtype=np.int64) for f in Program.FIELDS}
+            cat["op"] = cat["op"].astype(np.uint8)
+        cat["op"] = cat["op"].astype(np.uint8)
+        cat["unit"] = cat["unit"].astype(np.int32)
+        cat["layer"] = cat["layer"].astype(np.int32)
+        p = Program(**cat, unit_names=self.unit_names, layer_names=self.layer_names,
+                    layer_weights=np.asarray(self.layer_weights, np.int64), meta=meta or {})
+        p.validate()
+        return p

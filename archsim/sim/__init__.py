@@ -1,0 +1,1 @@
+"""Shared timing kernel and the orchestration validate -> lower -> cost -> time -> result."""

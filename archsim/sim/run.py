@@ -1,0 +1,91 @@
+"""Orchestration: validate -> lower -> cost -> time -> price -> Result."""
+from __future__ import annotations
+
+import numpy as np
+
+from archsim import uarch as uarch_registry
+from archsim.energy import table_for
+from archsim.mem.interface import MC_BUSY_CYCLES, MC_READ_BYTES, MC_WRITE_BYTES, MEM_COUNTER_NAMES, build_memory
+from archsim.report.result import LayerRecord, Result
+from archsim.sim.timing import schedule
+from archsim.uarch.base import LowerOptions
+
+
+def memory_energy_pj(memory, cfg, table, memc_total: np.ndarray) -> dict[str, float]:
+    """Energy of off-chip traffic: the memory model's own pricing if it has one, else bytes x pJ/bit."""
+    fn = getattr(memory, "energy_pj", None)
+    if callable(fn):
+        return fn(memc_total)
+    pj_bit = cfg.memory.energy_per_bit if cfg.memory.energy_per_bit is not None else table.dram_pj_per_bit()
+    return {"read": float(memc_total[MC_READ_BYTES]) * 8 * pj_bit,
+            "write": float(memc_total[MC_WRITE_BYTES]) * 8 * pj_bit}
+
+
+def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_layers: bool = False) -> Result:
+    """Simulate an already validated config and built workload graph."""
+    u = uarch_registry.get(cfg.uarch)
+    memory = build_memory(cfg.memory, cfg.clock)
+    prog = u.lower(cfg, wl, LowerOptions(all_layers=all_layers, seed=seed), memory=memory)
+    dur, counters = u.cost(cfg, prog)
+    start, finish, memc, busy = schedule(prog, dur, memory)
+    n_layers = len(prog.layer_names)
+    weights = prog.layer_weights.astype(np.int64)
+    # end of each layer (monotone), the layer's share of the timeline
+    ends = np.zeros(n_layers, np.int64)
+    if len(prog):
+        np.maximum.at(ends, prog.layer, finish)
+    ends = np.maximum.accumulate(ends)
+    span = np.diff(np.concatenate(([0], ends)))
+    # a repeated layer can never take less than its busiest resource (steady-state bound)
+    compute_units = [i for i, nme in enumerate(prog.unit_names) if not nme.startswith("dma")]
+    res_busy = np.maximum(busy[:, compute_units].max(axis=1) if compute_units else 0, memc[:, MC_BUSY_CYCLES])
+    layer_cycles = np.where(weights > 1, np.maximum(span, res_busy), span)
+    cycles = int((layer_cycles * weights).sum())
+    table = table_for(cfg.tech_node_nm, cfg.energy.table)
+    prices = u.prices(cfg, table)
+    names = list(u.counter_names)
+    pvec = np.array([prices.get(nm, 0.0) for nm in names])
+    layer_dyn = counters.astype(np.float64) * pvec                 # [layer, counter] pJ
+    seconds = cycles / cfg.clock
+    leak = {k: v * cfg.energy.leakage_scale for k, v in u.leakage_w(cfg, table).items()}
+    # memory energy per layer
+    mem_e_layer = np.array([sum(memory_energy_pj(memory, cfg, table, memc[l]).values()) for l in range(n_layers)])
+    layers = []
+    layer_names = prog.layer_names
+    macs_layer = counters[:, names.index("array.mac")] if "array.mac" in names else \
+        np.zeros(n_layers, np.int64)
+    for l in range(n_layers):
+        lc = int(layer_cycles[l])
+        leak_pj = sum(leak.values()) * lc / cfg.clock * 1e12
+        layers.append(LayerRecord(
+            name=layer_names[l], repeat=int(weights[l]), cycles=lc,
+            macs=int(macs_layer[l]), dynamic_pj=float(layer_dyn[l].sum() + mem_e_layer[l]),
+            leakage_pj=float(leak_pj),
+            offchip_read_bytes=int(memc[l, MC_READ_BYTES]), offchip_write_bytes=int(memc[l, MC_WRITE_BYTES]),
+            unit_busy={prog.unit_names[i]: int(busy[l, i]) for i in range(len(prog.unit_names))}))
+    tot_counters = (counters * weights[:, None]).sum(axis=0)
+    tot_memc = (memc * weights[:, None]).sum(axis=0)
+    components: dict[str, dict] = {}
+    for j, nm in enumerate(names):
+        comp, act = nm.split(".", 1)
+        c = components.setdefault(comp, {"counts": {}, "energy_pj": {}})
+        c["counts"][act] = int(tot_counters[j])
+        c["energy_pj"][act] = float((layer_dyn[:, j] * weights).sum())
+    mem_e = memory_energy_pj(memory, cfg, table, tot_memc)
+    components["offchip"] = {"counts": {n: int(v) for n, v in zip(MEM_COUNTER_NAMES, tot_memc) if v},
+                             "energy_pj": dict(mem_e)}
+    for comp, w in leak.items():
+        c = components.setdefault(comp, {"counts": {}, "energy_pj": {}})
+        c["energy_pj"]["leakage"] = w * seconds * 1e12
+    unit_busy = (busy * weights[:, None]).sum(axis=0)
+    return Result(
+        cfg=cfg, workload=wl, program=prog, cycles=cycles, clock_hz=cfg.clock,
+        macs=int((macs_layer * weights).sum()), expected_macs=int(wl.macs()),
+        peak_macs_per_cycle=float(u.peak_macs_per_cycle(cfg)),
+        peak_bytes_per_cycle=float(memory.peak_bytes_per_cycle),
+        offchip_bytes=int(tot_memc[MC_READ_BYTES] + tot_memc[MC_WRITE_BYTES]),
+        layers=layers, components=components,
+        units={nm: int(unit_busy[i]) for i, nm in enumerate(prog.unit_names)},
+        area=u.area_mm2(cfg, table), energy_table=table.name, all_layers=all_layers,
+        timeline=(start, finish) if keep_timeline else None,
+        memory_info=dict(memory.info, model=memory.name))

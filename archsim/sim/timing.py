@@ -1,0 +1,111 @@
+"""The shared event-ordered timing kernel.
+
+Each unit (DMA read queue, DMA write queue, vector unit, compute arrays, ...) executes its
+instructions in program order. An instruction starts when its unit is free and all its
+dependencies have finished; among the units whose head instruction is ready, the one that
+can start earliest goes next, so the memory model sees requests in time order.
+
+- Memory instructions (LOAD/STORE/PIM) are timed by the memory model through
+  :func:`archsim.mem.interface.mem_transfer`; their unit (a DMA queue) is free again one
+  cycle after issue, so transfers pipeline and only the memory model serialises them.
+- Every other instruction occupies its unit for ``duration`` cycles (from the
+  microarchitecture's cost kernel).
+
+Double buffering and buffer slots are expressed by the lowerer as dependencies (a load
+into a slot depends on the compute that last read that slot), so this kernel needs no
+knowledge of buffers.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from archsim.isa import Op
+from archsim.mem.interface import N_MEM_COUNTERS, mem_transfer
+
+OP_LOAD = int(Op.LOAD)
+OP_STORE = int(Op.STORE)
+OP_PIM = int(Op.PIM)
+OP_SYNC = int(Op.SYNC)
+
+
+@njit(cache=True)
+def _schedule(op, unit, layer, deps, nbytes, addr, duration, queue, qstart, qend,
+              n_layers, mem_kind, mem_params, mem_state):
+    n = op.shape[0]
+    n_units = qstart.shape[0]
+    start = np.full(n, -1, np.int64)
+    finish = np.full(n, -1, np.int64)
+    unit_free = np.zeros(n_units, np.int64)
+    heads = qstart.copy()
+    mem_counters = np.zeros((n_layers, N_MEM_COUNTERS), np.int64)
+    busy = np.zeros((n_layers, n_units), np.int64)
+    nd = deps.shape[1]
+    big = np.int64(1) << np.int64(62)
+    for _ in range(n):
+        best_u = -1
+        best_t = big
+        for u in range(n_units):
+            h = heads[u]
+            if h >= qend[u]:
+                continue
+            i = queue[h]
+            t = unit_free[u]
+            ready = True
+            for j in range(nd):
+                d = deps[i, j]
+                if d >= 0:
+                    f = finish[d]
+                    if f < 0:
+                        ready = False
+                        break
+                    if f > t:
+                        t = f
+            if ready and t < best_t:
+                best_t = t
+                best_u = u
+        if best_u < 0:
+            # cannot happen for a valid program (deps point backwards)
+            return start, finish, mem_counters, busy, False
+        i = queue[heads[best_u]]
+        heads[best_u] += 1
+        o = op[i]
+        t = best_t
+        start[i] = t
+        lyr = layer[i]
+        if o == OP_LOAD or o == OP_STORE or o == OP_PIM:
+            f = mem_transfer(mem_kind, mem_params, mem_state, mem_counters[lyr], addr[i],
+                             nbytes[i], o == OP_STORE, t)
+            finish[i] = f
+            unit_free[best_u] = t + 1
+            busy[lyr, best_u] += f - t
+        else:
+            f = t + duration[i]
+            finish[i] = f
+            unit_free[best_u] = f
+            busy[lyr, best_u] += duration[i]
+    return start, finish, mem_counters, busy, True
+
+
+def unit_queues(unit: np.ndarray, n_units: int):
+    """Per-unit instruction lists in program order (CSR form)."""
+    queue = np.argsort(unit, kind="stable").astype(np.int64)
+    counts = np.bincount(unit, minlength=n_units).astype(np.int64)
+    qend = np.cumsum(counts)
+    qstart = qend - counts
+    return queue, qstart, qend
+
+
+def schedule(program, duration: np.ndarray, memory):
+    """Run the timing kernel. Returns (start, finish, mem_counters[layer, slot], busy[layer, unit])."""
+    n_units = len(program.unit_names)
+    queue, qstart, qend = unit_queues(program.unit, n_units)
+    state = memory.fresh_state()
+    start, finish, memc, busy, ok = _schedule(
+        program.op, program.unit, program.layer, program.deps, program.nbytes, program.addr,
+        duration.astype(np.int64), queue, qstart, qend, max(1, len(program.layer_names)),
+        memory.kind, memory.params, state)
+    if not ok:
+        raise RuntimeError("timing kernel deadlocked: the program has a forward dependency")
+    memory.final_state = state
+    return start, finish, memc, busy

@@ -1,0 +1,52 @@
+"""The interface every microarchitecture implements.
+
+A microarchitecture supplies its config model, its unit list, a lowerer (workload graph ->
+Program), a cost kernel (Program -> per-instruction durations and per-layer action
+counters), its counter names, peak throughput for bounds, and energy/area prices. The
+timing kernel, the memory models, the energy pricing and the CLI are shared.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class LowerOptions:
+    all_layers: bool = False          # informational; the workload graph already reflects it
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class Uarch:
+    name: str = ""
+    doc: str = ""
+    config_cls: type = object
+    #: counter columns "component.action" produced by the cost kernel
+    counter_names: tuple[str, ...] = ()
+
+    def unit_names(self, cfg) -> list[str]:
+        raise NotImplementedError
+
+    def lower(self, cfg, workload, opts: LowerOptions):
+        """Return an :class:`archsim.isa.Program`."""
+        raise NotImplementedError
+
+    def cost(self, cfg, program) -> tuple[np.ndarray, np.ndarray]:
+        """(duration int64[n], counters int64[n_layers, len(counter_names)])."""
+        raise NotImplementedError
+
+    def peak_macs_per_cycle(self, cfg) -> float:
+        raise NotImplementedError
+
+    def prices(self, cfg, table) -> dict[str, float]:
+        """pJ per count for each counter name (missing names cost nothing)."""
+        return {}
+
+    def leakage_w(self, cfg, table) -> dict[str, float]:
+        """Static power per component in watts."""
+        return {}
+
+    def area_mm2(self, cfg, table) -> dict[str, float]:
+        return {}

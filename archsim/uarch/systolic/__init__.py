@@ -1,0 +1,70 @@
+"""TPU-like systolic array (output / weight / input stationary)."""
+from __future__ import annotations
+
+import numpy as np
+
+from archsim.uarch import register
+from archsim.uarch.base import Uarch
+from archsim.uarch.systolic.cost import COUNTERS, PRIMS, prim_table, systolic_cost, vector_rates
+from archsim.uarch.systolic.folds import dataflow_code
+from archsim.uarch.systolic.lower import SystolicLowerer
+from archsim.uarch.systolic.spec import SystolicConfig
+
+
+class Systolic(Uarch):
+    name = "systolic"
+    doc = ("TPU-like accelerator: R x C systolic arrays (os/ws/is dataflow) with double-buffered "
+           "ifmap/filter/ofmap (or unified) SRAM, a SIMD vector unit and off-chip memory. Per-tile "
+           "compute cycles equal SCALE-Sim's; memory stalls come from the memory model.")
+    config_cls = SystolicConfig
+    counter_names = COUNTERS
+
+    def unit_names(self, cfg):
+        return ["dma_rd", "dma_wr", "vector", "ctrl"] + [f"array{i}" for i in range(cfg.array.count)]
+
+    def lower(self, cfg, workload, opts, memory=None):
+        bpc = memory.peak_bytes_per_cycle if memory is not None else cfg.memory.bandwidth / cfg.clock
+        return SystolicLowerer(cfg, bpc).run(workload)
+
+    def cost(self, cfg, program):
+        return systolic_cost(program.op, program.layer, program.m, program.n, program.k, program.nbytes,
+                             program.aux, max(1, len(program.layer_names)), dataflow_code(cfg.array.dataflow),
+                             cfg.array.rows, cfg.array.cols, prim_table(), vector_rates(cfg.vector),
+                             cfg.vector.pipeline_cycles)
+
+    def peak_macs_per_cycle(self, cfg):
+        return cfg.array.rows * cfg.array.cols * cfg.array.count
+
+    def _buf_sizes(self, cfg):
+        s = cfg.sram
+        if s.is_unified:
+            return {"ifmap_sram": s.unified, "filter_sram": s.unified, "ofmap_sram": s.unified}
+        return {"ifmap_sram": s.ifmap, "filter_sram": s.filter, "ofmap_sram": s.ofmap}
+
+    def prices(self, cfg, table):
+        p = {"array.mac": table.mac_pj(cfg.precision)}
+        for comp, size in self._buf_sizes(cfg).items():
+            e = table.sram_pj_per_byte(size / max(1, cfg.sram.banks))
+            p[f"{comp}.read_bytes"] = e
+            p[f"{comp}.write_bytes"] = e
+        for prim in PRIMS:
+            p[f"vector.{prim}"] = table.vector_pj(prim)
+        return p
+
+    def leakage_w(self, cfg, table):
+        peak_mac_w = self.peak_macs_per_cycle(cfg) * table.mac_pj(cfg.precision) * 1e-12 * cfg.clock
+        total_sram = cfg.sram.total_bytes() * cfg.array.count
+        vec_w = cfg.vector.lanes * table.vector_pj("mul") * 1e-12 * cfg.clock
+        return {"array": peak_mac_w * table.logic_leak_fraction,
+                "sram": table.sram_leakage_w(total_sram),
+                "vector": vec_w * table.logic_leak_fraction}
+
+    def area_mm2(self, cfg, table):
+        return {"array": self.peak_macs_per_cycle(cfg) * table.mac_area_mm2(cfg.precision),
+                "sram": table.sram_area_mm2(cfg.sram.total_bytes() * cfg.array.count),
+                "vector": cfg.vector.lanes * 4 * table.mac_area_mm2("fp16")}
+
+
+register(Systolic())
+
+__all__ = ["Systolic", "SystolicConfig", "np"]

@@ -1,0 +1,342 @@
+"""Lowering of a workload graph to a systolic-array Program (vectorised with numpy).
+
+Units: ``dma_rd`` and ``dma_wr`` (in-order DMA queues to off-chip memory), ``vector``,
+``ctrl`` (zero-cost joins) and one unit per array. GEMMs are cut into tiles
+(:mod:`archsim.uarch.systolic.tiling`); per tile step the stream is
+``[LOAD A] [LOAD B] GEMM [STORE C]`` with double-buffer slots expressed as dependencies:
+the j-th load into an operand buffer waits for the compute that last read load j-2's slot.
+Tile steps are spread over the arrays by outer tile (N or M blocks) and interleaved.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from archsim.config.types import PRECISION_BITS
+from archsim.isa import Op, ProgramBuilder
+from archsim.uarch.systolic.folds import dataflow_code
+from archsim.uarch.systolic.tiling import choose_tiles
+from archsim.workload.graph import GemmOp, VectorOp
+
+BUF_IFMAP, BUF_FILTER, BUF_OFMAP = 0, 1, 2
+FLAG_ACCUMULATE = 1
+VEC_CHUNK_ELEMENTS = 1 << 16
+
+
+class _Alloc:
+    """Bump allocator of off-chip addresses per tensor (tile-major layouts)."""
+
+    def __init__(self):
+        self.next = 0
+        self.base: dict[str, int] = {}
+
+    def __call__(self, name: str, nbytes: int) -> int:
+        if name not in self.base:
+            self.base[name] = self.next
+            self.next += (int(nbytes) + 4095) // 4096 * 4096
+        return self.base[name]
+
+
+def _bits(dtype: str) -> int:
+    return PRECISION_BITS[dtype]
+
+
+class SystolicLowerer:
+    def __init__(self, cfg, memory_bytes_per_cycle: float):
+        self.cfg = cfg
+        self.R, self.C = cfg.array.rows, cfg.array.cols
+        self.df = dataflow_code(cfg.array.dataflow)
+        self.n_arrays = cfg.array.count
+        self.units = ["dma_rd", "dma_wr", "vector", "ctrl"] + [f"array{i}" for i in range(self.n_arrays)]
+        self.U_RD, self.U_WR, self.U_VEC, self.U_CTRL = 0, 1, 2, 3
+        self.pb = ProgramBuilder(self.units)
+        self.alloc = _Alloc()
+        s = cfg.sram
+        if s.is_unified:
+            self.buf = dict(ifmap=0.0, filt=0.0, ofmap=0.0, unified=float(s.unified))
+            self.act_budget = s.activation_budget * s.unified * self.n_arrays
+        else:
+            self.buf = dict(ifmap=float(s.ifmap), filt=float(s.filter), ofmap=float(s.ofmap), unified=0.0)
+            self.act_budget = s.activation_budget * s.ofmap * self.n_arrays
+        self.acc_bytes = float(s.accumulator_bytes)
+        self.bpc = memory_bytes_per_cycle
+        self.done: dict[str, int] = {}           # op name -> instruction that completes it
+        self.last_gemm = [[-1, -1] for _ in range(self.n_arrays)]
+        self.last_vec = [-1, -1]
+        self.resident: set[str] = set()
+        self.tilings: dict[str, dict] = {}
+
+    # -- helpers --------------------------------------------------------------------------
+    def spilled(self, t) -> bool:
+        if t.offchip:
+            return True
+        if t.name in self.resident:
+            return False
+        return t.nbytes > self.act_budget
+
+    def join(self, idx: list[int], layer: int) -> int:
+        """One instruction that completes after all of ``idx`` (a tree of SYNCs)."""
+        idx = [i for i in idx if i >= 0]
+        if not idx:
+            return -1
+        while len(idx) > 1 or not idx:
+            groups = [idx[i:i + 4] for i in range(0, len(idx), 4)]
+            deps = np.full((len(groups), 4), -1, np.int64)
+            for r, g in enumerate(groups):
+                deps[r, : len(g)] = g
+            idx = list(self.pb.add(Op.SYNC, self.U_CTRL, layer, deps=deps))
+        return int(idx[0])
+
+    def entry(self, wl, op, layer: int) -> int:
+        preds = [self.done[p] for p in wl.predecessors(op.name) if p in self.done]
+        return self.join(preds, layer) if len(preds) != 1 else preds[0]
+
+    # -- GEMM -------------------------------------------------------------------------------
+    def gemm(self, wl, op: GemmOp, layer: int) -> None:
+        R, C, df, P = self.R, self.C, self.df, self.n_arrays
+        a_off, c_off = self.spilled(op.a), self.spilled(op.c)
+        b_off = self.spilled(op.b)
+        ab, bb = _bits(op.a.dtype) / 8, _bits(op.b.dtype) / 8
+        cb = _bits(op.c.dtype) / 8
+        M, N, K, G = int(op.M), int(op.N), int(op.K), int(op.count)
+        t = choose_tiles(M, N, K, G, df, R, C, P, ab, bb, self.acc_bytes, self.buf["ifmap"],
+                         self.buf["filt"], self.buf["ofmap"], self.buf["unified"], a_off, b_off,
+                         op.b_shared, self.bpc)
+        self.tilings[op.name] = dict(tm=t.tm, tn=t.tn, tk=t.tk, order=t.order)
+        nm, nn, nk = -(-M // t.tm), -(-N // t.tn), -(-K // t.tk)
+        n_out, n_mid = (nn, nm) if t.order == "nm" else (nm, nn)
+        g, o, mi, kk = (x.ravel() for x in np.meshgrid(np.arange(G), np.arange(n_out), np.arange(n_mid),
+                                                       np.arange(nk), indexing="ij"))
+        im, in_ = (mi, o) if t.order == "nm" else (o, mi)
+        S = g.shape[0]
+        arr = ((g * n_out + o) % P).astype(np.int64)
+        # per-array sequences (stable), local position within the array
+        by_arr = np.argsort(arr, kind="stable")
+        counts = np.bincount(arr, minlength=P)
+        seg_start = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        local = np.empty(S, np.int64)
+        local[by_arr] = np.arange(S) - np.repeat(seg_start, counts)
+        # final program order: interleave arrays step by step
+        order = np.lexsort((arr, local))
+        g, o, im, in_, kk, arr, local = (x[order] for x in (g, o, im, in_, kk, arr, local))
+        tm_s = np.minimum(t.tm, M - im * t.tm)
+        tn_s = np.minimum(t.tn, N - in_ * t.tn)
+        tk_s = np.minimum(t.tk, K - kk * t.tk)
+        a_key = (g * nm + im) * nk + kk
+        gb = np.zeros_like(g) if op.b_shared else g
+        b_key = (gb * nk + kk) * nn + in_
+        # per-array "changed since previous step of the same array"
+        pa = np.argsort(arr, kind="stable")           # final-order positions grouped by array
+        first_in_arr = np.zeros(S, bool)
+        first_in_arr[pa[np.concatenate(([0], np.cumsum(counts)[:-1]))[counts > 0]]] = True
+        prev_a = np.full(S, -1, np.int64)
+        prev_b = np.full(S, -1, np.int64)
+        prev_a[pa[1:]] = a_key[pa[:-1]]
+        prev_b[pa[1:]] = b_key[pa[:-1]]
+        la = a_off & (first_in_arr | (a_key != prev_a))
+        lb = b_off & (first_in_arr | (b_key != prev_b))
+        sc = c_off & (kk == nk - 1)
+        per = la.astype(np.int64) + lb + 1 + sc
+        base = self.pb.count
+        off = base + np.concatenate(([0], np.cumsum(per)[:-1]))
+        i_la = off
+        i_lb = off + la
+        i_g = off + la + lb
+        i_sc = i_g + 1
+        entry = self.entry(wl, op, layer)
+        b_entry = -1
+        if not op.b.offchip:
+            bp = [self.done[p] for p in wl.predecessors(op.name) if p in self.done]
+            b_entry = entry if bp else -1
+        # in per-array order: current load serving each step, slot-free dependencies
+        BIG = np.int64(1) << 40
+        def running_latest(flag, idx):
+            v = np.where(flag[pa], idx[pa], -1) + arr[pa] * BIG
+            v = np.maximum.accumulate(v) - arr[pa] * BIG
+            out = np.empty(S, np.int64)
+            out[pa] = v
+            return out
+        cur_a = running_latest(la, i_la) if a_off else np.full(S, -1, np.int64)
+        cur_b = running_latest(lb, i_lb) if b_off else np.full(S, -1, np.int64)
+        gpos_prev = np.full(S, -1, np.int64)          # GEMM index of the previous step in the array
+        gpos_prev[pa[1:]] = i_g[pa[:-1]]
+        gpos_prev[first_in_arr] = -1
+
+        def slot_deps(flag):
+            """For each load (in final order): the GEMM that frees the slot load j-2 used."""
+            dep = np.full(S, -1, np.int64)
+            # positions (per-array order) of loads
+            pos = pa[flag[pa]]
+            if pos.size == 0:
+                return dep
+            a_of = arr[pos]
+            # the previous load in the same array
+            prev = np.full(pos.size, -1, np.int64)
+            same = np.concatenate(([False], a_of[1:] == a_of[:-1]))
+            prev[1:][same[1:]] = pos[:-1][same[1:]]
+            has = prev >= 0
+            dep[pos[has]] = gpos_prev[prev[has]]
+            # first two loads of an array: the previous op's last GEMMs on that array
+            firsts = ~has
+            second = np.zeros(pos.size, bool)
+            second[1:] = same[1:] & firsts[:-1]
+            for q in np.nonzero(firsts)[0]:
+                dep[pos[q]] = self.last_gemm[int(a_of[q])][0]
+            for q in np.nonzero(second)[0]:
+                dep[pos[q]] = self.last_gemm[int(a_of[q])][1]
+            return dep
+
+        slot_a = slot_deps(la) if a_off else None
+        slot_b = slot_deps(lb) if b_off else None
+        # output double buffer: first k step of C tile j waits for the store of C tile j-2
+        cslot = np.full(S, -1, np.int64)
+        if c_off:
+            spos = pa[sc[pa]]
+            s_arr = arr[spos]
+            first_k = pa[(kk[pa] == 0)]
+            # the j-th C tile of an array begins at its j-th first_k step; store j-2 frees its slot
+            for r in range(P):
+                st = spos[s_arr == r]
+                fk = first_k[arr[first_k] == r]
+                if len(fk) > 2:
+                    cslot[fk[2:]] = i_sc[st[: len(fk) - 2]]
+        unit_arr = 4 + arr
+        n_inst = int(per.sum())
+        A = dict(
+            op=np.full(n_inst, Op.GEMM, np.uint8), unit=np.zeros(n_inst, np.int32),
+            layer=np.full(n_inst, layer, np.int32), m=np.zeros(n_inst, np.int64),
+            n=np.zeros(n_inst, np.int64), k=np.zeros(n_inst, np.int64),
+            nbytes=np.zeros(n_inst, np.int64), addr=np.zeros(n_inst, np.int64),
+            deps=np.full((n_inst, 4), -1, np.int64), aux=np.zeros((n_inst, 4), np.int64))
+        r = lambda idx: idx - base  # noqa: E731
+        a_base = self.alloc(op.a.name, op.a.nbytes * G) if a_off else 0
+        b_base = self.alloc(op.b.name, op.b.nbytes * (1 if op.b_shared else G))
+        c_base = self.alloc(op.c.name, op.c.nbytes * G) if c_off else 0
+        if a_off:
+            j = r(i_la[la])
+            A["op"][j] = Op.LOAD
+            A["unit"][j] = self.U_RD
+            A["nbytes"][j] = np.ceil(tm_s[la] * tk_s[la] * ab).astype(np.int64)
+            A["addr"][j] = a_base + (a_key[la] * t.tm * t.tk * ab).astype(np.int64)
+            A["deps"][j, 0] = slot_a[la]
+            A["deps"][j, 1] = entry
+            A["aux"][j, 0] = BUF_IFMAP
+        if b_off:
+            j = r(i_lb[lb])
+            A["op"][j] = Op.LOAD
+            A["unit"][j] = self.U_RD
+            A["nbytes"][j] = np.ceil(tk_s[lb] * tn_s[lb] * bb).astype(np.int64)
+            A["addr"][j] = b_base + (b_key[lb] * t.tk * t.tn * bb).astype(np.int64)
+            A["deps"][j, 0] = slot_b[lb]
+            A["deps"][j, 1] = b_entry
+            A["aux"][j, 0] = BUF_FILTER
+        j = r(i_g)
+        A["unit"][j] = unit_arr
+        A["m"][j], A["n"][j], A["k"][j] = tm_s, tn_s, tk_s
+        A["deps"][j, 0] = cur_a
+        A["deps"][j, 1] = cur_b
+        A["deps"][j, 2] = cslot
+        A["deps"][j, 3] = entry
+        A["aux"][j, 0] = int(_bits(op.a.dtype))
+        A["aux"][j, 1] = int(_bits(op.b.dtype))
+        A["aux"][j, 2] = np.where(kk > 0, FLAG_ACCUMULATE, 0)
+        A["aux"][j, 3] = int(self.acc_bytes)
+        if c_off:
+            j = r(i_sc[sc])
+            A["op"][j] = Op.STORE
+            A["unit"][j] = self.U_WR
+            A["nbytes"][j] = np.ceil(tm_s[sc] * tn_s[sc] * cb).astype(np.int64)
+            A["addr"][j] = c_base + (((g[sc] * nm + im[sc]) * nn + in_[sc]) * t.tm * t.tn * cb).astype(np.int64)
+            A["deps"][j, 0] = i_g[sc]
+            A["aux"][j, 0] = BUF_OFMAP
+        self.pb.add_arrays(A)
+        # remember the last two GEMMs per array (slot chaining into the next op)
+        for q in range(P):
+            gi = i_g[arr == q]
+            if gi.size:
+                self.last_gemm[q] = [int(gi[-2]) if gi.size > 1 else int(gi[-1]), int(gi[-1])]
+        finals = [int(i_sc[sc][-1])] if c_off and sc.any() else []
+        for q in range(P):
+            gi = i_g[arr == q]
+            if gi.size:
+                finals.append(int(gi[-1]))
+            if c_off:
+                st = i_sc[sc & (arr == q)]
+                if st.size:
+                    finals.append(int(st[-1]))
+        self.done[op.name] = self.join(sorted(set(finals)), layer)
+
+    # -- vector ops -------------------------------------------------------------------------
+    def vector(self, wl, op: VectorOp, layer: int) -> None:
+        rows, cols = int(op.rows), int(op.cols)
+        rpc = max(1, min(rows, VEC_CHUNK_ELEMENTS // max(1, cols)))
+        nch = -(-rows // rpc)
+        ch_rows = np.full(nch, rpc, np.int64)
+        ch_rows[-1] = rows - rpc * (nch - 1)
+        ins = [t for t in op.inputs if self.spilled(t)]
+        outs = [t for t in op.outputs if self.spilled(t)]
+        per = len(ins) + 1 + len(outs)
+        n_inst = per * nch
+        base = self.pb.count
+        entry = self.entry(wl, op, layer)
+        A = dict(
+            op=np.full(n_inst, Op.VECTOR, np.uint8), unit=np.full(n_inst, self.U_VEC, np.int32),
+            layer=np.full(n_inst, layer, np.int32), m=np.zeros(n_inst, np.int64),
+            n=np.zeros(n_inst, np.int64), k=np.zeros(n_inst, np.int64),
+            nbytes=np.zeros(n_inst, np.int64), addr=np.zeros(n_inst, np.int64),
+            deps=np.full((n_inst, 4), -1, np.int64), aux=np.zeros((n_inst, 4), np.int64))
+        c = np.arange(nch)
+        vec_idx = base + c * per + len(ins)
+        vec_prev2 = np.full(nch, -1, np.int64)
+        vec_prev2[2:] = vec_idx[:-2]
+        vec_prev2[:2] = self.last_vec[: min(2, nch)] if nch >= 2 else self.last_vec[:1]
+        for q, tns in enumerate(ins):
+            j = c * per + q
+            bpe = _bits(tns.dtype) / 8
+            b0 = self.alloc(tns.name, tns.nbytes)
+            A["op"][j] = Op.LOAD
+            A["unit"][j] = self.U_RD
+            A["nbytes"][j] = np.ceil(ch_rows * cols * bpe).astype(np.int64)
+            A["addr"][j] = b0 + (c * rpc * cols * bpe).astype(np.int64)
+            A["deps"][j, 0] = vec_prev2
+            A["deps"][j, 1] = entry if not tns.offchip else -1
+            A["aux"][j, 0] = BUF_OFMAP
+        j = c * per + len(ins)
+        A["m"][j] = ch_rows * cols
+        A["n"][j] = ch_rows
+        A["k"][j] = cols
+        A["aux"][j, 0] = int(op.kind)
+        A["deps"][j, 0] = entry
+        for q in range(len(ins)):
+            A["deps"][j, 1 + min(q, 2)] = base + c * per + q
+        for q, tns in enumerate(outs):
+            jj = c * per + len(ins) + 1 + q
+            bpe = _bits(tns.dtype) / 8
+            b0 = self.alloc(tns.name, tns.nbytes)
+            A["op"][jj] = Op.STORE
+            A["unit"][jj] = self.U_WR
+            A["nbytes"][jj] = np.ceil(ch_rows * cols * bpe).astype(np.int64)
+            A["addr"][jj] = b0 + (c * rpc * cols * bpe).astype(np.int64)
+            A["deps"][jj, 0] = vec_idx
+            A["aux"][jj, 0] = BUF_OFMAP
+        self.pb.add_arrays(A)
+        self.last_vec = [int(vec_idx[-2]) if nch > 1 else int(vec_idx[-1]), int(vec_idx[-1])]
+        finals = [int(vec_idx[-1])] + [int(base + (nch - 1) * per + len(ins) + 1 + q) for q in range(len(outs))]
+        self.done[op.name] = self.join(finals, layer) if len(finals) > 1 else finals[0]
+
+    def run(self, wl):
+        rep = wl.group_repeat()
+        for g in wl.groups:
+            self.pb.layer(g.name, g.repeat)
+        for op in wl.ops():
+            if op.attrs.get("fused"):
+                # fused (FlashAttention-style) attention keeps scores/probabilities on chip
+                if isinstance(op, GemmOp):
+                    self.resident.add(op.c.name)
+                else:
+                    self.resident.update(t.name for t in op.outputs)
+            layer = self.pb.layer(op.layer, rep[op.layer])
+            if isinstance(op, GemmOp):
+                self.gemm(wl, op, layer)
+            else:
+                self.vector(wl, op, layer)
+        return self.pb.build(meta={"tilings": self.tilings})

@@ -1,0 +1,60 @@
+"""Config model of the TPU-like systolic array."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, PositiveInt, model_validator
+
+from archsim.config.common import ArchBase
+from archsim.config.types import Bytes, Strict
+
+
+class ArrayConfig(Strict):
+    """The PE array(s)."""
+
+    rows: PositiveInt = Field(..., description="PE rows (R)")
+    cols: PositiveInt = Field(..., description="PE columns (C)")
+    dataflow: Literal["os", "ws", "is"] = Field("ws", description="output/weight/input stationary")
+    count: PositiveInt = Field(1, description="number of arrays (cores); each has its own buffers")
+
+
+class SramConfig(Strict):
+    """On-chip SRAM per array: separate ifmap/filter/ofmap buffers (as in SCALE-Sim) or one
+    unified buffer. Tiles are double buffered."""
+
+    ifmap: Optional[Bytes] = Field(None, description="IFMAP (A operand) buffer size")
+    filter: Optional[Bytes] = Field(None, description="FILTER (B operand) buffer size")
+    ofmap: Optional[Bytes] = Field(None, description="OFMAP (outputs / partial sums) buffer size")
+    unified: Optional[Bytes] = Field(None, description="one unified buffer for all operands")
+    banks: PositiveInt = Field(1, description="banks per buffer")
+    ports: PositiveInt = Field(2, description="ports per bank")
+    word_bytes: PositiveInt = Field(1, description="bytes per SRAM word")
+    accumulator_bytes: PositiveInt = Field(4, description="bytes per partial sum")
+    activation_budget: float = Field(0.5, ge=0, le=1,
+                                     description="fraction of the output buffer that may hold "
+                                                 "activations between ops before they spill off-chip")
+
+    @model_validator(mode="after")
+    def _one_layout(self):
+        split = [self.ifmap, self.filter, self.ofmap]
+        if self.unified is not None and any(x is not None for x in split):
+            raise ValueError("give either 'unified' or 'ifmap'/'filter'/'ofmap', not both")
+        if self.unified is None and any(x is None for x in split):
+            missing = [n for n, x in zip(("ifmap", "filter", "ofmap"), split) if x is None]
+            raise ValueError(f"split buffers need ifmap, filter and ofmap sizes (missing: {', '.join(missing)})")
+        return self
+
+    @property
+    def is_unified(self) -> bool:
+        return self.unified is not None
+
+    def total_bytes(self) -> float:
+        return self.unified if self.is_unified else (self.ifmap + self.filter + self.ofmap)
+
+
+class SystolicConfig(ArchBase):
+    """A TPU-like accelerator: systolic arrays, on-chip SRAM, a vector unit, off-chip memory."""
+
+    uarch: Literal["systolic"] = "systolic"
+    array: ArrayConfig
+    sram: SramConfig

@@ -1,0 +1,99 @@
+"""Tile-size and loop-order selection for a GEMM on a systolic array with double-buffered
+on-chip buffers.
+
+A tile is (tm, tn, tk); the tile loop nest is ``g -> outer -> middle -> k`` with k
+innermost (partial sums stay in the output buffer until the last k tile), and the outer
+loop over either N tiles (``"nm"``) or M tiles (``"mn"``). Candidates are multiples of the
+array's spatial extents, clipped to the problem; every candidate that fits the buffers is
+scored by an estimate of its time (compute on the arrays vs. off-chip traffic at the
+memory's peak) and traffic, and the best is kept. Evaluation is vectorised over candidates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from archsim.errors import LoweringError
+from archsim.uarch.systolic.folds import gemm_compute_cycles_many
+
+
+@dataclass(frozen=True)
+class Tiling:
+    tm: int
+    tn: int
+    tk: int
+    order: str               # "nm": N tiles outer, M tiles middle; "mn": the reverse
+    est_cycles: float
+    est_traffic: float
+
+
+def _candidates(X: int, base: int) -> np.ndarray:
+    vals = {X}
+    v = max(1, base)
+    while v < X:
+        vals.add(v)
+        v *= 2
+    # also multiples of base that split X into near-equal parts
+    for parts in (2, 3, 4, 6, 8):
+        t = -(-X // parts)
+        t = -(-t // base) * base
+        if 0 < t < X:
+            vals.add(t)
+    return np.array(sorted(vals), dtype=np.int64)
+
+
+@lru_cache(maxsize=4096)
+def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: int, n_arrays: int,
+                 a_bytes: float, b_bytes: float, acc_bytes: float,
+                 ifmap: float, filt: float, ofmap: float, unified: float,
+                 a_off: bool, b_off: bool, b_shared: bool, bytes_per_cycle: float) -> Tiling:
+    """Best tiling; raises LoweringError if not even the smallest tile fits."""
+    # spatial bases per dataflow: os (M on rows, N on cols), ws (K rows, N cols), is (K rows, M cols)
+    bm = R if dataflow == 0 else (C if dataflow == 2 else 16)
+    bn = C if dataflow in (0, 1) else 16
+    bk = R if dataflow in (1, 2) else 16
+    cm, cn, ck = _candidates(M, bm), _candidates(N, bn), _candidates(K, bk)
+    tm, tn, tk = (x.ravel() for x in np.meshgrid(cm, cn, ck, indexing="ij"))
+    a_t = tm * tk * a_bytes
+    b_t = tk * tn * b_bytes
+    c_t = tm * tn * acc_bytes
+    if unified > 0:
+        fits = 2 * (a_t + b_t + c_t) <= unified
+    else:
+        fits = (2 * a_t <= ifmap) & (2 * b_t <= filt) & (2 * c_t <= ofmap)
+    if not fits.any():
+        smallest = (f"A {cm[0]}x{ck[0]}, B {ck[0]}x{cn[0]}, C {cm[0]}x{cn[0]}")
+        raise LoweringError(
+            f"no tile of GEMM {M}x{N}x{K} fits the on-chip buffers with double buffering "
+            f"(smallest tile {smallest}); enlarge sram sizes", path="sram")
+    tm, tn, tk = tm[fits], tn[fits], tk[fits]
+    nm, nn, nk = -(-M // tm), -(-N // tn), -(-K // tk)
+    # compute cycles of all tiles (full tiles approximate edge tiles here)
+    per_tile = gemm_compute_cycles_many(dataflow, R, C, tm, tn, tk).astype(np.float64)
+    steps = nm * nn * nk * count
+    best = None
+    for order in ("nm", "mn"):
+        outer = (nn if order == "nm" else nm) * count
+        inner = steps // outer
+        comp = np.ceil(outer / n_arrays) * inner * per_tile
+        # traffic: k innermost; A reloaded per outer-N tile unless K and M tiles stay put
+        if order == "nm":
+            a_loads = np.where((nk == 1) & (nm == 1), 1, nn) * M * K * count
+            b_reuse = np.where(nk == 1, 1, nm)
+            b_loads = b_reuse * K * N * (1 if b_shared else count)
+        else:
+            b_loads = np.where((nk == 1) & (nn == 1), 1, nm) * K * N * (1 if b_shared else count)
+            a_loads = np.where(nk == 1, 1, nn) * M * K * count
+        traffic = a_loads * a_bytes * a_off + b_loads * b_bytes * b_off
+        mem = traffic / bytes_per_cycle
+        est = np.maximum(comp, mem) + 0.5 * np.minimum(comp, mem) / np.maximum(steps, 1)
+        # prefer fewer, larger tiles among equals (less per-tile overhead)
+        score = est * (1 + 1e-9 * steps)
+        i = int(np.argmin(score))
+        cand = (float(score[i]), order, int(tm[i]), int(tn[i]), int(tk[i]), float(est[i]), float(traffic[i]))
+        if best is None or cand[0] < best[0]:
+            best = cand
+    _, order, a, b, c, est, tr = best
+    return Tiling(a, b, c, order, est, tr)

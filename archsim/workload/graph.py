@@ -1,0 +1,153 @@
+"""Op-graph conventions shared by every workload builder and lowerer.
+
+A :class:`Workload` wraps a networkx DiGraph whose nodes are op names; each node's ``op``
+attribute is a :class:`GemmOp` or a :class:`VectorOp`, edges carry the tensor that flows.
+
+- GEMM semantics: C[M, N] = A[M, K] @ B[K, N], repeated ``count`` times (heads, requests,
+  experts); A is normally the activation, B the weight or cached K/V.
+- Every tensor has a ``kind``: ``weight`` and ``kv_cache``/``state`` live off-chip (they are
+  loaded every time they are used); ``activation`` tensors are produced and consumed on
+  chip, and the lowerer spills them off-chip when they do not fit its buffers.
+- Ops belong to a *layer group*; identical transformer blocks form one group with a
+  ``repeat`` count (lowered and timed once, weighted), unless every layer is built.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import networkx as nx
+
+from archsim.config.types import precision_bytes
+from archsim.isa import VecKind
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    kind: str = "activation"          # activation | weight | kv_cache | state
+    density: float = 1.0              # fraction of non-zeros (sparsity annotations)
+
+    @property
+    def elements(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= int(s)
+        return n
+
+    @property
+    def nbytes(self) -> int:
+        return int(round(self.elements * precision_bytes(self.dtype)))
+
+    @property
+    def offchip(self) -> bool:
+        return self.kind != "activation"
+
+
+@dataclass
+class GemmOp:
+    name: str
+    layer: str
+    M: int
+    N: int
+    K: int
+    a: Tensor
+    b: Tensor
+    c: Tensor
+    count: int = 1                    # independent GEMMs of this shape (heads, requests)
+    b_shared: bool = False            # the same B for all ``count`` GEMMs (a shared weight)
+    role: str = "fc"                  # fc | attn_qk | attn_sv | router | expert | ...
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def macs(self) -> int:
+        return int(self.M) * int(self.N) * int(self.K) * int(self.count)
+
+
+@dataclass
+class VectorOp:
+    name: str
+    layer: str
+    kind: VecKind
+    rows: int
+    cols: int
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
+    role: str = "vector"
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def elements(self) -> int:
+        return int(self.rows) * int(self.cols)
+
+    @property
+    def macs(self) -> int:
+        return 0
+
+
+AnyOp = Union[GemmOp, VectorOp]
+
+
+@dataclass
+class LayerGroup:
+    name: str
+    repeat: int = 1
+
+
+@dataclass
+class Workload:
+    """A named op graph with layer groups and run parameters."""
+
+    name: str
+    graph: nx.DiGraph
+    groups: list[LayerGroup]
+    phase: str = "prefill"
+    batch: int = 1
+    seq_len: int = 1
+    kv_len: int = 0
+    tokens: int = 0                   # tokens produced per run (decode: batch; prefill: batch)
+    spec: dict = field(default_factory=dict)
+
+    def ops(self) -> list[AnyOp]:
+        """Ops in a deterministic topological order (insertion order breaks ties)."""
+        order = {n: i for i, n in enumerate(self.graph.nodes)}
+        names = nx.lexicographical_topological_sort(self.graph, key=lambda n: order[n])
+        return [self.graph.nodes[n]["op"] for n in names]
+
+    def group_repeat(self) -> dict[str, int]:
+        return {g.name: g.repeat for g in self.groups}
+
+    def macs(self) -> int:
+        """Analytic MAC count of the whole model (groups weighted by repeat)."""
+        rep = self.group_repeat()
+        return sum(op.macs * rep[op.layer] for op in self.ops())
+
+    def predecessors(self, name: str) -> list[str]:
+        return list(self.graph.predecessors(name))
+
+
+class GraphBuilder:
+    """Adds ops and wires edges from tensor producers to consumers."""
+
+    def __init__(self):
+        self.g = nx.DiGraph()
+        self._producer: dict[str, str] = {}
+
+    def add(self, op: AnyOp) -> AnyOp:
+        if op.name in self.g:
+            raise ValueError(f"duplicate op name {op.name}")
+        self.g.add_node(op.name, op=op)
+        ins = (op.a, op.b) if isinstance(op, GemmOp) else op.inputs
+        outs = (op.c,) if isinstance(op, GemmOp) else op.outputs
+        for t in ins:
+            p = self._producer.get(t.name)
+            if p is not None:
+                self.g.add_edge(p, op.name, tensor=t)
+        for t in outs:
+            self._producer[t.name] = op.name
+        return op
+
+    def producer(self, tensor_name: str) -> Optional[str]:
+        return self._producer.get(tensor_name)

@@ -1,0 +1,76 @@
+"""Workload loading: YAML files, names under workloads/, dicts, Hugging Face config.json."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+from archsim.config.loader import apply_overrides, find_preset, load_yaml_file, validate_model
+from archsim.errors import ConfigError, InputFileError, WorkloadError
+from archsim.workload.gemm import build_gemm
+from archsim.workload.spec import GemmSpec, TransformerSpec
+from archsim.workload.transformer import build_transformer
+
+#: kind -> (spec model, builder(spec, default_precision, all_layers) -> Workload)
+KINDS: dict[str, tuple[type, Callable]] = {
+    "transformer": (TransformerSpec, build_transformer),
+    "gemm": (GemmSpec, build_gemm),
+}
+
+
+def register_kind(kind: str, spec_cls: type, builder: Callable) -> None:
+    KINDS[kind] = (spec_cls, builder)
+
+
+def _read_source(source) -> tuple[dict, str]:
+    if isinstance(source, dict):
+        return dict(source), "<dict>"
+    p = Path(source)
+    if p.suffix == ".json" or (p.is_file() and p.name.endswith("config.json")):
+        if not p.is_file():
+            raise InputFileError(f"no such file: {p}")
+        from archsim.workload.hf import from_hf_config
+        try:
+            data = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise InputFileError(f"malformed JSON in {p} line {e.lineno}: {e.msg}") from None
+        return from_hf_config(data, str(p)), str(p)
+    path = find_preset(source, "workloads")
+    return load_yaml_file(path), str(path)
+
+
+def load_workload_spec(source, overrides: Sequence[str] = (), **run):
+    """Validated workload spec. ``overrides`` are ``workload.<field>=value`` strings (others
+    ignored); ``run`` holds phase/batch/seq_len/kv_len given explicitly (None = keep)."""
+    data, where = _read_source(source)
+    wl_ovs = [o[len("workload."):] for o in overrides if o.startswith("workload.")]
+    data = apply_overrides(data, wl_ovs)
+    for k, v in run.items():
+        if v is not None:
+            data[k] = v
+    kind = data.get("kind", "transformer")
+    if kind not in KINDS:
+        from archsim.errors import did_you_mean
+        raise WorkloadError([("workload.kind", f"unknown workload kind {kind!r}{did_you_mean(kind, KINDS)}; "
+                              f"known: {', '.join(sorted(KINDS))}")], source=where)
+    spec_cls, _ = KINDS[kind]
+    try:
+        return validate_model(spec_cls, data, where, prefix="workload")
+    except ConfigError as e:
+        raise WorkloadError(e.problems, source=where) from None
+
+
+def load_workload(source, default_precision: str, overrides: Sequence[str] = (), all_layers: bool = False,
+                  **run):
+    spec = load_workload_spec(source, overrides, **run)
+    _, builder = KINDS[spec.kind]
+    return builder(spec, default_precision, all_layers)
+
+
+def list_workloads() -> list[str]:
+    from archsim.config.loader import list_presets
+    return list_presets("workloads")
+
+
+__all__ = ["load_workload", "load_workload_spec", "list_workloads", "KINDS", "register_kind", "os"]
