@@ -1,0 +1,123 @@
+"""``archsim scalesim CFG TOPOLOGY``: SCALE-Sim compatible per-layer report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+
+import click
+
+from archsim.errors import ArchsimError
+from archsim.uarch.systolic import scalesim_compat
+
+_INT_COLUMNS = {
+    "Total Cycles", "Stall Cycles", "Compute Cycles",
+    "SRAM IFMAP Reads", "SRAM Filter Reads", "SRAM OFMAP Writes",
+    "DRAM IFMAP Reads", "DRAM Filter Reads", "DRAM OFMAP Writes",
+}
+
+
+def _fmt_cell(col: str, value) -> str:
+    if isinstance(value, float):
+        return repr(value)  # full precision, as SCALE-Sim writes Python floats
+    return str(value)
+
+
+def render_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(scalesim_compat.REPORT_COLUMNS)
+    for r in rows:
+        w.writerow([_fmt_cell(c, r[c]) for c in scalesim_compat.REPORT_COLUMNS])
+    return buf.getvalue()
+
+
+def render_json(cfg, rows: list[dict]) -> str:
+    doc = {
+        "config": {
+            "file": cfg.path,
+            "run_name": cfg.run_name,
+            "array_rows": cfg.array_rows,
+            "array_cols": cfg.array_cols,
+            "dataflow": cfg.dataflow,
+            "ifmap_sram_kb": cfg.ifmap_sram_kb,
+            "filter_sram_kb": cfg.filter_sram_kb,
+            "ofmap_sram_kb": cfg.ofmap_sram_kb,
+            "bandwidth_mode": cfg.bandwidth_mode,
+            "bandwidths": list(cfg.bandwidths),
+            "word_bytes": cfg.word_bytes,
+        },
+        "layers": rows,
+    }
+    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
+
+
+def render_table(cfg, rows: list[dict]) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    title = (f"SCALE-Sim compatible report: {cfg.run_name} "
+             f"({cfg.array_rows}x{cfg.array_cols}, {cfg.dataflow}, {cfg.bandwidth_mode})")
+    table = Table(title=title)
+    for col in scalesim_compat.REPORT_COLUMNS:
+        table.add_column(col, justify="left" if col == "Layer" else "right",
+                         no_wrap=(col == "Layer"))
+    for r in rows:
+        cells = []
+        for col in scalesim_compat.REPORT_COLUMNS:
+            v = r[col]
+            if col in _INT_COLUMNS:
+                cells.append(f"{v:,}")
+            elif isinstance(v, float):
+                cells.append(f"{v:.4f}")
+            else:
+                cells.append(str(v))
+        table.add_row(*cells)
+    buf = io.StringIO()
+    Console(file=buf, width=max(200, 16 * len(scalesim_compat.REPORT_COLUMNS)),
+            force_terminal=False, color_system=None).print(table)
+    return buf.getvalue()
+
+
+@click.command("scalesim")
+@click.argument("cfg", type=click.Path(dir_okay=False))
+@click.argument("topology", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="Output format; csv uses SCALE-Sim's column names.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the report to this file instead of stdout.")
+def scalesim(cfg: str, topology: str, fmt: str, out_path: str | None) -> None:
+    """Per-layer report of a SCALE-Sim .cfg and GEMM topology (SCALE-Sim's -i gemm).
+
+    Prints what SCALE-Sim reports (Total Cycles, Stall Cycles, Overall Util %,
+    Mapping Efficiency %, Compute Util %, SRAM and DRAM access counts) under
+    SCALE-Sim's own column names, so the two can be diffed.
+    """
+    try:
+        config, rows = scalesim_compat.run(cfg, topology)
+        if fmt == "csv":
+            text = render_csv(rows)
+        elif fmt == "json":
+            text = render_json(config, rows)
+        else:
+            text = render_table(config, rows)
+        if out_path:
+            tmp = out_path + ".tmp"
+            try:
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+                os.replace(tmp, out_path)
+            except OSError as exc:
+                raise ArchsimError(f"cannot write {out_path}: {exc}") from None
+        else:
+            click.echo(text, nl=False)
+    except ArchsimError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    scalesim()

@@ -1,0 +1,446 @@
+"""SCALE-Sim compatible per-layer report for GEMM topologies.
+
+Reads a SCALE-Sim ``.cfg`` and a GEMM topology CSV (``name, M, N, K,`` rows, as
+SCALE-Sim's ``-i gemm`` takes it) and produces, per layer, what SCALE-Sim 3.0.0
+reports, under its own column names, so the two can be diffed.
+
+Exact (reproduced from SCALE-Sim's report arithmetic, quirks included):
+stall-free cycles, mapping efficiency, compute utilisation, SRAM read/write
+counts, and overall utilisation given the total cycles.  The fold geometry lives
+in :mod:`archsim.uarch.systolic.folds`.
+
+Report quirks reproduced here (see ``docs/scalesim.md``):
+
+* "Total Cycles" is ``F * cycles_per_fold - 1`` (+ stalls): SCALE-Sim reports
+  the index of the last cycle.  :func:`folds.gemm_compute_cycles` has no ``-1``.
+* ws/is "Compute Util %" divides by ``2R+2C+T-3`` per fold, not the fold
+  length (in :func:`folds.compute_utilisation`).
+* os "SRAM OFMAP Writes" adds ``R+C`` per fold (in
+  :func:`folds.sram_access_counts`).
+
+Modelled, not exact (documented gaps):
+
+* DRAM read counts (CALC mode): each operand is read once when it fits in half
+  its SRAM (the other half is the prefetch buffer); when it does not, it is
+  re-read for every fold whose slice differs from the previous fold's (fold
+  order: column folds outer, row folds inner).  SCALE-Sim's prefetch window
+  lets some of those re-reads hit, which this does not model (e.g. os
+  out-projection FILTER: 589824 here, 622504 in SCALE-Sim).  USER mode fetches
+  in whole request blocks and re-streams more; not modelled.
+* DRAM OFMAP writes: the words written to the OFMAP SRAM that are real data (os:
+  ``M*N``; ws/is: one partial sum per K fold), plus ``C-1`` when the output
+  spills half the OFMAP buffer and that half holds a whole number of array
+  rows (observed in SCALE-Sim's write-buffer drain; cause not reproduced).
+* Stall cycles: 0 in ``CALC`` mode (see :func:`calc_mode_stall_cycles`).  In
+  ``USER`` mode, a simple bandwidth bound is reported instead of SCALE-Sim's
+  buffer algorithm (which has no closed form).
+"""
+
+from __future__ import annotations
+
+import configparser
+import csv
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from archsim.errors import ConfigError, InputFileError
+from archsim.uarch.systolic import folds
+
+#: SCALE-Sim's report column names, in the order archsim prints them.
+REPORT_COLUMNS = (
+    "Layer",
+    "Total Cycles",
+    "Stall Cycles",
+    "Compute Cycles",
+    "Overall Util %",
+    "Mapping Efficiency %",
+    "Compute Util %",
+    "SRAM IFMAP Reads",
+    "SRAM Filter Reads",
+    "SRAM OFMAP Writes",
+    "DRAM IFMAP Reads",
+    "DRAM Filter Reads",
+    "DRAM OFMAP Writes",
+)
+
+_ARCH = "architecture_presets"
+_RUN = "run_presets"
+_LAYOUT = "layout"
+
+
+@dataclass(frozen=True)
+class ScaleSimConfig:
+    """The parts of a SCALE-Sim ``.cfg`` that the report depends on."""
+
+    path: str
+    run_name: str
+    array_rows: int  # ArrayHeight (R)
+    array_cols: int  # ArrayWidth (C)
+    ifmap_sram_kb: int
+    filter_sram_kb: int
+    ofmap_sram_kb: int
+    dataflow: str  # "os" | "ws" | "is"
+    bandwidth_mode: str  # "CALC" | "USER"
+    bandwidths: tuple[int, ...] = ()
+    ifmap_sram_bank_bandwidth: int | None = None
+    filter_sram_bank_bandwidth: int | None = None
+    word_bytes: int = 1
+
+    @property
+    def dataflow_code(self) -> int:
+        return folds.dataflow_code(self.dataflow)
+
+    def sram_words(self, kb: int) -> int:
+        return (kb * 1024) // self.word_bytes
+
+    @property
+    def ifmap_sram_words(self) -> int:
+        return self.sram_words(self.ifmap_sram_kb)
+
+    @property
+    def filter_sram_words(self) -> int:
+        return self.sram_words(self.filter_sram_kb)
+
+    @property
+    def ofmap_sram_words(self) -> int:
+        return self.sram_words(self.ofmap_sram_kb)
+
+
+@dataclass(frozen=True)
+class GemmLayer:
+    name: str
+    M: int
+    N: int
+    K: int
+    line: int = 0
+
+
+@dataclass
+class _Problems:
+    source: str
+    items: list = field(default_factory=list)
+
+    def add(self, path: str, msg: str) -> None:
+        self.items.append((path, msg))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ConfigError(self.items, source=self.source)
+
+
+def _read_text(path: str, what: str) -> str:
+    if not os.path.exists(path):
+        raise InputFileError(f"{what} not found: {path}")
+    if os.path.isdir(path):
+        raise InputFileError(f"{what} is a directory, not a file: {path}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"cannot read {what} {path}: {exc}") from None
+
+
+def _strip_value(raw: str) -> str:
+    # SCALE-Sim's own files have no inline comments, but tolerate "value  # note".
+    value = raw.split("#", 1)[0].split(";", 1)[0] if raw else raw
+    return value.strip().strip('"').strip()
+
+
+def _get_int(cp, section, key, problems, *, required=True, default=None, minimum=1):
+    dotted = f"{section}.{key}"
+    if not cp.has_section(section) or not cp.has_option(section, key):
+        if required:
+            problems.add(dotted, "missing key")
+        return default
+    raw = _strip_value(cp.get(section, key))
+    try:
+        value = int(raw)
+    except ValueError:
+        problems.add(dotted, f"expected an integer, got {raw!r}")
+        return default
+    if value < minimum:
+        problems.add(dotted, f"must be >= {minimum}, got {value}")
+        return default
+    return value
+
+
+def read_config(path: str) -> ScaleSimConfig:
+    """Parse a SCALE-Sim ``.cfg``.  Raises InputFileError / ConfigError."""
+    text = _read_text(path, "SCALE-Sim config")
+    cp = configparser.ConfigParser(inline_comment_prefixes=None, strict=False)
+    try:
+        cp.read_string(text, source=path)
+    except configparser.Error as exc:
+        raise InputFileError(f"{path}: not a valid SCALE-Sim .cfg: {exc}") from None
+
+    problems = _Problems(source=path)
+    if not cp.has_section(_ARCH):
+        problems.add(_ARCH, "missing section [architecture_presets]")
+        problems.raise_if_any()
+
+    rows = _get_int(cp, _ARCH, "ArrayHeight", problems)
+    cols = _get_int(cp, _ARCH, "ArrayWidth", problems)
+    ik = _get_int(cp, _ARCH, "IfmapSramSzkB", problems)
+    fk = _get_int(cp, _ARCH, "FilterSramSzkB", problems)
+    ok = _get_int(cp, _ARCH, "OfmapSramSzkB", problems)
+
+    dataflow = None
+    if not cp.has_option(_ARCH, "Dataflow"):
+        problems.add(f"{_ARCH}.Dataflow", "missing key")
+    else:
+        raw = _strip_value(cp.get(_ARCH, "Dataflow"))
+        try:
+            dataflow = folds.DATAFLOW_NAMES[folds.dataflow_code(raw)]
+        except ValueError:
+            problems.add(f"{_ARCH}.Dataflow", f"unknown dataflow {raw!r}; expected os, ws or is")
+
+    mode = "CALC"
+    if cp.has_section(_RUN) and cp.has_option(_RUN, "InterfaceBandwidth"):
+        raw = _strip_value(cp.get(_RUN, "InterfaceBandwidth")).upper()
+        if raw not in ("CALC", "USER"):
+            problems.add(f"{_RUN}.InterfaceBandwidth", f"expected CALC or USER, got {raw!r}")
+        else:
+            mode = raw
+    else:
+        problems.add(f"{_RUN}.InterfaceBandwidth", "missing key (CALC or USER)")
+
+    bandwidths: tuple[int, ...] = ()
+    if cp.has_option(_ARCH, "Bandwidth"):
+        raw = _strip_value(cp.get(_ARCH, "Bandwidth"))
+        try:
+            bandwidths = tuple(int(x.strip()) for x in raw.split(",") if x.strip())
+            if not bandwidths or min(bandwidths) < 1:
+                raise ValueError
+        except ValueError:
+            if mode == "USER":
+                problems.add(f"{_ARCH}.Bandwidth", f"expected positive integers, got {raw!r}")
+            bandwidths = ()
+    elif mode == "USER":
+        problems.add(f"{_ARCH}.Bandwidth", "missing key (required when InterfaceBandwidth is USER)")
+
+    ifmap_bank_bw = _get_int(cp, _LAYOUT, "IfmapSRAMBankBandwidth", problems, required=False)
+    filter_bank_bw = _get_int(cp, _LAYOUT, "FilterSRAMBankBandwidth", problems, required=False)
+
+    word_bytes = 1
+    for key in ("WordSize", "WordSizeBytes", "WordBytes"):
+        if cp.has_option(_ARCH, key):
+            word_bytes = _get_int(cp, _ARCH, key, problems, default=1)
+            break
+
+    run_name = ""
+    if cp.has_section("general") and cp.has_option("general", "run_name"):
+        run_name = _strip_value(cp.get("general", "run_name"))
+
+    problems.raise_if_any()
+    return ScaleSimConfig(
+        path=path,
+        run_name=run_name or os.path.splitext(os.path.basename(path))[0],
+        array_rows=rows,
+        array_cols=cols,
+        ifmap_sram_kb=ik,
+        filter_sram_kb=fk,
+        ofmap_sram_kb=ok,
+        dataflow=dataflow,
+        bandwidth_mode=mode,
+        bandwidths=bandwidths,
+        ifmap_sram_bank_bandwidth=ifmap_bank_bw,
+        filter_sram_bank_bandwidth=filter_bank_bw,
+        word_bytes=word_bytes,
+    )
+
+
+def read_topology(path: str) -> list[GemmLayer]:
+    """Parse a GEMM topology CSV (header row, then ``name, M, N, K,`` rows).
+
+    Convolution topologies (SCALE-Sim's default input: IFMAP height/width,
+    filter height/width, channels, num filter, strides) are rejected with a
+    clear message: only ``-i gemm`` topologies are supported.
+    """
+    text = _read_text(path, "topology file")
+    rows = list(csv.reader(text.splitlines()))
+    layers: list[GemmLayer] = []
+    header_seen = False
+    for lineno, row in enumerate(rows, start=1):
+        cells = [c.strip() for c in row]
+        while cells and cells[-1] == "":
+            cells.pop()
+        if not cells or cells[0].startswith("#"):
+            continue
+        if not header_seen:
+            header_seen = True
+            # The header names the columns; a GEMM header has 4 (name, M, N, K).
+            if len(cells) > 4:
+                raise InputFileError(
+                    f"{path}:{lineno}: the header has {len(cells)} columns "
+                    f"({', '.join(cells)}): this looks like a convolution topology; "
+                    "only GEMM topologies (SCALE-Sim's -i gemm: name, M, N, K) are supported"
+                )
+            if len(cells) < 4:
+                raise InputFileError(
+                    f"{path}:{lineno}: expected a header 'Layer, M, N, K,' with 4 columns, "
+                    f"got {len(cells)}"
+                )
+            continue
+        if len(cells) > 4:
+            raise InputFileError(
+                f"{path}:{lineno}: {len(cells)} values in a row; only GEMM topologies "
+                "(SCALE-Sim's -i gemm: name, M, N, K) are supported, not convolution layers"
+            )
+        if len(cells) < 4:
+            raise InputFileError(
+                f"{path}:{lineno}: expected 'name, M, N, K', got {len(cells)} value(s): {row!r}"
+            )
+        name = cells[0]
+        dims = []
+        for label, raw in zip("MNK", cells[1:4]):
+            try:
+                value = int(raw)
+            except ValueError:
+                raise InputFileError(
+                    f"{path}:{lineno}: layer {name!r}: {label} must be an integer, got {raw!r}"
+                ) from None
+            if value < 1:
+                raise InputFileError(
+                    f"{path}:{lineno}: layer {name!r}: {label} must be >= 1, got {value}"
+                )
+            dims.append(value)
+        layers.append(GemmLayer(name=name, M=dims[0], N=dims[1], K=dims[2], line=lineno))
+    if not header_seen:
+        raise InputFileError(f"{path}: empty topology file (expected a header and GEMM rows)")
+    if not layers:
+        raise InputFileError(f"{path}: no layers after the header")
+    return layers
+
+
+# ---------------------------------------------------------------------------
+# DRAM traffic and stalls (modelled; see module docstring)
+# ---------------------------------------------------------------------------
+
+
+def dram_counts(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int, int]:
+    """(ifmap reads, filter reads, ofmap writes) to DRAM, in words (modelled).
+
+    SCALE-Sim double-buffers each SRAM, so the working set it can hold is half
+    the buffer.  An operand that fits in half its SRAM is read from DRAM once.
+    One that does not is re-read for every fold, except that consecutive folds
+    needing the same slice share one read when that slice fits in half the
+    buffer.  Fold order: column folds outer, row folds inner; so os reuses a
+    FILTER slice (K x C) across its row folds, and ws/is reuse nothing across
+    consecutive folds beyond what a whole-operand fit gives.
+    """
+    df = cfg.dataflow_code
+    R, C = cfg.array_rows, cfg.array_cols
+    rf, cf, _T = folds.fold_counts(df, R, C, M, N, K)
+    ifmap_size, filter_size = M * K, K * N
+    i_half = cfg.ifmap_sram_words // 2
+    f_half = cfg.filter_sram_words // 2
+    sram_i, sram_f, _sram_o = folds.sram_access_counts(df, R, C, M, N, K)
+
+    ifmap = ifmap_size if ifmap_size <= i_half else sram_i
+    if df == folds.DATAFLOW_OS:
+        if filter_size <= f_half or K * min(C, N) <= f_half:
+            filt = filter_size
+        else:
+            filt = sram_f
+    else:
+        filt = filter_size if filter_size <= f_half else sram_f
+
+    if df == folds.DATAFLOW_OS:
+        ofmap = M * N
+    else:
+        ofmap = M * N * folds._ceil_div(K, R)
+    o_half = cfg.ofmap_sram_words // 2
+    if ofmap > o_half and o_half % C == 0:
+        ofmap += C - 1
+    return int(ifmap), int(filt), int(ofmap)
+
+
+def calc_mode_stall_cycles(cfg: ScaleSimConfig, M: int, N: int, K: int) -> int:
+    """Stall cycles in SCALE-Sim's CALC mode: always 0.
+
+    In CALC mode the DRAM read bandwidth is whatever the run needs, so IFMAP
+    and FILTER reads never stall.  Only the OFMAP write buffer can stall, and
+    it drains ArrayWidth words per cycle.  The array produces at most one
+    output word per column per cycle (os drains one row of C outputs per
+    cycle; ws/is emit at most one partial sum per column per cycle), so the
+    drain rate always keeps up and the buffer never fills.
+    """
+    return 0
+
+
+def user_mode_stall_cycles(cfg: ScaleSimConfig, M: int, N: int, K: int, compute_cycles: int,
+                           dram: tuple[int, int, int]) -> int:
+    """A bandwidth bound on stalls in USER mode (not SCALE-Sim's buffer algorithm).
+
+    An operand that fits its SRAM is prefetched before cycle 0 (SCALE-Sim
+    leaves that prefetch out of "Total Cycles"), so it costs no stall.  The
+    others stream from DRAM during the run: IFMAP and FILTER at their SRAM bank
+    bandwidths (words per cycle, ``IfmapSRAMBankBandwidth`` /
+    ``FilterSRAMBankBandwidth``, falling back to ``Bandwidth``), OFMAP at
+    ``Bandwidth`` beyond what the OFMAP buffer holds.  The stall is how far the
+    slowest stream exceeds the compute time.
+    """
+    bw = cfg.bandwidths[0] if cfg.bandwidths else cfg.array_cols
+    ibw = cfg.ifmap_sram_bank_bandwidth or bw
+    fbw = cfg.filter_sram_bank_bandwidth or bw
+    i_stream = 0 if M * K <= cfg.ifmap_sram_words else dram[0]
+    f_stream = 0 if K * N <= cfg.filter_sram_words else dram[1]
+    o_stream = max(0, dram[2] - cfg.ofmap_sram_words)
+    need = max(math.ceil(i_stream / ibw), math.ceil(f_stream / fbw), math.ceil(o_stream / bw))
+    return max(0, int(need) - int(compute_cycles))
+
+
+# ---------------------------------------------------------------------------
+# The report
+# ---------------------------------------------------------------------------
+
+
+def report_rows(cfg: ScaleSimConfig, layers: list[GemmLayer]) -> list[dict]:
+    """One dict per layer with the SCALE-Sim column names of :data:`REPORT_COLUMNS`.
+
+    "Compute Cycles" is the stall-free count as SCALE-Sim prints it (with its
+    ``-1``); "Total Cycles" = that + "Stall Cycles".
+    """
+    df = cfg.dataflow_code
+    R, C = cfg.array_rows, cfg.array_cols
+    M = np.array([lay.M for lay in layers], dtype=np.int64)
+    N = np.array([lay.N for lay in layers], dtype=np.int64)
+    K = np.array([lay.K for lay in layers], dtype=np.int64)
+    cyc, me, cu, sram = folds.scalesim_report_many(df, R, C, M, N, K)
+
+    out = []
+    for i, lay in enumerate(layers):
+        compute = int(cyc[i]) - 1  # report quirk: index of the last cycle
+        dram = dram_counts(cfg, lay.M, lay.N, lay.K)
+        if cfg.bandwidth_mode == "CALC":
+            stall = calc_mode_stall_cycles(cfg, lay.M, lay.N, lay.K)
+        else:
+            stall = user_mode_stall_cycles(cfg, lay.M, lay.N, lay.K, compute, dram)
+        total = compute + stall
+        macs = lay.M * lay.N * lay.K
+        out.append({
+            "Layer": lay.name,
+            "Total Cycles": total,
+            "Stall Cycles": stall,
+            "Compute Cycles": compute,
+            "Overall Util %": 100.0 * macs / (total * R * C),
+            "Mapping Efficiency %": 100.0 * float(me[i]),
+            "Compute Util %": 100.0 * float(cu[i]),
+            "SRAM IFMAP Reads": int(sram[i, 0]),
+            "SRAM Filter Reads": int(sram[i, 1]),
+            "SRAM OFMAP Writes": int(sram[i, 2]),
+            "DRAM IFMAP Reads": dram[0],
+            "DRAM Filter Reads": dram[1],
+            "DRAM OFMAP Writes": dram[2],
+        })
+    return out
+
+
+def run(cfg_path: str, topology_path: str) -> tuple[ScaleSimConfig, list[dict]]:
+    """Read both files and return (config, report rows)."""
+    cfg = read_config(cfg_path)
+    layers = read_topology(topology_path)
+    return cfg, report_rows(cfg, layers)

@@ -1,0 +1,153 @@
+"""Regenerate cases_extra.csv by running SCALE-Sim (PyPI ``scalesim`` 3.0.0).
+
+Needs an environment with ``scalesim`` and ``numpy<2.4`` (not a project
+dependency), e.g.::
+
+    python -m venv /work/venv-scalesim
+    /work/venv-scalesim/bin/pip install "numpy<2.4" scalesim==3.0.0
+    /work/venv-scalesim/bin/python validation/scalesim/make_cases.py --n 60 --seed 7
+
+Random array shapes (square and non-square), random GEMMs, all three
+dataflows, CALC mode and some bandwidth-limited USER runs.  Each SCALE-Sim run
+writes COMPUTE_REPORT.csv and DETAILED_ACCESS_REPORT.csv into a scratch
+directory; the rows are copied into the CSV below, one per GEMM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import os
+import random
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+CFG_TEMPLATE = """[general]
+run_name = case
+[architecture_presets]
+ArrayHeight: {R}
+ArrayWidth: {C}
+IfmapSramSzkB: {ik}
+FilterSramSzkB: {fk}
+OfmapSramSzkB: {ok}
+IfmapOffset: 0
+FilterOffset: 10000000
+OfmapOffset: 20000000
+Bandwidth : {bw}
+Dataflow : {df}
+ReadRequestBuffer: 32
+WriteRequestBuffer: 32
+[layout]
+IfmapCustomLayout: False
+IfmapSRAMBankBandwidth: {bw}
+IfmapSRAMBankNum: 1
+IfmapSRAMBankPort: 2
+FilterCustomLayout: False
+FilterSRAMBankBandwidth: {bw}
+FilterSRAMBankNum: 1
+FilterSRAMBankPort: 2
+[sparsity]
+SparsitySupport : false
+SparseRep : ellpack_block
+OptimizedMapping : false
+BlockSize : 8
+RandomNumberGeneratorSeed : 40
+[run_presets]
+InterfaceBandwidth: {mode}
+UseRamulatorTrace: False
+"""
+
+FIELDS = ["case", "layer", "M", "N", "K", "array_rows", "array_cols", "dataflow",
+          "ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb", "bw_mode", "bandwidth",
+          "total_cycles", "stall_cycles", "overall_util_pct", "mapping_eff_pct",
+          "compute_util_pct", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
+          "dram_ifmap_reads", "dram_filter_reads", "dram_ofmap_writes"]
+
+
+def write_inputs(d, R, C, df, gemms, mode="CALC", bw=10, ik=512, fk=512, ok=256):
+    cfg = os.path.join(d, "case.cfg")
+    topo = os.path.join(d, "topo.csv")
+    with open(cfg, "w") as fh:
+        fh.write(CFG_TEMPLATE.format(R=R, C=C, df=df, mode=mode, bw=bw, ik=ik, fk=fk, ok=ok))
+    with open(topo, "w") as fh:
+        fh.write("Layer,M,N,K,\n")
+        for name, M, N, K in gemms:
+            fh.write(f"{name},{M},{N},{K},\n")
+    return cfg, topo
+
+
+def read_reports(run_dir):
+    """Parse SCALE-Sim's COMPUTE_REPORT.csv and DETAILED_ACCESS_REPORT.csv by column name."""
+    def table(name):
+        with open(os.path.join(run_dir, name)) as fh:
+            rows = [[c.strip() for c in r] for r in csv.reader(fh)]
+        head = rows[0]
+        return [dict(zip(head, r)) for r in rows[1:] if any(r)]
+    return table("COMPUTE_REPORT.csv"), table("DETAILED_ACCESS_REPORT.csv")
+
+
+def run_scalesim(cfg, topo, out_dir):
+    from scalesim.scale_sim import scalesim  # imported only where installed
+    with contextlib.redirect_stdout(io.StringIO()):
+        s = scalesim(save_disk_space=True, verbose=False, config=cfg, topology=topo,
+                     layout=os.path.join(HERE, "layout_dummy.csv"), input_type_gemm=True)
+        s.run_scale(top_path=out_dir)
+    sub = [os.path.join(out_dir, x) for x in os.listdir(out_dir)]
+    return read_reports(sub[0])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=60, help="number of SCALE-Sim runs")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--out", default=os.path.join(HERE, "cases_extra.csv"))
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    rows = []
+    for case in range(args.n):
+        R = rng.choice([2, 3, 4, 5, 7, 8, 12, 16, 20, 24, 32, 48, 64])
+        C = rng.choice([2, 3, 4, 6, 8, 9, 12, 16, 17, 32, 40, 64])
+        df = ("os", "ws", "is")[case % 3]
+        user = case % 5 == 4
+        mode, bw = ("USER", rng.choice([1, 2, 5, 20, 64])) if user else ("CALC", 10)
+        ik, fk = rng.choice([(512, 512), (64, 64), (8, 16), (2, 4)])
+        ok = rng.choice([256, 64, 4, 1])
+        gemms = []
+        for j in range(3):
+            M = rng.choice([1, 2, rng.randint(1, 40), rng.randint(1, 200)])
+            N = rng.choice([rng.randint(1, 40), rng.randint(1, 300)])
+            K = rng.choice([rng.randint(1, 40), rng.randint(1, 300)])
+            gemms.append((f"g{case}_{j}", M, N, K))
+        with tempfile.TemporaryDirectory() as d:
+            cfg, topo = write_inputs(d, R, C, df, gemms, mode, bw, ik, fk, ok)
+            comp, acc = run_scalesim(cfg, topo, os.path.join(d, "out"))
+        for (name, M, N, K), c, a in zip(gemms, comp, acc):
+            rows.append({
+                "case": case, "layer": name, "M": M, "N": N, "K": K,
+                "array_rows": R, "array_cols": C, "dataflow": df,
+                "ifmap_sram_kb": ik, "filter_sram_kb": fk, "ofmap_sram_kb": ok,
+                "bw_mode": mode, "bandwidth": bw,
+                "total_cycles": c["Total Cycles"], "stall_cycles": c["Stall Cycles"],
+                "overall_util_pct": c["Overall Util %"],
+                "mapping_eff_pct": c["Mapping Efficiency %"],
+                "compute_util_pct": c["Compute Util %"],
+                "sram_ifmap_reads": a["SRAM IFMAP Reads"],
+                "sram_filter_reads": a["SRAM Filter Reads"],
+                "sram_ofmap_writes": a["SRAM OFMAP Writes"],
+                "dram_ifmap_reads": a["DRAM IFMAP Reads"],
+                "dram_filter_reads": a["DRAM Filter Reads"],
+                "dram_ofmap_writes": a["DRAM OFMAP Writes"],
+            })
+        print(f"case {case}: {df} {R}x{C} {mode} done", flush=True)
+    with open(args.out, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {len(rows)} rows to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
