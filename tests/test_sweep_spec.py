@@ -1,0 +1,168 @@
+"""Sweep specs: axes, expressions, point identity, search order."""
+import math
+
+import pytest
+from hypothesis import given, strategies as st
+
+from archsim.errors import ConfigError
+from archsim.sweep import expr
+from archsim.sweep.search import GridSearch, RandomSearch
+from archsim.sweep.spec import compile_spec, format_value, load_spec, parse_axes, parse_duration
+from archsim.sweep.testing import toy_spec
+
+
+def compiled(**changes):
+    spec, base = load_spec(toy_spec(**changes))
+    return compile_spec(spec, base)
+
+
+def test_axis_forms_expand():
+    axes = parse_axes({
+        "a.list": [1, 2, 3],
+        "a.range": {"range": [64, 256, 64]},
+        "a.log": {"logrange": [32, 256], "factor": 2},
+        "a.lognum": {"logrange": [1, 1000], "num": 4},
+        "a.unit": {"values": [64, 256], "unit": "KiB"},
+        "zip": {"x.rows": [64, 128], "x.cols": [32, 64]},
+    })
+    vals = {a.name: [s if len(s) > 1 else s[0] for s in a.values] for a in axes}
+    assert vals["a.list"] == [1, 2, 3]
+    assert vals["a.range"] == [64, 128, 192, 256]          # stop is inclusive
+    assert vals["a.log"] == [32, 64, 128, 256]
+    assert vals["a.lognum"] == [1, 10, 100, 1000]
+    assert vals["a.unit"] == ["64 KiB", "256 KiB"]
+    assert vals["x.rows+x.cols"] == [(64, 32), (128, 64)]
+
+
+def test_list_form_and_zip_list():
+    axes = parse_axes([{"field": "array.rows", "values": [1, 2]},
+                       {"zip": [{"field": "a", "values": [1, 2]}, {"field": "b", "range": [5, 6]}]}])
+    assert [a.name for a in axes] == ["array.rows", "a+b"]
+    assert axes[1].values == ((1, 5), (2, 6))
+
+
+@pytest.mark.parametrize("axes, needle", [
+    ({"array.rows": []}, "empty axis"),
+    ({"array.rows": {"range": [10, 1, 1]}}, "empty axis"),
+    ({"array.rows": {"values": []}}, "empty axis"),
+    ({"zip": {"array.rows": [1, 2], "array.cols": [1]}}, "equal lengths"),
+    ({"array.rows": [1, 1]}, "duplicate"),
+    ({"array.rows": {"range": [1, 5], "stepp": 1}}, "did you mean 'step'"),
+])
+def test_bad_axes(axes, needle):
+    with pytest.raises(ConfigError, match=needle):
+        parse_axes(axes)
+
+
+def test_unknown_field_suggests():
+    with pytest.raises(ConfigError) as e:
+        compiled(axes={"array.rowz": [64]})
+    assert "axes.array.rowz" in str(e.value) and "did you mean 'array.rows'" in str(e.value)
+    with pytest.raises(ConfigError, match="did you mean 'workload.batch'"):
+        compiled(axes={"workload.bacth": [1, 2]})
+
+
+def test_bad_axis_value_is_reported_up_front():
+    with pytest.raises(ConfigError, match="array.rows.*positive integer"):
+        compiled(axes={"array.rows": [64, -1]})
+
+
+def test_constraint_that_does_not_parse():
+    with pytest.raises(ConfigError, match=r"constraints\[0\].*cannot parse"):
+        compiled(constraints=["array.rows * <= 4"])
+
+
+@pytest.mark.parametrize("text", [
+    "__import__('os').system('true')", "array.rows.__class__", "(lambda: 1)()",
+    "[x for x in (1, 2)]", "open('f')", "array.rows is 1", "{'a': 1}",
+])
+def test_unsafe_expressions_are_rejected(text):
+    with pytest.raises(ConfigError):
+        expr.parse(text)
+
+
+def test_unknown_names_in_expressions():
+    with pytest.raises(ConfigError, match="did you mean 'cycles'"):
+        compiled(constraints=["cycels < 10"])
+    with pytest.raises(ConfigError, match="did you mean 'array.cols'"):
+        compiled(constraints=["array.colz < 10"])
+    with pytest.raises(ConfigError, match="unknown metric 'cylces'"):
+        compiled(objectives=["min cylces"])
+
+
+def test_expression_values_and_units():
+    e = expr.parse("sram.ifmap <= '512 KiB' and array.rows * array.cols in (4096, 8192) and log2(x) == 3")
+    assert e({"sram.ifmap": "256 KiB", "array.rows": 64, "array.cols": 64, "x": 8})
+    assert not e({"sram.ifmap": "1 MiB", "array.rows": 64, "array.cols": 64, "x": 8})
+    assert expr.parse("memory.standard == 'HBM3'")({"memory.standard": "HBM3"})
+    assert expr.parse("a if b else c")({"a": 1, "b": False, "c": 2}) == 2
+    with pytest.raises(expr.ExprEvalError):
+        expr.parse("1 / a")({"a": 0})
+
+
+def test_constraints_split_and_apply():
+    sw = compiled(constraints=["array.rows * array.cols <= 8192", "area_mm2 < 20"],
+                  metrics={"tps_per_mm2": "tokens_per_s / area_mm2"})
+    assert [c.text for c in sw.pre_constraints] == ["array.rows * array.cols <= 8192"]
+    assert [c.text for c in sw.post_constraints] == ["area_mm2 < 20"]
+    skipped = [p for p in sw.grid() if sw.violated(p)]
+    assert len(skipped) == 2 * 2 * 1      # rows=128, cols=128 for both workloads and ifmaps
+    m, bad = sw.finish(next(iter(sw.grid())), {"tokens_per_s": 10.0, "area_mm2": 40.0})
+    assert m["tps_per_mm2"] == 0.25 and bad == "area_mm2 < 20"
+
+
+def test_point_ids_are_stable_and_distinct():
+    a, b = compiled(), compiled()
+    ids_a = [a.point_id(p) for p in a.grid()]
+    assert ids_a == [b.point_id(p) for p in b.grid()]
+    assert len(set(ids_a)) == a.size == 24
+    # the same point reached through a reordered spec has the same id
+    c = compiled(axes={"sram.ifmap": {"values": [64, 1024], "unit": "KiB"}, "array.cols": [64, 128],
+                       "array.rows": [32, 64, 128]})
+    assert set(ids_a) == {c.point_id(p) for p in c.grid()}
+    # a different base gives different ids
+    d = compiled(set={"clock": "2 GHz"})
+    assert not set(ids_a) & {d.point_id(p) for p in d.grid()}
+
+
+def test_grid_and_random_orders():
+    sw = compiled()
+    g = GridSearch(sw)
+    pts = [g.ask() for _ in range(sw.size)]
+    assert g.ask() is None and len(set(pts)) == sw.size
+    assert [sw.point_at(i) for i in range(sw.size)] == pts
+    r1, r2, r3 = RandomSearch(sw, 1), RandomSearch(sw, 1), RandomSearch(sw, 2)
+    s1 = [r1.ask() for _ in range(10)]
+    assert s1 == [r2.ask() for _ in range(10)]
+    assert s1 != [r3.ask() for _ in range(10)]
+    assert len(set(s1)) == 10
+
+
+@given(st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False),
+                 st.booleans(), st.text(max_size=20).filter(lambda s: "\n" not in s and "\r" not in s)))
+def test_format_value_round_trips_through_yaml(v):
+    import yaml
+    back = yaml.safe_load(format_value(v))
+    if isinstance(v, float) and isinstance(back, float):
+        assert back == v or (math.isnan(back) and math.isnan(v))
+    else:
+        assert back == v
+
+
+def test_durations():
+    assert parse_duration("90") == 90 and parse_duration("10 min") == 600 and parse_duration("2h") == 7200
+    with pytest.raises(ValueError):
+        parse_duration("soon")
+
+
+def test_real_simulator_spec_errors():
+    pytest.importorskip("archsim.api")
+    spec, base = load_spec({"arch": "systolic_128x128", "workloads": ["llama2-7b"],
+                            "axes": {"array.rowz": [64, 128]}})
+    with pytest.raises(ConfigError, match="did you mean 'array.rows'"):
+        compile_spec(spec, base)
+    spec, base = load_spec({"arch": "systolic_128x128", "workloads": ["llama2-7b"],
+                            "axes": {"workload.batch": [1, 8], "array.rows": [64, 128]},
+                            "constraints": ["workload.batch * array.rows <= 512"]})
+    sw = compile_spec(spec, base)
+    assert sw.size == 4 and sum(1 for p in sw.grid() if sw.violated(p)) == 1
