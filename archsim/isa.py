@@ -136,6 +136,8 @@ class ProgramBuilder:
         Returns the absolute indices of the new instructions."""
         op = np.atleast_1d(np.asarray(op, dtype=np.uint8))
         size = max(np.size(x) for x in (op, unit, layer, m, n, k, nbytes, addr))
+        if deps is not None and np.ndim(deps) == 2:
+            size = max(size, np.shape(deps)[0])
         def col(x, dt):
             return np.broadcast_to(np.asarray(x, dtype=dt), (size,)).copy()
         d = np.full((size, MAX_DEPS), -1, np.int64)

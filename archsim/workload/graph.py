@@ -7,7 +7,8 @@ attribute is a :class:`GemmOp` or a :class:`VectorOp`, edges carry the tensor th
   experts); A is normally the activation, B the weight or cached K/V.
 - Every tensor has a ``kind``: ``weight`` and ``kv_cache``/``state`` live off-chip (they are
   loaded every time they are used); ``activation`` tensors are produced and consumed on
-  chip, and the lowerer spills them off-chip when they do not fit its buffers.
+  chip, and the lowerer spills them off-chip when they do not fit its buffers; ``onchip``
+  tensors are assumed resident whatever their size (micro-benchmarks).
 - Ops belong to a *layer group*; identical transformer blocks form one group with a
   ``repeat`` count (lowered and timed once, weighted), unless every layer is built.
 """
@@ -27,8 +28,10 @@ class Tensor:
     name: str
     shape: tuple[int, ...]
     dtype: str
-    kind: str = "activation"          # activation | weight | kv_cache | state
+    kind: str = "activation"          # activation | onchip | weight | kv_cache | state
     density: float = 1.0              # fraction of non-zeros (sparsity annotations)
+    scale_group: int = 0              # elements sharing one scale (0: format default, see below)
+    scale_bits: int = 0               # bits of each shared scale / exponent
 
     @property
     def elements(self) -> int:
@@ -38,12 +41,27 @@ class Tensor:
         return n
 
     @property
+    def scale_overhead_bits(self) -> float:
+        """Bits of shared scales per element: block formats (MX: one 8-bit E8M0 exponent per
+        32 elements, OCP MX spec v1.0) or group-quantised integers (e.g. int4, group 128,
+        one fp16 scale per group)."""
+        g, b = self.scale_group, self.scale_bits
+        if g <= 0 and self.dtype.startswith("mx"):
+            g, b = 32, 8
+        return b / g if g > 0 and b > 0 else 0.0
+
+    @property
+    def bytes_per_element(self) -> float:
+        """Bytes per element moved or stored, shared-scale overhead included."""
+        return precision_bytes(self.dtype) + self.scale_overhead_bits / 8.0
+
+    @property
     def nbytes(self) -> int:
-        return int(round(self.elements * precision_bytes(self.dtype)))
+        return int(round(self.elements * self.bytes_per_element))
 
     @property
     def offchip(self) -> bool:
-        return self.kind != "activation"
+        return self.kind not in ("activation", "onchip")
 
 
 @dataclass

@@ -30,7 +30,7 @@ class Systolic(Uarch):
         return systolic_cost(program.op, program.layer, program.m, program.n, program.k, program.nbytes,
                              program.aux, max(1, len(program.layer_names)), dataflow_code(cfg.array.dataflow),
                              cfg.array.rows, cfg.array.cols, prim_table(), vector_rates(cfg.vector),
-                             cfg.vector.pipeline_cycles)
+                             cfg.vector.pipeline_cycles, cfg.array.preload_overlap)
 
     def peak_macs_per_cycle(self, cfg):
         return cfg.array.rows * cfg.array.cols * cfg.array.count

@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from archsim.isa import Op, VecKind
-from archsim.uarch.systolic.folds import gemm_compute_cycles, sram_access_counts
+from archsim.uarch.systolic.folds import fold_counts, gemm_compute_cycles, sram_access_counts
 
 COUNTERS = (
     "array.mac",
@@ -74,7 +74,21 @@ def vector_cycles(kind, elements, rows, prim, rates, pipeline):
 
 
 @njit(cache=True)
-def systolic_cost(op, layer, m, n, k, nbytes, aux, n_layers, dataflow, R, C, prim, rates, pipeline):
+def tile_cycles(dataflow, R, C, m, n, k, preload_overlap):
+    """Compute cycles of one GEMM tile. Without preload overlap: SCALE-Sim's folds
+    (F x (T + 2R + C - 2) for ws/is, F x (T + R + C - 2) for os). With it (ws/is only): the
+    stationary operand of fold i+1 shifts in during fold i, so each fold costs max(T, R)
+    and the tile pays one pipeline drain R + C - 2."""
+    if preload_overlap and dataflow != 0:
+        rf, cf, T = fold_counts(dataflow, R, C, m, n, k)
+        per = T if T > R else R
+        return np.int64(rf) * np.int64(cf) * np.int64(per) + R + C - 2
+    return gemm_compute_cycles(dataflow, R, C, m, n, k)
+
+
+@njit(cache=True)
+def systolic_cost(op, layer, m, n, k, nbytes, aux, n_layers, dataflow, R, C, prim, rates, pipeline,
+                  preload_overlap=False):
     N = op.shape[0]
     dur = np.zeros(N, np.int64)
     cnt = np.zeros((n_layers, 13), np.int64)
@@ -82,7 +96,7 @@ def systolic_cost(op, layer, m, n, k, nbytes, aux, n_layers, dataflow, R, C, pri
         o = op[i]
         L = layer[i]
         if o == OP_GEMM:
-            dur[i] = gemm_compute_cycles(dataflow, R, C, m[i], n[i], k[i])
+            dur[i] = tile_cycles(dataflow, R, C, m[i], n[i], k[i], preload_overlap)
             cnt[L, 0] += m[i] * n[i] * k[i]
             ifr, fir, ofw = sram_access_counts(dataflow, R, C, m[i], n[i], k[i])
             cnt[L, 1] += np.int64(np.ceil(ifr * aux[i, 0] / 8.0))

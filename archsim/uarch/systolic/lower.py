@@ -56,7 +56,7 @@ class SystolicLowerer:
             self.act_budget = s.activation_budget * s.unified * self.n_arrays
         else:
             self.buf = dict(ifmap=float(s.ifmap), filt=float(s.filter), ofmap=float(s.ofmap), unified=0.0)
-            self.act_budget = s.activation_budget * s.ofmap * self.n_arrays
+            self.act_budget = s.activation_budget * s.ifmap * self.n_arrays
         self.acc_bytes = float(s.accumulator_bytes)
         self.bpc = memory_bytes_per_cycle
         self.done: dict[str, int] = {}           # op name -> instruction that completes it
@@ -69,7 +69,7 @@ class SystolicLowerer:
     def spilled(self, t) -> bool:
         if t.offchip:
             return True
-        if t.name in self.resident:
+        if t.kind == "onchip" or t.name in self.resident:
             return False
         return t.nbytes > self.act_budget
 

@@ -16,6 +16,10 @@ class ArrayConfig(Strict):
     cols: PositiveInt = Field(..., description="PE columns (C)")
     dataflow: Literal["os", "ws", "is"] = Field("ws", description="output/weight/input stationary")
     count: PositiveInt = Field(1, description="number of arrays (cores); each has its own buffers")
+    preload_overlap: bool = Field(False, description=(
+        "stationary operand double-buffered in the PEs (TPU-style): the next fold's weights shift in "
+        "while the current fold streams, so a ws/is fold costs max(T, R) and one pipeline drain "
+        "(R + C - 2) per tile instead of T + 2R + C - 2 per fold. False reproduces SCALE-Sim's folds."))
 
 
 class SramConfig(Strict):
@@ -31,7 +35,7 @@ class SramConfig(Strict):
     word_bytes: PositiveInt = Field(1, description="bytes per SRAM word")
     accumulator_bytes: PositiveInt = Field(4, description="bytes per partial sum")
     activation_budget: float = Field(0.5, ge=0, le=1,
-                                     description="fraction of the output buffer that may hold "
+                                     description="fraction of the ifmap (or unified) buffer that may hold "
                                                  "activations between ops before they spill off-chip")
 
     @model_validator(mode="after")

@@ -1,0 +1,257 @@
+"""The ``archsim`` command line. Thin: parses arguments, calls the public API, renders.
+This is the only place that turns errors into exit codes (ArchsimError -> 2)."""
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import sys
+import time
+
+import click
+from rich.console import Console
+
+from archsim import __version__
+from archsim.errors import ArchsimError
+
+DEFAULT_ARCH = "systolic_128x128"
+DEFAULT_WORKLOAD = "llama2-7b"
+err_console = Console(stderr=True)
+
+
+def fail(e: ArchsimError) -> None:
+    click.echo(f"archsim: error: {e}", err=True)
+    sys.exit(e.exit_code)
+
+
+def guarded(fn):
+    """Run a command body; user errors become a message and exit status 2, no traceback."""
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except ArchsimError as e:
+            fail(e)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="archsim")
+def main():
+    """archsim: cycle-level accelerator simulation for LLM workloads."""
+
+
+def _emit(text: str, out: str | None) -> None:
+    if out:
+        from archsim.report.render import write_atomic
+        write_atomic(out, text)
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.argument("config", required=False, default=DEFAULT_ARCH)
+@click.argument("workload", required=False, default=DEFAULT_WORKLOAD)
+@click.option("--phase", type=click.Choice(["prefill", "decode"]), help="prefill or decode")
+@click.option("--batch", type=int, help="requests in the batch")
+@click.option("--seq-len", type=int, help="prompt tokens per request (prefill)")
+@click.option("--kv-len", type=int, help="tokens already in the KV cache (decode)")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="override a field, e.g. array.rows=256 or workload.batch=8 (repeatable)")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.option("--out", type=click.Path(dir_okay=False), help="write the result to this file")
+@click.option("--trace", type=click.Path(dir_okay=False), help="write a Chrome trace-event JSON (Perfetto)")
+@click.option("--trace-max-events", type=int, default=200_000, show_default=True)
+@click.option("--all-layers", is_flag=True, help="simulate every layer instead of timing identical ones once")
+@click.option("--seed", type=int, default=0, show_default=True)
+@guarded
+def run(config, workload, phase, batch, seq_len, kv_len, overrides, fmt, out, trace, trace_max_events,
+        all_layers, seed):
+    """Simulate WORKLOAD on the hardware CONFIG (defaults: Llama-2-7B decode on the 128x128 preset)."""
+    from archsim.api import load
+    from archsim.report.render import chrome_trace, to_csv, to_json, to_table, write_atomic
+    from archsim.sim.run import simulate_loaded
+
+    if config == DEFAULT_ARCH and workload == DEFAULT_WORKLOAD and phase is None:
+        phase = "decode"
+    t0 = time.perf_counter()
+    with err_console.status("simulating...", spinner="dots") if err_console.is_terminal else _Null():
+        cfg, wl = load(config, workload, overrides=overrides, phase=phase, batch=batch, seq_len=seq_len,
+                       kv_len=kv_len, all_layers=all_layers)
+        res = simulate_loaded(cfg, wl, seed=seed, keep_timeline=bool(trace), all_layers=all_layers)
+    d = res.to_dict()
+    wall = time.perf_counter() - t0
+    if fmt == "json":
+        _emit(to_json(d), out)
+    elif fmt == "csv":
+        _emit(to_csv(d), out)
+    else:
+        if out:
+            _emit(to_json(d), out)
+        else:
+            to_table(d, Console())
+    if trace:
+        write_atomic(trace, json.dumps(chrome_trace(res, trace_max_events)))
+        click.echo(f"wrote trace {trace}", err=True)
+    if not d["bounds"]["ok"]:
+        click.echo("archsim: warning: a bound does not hold (see 'bounds' in the JSON)", err=True)
+    if fmt == "table" and not out:
+        click.echo(f"simulated in {wall:.2f} s wall", err=True)
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+@main.command(name="list")
+@guarded
+def list_cmd():
+    """List hardware presets, workloads and microarchitectures."""
+    from archsim import uarch
+    from archsim.config.loader import list_presets
+
+    click.echo("microarchitectures: " + ", ".join(uarch.names()))
+    click.echo("presets (arch_configs/): " + ", ".join(list_presets("arch_configs")))
+    click.echo("workloads (workloads/): " + ", ".join(list_presets("workloads")))
+
+
+def _describe(model, prefix=""):
+    from pydantic import BaseModel
+
+    from archsim.config.loader import _unwrap
+    rows = []
+    for name, f in model.model_fields.items():
+        sub = _unwrap(f.annotation)
+        path = f"{prefix}{name}"
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            rows.append((path, "section", "", (sub.__doc__ or "").strip().splitlines()[0] if sub.__doc__ else ""))
+            rows += _describe(sub, path + ".")
+        else:
+            schema = (f.json_schema_extra or {}) if isinstance(f.json_schema_extra, dict) else {}
+            default = "" if f.is_required() else repr(f.get_default(call_default_factory=True))
+            typ = getattr(f.annotation, "__name__", str(f.annotation)).replace("typing.", "")
+            meta = [m for m in f.metadata if hasattr(m, "json_schema")]
+            if meta:
+                typ = meta[0].json_schema.get("description", typ).split(",")[0]
+            rows.append((path, typ, default if default != "None" else "", f.description or schema.get("description", "")))
+    return rows
+
+
+@main.command()
+@click.argument("uarch_name")
+@guarded
+def info(uarch_name):
+    """Parameters of a microarchitecture with units and docs."""
+    from rich.table import Table
+
+    from archsim import uarch
+    u = uarch.get(uarch_name)
+    click.echo(f"{u.name}: {u.doc}")
+    t = Table()
+    for c in ("field", "type / unit", "default", "description"):
+        t.add_column(c)
+    for row in _describe(u.config_cls):
+        t.add_row(*[str(x) for x in row])
+    Console().print(t)
+
+
+@main.command()
+@click.argument("uarch_name", required=False)
+@guarded
+def schema(uarch_name):
+    """Print the JSON Schema of hardware descriptions (all microarchitectures, or one)."""
+    from archsim import uarch
+    names = [uarch_name] if uarch_name else uarch.names()
+    schemas = {n: uarch.get(n).config_cls.model_json_schema() for n in names}
+    if uarch_name:
+        out = schemas[uarch_name]
+    else:
+        defs = {}
+        refs = []
+        for n, s in schemas.items():
+            defs.update(s.pop("$defs", {}))
+            defs[f"{n}_config"] = s
+            refs.append({"$ref": f"#/$defs/{n}_config"})
+        out = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "archsim hardware description",
+               "oneOf": refs, "$defs": defs}
+    click.echo(json.dumps(out, indent=2))
+
+
+@main.command()
+@click.argument("config")
+@click.argument("workload")
+@click.option("--phase", type=click.Choice(["prefill", "decode"]))
+@click.option("--batch", type=int)
+@click.option("--seq-len", type=int)
+@click.option("--kv-len", type=int)
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE")
+@click.option("--all-layers", is_flag=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="program.npz", show_default=True)
+@guarded
+def lower(config, workload, phase, batch, seq_len, kv_len, overrides, all_layers, out):
+    """Lower WORKLOAD for CONFIG and write the Program (.npz); print a summary."""
+    from archsim import uarch
+    from archsim.api import load
+    from archsim.mem.interface import build_memory
+    from archsim.uarch.base import LowerOptions
+
+    cfg, wl = load(config, workload, overrides=overrides, phase=phase, batch=batch, seq_len=seq_len,
+                   kv_len=kv_len, all_layers=all_layers)
+    u = uarch.get(cfg.uarch)
+    prog = u.lower(cfg, wl, LowerOptions(all_layers=all_layers), memory=build_memory(cfg.memory, cfg.clock))
+    import os
+    import tempfile
+    d = os.path.dirname(os.path.abspath(out))
+    fd, tmp = tempfile.mkstemp(dir=d, suffix=".npz")
+    os.close(fd)
+    try:
+        prog.save(tmp)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    click.echo(json.dumps(prog.summary(), indent=2))
+    click.echo(f"wrote {out}", err=True)
+
+
+@main.command()
+@click.option("--filter", "pattern", help="only cases whose id contains this text")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--root", type=click.Path(file_okay=False), help="validation folder (default: the project's)")
+@guarded
+def validate(pattern, fmt, root):
+    """Run the validation cases and compare with published and peer numbers."""
+    from archsim.validate import print_table, run_all
+    rows = run_all(root=root, pattern=pattern)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        print_table(rows, Console())
+    if any(r["status"] == "error" for r in rows):
+        sys.exit(1)
+
+
+# subcommands owned by their packages
+_PLUGINS = (
+    ("archsim.uarch.systolic.scalesim_cli", "scalesim"),
+    ("archsim.mem.dram.cli", "dram"),
+    ("archsim.sweep.cli", "sweep"),
+    ("archsim.sweep.cli", "pareto"),
+    ("archsim.sweep.cli", "plot"),
+)
+for _mod, _name in _PLUGINS:
+    try:
+        main.add_command(getattr(importlib.import_module(_mod), _name), _name)
+    except ModuleNotFoundError as _e:        # package not built in this checkout
+        if not (_e.name and _mod.startswith(_e.name)):
+            raise
+    except AttributeError:
+        pass
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Rendering of results: rich tables, CSV, Chrome trace-event JSON, atomic file writes."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from archsim.isa import Op
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def to_json(d: dict) -> str:
+    return json.dumps(d, indent=2, sort_keys=False) + "\n"
+
+
+def to_csv(d: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["layer", "repeat", "cycles", "total_cycles", "macs", "energy_pj", "total_energy_pj",
+                "offchip_read_bytes", "offchip_write_bytes"])
+    for r in d["layers"]:
+        w.writerow([r["name"], r["repeat"], r["cycles"], r["total_cycles"], r["macs"], r["energy_pj"],
+                    r["total_energy_pj"], r["offchip_read_bytes"], r["offchip_write_bytes"]])
+    w.writerow(["TOTAL", 1, d["cycles"], d["cycles"], d["macs"], d["energy_pj"], d["energy_pj"],
+                sum(r["offchip_read_bytes"] * r["repeat"] for r in d["layers"]),
+                sum(r["offchip_write_bytes"] * r["repeat"] for r in d["layers"])])
+    return buf.getvalue()
+
+
+def _fmt(x, unit=""):
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if abs(x) >= div:
+                return f"{x / div:.3f} {suf}{unit}"
+        return f"{x:.4g} {unit}".strip()
+    return f"{x:,}{(' ' + unit) if unit else ''}"
+
+
+def to_table(d: dict, console: Console) -> None:
+    t = Table(title=f"{d['arch']} ({d['uarch']}) / {d['workload']['name']} {d['workload']['phase']} "
+                    f"batch {d['workload']['batch']}", show_header=False)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row("cycles", _fmt(d["cycles"]))
+    t.add_row("time", _fmt(d["seconds"], "s"))
+    t.add_row("energy", _fmt(d["energy_pj"] * 1e-12, "J"))
+    t.add_row("power", _fmt(d["power_w"], "W"))
+    if d["tokens_per_s"]:
+        t.add_row("tokens/s", f"{d['tokens_per_s']:.4g}")
+    t.add_row("MACs", _fmt(d["macs"]))
+    t.add_row("MAC utilisation", f"{100 * d['utilization']:.2f} %")
+    t.add_row("area", _fmt(d["area_mm2"], "mm^2"))
+    b = d["bounds"]
+    t.add_row("compute / memory bound", f"{b['compute_bound_cycles']:,} / {b['memory_bound_cycles']:,} cycles")
+    t.add_row("layers", d["dedup"]["note"])
+    console.print(t)
+    lt = Table(title="per layer")
+    for c in ("layer", "x", "cycles (each)", "share", "MACs (each)", "energy (each)", "off-chip R/W bytes"):
+        lt.add_column(c, justify="right" if c != "layer" else "left")
+    for r in d["layers"]:
+        share = r["total_cycles"] / d["cycles"] if d["cycles"] else 0
+        lt.add_row(r["name"], str(r["repeat"]), _fmt(r["cycles"]), f"{100 * share:.1f} %", _fmt(r["macs"]),
+                   _fmt(r["energy_pj"] * 1e-12, "J"),
+                   f"{_fmt(r['offchip_read_bytes'])} / {_fmt(r['offchip_write_bytes'])}")
+    console.print(lt)
+    ct = Table(title="per component")
+    ct.add_column("component")
+    ct.add_column("counts")
+    ct.add_column("energy", justify="right")
+    for comp, v in d["components"].items():
+        counts = ", ".join(f"{k} {_fmt(c)}" for k, c in v["counts"].items() if c)
+        ct.add_row(comp, counts, _fmt(sum(v["energy_pj"].values()) * 1e-12, "J"))
+    console.print(ct)
+
+
+def chrome_trace(result, max_events: int = 200_000) -> dict:
+    """Chrome trace-event JSON (Perfetto) of the per-unit timeline, capped at ``max_events``.
+    Times are microseconds; for a weighted (deduplicated) run the timeline shows each
+    distinct layer once."""
+    start, finish = result.timeline
+    p = result.program
+    sel = [i for i in range(len(p)) if p.op[i] != Op.SYNC][:max_events]
+    us = 1e6 / result.clock_hz
+    events = [{"name": "process_name", "ph": "M", "pid": 0, "args": {"name": result.cfg.name}}]
+    for u, name in enumerate(p.unit_names):
+        events.append({"name": "thread_name", "ph": "M", "pid": 0, "tid": u, "args": {"name": name}})
+    for i in sel:
+        events.append({"name": Op(int(p.op[i])).name, "cat": p.layer_names[p.layer[i]], "ph": "X", "pid": 0,
+                       "tid": int(p.unit[i]), "ts": float(start[i]) * us,
+                       "dur": float(max(finish[i] - start[i], 0)) * us,
+                       "args": {"m": int(p.m[i]), "n": int(p.n[i]), "k": int(p.k[i]), "bytes": int(p.nbytes[i])}})
+    return {"traceEvents": events, "displayTimeUnit": "ns",
+            "otherData": {"truncated": len(sel) < int((p.op != Op.SYNC).sum()), "max_events": max_events}}

@@ -1,0 +1,163 @@
+"""Validation harness: runs the cases under ``validation/`` and compares each metric with
+its published or peer reference.
+
+A case file (YAML) holds one case or ``cases: [...]``. Fields:
+
+- ``id``, ``source`` (citation), optional ``notes``/``setup``
+- ``kind``: ``run`` (default; simulate ``arch`` x ``workload``), ``python`` (call
+  ``function: "module:function"`` with the case dict; it returns {metric: value}), or
+  ``scalesim`` (a SCALE-Sim cfg + topology pair; metrics are report columns of layer 0)
+- for ``run``: ``arch``, ``workload`` (name, path or inline dict), ``overrides``, ``phase``,
+  ``batch``, ``seq_len``, ``kv_len``
+- one metric: ``metric``, ``reference``, ``tolerance`` ({rel: 0.05} | {abs: 2} | {range: [lo, hi]}),
+  or several: ``metrics: {name: {ref: x, tol_rel: r | tol_abs: a | range: [lo, hi]}}``
+
+Metric names for ``run`` cases: any key of ``Result.metrics()``, the derived ``peak_tops``
+(2 ops per MAC at the clock), ``peak_macs_per_cycle``, ``ridge_macs_per_byte`` (peak MACs per
+cycle / peak off-chip bytes per cycle), ``bounds_ok``, or a dotted path into the JSON result.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from archsim.config.loader import load_yaml_file, project_root
+from archsim.errors import ArchsimError
+
+
+def case_files(root=None) -> list[Path]:
+    root = Path(root) if root else project_root() / "validation"
+    return sorted(p for p in root.rglob("*.yaml") if p.is_file())
+
+
+def load_cases(root=None) -> list[dict]:
+    cases = []
+    for f in case_files(root):
+        data = load_yaml_file(f)
+        items = data.get("cases") if "cases" in data else [data]
+        for c in items or []:
+            if isinstance(c, dict) and "id" in c:
+                c = dict(c)
+                c["_file"] = str(f)
+                cases.append(c)
+    return cases
+
+
+def _dig(d, path: str):
+    cur = d
+    for part in path.split("."):
+        if isinstance(cur, list):
+            cur = cur[int(part)]
+        else:
+            cur = cur[part]
+    return cur
+
+
+def run_metrics(case: dict, wanted: list[str]) -> dict:
+    from archsim.api import simulate
+    res = simulate(case["arch"], case["workload"], overrides=case.get("overrides", []),
+                   phase=case.get("phase"), batch=case.get("batch"), seq_len=case.get("seq_len"),
+                   kv_len=case.get("kv_len"), all_layers=bool(case.get("all_layers", False)))
+    m = res.metrics()
+    m["peak_macs_per_cycle"] = res.peak_macs_per_cycle
+    m["peak_tops"] = 2 * res.peak_macs_per_cycle * res.clock_hz / 1e12
+    m["ridge_macs_per_byte"] = res.peak_macs_per_cycle / res.peak_bytes_per_cycle
+    m["bounds_ok"] = 1.0 if res.bounds_ok() else 0.0
+    out = {}
+    d = None
+    for w in wanted:
+        if w in m:
+            out[w] = m[w]
+        else:
+            d = d or res.to_dict()
+            out[w] = _dig(d, w)
+    return out
+
+
+def scalesim_metrics(case: dict, wanted: list[str]) -> dict:
+    from archsim.uarch.systolic.scalesim_compat import run as ss_run
+    base = Path(case["_file"]).parent
+    _, rows = ss_run(str(base / case["config"]), str(base / case["topology"]))
+    row = rows[int(case.get("layer", 0))]
+    return {w: row[w] for w in wanted}
+
+
+def _specs(case: dict) -> dict:
+    if "metrics" in case:
+        return case["metrics"]
+    tol = case.get("tolerance", {})
+    spec = {"ref": case["reference"]}
+    if "rel" in tol:
+        spec["tol_rel"] = tol["rel"]
+    if "abs" in tol:
+        spec["tol_abs"] = tol["abs"]
+    if "range" in tol:
+        spec["range"] = tol["range"]
+    return {case["metric"]: spec}
+
+
+def check(value, spec) -> tuple[bool, float | None, str]:
+    ref = spec.get("ref")
+    if value is None:
+        return False, None, "no value"
+    if "range" in spec:
+        lo, hi = spec["range"]
+        return lo <= value <= hi, None, f"in [{lo}, {hi}]"
+    err = (value - ref) / ref if ref else float(value - ref)
+    if "tol_rel" in spec:
+        return abs(err) <= spec["tol_rel"], err, f"±{100 * spec['tol_rel']:g}%"
+    if "tol_abs" in spec:
+        return abs(value - ref) <= spec["tol_abs"], err, f"±{spec['tol_abs']:g}"
+    return value == ref, err, "exact"
+
+
+def run_case(case: dict) -> list[dict]:
+    specs = _specs(case)
+    kind = case.get("kind", "run")
+    try:
+        if kind == "run":
+            vals = run_metrics(case, list(specs))
+        elif kind == "scalesim":
+            vals = scalesim_metrics(case, list(specs))
+        elif kind in ("python", "dram_trace") or "function" in case:
+            fn_path = case.get("function", "archsim.mem.dram:validate_case")
+            mod, _, fn = fn_path.partition(":")
+            vals = getattr(importlib.import_module(mod), fn)(case)
+        else:
+            raise ArchsimError(f"unknown case kind {kind!r}", path=f"{case['id']}.kind")
+    except ArchsimError as e:
+        return [{"id": case["id"], "metric": m, "reference": s.get("ref"), "simulated": None, "error": None,
+                 "tolerance": "", "pass": False, "status": "error", "message": str(e),
+                 "source": case.get("source", "")} for m, s in specs.items()]
+    rows = []
+    for m, s in specs.items():
+        ok, err, tol = check(vals.get(m), s)
+        rows.append({"id": case["id"], "metric": m, "reference": s.get("ref", s.get("range")),
+                     "simulated": vals.get(m), "error": err, "tolerance": tol, "pass": bool(ok),
+                     "status": "pass" if ok else "fail", "source": case.get("source", "")})
+    return rows
+
+
+def run_all(root=None, pattern: str | None = None) -> list[dict]:
+    rows = []
+    for c in load_cases(root):
+        if pattern and pattern not in c["id"]:
+            continue
+        rows += run_case(c)
+    return rows
+
+
+def print_table(rows: list[dict], console) -> None:
+    from rich.table import Table
+    t = Table(title="validation")
+    for c in ("case", "metric", "reference", "simulated", "error", "tolerance", "pass"):
+        t.add_column(c, justify="right" if c in ("reference", "simulated", "error") else "left")
+    for r in rows:
+        sim = r["simulated"]
+        t.add_row(r["id"], r["metric"], f"{r['reference']}", "-" if sim is None else f"{sim:.6g}"
+                  if isinstance(sim, (int, float)) else str(sim),
+                  "-" if r["error"] is None else f"{100 * r['error']:+.2f}%", r["tolerance"],
+                  {"pass": "[green]yes[/]", "fail": "[red]no[/]", "error": "[red]error[/]"}[r["status"]])
+    console.print(t)
+    n = sum(r["pass"] for r in rows)
+    console.print(f"{n} of {len(rows)} checks pass")

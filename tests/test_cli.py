@@ -1,0 +1,104 @@
+"""The command line: outputs, and bad input giving one clear message, exit 2, nothing written."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from archsim.cli import main
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_run_json_has_stable_keys(runner, tmp_path):
+    out = tmp_path / "r.json"
+    r = runner.invoke(main, ["run", "systolic_128x128", "gpt2", "--phase", "decode", "--kv-len", "64",
+                             "--format", "json", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    d = json.loads(out.read_text())
+    for k in ("cycles", "seconds", "energy_pj", "tokens_per_s", "macs", "layers", "components", "config"):
+        assert k in d
+    assert d["tokens_per_s"] > 0 and d["bounds"]["ok"]
+
+
+def test_run_default_and_table(runner):
+    r = runner.invoke(main, ["run"])
+    assert r.exit_code == 0, r.output
+    assert "llama2-7b decode" in r.output and "per layer" in r.output
+
+
+def test_run_csv_and_set(runner):
+    r = runner.invoke(main, ["run", "systolic_128x128", "gpt2", "--format", "csv", "--set", "array.rows=64",
+                             "--set", "workload.seq_len=64"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert lines[0].startswith("layer,") and lines[-1].startswith("TOTAL")
+
+
+def test_trace_is_chrome_json(runner, tmp_path):
+    tr = tmp_path / "t.json"
+    r = runner.invoke(main, ["run", "scalesim_32x32", "gemm", "--trace", str(tr), "--trace-max-events", "50",
+                             "--format", "json"])
+    assert r.exit_code == 0, r.output
+    ev = json.loads(tr.read_text())["traceEvents"]
+    xs = [e for e in ev if e["ph"] == "X"]
+    assert 0 < len(xs) <= 50 and all(e["dur"] >= 0 for e in xs)
+
+
+def test_list_info_schema_lower(runner, tmp_path):
+    assert "systolic" in runner.invoke(main, ["list"]).output
+    r = runner.invoke(main, ["info", "systolic"])
+    assert r.exit_code == 0 and "array.rows" in r.output
+    s = json.loads(runner.invoke(main, ["schema", "systolic"]).output)
+    assert "array" in s["properties"]
+    out = tmp_path / "p.npz"
+    r = runner.invoke(main, ["lower", "systolic_128x128", "gpt2", "--out", str(out)])
+    assert r.exit_code == 0 and out.exists()
+    assert json.loads(r.output[: r.output.rindex("}") + 1])["instructions"] > 0
+
+
+def _bad(runner, tmp_path, args, needle):
+    out = tmp_path / "never.json"
+    r = runner.invoke(main, ["run", *args, "--format", "json", "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert needle in r.output
+    assert "Traceback" not in r.output
+    assert not out.exists()
+
+
+def test_bad_inputs(runner, tmp_path):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("uarch: systolic\nclock: [1\n")
+    _bad(runner, tmp_path, [str(bad_yaml), "gpt2"], "malformed YAML")
+    _bad(runner, tmp_path, ["systolic_128x128", "gpt2", "--set", "array.colums=3"], "did you mean 'cols'")
+    _bad(runner, tmp_path, ["systolic_128x128", "gpt2", "--set", "clock=3 KiB"], "clock")
+    _bad(runner, tmp_path, ["systolic_128x128", "gpt2", "--set", "sram.ifmap=-1"], "sram.ifmap")
+    _bad(runner, tmp_path, ["systolic_128x128", "gpt2", "--set", "sram.ifmap=8", "--set", "sram.filter=8"],
+         "fits")
+    _bad(runner, tmp_path, [str(tmp_path / "missing.yaml"), "gpt2"], "no such file")
+    _bad(runner, tmp_path, ["systolic_128x128", "gpt2", "--set", "workload.n_layer=3"], "workload.n_layer")
+    hf = tmp_path / "config.json"
+    hf.write_text(json.dumps({"model_type": "t5", "d_model": 512}))
+    _bad(runner, tmp_path, ["systolic_128x128", str(hf)], "supported")
+
+
+def test_hf_import_llama(runner, tmp_path):
+    hf = tmp_path / "config.json"
+    hf.write_text(json.dumps({"model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 4,
+                              "num_attention_heads": 16, "num_key_value_heads": 4, "intermediate_size": 5632,
+                              "vocab_size": 32000}))
+    r = runner.invoke(main, ["run", "systolic_128x128", str(hf), "--phase", "decode", "--kv-len", "16",
+                             "--format", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    per_layer = 2048 * (16 + 8) * 128 + 2048 * 2048 + 3 * 2048 * 5632 + 2 * 16 * 128 * 17
+    assert d["macs"] == 4 * per_layer + 2048 * 32000
+
+
+def test_validate_command(runner):
+    r = runner.invoke(main, ["validate", "--filter", "TPUv1", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert rows and all(x["pass"] for x in rows)
