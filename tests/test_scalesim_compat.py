@@ -281,3 +281,23 @@ def test_cli_bad_input_exit_2(tmp_path):
 
 def test_errors_are_archsim_errors():
     assert issubclass(InputFileError, ArchsimError) and issubclass(ConfigError, ArchsimError)
+
+
+def test_compare_tool_without_scalesim(capsys, monkeypatch):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "compare_scalesim", os.path.join(ROOT, "tools", "compare_scalesim.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "scalesim_importable", lambda: False)
+    monkeypatch.delenv("SCALESIM_PYTHON", raising=False)
+    rc = mod.main([os.path.join(VAL, "configs", "a32_is_calc.cfg"),
+                   os.path.join(VAL, "topologies", "gpt2_pf128_qk.csv")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "not installed" in out and "1,775" in out
+    # Side-by-side printing with a reference that differs in one DRAM count.
+    ours = mod.run_archsim(os.path.join(VAL, "configs", "a32_is_calc.cfg"),
+                           os.path.join(VAL, "topologies", "gpt2_pf128_qk.csv"))
+    theirs = {"seconds": 1.0, "layers": [dict(ours["layers"][0])]}
+    theirs["layers"][0]["DRAM Filter Reads"] += 8
+    assert mod.print_comparison(ours, theirs) == 1
