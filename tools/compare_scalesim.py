@@ -150,7 +150,9 @@ def _fmt(v) -> str:
         return "-"
     if isinstance(v, float):
         return f"{v:.6f}"
-    return f"{v:,}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
 
 
 def _diff(a, b) -> str:
@@ -182,7 +184,7 @@ def print_comparison(ours: dict, theirs: dict | None, out=sys.stdout) -> int:
             if d not in ("", "0"):
                 n_diff += 1
             print(f"  {col:<24} {_fmt(a):>16} {_fmt(b):>16}  {d}", file=out)
-        extra = [k for k in ref if k not in COMPARED]
+        extra = [k for k in ref if k not in COMPARED and k != "Layer"]
         for col in extra:
             print(f"  {col:<24} {_fmt(ref[col]):>16} {'':>16}  (SCALE-Sim only)", file=out)
     return n_diff
