@@ -155,7 +155,8 @@ class Result:
                                "identical layers lowered and timed once, weighted by their repeat count")},
             "layers": [r.to_dict() for r in self.layers],
             "components": self.components,
-            "units": {k: {"busy_cycles": v, "utilization": v / self.cycles if self.cycles else 0.0}
+            "units": {k: {"busy_cycles": v, "idle_cycles": max(0, self.cycles - v),
+                          "utilization": v / self.cycles if self.cycles else 0.0}
                       for k, v in self.units.items()},
             "memory": self.memory_info,
             "energy_table": self.energy_table,
