@@ -178,7 +178,7 @@ def run_cmd(spec, out, executor, jobs, scheduler, dask_local, connect_timeout, r
     if outp.exists() and not resume:
         raise StoreError(f"{outp} already exists; pass --resume to continue it or choose another --out")
     if outp.exists():
-        Store.open(outp).close()      # a results file we can use, before any worker starts
+        Store.open(outp, readonly=True).close()      # a results file we can use, before any worker starts
     elif not outp.parent.exists():
         raise StoreError(f"folder {outp.parent} does not exist")
     kind = "dask" if (scheduler or dask_local) else executor
@@ -234,7 +234,7 @@ def status_cmd(db, n_errors, as_json):
     """Progress and health of a results file (also while the sweep runs)."""
     from archsim.sweep.store import Store
 
-    with Store.open(db) as st:
+    with Store.open(db, readonly=True) as st:
         meta = st.meta()
         counts = st.counts()
         rows = st.conn.execute("SELECT MIN(finished_at), MAX(finished_at), COUNT(*) FROM points "
@@ -292,7 +292,7 @@ def export_cmd(db, csv_path, pq_path, all_rows):
     if not csv_path and not pq_path:
         raise ArchsimError("give --csv FILE and/or --parquet FILE")
     status = None if all_rows else ("ok",)
-    with Store.open(db) as st:
+    with Store.open(db, readonly=True) as st:
         if csv_path:
             n = st.export_csv(csv_path, status)
             click.echo(f"wrote {n} rows to {csv_path}", err=True)
@@ -305,7 +305,7 @@ def _load_rows(db: str, where: Optional[str], workload: Optional[str]):
     from archsim.sweep.pareto import filter_rows
     from archsim.sweep.store import Store
 
-    with Store.open(db) as st:
+    with Store.open(db, readonly=True) as st:
         rows = list(st.rows(("ok",)))
         meta = st.meta()
     if workload:

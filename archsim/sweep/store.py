@@ -93,8 +93,8 @@ class Store:
         path = Path(path)
         if not path.is_file():
             raise InputFileError(f"no such results file: {path}")
-        conn = _connect(path, readonly=readonly)
         try:
+            conn = sqlite3.connect(str(path), timeout=30)
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as e:
             conn.close()
@@ -102,6 +102,9 @@ class Store:
         if row is None or int(row[0]) != SCHEMA_VERSION:
             conn.close()
             raise StoreError(f"{path}: unsupported results schema {row[0] if row else '?'}")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
         return cls(path, conn)
 
     def close(self) -> None:
@@ -278,14 +281,11 @@ def _jsonable(v):
     return str(v)
 
 
-def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+def _connect(path: Path) -> sqlite3.Connection:
     try:
-        if readonly:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-        else:
-            conn = sqlite3.connect(str(path), timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+        conn = sqlite3.connect(str(path), timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
     except sqlite3.DatabaseError as e:
         raise StoreError(f"cannot open results file {path}: {e}") from None
     return conn
