@@ -102,3 +102,12 @@ def test_validate_command(runner):
     assert r.exit_code == 0, r.output
     rows = json.loads(r.output)
     assert rows and all(x["pass"] for x in rows)
+
+
+@pytest.mark.parametrize("pattern", ["scalesim-", "bounds-", "SA-TPUv1"])
+def test_validation_cases_pass(pattern):
+    from archsim.validate import run_all
+    rows = run_all(pattern=pattern)
+    assert rows
+    failed = [(r["id"], r["metric"], r["reference"], r["simulated"]) for r in rows if not r["pass"]]
+    assert not failed
