@@ -1,0 +1,42 @@
+"""The ``memory.dram`` section of an arch config (``memory.model: dram``)."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class DramConfig(BaseModel):
+    """Bank-level DRAM model parameters. Defaults reproduce the controller configuration of
+    the peer runs in ``validation/dram`` (32-entry read/write queues per channel, writes
+    drained between 80 % / 20 % occupancy, FR-FCFS, open page, all-bank refresh)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str = Field("HBM2-2000", description="DRAM preset name (arch_configs/dram/<name>.yaml) or path")
+    channels: Optional[int] = Field(None, gt=0, description="number of channels (default: the preset's)")
+    mapping: str = Field("RoBaRaCoCh", description="address mapping: RoBaRaCoCh, ChRaBaRoCo, MOP4CLXOR "
+                         "or a bit order MSB->LSB of Ro/Ba/Bg/Ra/Sid/Co/Ch tokens")
+    xor: Literal["none", "bank", "channel", "both"] = Field(
+        "none", description="XOR the bank (and/or channel) index with low row bits")
+    channel_interleave: Literal["cacheline", "mapping"] = Field(
+        "cacheline", description="channel bits right above the transaction offset (cacheline) or where "
+        "the mapping's Ch token puts them")
+    queue_depth: int = Field(32, gt=0, description="read queue entries per channel")
+    write_queue_depth: Optional[int] = Field(None, gt=0, description="write queue entries (default: queue_depth)")
+    write_high_watermark: float = Field(0.8, gt=0, le=1, description="switch to write drain above this occupancy")
+    write_low_watermark: float = Field(0.2, ge=0, lt=1, description="back to reads below this occupancy")
+    page_policy: Literal["open", "closed"] = Field("open", description="row-buffer policy")
+    refresh: Literal["all_bank", "per_bank", "off"] = Field("all_bank", description="refresh scheme")
+    fidelity: Literal["row_visit", "burst"] = Field(
+        "row_visit", description="transfer engine of the timing kernel: row-visit aggregation or per burst")
+    frontend_per_cycle: int = Field(16, ge=1, description="requests the trace frontend offers per DRAM tick (peer: 16)")
+    lookahead: int = Field(32, ge=1, description="transfer engine: bursts a row command may run ahead of "
+                           "the column stream (the queue the engine models)")
+    timing: dict[str, float] = Field(default_factory=dict, description="timing overrides (CK cycles), e.g. {tRCD: 16}")
+
+    @model_validator(mode="after")
+    def _watermarks(self):
+        if self.write_low_watermark >= self.write_high_watermark:
+            raise ValueError("write_low_watermark must be below write_high_watermark")
+        return self

@@ -1,0 +1,607 @@
+"""Numba kernels of the bank-level DRAM model.
+
+Three pieces, all over flat integer arrays:
+
+- the timing state: per node (channel, rank / pseudo-channel, [stack id], bank group, bank) and
+  per command, the first tick the command may issue there (``ready``), plus the issue history
+  needed by rolling-window constraints (tFAW). :func:`ready_bank` / :func:`ready_scope` read it,
+  :func:`issue_update` applies a command's constraints (:mod:`archsim.mem.dram.spec` tables).
+- :func:`map_addresses`: byte address -> (channel, bank, row, column) for a configured mapping.
+- :func:`run_controller`: a per-channel memory controller driven by an in-order request
+  frontend (trace replay). Burst level: every ACT / PRE / RD / WR / REF is timed.
+
+The transfer engine of the timing kernel lives in :mod:`archsim.mem.dram.engine`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+ACT, PRE, PREA, RD, WR, RDA, WRA, REF, REFPB = 0, 1, 2, 3, 4, 5, 6, 7, 8
+N_CMD = 9
+W_MAX = 4
+INF = np.int64(1) << np.int64(62)
+
+# field kinds of an address mapping (levels 1..L-1 use their level index)
+F_CH = 100
+F_ROW = 101
+F_COL = 102
+
+# controller counters (per channel rows of an int64 [C, N_CC] array)
+CC_ACT, CC_PRE, CC_PREA, CC_RD, CC_WR, CC_REF, CC_REFPB = 0, 1, 2, 3, 4, 5, 6
+CC_RHIT, CC_RMISS, CC_RCONF, CC_WHIT, CC_WMISS, CC_WCONF = 7, 8, 9, 10, 11, 12
+CC_RSERVED, CC_WSERVED, CC_FWD, CC_COALESCED, CC_RACCEPT, CC_WACCEPT = 13, 14, 15, 16, 17, 18
+N_CC = 19
+
+
+# ------------------------------------------------------------------ timing state
+@njit(cache=True)
+def node_of(loff, ncount, c, lv, local):
+    return loff[lv] + c * ncount[lv] + local
+
+
+@njit(cache=True)
+def ready_bank(ready, loff, ncount, bnode, L, cmd, c, b):
+    """First tick ``cmd`` may issue to bank ``b`` of channel ``c`` (max over its path)."""
+    r = np.int64(-1)
+    for lv in range(L):
+        v = ready[loff[lv] + c * ncount[lv] + bnode[lv, b], cmd]
+        if v > r:
+            r = v
+    return r
+
+
+@njit(cache=True)
+def ready_scope(ready, loff, ncount, L, cmd, c, s, sidx):
+    """First tick an all-bank command may issue to node ``sidx`` of level ``s``."""
+    r = np.int64(-1)
+    for lv in range(L):
+        if lv <= s:
+            nl = sidx // (ncount[s] // ncount[lv])
+            v = ready[loff[lv] + c * ncount[lv] + nl, cmd]
+            if v > r:
+                r = v
+        else:
+            per = ncount[lv] // ncount[s]
+            base = loff[lv] + c * ncount[lv]
+            for nl in range(sidx * per, (sidx + 1) * per):
+                v = ready[base + nl, cmd]
+                if v > r:
+                    r = v
+    return r
+
+
+@njit(cache=True)
+def _apply_target(ready, hist, haswin, c_start, c_fol, c_lat, c_win, c_sib, n, lv, cmd, t):
+    if haswin[lv, cmd]:
+        for w in range(W_MAX - 1, 0, -1):
+            hist[n, cmd, w] = hist[n, cmd, w - 1]
+        hist[n, cmd, 0] = t
+    for k in range(c_start[lv, cmd], c_start[lv, cmd + 1]):
+        if c_sib[k]:
+            continue
+        w = c_win[k]
+        past = t if w == 1 else hist[n, cmd, w - 1]
+        if past < 0:
+            continue
+        v = past + c_lat[k]
+        f = c_fol[k]
+        if v > ready[n, f]:
+            ready[n, f] = v
+
+
+@njit(cache=True)
+def issue_update(ready, hist, haswin, hassib, c_start, c_fol, c_lat, c_win, c_sib,
+                 loff, ncount, lsize, L, cmd, c, s, sidx, t):
+    """Apply the constraints of ``cmd`` issued at tick ``t`` to node ``sidx`` of level ``s``
+    (a bank for ordinary commands, ``s = L-1``; a rank / pseudo-channel for all-bank ones)."""
+    for lv in range(L):
+        if lv <= s:
+            nl = sidx // (ncount[s] // ncount[lv])
+            n = loff[lv] + c * ncount[lv] + nl
+            _apply_target(ready, hist, haswin, c_start, c_fol, c_lat, c_win, c_sib, n, lv, cmd, t)
+            if lv >= 1 and hassib[lv, cmd]:
+                p0 = (nl // lsize[lv]) * lsize[lv]
+                for j in range(lsize[lv]):
+                    m = p0 + j
+                    if m == nl:
+                        continue
+                    mm = loff[lv] + c * ncount[lv] + m
+                    for k in range(c_start[lv, cmd], c_start[lv, cmd + 1]):
+                        if c_sib[k]:
+                            v = t + c_lat[k]
+                            if v > ready[mm, c_fol[k]]:
+                                ready[mm, c_fol[k]] = v
+        else:
+            per = ncount[lv] // ncount[s]
+            base = loff[lv] + c * ncount[lv]
+            for nl in range(sidx * per, (sidx + 1) * per):
+                _apply_target(ready, hist, haswin, c_start, c_fol, c_lat, c_win, c_sib, base + nl, lv, cmd, t)
+
+
+# ------------------------------------------------------------------ address mapping
+@njit(cache=True)
+def map_addresses(addrs, tx_bits, fkind, fbits, mode, xor_mode, L, lsize, row_bits, col_bits,
+                  ch_out, bank_out, row_out, col_out):
+    """Decode byte addresses. ``fkind/fbits`` list the fields from the LSB up (after the
+    transaction offset); ``mode`` 1 is the MOP4CLXOR scheme (channel fields first, then two
+    column bits, the bank levels, the other column bits, the row; bank levels XOR-ed with
+    column bits). ``xor_mode`` bit 0: bank levels ^= low row bits, bit 1: channel ^= low row bits."""
+    lvl = np.zeros(8, dtype=np.int64)
+    nf = len(fkind)
+    for i in range(len(addrs)):
+        a = addrs[i] >> tx_bits
+        ch = np.int64(0)
+        row = np.int64(0)
+        col = np.int64(0)
+        for lv in range(L):
+            lvl[lv] = 0
+        if mode == 1:
+            for k in range(nf):                      # channel fields only
+                if fkind[k] == F_CH:
+                    ch = a & ((np.int64(1) << fbits[k]) - 1)
+                    a >>= fbits[k]
+            col = a & 3
+            a >>= 2
+            for lv in range(1, L):
+                nb = 0
+                sz = lsize[lv]
+                while (np.int64(1) << nb) < sz:
+                    nb += 1
+                lvl[lv] = a & ((np.int64(1) << nb) - 1)
+                a >>= nb
+            col += (a & ((np.int64(1) << (col_bits - 2)) - 1)) << 2
+            a >>= col_bits - 2
+            row = a
+            xi = 0
+            for lv in range(1, L):
+                nb = 0
+                while (np.int64(1) << nb) < lsize[lv]:
+                    nb += 1
+                if nb > 0:
+                    lvl[lv] ^= (col >> xi) & ((np.int64(1) << nb) - 1)
+                    xi += nb
+            row ^= (col >> xi) & ((np.int64(1) << row_bits) - 1)
+            row &= (np.int64(1) << row_bits) - 1
+        else:
+            for k in range(nf):
+                v = a & ((np.int64(1) << fbits[k]) - 1)
+                a >>= fbits[k]
+                kd = fkind[k]
+                if kd == F_CH:
+                    ch = v
+                elif kd == F_ROW:
+                    row = v
+                elif kd == F_COL:
+                    col = v
+                else:
+                    lvl[kd] = v
+        if xor_mode & 1:
+            xi = 0
+            for lv in range(L - 1, 0, -1):
+                nb = 0
+                while (np.int64(1) << nb) < lsize[lv]:
+                    nb += 1
+                if lv >= L - 2 and nb > 0:       # bank group and bank
+                    lvl[lv] ^= (row >> xi) & ((np.int64(1) << nb) - 1)
+                    xi += nb
+        if xor_mode & 2:
+            cb = 0
+            for k in range(nf):
+                if fkind[k] == F_CH:
+                    cb = fbits[k]
+            if cb > 0:
+                ch ^= (row >> 4) & ((np.int64(1) << cb) - 1)
+        b = np.int64(0)
+        for lv in range(1, L):
+            b = b * lsize[lv] + lvl[lv]
+        ch_out[i] = ch
+        bank_out[i] = b
+        row_out[i] = row
+        col_out[i] = col
+
+
+# ------------------------------------------------------------------ controller (trace replay)
+@njit(cache=True)
+def _cmd_for(open_row, c, NB, b, row, is_w):
+    o = open_row[c * NB + b]
+    if o < 0:
+        return ACT
+    if o == row:
+        return WR if is_w else RD
+    return PRE
+
+
+@njit(cache=True)
+def _is_col(cmd):
+    return cmd == RD or cmd == WR or cmd == RDA or cmd == WRA
+
+
+@njit(cache=True)
+def _scope_active(act_cnt, c, NB, ncount, s, sidx, L):
+    per = ncount[L - 1] // ncount[s]
+    for b in range(sidx * per, (sidx + 1) * per):
+        if act_cnt[c * NB + b] > 0:
+            return True
+    return False
+
+
+@njit(cache=True)
+def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
+                   L, lsize, ncount, loff, bnode, rscope,
+                   c_start, c_fol, c_lat, c_win, c_sib, haswin, hassib,
+                   dual_bus, edge_rules, read_latency, refresh_mode, n_refi, n_refipb,
+                   q_read, q_write, wr_hi, wr_lo, frontend_per_cycle, closed_page,
+                   C, NB, arrive, depart, cc, first_cmd):
+    """Replay a request trace; returns the number of controller ticks simulated.
+
+    Semantics: the frontend offers requests in trace order (one before the first tick, then
+    ``frontend_per_cycle`` between ticks) and stalls as a whole when the target channel's queue
+    is full; the run ends when the last request is accepted. Per channel and tick: requests
+    whose row was activated (active buffer) first, then maintenance (refresh), then the read or
+    write queue (write drain between the watermarks); within a buffer the oldest request whose
+    next command is timing-ready (FR-FCFS). With separate row/column command buses one command
+    of each kind may issue per tick. Reads forward from queued writes to the same address;
+    writes to a queued address coalesce.
+    """
+    N = len(t_ch)
+    n_nodes = loff[L - 1] + C * ncount[L - 1]
+    ready = np.full((n_nodes, N_CMD), -1, dtype=np.int64)
+    hist = np.full((n_nodes, N_CMD, W_MAX), -1, dtype=np.int64)
+    open_row = np.full(C * NB, -1, dtype=np.int64)
+    act_cnt = np.zeros(C * NB, dtype=np.int64)
+    rbuf = np.zeros((C, q_read), dtype=np.int64)
+    rlen = np.zeros(C, dtype=np.int64)
+    wbuf = np.zeros((C, q_write), dtype=np.int64)
+    wlen = np.zeros(C, dtype=np.int64)
+    abuf = np.zeros((C, NB + 1), dtype=np.int64)
+    alen = np.zeros(C, dtype=np.int64)
+    n_scope = ncount[rscope]
+    PQ = 4 * n_scope + NB + 4
+    pkind = np.zeros((C, PQ), dtype=np.int64)
+    pidx = np.zeros((C, PQ), dtype=np.int64)
+    plen = np.zeros(C, dtype=np.int64)
+    wmode = np.zeros(C, dtype=np.bool_)
+    nxt = np.full(C, INF, dtype=np.int64)
+    pb_rr = np.zeros(C, dtype=np.int64)
+    # HBM3 command pairing: last rising-edge row command per channel
+    rise_cmd = np.full(C, -1, dtype=np.int64)
+    rise_pc = np.full(C, -1, dtype=np.int64)
+    rise_bank = np.full(C, -1, dtype=np.int64)
+    rise_edge = np.full(C, -1, dtype=np.int64)
+    banks_per_pc = NB // lsize[1] if L > 2 else NB
+
+    next_ref = n_refi if refresh_mode == 1 else (n_refipb if refresh_mode == 2 else INF)
+    ref_step = n_refi if refresh_mode == 1 else n_refipb
+    t = np.int64(0)
+    i = 0
+    while True:
+        # ---- frontend window before tick t+1 (arrive = t)
+        nsend = 1 if t == 0 else frontend_per_cycle
+        blocked = False
+        wait_until = INF
+        for _s in range(nsend):
+            if i >= N:
+                break
+            if t_cyc[i] > t:
+                blocked = True
+                wait_until = t_cyc[i]
+                break
+            c = t_ch[i]
+            ok = False
+            if t_isw[i]:
+                dup = False
+                for k in range(wlen[c]):
+                    if t_addr[wbuf[c, k]] == t_addr[i]:
+                        dup = True
+                        break
+                if dup:
+                    ok = True
+                    cc[c, CC_COALESCED] += 1
+                    cc[c, CC_WACCEPT] += 1
+                    arrive[i] = t
+                    depart[i] = t
+                elif wlen[c] < q_write:
+                    wbuf[c, wlen[c]] = i
+                    wlen[c] += 1
+                    ok = True
+                    arrive[i] = t
+                    cc[c, CC_WACCEPT] += 1
+            else:
+                fwd = False
+                for k in range(wlen[c]):
+                    if t_addr[wbuf[c, k]] == t_addr[i]:
+                        fwd = True
+                        break
+                if fwd:
+                    ok = True
+                    arrive[i] = t
+                    depart[i] = t + 1
+                    cc[c, CC_FWD] += 1
+                    cc[c, CC_RACCEPT] += 1
+                elif rlen[c] < q_read:
+                    rbuf[c, rlen[c]] = i
+                    rlen[c] += 1
+                    ok = True
+                    arrive[i] = t
+                    cc[c, CC_RACCEPT] += 1
+            if not ok:
+                blocked = True
+                break
+            if nxt[c] > t + 1:
+                nxt[c] = t + 1
+            i += 1
+        if i >= N:
+            break
+        # ---- next tick
+        if not blocked:
+            tn = t + 1
+        else:
+            tn = next_ref if next_ref < wait_until else wait_until
+            for c in range(C):
+                if nxt[c] < tn:
+                    tn = nxt[c]
+            if tn < t + 1:
+                tn = t + 1
+            if tn >= INF:
+                break          # cannot happen with a consistent configuration
+        t = tn
+        if t == next_ref:
+            for c in range(C):
+                if refresh_mode == 1:
+                    for sidx in range(n_scope):
+                        pkind[c, plen[c]] = REF
+                        pidx[c, plen[c]] = sidx
+                        plen[c] += 1
+                else:
+                    pkind[c, plen[c]] = REFPB
+                    pidx[c, plen[c]] = pb_rr[c]
+                    plen[c] += 1
+                    pb_rr[c] = (pb_rr[c] + 1) % NB
+                nxt[c] = t
+            next_ref += ref_step
+        # ---- controllers
+        for c in range(C):
+            if nxt[c] > t:
+                continue
+            n_issued = 0
+            minr = INF
+            rising = (t % 2) == 1
+            nslots = 2 if dual_bus else 1
+            for slot in range(nslots):
+                # slot: 0 = any (single bus) / column bus, 1 = row bus
+                col_ok = (not dual_bus) or slot == 0
+                row_ok = (not dual_bus) or slot == 1
+                if edge_rules and not rising:
+                    col_ok = False
+                sel_buf = -1        # 0 active, 1 priority, 2 read, 3 write
+                sel_pos = -1
+                sel_cmd = -1
+                # 1. active buffer (column commands)
+                if col_ok:
+                    best_arr = INF
+                    for k in range(alen[c]):
+                        q = abuf[c, k]
+                        cmd = WR if t_isw[q] else RD
+                        r = ready_bank(ready, loff, ncount, bnode, L, cmd, c, t_bank[q])
+                        if r <= t:
+                            if arrive[q] < best_arr:
+                                best_arr = arrive[q]
+                                sel_buf = 0
+                                sel_pos = k
+                                sel_cmd = cmd
+                        elif r < minr:
+                            minr = r
+                # 2. priority buffer (refresh)
+                if sel_buf < 0 and plen[c] > 0:
+                    kd = pkind[c, 0]
+                    sx = pidx[c, 0]
+                    if kd == REF:
+                        per = NB // n_scope
+                        anyopen = False
+                        for b in range(sx * per, (sx + 1) * per):
+                            if open_row[c * NB + b] >= 0:
+                                anyopen = True
+                                break
+                        cmd = PREA if anyopen else REF
+                        blocked_a = cmd == PREA and _scope_active(act_cnt, c, NB, ncount, rscope, sx, L)
+                        r = ready_scope(ready, loff, ncount, L, cmd, c, rscope, sx)
+                    else:
+                        cmd = PRE if open_row[c * NB + sx] >= 0 else REFPB
+                        blocked_a = cmd == PRE and act_cnt[c * NB + sx] > 0
+                        r = ready_bank(ready, loff, ncount, bnode, L, cmd, c, sx)
+                    ok = row_ok and not blocked_a
+                    if ok and edge_rules and not rising:
+                        if cmd != PRE and cmd != PREA:
+                            ok = False
+                        elif t == rise_edge[c]:
+                            pc = sx if kd == REF else sx // banks_per_pc
+                            if pc == rise_pc[c]:
+                                ok = False
+                    if ok:
+                        if r <= t:
+                            sel_buf = 1
+                            sel_cmd = cmd
+                        elif r < minr:
+                            minr = r
+                # 3. read / write queue
+                if sel_buf < 0 and plen[c] == 0:
+                    if not wmode[c]:
+                        if wlen[c] > wr_hi * q_write or rlen[c] == 0:
+                            wmode[c] = True
+                    else:
+                        if wlen[c] < wr_lo * q_write and rlen[c] != 0:
+                            wmode[c] = False
+                    isw = wmode[c]
+                    n = wlen[c] if isw else rlen[c]
+                    last_b = -1
+                    last_cmd = -1
+                    last_r = np.int64(0)
+                    for k in range(n):
+                        q = wbuf[c, k] if isw else rbuf[c, k]
+                        b = t_bank[q]
+                        cmd = _cmd_for(open_row, c, NB, b, t_row[q], isw)
+                        if _is_col(cmd):
+                            if not col_ok:
+                                continue
+                        else:
+                            if not row_ok:
+                                continue
+                            if cmd == PRE and act_cnt[c * NB + b] > 0:
+                                continue
+                            if edge_rules and not rising:
+                                if cmd != PRE:
+                                    continue
+                                if t == rise_edge[c] and b // banks_per_pc == rise_pc[c]:
+                                    if rise_bank[c] < 0 or b == rise_bank[c]:
+                                        continue
+                        if b == last_b and cmd == last_cmd:
+                            r = last_r
+                        else:
+                            r = ready_bank(ready, loff, ncount, bnode, L, cmd, c, b)
+                            last_b = b
+                            last_cmd = cmd
+                            last_r = r
+                        if r <= t:
+                            sel_buf = 3 if isw else 2
+                            sel_pos = k
+                            sel_cmd = cmd
+                            break
+                        elif r < minr:
+                            minr = r
+                if sel_buf < 0:
+                    continue
+                # ---- issue
+                n_issued += 1
+                cmd = sel_cmd
+                if sel_buf == 1:
+                    kd = pkind[c, 0]
+                    sx = pidx[c, 0]
+                    if kd == REF:
+                        issue_update(ready, hist, haswin, hassib, c_start, c_fol, c_lat, c_win, c_sib,
+                                     loff, ncount, lsize, L, cmd, c, rscope, sx, t)
+                        per = NB // n_scope
+                        if cmd == PREA:
+                            for b in range(sx * per, (sx + 1) * per):
+                                open_row[c * NB + b] = -1
+                            cc[c, CC_PREA] += 1
+                        else:
+                            cc[c, CC_REF] += 1
+                        pc = sx
+                        bk = -1
+                    else:
+                        issue_update(ready, hist, haswin, hassib, c_start, c_fol, c_lat, c_win, c_sib,
+                                     loff, ncount, lsize, L, cmd, c, L - 1, sx, t)
+                        if cmd == PRE:
+                            open_row[c * NB + sx] = -1
+                            cc[c, CC_PRE] += 1
+                        else:
+                            cc[c, CC_REFPB] += 1
+                        pc = sx // banks_per_pc
+                        bk = sx
+                    if cmd == REF or cmd == REFPB:
+                        for k in range(plen[c] - 1):
+                            pkind[c, k] = pkind[c, k + 1]
+                            pidx[c, k] = pidx[c, k + 1]
+                        plen[c] -= 1
+                    if edge_rules and rising:
+                        rise_cmd[c] = cmd
+                        rise_pc[c] = pc
+                        rise_bank[c] = -1 if (cmd == PREA or cmd == REF) else bk
+                        rise_edge[c] = t + 1
+                    continue
+                if sel_buf == 0:
+                    q = abuf[c, sel_pos]
+                elif sel_buf == 2:
+                    q = rbuf[c, sel_pos]
+                else:
+                    q = wbuf[c, sel_pos]
+                b = t_bank[q]
+                isw = t_isw[q]
+                if first_cmd[q] < 0:
+                    o = open_row[c * NB + b]
+                    if o >= 0 and o == t_row[q]:
+                        kind = 0
+                    elif o >= 0:
+                        kind = 2
+                    else:
+                        kind = 1
+                    first_cmd[q] = kind
+                    cc[c, (CC_WHIT if isw else CC_RHIT) + kind] += 1
+                final = _is_col(cmd)
+                if final and closed_page:
+                    # auto-precharge unless another queued request hits the same row
+                    other = False
+                    for k in range(rlen[c]):
+                        qq = rbuf[c, k]
+                        if qq != q and t_bank[qq] == b and t_row[qq] == t_row[q]:
+                            other = True
+                            break
+                    if not other:
+                        for k in range(wlen[c]):
+                            qq = wbuf[c, k]
+                            if qq != q and t_bank[qq] == b and t_row[qq] == t_row[q]:
+                                other = True
+                                break
+                    if not other:
+                        cmd = WRA if isw else RDA
+                issue_update(ready, hist, haswin, hassib, c_start, c_fol, c_lat, c_win, c_sib,
+                             loff, ncount, lsize, L, cmd, c, L - 1, b, t)
+                if cmd == ACT:
+                    open_row[c * NB + b] = t_row[q]
+                    cc[c, CC_ACT] += 1
+                elif cmd == PRE:
+                    open_row[c * NB + b] = -1
+                    cc[c, CC_PRE] += 1
+                else:
+                    if cmd == RDA or cmd == WRA:
+                        open_row[c * NB + b] = -1
+                        cc[c, CC_PRE] += 1
+                    if isw:
+                        cc[c, CC_WR] += 1
+                    else:
+                        cc[c, CC_RD] += 1
+                if edge_rules and rising and not _is_col(cmd):
+                    rise_cmd[c] = cmd
+                    rise_pc[c] = b // banks_per_pc
+                    rise_bank[c] = b
+                    rise_edge[c] = t + (3 if cmd == ACT else 1)
+                if final:
+                    # retire
+                    if isw:
+                        depart[q] = t
+                        cc[c, CC_WSERVED] += 1
+                    else:
+                        depart[q] = t + read_latency
+                        cc[c, CC_RSERVED] += 1
+                    if sel_buf == 0:
+                        for k in range(sel_pos, alen[c] - 1):
+                            abuf[c, k] = abuf[c, k + 1]
+                        alen[c] -= 1
+                        act_cnt[c * NB + b] -= 1
+                    elif sel_buf == 2:
+                        for k in range(sel_pos, rlen[c] - 1):
+                            rbuf[c, k] = rbuf[c, k + 1]
+                        rlen[c] -= 1
+                    else:
+                        for k in range(sel_pos, wlen[c] - 1):
+                            wbuf[c, k] = wbuf[c, k + 1]
+                        wlen[c] -= 1
+                elif cmd == ACT:
+                    # promote to the active buffer
+                    abuf[c, alen[c]] = q
+                    alen[c] += 1
+                    act_cnt[c * NB + b] += 1
+                    if sel_buf == 2:
+                        for k in range(sel_pos, rlen[c] - 1):
+                            rbuf[c, k] = rbuf[c, k + 1]
+                        rlen[c] -= 1
+                    elif sel_buf == 3:
+                        for k in range(sel_pos, wlen[c] - 1):
+                            wbuf[c, k] = wbuf[c, k + 1]
+                        wlen[c] -= 1
+            if n_issued > 0 or (edge_rules and not rising):
+                nxt[c] = t + 1
+            else:
+                nxt[c] = minr if minr > t else t + 1
+    return t

@@ -1,0 +1,185 @@
+"""DRAM presets: ``arch_configs/dram/<NAME>.yaml`` -> a resolved :class:`Preset`."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from archsim.errors import ConfigError, did_you_mean
+from archsim.mem.dram.spec import STANDARDS, Standard, Tables, build_tables
+
+# YAML timing key -> canonical CK-cycle name used by the constraint expressions
+TIMING_KEYS = {
+    "tBL": "nBL", "CL": "nCL", "CWL": "nCWL", "tRCDRD": "nRCDRD", "tRCDWR": "nRCDWR",
+    "tRP": "nRP", "tRAS": "nRAS", "tRC": "nRC", "tWR": "nWR", "tRTP": "nRTP",
+    "tCCD_S": "nCCDS", "tCCD_L": "nCCDL", "tCCDR": "nCCDR", "tRRD_S": "nRRDS", "tRRD_L": "nRRDL",
+    "tFAW": "nFAW", "tWTR_S": "nWTRS", "tWTR_L": "nWTRL", "tRTW": "nRTW", "tCS": "nCS",
+    "tPPD": "nPPD", "tRFC": "nRFC", "tRFCpb": "nRFCpb", "tRREFD": "nRREFD", "tREFI": "nREFI",
+    "tREFIpb": "nREFIpb",
+}
+REQUIRED = ("tCK_ps", "tBL", "CL", "CWL", "tRP", "tRAS", "tRC", "tWR", "tRTP", "tCCD_S", "tCCD_L",
+            "tRRD_S", "tRRD_L", "tFAW", "tWTR_S", "tWTR_L", "tRFC", "tREFI")
+
+
+def preset_dir() -> Path:
+    env = os.environ.get("ARCHSIM_DRAM_PRESETS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "arch_configs" / "dram"
+
+
+def preset_names() -> list[str]:
+    d = preset_dir()
+    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+
+
+@dataclass
+class Preset:
+    name: str
+    standard: Standard
+    channels: int
+    level_sizes: list[int]          # channel(=1), ranks/pseudo-channels, [sids], bankgroups, banks
+    rows: int
+    columns: int
+    tx_bytes: int
+    tck_ps: float
+    timing: dict                    # canonical CK-cycle values
+    energy: dict = field(default_factory=dict)
+    organisation: dict = field(default_factory=dict)
+    raw: dict = field(default_factory=dict)
+    tables: Tables | None = None
+
+    @property
+    def tick_ps(self) -> float:
+        return self.tck_ps / self.standard.tick_multiplier
+
+    @property
+    def banks_per_channel(self) -> int:
+        return int(math.prod(self.level_sizes[1:]))
+
+    @property
+    def cols_per_row(self) -> int:
+        """Column commands (tx-sized) per row."""
+        return self.columns // self.organisation.get("prefetch", 1)
+
+    @property
+    def n_ranks(self) -> int:
+        return self.level_sizes[1] if self.standard.levels[1] != "BankGroup" else 1
+
+    @property
+    def capacity_bytes(self) -> int:
+        return self.channels * self.banks_per_channel * self.rows * self.cols_per_row * self.tx_bytes
+
+    @property
+    def peak_bytes_per_tick(self) -> float:
+        """All channels; every rank / pseudo-channel with its own data bus (HBM) counts once."""
+        buses = self.level_sizes[1] if self.standard.levels[1] == "PseudoChannel" else 1
+        return self.channels * buses * self.tx_bytes / self.tables.timing["nBL"]
+
+    @property
+    def peak_GBps(self) -> float:
+        return self.peak_bytes_per_tick / (self.tick_ps * 1e-3)
+
+
+def _problems_timing(t: dict, where: str) -> list[tuple[str, str]]:
+    probs = []
+    for k in REQUIRED:
+        if k not in t:
+            probs.append((f"{where}.{k}", "missing"))
+    for k, v in t.items():
+        if k != "tCK_ps" and k not in TIMING_KEYS and k not in ("tRCD",):
+            probs.append((f"{where}.{k}", f"unknown timing{did_you_mean(k, list(TIMING_KEYS) + ['tRCD', 'tCK_ps'])}"))
+        elif not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or (k == "tCK_ps" and v <= 0):
+            probs.append((f"{where}.{k}", f"must be a non-negative number, got {v!r}"))
+    if not probs:
+        if t["tRC"] < t["tRAS"] + t["tRP"]:
+            probs.append((f"{where}.tRC", f"tRC ({t['tRC']}) must be >= tRAS + tRP "
+                                         f"({t['tRAS']} + {t['tRP']} = {t['tRAS'] + t['tRP']})"))
+        if t["tRAS"] < max(t.get("tRCD", 0), t.get("tRCDRD", 0)):
+            probs.append((f"{where}.tRAS", "tRAS must be >= tRCD"))
+    return probs
+
+
+def resolve(doc: dict, source: str = "preset", overrides: dict | None = None) -> Preset:
+    """Validate a preset document (all problems at once) and evaluate its tables."""
+    doc = dict(doc)
+    probs: list[tuple[str, str]] = []
+    std_name = doc.get("standard")
+    if std_name not in STANDARDS:
+        probs.append(("standard", f"unknown DRAM standard {std_name!r}{did_you_mean(str(std_name), STANDARDS)}"
+                                  f" (known: {', '.join(sorted(STANDARDS))})"))
+    org = dict(doc.get("organisation") or {})
+    timing = dict(doc.get("timing") or {})
+    if overrides:
+        for k, v in overrides.items():
+            (timing if k in TIMING_KEYS or k in ("tRCD", "tCK_ps") else org)[k] = v
+    for k in ("bankgroups", "banks_per_group", "rows", "columns", "channel_width_bits", "prefetch"):
+        v = org.get(k)
+        if not isinstance(v, int) or v <= 0 or (v & (v - 1)):
+            probs.append((f"organisation.{k}", f"must be a positive power of two, got {v!r}"))
+    channels = doc.get("channels", 1)
+    if not isinstance(channels, int) or channels <= 0 or channels & (channels - 1):
+        probs.append(("channels", f"must be a positive power of two, got {channels!r}"))
+    probs += _problems_timing(timing, "timing")
+    if probs:
+        raise ConfigError(probs, source=source)
+    std = STANDARDS[std_name]
+    ck = {TIMING_KEYS[k]: v for k, v in timing.items() if k in TIMING_KEYS}
+    if "tRCD" in timing:
+        ck.setdefault("nRCDRD", timing["tRCD"])
+        ck.setdefault("nRCDWR", timing["tRCD"])
+    if "nRCDRD" not in ck:
+        raise ConfigError([("timing.tRCD", "missing (tRCD or tRCDRD/tRCDWR)")], source=source)
+    ck.setdefault("nRCDWR", ck["nRCDRD"])
+    ck.setdefault("nCS", 2)
+    ck.setdefault("nPPD", 2)
+    ck.setdefault("nCCDR", ck["nCCDS"] + 1)
+    ck.setdefault("nRTW", ck["nCL"] + ck["nBL"] + 2 - ck["nCWL"])
+    ck.setdefault("nRREFD", ck["nRRDL"])
+    ck.setdefault("nRFCpb", ck["nRFC"] // 2)
+    sizes = [1]
+    for lv in std.levels[1:]:
+        if lv in ("Rank", "PseudoChannel"):
+            sizes.append(int(org.get("ranks", 1)))
+        elif lv == "Sid":
+            sizes.append(int(org.get("sids", 1)))
+        elif lv == "BankGroup":
+            sizes.append(int(org["bankgroups"]))
+        elif lv == "Bank":
+            sizes.append(int(org["banks_per_group"]))
+    nbanks = math.prod(sizes[1:])
+    ck.setdefault("nREFIpb", ck["nREFI"] // nbanks)
+    tx = org["channel_width_bits"] // 8 * org["prefetch"]
+    p = Preset(doc.get("name", source), std, channels, sizes, org["rows"], org["columns"], tx,
+               float(timing["tCK_ps"]), ck, dict(doc.get("energy") or {}), org, doc)
+    p.tables = build_tables(std, sizes, ck)
+    return p
+
+
+_CACHE: dict = {}
+
+
+def load_preset(name_or_path, overrides: dict | None = None) -> Preset:
+    """A preset by name (``HBM2-2000``) or YAML path."""
+    key = (str(name_or_path), tuple(sorted((overrides or {}).items())))
+    if key in _CACHE:
+        return _CACHE[key]
+    path = Path(str(name_or_path))
+    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+        path = preset_dir() / f"{name_or_path}.yaml"
+        if not path.exists():
+            names = preset_names()
+            raise ConfigError([("preset", f"unknown DRAM preset {str(name_or_path)!r}"
+                                          f"{did_you_mean(str(name_or_path), names)} (known: {', '.join(names)})")])
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError([("", f"cannot parse YAML: {e}")], source=str(path)) from None
+    if not isinstance(doc, dict):
+        raise ConfigError([("", "a DRAM preset must be a mapping")], source=str(path))
+    p = resolve(doc, source=str(path), overrides=overrides)
+    _CACHE[key] = p
+    return p
