@@ -95,8 +95,9 @@ class SystolicLowerer:
         R, C, df, P = self.R, self.C, self.df, self.n_arrays
         a_off, c_off = self.spilled(op.a), self.spilled(op.c)
         b_off = self.spilled(op.b)
-        ab, bb = _bits(op.a.dtype) / 8, _bits(op.b.dtype) / 8
-        cb = _bits(op.c.dtype) / 8
+        # bytes per element include shared-scale overheads (group quantisation, MX formats)
+        ab, bb = op.a.bytes_per_element, op.b.bytes_per_element
+        cb = op.c.bytes_per_element
         M, N, K, G = int(op.M), int(op.N), int(op.K), int(op.count)
         t = choose_tiles(M, N, K, G, df, R, C, P, ab, bb, self.acc_bytes, self.buf["ifmap"],
                          self.buf["filt"], self.buf["ofmap"], self.buf["unified"], a_off, b_off,
@@ -109,6 +110,8 @@ class SystolicLowerer:
         im, in_ = (mi, o) if t.order == "nm" else (o, mi)
         S = g.shape[0]
         arr = ((g * n_out + o) % P).astype(np.int64)
+        if op.attrs.get("array") is not None:       # placement hint (expert parallelism)
+            arr = np.full_like(arr, int(op.attrs["array"]) % P)
         # per-array sequences (stable), local position within the array
         by_arr = np.argsort(arr, kind="stable")
         counts = np.bincount(arr, minlength=P)
@@ -291,12 +294,12 @@ class SystolicLowerer:
         vec_prev2[:2] = self.last_vec[: min(2, nch)] if nch >= 2 else self.last_vec[:1]
         for q, tns in enumerate(ins):
             j = c * per + q
-            bpe = _bits(tns.dtype) / 8
             b0 = self.alloc(tns.name, tns.nbytes)
             A["op"][j] = Op.LOAD
             A["unit"][j] = self.U_RD
-            A["nbytes"][j] = np.ceil(ch_rows * cols * bpe).astype(np.int64)
-            A["addr"][j] = b0 + (c * rpc * cols * bpe).astype(np.int64)
+            # each operand moves its own bytes, spread over the chunks (shapes may differ)
+            A["nbytes"][j] = np.ceil(tns.nbytes * ch_rows / rows).astype(np.int64)
+            A["addr"][j] = b0 + (tns.nbytes * c * rpc // rows).astype(np.int64)
             A["deps"][j, 0] = vec_prev2
             A["deps"][j, 1] = entry if not tns.offchip else -1
             A["aux"][j, 0] = BUF_OFMAP
@@ -310,12 +313,11 @@ class SystolicLowerer:
             A["deps"][j, 1 + min(q, 2)] = base + c * per + q
         for q, tns in enumerate(outs):
             jj = c * per + len(ins) + 1 + q
-            bpe = _bits(tns.dtype) / 8
             b0 = self.alloc(tns.name, tns.nbytes)
             A["op"][jj] = Op.STORE
             A["unit"][jj] = self.U_WR
-            A["nbytes"][jj] = np.ceil(ch_rows * cols * bpe).astype(np.int64)
-            A["addr"][jj] = b0 + (c * rpc * cols * bpe).astype(np.int64)
+            A["nbytes"][jj] = np.ceil(tns.nbytes * ch_rows / rows).astype(np.int64)
+            A["addr"][jj] = b0 + (tns.nbytes * c * rpc // rows).astype(np.int64)
             A["deps"][jj, 0] = vec_idx
             A["aux"][jj, 0] = BUF_OFMAP
         self.pb.add_arrays(A)
