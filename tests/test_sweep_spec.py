@@ -41,6 +41,21 @@ def test_list_form_and_zip_list():
     assert axes[1].values == ((1, 5), (2, 6))
 
 
+def test_named_zip_stores_its_labels():
+    sw = compiled(axes={"mem": {"zip": {"memory.bandwidth": ["25.6 GB/s", "819 GB/s"],
+                                        "memory.standard": ["DDR4", "HBM3"]},
+                                "labels": ["DDR4-3200", "HBM3-6400"]},
+                        "array.rows": [64, 128]},
+                  constraints=["mem != 'DDR4-3200' or array.rows == 64"])
+    p = sw.point_at(2)
+    assert sw.fields(p) == {"mem": "HBM3-6400", "memory.bandwidth": "819 GB/s", "memory.standard": "HBM3",
+                            "array.rows": 64}
+    assert sw.overrides(p) == ["memory.bandwidth=819 GB/s", "memory.standard=HBM3", "array.rows=64"]
+    assert sum(1 for q in sw.grid() if sw.violated(q)) == 2
+    with pytest.raises(ConfigError, match="one per step"):
+        parse_axes({"mem": {"zip": {"a": [1, 2], "b": [3, 4]}, "labels": ["x"]}})
+
+
 @pytest.mark.parametrize("axes, needle", [
     ({"array.rows": []}, "empty axis"),
     ({"array.rows": {"range": [10, 1, 1]}}, "empty axis"),
@@ -166,3 +181,16 @@ def test_real_simulator_spec_errors():
                             "constraints": ["workload.batch * array.rows <= 512"]})
     sw = compile_spec(spec, base)
     assert sw.size == 4 and sum(1 for p in sw.grid() if sw.violated(p)) == 1
+
+
+def test_several_archs_are_an_outer_axis():
+    sw = compiled(arch=["toy", {"name": "wide", "array": {"cols": 512}}], axes={"array.rows": [32, 64]},
+                  constraints=["arch == 'wide' or array.rows == 32"])
+    assert sw.size == 2 * 2 * 2
+    labels = [w.label for w in sw.workloads]
+    assert labels == ["toy/prefill", "toy/decode", "wide/prefill", "wide/decode"]
+    p = sw.point_at(7)
+    assert sw.fields(p) == {"arch": "wide", "array.rows": 64}
+    assert sw.task(p)["arch"] == {"name": "wide", "array": {"cols": 512}}
+    assert sum(1 for q in sw.grid() if sw.violated(q)) == 2
+    assert len({sw.point_id(q) for q in sw.grid()}) == 8

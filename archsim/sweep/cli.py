@@ -188,7 +188,8 @@ def run_cmd(spec, out, executor, jobs, scheduler, dask_local, connect_timeout, r
     try:
         meta = {"spec": sw.spec.model_dump(mode="json"), "spec_path": str(Path(spec).resolve()),
                 "size": sw.size, "objectives": [o.model_dump() for o in sw.objectives],
-                "axes": [a.name for a in sw.axes], "workloads": [w.label for w in sw.workloads]}
+                "axes": [a.name for a in sw.axes], "workloads": [w.label for w in sw.workloads],
+                "labelled_fields": sorted(f for a in sw.axes if a.label for f in a.fields)}
         if outp.exists():
             store = Store.open(outp)
             old = store.meta().get("spec")
@@ -344,7 +345,8 @@ def pareto(db, x, y, goal_x, goal_y, where, workload, plot_path, as_json):
     if not keep:
         raise ArchsimError(f"no finished point has numeric {x!r} and {y!r}")
     idx = [i for i in sorted(range(len(keep)), key=lambda i: vals[i, 0]) if mask[i]]
-    names = P.varying_fields([keep[i] for i in idx]) or P.varying_fields(keep)
+    hide = frozenset(meta.get("labelled_fields") or ())
+    names = P.varying_fields([keep[i] for i in idx], hide) or P.varying_fields(keep, hide)
     if as_json:
         click.echo(json.dumps([{"id": keep[i]["id"], "workload": keep[i]["workload"], "fields": keep[i]["fields"],
                                 x: vals[i, 0], y: vals[i, 1]} for i in idx], indent=2))
@@ -359,11 +361,11 @@ def pareto(db, x, y, goal_x, goal_y, where, workload, plot_path, as_json):
         for i in idx:
             r = keep[i]
             t.add_row(*[str(r["workload"] if n == "workload" else r["fields"].get(n)) for n in names],
-                      f"{vals[i, 0]:.6g}", f"{vals[i, 1]:.6g}")
-        Console(width=max(100, int(os.environ.get("COLUMNS", "100")))).print(t)
+                      f"{vals[i, 0]:.5g}", f"{vals[i, 1]:.5g}")
+        Console(width=max(120, int(os.environ.get("COLUMNS", "120")))).print(t)
     if plot_path:
         from archsim.sweep.plots import pareto_plot
-        pareto_plot(keep, vals, mask, x, y, plot_path, gx=gx, gy=gy,
+        pareto_plot(keep, vals, mask, x, y, plot_path, gx=gx, gy=gy, hide=hide,
                     title=f"{(meta.get('spec') or {}).get('name') or Path(db).stem}: {len(keep)} points")
         click.echo(f"wrote {plot_path}", err=True)
 

@@ -118,12 +118,13 @@ def front(rows: list[dict], x: str, y: str, gx: str, gy: str) -> tuple[list[dict
     return keep, arr, pareto_mask(arr, [gx, gy])
 
 
-def varying_fields(rows: list[dict]) -> list[str]:
-    """Fields (and 'workload') whose value differs between rows, in first-seen order."""
+def varying_fields(rows: list[dict], hide=frozenset()) -> list[str]:
+    """Fields (and 'workload') whose value differs between rows, in first-seen order;
+    ``hide`` names fields not to show (those behind a named zip's label)."""
     names: list[str] = []
     for r in rows:
         for k in ["workload", *r["fields"]]:
-            if k not in names:
+            if k not in names and k not in hide:
                 names.append(k)
     out = []
     for k in names:

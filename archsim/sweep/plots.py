@@ -25,7 +25,7 @@ def _figure():
 def _auto_log(ax, arr: np.ndarray, axis: str, force: Optional[bool]) -> None:
     if force is None:
         pos = arr[arr > 0]
-        force = len(pos) == len(arr) and len(arr) > 1 and pos.max() / pos.min() > 100
+        force = (len(pos) == len(arr) and len(np.unique(pos)) >= 4 and pos.max() / pos.min() >= 32)
     if force:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
 
@@ -46,7 +46,8 @@ def _save(fig, out: str | Path) -> Path:
 
 def pareto_plot(rows: list[dict], vals: np.ndarray, mask: np.ndarray, x: str, y: str,
                 out: str | Path, *, gx: str = "min", gy: str = "min", logx: Optional[bool] = None,
-                logy: Optional[bool] = None, max_labels: int = 25, title: Optional[str] = None) -> Path:
+                logy: Optional[bool] = None, max_labels: int = 25, title: Optional[str] = None,
+                hide: frozenset = frozenset()) -> Path:
     fig, ax = _figure()
     if len(rows) == 0:
         raise ArchsimError("nothing to plot: no finished points with both metrics")
@@ -56,12 +57,12 @@ def pareto_plot(rows: list[dict], vals: np.ndarray, mask: np.ndarray, x: str, y:
     ax.scatter(vals[f, 0], vals[f, 1], s=36, c="#d62728", edgecolors="black", linewidths=0.5,
                label=f"Pareto front ({len(f)})", zorder=4)
     ax.step(vals[f, 0], vals[f, 1], where="post", c="#d62728", lw=1.2, alpha=0.7, zorder=3)
-    names = varying_fields([rows[i] for i in f]) or varying_fields(rows)
+    names = varying_fields([rows[i] for i in f], hide) or varying_fields(rows, hide)
     step = max(1, int(np.ceil(len(f) / max_labels)))
     for k, i in enumerate(f):
         if k % step == 0 or k == len(f) - 1:
             ax.annotate(label(rows[i], names), (vals[i, 0], vals[i, 1]), textcoords="offset points",
-                        xytext=(5, 4), fontsize=7, color="#5a0f10", zorder=5)
+                        xytext=(5, 4) if k % 2 == 0 else (5, -11), fontsize=7, color="#5a0f10", zorder=5)
     _auto_log(ax, vals[:, 0], "x", logx)
     _auto_log(ax, vals[:, 1], "y", logy)
     ax.set_xlabel(f"{_LABELS.get(x, x)} ({'lower' if gx == 'min' else 'higher'} is better)")
@@ -99,7 +100,10 @@ def field_plot(rows: list[dict], x: str, y: str, out: str | Path, *, hue: Option
         raise ArchsimError(f"nothing to plot: no finished point has a numeric {y!r}")
     import matplotlib
     cmap = matplotlib.colormaps["viridis" if len(groups) > 10 else "tab10"]
-    for gi, (key, idx) in enumerate(sorted(groups.items(), key=lambda kv: _sort_key(kv[0]))):
+    items = list(groups.items())          # first-seen order is the axis order
+    if all(numeric(k) is not None for k in groups):
+        items.sort(key=lambda kv: numeric(kv[0]))
+    for gi, (key, idx) in enumerate(items):
         color = cmap(gi / max(1, len(groups) - 1)) if len(groups) > 10 else cmap(gi % 10)
         px = np.array([xnum[i] for i in idx])
         py = np.array([ynum[i] for i in idx])
@@ -126,7 +130,3 @@ def field_plot(rows: list[dict], x: str, y: str, out: str | Path, *, hue: Option
         ax.legend(loc="best", fontsize=8, ncol=2 if len(groups) > 8 else 1)
     return _save(fig, out)
 
-
-def _sort_key(s: str):
-    n = numeric(s)
-    return (0, n, "") if n is not None else (1, 0.0, s)

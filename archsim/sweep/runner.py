@@ -166,7 +166,7 @@ def _record(store: Store, sw: Sweep, p: Point, status: str, *, metrics=None, out
             attempts: int = 1, error=None) -> None:
     out = out or {}
     store.record(id=sw.point_id(p), status=status, workload=sw.workloads[p.workload].label,
-                 fields=sw.values(p), overrides=sw.task(p)["overrides"], metrics=metrics,
+                 fields=sw.fields(p), overrides=sw.task(p)["overrides"], metrics=metrics,
                  config=out.get("config"), workload_config=out.get("workload"), error=error,
                  attempts=attempts, archsim_version=out.get("archsim_version"), host=out.get("host"),
                  elapsed_s=out.get("elapsed_s"))

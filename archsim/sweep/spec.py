@@ -80,7 +80,8 @@ class EvaluatorSpec(_Strict):
 class SweepSpec(_Strict):
     name: Optional[str] = None
     description: Optional[str] = None
-    arch: Union[str, dict] = Field(..., description="base hardware: preset name, path or mapping")
+    arch: Union[str, dict, list[Union[str, dict]]] = Field(
+        ..., description="base hardware: preset name, path or mapping; a list sweeps over them")
     set: dict[str, Any] = Field(default_factory=dict, description="base overrides, dotted path -> value")
     workloads: list[Union[str, WorkloadEntry]] = Field(..., min_length=1)
     axes: Union[dict[str, Any], list[dict[str, Any]]] = Field(default_factory=dict)
@@ -177,10 +178,12 @@ class Axis:
 
     fields: tuple[str, ...]
     values: tuple[tuple[Any, ...], ...]   # one tuple per step, aligned with ``fields``
+    label: Optional[str] = None            # a named zip: its step names are stored as this field
+    labels: Optional[tuple[str, ...]] = None
 
     @property
     def name(self) -> str:
-        return "+".join(self.fields)
+        return self.label or "+".join(self.fields)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -198,7 +201,7 @@ def _num(v, where):
     return v
 
 
-def _expand(defn: Any, where: str) -> list:
+def _expand(defn: Any, where: str, unique: bool = True) -> list:
     """Values of one axis definition: a list, a scalar, or a range/logrange mapping."""
     if isinstance(defn, list):
         vals = list(defn)
@@ -269,7 +272,7 @@ def _expand(defn: Any, where: str) -> list:
             raise ConfigError([(f"{where}[{i}]", f"axis values must be numbers, strings or booleans, got {v!r}")])
     if not vals:
         raise ConfigError([(where, "empty axis: it has no values, so the sweep would have no points")])
-    if len(set(map(canonical_json, vals))) != len(vals):
+    if unique and len(set(map(canonical_json, vals))) != len(vals):
         dup = next(v for i, v in enumerate(vals) if v in vals[:i])
         raise ConfigError([(where, f"duplicate value {dup!r} in axis")])
     return vals
@@ -292,12 +295,34 @@ def _zip_axis(defn: Any, where: str) -> Axis:
     fields, cols = [], []
     for f, d in items:
         fields.append(str(f))
-        cols.append(_expand(d, f"{where}.{f}"))
+        cols.append(_expand(d, f"{where}.{f}", unique=False))
     n = {len(c) for c in cols}
     if len(n) != 1:
         lens = ", ".join(f"{f}: {len(c)}" for f, c in zip(fields, cols))
         raise ConfigError([(where, f"zipped axes must have equal lengths ({lens})")])
-    return Axis(tuple(fields), tuple(zip(*cols)))
+    steps = list(zip(*cols))
+    if len(set(map(canonical_json, steps))) != len(steps):
+        raise ConfigError([(where, "two steps of the zipped axis have the same values")])
+    return Axis(tuple(fields), tuple(steps))
+
+
+def _named_zip(name: str, item: dict, where: str) -> Axis:
+    extra = set(item) - {"zip", "labels", "name"}
+    if extra:
+        k = sorted(extra)[0]
+        raise ConfigError([(f"{where}.{k}", f"unknown key in a named zip{did_you_mean(k, ['zip', 'labels'])}")])
+    a = _zip_axis(item["zip"], f"{where}.zip")
+    labels = item.get("labels")
+    if labels is None:
+        raise ConfigError([(f"{where}.labels", "a named zip needs 'labels', one per step")])
+    if not isinstance(labels, list) or len(labels) != len(a):
+        raise ConfigError([(f"{where}.labels", f"expected a list of {len(a)} labels, one per step")])
+    labels = tuple(str(x) for x in labels)
+    if len(set(labels)) != len(labels):
+        raise ConfigError([(f"{where}.labels", "labels must be distinct")])
+    if "." in name or name == "workload":
+        raise ConfigError([(where, f"the name of a zipped axis is a plain word (got {name!r})")])
+    return Axis(a.fields, a.values, name, labels)
 
 
 def parse_axes(raw: Union[dict, list]) -> list[Axis]:
@@ -305,7 +330,9 @@ def parse_axes(raw: Union[dict, list]) -> list[Axis]:
     if isinstance(raw, dict):
         for k, d in raw.items():
             where = f"axes.{k}"
-            if str(k).startswith("zip"):
+            if isinstance(d, dict) and "zip" in d:
+                axes.append(_named_zip(str(k), d, where))
+            elif str(k).startswith("zip"):
                 axes.append(_zip_axis(d, where))
             else:
                 axes.append(Axis((str(k),), tuple((v,) for v in _expand(d, where))))
@@ -313,8 +340,11 @@ def parse_axes(raw: Union[dict, list]) -> list[Axis]:
         for i, item in enumerate(raw):
             where = f"axes[{i}]"
             if "zip" in item:
+                if "name" in item or "labels" in item:
+                    axes.append(_named_zip(str(item.get("name", "")), item, where))
+                    continue
                 if set(item) != {"zip"}:
-                    raise ConfigError([(where, "a zip axis has only the key 'zip'")])
+                    raise ConfigError([(where, "a zip axis has only the keys 'zip', 'name' and 'labels'")])
                 axes.append(_zip_axis(item["zip"], f"{where}.zip"))
                 continue
             if "field" not in item:
@@ -324,7 +354,7 @@ def parse_axes(raw: Union[dict, list]) -> list[Axis]:
             axes.append(Axis((f,), tuple((v,) for v in _expand(item, f"axes.{f}"))))
     seen: set[str] = set()
     for a in axes:
-        for f in a.fields:
+        for f in a.fields + ((a.label,) if a.label else ()):
             if f in seen:
                 raise ConfigError([(f"axes.{f}", "field appears on more than one axis")])
             seen.add(f)
@@ -391,6 +421,8 @@ class Point:
 
 @dataclass
 class WorkloadInfo:
+    """One base of the sweep: a hardware description and a workload (with their overrides)."""
+
     label: str
     source: Union[str, dict]
     overrides: list[str]            # base + workload overrides (all "workload." ones included)
@@ -398,12 +430,13 @@ class WorkloadInfo:
     workload: dict                  # resolved base workload
     key: str                        # hash of the resolved base
     env: Optional[dict] = None      # flattened base fields (filled on first use)
+    arch: Union[str, dict, None] = None
+    arch_label: Optional[str] = None  # set when the spec lists several archs
 
 
 @dataclass
 class Sweep:
     spec: SweepSpec
-    arch: Union[str, dict]
     workloads: list[WorkloadInfo]
     axes: list[Axis]
     pre_constraints: list[_expr.Expr]
@@ -443,7 +476,16 @@ class Sweep:
         return out
 
     def fields(self, p: Point) -> dict[str, Any]:
-        return {"workload": self.workloads[p.workload].label, **self.values(p)}
+        """What a results row stores: zipped-axis labels, then every axis field's value."""
+        out: dict[str, Any] = {}
+        w = self.workloads[p.workload]
+        if w.arch_label is not None:
+            out["arch"] = w.arch_label
+        for a, s in zip(self.axes, p.steps):
+            if a.label:
+                out[a.label] = a.labels[s]
+        out.update(self.values(p))
+        return out
 
     def overrides(self, p: Point) -> list[str]:
         return [f"{k}={format_value(v)}" for k, v in self.values(p).items()]
@@ -455,7 +497,7 @@ class Sweep:
 
     def task(self, p: Point) -> dict:
         w = self.workloads[p.workload]
-        return {"id": self.point_id(p), "arch": self.arch, "workload": w.source,
+        return {"id": self.point_id(p), "arch": w.arch, "workload": w.source,
                 "overrides": w.overrides + self.overrides(p),
                 "evaluator": self.evaluator, "options": self.options}
 
@@ -463,8 +505,9 @@ class Sweep:
         """Field values for expressions: base values, then this point's axis values."""
         w = self.workloads[p.workload]
         env = dict(_base_env(w))
-        env.update(self.values(p))
+        env.update(self.fields(p))
         env["workload"] = w.label
+        env.setdefault("arch", w.arch_label or (w.arch if isinstance(w.arch, str) else "arch"))
         return env
 
     def violated(self, p: Point) -> Optional[str]:
@@ -552,28 +595,38 @@ def compile_spec(spec: SweepSpec, base_dir: Path = Path("."), evaluator: Optiona
     module = evaluator or spec.evaluator.module
     ev = load_evaluator(module)
     axes = parse_axes(spec.axes)
-    arch = _resolve_path(spec.arch, base_dir)
+    archs = spec.arch if isinstance(spec.arch, list) else [spec.arch]
+    if not archs:
+        raise ConfigError([("arch", "an empty list: give at least one hardware description")])
+    multi = len(archs) > 1
     base_ovs = [f"{k}={format_value(v)}" for k, v in spec.set.items()]
 
     workloads: list[WorkloadInfo] = []
     labels: set[str] = set()
-    for i, entry in enumerate(spec.workloads):
-        if not isinstance(entry, WorkloadEntry):
-            entry = WorkloadEntry(workload=entry)
-        src = _resolve_path(entry.workload, base_dir)
-        w_ovs = [f"workload.{k}={format_value(v)}" for k, v in entry.set.items()]
-        label = entry.label or _workload_label(entry.workload, entry.set)
-        if label in labels:
-            label = f"{label}#{i}"
-        labels.add(label)
-        ovs = base_ovs + w_ovs
-        try:
-            cfg, wl = ev.resolve(arch, src, ovs)
-        except ConfigError as e:
-            raise ConfigError([(f"workloads[{i}]" + (f" ({p})" if p else ""), m) for p, m in e.problems],
-                              source=e.source) from None
-        key = hashlib.sha256(canonical_json({"arch": cfg, "workload": wl}).encode()).hexdigest()
-        workloads.append(WorkloadInfo(label, src, ovs, cfg, wl, key))
+    for ai, arch_src in enumerate(archs):
+        arch = _resolve_path(arch_src, base_dir)
+        a_label = (Path(arch_src).stem if isinstance(arch_src, str) else str(arch_src.get("name", f"arch{ai}")))
+        for i, entry in enumerate(spec.workloads):
+            if not isinstance(entry, WorkloadEntry):
+                entry = WorkloadEntry(workload=entry)
+            src = _resolve_path(entry.workload, base_dir)
+            w_ovs = [f"workload.{k}={format_value(v)}" for k, v in entry.set.items()]
+            label = entry.label or _workload_label(entry.workload, entry.set)
+            if multi:
+                label = f"{a_label}/{label}"
+            if label in labels:
+                label = f"{label}#{len(workloads)}"
+            labels.add(label)
+            ovs = base_ovs + w_ovs
+            try:
+                cfg, wl = ev.resolve(arch, src, ovs)
+            except ConfigError as e:
+                where = (f"arch[{ai}] " if multi else "") + f"workloads[{i}]"
+                raise ConfigError([(where + (f" ({p})" if p else ""), m) for p, m in e.problems],
+                                  source=e.source) from None
+            key = hashlib.sha256(canonical_json({"arch": cfg, "workload": wl}).encode()).hexdigest()
+            workloads.append(WorkloadInfo(label, src, ovs, cfg, wl, key, arch=arch,
+                                          arch_label=a_label if multi else None))
 
     # axis fields exist
     known = set(flatten(workloads[0].config)) | {f"workload.{k}" for k in flatten(workloads[0].workload)}
@@ -592,6 +645,7 @@ def compile_spec(spec: SweepSpec, base_dir: Path = Path("."), evaluator: Optiona
         return False
 
     leaves = sorted(known)
+    axis_labels = {a.label for a in axes if a.label}
     for a in axes:
         for f in a.fields:
             if not field_exists(f):
@@ -602,7 +656,7 @@ def compile_spec(spec: SweepSpec, base_dir: Path = Path("."), evaluator: Optiona
                 for i, w in enumerate(workloads):
                     ovs = w.overrides + [f"{f}={format_value(v)}" for f, v in zip(a.fields, step)]
                     try:
-                        ev.resolve(arch, w.source, ovs)
+                        ev.resolve(w.arch, w.source, ovs)
                     except ConfigError as e:
                         val = ", ".join(f"{f}={v!r}" for f, v in zip(a.fields, step))
                         raise ConfigError([(f"axes.{p or a.name}", f"{m} (value {val})")
@@ -614,14 +668,14 @@ def compile_spec(spec: SweepSpec, base_dir: Path = Path("."), evaluator: Optiona
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise ConfigError([(f"metrics.{name}", "a derived metric name is a plain identifier")])
         e = _expr.parse(text, f"metrics.{name}")
-        _check_names(e, f"metrics.{name}", field_exists, metric_names | set(derived), leaves)
+        _check_names(e, f"metrics.{name}", field_exists, metric_names | set(derived) | axis_labels, leaves)
         derived[name] = e
     all_metrics = metric_names | set(derived)
 
     pre, post = [], []
     for i, text in enumerate(spec.constraints):
         e = _expr.parse(text, f"constraints[{i}]")
-        _check_names(e, f"constraints[{i}]", field_exists, all_metrics, leaves)
+        _check_names(e, f"constraints[{i}]", field_exists, all_metrics | axis_labels, leaves)
         (post if any(n in all_metrics for n in e.names) else pre).append(e)
 
     objectives = []
@@ -639,7 +693,7 @@ def compile_spec(spec: SweepSpec, base_dir: Path = Path("."), evaluator: Optiona
     if spec.search.method == "optuna" and spec.search.points is None and spec.search.time is None:
         raise ConfigError([("search.points", "optuna search needs a budget: points or time")])
 
-    return Sweep(spec=spec, arch=arch, workloads=workloads, axes=axes, pre_constraints=pre,
+    return Sweep(spec=spec, workloads=workloads, axes=axes, pre_constraints=pre,
                  post_constraints=post, derived=derived, objectives=objectives,
                  evaluator=module, options=dict(spec.evaluator.options))
 
@@ -663,7 +717,7 @@ def _is_model_section(path: str, workloads) -> bool:
 
 def _check_names(e: _expr.Expr, where: str, field_exists, metrics: set[str], leaves: list[str]) -> None:
     for n in sorted(e.names):
-        if n in metrics or n == "workload" or field_exists(n):
+        if n in metrics or n in ("workload", "arch") or field_exists(n):
             continue
         choices = leaves if "." in n else sorted(metrics)
         raise ConfigError([(where, f"unknown name {n!r} in {e.text!r}{did_you_mean(n, choices)}")])
