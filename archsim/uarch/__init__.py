@@ -8,6 +8,9 @@ from archsim.errors import ConfigError, did_you_mean
 
 BUILTIN = (
     "systolic",
+    "gpu",
+    "sram_cim",
+    "sparse_tc",
 )
 
 REGISTRY: dict = {}
