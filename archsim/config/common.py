@@ -5,6 +5,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, PositiveInt, model_validator
 
+from archsim.config.dram import DramConfig
 from archsim.config.types import Bandwidth, Energy, Frequency, Precision, Strict, Time
 
 
@@ -18,7 +19,7 @@ class MemoryConfig(Strict):
     capacity: Optional[float] = Field(None, description="capacity in bytes (None: unlimited)")
     energy_per_bit: Optional[Energy] = Field(None, description="off-chip access energy per bit "
                                              "(bandwidth model; default from the energy table)")
-    dram: Optional[dict[str, Any]] = Field(None, description="bank-level DRAM parameters (model: dram)")
+    dram: Optional[DramConfig] = Field(None, description="bank-level DRAM parameters (model: dram)")
 
     @model_validator(mode="after")
     def _dram_needs_section(self):

@@ -23,9 +23,12 @@ registered in :data:`BUILDERS`; the timing kernel and the CLI stay untouched.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import numpy as np
 from numba import njit
+
+from archsim.mem.dram.engine import dram_transfer
 
 MEM_BANDWIDTH = 0
 MEM_DRAM = 1
@@ -81,6 +84,8 @@ def bw_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
 @njit(cache=True)
 def mem_transfer(kind, params, state, counters, addr, nbytes, is_write, t_issue):
     """Time one off-chip transfer; returns its completion cycle."""
+    if kind == MEM_DRAM:
+        return dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue)
     return bw_transfer(params, state, counters, addr, nbytes, is_write, t_issue)
 
 
@@ -94,9 +99,14 @@ class MemoryModel:
     peak_bytes_per_cycle: float
     name: str = "bandwidth"
     info: dict = field(default_factory=dict)
+    report_fn: Optional[Callable] = None    # state -> dict (per-channel utilisation, ...)
 
     def fresh_state(self) -> np.ndarray:
         return self.state.copy()
+
+    def report(self, state: np.ndarray) -> dict:
+        """Model-specific summary of a finished run's state (empty for simple models)."""
+        return self.report_fn(state) if self.report_fn is not None else {}
 
 
 def build_bandwidth(mem_cfg, clock_hz: float) -> MemoryModel:
@@ -108,7 +118,13 @@ def build_bandwidth(mem_cfg, clock_hz: float) -> MemoryModel:
                        {"bytes_per_cycle": bpc, "latency_cycles": lat})
 
 
-BUILDERS = {"bandwidth": build_bandwidth}
+def build_dram(mem_cfg, clock_hz: float) -> MemoryModel:
+    """Bank-level DRAM model (``memory.model: dram``); parameters in ``memory.dram``."""
+    from archsim.mem.dram.build import build_dram_model
+    return build_dram_model(mem_cfg, clock_hz)
+
+
+BUILDERS = {"bandwidth": build_bandwidth, "dram": build_dram}
 
 
 def build_memory(mem_cfg, clock_hz: float) -> MemoryModel:

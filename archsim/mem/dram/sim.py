@@ -110,7 +110,8 @@ def summarize(preset, C, ticks, cc, arrive, depart, is_write, N, mapping, queue_
     return {
         "preset": preset.name, "channels": C, "mapping": mapping, "queue_depth": queue_depth,
         "refresh": refresh, "requests": int(N), "reads": int(rd_mask.sum()), "writes": int(is_write.sum()),
-        "dram_cycles": int(ticks), "tick_ns": tick_ns, "sim_time_ns": sim_ns,
+        "dram_cycles": int(ticks), "tick_ns": tick_ns,
+        "completion_cycles": int(max(ticks, depart.max() if len(depart) else 0)), "sim_time_ns": sim_ns,
         "bandwidth_GBps": bw, "peak_GBps": peak, "bw_utilization": bw / peak if peak else 0.0,
         "bandwidth_served_GBps": (served_r + int(tot[K.CC_WSERVED])) * tx / sim_ns if sim_ns > 0 else 0.0,
         "reads_served": served_r, "writes_served": int(tot[K.CC_WSERVED]),

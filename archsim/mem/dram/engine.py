@@ -1,0 +1,474 @@
+"""Transfer engine: the DRAM model behind the timing kernel's ``mem_transfer``.
+
+A tile load / store is a contiguous byte range. It is cut into *row visits*: the bursts of
+one channel that fall in the same (bank, row), in address order. Each channel serves its
+visits in order (channels are independent, as with one DMA queue per channel):
+
+- a visit to a closed / other row issues PRE (if open) and ACT; a row command may run ahead of
+  the column stream by at most ``lookahead`` bursts of that channel (the controller's queue),
+- its column commands (RD / WR) follow, each at the first tick every constraint of the
+  standard's tables allows,
+- an all-bank refresh is due every tREFI per rank / pseudo-channel; it is issued before the
+  first command that would start at or after its due time (PREab, then REFab), never skipped.
+
+Two fidelities over the same state and tables:
+
+- ``burst``: every column command is timed individually (ready check + table update),
+- ``row_visit``: the column commands of a visit are issued in closed form — after the first,
+  consecutive commands to the same bank are exactly ``gap`` ticks apart (the largest same-command
+  constraint on the bank's path), refresh splits a visit where it falls, and the tables are
+  updated once with the last command. This is exact: the same ticks as ``burst``.
+
+State layout (one int64 row, see :func:`build_state`): a header of scalars and offsets, the
+static tables, then the dynamic state (ready / history per node and command, open rows, refresh
+due times, the column-time ring of the lookahead window, per-channel busy ticks).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from archsim.mem.dram.kernel import ACT, F_CH, F_COL, F_ROW, N_CMD, PRE, PREA, RD, REF, W_MAX, WR
+
+# header slots
+H_L, H_C, H_NB, H_NNODES, H_Q, H_NSCOPE, H_RSCOPE, H_RL, H_WL, H_REFI, H_NBL, H_FID = range(12)
+H_TXB, H_NF, H_MAPMODE, H_XOR, H_ROWB, H_COLB, H_PBITS, H_CHB, H_CHPOS, H_TX = range(12, 22)
+O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN = range(32, 42)
+O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK = range(42, 52)
+O_BUSY, O_MAXT = 52, 53
+HEADER = 64
+
+# memory-counter slots (archsim.mem.interface MC_*)
+MC_READ_BYTES, MC_WRITE_BYTES, MC_READ_REQS, MC_WRITE_REQS = 0, 1, 2, 3
+MC_ACT, MC_PRE, MC_RD, MC_WR, MC_REF = 4, 5, 6, 7, 8
+MC_ROW_HITS, MC_ROW_MISSES, MC_ROW_CONFLICTS, MC_BUSY_CYCLES = 9, 10, 11, 12
+
+
+@njit(cache=True)
+def _ready(s, cmd, c, b):
+    L = s[H_L]
+    r = np.int64(-1)
+    o_nc = s[O_NCOUNT]; o_lo = s[O_LOFF]; o_bn = s[O_BNODE]; o_rd = s[O_READY]
+    NB = s[H_NB]
+    for lv in range(L):
+        n = s[o_lo + lv] + c * s[o_nc + lv] + s[o_bn + lv * NB + b]
+        v = s[o_rd + n * N_CMD + cmd]
+        if v > r:
+            r = v
+    return r
+
+
+@njit(cache=True)
+def _ready_scope(s, cmd, c, sc, sidx):
+    L = s[H_L]
+    r = np.int64(-1)
+    o_nc = s[O_NCOUNT]; o_lo = s[O_LOFF]; o_rd = s[O_READY]
+    nsc = s[o_nc + sc]
+    for lv in range(L):
+        ncl = s[o_nc + lv]
+        base = s[o_lo + lv] + c * ncl
+        if lv <= sc:
+            nl = sidx // (nsc // ncl)
+            v = s[o_rd + (base + nl) * N_CMD + cmd]
+            if v > r:
+                r = v
+        else:
+            per = ncl // nsc
+            for nl in range(sidx * per, (sidx + 1) * per):
+                v = s[o_rd + (base + nl) * N_CMD + cmd]
+                if v > r:
+                    r = v
+    return r
+
+
+@njit(cache=True)
+def _apply(s, n, lv, cmd, t):
+    if s[s[O_HASWIN] + lv * N_CMD + cmd]:
+        h = s[O_HIST] + (n * N_CMD + cmd) * W_MAX
+        for w in range(W_MAX - 1, 0, -1):
+            s[h + w] = s[h + w - 1]
+        s[h] = t
+    cs = s[O_CSTART] + lv * (N_CMD + 1) + cmd
+    for k in range(s[cs], s[cs + 1]):
+        if s[s[O_CSIB] + k]:
+            continue
+        w = s[s[O_CWIN] + k]
+        past = t if w == 1 else s[s[O_HIST] + (n * N_CMD + cmd) * W_MAX + w - 1]
+        if past < 0:
+            continue
+        v = past + s[s[O_CLAT] + k]
+        idx = s[O_READY] + n * N_CMD + s[s[O_CFOL] + k]
+        if v > s[idx]:
+            s[idx] = v
+
+
+@njit(cache=True)
+def _update(s, cmd, c, sc, sidx, t):
+    L = s[H_L]
+    o_nc = s[O_NCOUNT]; o_lo = s[O_LOFF]; o_ls = s[O_LSIZE]
+    nsc = s[o_nc + sc]
+    for lv in range(L):
+        ncl = s[o_nc + lv]
+        base = s[o_lo + lv] + c * ncl
+        if lv <= sc:
+            nl = sidx // (nsc // ncl)
+            _apply(s, base + nl, lv, cmd, t)
+            if lv >= 1 and s[s[O_HASSIB] + lv * N_CMD + cmd]:
+                ls = s[o_ls + lv]
+                p0 = (nl // ls) * ls
+                cs = s[O_CSTART] + lv * (N_CMD + 1) + cmd
+                for j in range(ls):
+                    m = p0 + j
+                    if m == nl:
+                        continue
+                    for k in range(s[cs], s[cs + 1]):
+                        if s[s[O_CSIB] + k]:
+                            idx = s[O_READY] + (base + m) * N_CMD + s[s[O_CFOL] + k]
+                            v = t + s[s[O_CLAT] + k]
+                            if v > s[idx]:
+                                s[idx] = v
+        else:
+            per = ncl // nsc
+            for nl in range(sidx * per, (sidx + 1) * per):
+                _apply(s, base + nl, lv, cmd, t)
+
+
+@njit(cache=True)
+def _decode(s, addr):
+    """(channel, bank, row) of a byte address (same scheme as kernel.map_addresses)."""
+    a = addr >> s[H_TXB]
+    L = s[H_L]
+    o_ls = s[O_LSIZE]
+    ch = np.int64(0); row = np.int64(0); col = np.int64(0)
+    lvl = np.zeros(8, dtype=np.int64)
+    nf = s[H_NF]
+    if s[H_MAPMODE] == 1:
+        for k in range(nf):
+            if s[s[O_FKIND] + k] == F_CH:
+                fb = s[s[O_FBITS] + k]
+                ch = a & ((np.int64(1) << fb) - 1)
+                a >>= fb
+        col = a & 3
+        a >>= 2
+        for lv in range(1, L):
+            nb = 0
+            while (np.int64(1) << nb) < s[o_ls + lv]:
+                nb += 1
+            lvl[lv] = a & ((np.int64(1) << nb) - 1)
+            a >>= nb
+        cb = s[H_COLB]
+        col += (a & ((np.int64(1) << (cb - 2)) - 1)) << 2
+        a >>= cb - 2
+        row = a
+        xi = 0
+        for lv in range(1, L):
+            nb = 0
+            while (np.int64(1) << nb) < s[o_ls + lv]:
+                nb += 1
+            if nb > 0:
+                lvl[lv] ^= (col >> xi) & ((np.int64(1) << nb) - 1)
+                xi += nb
+        rb = s[H_ROWB]
+        row ^= (col >> xi) & ((np.int64(1) << rb) - 1)
+        row &= (np.int64(1) << rb) - 1
+    else:
+        for k in range(nf):
+            fb = s[s[O_FBITS] + k]
+            v = a & ((np.int64(1) << fb) - 1)
+            a >>= fb
+            kd = s[s[O_FKIND] + k]
+            if kd == F_CH:
+                ch = v
+            elif kd == F_ROW:
+                row = v
+            elif kd == F_COL:
+                col = v
+            else:
+                lvl[kd] = v
+    xm = s[H_XOR]
+    if xm & 1:
+        xi = 0
+        for lv in range(L - 1, 0, -1):
+            nb = 0
+            while (np.int64(1) << nb) < s[o_ls + lv]:
+                nb += 1
+            if lv >= L - 2 and nb > 0:
+                lvl[lv] ^= (row >> xi) & ((np.int64(1) << nb) - 1)
+                xi += nb
+    if xm & 2:
+        cb = s[H_CHB]
+        if cb > 0:
+            ch ^= (row >> 4) & ((np.int64(1) << cb) - 1)
+    b = np.int64(0)
+    for lv in range(1, L):
+        b = b * s[o_ls + lv] + lvl[lv]
+    return ch, b, row
+
+
+@njit(cache=True)
+def _refresh_due(s, counters, c, sidx, t_need):
+    """Issue every all-bank refresh of scope node ``sidx`` due at or before ``t_need``."""
+    refi = s[H_REFI]
+    if refi <= 0:
+        return
+    nri = s[O_NEXTREF] + c * s[H_NSCOPE] + sidx
+    sc = s[H_RSCOPE]
+    NB = s[H_NB]
+    per = NB // s[H_NSCOPE]
+    while s[nri] <= t_need:
+        due = s[nri]
+        anyopen = False
+        for b in range(sidx * per, (sidx + 1) * per):
+            if s[s[O_OPEN] + c * NB + b] >= 0:
+                anyopen = True
+        if anyopen:
+            tp = _ready_scope(s, PREA, c, sc, sidx)
+            if tp < due:
+                tp = due
+            _update(s, PREA, c, sc, sidx, tp)
+            for b in range(sidx * per, (sidx + 1) * per):
+                s[s[O_OPEN] + c * NB + b] = -1
+            counters[MC_PRE] += 1
+        tr = _ready_scope(s, REF, c, sc, sidx)
+        if tr < due:
+            tr = due
+        _update(s, REF, c, sc, sidx, tr)
+        counters[MC_REF] += 1
+        s[nri] = due + refi
+
+
+@njit(cache=True)
+def _ring_get(s, c, k):
+    """Column tick of burst ``k`` of channel ``c`` (-1 if older than the window)."""
+    Q = s[H_Q]
+    if k < 0 or k < s[s[O_RINGK] + c] - Q:
+        return np.int64(-1)
+    return s[s[O_RING] + c * Q + (k % Q)]
+
+
+@njit(cache=True)
+def _visit(s, counters, c, b, row, n, is_write, t0):
+    """Serve ``n`` bursts of channel ``c`` to (bank ``b``, ``row``) no earlier than tick ``t0``;
+    returns the tick the last one completes."""
+    NB = s[H_NB]
+    o_open = s[O_OPEN] + c * NB + b
+    Q = s[H_Q]
+    sidx = b // (NB // s[H_NSCOPE])
+    cmd = WR if is_write else RD
+    gap = s[s[O_GAP] + cmd]
+    fid = s[H_FID]
+    done = np.int64(0)
+    first = True
+    while n > 0:
+        # row commands
+        k0 = s[s[O_RINGK] + c]
+        tl = _ring_get(s, c, k0 - Q)
+        tmin = t0 if t0 > tl else tl
+        o = s[o_open]
+        if o != row:
+            fc = PRE if o >= 0 else ACT
+            est = _ready(s, fc, c, b)
+            if est < tmin:
+                est = tmin
+            _refresh_due(s, counters, c, sidx, est)
+            o = s[o_open]
+            if first:
+                if o >= 0:
+                    counters[MC_ROW_CONFLICTS] += 1
+                else:
+                    counters[MC_ROW_MISSES] += 1
+                counters[MC_ROW_HITS] += n - 1
+                first = False
+            if o >= 0:
+                tp = _ready(s, PRE, c, b)
+                if tp < tmin:
+                    tp = tmin
+                _update(s, PRE, c, s[H_L] - 1, b, tp)
+                counters[MC_PRE] += 1
+            ta = _ready(s, ACT, c, b)
+            if ta < tmin:
+                ta = tmin
+            _update(s, ACT, c, s[H_L] - 1, b, ta)
+            s[o_open] = row
+            counters[MC_ACT] += 1
+        elif first:
+            counters[MC_ROW_HITS] += n
+            first = False
+        # column commands
+        t1 = _ready(s, cmd, c, b)
+        if t1 < t0:
+            t1 = t0
+        nri = s[O_NEXTREF] + c * s[H_NSCOPE] + sidx
+        refi = s[H_REFI]
+        if fid == 0:
+            m = 0
+            tj = t1
+            while m < n:
+                tj = _ready(s, cmd, c, b)
+                if tj < t0:
+                    tj = t0
+                if refi > 0 and s[nri] <= tj:
+                    break
+                _update(s, cmd, c, s[H_L] - 1, b, tj)
+                kk = s[s[O_RINGK] + c]
+                s[s[O_RING] + c * Q + (kk % Q)] = tj
+                s[s[O_RINGK] + c] = kk + 1
+                m += 1
+            t_last = tj
+        else:
+            m = n
+            if refi > 0 and s[nri] <= t1 + (n - 1) * gap:
+                due = s[nri]
+                m = 0 if due <= t1 else (due - t1 + gap - 1) // gap
+            if m > 0:
+                t_last = t1 + (m - 1) * gap
+                _update(s, cmd, c, s[H_L] - 1, b, t_last)
+                kk = s[s[O_RINGK] + c]
+                j0 = m - Q if m > Q else 0
+                for j in range(j0, m):
+                    s[s[O_RING] + c * Q + ((kk + j) % Q)] = t1 + j * gap
+                s[s[O_RINGK] + c] = kk + m
+            else:
+                t_last = t1
+        if m > 0:
+            counters[MC_WR if is_write else MC_RD] += m
+            s[s[O_BUSY] + c] += m * s[H_NBL]
+            fin = t_last + (s[H_WL] if is_write else s[H_RL])
+            if fin > done:
+                done = fin
+        n -= m
+        if n > 0:
+            _refresh_due(s, counters, c, sidx, s[nri])
+    if done > s[O_MAXT]:
+        s[O_MAXT] = done
+    return done
+
+
+@njit(cache=True)
+def dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
+    """``mem_transfer`` for ``MEM_DRAM``: accelerator cycles in and out."""
+    s = state[0]
+    t0 = np.int64(np.ceil(t_issue * params[0]))
+    tx = s[H_TX]
+    if nbytes <= 0:
+        return t_issue
+    j0 = addr // tx
+    j1 = (addr + nbytes - 1) // tx
+    C = s[H_C]
+    pb = s[H_PBITS]
+    chpos = s[H_CHPOS]
+    done = t0
+    blk = np.int64(1) << pb
+    jb = (j0 >> pb) << pb
+    while jb <= j1:
+        lo = jb if jb > j0 else j0
+        hi = jb + blk - 1
+        if hi > j1:
+            hi = j1
+        if chpos == 0 and C > 1:
+            for c in range(C):
+                jc = lo + ((c - lo) % C)
+                if jc > hi:
+                    continue
+                cnt = (hi - jc) // C + 1
+                ch, b, row = _decode(s, jc * tx)
+                f = _visit(s, counters, ch, b, row, cnt, is_write, t0)
+                if f > done:
+                    done = f
+        else:
+            ch, b, row = _decode(s, lo * tx)
+            f = _visit(s, counters, ch, b, row, hi - lo + 1, is_write, t0)
+            if f > done:
+                done = f
+        jb += blk
+    nb = (j1 - j0 + 1) * tx
+    if is_write:
+        counters[MC_WRITE_BYTES] += nbytes
+        counters[MC_WRITE_REQS] += 1
+    else:
+        counters[MC_READ_BYTES] += nbytes
+        counters[MC_READ_REQS] += 1
+    counters[MC_BUSY_CYCLES] += np.int64(np.ceil((j1 - j0 + 1) * s[H_NBL] * params[1] / C))
+    return np.int64(np.ceil(done * params[1]))
+
+
+def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", lookahead: int = 32,
+                refresh: str = "all_bank") -> np.ndarray:
+    """Pack the static tables and a fresh dynamic state into one int64 row."""
+    from archsim.mem.dram.sim import static_arrays
+    t = preset.tables
+    L, lsize, ncount, NB, bnode, haswin, hassib, rscope = static_arrays(preset)
+    C = channels
+    loff = np.zeros(L, dtype=np.int64)
+    for lv in range(1, L):
+        loff[lv] = loff[lv - 1] + C * ncount[lv - 1]
+    n_nodes = int(loff[L - 1] + C * ncount[L - 1])
+    n_scope = int(ncount[rscope])
+    gap = np.zeros(N_CMD, dtype=np.int64)
+    for lv, p, f, lat, win, sib in t.entries:
+        if p == f and win == 1 and not sib:
+            gap[p] = max(gap[p], lat)
+    gap = np.maximum(gap, 1)
+    # visit block: leading channel / column fields of the mapping
+    pbits, chpos, pos = 0, -1, 0
+    if mapping.mode == 1:
+        pbits = int(sum(b for k, b in zip(mapping.fkind, mapping.fbits) if k == F_CH)) + 2
+        chpos = 0
+    else:
+        for k, bits in zip(mapping.fkind, mapping.fbits):
+            if k not in (F_CH, F_COL):
+                break
+            if k == F_CH:
+                chpos = pos
+            pbits += int(bits)
+            pos += int(bits)
+    if mapping.xor_mode & 2:
+        pbits, chpos = 0, -1          # channel depends on row bits: no aggregation across channels
+    if chpos not in (0, -1) and C > 1:
+        pbits, chpos = 0, -1
+    if chpos == -1 and C > 1 and any(k == F_CH for k in mapping.fkind):
+        chpos = -1
+    segs = [
+        ("lsize", lsize), ("ncount", ncount), ("loff", loff), ("bnode", bnode.reshape(-1)),
+        ("cstart", t.c_start.reshape(-1)), ("cfol", t.c_fol), ("clat", t.c_lat), ("cwin", t.c_win),
+        ("csib", t.c_sib), ("haswin", haswin.reshape(-1).astype(np.int64)),
+        ("hassib", hassib.reshape(-1).astype(np.int64)), ("gap", gap), ("fkind", mapping.fkind),
+        ("fbits", mapping.fbits), ("ready", np.full(n_nodes * N_CMD, -1, np.int64)),
+        ("hist", np.full(n_nodes * N_CMD * W_MAX, -1, np.int64)), ("open", np.full(C * NB, -1, np.int64)),
+        ("nextref", np.full(C * n_scope, t.timing["nREFI"] if refresh != "off" else 0, np.int64)),
+        ("ring", np.full(C * lookahead, -1, np.int64)), ("ringk", np.zeros(C, np.int64)),
+        ("busy", np.zeros(C, np.int64)),
+    ]
+    total = HEADER + sum(len(a) for _, a in segs) + 1
+    s = np.zeros(total, dtype=np.int64)
+    off = HEADER
+    slots = [O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN,
+             O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK, O_BUSY]
+    for slot, (_, a) in zip(slots, segs):
+        s[slot] = off
+        s[off:off + len(a)] = a
+        off += len(a)
+    nbl = t.timing["nBL"]
+    hdr = {H_L: L, H_C: C, H_NB: NB, H_NNODES: n_nodes, H_Q: lookahead, H_NSCOPE: n_scope, H_RSCOPE: rscope,
+           H_RL: t.read_latency, H_WL: t.timing["nCWL"] + nbl,
+           H_REFI: t.timing["nREFI"] if refresh != "off" else 0, H_NBL: nbl,
+           H_FID: 0 if fidelity == "burst" else 1, H_TXB: mapping.tx_bits, H_NF: len(mapping.fkind),
+           H_MAPMODE: mapping.mode, H_XOR: mapping.xor_mode, H_ROWB: mapping.row_bits, H_COLB: mapping.col_bits,
+           H_PBITS: pbits, H_CHB: int(round(math.log2(C))), H_CHPOS: chpos, H_TX: preset.tx_bytes}
+    for k, v in hdr.items():
+        s[k] = int(v)
+    s[O_MAXT] = 0
+    return s.reshape(1, -1)
+
+
+def report(preset, state: np.ndarray, clock_hz: float) -> dict:
+    """Per-channel data-bus utilisation and refresh bookkeeping of a finished run."""
+    s = state[0]
+    C = int(s[H_C])
+    busy = s[int(s[O_BUSY]):int(s[O_BUSY]) + C]
+    end = max(1, int(s[O_MAXT]))
+    buses = preset.level_sizes[1] if preset.standard.levels[1] == "PseudoChannel" else 1
+    return {"dram_ticks": int(s[O_MAXT]),
+            "channel_utilization": [float(b) / (end * buses) for b in busy]}
