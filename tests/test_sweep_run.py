@@ -115,3 +115,18 @@ def test_optuna_search_respects_the_budget(tmp_path):
                                                               "sampler": "auto"})
         rows = comparable(db)
         assert prog.done == len(rows) == 20
+
+
+def test_optuna_resume_continues_the_study(tmp_path):
+    pytest.importorskip("optuna")
+    spec, base = load_spec(toy_spec(workloads=["toy-llm"],
+                                    axes={"array.rows": [16, 32, 64, 128, 256], "array.cols": [16, 32, 64, 128]},
+                                    search={"method": "optuna", "points": 8, "seed": 2}))
+    sw = compile_spec(spec, base)
+    db = tmp_path / "r.db"
+    with LocalExecutor(2) as ex:
+        with Store.create(db, {}) as st:
+            assert run_sweep(sw, st, ex, poll=0.05).done == 8
+        with Store.open(db) as st:
+            p2 = run_sweep(sw, st, ex, proposer=make_proposer(sw), budget_points=14, poll=0.05)
+    assert p2.done == 6 and len(comparable(db)) == 14

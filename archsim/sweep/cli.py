@@ -70,7 +70,7 @@ class _Reporter:
         self.label = label
         self.bar = None
         self.task = None
-        self.last = 0.0
+        self.last = time.time()
 
     def __enter__(self):
         if self.enabled and self.tty:
@@ -206,7 +206,7 @@ def run_cmd(spec, out, executor, jobs, scheduler, dask_local, connect_timeout, r
         store.set_meta("runs", runs)
         click.echo(f"executor: {ex.describe()}; results: {outp}", err=True)
         proposer = make_proposer(sw)
-        with _Reporter(progress, sw.spec.name or Path(spec).stem) as rep:
+        with _Reporter(progress, "sweep") as rep:
             prog = run_sweep(sw, store, ex, proposer=proposer, retries=retries, retry_failed=retry_failed,
                              budget_points=points, budget_time=budget_time, on_progress=rep)
         counts = store.counts()
