@@ -13,9 +13,44 @@ from archsim.workload.spec import GemmSpec, TransformerSpec
 from archsim.workload.transformer import build_transformer
 
 #: kind -> (spec model, builder(spec, default_precision, all_layers) -> Workload)
+def postprocess(wl, spec, attention: bool = True):
+    """Graph rewrites every kind shares: attention variants (mixed KV lengths, sparse masks,
+    pruning; :mod:`archsim.workload.attention`) and quantisation scales (:mod:`.quant`)."""
+    from archsim.workload import attention as attn
+    from archsim.workload import quant
+    if attention:
+        attn.apply(wl, spec, is_decoder=getattr(spec, "arch", "decoder") == "decoder")
+    quant.apply_scales(wl, spec)
+    return wl
+
+
+def with_variants(builder: Callable) -> Callable:
+    """Wrap a builder: apply the quantisation recipe, build every layer when per-layer
+    attention settings need it, then :func:`postprocess`."""
+    def build(spec, default_precision: str, all_layers: bool = False):
+        from archsim.workload import attention as attn
+        from archsim.workload import quant
+        spec = quant.resolve(spec)
+        wl = builder(spec, default_precision, all_layers or attn.needs_all_layers(spec))
+        return postprocess(wl, spec)
+    build.__wrapped__ = builder
+    return build
+
+
+def _kinds() -> dict:
+    from archsim.workload.hybrid import HybridSpec, build_hybrid
+    from archsim.workload.moe import MoESpec, build_moe
+    from archsim.workload.speculative import SpeculativeSpec, build_speculative
+    from archsim.workload.ssm import SSMSpec, build_ssm
+    return {"moe": (MoESpec, with_variants(build_moe)), "mamba": (SSMSpec, with_variants(build_ssm)),
+            "hybrid": (HybridSpec, with_variants(build_hybrid)),
+            "speculative": (SpeculativeSpec, build_speculative)}
+
+
 KINDS: dict[str, tuple[type, Callable]] = {
-    "transformer": (TransformerSpec, build_transformer),
-    "gemm": (GemmSpec, build_gemm),
+    "transformer": (TransformerSpec, with_variants(build_transformer)),
+    "gemm": (GemmSpec, with_variants(build_gemm)),
+    **_kinds(),
 }
 
 

@@ -1,9 +1,9 @@
 """Pydantic models of workload descriptions (YAML under workloads/)."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
 from archsim.config.types import Precision, Strict
 
@@ -14,6 +14,54 @@ class PrecisionSpec(Strict):
     weights: Optional[Precision] = None
     activations: Optional[Precision] = None
     kv_cache: Optional[Precision] = None
+    group_size: Optional[PositiveInt] = Field(
+        None, description="elements per quantisation scale of integer weights (e.g. 128); "
+        "unset: per output channel (negligible overhead)")
+    scale_bits: PositiveInt = Field(16, description="bits of each quantisation scale (fp16: 16)")
+
+
+class KVLenDist(Strict):
+    """A distribution of per-request KV lengths for a mixed decode batch (drawn with a seed)."""
+
+    kind: Literal["uniform", "normal", "lognormal"] = "uniform"
+    low: NonNegativeInt = Field(0, description="smallest length (uniform: lower bound; others: clip)")
+    high: PositiveInt = Field(4096, description="largest length (uniform: upper bound; others: clip)")
+    mean: Optional[float] = Field(None, gt=0, description="normal: mean; lognormal: mean of the lengths")
+    std: Optional[float] = Field(None, ge=0, description="normal: std; lognormal: std of the lengths")
+    bucket: PositiveInt = Field(1, description="round lengths up to a multiple (paged KV blocks)")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check_dist(self):
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) is below low ({self.low})")
+        if self.kind != "uniform" and self.mean is None:
+            raise ValueError(f"a {self.kind} distribution needs a mean")
+        return self
+
+
+class AttnSparsitySpec(Strict):
+    """Static block-sparse attention masks and dynamic token/head pruning (see workload.attention)."""
+
+    pattern: Literal["dense", "local", "longformer", "bigbird", "random"] = "dense"
+    block: PositiveInt = Field(64, description="block size (tokens) of the block-sparse mask")
+    window: NonNegativeInt = Field(512, description="local window in tokens (total, both sides)")
+    global_tokens: NonNegativeInt = Field(0, description="leading tokens attended by and attending to all")
+    random_blocks: NonNegativeInt = Field(0, description="random key blocks per query block (BigBird)")
+    sparsity: float = Field(0.0, ge=0.0, lt=1.0, description="pattern 'random': fraction of blocks dropped")
+    causal: Optional[bool] = Field(None, description="causal mask; default: true for decoders")
+    token_keep: Union[float, list[float]] = Field(
+        1.0, description="fraction of key tokens kept per layer (SpAtten cascade token pruning)")
+    head_keep: Union[float, list[float]] = Field(1.0, description="fraction of heads kept per layer")
+    seed: int = 0
+
+    @field_validator("token_keep", "head_keep")
+    @classmethod
+    def _keep(cls, v):
+        for x in (v if isinstance(v, list) else [v]):
+            if not 0.0 < x <= 1.0:
+                raise ValueError(f"keep ratio must be in (0, 1] (got {x})")
+        return v
 
 
 class RunFields(Strict):
@@ -26,6 +74,34 @@ class RunFields(Strict):
     kv_len: int = Field(0, ge=0, description="tokens already in the KV cache (decode)")
     precision: PrecisionSpec = Field(default_factory=PrecisionSpec)
     source: Optional[str] = Field(None, description="where the model dimensions come from")
+    quant: Optional[str] = Field(None, description="quantisation recipe(s), '+'-joined: "
+                                 "w8a8, w4a16, w4a8, kv_int8, kv_fp8, fp8, mxfp8, mxfp4")
+    kv_lens: Optional[list[NonNegativeInt]] = Field(
+        None, description="decode: KV length of each request (mixed batch); length = batch")
+    kv_len_dist: Optional[KVLenDist] = Field(None, description="decode: KV lengths drawn per request")
+
+    @field_validator("quant")
+    @classmethod
+    def _quant(cls, v):
+        if v is not None:
+            from archsim.workload.quant import check_recipe
+            check_recipe(v)
+        return v
+
+    @field_validator("kv_lens")
+    @classmethod
+    def _kv_lens(cls, v, info):
+        b = info.data.get("batch")
+        if v is not None and b is not None and len(v) != b:
+            raise ValueError(f"{len(v)} lengths given but batch is {b}")
+        return v
+
+    @field_validator("kv_len_dist")
+    @classmethod
+    def _kv_dist(cls, v, info):
+        if v is not None and info.data.get("kv_lens") is not None:
+            raise ValueError("give kv_lens or kv_len_dist, not both")
+        return v
 
 
 class TransformerSpec(RunFields):
@@ -47,6 +123,7 @@ class TransformerSpec(RunFields):
     position: Literal["learned", "rope", "alibi", "none"] = "learned"
     lm_head: bool = True
     attention: Literal["standard", "flash"] = Field("standard", description="attention lowering")
+    attn_sparsity: Optional[AttnSparsitySpec] = Field(None, description="sparse attention / pruning")
 
     @model_validator(mode="after")
     def _check(self):

@@ -1,0 +1,67 @@
+"""GPU-like xPU: SMs with tensor cores, shared memory, L2, HBM, kernel launches and tensor
+parallelism over NVLink-like links."""
+from __future__ import annotations
+
+from archsim.uarch import register
+from archsim.uarch.base import Uarch
+from archsim.uarch.gpu.cost import COUNTERS, gpu_cost
+from archsim.uarch.gpu.lower import UNITS, GpuLowerer
+from archsim.uarch.gpu.spec import GpuConfig
+from archsim.uarch.systolic.cost import PRIMS, prim_table, vector_rates
+
+
+class Gpu(Uarch):
+    name = "gpu"
+    doc = ("GPU-like xPU: SMs with tensor cores (MMA MACs/cycle per precision), shared memory, L2 and "
+           "HBM; GEMMs as CTA tiles in waves over the SMs with L2 reuse, split-K, kernel launch "
+           "overheads, non-GEMM kernels, and tensor parallelism with ring all-reduce.")
+    config_cls = GpuConfig
+    counter_names = COUNTERS
+
+    def unit_names(self, cfg):
+        return list(UNITS)
+
+    def lower(self, cfg, workload, opts, memory=None):
+        bpc = memory.peak_bytes_per_cycle if memory is not None else cfg.memory.bandwidth / cfg.clock
+        return GpuLowerer(cfg, bpc).run(workload)
+
+    def _feed_bpc(self, cfg):
+        lat = max(1.0, cfg.memory.latency * cfg.clock)
+        return min(cfg.sm.l2_bytes_per_cycle, float(cfg.sm.inflight_bytes) / lat)
+
+    def cost(self, cfg, program):
+        ic = cfg.interconnect
+        link_bpc = ic.bandwidth * ic.efficiency / cfg.clock
+        return gpu_cost(program.op, program.layer, program.m, program.n, program.k, program.nbytes,
+                        program.aux, max(1, len(program.layer_names)), cfg.tiles.k, cfg.sm.mma_efficiency,
+                        self._feed_bpc(cfg),
+                        float(cfg.sm.mainloop_overhead_cycles), float(cfg.sm.epilogue_bytes_per_cycle),
+                        cfg.accumulator_bytes, prim_table(), vector_rates(cfg.vector),
+                        cfg.vector.pipeline_cycles, link_bpc, ic.latency * cfg.clock)
+
+    def peak_macs_per_cycle(self, cfg):
+        return cfg.sm.count * cfg.mma_rate(cfg.precision) * cfg.parallel.tensor
+
+    def prices(self, cfg, table):
+        p = {"array.mac": table.mac_pj(cfg.precision),
+             "smem.read_bytes": table.sram_pj_per_byte(float(cfg.sm.smem)),
+             "l2.read_bytes": table.sram_pj_per_byte(float(cfg.l2.size) / 64),
+             "rf.write_bytes": table.sram_pj_per_byte(64 * 1024)}
+        for prim in PRIMS:
+            p[f"vector.{prim}"] = table.vector_pj(prim)
+        return p
+
+    def leakage_w(self, cfg, table):
+        peak_mac_w = self.peak_macs_per_cycle(cfg) * table.mac_pj(cfg.precision) * 1e-12 * cfg.clock
+        sram = (float(cfg.sm.smem) * cfg.sm.count + float(cfg.l2.size)) * cfg.parallel.tensor
+        return {"array": peak_mac_w * table.logic_leak_fraction, "sram": table.sram_leakage_w(sram)}
+
+    def area_mm2(self, cfg, table):
+        sram = float(cfg.sm.smem) * cfg.sm.count + float(cfg.l2.size)
+        return {"array": self.peak_macs_per_cycle(cfg) / cfg.parallel.tensor * table.mac_area_mm2(cfg.precision),
+                "sram": table.sram_area_mm2(sram)}
+
+
+register(Gpu())
+
+__all__ = ["Gpu", "GpuConfig"]

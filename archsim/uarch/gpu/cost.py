@@ -1,0 +1,95 @@
+"""Cost kernel of the GPU: per-instruction durations and per-layer action counts.
+
+- GEMM chunk (one wave of CTAs over part of the k loop): each CTA runs ``iters = k / tk``
+  main-loop iterations of ``max(MMA, operand feed) + overhead`` cycles, where MMA is
+  ``tm x tn x tk / rate`` (tensor-core MACs per cycle per SM at the operand precision) and
+  the feed is the CTA's A and B k-slices over the smaller of the L2->SM bandwidth and the
+  in-flight-limited pull rate; the last chunk adds the accumulator write-out.
+- VECTOR: the systolic package's vector-unit arithmetic (pipeline + ops / lane rates).
+- SYNC: ``m`` cycles (kernel launch / device gap computed by the lowerer; 0 for joins).
+- XFER: ring all-reduce over ``aux[0]`` devices: ``2 (N-1)/N x bytes / link rate +
+  2 (N-1) x hop latency``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from archsim.isa import Op
+from archsim.uarch.systolic.cost import PRIMS, vector_cycles
+
+COUNTERS = (
+    "array.mac",
+    "smem.read_bytes",
+    "l2.read_bytes",
+    "rf.write_bytes",
+    "link.bytes",
+) + tuple(f"vector.{p}" for p in PRIMS)
+C_MAC, C_SMEM, C_L2, C_RF, C_LINK = range(5)
+C_VEC0 = 5
+
+OP_GEMM = int(Op.GEMM)
+OP_VECTOR = int(Op.VECTOR)
+OP_SYNC = int(Op.SYNC)
+OP_XFER = int(Op.XFER)
+
+
+@njit(cache=True)
+def gemm_chunk_cycles(tm, tn, k, tk, rate, eff, bits, feed_bpc, overhead, c, last, epi_bpc, acc_bytes):
+    """One SM running ``c`` co-resident CTAs of tm x tn over ``k`` (main-loop iterations of tk)."""
+    iters = (k + tk - 1) // tk
+    mma = tm * tn * tk / (rate * eff)
+    feed = (tm + tn) * tk * (bits / 8.0) / feed_bpc
+    one = (mma if mma > feed else feed) + overhead
+    per = c * mma
+    if c * feed > per:
+        per = c * feed
+    if one > per:
+        per = one
+    cyc = iters * per
+    if last:
+        cyc += c * tm * tn * acc_bytes / epi_bpc
+    return np.int64(np.ceil(cyc))
+
+
+@njit(cache=True)
+def link_cycles(nbytes, n_dev, link_bpc, hop_cycles):
+    if n_dev <= 1:
+        return np.int64(0)
+    steps = 2 * (n_dev - 1)
+    return np.int64(np.ceil(steps / n_dev * nbytes / link_bpc + steps * hop_cycles))
+
+
+@njit(cache=True)
+def gpu_cost(op, layer, m, n, k, nbytes, aux, n_layers, tk, eff, feed_bpc, overhead, epi_bpc, acc_bytes,
+             prim, rates, pipeline, link_bpc, hop_cycles):
+    N = op.shape[0]
+    dur = np.zeros(N, np.int64)
+    cnt = np.zeros((n_layers, 5 + rates.shape[0]), np.int64)
+    for i in range(N):
+        o = op[i]
+        L = layer[i]
+        if o == OP_GEMM:
+            rate = aux[i, 0] / 1000.0
+            last = (aux[i, 3] & 1) == 1
+            ctas = aux[i, 3] >> 8
+            c = (aux[i, 3] >> 1) & 127
+            dur[i] = gemm_chunk_cycles(m[i], n[i], k[i], tk, rate, eff, aux[i, 1], feed_bpc, overhead, c,
+                                       last, epi_bpc, acc_bytes)
+            cnt[L, C_MAC] += aux[i, 2]
+            opnd = ctas * (m[i] + n[i]) * k[i] * aux[i, 1] // 8
+            cnt[L, C_SMEM] += opnd
+            cnt[L, C_L2] += opnd
+            if last:
+                cnt[L, C_RF] += ctas * m[i] * n[i] * acc_bytes
+        elif o == OP_VECTOR:
+            kind = aux[i, 0]
+            dur[i] = vector_cycles(kind, m[i], n[i], prim, rates, pipeline)
+            for p in range(rates.shape[0]):
+                cnt[L, C_VEC0 + p] += np.int64(np.ceil(prim[kind, 0, p] * m[i] + prim[kind, 1, p] * n[i]))
+        elif o == OP_SYNC:
+            dur[i] = m[i]
+        elif o == OP_XFER:
+            dur[i] = link_cycles(nbytes[i], aux[i, 0], link_bpc, hop_cycles)
+            cnt[L, C_LINK] += nbytes[i]
+    return dur, cnt

@@ -1,0 +1,290 @@
+"""Lowering of a workload graph to a GPU Program.
+
+Every op is a kernel. A kernel costs a host launch (``host`` unit, in order, running ahead
+of the GPU) and a device-side gap after the previous kernel (``sm`` unit), then its body:
+
+- GEMM: the CTA plan of :mod:`archsim.uarch.gpu.tiling`; per wave, the k loop is cut into
+  up to ``CHUNKS`` pipelined chunks ``LOAD (HBM bytes of the chunk) -> GEMM (the wave's
+  CTAs over the chunk)``, loads running at most two chunks ahead (L2 / shared-memory
+  staging); the wave's outputs are stored after its last chunk. Split-K adds a reduction
+  kernel over the fp32 partial sums.
+- Vector ops: chunks of ``LOAD inputs -> VECTOR -> STORE outputs``; activations small enough
+  to stay in L2 between kernels cost no HBM traffic.
+- Tensor parallelism over ``parallel.tensor`` devices: QKV/up/LM-head split by columns,
+  output/down projections by rows followed by a ring all-reduce (``link`` unit), attention
+  split by heads. One device is simulated (all are symmetric); MACs are counted for all.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from archsim.config.types import PRECISION_BITS
+from archsim.errors import LoweringError
+from archsim.isa import Op, ProgramBuilder, VecKind
+from archsim.uarch.gpu.tiling import plan_gemm
+from archsim.workload.graph import GemmOp, VectorOp
+
+CHUNKS = 8
+VEC_CHUNKS = 4
+UNITS = ["host", "sm", "dma_rd", "dma_wr", "link", "ctrl"]
+U_HOST, U_SM, U_RD, U_WR, U_LINK, U_CTRL = range(6)
+FLAG_LAST = 1
+RATE_SCALE = 1000
+
+COL_SPLIT = ("qkv", "up", "gate", "q", "k", "v")
+ROW_SPLIT = ("o", "down", "out")
+
+
+def _bpe(dtype: str) -> float:
+    return PRECISION_BITS[dtype] / 8.0
+
+
+class GpuLowerer:
+    def __init__(self, cfg, memory_bytes_per_cycle: float):
+        self.cfg = cfg
+        self.pb = ProgramBuilder(UNITS)
+        self.hbm_bpc = memory_bytes_per_cycle
+        self.clock = cfg.clock
+        self.tp = cfg.parallel.tensor
+        self.l2 = float(cfg.l2.size)
+        self.act_l2 = cfg.activation_l2_fraction * self.l2
+        self.prev_done = -1
+        self.addr = 0
+        self.plans: dict[str, dict] = {}
+        lat_cycles = max(1.0, cfg.memory.latency * cfg.clock)
+        self.mlp_bpc = float(cfg.sm.inflight_bytes) / lat_cycles
+        self.host_cycles = int(round(cfg.launch.host * cfg.clock))
+        self.gap_cycles = int(round(cfg.launch.gap * cfg.clock))
+        self.in_fused = False
+
+    # -- helpers --------------------------------------------------------------------------
+    def _alloc(self, nbytes: float) -> int:
+        a = self.addr
+        self.addr += (int(nbytes) + 4095) // 4096 * 4096
+        return a
+
+    def resident(self, t, nbytes: float) -> bool:
+        if t.kind == "onchip":
+            return True
+        if t.offchip:
+            return False
+        return nbytes <= self.act_l2
+
+    def sync(self, unit: int, layer: int, cycles: int, deps) -> int:
+        deps = [d for d in deps if d >= 0][:4]
+        return int(self.pb.add(Op.SYNC, unit, layer, m=int(cycles), deps=np.array(deps or [-1], np.int64))[0])
+
+    def join(self, idx, layer: int) -> int:
+        idx = [i for i in idx if i >= 0]
+        if not idx:
+            return -1
+        while len(idx) > 1:
+            nxt = []
+            for i in range(0, len(idx), 4):
+                nxt.append(self.sync(U_CTRL, layer, 0, idx[i:i + 4]))
+            idx = nxt
+        return idx[0]
+
+    def kernel_start(self, layer: int) -> int:
+        launch = self.sync(U_HOST, layer, self.host_cycles, [])
+        return self.sync(U_SM, layer, self.gap_cycles, [launch, self.prev_done])
+
+    # -- sharding ---------------------------------------------------------------------------
+    def shard_gemm(self, op: GemmOp):
+        """(M, N, K, count, all_reduce) on one device under tensor parallelism."""
+        M, N, K, G = int(op.M), int(op.N), int(op.K), int(op.count)
+        T = self.tp
+        if T == 1:
+            return M, N, K, G, False
+        suffix = op.name.rsplit(".", 1)[-1]
+        if op.role in ("attn_qk", "attn_sv"):
+            return M, N, K, -(-G // T), False
+        if op.role == "lm_head" or (op.role == "fc" and suffix in COL_SPLIT):
+            return M, -(-N // T), K, G, False
+        if op.role == "fc" and suffix in ROW_SPLIT:
+            return M, N, -(-K // T), G, True
+        return M, N, K, G, False
+
+    def shard_vector(self, op: VectorOp):
+        rows, cols = int(op.rows), int(op.cols)
+        T = self.tp
+        if T == 1:
+            return rows, cols
+        if op.role == "softmax":
+            return -(-rows // T), cols
+        if op.role in ("activation", "gate", "rope", "kv_write"):
+            return rows, -(-cols // T)
+        return rows, cols
+
+    # -- GEMM -------------------------------------------------------------------------------
+    def gemm(self, op: GemmOp, layer: int) -> None:
+        cfg = self.cfg
+        M, N, K, G, allreduce = self.shard_gemm(op)
+        ab, bb, cb = _bpe(op.a.dtype), _bpe(op.b.dtype), _bpe(op.c.dtype)
+        prec = op.b.dtype if PRECISION_BITS[op.b.dtype] >= PRECISION_BITS[op.a.dtype] else op.a.dtype
+        rate = cfg.mma_rate(prec)
+        a_res = self.resident(op.a, M * K * ab * G) or (op.attrs.get("fused") and op.role == "attn_sv")
+        b_res = self.resident(op.b, K * N * bb * (1 if op.b_shared else G))
+        c_res = self.resident(op.c, M * N * cb * G) or bool(op.attrs.get("fused") and op.role == "attn_qk")
+        t = cfg.tiles
+        plan = plan_gemm(M, N, K, G, bool(op.b_shared), ab, bb, cb, bool(a_res), bool(b_res), bool(c_res),
+                         tuple(t.m), tuple(t.n), t.k, t.min_m, tuple(t.split_k), t.swizzle,
+                         cfg.sm.count, t.max_ctas_per_sm, rate, cfg.sm.l2_bytes_per_cycle, self.mlp_bpc,
+                         cfg.sm.mainloop_overhead_cycles, cfg.sm.epilogue_bytes_per_cycle,
+                         cfg.accumulator_bytes, self.l2, self.hbm_bpc, float(cfg.sm.smem),
+                         float(cfg.sm.registers), t.stages, cfg.sm.mma_efficiency,
+                         float(self.host_cycles + self.gap_cycles), self.act_l2)
+        self.plans[op.name] = dict(tm=plan.tm, tn=plan.tn, split_k=plan.split, per_sm=plan.per_sm,
+                                   ctas=plan.ctas, waves=plan.waves)
+        fused_cont = bool(op.attrs.get("fused")) and self.in_fused
+        start = self.prev_done if fused_cont else self.kernel_start(layer)
+        self.in_fused = bool(op.attrs.get("fused"))
+        iters = -(-plan.kk // t.k)
+        nc = max(1, min(CHUNKS, iters // 4))
+        W = plan.waves
+        w_hbm = np.asarray(plan.wave_hbm_a) + np.asarray(plan.wave_hbm_b)
+        split = plan.split > 1
+        ws_bytes = plan.split * M * N * G * cfg.accumulator_bytes
+        ws_res = ws_bytes <= self.act_l2
+        if split:
+            w_store = np.zeros(W) if ws_res else np.asarray(plan.wave_c) / cb * cfg.accumulator_bytes
+        else:
+            w_store = np.zeros(W) if c_res else np.asarray(plan.wave_c)
+        w_macs = np.rint(np.asarray(plan.wave_macs)).astype(np.int64)
+        # chunk grid (wave-major)
+        wv = np.repeat(np.arange(W), nc)
+        cc = np.tile(np.arange(nc), W)
+        S = W * nc
+        ld_bytes = np.floor(w_hbm[wv] / nc).astype(np.int64)
+        ld_bytes[cc == nc - 1] += np.rint(w_hbm - np.floor(w_hbm / nc) * nc).astype(np.int64)
+        has_ld = ld_bytes > 0
+        st_bytes = np.where(cc == nc - 1, np.rint(w_store[wv]).astype(np.int64), 0)
+        has_st = st_bytes > 0
+        it_c = iters // nc + (cc < iters % nc)
+        mac_c = w_macs[wv] // nc + np.where(cc < w_macs[wv] % nc, 1, 0)
+        per = has_ld.astype(np.int64) + 1 + has_st
+        base = self.pb.count
+        off = base + np.concatenate(([0], np.cumsum(per)[:-1]))
+        i_ld = off
+        i_g = off + has_ld
+        i_st = i_g + 1
+        n = int(per.sum())
+        A = dict(op=np.full(n, Op.GEMM, np.uint8), unit=np.full(n, U_SM, np.int32),
+                 layer=np.full(n, layer, np.int32), m=np.zeros(n, np.int64), n=np.zeros(n, np.int64),
+                 k=np.zeros(n, np.int64), nbytes=np.zeros(n, np.int64), addr=np.zeros(n, np.int64),
+                 deps=np.full((n, 4), -1, np.int64), aux=np.zeros((n, 4), np.int64))
+        r = lambda x: x - base  # noqa: E731
+        prev2 = np.full(S, -1, np.int64)
+        prev2[2:] = i_g[:-2]
+        a_addr = self._alloc(float(w_hbm.sum()) + 1)
+        j = r(i_ld[has_ld])
+        A["op"][j] = Op.LOAD
+        A["unit"][j] = U_RD
+        A["nbytes"][j] = ld_bytes[has_ld]
+        A["addr"][j] = a_addr + np.concatenate(([0], np.cumsum(ld_bytes[has_ld])[:-1]))
+        A["deps"][j, 0] = start
+        A["deps"][j, 1] = prev2[has_ld]
+        j = r(i_g)
+        A["m"][j] = plan.tm
+        A["n"][j] = plan.tn
+        A["k"][j] = it_c * t.k
+        A["deps"][j, 0] = np.where(has_ld, i_ld, -1)
+        A["deps"][j, 1] = start
+        A["aux"][j, 0] = int(round(rate * RATE_SCALE))
+        A["aux"][j, 1] = int(max(PRECISION_BITS[op.a.dtype], PRECISION_BITS[op.b.dtype]))
+        A["aux"][j, 2] = mac_c * self.tp
+        w_ctas = np.asarray(plan.wave_ctas, np.int64)
+        c_w = np.minimum(min(plan.per_sm, 127), -(-w_ctas // cfg.sm.count))
+        A["aux"][j, 3] = ((w_ctas[wv] << 8) | (c_w[wv] << 1)
+                          | np.where(cc == nc - 1, FLAG_LAST, 0))
+        if has_st.any():
+            c_addr = self._alloc(float(st_bytes.sum()) + 1)
+            j = r(i_st[has_st])
+            A["op"][j] = Op.STORE
+            A["unit"][j] = U_WR
+            A["nbytes"][j] = st_bytes[has_st]
+            A["addr"][j] = c_addr + np.concatenate(([0], np.cumsum(st_bytes[has_st])[:-1]))
+            A["deps"][j, 0] = i_g[has_st]
+        self.pb.add_arrays(A)
+        finals = [int(i_g[-1])] + ([int(i_st[has_st][-1])] if has_st.any() else [])
+        self.prev_done = self.join(finals, layer)
+        if split:
+            self.elementwise(layer, VecKind.ADD, M * N * G * (plan.split - 1), M, 0 if ws_res else ws_bytes,
+                             0 if c_res else M * N * G * cb)
+        if allreduce:
+            self.all_reduce(layer, M * N * G * cb)
+
+    # -- vector ops -------------------------------------------------------------------------
+    def elementwise(self, layer, kind, elements, rows, in_bytes, out_bytes, new_kernel=True) -> None:
+        start = self.kernel_start(layer) if new_kernel else self.prev_done
+        nch = max(1, min(VEC_CHUNKS, rows))
+        last = []
+        prev_v = -1
+        for c in range(nch):
+            el = elements // nch + (c < elements % nch)
+            rw = rows // nch + (c < rows % nch)
+            ib = int(in_bytes) // nch + (c < int(in_bytes) % nch)
+            ob = int(out_bytes) // nch + (c < int(out_bytes) % nch)
+            ld = -1
+            if ib > 0:
+                ld = int(self.pb.add(Op.LOAD, U_RD, layer, nbytes=ib, addr=self._alloc(ib),
+                                     deps=np.array([start, prev_v], np.int64))[0])
+            v = int(self.pb.add(Op.VECTOR, U_SM, layer, m=el, n=rw, k=0, aux=np.array([int(kind)], np.int64),
+                                deps=np.array([start, ld], np.int64))[0])
+            prev_v = v
+            if ob > 0:
+                last.append(int(self.pb.add(Op.STORE, U_WR, layer, nbytes=ob, addr=self._alloc(ob),
+                                            deps=np.array([v], np.int64))[0]))
+        self.prev_done = self.join([prev_v] + last[-1:], layer)
+
+    def vector(self, op: VectorOp, layer: int) -> None:
+        rows, cols = self.shard_vector(op)
+        frac = rows * cols / max(1, int(op.rows) * int(op.cols))
+        in_b = sum(t.nbytes * frac for t in op.inputs if not self.resident(t, t.nbytes * frac))
+        out_b = sum(t.nbytes * frac for t in op.outputs if not self.resident(t, t.nbytes * frac))
+        fused_cont = bool(op.attrs.get("fused")) and self.in_fused
+        self.in_fused = bool(op.attrs.get("fused"))
+        self.elementwise(layer, op.kind, rows * cols, rows, in_b, out_b, new_kernel=not fused_cont)
+
+    def all_reduce(self, layer: int, nbytes: float) -> None:
+        start = self.kernel_start(layer)
+        x = int(self.pb.add(Op.XFER, U_LINK, layer, nbytes=int(nbytes), aux=np.array([self.tp], np.int64),
+                            deps=np.array([start], np.int64))[0])
+        self.prev_done = x
+
+    # -- capacity -------------------------------------------------------------------------
+    def check_capacity(self, wl) -> None:
+        cap = self.cfg.memory.capacity
+        if cap is None:
+            return
+        rep = wl.group_repeat()
+        seen = {}
+        for op in wl.ops():
+            ts = (op.a, op.b, op.c) if isinstance(op, GemmOp) else tuple(op.inputs) + tuple(op.outputs)
+            for t in ts:
+                if t.kind in ("weight", "kv_cache", "state"):
+                    seen[t.name] = t.nbytes * rep[op.layer]
+        need = sum(seen.values()) / self.tp
+        if need > cap:
+            raise LoweringError(
+                f"the model's weights and KV cache need {need / 1e9:.1f} GB per device "
+                f"({self.tp} device(s)) but memory.capacity is {cap / 1e9:.1f} GB; add devices "
+                f"(parallel.tensor) or reduce batch / KV length", path="memory.capacity")
+
+    def run(self, wl):
+        self.check_capacity(wl)
+        rep = wl.group_repeat()
+        for g in wl.groups:
+            self.pb.layer(g.name, g.repeat)
+        fixed = int(round(self.cfg.launch.fixed * self.clock))
+        first = True
+        for op in wl.ops():
+            layer = self.pb.layer(op.layer, rep[op.layer])
+            if first and fixed > 0:
+                self.sync(U_HOST, layer, fixed, [])
+            first = False
+            if isinstance(op, GemmOp):
+                self.gemm(op, layer)
+            else:
+                self.vector(op, layer)
+        return self.pb.build(meta={"tilings": self.plans})

@@ -1,0 +1,111 @@
+"""Config model of a GPU-like xPU: streaming multiprocessors with tensor cores, shared
+memory, an L2 cache, HBM, kernel launches, and tensor parallelism over an interconnect."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
+
+from archsim.config.common import ArchBase
+from archsim.config.types import Bandwidth, Bytes, Precision, Strict, Time
+
+
+class SmConfig(Strict):
+    """One streaming multiprocessor (all SMs are identical)."""
+
+    count: PositiveInt = Field(..., description="number of SMs")
+    mma_macs_per_cycle: dict[Precision, NonNegativeFloat] = Field(
+        ..., description="dense tensor-core MACs per cycle per SM for each operand precision "
+                         "(0 or missing: not supported by the tensor cores)")
+    cuda_macs_per_cycle: float = Field(64, gt=0, description="FP32 FMA per cycle per SM (CUDA cores); "
+                                       "used for precisions the tensor cores lack")
+    smem: Bytes = Field(..., description="shared memory (+L1) per SM usable by one CTA's tiles")
+    smem_bytes_per_cycle: float = Field(128, gt=0, description="shared-memory read bandwidth per SM")
+    l2_bytes_per_cycle: float = Field(..., gt=0, description="L2 -> SM fill bandwidth per SM")
+    inflight_bytes: Bytes = Field(64 * 1024, description="bytes of global loads one SM keeps in flight "
+                                  "(async-copy pipeline stages); with the memory latency this bounds "
+                                  "the bandwidth one SM can pull (Little's law)")
+    registers: Bytes = Field(256 * 1024, description="register file per SM; CTA accumulators may use half")
+    mma_efficiency: float = Field(1.0, gt=0, le=1, description=(
+        "sustained fraction of the MMA peak under full tensor load (clock held below boost by the "
+        "power limit)"))
+    mainloop_overhead_cycles: float = Field(
+        0.0, ge=0, description="cycles per main-loop (k-tile) iteration not overlapped with MMA issue "
+                               "(barrier, pipeline-stage wait, address arithmetic)")
+    epilogue_bytes_per_cycle: float = Field(64, gt=0, description="accumulator write-out rate per SM")
+
+
+class L2Config(Strict):
+    size: Bytes = Field(..., description="L2 capacity")
+
+
+class TileConfig(Strict):
+    """Candidate CTA tiles the GEMM library chooses from (per shape, the fastest estimate)."""
+
+    m: list[PositiveInt] = Field([64, 128, 256], description="CTA tile rows (M)")
+    n: list[PositiveInt] = Field([64, 128, 256], description="CTA tile columns (N)")
+    k: PositiveInt = Field(32, description="k depth of one main-loop iteration")
+    min_m: PositiveInt = Field(16, description="smallest MMA row granule (M is padded to it)")
+    split_k: list[PositiveInt] = Field([1, 2, 4, 8], description="split-K factors considered")
+    swizzle: PositiveInt = Field(8, description="CTA rasterisation: M tiles per swizzle group")
+    max_ctas_per_sm: PositiveInt = Field(4, description="most resident CTAs per SM (also limited by "
+                                         "shared memory and registers)")
+    stages: PositiveInt = Field(3, description="shared-memory pipeline stages per CTA")
+
+    @field_validator("m", "n", "split_k")
+    @classmethod
+    def _nonempty(cls, v):
+        if not v:
+            raise ValueError("needs at least one value")
+        return sorted(set(v))
+
+
+class LaunchConfig(Strict):
+    """Kernel launches. The host issues kernels in order, ``host`` apart, ahead of the GPU;
+    a kernel starts after its launch and after the previous kernel ends plus ``gap``."""
+
+    host: Time = Field(5e-6, description="host time to issue one kernel (driver + framework)")
+    gap: Time = Field(1e-6, description="device-side gap between dependent kernels")
+    fixed: Time = Field(0.0, description="once per run: host dispatch and final synchronisation")
+
+
+class InterconnectConfig(Strict):
+    """Device-to-device links (NVLink-like) for tensor-parallel collectives."""
+
+    bandwidth: Bandwidth = Field(300e9, description="per-device bandwidth in each direction")
+    latency: Time = Field(2e-6, description="per-step latency of a collective (ring hop)")
+    efficiency: float = Field(1.0, gt=0, le=1, description="achieved fraction of link bandwidth")
+    algorithm: Literal["ring"] = "ring"
+
+
+class ParallelConfig(Strict):
+    tensor: PositiveInt = Field(1, description="tensor-parallel devices (FC column/row splits, heads split)")
+    pipeline: PositiveInt = Field(1, description="pipeline-parallel stages (layers split)")
+
+
+class GpuConfig(ArchBase):
+    """A GPU: SMs with tensor cores, shared memory, L2, HBM; N devices in tensor parallel."""
+
+    uarch: Literal["gpu"] = "gpu"
+    sm: SmConfig
+    l2: L2Config
+    tiles: TileConfig = Field(default_factory=TileConfig)
+    launch: LaunchConfig = Field(default_factory=LaunchConfig)
+    interconnect: InterconnectConfig = Field(default_factory=InterconnectConfig)
+    parallel: ParallelConfig = Field(default_factory=ParallelConfig)
+    accumulator_bytes: PositiveInt = Field(4, description="bytes per partial sum (split-K workspace)")
+    activation_l2_fraction: float = Field(0.5, ge=0, le=1, description=(
+        "an activation tensor no larger than this fraction of L2 stays in L2 between kernels "
+        "(write-back cache); larger ones go to HBM"))
+
+    @model_validator(mode="after")
+    def _tiles_fit(self):
+        bpe = 2
+        smallest = (min(self.tiles.m) + min(self.tiles.n)) * self.tiles.k * bpe * 2
+        if smallest > self.sm.smem:
+            raise ValueError(f"the smallest tile ({smallest} B double-buffered) does not fit sm.smem")
+        return self
+
+    def mma_rate(self, precision: str) -> float:
+        r = self.sm.mma_macs_per_cycle.get(precision, 0.0)
+        return r if r > 0 else self.sm.cuda_macs_per_cycle

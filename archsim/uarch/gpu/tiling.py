@@ -1,0 +1,184 @@
+"""CTA tiling of a GEMM on a GPU: tile shape and split-K choice, wave quantisation across
+SMs, and the HBM traffic of each wave after L2 reuse.
+
+A GEMM of ``count`` independent C[M,N] = A[M,K] @ B[K,N] is cut into CTA tiles (tm x tn,
+optionally split along K into ``s`` slices). CTAs run in waves of ``sm.count x
+max_ctas_per_sm``; every CTA of a wave streams its A and B panels through shared memory.
+CTAs are rasterised in swizzle groups (``tiles.swizzle`` M tiles at a time), so a wave
+touches a near-square block of tiles and panels shared by CTAs of the wave are fetched from
+HBM once (L2 hit for the others). A panel used by the previous wave is still in L2 if that
+wave's panels fit in L2; an operand that fits in half the L2 is fetched only once.
+
+The library picks, per shape, the candidate with the smallest estimated time (as cuBLAS'
+heuristics / autotuning do): waves x per-CTA time (MMA issue, L2 feed, in-flight-limited
+memory pull, main-loop overhead) against HBM traffic at the memory bandwidth.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GemmPlan:
+    tm: int                 # CTA tile rows (compute granule, padded)
+    tn: int
+    split: int              # split-K slices
+    per_sm: int             # co-resident CTAs per SM
+    kk: int                 # K per slice
+    ctas: int
+    waves: int
+    wave_ctas: tuple        # CTAs in each wave
+    wave_hbm_a: tuple       # HBM bytes of A per wave
+    wave_hbm_b: tuple       # HBM bytes of B per wave
+    wave_c: tuple           # output bytes per wave (written once, k complete)
+    wave_macs: tuple        # useful MACs per wave
+    est_cycles: float
+
+
+def _round_up(x: int, g: int) -> int:
+    return -(-x // g) * g
+
+
+def wave_traffic(M, N, K, G, b_shared, tm, tn, s, ctas_per_wave, swizzle, a_bpe, b_bpe,
+                 l2_bytes, a_resident, b_resident):
+    """Per-wave (ctas, hbm_a_bytes, hbm_b_bytes, useful_macs, out_elems) arrays."""
+    nm, nn = -(-M // tm), -(-N // tn)
+    kk = -(-K // s)
+    per_g = nm * nn * s
+    ctas = G * per_g
+    c = np.arange(ctas, dtype=np.int64)
+    g = c // per_g
+    r = c % per_g
+    sidx = r // (nm * nn)
+    r = r % (nm * nn)
+    sw = max(1, min(swizzle, nm))
+    grp = r // (sw * nn)
+    in_grp = r % (sw * nn)
+    rows_in = np.minimum(sw, nm - grp * sw)
+    mi = grp * sw + in_grp % rows_in
+    ni = in_grp // rows_in
+    wave = c // ctas_per_wave
+    n_w = int(wave[-1]) + 1
+    rows = np.minimum(tm, M - mi * tm)
+    cols = np.minimum(tn, N - ni * tn)
+    ks = np.minimum(kk, K - sidx * kk)
+    ks = np.maximum(ks, 0)
+    a_key = (g * nm + mi) * s + sidx
+    gb = np.zeros_like(g) if b_shared else g
+    b_key = (gb * nn + ni) * s + sidx
+    a_size = rows * ks * a_bpe
+    b_size = cols * ks * b_bpe
+    a_tot = M * K * a_bpe * G
+    b_tot = K * N * b_bpe * (1 if b_shared else G)
+
+    def per_wave(key, size, total, resident):
+        out = np.zeros(n_w, np.float64)
+        if resident:
+            return out, np.zeros(n_w)
+        comb = wave * (key.max() + 1) + key
+        u, first = np.unique(comb, return_index=True)
+        uw = wave[first]
+        usize = size[first]
+        foot = np.bincount(uw, weights=usize, minlength=n_w)
+        if total <= 0.5 * l2_bytes:
+            # the whole operand stays in L2: each panel comes from HBM once
+            _, f1 = np.unique(key, return_index=True)
+            np.add.at(out, wave[f1], size[f1])
+            return out, foot
+        prev = u - (key.max() + 1)          # same key one wave earlier
+        hit = np.isin(prev, u)
+        return None, (u, uw, usize, hit, foot)
+
+    res_a = per_wave(a_key, a_size, a_tot, a_resident)
+    res_b = per_wave(b_key, b_size, b_tot, b_resident)
+    foot = np.zeros(n_w)
+    for res in (res_a, res_b):
+        foot += res[1] if res[0] is not None else res[1][4]
+    fits_prev = np.concatenate(([False], foot[:-1] <= l2_bytes))
+    outs = []
+    for res in (res_a, res_b):
+        if res[0] is not None:
+            outs.append(res[0])
+            continue
+        u, uw, usize, hit, _ = res[1]
+        miss = ~(hit & fits_prev[uw])
+        outs.append(np.bincount(uw, weights=usize * miss, minlength=n_w))
+    w_ctas = np.bincount(wave, minlength=n_w)
+    w_macs = np.bincount(wave, weights=(rows * cols * ks).astype(np.float64), minlength=n_w)
+    w_out = np.bincount(wave, weights=(rows * cols).astype(np.float64), minlength=n_w)
+    return w_ctas, outs[0], outs[1], w_macs, w_out
+
+
+def resident_ctas(tm, tn, tk, bpe, acc_bytes, stages, smem, regs, max_ctas) -> int:
+    """CTAs one SM holds at once: shared-memory stages and accumulator registers (half the file)."""
+    by_smem = int(smem // (stages * (tm + tn) * tk * bpe))
+    by_regs = int((0.5 * regs) // (tm * tn * acc_bytes))
+    return max(0, min(max_ctas, by_smem, by_regs))
+
+
+def iter_cycles(tm, tn, tk, rate, eff, bpe, feed_bpc, overhead, c):
+    """Cycles of one main-loop iteration of ``c`` co-resident CTAs on one SM: the tensor cores
+    and the operand feed are shared; one CTA's barrier/stage-wait overhead is hidden by the
+    others' MMAs."""
+    mma = tm * tn * tk / (rate * eff)
+    feed = (tm + tn) * tk * bpe / feed_bpc
+    return max(c * mma, c * feed, max(mma, feed) + overhead)
+
+
+@lru_cache(maxsize=4096)
+def plan_gemm(M: int, N: int, K: int, G: int, b_shared: bool, a_bpe: float, b_bpe: float, c_bpe: float,
+              a_resident: bool, b_resident: bool, c_resident: bool,
+              tms: tuple, tns: tuple, tk: int, min_m: int, splits: tuple, swizzle: int,
+              n_sm: int, max_ctas: int, rate: float, l2_bpc: float, mlp_bpc: float, overhead: float,
+              epi_bpc: float, acc_bytes: int, l2_bytes: float, hbm_bpc: float, smem: float,
+              regs: float, stages: int, eff: float, kernel_cycles: float, ws_l2: float) -> GemmPlan:
+    best = None
+    m_g = _round_up(M, min_m)
+    n_g = _round_up(N, 8)
+    cand_m = sorted({min(t, m_g) for t in tms})
+    cand_n = sorted({min(t, n_g) for t in tns})
+    for tm in cand_m:
+        for tn in cand_n:
+            c_res = resident_ctas(tm, tn, tk, max(a_bpe, b_bpe), acc_bytes, stages, smem, regs, max_ctas)
+            if c_res < 1:
+                continue
+            slots = n_sm * c_res
+            for s in splits:
+                if s > 1 and -(-K // s) < tk:
+                    continue
+                kk = -(-K // s)
+                iters = -(-kk // tk)
+                cta = iters * iter_cycles(tm, tn, tk, rate, eff, max(a_bpe, b_bpe), min(l2_bpc, mlp_bpc),
+                                          overhead, c_res) + c_res * tm * tn * acc_bytes / epi_bpc
+                nm, nn = -(-M // tm), -(-N // tn)
+                ctas = G * nm * nn * s
+                waves = -(-ctas // slots)
+                comp = waves * cta
+                # quick traffic estimate for the search (exact per-wave traffic below)
+                a_b = 0.0 if a_resident else M * K * a_bpe * G * (1 if M * K * a_bpe * G <= 0.5 * l2_bytes
+                                                                  else max(1, -(-nn // max(1, slots // max(1, min(swizzle, nm))))))
+                b_b = 0.0 if b_resident else K * N * b_bpe * (1 if b_shared else G) * (
+                    1 if K * N * b_bpe <= 0.5 * l2_bytes else max(1, -(-nm // max(1, min(swizzle, nm)))))
+                c_b = 0.0 if c_resident else M * N * c_bpe * G
+                red = 0.0
+                if s > 1:
+                    ws = s * M * N * acc_bytes * G
+                    c_b = 0.0 if ws <= ws_l2 else ws          # fp32 partials stay in L2 if they fit
+                    red = kernel_cycles + (c_b + (0.0 if c_resident else M * N * c_bpe * G)) / hbm_bpc
+                mem = (a_b + b_b + c_b) / hbm_bpc
+                est = max(comp, mem) + 0.5 * min(comp, mem) / max(1, waves) + red
+                cand = (est, tm, tn, s, c_res)
+                if best is None or cand < best:
+                    best = cand
+    if best is None:
+        from archsim.errors import LoweringError
+        raise LoweringError(f"no CTA tile of GEMM {M}x{N}x{K} fits the shared memory", path="sm.smem")
+    est, tm, tn, s, c_res = best
+    w_ctas, w_a, w_b, w_macs, w_out = wave_traffic(M, N, K, G, b_shared, tm, tn, s, n_sm * c_res, swizzle,
+                                                   a_bpe, b_bpe, l2_bytes, a_resident, b_resident)
+    return GemmPlan(tm, tn, s, c_res, -(-K // s), int(w_ctas.sum()), len(w_ctas), tuple(int(x) for x in w_ctas),
+                    tuple(float(x) for x in w_a), tuple(float(x) for x in w_b),
+                    tuple(float(x) * c_bpe for x in w_out), tuple(float(x) for x in w_macs), float(est))

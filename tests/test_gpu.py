@@ -1,0 +1,98 @@
+"""GPU xPU model: cost kernel vs naive twin, hand-derived cycles, bounds, TP, bad input."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from archsim.api import simulate
+from archsim.config.loader import load_arch
+from archsim.errors import ArchsimError
+from archsim.uarch import names
+from archsim.uarch.gpu.cost import gemm_chunk_cycles, link_cycles
+from archsim.uarch.gpu.tiling import iter_cycles, plan_gemm, resident_ctas
+
+
+def naive_chunk(tm, tn, k, tk, rate, eff, bits, feed_bpc, overhead, c, last, epi, acc):
+    iters = -(-k // tk)
+    mma = tm * tn * tk / (rate * eff)
+    feed = (tm + tn) * tk * bits / 8 / feed_bpc
+    per = max(c * mma, c * feed, max(mma, feed) + overhead)
+    return math.ceil(iters * per + (c * tm * tn * acc / epi if last else 0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([16, 64, 128, 256]), st.sampled_from([64, 128, 256]), st.integers(1, 4096),
+       st.sampled_from([512.0, 1024.0, 2048.0]), st.floats(0.5, 1.0), st.sampled_from([8, 16]),
+       st.floats(10, 200), st.floats(0, 100), st.integers(1, 4), st.booleans())
+def test_chunk_kernel_matches_naive(tm, tn, k, rate, eff, bits, feed, ovh, c, last):
+    got = gemm_chunk_cycles(tm, tn, k, 32, rate, eff, bits, feed, ovh, c, last, 64.0, 4)
+    assert abs(int(got) - naive_chunk(tm, tn, k, 32, rate, eff, bits, feed, ovh, c, last, 64.0, 4)) <= 1
+
+
+def test_chunk_and_ring_by_hand():
+    # one 128x256 CTA, 32-deep iterations at 1024 MAC/cycle: 1024 cycles of MMA per iteration;
+    # feed (128+256)*32*2 B / 47.4 = 518.5 < 1024; + 20 overhead -> 1044 per iteration, 4 iterations
+    assert gemm_chunk_cycles(128, 256, 128, 32, 1024.0, 1.0, 16, 47.4, 20.0, 1, False, 64.0, 4) == 4 * 1044
+    # ring all-reduce of 1 MB over 4 devices at 100 B/cycle, 10-cycle hops:
+    # 2*(4-1)/4 * 1e6 / 100 + 6 * 10 = 15000 + 60
+    assert link_cycles(1_000_000, 4, 100.0, 10.0) == 15060
+    assert link_cycles(1_000_000, 1, 100.0, 10.0) == 0
+
+
+def test_resident_ctas_limits():
+    # 128x256 tile: accumulators 128 KiB = half of the 256 KiB register file -> 1 CTA
+    assert resident_ctas(128, 256, 32, 2, 4, 3, 164 * 1024, 256 * 1024, 4) == 1
+    # 64x64: regs allow 8, smem allows 164K / (3 * 128 * 32 * 2) = 6, capped at 4
+    assert resident_ctas(64, 64, 32, 2, 4, 3, 164 * 1024, 256 * 1024, 4) == 4
+    assert iter_cycles(64, 64, 32, 1024, 1.0, 2, 47.4, 20, 4) == pytest.approx(4 * 8192 / 47.4)
+
+
+def test_wave_quantisation_and_macs():
+    # 256 x 12288 x 12288 on 108 SMs: CTA count and waves follow the chosen tile
+    p = plan_gemm(256, 12288, 12288, 1, True, 2.0, 2.0, 2.0, False, False, False, (64, 128, 256),
+                  (64, 128, 256), 32, 16, (1,), 8, 108, 4, 1024.0, 47.4, 130.0, 20.0, 64.0, 4,
+                  40 * 2**20, 1326.0, 164 * 1024.0, 256 * 1024.0, 3, 0.95, 9000.0, 20 * 2**20)
+    assert p.ctas == -(-256 // p.tm) * -(-12288 // p.tn)
+    assert p.waves == -(-p.ctas // (108 * p.per_sm))
+    assert sum(p.wave_macs) == 256 * 12288 * 12288
+    # B (302 MB) is read from HBM at least once
+    assert sum(p.wave_hbm_b) >= 12288 * 12288 * 2
+
+
+def test_registered_and_presets():
+    assert "gpu" in names()
+    for p in ("a100", "h100"):
+        cfg = load_arch(p)
+        assert cfg.uarch == "gpu"
+    a = load_arch("a100")
+    peak = 2 * a.sm.count * a.mma_rate("bf16") * a.clock / 1e12
+    assert peak == pytest.approx(312, rel=0.01)
+
+
+@pytest.mark.parametrize("M,N,K", [(64, 4096, 4096), (4096, 4096, 4096), (8192, 64, 64)])
+def test_gemm_bounds(M, N, K):
+    r = simulate("a100", {"kind": "gemm", "M": M, "N": N, "K": K})
+    assert r.bounds_ok()
+    assert r.macs == M * N * K
+
+
+def test_tensor_parallel_conserves_macs_and_adds_link():
+    r1 = simulate("a100", "llama2-7b", phase="decode", batch=4, kv_len=256)
+    r4 = simulate("a100", "llama2-7b", phase="decode", batch=4, kv_len=256, overrides=["parallel.tensor=4"])
+    assert r1.macs == r4.macs == r1.expected_macs
+    assert r4.units["link"] > 0 and r1.units["link"] == 0
+    assert r4.bounds_ok() and r1.bounds_ok()
+    assert r4.seconds < r1.seconds
+
+
+def test_model_too_big_is_clear_error():
+    with pytest.raises(ArchsimError) as e:
+        simulate("a100", "llama2-70b", phase="decode", batch=1, kv_len=128)
+    assert "memory.capacity" in str(e.value) or getattr(e.value, "path", "") == "memory.capacity"
+
+
+def test_bad_config_names_field():
+    with pytest.raises(ArchsimError) as e:
+        load_arch("a100", ["sm.count=0"])
+    assert "sm.count" in str(e.value)
