@@ -54,7 +54,52 @@ def _bert(c: dict, where: str) -> dict:
                 position="learned", lm_head=False)
 
 
+def _mixtral(c: dict, where: str) -> dict:
+    out = _llama(c, where)
+    out.update(kind="moe", family="mixtral", n_experts=_need(c, where, "num_local_experts", "num_experts"),
+               top_k=c.get("num_experts_per_tok", 2))
+    return out
+
+
+def _dt_rank(c: dict, d: int):
+    r = c.get("time_step_rank", c.get("mamba_dt_rank", "auto"))
+    return -(-d // 16) if r in (None, "auto") else int(r)
+
+
+def _mamba(c: dict, where: str) -> dict:
+    d = _need(c, where, "hidden_size", "d_model")
+    return dict(kind="mamba", family="mamba", variant="mamba", d_model=d,
+                n_layers=_need(c, where, "num_hidden_layers", "n_layer"), d_state=c.get("state_size", 16),
+                d_conv=c.get("conv_kernel", 4), expand=c.get("expand", 2),
+                d_inner=c.get("intermediate_size"), dt_rank=_dt_rank(c, d), vocab_size=c.get("vocab_size", 50280),
+                lm_head=True)
+
+
+def _mamba2(c: dict, where: str) -> dict:
+    d = _need(c, where, "hidden_size", "d_model")
+    expand = c.get("expand", 2)
+    hd = c.get("head_dim", 64)
+    return dict(kind="mamba", family="mamba2", variant="mamba2", d_model=d,
+                n_layers=_need(c, where, "num_hidden_layers", "n_layer"), d_state=c.get("state_size", 128),
+                d_conv=c.get("conv_kernel", 4), expand=expand, headdim=hd, n_groups=c.get("n_groups", 1),
+                d_inner=(c["num_heads"] * hd) if c.get("num_heads") else None,
+                chunk_size=c.get("chunk_size", 256), vocab_size=c.get("vocab_size", 50280), lm_head=True)
+
+
+def _jamba(c: dict, where: str) -> dict:
+    out = _llama(c, where)
+    d = out["d_model"]
+    out.update(kind="hybrid", family="jamba", position="none", n_experts=c.get("num_experts", 16),
+               top_k=c.get("num_experts_per_tok", 2), attn_every=c.get("attn_layer_period", 8),
+               attn_offset=c.get("attn_layer_offset", 4), moe_every=c.get("expert_layer_period", 2),
+               moe_offset=c.get("expert_layer_offset", 1), mamba_d_state=c.get("mamba_d_state", 16),
+               mamba_d_conv=c.get("mamba_d_conv", 4), mamba_expand=c.get("mamba_expand", 2),
+               mamba_dt_rank=_dt_rank(c, d))
+    return out
+
+
 CONVERTERS: dict[str, Callable[[dict, str], dict]] = {
+    "mixtral": _mixtral, "mamba": _mamba, "mamba2": _mamba2, "jamba": _jamba,
     "llama": _llama, "mistral": _llama, "qwen2": _llama,
     "gpt2": _gpt2,
     "opt": _opt,

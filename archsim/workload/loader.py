@@ -12,7 +12,6 @@ from archsim.workload.gemm import build_gemm
 from archsim.workload.spec import GemmSpec, TransformerSpec
 from archsim.workload.transformer import build_transformer
 
-#: kind -> (spec model, builder(spec, default_precision, all_layers) -> Workload)
 def postprocess(wl, spec, attention: bool = True):
     """Graph rewrites every kind shares: attention variants (mixed KV lengths, sparse masks,
     pruning; :mod:`archsim.workload.attention`) and quantisation scales (:mod:`.quant`)."""
@@ -47,6 +46,7 @@ def _kinds() -> dict:
             "speculative": (SpeculativeSpec, build_speculative)}
 
 
+#: kind -> (spec model, builder(spec, default_precision, all_layers) -> Workload)
 KINDS: dict[str, tuple[type, Callable]] = {
     "transformer": (TransformerSpec, with_variants(build_transformer)),
     "gemm": (GemmSpec, with_variants(build_gemm)),
