@@ -1,0 +1,317 @@
+"""Kernels vs naive Python twins on small random inputs: the controller (event-skipping numba
+kernel vs a tick-by-tick Python model over a tree of nodes), the address decoder, and the
+transfer engine (row-visit aggregation vs burst by burst)."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from archsim.mem.dram import kernel as K
+from archsim.mem.dram.mapping import build_mapping
+from archsim.mem.dram.presets import load_preset
+from archsim.mem.dram.sim import static_arrays
+
+ACT, PRE, PREA, RD, WR, REF = K.ACT, K.PRE, K.PREA, K.RD, K.WR, K.REF
+
+
+# ------------------------------------------------------------------ naive controller
+class NaiveDRAM:
+    """Tree of nodes keyed by their id path; constraints applied as the standard describes."""
+
+    def __init__(self, preset, C):
+        self.p = preset
+        self.sizes = list(preset.tables.level_sizes)
+        self.L = len(self.sizes)
+        self.by = {}
+        for lv, pcmd, f, lat, win, sib in preset.tables.entries:
+            self.by.setdefault((lv, pcmd), []).append((f, lat, win, sib))
+        self.ready, self.hist = {}, {}
+        self.C = C
+
+    def ids(self, b):
+        out = []
+        for lv in range(self.L - 1, 0, -1):
+            out.append(b % self.sizes[lv]); b //= self.sizes[lv]
+        return tuple(reversed(out))
+
+    def nodes_under(self, c, path, lv):
+        """All level-lv nodes whose id path starts with ``path``."""
+        res = [path]
+        for l2 in range(len(path) + 1, lv + 1):
+            res = [r + (i,) for r in res for i in range(self.sizes[l2])]
+        return [(c, r) for r in res]
+
+    def ready_at(self, cmd, c, path):
+        """Max over the addressed path, and over every node below a partial path."""
+        r = -1
+        for lv in range(self.L):
+            nodes = [(c, path[:lv])] if lv <= len(path) else self.nodes_under(c, path, lv)
+            for n in nodes:
+                r = max(r, self.ready.get((n, cmd), -1))
+        return r
+
+    def issue(self, cmd, c, path, t):
+        for lv in range(self.L):
+            if lv <= len(path):
+                n = (c, path[:lv])
+                self._target(n, lv, cmd, t)
+                if lv >= 1:
+                    for j in range(self.sizes[lv]):
+                        if j != path[lv - 1]:
+                            m = (c, path[:lv - 1] + (j,))
+                            for f, lat, win, sib in self.by.get((lv, cmd), []):
+                                if sib:
+                                    self.ready[(m, f)] = max(self.ready.get((m, f), -1), t + lat)
+            else:
+                for n in self.nodes_under(c, path, lv):
+                    self._target(n, lv, cmd, t)
+
+    def _target(self, n, lv, cmd, t):
+        cons = self.by.get((lv, cmd), [])
+        if any(w > 1 for _, _, w, _ in cons):
+            h = self.hist.setdefault((n, cmd), [-1] * 4)
+            h.insert(0, t); h.pop()
+        for f, lat, win, sib in cons:
+            if sib:
+                continue
+            past = t if win == 1 else self.hist[(n, cmd)][win - 1]
+            if past >= 0:
+                self.ready[(n, f)] = max(self.ready.get((n, f), -1), past + lat)
+
+
+def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=16):
+    d = NaiveDRAM(preset, C)
+    N = len(ch)
+    NB = preset.banks_per_channel
+    dual = preset.standard.dual_bus
+    RL = preset.tables.read_latency
+    refi = preset.tables.timing["nREFI"]
+    rscope_n = preset.level_sizes[1] if preset.standard.levels[1] != "BankGroup" else 1
+    openr = {}
+    rq = [[] for _ in range(C)]; wq = [[] for _ in range(C)]; aq = [[] for _ in range(C)]; pq = [[] for _ in range(C)]
+    wmode = [False] * C
+    arrive = [-1] * N; depart = [-1] * N; first = [-1] * N
+    cnt = {}
+    t, i = 0, 0
+    while True:
+        for _ in range(1 if t == 0 else F):
+            if i >= N or cyc[i] > t:
+                break
+            c = ch[i]
+            if isw[i]:
+                if any(addr[q] == addr[i] for q in wq[c]):
+                    arrive[i] = depart[i] = t
+                elif len(wq[c]) < Q:
+                    wq[c].append(i); arrive[i] = t
+                else:
+                    break
+            else:
+                if any(addr[q] == addr[i] for q in wq[c]):
+                    arrive[i] = t; depart[i] = t + 1
+                elif len(rq[c]) < Q:
+                    rq[c].append(i); arrive[i] = t
+                else:
+                    break
+            i += 1
+        if i >= N:
+            return t, arrive, depart, first, cnt
+        t += 1
+        if refresh and t % refi == 0:
+            for c in range(C):
+                pq[c] += [("REF", s) for s in range(rscope_n)]
+        for c in range(C):
+            for slot in range(2 if dual else 1):
+                col_ok = (not dual) or slot == 0
+                row_ok = (not dual) or slot == 1
+                sel = None
+
+                def cmd_of(q):
+                    o = openr.get((c, bank[q]), -1)
+                    return ACT if o < 0 else ((WR if isw[q] else RD) if o == row[q] else PRE)
+
+                if col_ok:
+                    best = None
+                    for k, q in enumerate(aq[c]):
+                        cm = WR if isw[q] else RD
+                        if d.ready_at(cm, c, d.ids(bank[q])) <= t and (best is None or arrive[q] < arrive[aq[c][best]]):
+                            best = k
+                    if best is not None:
+                        sel = ("A", best, WR if isw[aq[c][best]] else RD)
+                if sel is None and pq[c]:
+                    s = pq[c][0][1]
+                    per = NB // rscope_n
+                    banks = range(s * per, (s + 1) * per)
+                    cm = PREA if any(openr.get((c, b), -1) >= 0 for b in banks) else REF
+                    blocked = cm == PREA and any(bank[q] in banks for q in aq[c])
+                    path = (s,) if preset.standard.levels[1] != "BankGroup" else ()
+                    if row_ok and not blocked and d.ready_at(cm, c, path) <= t:
+                        sel = ("P", 0, cm)
+                if sel is None and not pq[c]:
+                    if not wmode[c]:
+                        if len(wq[c]) > 0.8 * Q or not rq[c]:
+                            wmode[c] = True
+                    elif len(wq[c]) < 0.2 * Q and rq[c]:
+                        wmode[c] = False
+                    buf = wq[c] if wmode[c] else rq[c]
+                    for k, q in enumerate(buf):
+                        cm = cmd_of(q)
+                        colc = cm in (RD, WR)
+                        if (colc and not col_ok) or (not colc and not row_ok):
+                            continue
+                        if cm == PRE and any(bank[x] == bank[q] for x in aq[c]):
+                            continue
+                        if d.ready_at(cm, c, d.ids(bank[q])) <= t:
+                            sel = ("W" if wmode[c] else "R", k, cm)
+                            break
+                if sel is None:
+                    continue
+                kind, k, cm = sel
+                cnt[cm] = cnt.get(cm, 0) + 1
+                if kind == "P":
+                    s = pq[c][0][1]
+                    path = (s,) if preset.standard.levels[1] != "BankGroup" else ()
+                    d.issue(cm, c, path, t)
+                    per = NB // rscope_n
+                    if cm == PREA:
+                        for b in range(s * per, (s + 1) * per):
+                            openr[(c, b)] = -1
+                    else:
+                        pq[c].pop(0)
+                    continue
+                buf = {"A": aq[c], "R": rq[c], "W": wq[c]}[kind]
+                q = buf[k]
+                if first[q] < 0:
+                    o = openr.get((c, bank[q]), -1)
+                    first[q] = 0 if o == row[q] else (2 if o >= 0 else 1)
+                d.issue(cm, c, d.ids(bank[q]), t)
+                if cm == ACT:
+                    openr[(c, bank[q])] = row[q]
+                    buf.pop(k); aq[c].append(q)
+                elif cm == PRE:
+                    openr[(c, bank[q])] = -1
+                else:
+                    depart[q] = t + (0 if isw[q] else RL)
+                    buf.pop(k)
+
+
+def kernel_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh):
+    L, lsize, ncount, NB, bnode, haswin, hassib, rscope = static_arrays(preset)
+    loff = np.zeros(L, dtype=np.int64)
+    for lv in range(1, L):
+        loff[lv] = loff[lv - 1] + C * ncount[lv - 1]
+    t = preset.tables
+    n = len(ch)
+    arrive = np.full(n, -1, np.int64); depart = np.full(n, -1, np.int64); first = np.full(n, -1, np.int64)
+    cc = np.zeros((C, K.N_CC), np.int64)
+    ticks = K.run_controller(ch, bank, row, isw, addr, cyc, L, lsize, ncount, loff, bnode, rscope,
+                             t.c_start, t.c_fol, t.c_lat, t.c_win, t.c_sib, haswin, hassib,
+                             preset.standard.dual_bus, False, t.read_latency, 1 if refresh else 0,
+                             t.timing["nREFI"], t.timing["nREFIpb"], 32, 32, 0.8, 0.2, 16, False,
+                             C, NB, arrive, depart, cc, first)
+    return ticks, arrive, depart, first, cc
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.data())
+def test_controller_matches_naive_twin(data):
+    name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000"]))
+    p = load_preset(name)
+    C = data.draw(st.sampled_from([1, 2]))
+    n = data.draw(st.integers(5, 70))
+    NB = p.banks_per_channel
+    ch = np.array(data.draw(st.lists(st.integers(0, C - 1), min_size=n, max_size=n)), np.int64)
+    bank = np.array(data.draw(st.lists(st.integers(0, min(NB, 6) - 1), min_size=n, max_size=n)), np.int64)
+    row = np.array(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), np.int64)
+    isw = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), np.bool_)
+    col = np.array(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), np.int64)
+    addr = ((row * NB + bank) * 8 + col) * C + ch
+    gaps = data.draw(st.lists(st.integers(0, 40), min_size=n, max_size=n))
+    cyc = np.cumsum(np.array(gaps, np.int64)) * data.draw(st.sampled_from([0, 1, 60]))
+    refresh = data.draw(st.booleans())
+    t1, a1, d1, f1, cc = kernel_controller(p, C, ch, bank, row, isw, addr, cyc, refresh)
+    t2, a2, d2, f2, cnt = naive_controller(p, C, list(ch), list(bank), list(row), list(isw), list(addr), list(cyc), refresh)
+    assert t1 == t2
+    assert list(a1) == a2
+    assert list(d1) == d2
+    assert list(f1) == f2
+    tot = cc.sum(axis=0)
+    assert tot[K.CC_ACT] == cnt.get(ACT, 0) and tot[K.CC_RD] == cnt.get(RD, 0) and tot[K.CC_WR] == cnt.get(WR, 0)
+    assert tot[K.CC_REF] == cnt.get(REF, 0) and tot[K.CC_PRE] == cnt.get(PRE, 0)
+
+
+# ------------------------------------------------------------------ address decoder
+def naive_decode(preset, name, C, a):
+    tx = preset.tx_bytes
+    L = len(preset.level_sizes)
+    bits = lambda n: int(n).bit_length() - 1
+    lb = [bits(s) for s in preset.level_sizes]
+    cb, rb, ch_b = bits(preset.cols_per_row), bits(preset.rows), bits(C)
+    x = a // tx
+    take = lambda k: (x & ((1 << k) - 1), x >> k)
+    ch, x = take(ch_b)
+    lv = [0] * L
+    if name == "RoBaRaCoCh":
+        col, x = take(cb)
+        for l in range(1, L):
+            lv[l], x = take(lb[l])
+        row, x = take(rb)
+    elif name == "ChRaBaRoCo":
+        col, x = take(cb)
+        row, x = take(rb)
+        for l in range(L - 1, 0, -1):
+            lv[l], x = take(lb[l])
+    else:  # MOP4CLXOR
+        col, x = take(2)
+        for l in range(1, L):
+            lv[l], x = take(lb[l])
+        hi, x = take(cb - 2)
+        col += hi << 2
+        row = x
+        xi = 0
+        for l in range(1, L):
+            lv[l] ^= (col >> xi) & ((1 << lb[l]) - 1)
+            xi += lb[l]
+        row = (row ^ (col >> xi)) & ((1 << rb) - 1)
+    b = 0
+    for l in range(1, L):
+        b = b * preset.level_sizes[l] + lv[l]
+    return ch, b, row, col
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(["HBM2-2000", "HBM3-6400", "DDR4-2400"]), st.sampled_from(["RoBaRaCoCh", "ChRaBaRoCo", "MOP4CLXOR"]),
+       st.lists(st.integers(0, (1 << 31) - 1), min_size=1, max_size=20))
+def test_decoder_matches_naive(name, mapping, addrs):
+    p = load_preset(name)
+    m = build_mapping(p, mapping, p.channels)
+    a = np.array(addrs, np.int64)
+    ch, b, r, c = m.decode(p, a)
+    for k, x in enumerate(addrs):
+        assert (ch[k], b[k], r[k], c[k]) == naive_decode(p, mapping, p.channels, x)
+
+
+# ------------------------------------------------------------------ transfer engine
+def _engine_run(preset, mapping, fidelity, transfers, refresh="all_bank"):
+    from types import SimpleNamespace
+    from archsim.config.dram import DramConfig
+    from archsim.mem.interface import N_MEM_COUNTERS, build_memory, mem_transfer
+    cfg = SimpleNamespace(model="dram", dram=DramConfig(preset=preset, mapping=mapping, fidelity=fidelity, refresh=refresh))
+    m = build_memory(cfg, 1.0e9)
+    s = m.fresh_state()
+    cnt = np.zeros(N_MEM_COUNTERS, np.int64)
+    out = [mem_transfer(m.kind, m.params, s, cnt, a, nb, w, t) for a, nb, w, t in transfers]
+    return out, cnt
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.sampled_from(["HBM2-2000", "HBM3-6400", "DDR4-2400"]), st.sampled_from(["RoBaRaCoCh", "MOP4CLXOR", "RoCoBaRaCh"]),
+       st.integers(1, 6), st.integers(1, 64), st.integers(0, 1 << 20), st.booleans())
+def test_row_visit_equals_burst_on_streams_and_strides(name, mapping, ntr, kib, stride, writes):
+    t = 0
+    tr = []
+    for k in range(ntr):
+        tr.append((k * (kib * 1024 + stride), kib * 1024, writes and k % 2 == 1, t))
+        t += 500
+    a, ca = _engine_run(name, mapping, "burst", tr)
+    b, cb = _engine_run(name, mapping, "row_visit", tr)
+    assert a == b
+    assert (ca == cb).all()
