@@ -1,0 +1,83 @@
+"""``archsim dram``: trace replay (table / JSON), selftest, and bad input -> exit 2, no traceback."""
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from archsim.mem.dram.cli import dram
+from archsim.mem.dram.presets import preset_dir
+
+
+@pytest.fixture
+def trace(tmp_path):
+    p = tmp_path / "t.trace"
+    p.write_text("".join(f"LD 0x{i * 64:x}\n" for i in range(200)) + "ST 0x40\n")
+    return p
+
+
+def test_replay_json_has_the_documented_keys(trace):
+    r = CliRunner().invoke(dram, [str(trace), "--preset", "DDR4-2400", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    for k in ("dram_cycles", "bandwidth_GBps", "row_hits", "row_misses", "row_conflicts", "row_hit_rate",
+              "avg_read_latency_ns", "p99_read_latency_ns", "refresh_cmds", "energy_total_nJ", "channel_utilization"):
+        assert k in d
+    assert d["requests"] == 201 and d["writes"] == 1
+
+
+def test_replay_table_and_options(trace):
+    r = CliRunner().invoke(dram, [str(trace), "--preset", "HBM2-2000", "--channels", "4", "--mapping", "MOP4CLXOR",
+                                  "--queue-depth", "16", "--refresh", "off"])
+    assert r.exit_code == 0, r.output
+    assert "bandwidth" in r.output and "row hit rate" in r.output
+
+
+def test_csv_trace(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("cycle,op,addr\n0,LD,0x0\n5,ST,0x40\n900,LD,0x80\n")
+    r = CliRunner().invoke(dram, [str(p), "--preset", "DDR4-3200", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["dram_cycles"] >= 900
+
+
+@pytest.mark.parametrize("content,needle", [("LD 0x0\nLD 0xZZ\n", ":2:"), ("LD 0x0\nXX 0x40\nLD 0x0\n", ":2:"),
+                                            ("LD 0x0\nLD\n", ":2:")])
+def test_malformed_line_names_its_number(tmp_path, content, needle):
+    p = tmp_path / "bad.trace"
+    p.write_text(content)
+    r = CliRunner().invoke(dram, [str(p)])
+    assert r.exit_code == 2
+    assert needle in r.output and "Traceback" not in r.output
+
+
+def test_address_beyond_capacity(tmp_path):
+    p = tmp_path / "big.trace"
+    p.write_text("LD 0x0\nLD 0x4000000000\n")
+    r = CliRunner().invoke(dram, [str(p), "--preset", "DDR4-2400"])
+    assert r.exit_code == 2 and "capacity" in r.output
+
+
+def test_unknown_preset(trace):
+    r = CliRunner().invoke(dram, [str(trace), "--preset", "HBM2-2001"])
+    assert r.exit_code == 2 and "HBM2-2000" in r.output
+
+
+def test_timing_set_violating_trc(tmp_path, trace):
+    doc = yaml.safe_load((preset_dir() / "DDR4-2400.yaml").read_text())
+    doc["timing"]["tRC"] = 30
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    r = CliRunner().invoke(dram, [str(trace), "--preset", str(bad)])
+    assert r.exit_code == 2 and "tRC" in r.output and "Traceback" not in r.output
+
+
+def test_missing_trace_file():
+    r = CliRunner().invoke(dram, ["/nonexistent/trace.txt"])
+    assert r.exit_code == 2
+
+
+def test_selftest_prints_a_table():
+    r = CliRunner().invoke(dram, ["selftest", "--preset", "DDR4-2400", "--scale", "0.02"])
+    assert r.exit_code == 0, r.output
+    assert "streaming read" in r.output and "random read" in r.output
