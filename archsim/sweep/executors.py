@@ -14,6 +14,7 @@ never runs a point twice on its own after a success.
 """
 from __future__ import annotations
 
+import asyncio
 import multiprocessing as mp
 import os
 import time
@@ -269,7 +270,7 @@ class DaskExecutor(Executor):
         d = self._distributed
         try:
             done, _ = d.wait(list(self._futures), timeout=timeout, return_when="FIRST_COMPLETED")
-        except (TimeoutError, d.TimeoutError if hasattr(d, "TimeoutError") else TimeoutError):
+        except (TimeoutError, asyncio.TimeoutError):
             return []
         out = []
         for f in done:
@@ -279,13 +280,19 @@ class DaskExecutor(Executor):
                     res = f.result()
                 except Exception as e:  # lost between completion and fetch
                     res = {"id": task["id"], "status": "crashed", "error": f"result lost: {e}"}
-            else:
-                exc = f.exception()
+            elif f.status == "error":
+                try:
+                    exc = f.exception()
+                except BaseException as e:  # noqa: BLE001 (the exception itself was lost)
+                    exc = e
                 kind = type(exc).__name__
-                if kind == "KilledWorker" or isinstance(exc, (OSError, d.CancelledError if hasattr(d, "CancelledError") else OSError)):
-                    res = {"id": task["id"], "status": "crashed", "error": f"worker died during the point ({kind}: {exc})"}
+                if kind in ("KilledWorker", "CommClosedError") or isinstance(exc, OSError):
+                    res = {"id": task["id"], "status": "crashed",
+                           "error": f"worker died during the point ({kind}: {exc})"}
                 else:
                     res = {"id": task["id"], "status": "failed", "error": f"{kind}: {exc}"}
+            else:        # cancelled or lost by the scheduler: run it again
+                res = {"id": task["id"], "status": "crashed", "error": f"task {f.status} by the scheduler"}
             f.release()
             out.append((task, res))
         return out
