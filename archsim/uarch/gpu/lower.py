@@ -192,7 +192,9 @@ class GpuLowerer:
         A["deps"][j, 1] = start
         A["aux"][j, 0] = int(round(rate * RATE_SCALE))
         A["aux"][j, 1] = int(max(PRECISION_BITS[op.a.dtype], PRECISION_BITS[op.b.dtype]))
-        A["aux"][j, 2] = mac_c * self.tp
+        macs_all = mac_c * self.tp
+        macs_all[-1] += int(op.macs) - int(macs_all.sum())     # uneven TP splits: count the model's MACs
+        A["aux"][j, 2] = macs_all
         w_ctas = np.asarray(plan.wave_ctas, np.int64)
         c_w = np.minimum(min(plan.per_sm, 127), -(-w_ctas // cfg.sm.count))
         A["aux"][j, 3] = ((w_ctas[wv] << 8) | (c_w[wv] << 1)
