@@ -324,3 +324,17 @@ def test_buffer_flags_match_naive(sets, nk, nn, per_round):
     inp, out, full = buffer_flags(ts.set_id, ts.kt, ts.nt, ts.nk, ts.nn, starts)
     i2, o2, f2 = naive_flags(ts.set_id.tolist(), ts.kt.tolist(), ts.nt.tolist(), starts.tolist(), nk)
     assert inp.tolist() == i2 and out.tolist() == o2 and full.tolist() == f2
+
+
+def test_workload_block_sparse_masks_are_not_skipped_twice():
+    # the workload's masks already cut the attention GEMMs to the kept blocks: the CIM runs them
+    # all and only reports the masked MACs as skipped
+    w = dict(TINY, phase="prefill", seq_len=256, kv_len=0,
+             attn_sparsity={"pattern": "local", "block": 32, "window": 64})
+    dense = simulate(arch(count=8), dict(TINY, phase="prefill", seq_len=256, kv_len=0))
+    r = simulate(arch(count=8), w)
+    arr = r.components["array"]["counts"]
+    assert r.macs == r.expected_macs                       # kept work all executed
+    assert arr["skipped_mac"] > 0
+    assert arr["mac"] + arr["skipped_mac"] == pytest.approx(dense.macs, rel=0.01)
+    assert r.bounds_ok()

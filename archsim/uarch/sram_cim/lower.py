@@ -48,11 +48,21 @@ def _bits(dtype: str) -> int:
 
 
 def density_of(op) -> float:
-    if op.role in ("attn_qk", "attn_sv"):
+    """Fraction of waves to run. Ops rewritten by the workload's attention masks
+    (``attn_nnz`` present) already hold only the kept work: nothing more is skipped."""
+    if op.role in ("attn_qk", "attn_sv") and "attn_nnz" not in op.attrs:
         d = op.attrs.get("attn_density")
         if d is not None:
             return float(min(max(d, 0.0), 1.0))
     return 1.0
+
+
+def masked_macs(op) -> int:
+    """MACs of the masked blocks an op's shapes already leave out (rewritten attention)."""
+    d = op.attrs.get("attn_density")
+    if op.role in ("attn_qk", "attn_sv") and "attn_nnz" in op.attrs and d and 0 < d < 1:
+        return int(round(op.macs * (1.0 / d - 1.0)))
+    return 0
 
 
 class CimLowerer:
@@ -380,9 +390,10 @@ class CimLowerer:
     def skipped_only(self, op, ts, layer: int) -> None:
         """Account the MACs of tiles whose every wave is masked (nothing to load, write or run)."""
         dead = ts.kept == 0
-        if dead.any():
+        extra = masked_macs(op)
+        if dead.any() or extra:
             self.pb.add(Op.GEMM, U_CTRL, layer, m=0, n=0, k=0,
-                        aux=[1, 1, int((ts.rows * ts.tk[dead] * ts.tn[dead]).sum()), 0])
+                        aux=[1, 1, int((ts.rows * ts.tk[dead] * ts.tn[dead]).sum()) + extra, 0])
 
     def gemm(self, wl, op: GemmOp, layer: int) -> None:
         ts = self.tiles(op)
