@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 from archsim.config.loader import apply_overrides, find_preset, load_yaml_file, validate_model
 from archsim.errors import ConfigError, InputFileError, WorkloadError
 from archsim.workload.gemm import build_gemm
+from archsim.workload.sparsity import apply_sparsity
 from archsim.workload.spec import GemmSpec, TransformerSpec
 from archsim.workload.transformer import build_transformer
 
@@ -100,7 +101,9 @@ def load_workload(source, default_precision: str, overrides: Sequence[str] = (),
                   **run):
     spec = load_workload_spec(source, overrides, **run)
     _, builder = KINDS[spec.kind]
-    return builder(spec, default_precision, all_layers)
+    wl = builder(spec, default_precision, all_layers)
+    apply_sparsity(wl, spec)
+    return wl
 
 
 def list_workloads() -> list[str]:

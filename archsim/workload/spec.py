@@ -6,6 +6,7 @@ from typing import Literal, Optional, Union
 from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
 from archsim.config.types import Precision, Strict
+from archsim.workload.sparsity import SparsitySpec
 
 
 class PrecisionSpec(Strict):
@@ -74,6 +75,7 @@ class RunFields(Strict):
     kv_len: int = Field(0, ge=0, description="tokens already in the KV cache (decode)")
     precision: PrecisionSpec = Field(default_factory=PrecisionSpec)
     source: Optional[str] = Field(None, description="where the model dimensions come from")
+    sparsity: SparsitySpec = Field(default_factory=SparsitySpec)
     quant: Optional[str] = Field(None, description="quantisation recipe(s), '+'-joined: "
                                  "w8a8, w4a16, w4a8, kv_int8, kv_fp8, fp8, mxfp8, mxfp4")
     kv_lens: Optional[list[NonNegativeInt]] = Field(
