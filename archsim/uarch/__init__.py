@@ -9,7 +9,6 @@ from archsim.errors import ConfigError, did_you_mean
 BUILTIN = (
     "systolic",
     "gpu",
-    "gpu",
     "sram_cim",
     "sparse_tc",
 )
