@@ -66,6 +66,8 @@ class Result:
     all_layers: bool = False
     timeline: Optional[tuple] = None
     memory_info: dict = field(default_factory=dict)
+    peak_dynamic_w: float = 0.0
+    extra: dict = field(default_factory=dict)
 
     # -- derived ------------------------------------------------------------------------------
     @property
@@ -122,11 +124,7 @@ class Result:
         """Leakage plus every unit at full rate (MAC array busy, memory at peak bandwidth)."""
         leak = sum(v for c in self.components.values() for k, v in c["energy_pj"].items() if k == "leakage")
         leak_w = leak * 1e-12 / self.seconds if self.seconds else 0.0
-        mac_pj = 0.0
-        comp = self.components.get("array")
-        if comp and comp["counts"].get("mac"):
-            mac_pj = comp["energy_pj"]["mac"] / comp["counts"]["mac"]
-        return leak_w + self.peak_macs_per_cycle * self.clock_hz * mac_pj * 1e-12
+        return leak_w + self.peak_dynamic_w
 
     def to_dict(self) -> dict:
         m = self.metrics()
@@ -161,5 +159,6 @@ class Result:
             "memory": self.memory_info,
             "energy_table": self.energy_table,
             "area_breakdown_mm2": self.area,
+            **self.extra,
             "config": self.cfg.model_dump(mode="json"),
         })

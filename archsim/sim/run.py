@@ -78,7 +78,7 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
         c = components.setdefault(comp, {"counts": {}, "energy_pj": {}})
         c["energy_pj"]["leakage"] = w * seconds * 1e12
     unit_busy = (busy * weights[:, None]).sum(axis=0)
-    return Result(
+    res = Result(
         cfg=cfg, workload=wl, program=prog, cycles=cycles, clock_hz=cfg.clock,
         macs=int((macs_layer * weights).sum()), expected_macs=int(wl.macs()),
         peak_macs_per_cycle=float(u.peak_macs_per_cycle(cfg)),
@@ -88,4 +88,9 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
         units={nm: int(unit_busy[i]) for i, nm in enumerate(prog.unit_names)},
         area=u.area_mm2(cfg, table), energy_table=table.name, all_layers=all_layers,
         timeline=(start, finish) if keep_timeline else None,
-        memory_info=dict(memory.info, model=memory.name))
+        memory_info=dict(memory.info, model=memory.name),
+        peak_dynamic_w=float(u.peak_dynamic_w(cfg, table)))
+    summary = getattr(u, "summary", None)
+    if callable(summary):
+        res.extra["uarch_summary"] = summary(res)
+    return res

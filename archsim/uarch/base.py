@@ -50,3 +50,10 @@ class Uarch:
 
     def area_mm2(self, cfg, table) -> dict[str, float]:
         return {}
+
+    def peak_dynamic_w(self, cfg, table) -> float:
+        """Dynamic power with every MAC unit busy (default: peak MACs x the ``array.mac`` price)."""
+        return self.peak_macs_per_cycle(cfg) * cfg.clock * self.prices(cfg, table).get("array.mac", 0.0) * 1e-12
+
+    # Optional: ``summary(result) -> dict`` adds a microarchitecture-specific breakdown to the
+    # JSON result under ``uarch_summary``.
