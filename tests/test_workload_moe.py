@@ -166,10 +166,10 @@ def test_skew_costs_cycles_with_streamed_weights():
 # -- bad input ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("ov,field", [
-    ("workload.top_k=9", "workload"),
+    ("workload.top_k=9", "workload.top_k"),
     ("workload.routing.zipf=-1", "workload.routing.zipf"),
     ("workload.routing.distribution=zipf", "workload.routing"),
-    ("workload.routing.counts=[1,2]", "workload"),
+    ("workload.routing.counts=[1,2]", "workload.routing"),
     ("workload.capacity_factor=0", "workload.capacity_factor"),
 ])
 def test_bad_moe_input(ov, field):

@@ -81,6 +81,8 @@ def load_workload_spec(source, overrides: Sequence[str] = (), **run):
     ignored); ``run`` holds phase/batch/seq_len/kv_len given explicitly (None = keep)."""
     data, where = _read_source(source)
     wl_ovs = [o[len("workload."):] for o in overrides if o.startswith("workload.")]
+    from archsim.workload.quant import expand_overrides
+    wl_ovs = expand_overrides(wl_ovs)
     data = apply_overrides(data, wl_ovs)
     for k, v in run.items():
         if v is not None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import numpy as np
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
 from archsim.config.types import Strict
 from archsim.errors import InputFileError, WorkloadError
@@ -80,14 +80,21 @@ class MoESpec(TransformerSpec):
     expert_parallel: bool = Field(True, description="place expert e on compute array e mod P")
     routing: RoutingSpec = Field(default_factory=RoutingSpec)
 
-    @model_validator(mode="after")
-    def _check_moe(self):
-        if self.top_k > self.n_experts:
-            raise ValueError(f"top_k ({self.top_k}) exceeds n_experts ({self.n_experts})")
-        if self.routing.counts is not None and len(self.routing.counts) != self.n_experts:
-            raise ValueError(f"routing.counts has {len(self.routing.counts)} entries for "
-                             f"{self.n_experts} experts")
-        return self
+    @field_validator("top_k")
+    @classmethod
+    def _top_k(cls, v, info):
+        E = info.data.get("n_experts")
+        if E is not None and v > E:
+            raise ValueError(f"top_k ({v}) exceeds n_experts ({E})")
+        return v
+
+    @field_validator("routing")
+    @classmethod
+    def _routing(cls, v, info):
+        E = info.data.get("n_experts")
+        if E is not None and v.counts is not None and len(v.counts) != E:
+            raise ValueError(f"routing.counts has {len(v.counts)} entries for {E} experts")
+        return v
 
     @property
     def ff_expert(self) -> int:

@@ -126,3 +126,23 @@ def mac_precision(a_dtype: str, b_dtype: str) -> str:
     if a_int != b_int:
         return b_dtype if a_int else a_dtype
     return a_dtype if PRECISION_BITS[a_dtype] >= PRECISION_BITS[b_dtype] else b_dtype
+
+
+def expand_overrides(overrides: list[str]) -> list[str]:
+    """``quant=<recipe>`` given as an override replaces the file's precision: it is followed by
+    the recipe's precision fields (later explicit ``precision.*`` overrides still win)."""
+    out = []
+    for ov in overrides:
+        out.append(ov)
+        key, _, val = ov.partition("=")
+        if key.strip() != "quant" or not val.strip():
+            continue
+        try:
+            names = check_recipe(val.strip())
+        except ValueError:
+            continue                      # reported by the spec validation, naming the field
+        for name in names:
+            for k, v in RECIPES[name].items():
+                if k in ("weights", "activations", "kv_cache", "group_size", "scale_bits"):
+                    out.append(f"precision.{k}={v}")
+    return out

@@ -1,0 +1,61 @@
+"""Precision recipes and shared-scale overheads in the bytes moved."""
+import pytest
+
+from archsim.api import load, simulate
+from archsim.errors import WorkloadError
+from archsim.workload.graph import Tensor
+from archsim.workload.quant import mac_precision
+
+W_LLAMA = 4096 * 3 * 4096 + 4096 * 4096 + 4096 * 2 * 11008 + 11008 * 4096     # weights of one block
+
+
+def _blk(res):
+    return [x for x in res.layers if x.name == "block"][0]
+
+
+def test_tensor_scale_overheads():
+    assert Tensor("w", (128, 256), "int4", "weight").nbytes == 128 * 256 // 2
+    assert Tensor("w", (128, 256), "int4", "weight", scale_group=128, scale_bits=16).nbytes == 16384 + 256 * 2
+    assert Tensor("w", (32, 32), "mxfp4", "weight").nbytes == 32 * 32 // 2 + 32      # 1 byte per 32
+    assert Tensor("w", (32, 32), "mxfp8", "weight").bytes_per_element == pytest.approx(1 + 1 / 32)
+
+
+@pytest.mark.parametrize("recipe,w_bits,kv_bits", [
+    (None, 16, 16),
+    ("w8a8", 8, 8),                           # activations int8 -> KV defaults to activations
+    ("w4a16", 4 + 20 / 128, 16),              # int4, fp16 scale + 4-bit zero per 128 weights
+    ("w4a16+kv_int8", 4 + 20 / 128, 8 + 16 / 128),   # fp16 scale per token and head (128)
+    ("mxfp4", 4 + 8 / 32, 16),
+])
+def test_recipes_set_the_bytes_moved(recipe, w_bits, kv_bits):
+    B, L = 1, 511
+    ovs = [f"workload.quant={recipe}"] if recipe else []
+    res = simulate("systolic_128x128", "llama2-7b", phase="decode", batch=B, kv_len=L, overrides=ovs)
+    kv = 2 * B * 4096 * (L + 1)
+    expect = W_LLAMA * w_bits / 8 + kv * kv_bits / 8
+    assert _blk(res).offchip_read_bytes == pytest.approx(expect, rel=2e-4)
+
+
+def test_explicit_precision_wins_over_recipe():
+    _, wl = load("systolic_128x128", "llama2-7b", overrides=["workload.quant=w4a16",
+                                                            "workload.precision.weights=int8"])
+    w = [op.b for op in wl.ops() if getattr(op, "role", "") == "fc"]
+    assert {t.dtype for t in w} == {"int8"} and {t.scale_group for t in w} == {128}
+
+
+def test_mac_precision():
+    assert mac_precision("fp16", "int4") == "fp16"      # W4A16: dequantise, fp16 MACs
+    assert mac_precision("int8", "int8") == "int8"
+    assert mac_precision("int8", "int4") == "int8"
+    assert mac_precision("bf16", "fp8") == "bf16"
+
+
+@pytest.mark.parametrize("ov,path", [
+    ("workload.quant=w3a16", "workload.quant"),
+    ("workload.precision.weights=fp7", "workload.precision.weights"),
+    ("workload.precision.group_size=0", "workload.precision.group_size"),
+])
+def test_bad_precision_input(ov, path):
+    with pytest.raises(WorkloadError) as e:
+        load("systolic_128x128", "llama2-7b", overrides=[ov])
+    assert e.value.path == path

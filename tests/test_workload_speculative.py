@@ -1,0 +1,63 @@
+"""Speculative decoding: draft k steps + one target verification pass; accepted tokens."""
+import pytest
+import yaml
+
+from archsim.api import load, simulate
+from archsim.errors import WorkloadError
+from archsim.workload.speculative import expected_tokens, speculative_metrics
+
+DRAFT = dict(name="draft", kind="transformer", family="llama", d_model=1024, n_layers=4, n_heads=16, d_ff=2816,
+             norm="rmsnorm", mlp="swiglu", position="rope", vocab_size=32000,
+             precision={"weights": "fp16", "activations": "fp16"})
+
+
+@pytest.fixture
+def spec(tmp_path):
+    p = tmp_path / "draft.yaml"
+    p.write_text(yaml.safe_dump(DRAFT))
+    return dict(kind="speculative", name="spec", draft=str(p), target="llama2-7b", k=4, acceptance=0.8,
+                batch=2, kv_len=1000)
+
+
+def test_expected_tokens():
+    # (1 - a^(k+1)) / (1 - a): k=4, a=0.8 -> (1 - 0.32768) / 0.2 = 3.3616
+    assert expected_tokens(4, 0.8) == pytest.approx(3.3616)
+    assert expected_tokens(4, 0.0) == 1.0 and expected_tokens(4, 1.0) == 5.0
+
+
+def test_graph_shapes(spec):
+    _, wl = load("systolic_128x128", spec)
+    reps = {g.name: g.repeat for g in wl.groups}
+    assert reps["draft.block"] == 4 * 4 and reps["target.block"] == 32
+    ops = {op.name: op for op in wl.ops()}
+    # verification: 2 requests x 5 positions through every linear layer
+    assert ops["target.block.qkv"].M == 10 and ops["target.head.lm_head"].M == 10
+    qk = ops["target.block.qk"]
+    assert (qk.M, qk.N, qk.count) == (5, 1005, 2 * 32)     # 5 queries over kv_len + 5 keys per request
+    # draft: one token per step at the middle KV length of the k steps
+    dq = ops["draft.block.qk"]
+    assert (dq.M, dq.N, dq.count) == (1, 1000 + 1 + 1, 2 * 16)
+
+
+def test_cycles_and_metrics(spec):
+    res = simulate("systolic_128x128", spec)
+    d = simulate("systolic_128x128", spec["draft"], phase="decode", batch=2, kv_len=1001)
+    t = simulate("systolic_128x128", "llama2-7b", phase="decode", batch=2, kv_len=1000)
+    draft_cycles = sum(x.cycles * x.repeat for x in res.layers if x.name.startswith("draft."))
+    assert draft_cycles == pytest.approx(4 * d.cycles, rel=0.01)
+    target_cycles = res.cycles - draft_cycles
+    assert target_cycles >= t.cycles            # verifying 5 positions costs at least one decode step
+    m = speculative_metrics(res)
+    assert m["accepted_tokens_per_iteration"] == pytest.approx(2 * 3.3616)
+    assert m["accepted_tokens_per_s"] == pytest.approx(2 * 3.3616 / res.seconds)
+    assert m["accepted_tokens_per_j"] == pytest.approx(2 * 3.3616 / (res.energy_pj * 1e-12))
+    assert res.bounds_ok()
+
+
+def test_bad_speculative_input(spec):
+    with pytest.raises(WorkloadError) as e:
+        load("systolic_128x128", dict(spec, acceptance=1.5))
+    assert e.value.path == "workload.acceptance"
+    with pytest.raises(WorkloadError) as e:
+        load("systolic_128x128", dict(spec, target="mamba-130m"))
+    assert e.value.path == "workload.target"
