@@ -184,10 +184,8 @@ def rewrite_attention(wl, spec, groups: Optional[list[ReqGroup]] = None, n_layer
     rng_seed = sp.seed if sp is not None else 0
     causal = (sp.causal if sp is not None and sp.causal is not None
               else (is_decoder and sp is not None and sp.pattern != "dense"))
-    g = wl.graph
-    replacement: dict[str, list] = {}
+    replacement: dict[str, tuple] = {}
     for li, (qk, sm, sv) in enumerate(trios):
-        B0 = sum(gr.n for gr in groups)
         kvh = max(1, qk.count // max(1, wl.batch)) if qk.count % max(1, wl.batch) == 0 else qk.count
         q_orig = 1 if decode else wl.seq_len
         grp = max(1, qk.M // q_orig)
@@ -240,7 +238,6 @@ def rewrite_attention(wl, spec, groups: Optional[list[ReqGroup]] = None, n_layer
                                  role="attn_sv", attrs=dict(sv.attrs, attn_density=density,
                                                             attn_nnz=M * k_ * cnt, attn_rows=r, attn_keys=k_)))
         replacement[qk.name] = (qk, sm, sv, new_qk, new_sm, new_sv)
-        del B0
     _splice(wl, replacement)
 
 
