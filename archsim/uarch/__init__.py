@@ -8,6 +8,7 @@ from archsim.errors import ConfigError, did_you_mean
 
 BUILTIN = (
     "systolic",
+    "dram_pim",
     "gpu",
     "sram_cim",
     "sparse_tc",

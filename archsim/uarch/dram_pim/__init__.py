@@ -1,0 +1,97 @@
+"""DRAM-bank processing-in-memory (HBM-PIM, AiM / Newton, AttAcc): MAC units per bank, per
+bank group or on the buffer die, driven by PIM commands timed against bank state.
+
+Function-level API (see docs/dram_pim.md): :func:`attention_cycles`, :func:`gemv_cycles`,
+:func:`gemv_baseline_cycles`, :func:`eltwise_cycles`, :func:`stream_cycles`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from archsim.isa import Op, ProgramBuilder
+from archsim.uarch import register
+from archsim.uarch.base import Uarch
+from archsim.uarch.dram_pim.api import (PimResult, attention_cycles, eltwise_baseline_cycles, eltwise_cycles,
+                                        gemv_baseline_cycles, gemv_cycles, stream_cycles)
+from archsim.uarch.dram_pim.dram_adapter import resolve
+from archsim.uarch.dram_pim.spec import DramPimConfig, PimUnitConfig
+
+COUNTERS = ("pim.mac_cmd", "pim.macs", "dram.act", "dram.internal_bytes", "dram.external_bytes", "dram.ref")
+
+
+@njit(cache=True)
+def pim_cost(op, layer, aux, n_layers):
+    """Durations and counters of a lowered PIM program: every Op.GEMM instruction on a
+    ``pim_ch*`` unit is one GEMV command group whose cycles and counts the lowering measured
+    with the command engine (aux = [cycles, mac_cmds, macs, acts])."""
+    n = op.shape[0]
+    dur = np.zeros(n, np.int64)
+    cnt = np.zeros((n_layers, 6), np.int64)
+    for i in range(n):
+        if op[i] == 2:
+            dur[i] = aux[i, 0]
+            cnt[layer[i], 0] += aux[i, 1]
+            cnt[layer[i], 1] += aux[i, 2]
+            cnt[layer[i], 2] += aux[i, 3]
+    return dur, cnt
+
+
+class DramPim(Uarch):
+    name = "dram_pim"
+    doc = ("DRAM-bank PIM (HBM-PIM / AiM / Newton / AttAcc): SIMD MAC units per bank, per bank group or "
+           "on the buffer die; GEMV and decode attention lowered to all-bank / same-bank / per-bank MAC "
+           "command streams timed against bank state (tRCD/tRP/tRAS/tCCD/tRRD/tFAW/refresh).")
+    config_cls = DramPimConfig
+    counter_names = COUNTERS
+
+    def unit_names(self, cfg):
+        return ["host"] + [f"pim_ch{i}" for i in range(1)]
+
+    def lower(self, cfg, workload, opts, memory=None):
+        """Every GEMM of the workload with M <= 8 rows of activations becomes GEMVs on the PIM
+        devices (one per activation row); larger GEMMs are rejected."""
+        from archsim.errors import LoweringError
+        b = ProgramBuilder(self.unit_names(cfg))
+        dev = resolve(cfg)
+        cycles_per_ck = cfg.clock * dev.tck_ns * 1e-9
+        cache = {}
+        for grp in workload.groups:
+            li = b.layer(grp.name, getattr(grp, "repeat", 1))
+            for op in grp.ops:
+                if not hasattr(op, "M"):
+                    continue
+                count = int(getattr(op, "count", 1))
+                if op.M > 8:
+                    raise LoweringError(f"{op.name}: M={op.M} rows is not a GEMV; dram_pim runs decode "
+                                        f"(matrix-vector) layers only")
+                key = (op.N, op.K)
+                if key not in cache:
+                    cache[key] = gemv_cycles(cfg, op.N, op.K)
+                r = cache[key]
+                reps = op.M * count
+                cyc = int(np.ceil(r.cycles * cycles_per_ck))
+                b.add(Op.GEMM, 1, li, m=op.M, n=op.N, k=op.K,
+                      aux=[cyc * reps, r.counters["mac_ab"] + r.counters["mac_sb"] + r.counters["mac_pb"],
+                           op.M * op.N * op.K * count, r.counters["bank_acts"] * reps])
+        return b.build()
+
+    def cost(self, cfg, program):
+        return pim_cost(program.op, program.layer, program.aux, max(1, len(program.layer_names)))
+
+    def peak_macs_per_cycle(self, cfg):
+        dev = resolve(cfg)
+        geom, n_streams = dev.stream_geom(cfg.pim.stream)
+        from archsim.uarch.dram_pim.gemv import units_per_stream
+        units = units_per_stream(dev, cfg.pim.placement, cfg.pim.banks_per_unit, geom) * n_streams * dev.stacks
+        macs_per_ck = units * dev.burst_elems / dev.mac_gap
+        return macs_per_ck / (cfg.clock * dev.tck_ns * 1e-9)
+
+    def prices(self, cfg, table):
+        return {"pim.macs": 0.32}
+
+
+register(DramPim())
+
+__all__ = ["DramPim", "DramPimConfig", "PimUnitConfig", "PimResult", "attention_cycles", "gemv_cycles",
+           "gemv_baseline_cycles", "eltwise_cycles", "eltwise_baseline_cycles", "stream_cycles", "resolve"]

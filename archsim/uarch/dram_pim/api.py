@@ -1,0 +1,261 @@
+"""Function-level API of the DRAM-PIM model (used by the xPU+PIM system model too).
+
+    attention_cycles(cfg, batch, kv_lens, heads, head_dim, ...)  -> PimResult
+    gemv_cycles(cfg, rows, cols, ...)                             -> PimResult
+    gemv_baseline_cycles(cfg, rows, cols, ...)                    -> PimResult (same DRAM, no PIM)
+    eltwise_cycles(cfg, op, elements, ...)                        -> PimResult
+    stream_cycles(cfg, read_bytes, write_bytes)                   -> PimResult (plain streaming)
+
+``cfg`` is a loaded :class:`DramPimConfig` or anything :func:`load` accepts (preset name,
+path, dict). Cycles are DRAM command-clock cycles (tCK); ``seconds`` = cycles * tCK.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from archsim.errors import ConfigError, LoweringError
+from archsim.uarch.dram_pim import engine as E
+from archsim.uarch.dram_pim.attention import build_trace, channel_streams
+from archsim.uarch.dram_pim.dram_adapter import PimDevice, resolve
+from archsim.uarch.dram_pim.gemv import (eltwise_stream, gemv_stream, stream_rw, units_per_stream)
+
+
+@dataclass
+class PimResult:
+    cycles: int
+    seconds: float
+    counters: dict                       # engine counters of the busiest stream, summed over streams
+    internal_bytes: int = 0              # bytes read inside the DRAM by the units
+    external_bytes: int = 0              # bytes over the host interface / data path
+    macs: int = 0
+    energy_pj: dict = field(default_factory=dict)
+    streams: int = 0
+    per_stream_cycles: list = field(default_factory=list)
+
+    @property
+    def energy_total_pj(self) -> float:
+        return float(sum(self.energy_pj.values()))
+
+    def to_dict(self) -> dict:
+        return {"cycles": self.cycles, "seconds": self.seconds, "counters": self.counters,
+                "internal_bytes": self.internal_bytes, "external_bytes": self.external_bytes,
+                "macs": self.macs, "energy_pj": self.energy_pj, "streams": self.streams}
+
+
+def load(cfg, overrides=None):
+    """A DramPimConfig from a config object, preset name, path or dict."""
+    from archsim.uarch.dram_pim.spec import DramPimConfig
+    if isinstance(cfg, DramPimConfig) and not overrides:
+        return cfg
+    from archsim.config.loader import load_arch
+    if isinstance(cfg, DramPimConfig):
+        cfg = cfg.model_dump()
+    return load_arch(cfg, list(overrides or []))
+
+
+def _run_streams(streams, geom, T):
+    """Run every distinct stream once; returns (per-stream counters list)."""
+    cache = {}
+    out = []
+    for kind, sub, bank, row in streams:
+        h = hashlib.sha1(kind.tobytes() + sub.tobytes() + bank.tobytes() + row.tobytes()).hexdigest()
+        if h not in cache:
+            cache[h] = E.run_stream(kind, sub, bank, row, geom, T)
+        out.append(cache[h])
+    return out
+
+
+@lru_cache(maxsize=None)
+def _energy_table() -> dict:
+    p = Path(__file__).resolve().parents[2] / "energy" / "tables" / "dram_pim.yaml"
+    return yaml.safe_load(p.read_text())
+
+
+def _energy(dev: PimDevice, cfg, tot: dict, cycles: int, *, placement, host_read_bytes=0,
+            host_write_bytes=0) -> dict:
+    """Energy split: in-bank read (activations + array reads the units consume), PIM compute,
+    I/O (data-path and host transfers), background."""
+    tab = _energy_table()
+    seg = tab["path_pj_per_bit"]
+    act_pj = tot.get("bank_acts", 0) * dev.row_bytes * 8 * seg["cell_act_pre"]
+    rd_seg = sum(seg[s] for s in tab["placement_read_segments"][placement])
+    internal = tot.get("_internal_bytes", 0)
+    in_bank = act_pj + internal * 8 * rd_seg
+    macs = tot.get("_macs", 0)
+    prec = cfg.pim.precision
+    compute = macs * tab["mac_pj"].get(prec, tab["mac_pj"]["fp16"])
+    dp_cmds = sum(tot.get(n, 0) for n in E.DATA_NAMES) + tot.get("wr_ab", 0)
+    dp_bits = dp_cmds * dev.tx_bytes * 8
+    dp_seg = sum(seg[s] for s in tab["data_path_segments"])
+    host_seg = sum(seg[s] for s in tab["host_extra_segments"])
+    io = dp_bits * dp_seg + tot.get("wrgb", 0) * dev.tx_bytes * 8 * host_seg
+    # host streaming (baseline): array read + full path to the host
+    host_bits = (host_read_bytes + host_write_bytes) * 8
+    full = seg["cell_rd_wr"] + dp_seg + host_seg
+    in_bank += host_bits * seg["cell_rd_wr"]
+    io += host_bits * (dp_seg + host_seg)
+    mw = dev.energy.get("background_mw_per_channel", tab["background_mw_per_channel_default"])
+    background = mw * 1e-3 * dev.channels * dev.stacks * cycles * dev.tck_ns * 1e-9 * 1e12
+    del full
+    return {"in_bank_read": float(in_bank), "pim_compute": float(compute), "io": float(io),
+            "background": float(background)}
+
+
+def _bytes_per_mac_cmd(dev, kind_counts, geom):
+    P, R, G, B = (int(x) for x in geom)
+    return None
+
+
+def _summarise(dev, cfg, per, geom, n_streams_total, placement, *, host_rd=0, host_wr=0,
+               units_per_cmd=None):
+    """Combine per-stream counters (list over the streams of one device; all devices equal)."""
+    cycles = int(max(c[E.C_CYCLES] for c in per)) if per else 0
+    tot = np.sum(np.stack(per), axis=0) if per else np.zeros(E.N_C, np.int64)
+    tot = tot * dev.stacks
+    d = E.counters_dict(tot)
+    d["cycles"] = cycles
+    P, R, G, B = (int(x) for x in geom)
+    # bytes read by the units per MAC command of each kind
+    ab_units = units_per_cmd if units_per_cmd is not None else P * R * G * B
+    internal = dev.tx_bytes * (d["mac_ab"] * ab_units + d["mac_sb"] * P * R * G + d["mac_pb"] * P)
+    macs = internal // dev.tx_bytes * dev.burst_elems
+    d["_internal_bytes"] = internal
+    d["_macs"] = macs
+    ext = dev.tx_bytes * (sum(d[n] for n in E.DATA_NAMES) + d["rd"] + d["wr"] + d["wr_ab"])
+    energy = _energy(dev, cfg, d, cycles, placement=placement, host_read_bytes=host_rd,
+                     host_write_bytes=host_wr)
+    d.pop("_internal_bytes"); d.pop("_macs")
+    return PimResult(cycles, cycles * dev.tck_ns * 1e-9, d, int(internal), int(ext), int(macs), energy,
+                     n_streams_total, [int(c[E.C_CYCLES]) for c in per])
+
+
+def attention_cycles(cfg, batch, kv_lens, heads, head_dim, *, layers=1, overrides=None,
+                     placement=None, power_constrained=None, reference_trace=None) -> PimResult:
+    """Decode attention (QK^T, softmax, SV) of ``batch`` requests x ``heads`` heads on the PIM
+    devices; ``kv_lens`` is one length or one per request. One layer is simulated; cycles and
+    counters are multiplied by ``layers`` (identical layers)."""
+    cfg = load(cfg, overrides)
+    pim = cfg.pim
+    placement = placement or pim.placement
+    dev = resolve(cfg, power_constrained=power_constrained)
+    ref = pim.reference_trace if reference_trace is None else reference_trace
+    if isinstance(kv_lens, (int, np.integer)):
+        kv = [int(kv_lens)] * int(batch)
+    else:
+        kv = [int(x) for x in kv_lens]
+        if len(kv) != batch:
+            raise ConfigError([("kv_lens", f"{len(kv)} lengths for batch {batch}")])
+    if any(x <= 0 for x in kv) or heads <= 0 or head_dim <= 0:
+        raise ConfigError([("kv_lens", "lengths, heads and head_dim must be positive")])
+    dbyte = max(1, int(round(dev.elem_bytes)))
+    geom, _ = dev.stream_geom("channel")
+    C = dev.channels
+    tasks = [L for L in kv for _ in range(heads)]
+    if pim.layout == "row":
+        tasks = [math.ceil(L / C) for L in tasks for _ in range(C)]
+    # deal tasks to stacks (contiguous blocks), then to channels
+    per_stack = math.ceil(len(tasks) / dev.stacks)
+    stack_tasks = tasks[:per_stack]           # the first (fullest) stack sets the time
+    # capacity: KV of the tasks of the busiest channel against the channel's capacity
+    ch_cap = dev.banks_per_channel * dev.rows * dev.row_bytes
+    busiest = [stack_tasks[i] for i in range(0, len(stack_tasks), C)]
+    need = sum(2 * L * head_dim * dbyte for L in busiest)
+    if need > ch_cap:
+        raise LoweringError(f"layout does not fit: {len(busiest)} heads of KV cache need {need / 2**30:.2f} GiB "
+                            f"per channel, a channel holds {ch_cap / 2**30:.2f} GiB (pim.stacks={dev.stacks}, "
+                            f"batch={batch}, kv_len up to {max(kv)}); add stacks or shorten the batch")
+    if max(kv) > pim.max_seq_len and pim.layout == "head":
+        raise ConfigError([("pim.max_seq_len", f"kv length {max(kv)} exceeds the {pim.max_seq_len} rows "
+                            f"reserved per head")])
+    ch, kind, sub, addr, g = build_trace(dev, placement, stack_tasks, head_dim, dbyte, C,
+                                         max_seq_len=pim.max_seq_len, reference=ref)
+    streams = channel_streams(ch, kind, sub, addr, g, C)
+    per = _run_streams(streams, geom, dev.T)
+    res = _summarise(dev, cfg, per, geom, C * dev.stacks, placement)
+    if layers != 1:
+        res = _scale(res, layers)
+    return res
+
+
+def _scale(res: PimResult, k: int) -> PimResult:
+    c = {n: v * k for n, v in res.counters.items()}
+    return PimResult(res.cycles * k, res.seconds * k, c, res.internal_bytes * k, res.external_bytes * k,
+                     res.macs * k, {n: v * k for n, v in res.energy_pj.items()}, res.streams,
+                     res.per_stream_cycles)
+
+
+def gemv_cycles(cfg, rows, cols, *, overrides=None, placement=None, power_constrained=None) -> PimResult:
+    """y = W x with W (rows x cols) resident in the PIM devices, partitioned row-wise."""
+    cfg = load(cfg, overrides)
+    pim = cfg.pim
+    if placement and placement != pim.placement:
+        cfg = load(cfg, [f"pim.placement={placement}"])
+        pim = cfg.pim
+    dev = resolve(cfg, power_constrained=power_constrained)
+    if rows <= 0 or cols <= 0:
+        raise ConfigError([("rows", "GEMV dimensions must be positive")])
+    geom, n_streams = dev.stream_geom(pim.stream)
+    U = units_per_stream(dev, pim.placement, pim.banks_per_unit, geom)
+    total_units = U * n_streams * dev.stacks
+    rpu = math.ceil(rows / total_units)
+    wbytes = rows * cols * dev.elem_bytes
+    if wbytes > dev.capacity_bytes:
+        raise LoweringError(f"layout does not fit: a {rows} x {cols} weight matrix needs {wbytes / 2**30:.2f} GiB, "
+                            f"the PIM devices hold {dev.capacity_bytes / 2**30:.2f} GiB")
+    stream = gemv_stream(dev, pim, geom, rpu, cols)
+    per = _run_streams([stream] * n_streams, geom, dev.T)
+    P, R, G, B = (int(x) for x in geom)
+    upc = U if pim.placement == "bank" else None
+    return _summarise(dev, cfg, per, geom, n_streams * dev.stacks, pim.placement, units_per_cmd=upc)
+
+
+def stream_cycles(cfg, read_bytes, write_bytes, *, overrides=None) -> PimResult:
+    """Plain host streaming of ``read_bytes`` then ``write_bytes`` spread evenly over every
+    pseudo-channel of the device (no PIM)."""
+    cfg = load(cfg, overrides)
+    dev = resolve(cfg)
+    geom, n_streams = dev.stream_geom("pseudo_channel")
+    n_streams *= dev.stacks
+    rd = math.ceil(read_bytes / n_streams)
+    wr = math.ceil(write_bytes / n_streams)
+    per = _run_streams([stream_rw(rd, wr, geom, dev)] * (n_streams // dev.stacks), geom, dev.T)
+    return _summarise(dev, cfg, per, geom, n_streams, "bank", host_rd=read_bytes, host_wr=write_bytes)
+
+
+def gemv_baseline_cycles(cfg, rows, cols, *, overrides=None) -> PimResult:
+    """The same GEMV on the same DRAM without PIM: the host reads W and x and writes y."""
+    cfg = load(cfg, overrides)
+    dev = resolve(cfg)
+    eb = dev.elem_bytes
+    return stream_cycles(cfg, rows * cols * eb + cols * eb, rows * eb)
+
+
+def eltwise_cycles(cfg, op, elements, *, overrides=None) -> PimResult:
+    """HBM-PIM element-wise ADD / MUL / ReLU of ``elements`` values in all-bank mode."""
+    cfg = load(cfg, overrides)
+    pim = cfg.pim
+    if op not in ("add", "mul", "relu"):
+        raise ConfigError([("op", f"unknown element-wise op {op!r} (add, mul, relu)")])
+    dev = resolve(cfg)
+    geom, n_streams = dev.stream_geom(pim.stream)
+    U = units_per_stream(dev, "bank", pim.banks_per_unit, geom)
+    bursts = math.ceil(elements / dev.burst_elems)
+    per_unit = math.ceil(bursts / (U * n_streams * dev.stacks))
+    stream = eltwise_stream(dev, pim, geom, op, per_unit)
+    per = _run_streams([stream] * n_streams, geom, dev.T)
+    return _summarise(dev, cfg, per, geom, n_streams * dev.stacks, "bank", units_per_cmd=U)
+
+
+def eltwise_baseline_cycles(cfg, op, elements, *, overrides=None) -> PimResult:
+    cfg = load(cfg, overrides)
+    dev = resolve(cfg)
+    nbytes = elements * dev.elem_bytes
+    n_in = 2 if op in ("add", "mul") else 1
+    return stream_cycles(cfg, n_in * nbytes, nbytes)

@@ -1,0 +1,469 @@
+"""PIM command engine: one DRAM command stream (a channel or pseudo-channel) timed against
+bank state, in the style of a Ramulator-2 controller with a PIM request buffer.
+
+A *request* is one entry of the stream: a PIM MAC (all-bank, same-bank or per-bank), a
+data-path command (input-vector write into the unit buffers, move to / from the softmax or
+GEMV buffers, result read-out), a plain read / write, an all-bank write (HBM-PIM style
+register / bank writes in all-bank mode) or a barrier. Requests that need a row open get
+the prerequisite ACT / PRE of their scope first (all banks, the same bank in every bank
+group, one bank in every pseudo-channel, or one bank).
+
+Scheduling (per stream):
+
+- a window of ``window`` unissued requests (the controller's PIM request buffer, barriers
+  included); a barrier at the head of the window is dropped; behind a barrier only row
+  commands (ACT / PRE prerequisites) may be picked, so the next row opens early but no
+  column command passes the barrier;
+- the first ready request wins (FCFS among ready ones); a ready row command of a later
+  request is held back while another request in the window hits the open row of the same
+  addressed bank (no premature precharge);
+- one row command and one column command per cycle (separate buses), ACT-class commands
+  occupy the row bus for ``row_act_ck`` cycles;
+- all-bank refresh every nREFI: everything stops, open banks are precharged, REF, and no
+  ACT for nRFC.
+
+Timing relations (CK cycles; levels as in the AttAcc HBM3-PIM model):
+
+- MAC_AB -> MAC_AB >= mac_gap (channel), MAC_SB -> MAC_SB >= mac_gap (channel);
+  MAC_PB -> MAC_PB >= nBL (stream), nCCDS (rank), nCCDL (bank group);
+- ACT -> MAC/RD >= nRCDRD, ACT -> WR >= nRCDWR, ACT -> PRE >= nRAS, ACT -> ACT >= nRC,
+  PRE -> ACT >= nRP, MAC/RD -> PRE >= nRTP, WR -> PRE >= nCWL + nBL + nWR (per bank, taken
+  over the scope of the command);
+- data path (DATA, RD, WR, WR_AB): nBL per pseudo-channel, nCCDS per rank, nCCDL per bank
+  group; WR -> RD >= nCWL + nBL + nWTRL, RD -> WR >= nRTW per pseudo-channel;
+- plain ACT (for RD / WR): nRRDS per rank, nRRDL per bank group, tFAW (4 ACTs per rank);
+  PIM ACTs (all-bank / same-bank / per-bank) follow the AttAcc model and are limited by
+  the bank relations only — the power limit of all-bank operation is ``mac_gap``.
+
+Times are kept per bank, per bank id (same-bank scope) and per stream (all-bank scope);
+a query over a scope takes the maximum of the three levels, so every update and query is
+O(1) however many banks a command touches.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# request kinds
+K_BARRIER, K_MAC_AB, K_MAC_SB, K_MAC_PB, K_DATA, K_RD, K_WR, K_WR_AB = range(8)
+KIND_NAMES = ("BARRIER", "MAC_AB", "MAC_SB", "MAC_PB", "DATA", "RD", "WR", "WR_AB")
+# data-path sub kinds (counting only)
+D_WRGB, D_MVSB, D_MVGB, D_SFM, D_READOUT, D_OTHER = range(6)
+DATA_NAMES = ("wrgb", "mvsb", "mvgb", "sfm", "readout", "other")
+
+# timing vector indices
+(T_BL, T_CL, T_CWL, T_RCDRD, T_RCDWR, T_RP, T_RAS, T_RC, T_WR, T_RTP, T_CCDS, T_CCDL,
+ T_RRDS, T_RRDL, T_FAW, T_WTRS, T_WTRL, T_RTW, T_RFC, T_REFI, T_MACGAP, T_ACTCK,
+ T_REFRESH, T_WINDOW) = range(24)
+N_T = 24
+
+# counter indices
+(C_CYCLES, C_ACT_AB, C_ACT_SB, C_ACT_PB, C_ACT, C_PRE_AB, C_PRE_SB, C_PRE_PB, C_PRE, C_REF,
+ C_MAC_AB, C_MAC_SB, C_MAC_PB, C_RD, C_WR, C_WR_AB, C_BANK_ACTS, C_D0) = range(18)
+N_C = C_D0 + 6
+COUNTER_NAMES = ("cycles", "act_ab", "act_sb", "act_pb", "act", "pre_ab", "pre_sb", "pre_pb", "pre",
+                 "ref", "mac_ab", "mac_sb", "mac_pb", "rd", "wr", "wr_ab", "bank_acts") + DATA_NAMES
+
+# quantities kept per scope level
+Q_ACT, Q_PRE, Q_RD, Q_WR = range(4)
+NEG = -(1 << 40)
+INF = 1 << 62
+
+# command codes (what a request needs next)
+CMD_FINAL, CMD_ACT, CMD_PRE = 0, 1, 2
+# scopes
+S_AB, S_SB, S_PB, S_BANK, S_NONE = 0, 1, 2, 3, 4
+
+
+@njit(cache=True)
+def _scope_of(kind):
+    if kind == K_MAC_AB or kind == K_WR_AB:
+        return S_AB
+    if kind == K_MAC_SB:
+        return S_SB
+    if kind == K_MAC_PB:
+        return S_PB
+    if kind == K_RD or kind == K_WR:
+        return S_BANK
+    return S_NONE
+
+
+@njit(cache=True)
+def _q(qa, qs, qb, qbid, qbmax, qsmax, q, scope, bank, bid, P, nbpp):
+    """Latest time of quantity q over the banks of a scope."""
+    if scope == S_AB:
+        return max(qa[q], qsmax[q], qbmax[q])
+    if scope == S_SB:
+        return max(qa[q], qs[q, bid], qbid[q, bid])
+    if scope == S_PB:
+        m = max(qa[q], qs[q, bid])
+        loc = bank % nbpp
+        for p in range(P):
+            v = qb[q, p * nbpp + loc]
+            if v > m:
+                m = v
+        return m
+    return max(qa[q], qs[q, bid], qb[q, bank])
+
+
+@njit(cache=True)
+def _upd(qa, qs, qb, qbid, qbmax, qsmax, q, scope, bank, bid, P, nbpp, t):
+    if scope == S_AB:
+        qa[q] = t
+    elif scope == S_SB:
+        qs[q, bid] = t
+        qsmax[q] = t
+    elif scope == S_PB:
+        loc = bank % nbpp
+        for p in range(P):
+            qb[q, p * nbpp + loc] = t
+        qbid[q, bid] = t
+        qbmax[q] = t
+    else:
+        qb[q, bank] = t
+        qbid[q, bid] = t
+        qbmax[q] = t
+
+
+@njit(cache=True)
+def _row_status(open_row, scope, bank, bid, row, P, nbpp, B):
+    """CMD_FINAL if every bank of the scope has ``row`` open, CMD_ACT if the first bank in
+    order that is not is closed, CMD_PRE if it holds another row."""
+    nb = open_row.shape[0]
+    if scope == S_AB:
+        for i in range(nb):
+            o = open_row[i]
+            if o != row:
+                return CMD_ACT if o < 0 else CMD_PRE
+        return CMD_FINAL
+    if scope == S_SB:
+        for i in range(bid, nb, B):
+            o = open_row[i]
+            if o != row:
+                return CMD_ACT if o < 0 else CMD_PRE
+        return CMD_FINAL
+    if scope == S_PB:
+        loc = bank % nbpp
+        for p in range(P):
+            o = open_row[p * nbpp + loc]
+            if o != row:
+                return CMD_ACT if o < 0 else CMD_PRE
+        return CMD_FINAL
+    o = open_row[bank]
+    if o == row:
+        return CMD_FINAL
+    return CMD_ACT if o < 0 else CMD_PRE
+
+
+@njit(cache=True)
+def _set_rows(open_row, scope, bank, bid, row, P, nbpp, B):
+    nb = open_row.shape[0]
+    if scope == S_AB:
+        for i in range(nb):
+            open_row[i] = row
+    elif scope == S_SB:
+        for i in range(bid, nb, B):
+            open_row[i] = row
+    elif scope == S_PB:
+        loc = bank % nbpp
+        for p in range(P):
+            open_row[p * nbpp + loc] = row
+    else:
+        open_row[bank] = row
+
+
+@njit(cache=True)
+def run_stream(kind, sub, bank, row, geom, T):
+    """Time one command stream. ``bank`` is the flat bank index ((p*R + r)*G + g)*B + b of
+    the addressed bank (for all-bank / same-bank requests: the bank the address names);
+    ``row`` the row it needs (-1: none). ``geom`` = (P, R, G, B). Returns the counters
+    (int64[N_C]); counters[C_CYCLES] is the cycle after the last command."""
+    P, R, G, B = geom[0], geom[1], geom[2], geom[3]
+    nbpp = R * G * B
+    nb = P * nbpp
+    n = kind.shape[0]
+    W = T[T_WINDOW]
+    cnt = np.zeros(N_C, np.int64)
+    open_row = -np.ones(nb, np.int64)
+    qa = np.full(4, NEG, np.int64)
+    qs = np.full((4, B), NEG, np.int64)
+    qb = np.full((4, nb), NEG, np.int64)
+    qbid = np.full((4, B), NEG, np.int64)
+    qbmax = np.full(4, NEG, np.int64)
+    qsmax = np.full(4, NEG, np.int64)
+    last_mac_ab = NEG
+    last_mac_sb = NEG
+    mpb_stream = NEG
+    mpb_rank = np.full(R, NEG, np.int64)
+    mpb_bg = np.full(R * G, NEG, np.int64)
+    dp_pch = np.full(P, NEG, np.int64)
+    dp_rank = np.full(P * R, NEG, np.int64)
+    dp_bg = np.full(P * R * G, NEG, np.int64)
+    last_rd_p = np.full(P, NEG, np.int64)
+    last_wr_p = np.full(P, NEG, np.int64)
+    act_rank = np.full(P * R, NEG, np.int64)
+    act_bg = np.full(P * R * G, NEG, np.int64)
+    faw = np.full((P * R, 4), NEG, np.int64)
+    faw_pos = np.zeros(P * R, np.int64)
+    row_free = 0
+    col_free = 0
+    ref_block = 0
+    refi = T[T_REFI]
+    ref_due = refi if (T[T_REFRESH] != 0 and refi > 0) else INF
+    issued = np.zeros(n, np.bool_)
+    # window scratch
+    wi = np.zeros(W, np.int64)
+    wcmd = np.zeros(W, np.int64)
+    wrdy = np.zeros(W, np.int64)
+    welig = np.zeros(W, np.bool_)
+    hitkeys = np.zeros(W, np.int64)
+    wr_rec = T[T_CWL] + T[T_BL] + T[T_WR]
+    t = 0
+    last_issue = -1
+    head = 0
+    while True:
+        while head < n and (issued[head] or kind[head] == K_BARRIER):
+            issued[head] = True
+            head += 1
+        if head >= n:
+            break
+        # ---- refresh (priority: blocks every other command) ----
+        if t >= ref_due:
+            tr = t
+            need_pre = False
+            for i in range(nb):
+                if open_row[i] >= 0:
+                    need_pre = True
+                    break
+            if need_pre:
+                tp = max(tr, row_free)
+                tp = max(tp, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_AB, 0, 0, P, nbpp) + T[T_RAS])
+                tp = max(tp, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, S_AB, 0, 0, P, nbpp) + T[T_RTP])
+                tp = max(tp, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_AB, 0, 0, P, nbpp) + wr_rec)
+                _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, S_AB, 0, 0, P, nbpp, tp)
+                for i in range(nb):
+                    open_row[i] = -1
+                row_free = tp + 1
+                cnt[C_PRE_AB] += 1
+                last_issue = max(last_issue, tp)
+                tr = tp + T[T_RP]
+            tr = max(tr, row_free)
+            tr = max(tr, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_AB, 0, 0, P, nbpp) + T[T_RC])
+            cnt[C_REF] += P
+            row_free = tr + 1
+            ref_block = tr + T[T_RFC]
+            last_issue = max(last_issue, tr)
+            ref_due += refi
+            t = tr
+            continue
+        # ---- pass 1: the window ----
+        nw = 0
+        nh = 0
+        barrier = False
+        j = head
+        while j < n and nw < W:
+            if issued[j]:
+                j += 1
+                continue
+            k = kind[j]
+            if k == K_BARRIER:
+                barrier = True
+                wi[nw] = j
+                welig[nw] = False
+                wrdy[nw] = INF
+                wcmd[nw] = -1
+                nw += 1
+                j += 1
+                continue
+            b = bank[j]
+            bid = b % B
+            scope = _scope_of(k)
+            if scope != S_NONE:
+                c = _row_status(open_row, scope, b, bid, row[j], P, nbpp, B)
+            else:
+                c = CMD_FINAL
+            if c == CMD_FINAL:
+                rdy = col_free
+                if k == K_MAC_AB:
+                    rdy = max(rdy, last_mac_ab + T[T_MACGAP])
+                    rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_AB, b, bid, P, nbpp) + T[T_RCDRD])
+                    rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_AB, b, bid, P, nbpp)
+                              + T[T_CWL] + T[T_BL] + T[T_WTRL])
+                elif k == K_MAC_SB:
+                    rdy = max(rdy, last_mac_sb + T[T_MACGAP])
+                    rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_SB, b, bid, P, nbpp) + T[T_RCDRD])
+                elif k == K_MAC_PB:
+                    loc = b % nbpp
+                    r_ = loc // (G * B)
+                    g_ = (loc // B) % G
+                    rdy = max(rdy, mpb_stream + T[T_BL])
+                    rdy = max(rdy, mpb_rank[r_] + T[T_CCDS])
+                    rdy = max(rdy, mpb_bg[r_ * G + g_] + T[T_CCDL])
+                    rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_PB, b, bid, P, nbpp) + T[T_RCDRD])
+                else:
+                    p_ = b // nbpp
+                    pr = b // (G * B)
+                    pg = b // B
+                    rdy = max(rdy, dp_pch[p_] + T[T_BL])
+                    rdy = max(rdy, dp_rank[pr] + T[T_CCDS])
+                    rdy = max(rdy, dp_bg[pg] + T[T_CCDL])
+                    if k == K_RD:
+                        rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_BANK, b, bid, P, nbpp) + T[T_RCDRD])
+                        rdy = max(rdy, last_wr_p[p_] + T[T_CWL] + T[T_BL] + T[T_WTRL])
+                    elif k == K_WR or k == K_WR_AB:
+                        sc = S_BANK if k == K_WR else S_AB
+                        rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, sc, b, bid, P, nbpp) + T[T_RCDWR])
+                        rdy = max(rdy, last_rd_p[p_] + T[T_RTW])
+                        if k == K_WR_AB:
+                            rdy = max(rdy, last_mac_ab + T[T_RTW])
+                hitkeys[nh] = b
+                nh += 1
+                welig[nw] = not barrier
+            elif c == CMD_ACT:
+                rdy = max(row_free, ref_block)
+                rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, scope, b, bid, P, nbpp) + T[T_RP])
+                rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp) + T[T_RC])
+                if scope == S_BANK:
+                    pr = b // (G * B)
+                    pg = b // B
+                    rdy = max(rdy, act_rank[pr] + T[T_RRDS])
+                    rdy = max(rdy, act_bg[pg] + T[T_RRDL])
+                    if T[T_FAW] > 0:
+                        rdy = max(rdy, faw[pr, faw_pos[pr]] + T[T_FAW])
+                welig[nw] = True
+            else:
+                rdy = row_free
+                rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp) + T[T_RAS])
+                rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, scope, b, bid, P, nbpp) + T[T_RTP])
+                rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, scope, b, bid, P, nbpp) + wr_rec)
+                welig[nw] = True
+            wi[nw] = j
+            wcmd[nw] = c
+            wrdy[nw] = rdy
+            nw += 1
+            j += 1
+        # ---- pass 2: pick ----
+        pick = -1
+        tnext = INF
+        for w in range(nw):
+            if not welig[w]:
+                continue
+            if w > 0 and wcmd[w] != CMD_FINAL:
+                blocked = False
+                bw = bank[wi[w]]
+                for h in range(nh):
+                    if hitkeys[h] == bw:
+                        blocked = True
+                        break
+                if blocked:
+                    continue
+            if wrdy[w] <= t:
+                pick = w
+                break
+            if wrdy[w] < tnext:
+                tnext = wrdy[w]
+        if pick < 0:
+            if tnext < INF:
+                t = min(tnext, ref_due)
+                continue
+            # only held-back row commands are left: release the earliest one
+            best = INF
+            for w in range(nw):
+                if welig[w] and wrdy[w] < best:
+                    best = wrdy[w]
+                    pick = w
+            if pick < 0:
+                break
+            if best > t:
+                t = min(best, ref_due)
+                continue
+        # ---- issue ----
+        j = wi[pick]
+        k = kind[j]
+        c = wcmd[pick]
+        b = bank[j]
+        bid = b % B
+        scope = _scope_of(k)
+        last_issue = max(last_issue, t)
+        if c == CMD_ACT:
+            _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp, t)
+            _set_rows(open_row, scope, b, bid, row[j], P, nbpp, B)
+            row_free = t + T[T_ACTCK]
+            if scope == S_AB:
+                cnt[C_ACT_AB] += 1
+                cnt[C_BANK_ACTS] += nb
+            elif scope == S_SB:
+                cnt[C_ACT_SB] += 1
+                cnt[C_BANK_ACTS] += P * R * G
+            elif scope == S_PB:
+                cnt[C_ACT_PB] += 1
+                cnt[C_BANK_ACTS] += P
+            else:
+                cnt[C_ACT] += 1
+                cnt[C_BANK_ACTS] += 1
+                pr = b // (G * B)
+                act_rank[pr] = t
+                act_bg[b // B] = t
+                faw[pr, faw_pos[pr]] = t
+                faw_pos[pr] = (faw_pos[pr] + 1) % 4
+        elif c == CMD_PRE:
+            _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, scope, b, bid, P, nbpp, t)
+            _set_rows(open_row, scope, b, bid, -1, P, nbpp, B)
+            row_free = t + 1
+            if scope == S_AB:
+                cnt[C_PRE_AB] += 1
+            elif scope == S_SB:
+                cnt[C_PRE_SB] += 1
+            elif scope == S_PB:
+                cnt[C_PRE_PB] += 1
+            else:
+                cnt[C_PRE] += 1
+        else:
+            issued[j] = True
+            col_free = t + 1
+            if k == K_MAC_AB:
+                last_mac_ab = t
+                _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, S_AB, b, bid, P, nbpp, t)
+                cnt[C_MAC_AB] += 1
+            elif k == K_MAC_SB:
+                last_mac_sb = t
+                _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, S_SB, b, bid, P, nbpp, t)
+                cnt[C_MAC_SB] += 1
+            elif k == K_MAC_PB:
+                loc = b % nbpp
+                r_ = loc // (G * B)
+                g_ = (loc // B) % G
+                mpb_stream = t
+                mpb_rank[r_] = t
+                mpb_bg[r_ * G + g_] = t
+                _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, S_PB, b, bid, P, nbpp, t)
+                cnt[C_MAC_PB] += 1
+            else:
+                p_ = b // nbpp
+                dp_pch[p_] = t
+                dp_rank[b // (G * B)] = t
+                dp_bg[b // B] = t
+                if k == K_RD:
+                    _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, S_BANK, b, bid, P, nbpp, t)
+                    last_rd_p[p_] = t
+                    cnt[C_RD] += 1
+                elif k == K_WR:
+                    _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_BANK, b, bid, P, nbpp, t)
+                    last_wr_p[p_] = t
+                    cnt[C_WR] += 1
+                elif k == K_WR_AB:
+                    _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_AB, b, bid, P, nbpp, t)
+                    for p in range(P):
+                        last_wr_p[p] = t
+                    cnt[C_WR_AB] += 1
+                else:
+                    s = sub[j]
+                    if s < 0 or s > 5:
+                        s = 5
+                    cnt[C_D0 + s] += 1
+    cnt[C_CYCLES] = last_issue + 1
+    return cnt
+
+
+def counters_dict(cnt) -> dict:
+    return {name: int(cnt[i]) for i, name in enumerate(COUNTER_NAMES)}

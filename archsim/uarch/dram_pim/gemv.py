@@ -1,0 +1,171 @@
+"""GEMV, element-wise kernels and the host-streaming baseline lowered to command streams.
+
+GEMV (y = W x, W: rows x cols) is partitioned row-wise: output rows are dealt evenly to every
+unit of every stream; each unit's weights are stored in the order the unit consumes them
+(output group, input tile, output row, burst), walking one bank row after another, the
+unit's banks one after the other. Per stream:
+
+    for each output group (<= output_registers rows per unit):
+        for each input tile (<= global_buffer_bytes of x):
+            input-vector write into the unit buffers (one broadcast write per burst;
+            a data-path command, or an all-bank DRAM write to a reserved row in 'row' mode)
+            barrier
+            one MAC command per (row, burst): every unit consumes one column burst
+            barrier
+        result read-out (data-path commands; all-bank writes of the output registers into
+        a result row in 'row' mode)
+
+The baseline is the same DRAM without PIM: the host streams W and x with plain reads
+(bank-interleaved rows, every pseudo-channel its own stream) and writes y back.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from archsim.uarch.dram_pim import engine as E
+
+
+def units_per_stream(dev, placement, banks_per_unit, geom):
+    P, R, G, B = (int(x) for x in geom)
+    if placement == "bank":
+        return P * R * G * B // banks_per_unit
+    if placement == "bankgroup":
+        return P * R * G
+    return P
+
+
+def mac_kind(placement):
+    return {"bank": E.K_MAC_AB, "bankgroup": E.K_MAC_SB, "buffer_die": E.K_MAC_PB}[placement]
+
+
+def _mac_addresses(placement, q, geom, cpr, bpu, per_bank_q):
+    """Bank (flat) and row of the q-th MAC command of a stream."""
+    P, R, G, B = (int(x) for x in geom)
+    if placement == "bank":
+        qq = q % per_bank_q
+        ub = q // per_bank_q                      # which bank of the unit
+        return (ub % bpu).astype(np.int64), (qq // cpr).astype(np.int64)
+    if placement == "bankgroup":
+        qq = q % per_bank_q
+        b = q // per_bank_q
+        return (b % B).astype(np.int64), (qq // cpr).astype(np.int64)
+    RG = R * G
+    rg = q % RG
+    nbg = q // RG
+    b = nbg % B
+    nbk = nbg // B
+    flat = (rg * B + b).astype(np.int64)          # pseudo-channel 0; the command covers all
+    return flat, (nbk // cpr).astype(np.int64)
+
+
+def gemv_stream(dev, pim, geom, rows_per_unit, cols, reserved_row=None):
+    """Command stream (kind, sub, bank, row) of one stream's share of a GEMV."""
+    P, R, G, B = (int(x) for x in geom)
+    be = dev.burst_elems
+    kb_total = math.ceil(cols / be)                             # bursts per output row
+    tile_b = max(1, min(kb_total, int(pim.global_buffer_bytes // dev.tx_bytes)))
+    n_tiles = math.ceil(kb_total / tile_b)
+    out_regs = int(pim.output_registers)
+    n_og = math.ceil(rows_per_unit / out_regs)
+    bpu = pim.banks_per_unit if pim.placement == "bank" else (B if pim.placement == "bankgroup" else 1)
+    total_q = rows_per_unit * kb_total
+    per_bank_q = max(1, math.ceil(total_q / bpu))
+    res_row = dev.rows - 1 if reserved_row is None else reserved_row
+    out_row = dev.rows - 2
+    kinds, subs, banks, rows = [], [], [], []
+
+    def put(k, s, b, r):
+        b = np.asarray(b, np.int64).ravel()
+        kinds.append(np.full(b.size, k, np.int64))
+        subs.append(np.full(b.size, s, np.int64))
+        banks.append(b)
+        rows.append(np.broadcast_to(np.asarray(r, np.int64), b.shape).astype(np.int64).ravel())
+
+    mk = mac_kind(pim.placement)
+    q0 = 0
+    nbpp = R * G * B
+    for o in range(n_og):
+        rows_o = min(out_regs, rows_per_unit - o * out_regs)
+        for t in range(n_tiles):
+            nb_t = min(tile_b, kb_total - t * tile_b)
+            if o == 0 or n_tiles > 1:
+                if pim.buffer_write == "row":
+                    put(E.K_WR_AB, 0, np.zeros(nb_t), res_row)
+                else:
+                    # one broadcast write per burst, spread over the bank groups' data paths
+                    put(E.K_DATA, E.D_WRGB, (np.arange(nb_t) % G) * B, -1)
+                put(E.K_BARRIER, 0, [0], -1)
+            q = q0 + np.arange(rows_o * nb_t, dtype=np.int64)
+            b, r = _mac_addresses(pim.placement, q, geom, dev.cols_per_row, bpu, per_bank_q)
+            put(mk, 0, b, r)
+            put(E.K_BARRIER, 0, [0], -1)
+            q0 += rows_o * nb_t
+        # read-out of rows_o results from every unit of the stream
+        units = units_per_stream(dev, pim.placement, pim.banks_per_unit, geom)
+        if pim.buffer_write == "row":
+            put(E.K_WR_AB, 0, np.zeros(rows_o), out_row)
+        else:
+            n_ro = math.ceil(rows_o * units * dev.elem_bytes / dev.tx_bytes)
+            i = np.arange(n_ro)
+            flat = ((i % P) * nbpp + ((i // P) % (R * G)) * B).astype(np.int64)
+            put(E.K_DATA, E.D_READOUT, flat, -1)
+        put(E.K_BARRIER, 0, [0], -1)
+    cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64)
+    return cat(kinds), cat(subs), cat(banks), cat(rows)
+
+
+def stream_rw(nbytes_rd, nbytes_wr, geom, dev, row0=0):
+    """Host streaming: plain reads of ``nbytes_rd`` then writes of ``nbytes_wr`` on one stream,
+    consecutive rows interleaved over the stream's banks."""
+    P, R, G, B = (int(x) for x in geom)
+    nb = P * R * G * B
+    cpr = dev.cols_per_row
+    out = []
+    base = 0
+    for k, nbytes in ((E.K_RD, nbytes_rd), (E.K_WR, nbytes_wr)):
+        n = math.ceil(nbytes / dev.tx_bytes)
+        q = base + np.arange(n, dtype=np.int64)
+        rc = q // cpr
+        # bank order: bank groups fastest so consecutive rows use different bank groups
+        i = rc % nb
+        g = i % G
+        rest = i // G
+        b = rest % B
+        rest //= B
+        r = rest % R
+        p = rest // R
+        flat = ((p * R + r) * G + g) * B + b
+        out.append((np.full(n, k, np.int64), np.zeros(n, np.int64), flat.astype(np.int64),
+                    (row0 + rc // nb).astype(np.int64)))
+        base += ((n + cpr * nb - 1) // (cpr * nb)) * cpr * nb
+    return tuple(np.concatenate([o[i] for o in out]) for i in range(4))
+
+
+def eltwise_stream(dev, pim, geom, op, n_bursts_per_unit):
+    """HBM-PIM element-wise kernel on one stream (PIMSimulator's ADD / MUL / ReLU sequence):
+    per tile of ``grf`` bursts and per bank of a unit: bursts of operand 0 into the unit
+    registers, (operand 1 and the operation,) the result written back, all in all-bank mode."""
+    grf = max(1, int(pim.global_buffer_bytes // dev.tx_bytes))
+    bpu = pim.banks_per_unit
+    n_tiles = math.ceil(n_bursts_per_unit / (grf * bpu))
+    cpr = dev.cols_per_row
+    in0, in1, res = 0, dev.rows // 4, dev.rows // 2
+    kinds, banks, rows = [], [], []
+
+    def put(k, r, n):
+        kinds.append(np.full(n, k, np.int64)); banks.append(np.zeros(n, np.int64))
+        rows.append(np.full(n, r, np.int64))
+
+    for t in range(n_tiles):
+        c = grf * t
+        r_off = c // cpr
+        for b in range(bpu):
+            put(E.K_MAC_AB, in0 + r_off, grf); put(E.K_BARRIER, -1, 1)
+            if op in ("add", "mul"):
+                put(E.K_MAC_AB, in1 + r_off, grf); put(E.K_BARRIER, -1, 1)
+            put(E.K_WR_AB, res + r_off, grf); put(E.K_BARRIER, -1, 1)
+        put(E.K_WR_AB, res + r_off, 1); put(E.K_BARRIER, -1, 1)
+    k = np.concatenate(kinds)
+    return k, np.zeros(k.size, np.int64), np.concatenate(banks), np.concatenate(rows)

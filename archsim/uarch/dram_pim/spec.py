@@ -1,0 +1,63 @@
+"""Config model of DRAM-bank processing-in-memory (HBM-PIM / AiM / Newton / AttAcc)."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, PositiveInt, model_validator
+
+from archsim.config.common import ArchBase
+from archsim.config.types import Bytes, Precision, Strict
+
+
+class PimUnitConfig(Strict):
+    """The processing units next to the banks and how the host drives them."""
+
+    placement: Literal["bank", "bankgroup", "buffer_die"] = Field(
+        "bank", description="where the MAC units sit: next to the banks, one per bank group (reads "
+        "through the bank-group mux) or on the buffer (logic) die (reads over the TSVs)")
+    banks_per_unit: PositiveInt = Field(1, description="banks sharing one unit (placement bank; "
+                                        "HBM-PIM: 2, AiM/Newton/AttAcc: 1)")
+    simd_lanes: PositiveInt = Field(16, description="multipliers per unit; must divide the elements of "
+                                    "one column burst")
+    precision: Precision = Field("fp16", description="operand precision of the units")
+    clock_ratio: float = Field(1.0, gt=0, description="unit clock / DRAM command clock (1/tCK)")
+    global_buffer_bytes: Bytes = Field(256, description="input-vector buffer per unit group "
+                                       "(HBM-PIM GRF_A: 8 x 32 B)")
+    output_registers: PositiveInt = Field(8, description="output rows a unit accumulates at once "
+                                          "(HBM-PIM GRF_B: 8)")
+    mac_interval_ck: Optional[PositiveInt] = Field(None, description="minimum gap between all-bank / "
+                                                   "same-bank MAC commands without a power limit "
+                                                   "(default tCCD_L)")
+    mac_interval_power_ck: Optional[PositiveInt] = Field(None, description="the same gap under the "
+                                                         "power limit (default: mac_interval_ck)")
+    power_constrained: bool = Field(True, description="apply the power-limited MAC interval")
+    buffer_write: Literal["dq", "row"] = Field(
+        "dq", description="input-vector writes into the units: a separate data-path command (AttAcc "
+        "WRGB, AiM GWRITE) or DRAM writes to a reserved row in all-bank mode (HBM-PIM GRF writes)")
+    stream: Literal["channel", "pseudo_channel"] = Field(
+        "channel", description="scope of one all-bank command (and of one command stream)")
+    window: PositiveInt = Field(32, description="PIM request-buffer entries per stream")
+    layout: Literal["head", "row"] = Field(
+        "head", description="attention: each (request, head) in one channel (head-wise, AttAcc) or "
+        "split across all channels (row-wise)")
+    softmax: Literal["buffer_die", "host"] = Field("buffer_die", description="where softmax runs")
+    max_seq_len: PositiveInt = Field(4096, description="KV rows reserved per head (address layout)")
+    reference_trace: bool = Field(
+        False, description="attention: reproduce the published AttAcc trace generator command for "
+        "command, including its repeats (the first head of a pair has its context pass issued twice, "
+        "the last odd head's softmax / MVGB block is repeated per MAC chunk)")
+    stacks: PositiveInt = Field(1, description="memory devices (stacks / chips) working in parallel")
+
+
+class DramPimConfig(ArchBase):
+    """A DRAM device (bank-level model) with processing units near or in the banks."""
+
+    uarch: Literal["dram_pim"] = "dram_pim"
+    pim: PimUnitConfig = Field(default_factory=PimUnitConfig)
+
+    @model_validator(mode="after")
+    def _needs_dram(self):
+        if self.memory.model != "dram" or self.memory.dram is None:
+            raise ValueError("dram_pim needs memory.model: dram with a memory.dram section "
+                             "(e.g. memory: {model: dram, dram: {preset: HBM3-6400}})")
+        return self
