@@ -207,7 +207,7 @@ def apply_capacity(counts: np.ndarray, cf: Optional[float], T: int, k: int, E: i
 # -- graph ---------------------------------------------------------------------------------------
 
 def add_moe_block(gb: GraphBuilder, s, layer: str, x: Tensor, default: str, prefix: str,
-                  counts: np.ndarray, T: int, n_arrays_hint: bool = True) -> Tensor:
+                  counts: np.ndarray, T: int) -> Tensor:
     """Norm, router, top-k, dispatch, per-expert FFNs, combine, shared experts, residual."""
     w, a, _ = dtypes(s, default)
     d, E, k = s.d_model, s.n_experts, s.top_k
