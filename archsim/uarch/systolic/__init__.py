@@ -7,7 +7,7 @@ from archsim.uarch import register
 from archsim.uarch.base import Uarch
 from archsim.uarch.systolic.cost import COUNTERS, PRIMS, prim_table, systolic_cost, vector_rates
 from archsim.uarch.systolic.folds import dataflow_code
-from archsim.uarch.systolic.lower import SystolicLowerer
+from archsim.uarch.systolic.lower import SystolicLowerer, unit_names
 from archsim.uarch.systolic.spec import SystolicConfig
 
 
@@ -20,7 +20,7 @@ class Systolic(Uarch):
     counter_names = COUNTERS
 
     def unit_names(self, cfg):
-        return ["dma_rd", "dma_wr", "vector", "ctrl"] + [f"array{i}" for i in range(cfg.array.count)]
+        return unit_names(cfg.array.count)
 
     def lower(self, cfg, workload, opts, memory=None):
         bpc = memory.peak_bytes_per_cycle if memory is not None else cfg.memory.bandwidth / cfg.clock

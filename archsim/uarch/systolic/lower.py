@@ -40,14 +40,23 @@ def _bits(dtype: str) -> int:
     return PRECISION_BITS[dtype]
 
 
+def unit_names(n_arrays: int) -> list[str]:
+    """dma_rd, dma_wr, vector, ctrl, array0..array{P-1}, then dma_rd1..dma_rd{P-1}."""
+    return (["dma_rd", "dma_wr", "vector", "ctrl"] + [f"array{i}" for i in range(n_arrays)]
+            + [f"dma_rd{q}" for q in range(1, n_arrays)])
+
+
 class SystolicLowerer:
     def __init__(self, cfg, memory_bytes_per_cycle: float):
         self.cfg = cfg
         self.R, self.C = cfg.array.rows, cfg.array.cols
         self.df = dataflow_code(cfg.array.dataflow)
         self.n_arrays = cfg.array.count
-        self.units = ["dma_rd", "dma_wr", "vector", "ctrl"] + [f"array{i}" for i in range(self.n_arrays)]
+        self.units = unit_names(self.n_arrays)
         self.U_RD, self.U_WR, self.U_VEC, self.U_CTRL = 0, 1, 2, 3
+        # each array has its own in-order DMA read queue (array 0 shares dma_rd with the vector unit)
+        self.rd_unit = np.array([self.U_RD] + [4 + self.n_arrays + q - 1 for q in range(1, self.n_arrays)],
+                                np.int32)
         self.pb = ProgramBuilder(self.units)
         self.alloc = _Alloc()
         s = cfg.sram
@@ -217,7 +226,7 @@ class SystolicLowerer:
         if a_off:
             j = r(i_la[la])
             A["op"][j] = Op.LOAD
-            A["unit"][j] = self.U_RD
+            A["unit"][j] = self.rd_unit[arr[la]]
             A["nbytes"][j] = np.ceil(tm_s[la] * tk_s[la] * ab).astype(np.int64)
             A["addr"][j] = a_base + (a_key[la] * t.tm * t.tk * ab).astype(np.int64)
             A["deps"][j, 0] = slot_a[la]
@@ -226,7 +235,7 @@ class SystolicLowerer:
         if b_off:
             j = r(i_lb[lb])
             A["op"][j] = Op.LOAD
-            A["unit"][j] = self.U_RD
+            A["unit"][j] = self.rd_unit[arr[lb]]
             A["nbytes"][j] = np.ceil(tk_s[lb] * tn_s[lb] * bb).astype(np.int64)
             A["addr"][j] = b_base + (b_key[lb] * t.tk * t.tn * bb).astype(np.int64)
             A["deps"][j, 0] = slot_b[lb]
