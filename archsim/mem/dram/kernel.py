@@ -92,31 +92,58 @@ def _apply_target(ready, hist, haswin, c_start, c_fol, c_lat, c_win, c_sib, n, l
 
 @njit(cache=True)
 def issue_update(ready, hist, haswin, hassib, c_start, c_fol, c_lat, c_win, c_sib,
-                 loff, ncount, lsize, L, cmd, c, s, sidx, t):
+                 loff, ncount, lsize, bnode, L, cmd, c, s, sidx, t):
     """Apply the constraints of ``cmd`` issued at tick ``t`` to node ``sidx`` of level ``s``
-    (a bank for ordinary commands, ``s = L-1``; a rank / pseudo-channel for all-bank ones)."""
+    (a bank for ordinary commands, ``s = L-1``; a rank / pseudo-channel for all-bank ones):
+    the addressed node at every level down to ``s`` and all nodes below it, plus the sibling
+    constraints to the other nodes under the same parent. (The per-node step is written out
+    here rather than called: a call passing many arrays costs more than the work.)"""
     for lv in range(L):
-        if lv <= s:
-            nl = sidx // (ncount[s] // ncount[lv])
-            n = loff[lv] + c * ncount[lv] + nl
-            _apply_target(ready, hist, haswin, c_start, c_fol, c_lat, c_win, c_sib, n, lv, cmd, t)
-            if lv >= 1 and hassib[lv, cmd]:
-                p0 = (nl // lsize[lv]) * lsize[lv]
-                for j in range(lsize[lv]):
-                    m = p0 + j
-                    if m == nl:
-                        continue
-                    mm = loff[lv] + c * ncount[lv] + m
-                    for k in range(c_start[lv, cmd], c_start[lv, cmd + 1]):
-                        if c_sib[k]:
-                            v = t + c_lat[k]
-                            if v > ready[mm, c_fol[k]]:
-                                ready[mm, c_fol[k]] = v
+        ncl = ncount[lv]
+        base = loff[lv] + c * ncl
+        if s == L - 1:
+            lo = bnode[lv, sidx]
+            hi = lo + 1
+        elif lv <= s:
+            lo = sidx // (ncount[s] // ncl)
+            hi = lo + 1
         else:
-            per = ncount[lv] // ncount[s]
-            base = loff[lv] + c * ncount[lv]
-            for nl in range(sidx * per, (sidx + 1) * per):
-                _apply_target(ready, hist, haswin, c_start, c_fol, c_lat, c_win, c_sib, base + nl, lv, cmd, t)
+            per = ncl // ncount[s]
+            lo = sidx * per
+            hi = lo + per
+        k0 = c_start[lv, cmd]
+        k1 = c_start[lv, cmd + 1]
+        win = haswin[lv, cmd]
+        for nn in range(lo, hi):
+            n = base + nn
+            if win:
+                for w in range(W_MAX - 1, 0, -1):
+                    hist[n, cmd, w] = hist[n, cmd, w - 1]
+                hist[n, cmd, 0] = t
+            for k in range(k0, k1):
+                if c_sib[k]:
+                    continue
+                w = c_win[k]
+                past = t if w == 1 else hist[n, cmd, w - 1]
+                if past < 0:
+                    continue
+                v = past + c_lat[k]
+                f = c_fol[k]
+                if v > ready[n, f]:
+                    ready[n, f] = v
+        if lv <= s and lv >= 1 and hassib[lv, cmd]:
+            nl = lo
+            p0 = (nl // lsize[lv]) * lsize[lv]
+            for j in range(lsize[lv]):
+                m = p0 + j
+                if m == nl:
+                    continue
+                mm = base + m
+                for k in range(k0, k1):
+                    if c_sib[k]:
+                        v = t + c_lat[k]
+                        if v > ready[mm, c_fol[k]]:
+                            ready[mm, c_fol[k]] = v
 
 
 # ------------------------------------------------------------------ address mapping
@@ -227,6 +254,47 @@ def _scope_active(act_cnt, c, NB, ncount, s, sidx, L):
 
 
 @njit(cache=True)
+def _buf_append(buf, skp, blen, bhead, c, q, t_bank, t_row):
+    """Append request q; consecutive entries with the same bank and row form a run whose head
+    holds the number of further members (scans visit run heads only)."""
+    n = blen[c]
+    if n > 0:
+        last = buf[c, n - 1]
+        if t_bank[last] == t_bank[q] and t_row[last] == t_row[q]:
+            skp[c, bhead[c]] += 1
+            buf[c, n] = q
+            skp[c, n] = 0
+            blen[c] = n + 1
+            return
+    buf[c, n] = q
+    skp[c, n] = 0
+    bhead[c] = n
+    blen[c] = n + 1
+
+
+@njit(cache=True)
+def _buf_remove(buf, skp, blen, bhead, c, k):
+    """Remove the run head at position k (the scheduler only ever picks run heads)."""
+    n = blen[c]
+    sk = skp[c, k]
+    for j in range(k, n - 1):
+        buf[c, j] = buf[c, j + 1]
+        skp[c, j] = skp[c, j + 1]
+    blen[c] = n - 1
+    if sk > 0:
+        skp[c, k] = sk - 1
+    if bhead[c] > k:
+        bhead[c] -= 1
+    elif bhead[c] == k and sk == 0:
+        h = 0
+        j = 0
+        while j < n - 1:
+            h = j
+            j += 1 + skp[c, j]
+        bhead[c] = h
+
+
+@njit(cache=True)
 def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                    L, lsize, ncount, loff, bnode, rscope,
                    c_start, c_fol, c_lat, c_win, c_sib, haswin, hassib,
@@ -251,8 +319,12 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     open_row = np.full(C * NB, -1, dtype=np.int64)
     act_cnt = np.zeros(C * NB, dtype=np.int64)
     rbuf = np.zeros((C, q_read), dtype=np.int64)
+    rskp = np.zeros((C, q_read), dtype=np.int64)
+    rhead = np.zeros(C, dtype=np.int64)
     rlen = np.zeros(C, dtype=np.int64)
     wbuf = np.zeros((C, q_write), dtype=np.int64)
+    wskp = np.zeros((C, q_write), dtype=np.int64)
+    whead = np.zeros(C, dtype=np.int64)
     wlen = np.zeros(C, dtype=np.int64)
     abuf = np.zeros((C, NB + 1), dtype=np.int64)
     alen = np.zeros(C, dtype=np.int64)
@@ -302,8 +374,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     arrive[i] = t
                     depart[i] = t
                 elif wlen[c] < q_write:
-                    wbuf[c, wlen[c]] = i
-                    wlen[c] += 1
+                    _buf_append(wbuf, wskp, wlen, whead, c, i, t_bank, t_row)
                     ok = True
                     arrive[i] = t
                     cc[c, CC_WACCEPT] += 1
@@ -320,8 +391,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     cc[c, CC_FWD] += 1
                     cc[c, CC_RACCEPT] += 1
                 elif rlen[c] < q_read:
-                    rbuf[c, rlen[c]] = i
-                    rlen[c] += 1
+                    _buf_append(rbuf, rskp, rlen, rhead, c, i, t_bank, t_row)
                     ok = True
                     arrive[i] = t
                     cc[c, CC_RACCEPT] += 1
@@ -437,8 +507,18 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     last_b = -1
                     last_cmd = -1
                     last_r = np.int64(0)
-                    for k in range(n):
-                        q = wbuf[c, k] if isw else rbuf[c, k]
+                    k = -1
+                    nk = 0
+                    while nk < n:
+                        # visit run heads only: the members of a run (same bank and row) share
+                        # the head's next command, filters and readiness, and are younger
+                        k = nk
+                        if isw:
+                            q = wbuf[c, k]
+                            nk = k + 1 + wskp[c, k]
+                        else:
+                            q = rbuf[c, k]
+                            nk = k + 1 + rskp[c, k]
                         b = t_bank[q]
                         cmd = _cmd_for(open_row, c, NB, b, t_row[q], isw)
                         if _is_col(cmd):
@@ -479,7 +559,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     sx = pidx[c, 0]
                     if kd == REF:
                         issue_update(ready, hist, haswin, hassib, c_start, c_fol, c_lat, c_win, c_sib,
-                                     loff, ncount, lsize, L, cmd, c, rscope, sx, t)
+                                     loff, ncount, lsize, bnode, L, cmd, c, rscope, sx, t)
                         per = NB // n_scope
                         if cmd == PREA:
                             for b in range(sx * per, (sx + 1) * per):
@@ -491,7 +571,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                         bk = -1
                     else:
                         issue_update(ready, hist, haswin, hassib, c_start, c_fol, c_lat, c_win, c_sib,
-                                     loff, ncount, lsize, L, cmd, c, L - 1, sx, t)
+                                     loff, ncount, lsize, bnode, L, cmd, c, L - 1, sx, t)
                         if cmd == PRE:
                             open_row[c * NB + sx] = -1
                             cc[c, CC_PRE] += 1
@@ -546,7 +626,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     if not other:
                         cmd = WRA if isw else RDA
                 issue_update(ready, hist, haswin, hassib, c_start, c_fol, c_lat, c_win, c_sib,
-                             loff, ncount, lsize, L, cmd, c, L - 1, b, t)
+                             loff, ncount, lsize, bnode, L, cmd, c, L - 1, b, t)
                 if cmd == ACT:
                     open_row[c * NB + b] = t_row[q]
                     cc[c, CC_ACT] += 1
@@ -580,26 +660,18 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                         alen[c] -= 1
                         act_cnt[c * NB + b] -= 1
                     elif sel_buf == 2:
-                        for k in range(sel_pos, rlen[c] - 1):
-                            rbuf[c, k] = rbuf[c, k + 1]
-                        rlen[c] -= 1
+                        _buf_remove(rbuf, rskp, rlen, rhead, c, sel_pos)
                     else:
-                        for k in range(sel_pos, wlen[c] - 1):
-                            wbuf[c, k] = wbuf[c, k + 1]
-                        wlen[c] -= 1
+                        _buf_remove(wbuf, wskp, wlen, whead, c, sel_pos)
                 elif cmd == ACT:
                     # promote to the active buffer
                     abuf[c, alen[c]] = q
                     alen[c] += 1
                     act_cnt[c * NB + b] += 1
                     if sel_buf == 2:
-                        for k in range(sel_pos, rlen[c] - 1):
-                            rbuf[c, k] = rbuf[c, k + 1]
-                        rlen[c] -= 1
+                        _buf_remove(rbuf, rskp, rlen, rhead, c, sel_pos)
                     elif sel_buf == 3:
-                        for k in range(sel_pos, wlen[c] - 1):
-                            wbuf[c, k] = wbuf[c, k + 1]
-                        wlen[c] -= 1
+                        _buf_remove(wbuf, wskp, wlen, whead, c, sel_pos)
             if n_issued > 0 or (edge_rules and not rising):
                 nxt[c] = t + 1
             else:
