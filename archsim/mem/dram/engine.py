@@ -37,7 +37,8 @@ H_L, H_C, H_NB, H_NNODES, H_Q, H_NSCOPE, H_RSCOPE, H_RL, H_WL, H_REFI, H_NBL, H_
 H_TXB, H_NF, H_MAPMODE, H_XOR, H_ROWB, H_COLB, H_PBITS, H_CHB, H_CHPOS, H_TX = range(12, 22)
 O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN = range(32, 42)
 O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK = range(42, 52)
-O_BUSY, O_MAXT = 52, 53
+O_BUSY, O_MAXT, O_VCNT = 52, 53, 54
+S_LVL = 56            # scratch for decoded level ids (up to 8 levels)
 HEADER = 64
 
 # memory-counter slots (archsim.mem.interface MC_*)
@@ -109,11 +110,13 @@ def _update(s, cmd, c, sc, sidx, t):
     L = s[H_L]
     o_nc = s[O_NCOUNT]; o_lo = s[O_LOFF]; o_ls = s[O_LSIZE]
     nsc = s[o_nc + sc]
+    NB = s[H_NB]
+    o_bn = s[O_BNODE]
     for lv in range(L):
         ncl = s[o_nc + lv]
         base = s[o_lo + lv] + c * ncl
         if lv <= sc:
-            nl = sidx // (nsc // ncl)
+            nl = s[o_bn + lv * NB + sidx] if sc == L - 1 else sidx // (nsc // ncl)
             _apply(s, base + nl, lv, cmd, t)
             if lv >= 1 and s[s[O_HASSIB] + lv * N_CMD + cmd]:
                 ls = s[o_ls + lv]
@@ -142,7 +145,8 @@ def _decode(s, addr):
     L = s[H_L]
     o_ls = s[O_LSIZE]
     ch = np.int64(0); row = np.int64(0); col = np.int64(0)
-    lvl = np.zeros(8, dtype=np.int64)
+    for lv in range(L):
+        s[S_LVL + lv] = 0
     nf = s[H_NF]
     if s[H_MAPMODE] == 1:
         for k in range(nf):
@@ -156,7 +160,7 @@ def _decode(s, addr):
             nb = 0
             while (np.int64(1) << nb) < s[o_ls + lv]:
                 nb += 1
-            lvl[lv] = a & ((np.int64(1) << nb) - 1)
+            s[S_LVL + lv] = a & ((np.int64(1) << nb) - 1)
             a >>= nb
         cb = s[H_COLB]
         col += (a & ((np.int64(1) << (cb - 2)) - 1)) << 2
@@ -168,7 +172,7 @@ def _decode(s, addr):
             while (np.int64(1) << nb) < s[o_ls + lv]:
                 nb += 1
             if nb > 0:
-                lvl[lv] ^= (col >> xi) & ((np.int64(1) << nb) - 1)
+                s[S_LVL + lv] ^= (col >> xi) & ((np.int64(1) << nb) - 1)
                 xi += nb
         rb = s[H_ROWB]
         row ^= (col >> xi) & ((np.int64(1) << rb) - 1)
@@ -186,7 +190,7 @@ def _decode(s, addr):
             elif kd == F_COL:
                 col = v
             else:
-                lvl[kd] = v
+                s[S_LVL + kd] = v
     xm = s[H_XOR]
     if xm & 1:
         xi = 0
@@ -195,7 +199,7 @@ def _decode(s, addr):
             while (np.int64(1) << nb) < s[o_ls + lv]:
                 nb += 1
             if lv >= L - 2 and nb > 0:
-                lvl[lv] ^= (row >> xi) & ((np.int64(1) << nb) - 1)
+                s[S_LVL + lv] ^= (row >> xi) & ((np.int64(1) << nb) - 1)
                 xi += nb
     if xm & 2:
         cb = s[H_CHB]
@@ -203,7 +207,7 @@ def _decode(s, addr):
             ch ^= (row >> 4) & ((np.int64(1) << cb) - 1)
     b = np.int64(0)
     for lv in range(1, L):
-        b = b * s[o_ls + lv] + lvl[lv]
+        b = b * s[o_ls + lv] + s[S_LVL + lv]
     return ch, b, row
 
 
@@ -241,11 +245,35 @@ def _refresh_due(s, counters, c, sidx, t_need):
 
 @njit(cache=True)
 def _ring_get(s, c, k):
-    """Column tick of burst ``k`` of channel ``c`` (-1 if older than the window)."""
+    """Column tick of burst ``k`` of channel ``c`` (-1 if older than the lookahead window).
+    The ring holds the last ``Q`` column runs (first burst, first tick, spacing, count)."""
     Q = s[H_Q]
     if k < 0 or k < s[s[O_RINGK] + c] - Q:
         return np.int64(-1)
-    return s[s[O_RING] + c * Q + (k % Q)]
+    nv = s[s[O_VCNT] + c]
+    base = s[O_RING] + c * Q * 4
+    v = nv - 1
+    while v >= 0 and v >= nv - Q:
+        r = base + (v % Q) * 4
+        if s[r] <= k:
+            return s[r + 1] + (k - s[r]) * s[r + 2]
+        v -= 1
+    return np.int64(-1)
+
+
+@njit(cache=True)
+def _ring_put(s, c, t1, gap, m):
+    """Record ``m`` column commands of channel ``c`` at ``t1, t1 + gap, ...``."""
+    Q = s[H_Q]
+    nv = s[s[O_VCNT] + c]
+    r = s[O_RING] + c * Q * 4 + (nv % Q) * 4
+    k = s[s[O_RINGK] + c]
+    s[r] = k
+    s[r + 1] = t1
+    s[r + 2] = gap
+    s[r + 3] = m
+    s[s[O_VCNT] + c] = nv + 1
+    s[s[O_RINGK] + c] = k + m
 
 
 @njit(cache=True)
@@ -312,9 +340,7 @@ def _visit(s, counters, c, b, row, n, is_write, t0):
                 if refi > 0 and s[nri] <= tj:
                     break
                 _update(s, cmd, c, s[H_L] - 1, b, tj)
-                kk = s[s[O_RINGK] + c]
-                s[s[O_RING] + c * Q + (kk % Q)] = tj
-                s[s[O_RINGK] + c] = kk + 1
+                _ring_put(s, c, tj, 0, 1)
                 m += 1
             t_last = tj
         else:
@@ -325,11 +351,7 @@ def _visit(s, counters, c, b, row, n, is_write, t0):
             if m > 0:
                 t_last = t1 + (m - 1) * gap
                 _update(s, cmd, c, s[H_L] - 1, b, t_last)
-                kk = s[s[O_RINGK] + c]
-                j0 = m - Q if m > Q else 0
-                for j in range(j0, m):
-                    s[s[O_RING] + c * Q + ((kk + j) % Q)] = t1 + j * gap
-                s[s[O_RINGK] + c] = kk + m
+                _ring_put(s, c, t1, gap, m)
             else:
                 t_last = t1
         if m > 0:
@@ -438,14 +460,15 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
         ("fbits", mapping.fbits), ("ready", np.full(n_nodes * N_CMD, -1, np.int64)),
         ("hist", np.full(n_nodes * N_CMD * W_MAX, -1, np.int64)), ("open", np.full(C * NB, -1, np.int64)),
         ("nextref", np.full(C * n_scope, t.timing["nREFI"] if refresh != "off" else 0, np.int64)),
-        ("ring", np.full(C * lookahead, -1, np.int64)), ("ringk", np.zeros(C, np.int64)),
-        ("busy", np.zeros(C, np.int64)),
+        ("ring", np.full(C * lookahead * 4, -1, np.int64)), ("ringk", np.zeros(C, np.int64)),
+        ("busy", np.zeros(C, np.int64)), ("vcnt", np.zeros(C, np.int64)),
     ]
     total = HEADER + sum(len(a) for _, a in segs) + 1
     s = np.zeros(total, dtype=np.int64)
     off = HEADER
     slots = [O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN,
-             O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK, O_BUSY]
+             O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK, O_BUSY,
+             O_VCNT]
     for slot, (_, a) in zip(slots, segs):
         s[slot] = off
         s[off:off + len(a)] = a
