@@ -105,3 +105,18 @@ def test_decode_is_memory_heavy_prefill_compute_heavy():
     pre = simulate("tpuv4i", "llama2-7b", phase="prefill", seq_len=512)
     assert dec.metrics()["utilization"] < 0.05
     assert pre.metrics()["utilization"] > 0.3
+
+
+def test_mac_energy_follows_operand_precision():
+    # same arch (fp16 datapath family via bf16 preset), int4 vs fp16 operands: the per-width MAC
+    # counters carry the MACs and int4-width MACs are priced lower than 16-bit ones
+    lo = simulate("tpuv4i", "gpt2", phase="decode", kv_len=16,
+                  overrides=["workload.precision.weights=int4", "workload.precision.activations=int4",
+                             "workload.precision.kv_cache=int4"])
+    hi = simulate("tpuv4i", "gpt2", phase="decode", kv_len=16,
+                  overrides=["workload.precision.weights=fp16", "workload.precision.activations=fp16",
+                             "workload.precision.kv_cache=fp16"])
+    cl, ch = lo.components["array"], hi.components["array"]
+    assert cl["counts"]["mac_4b"] == lo.macs and ch["counts"]["mac_16b"] == hi.macs
+    mac_e = lambda c: sum(v for k, v in c["energy_pj"].items() if k.startswith("mac_"))  # noqa: E731
+    assert 0 < mac_e(cl) < 0.5 * mac_e(ch)

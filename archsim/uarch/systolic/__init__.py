@@ -41,8 +41,17 @@ class Systolic(Uarch):
             return {"ifmap_sram": s.unified, "filter_sram": s.unified, "ofmap_sram": s.unified}
         return {"ifmap_sram": s.ifmap, "filter_sram": s.filter, "ofmap_sram": s.ofmap}
 
+    @staticmethod
+    def mac_precisions(arch_precision: str) -> dict[int, str]:
+        """Precision a MAC of each operand width runs at, in the datapath's number family."""
+        if arch_precision.startswith(("int", "mxint")):
+            return {4: "int4", 8: "int8", 16: "int16", 32: "int32"}
+        p16 = arch_precision if arch_precision in ("bf16", "fp16") else "fp16"
+        return {4: "mxfp4", 8: "fp8", 16: p16, 32: "fp32"}
+
     def prices(self, cfg, table):
-        p = {"array.mac": table.mac_pj(cfg.precision)}
+        # "array.mac" counts all MACs; energy comes from the per-width columns
+        p = {f"array.mac_{b}b": table.mac_pj(prec) for b, prec in self.mac_precisions(cfg.precision).items()}
         for comp, size in self._buf_sizes(cfg).items():
             e = table.sram_pj_per_byte(size / max(1, cfg.sram.banks))
             p[f"{comp}.read_bytes"] = e
@@ -50,6 +59,9 @@ class Systolic(Uarch):
         for prim in PRIMS:
             p[f"vector.{prim}"] = table.vector_pj(prim)
         return p
+
+    def peak_dynamic_w(self, cfg, table):
+        return self.peak_macs_per_cycle(cfg) * cfg.clock * table.mac_pj(cfg.precision) * 1e-12
 
     def leakage_w(self, cfg, table):
         peak_mac_w = self.peak_macs_per_cycle(cfg) * table.mac_pj(cfg.precision) * 1e-12 * cfg.clock

@@ -20,7 +20,10 @@ COUNTERS = (
     "filter_sram.read_bytes", "filter_sram.write_bytes",
     "ofmap_sram.read_bytes", "ofmap_sram.write_bytes",
     "vector.add", "vector.mul", "vector.exp", "vector.div", "vector.rsqrt", "vector.move",
+    # MACs by operand width (max of the A and B precisions), priced per precision
+    "array.mac_4b", "array.mac_8b", "array.mac_16b", "array.mac_32b",
 )
+C_MAC_BITS0 = 13
 C_MAC, C_IF_R, C_IF_W, C_FI_R, C_FI_W, C_OF_R, C_OF_W = range(7)
 C_VEC0 = 7
 PRIMS = ("add", "mul", "exp", "div", "rsqrt", "move")
@@ -91,13 +94,17 @@ def systolic_cost(op, layer, m, n, k, nbytes, aux, n_layers, dataflow, R, C, pri
                   preload_overlap=False):
     N = op.shape[0]
     dur = np.zeros(N, np.int64)
-    cnt = np.zeros((n_layers, 13), np.int64)
+    cnt = np.zeros((n_layers, 17), np.int64)
     for i in range(N):
         o = op[i]
         L = layer[i]
         if o == OP_GEMM:
             dur[i] = tile_cycles(dataflow, R, C, m[i], n[i], k[i], preload_overlap)
-            cnt[L, 0] += m[i] * n[i] * k[i]
+            macs = m[i] * n[i] * k[i]
+            cnt[L, 0] += macs
+            bits = aux[i, 0] if aux[i, 0] > aux[i, 1] else aux[i, 1]
+            wb = 0 if bits <= 4 else (1 if bits <= 8 else (2 if bits <= 16 else 3))
+            cnt[L, 13 + wb] += macs
             ifr, fir, ofw = sram_access_counts(dataflow, R, C, m[i], n[i], k[i])
             cnt[L, 1] += np.int64(np.ceil(ifr * aux[i, 0] / 8.0))
             cnt[L, 3] += np.int64(np.ceil(fir * aux[i, 1] / 8.0))
