@@ -111,3 +111,13 @@ def test_validation_cases_pass(pattern):
     assert rows
     failed = [(r["id"], r["metric"], r["reference"], r["simulated"]) for r in rows if not r["pass"]]
     assert not failed
+
+
+def test_speculative_reports_accepted_tokens(runner):
+    r = runner.invoke(main, ["run", "tpuv4i", "spec-llama2-7b", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    sp = json.loads(r.output)["speculative"]
+    # E[tokens per iteration] = (1 - a^(k+1)) / (1 - a) with a = 0.7, k = 4
+    assert sp["accepted_tokens_per_iteration"] == pytest.approx((1 - 0.7 ** 5) / 0.3, rel=1e-9)
+    assert sp["accepted_tokens_per_s"] > 0 and sp["accepted_tokens_per_j"] > 0
+    assert json.loads(r.output)["tokens_per_s"] == pytest.approx(sp["accepted_tokens_per_s"])

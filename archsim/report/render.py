@@ -69,6 +69,10 @@ def to_table(d: dict, console: Console) -> None:
     t.add_row("power", _fmt(d["power_w"], "W"))
     if d["tokens_per_s"]:
         t.add_row("tokens/s", f"{d['tokens_per_s']:.4g}")
+    if d.get("speculative"):
+        sp = d["speculative"]
+        t.add_row("accepted tokens/s", f"{sp['accepted_tokens_per_s']:.4g}")
+        t.add_row("accepted tokens/J", f"{sp['accepted_tokens_per_j']:.4g}")
     t.add_row("MACs", _fmt(d["macs"]))
     t.add_row("MAC utilisation", f"{100 * d['utilization']:.2f} %")
     t.add_row("area", _fmt(d["area_mm2"], "mm^2"))

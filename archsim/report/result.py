@@ -109,10 +109,14 @@ class Result:
         s = self.seconds
         area = sum(self.area.values())
         tps = self.tokens_per_s
+        tpj = (self.tokens / (e * 1e-12)) if self.tokens and e else None
+        spec = self.extra.get("speculative")
+        if spec:      # speculative decoding: the tokens that survive verification
+            tps, tpj = spec["accepted_tokens_per_s"], spec["accepted_tokens_per_j"]
         return {
             "cycles": self.cycles, "seconds": s, "energy_pj": e,
             "power_w": e * 1e-12 / s if s > 0 else 0.0,
-            "tokens_per_s": tps, "tokens_per_j": (self.tokens / (e * 1e-12)) if self.tokens and e else None,
+            "tokens_per_s": tps, "tokens_per_j": tpj,
             "macs": self.macs,
             "utilization": self.macs / (self.cycles * self.peak_macs_per_cycle) if self.cycles else 0.0,
             "area_mm2": area, "edp": e * s,

@@ -90,6 +90,9 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
         timeline=(start, finish) if keep_timeline else None,
         memory_info=dict(memory.info, model=memory.name),
         peak_dynamic_w=float(u.peak_dynamic_w(cfg, table)))
+    if wl.spec.get("kind") == "speculative":
+        from archsim.workload.speculative import speculative_metrics
+        res.extra["speculative"] = speculative_metrics(res)
     summary = getattr(u, "summary", None)
     if callable(summary):
         res.extra["uarch_summary"] = summary(res)
