@@ -304,3 +304,21 @@ def test_mask_and_stats_agree(variant, pattern, wd, ad):
     assert sc == pytest.approx(mc, rel=0.04)
     mm_, sm_ = np.mean([x[1] for x in m]), np.mean([x[1] for x in s])
     assert sm_ == pytest.approx(mm_, rel=0.02)
+
+
+@pytest.mark.parametrize("variant", ("ds_stc", "rm_stc"))
+def test_dense_weight_path_equals_mask_of_ones(variant, tmp_path):
+    """Dense weights without a mask take the closed-form path; it must equal a mask of ones."""
+    rng = np.random.default_rng(5)
+    M, N, K = 9, 24, 40
+    X = rng.random((M, K)) < 0.4
+    arch = tiny_arch(variant, cta={"m": 8, "n": 8, "k": 16})
+    _, d_mask, _ = gemm_durations(arch, np.ones((K, N), bool), X, tmp_path)
+    cfg, wl = load(arch, {"kind": "gemm", "M": M, "N": N, "K": K},
+                   overrides=["workload.sparsity.activations.density=0.4"])
+    wl.ops()[0].attrs["sparsity"]["activation_mask"] = X
+    u = registry.get(cfg.uarch)
+    prog = u.lower(cfg, wl, LowerOptions())
+    assert prog.meta["sparse"]["optab"][0][9] == 1          # dense-weight path taken
+    dur, _ = u.cost(cfg, prog)
+    assert dur[prog.op == Op.GEMM].tolist() == d_mask.tolist()

@@ -68,7 +68,7 @@ class SparseTC(Uarch):
         return sparse_tc_cost(program.op, program.layer, program.m, program.n, program.k, program.nbytes,
                               program.aux, max(1, len(program.layer_names)), VARIANT_CODE[cfg.uarch],
                               s["optab"], params(cfg), s["acnt"], s["comp"], s["bcnt"], s["bscat"],
-                              s["rm_ptr"], s["rm_idx"], s["rm_p"], s["rm_mf"], s["rm_mb"], prim_table(),
+                              s["rm_ptr"], s["rm_idx"], s["rm_p"], s["rm_mf"], s["rm_mb"], s["dspre"], prim_table(),
                               vector_rates(cfg.vector), cfg.vector.pipeline_cycles)
 
     def peak_macs_per_cycle(self, cfg):

@@ -49,8 +49,8 @@ VARIANT_CODE = {"tc_dense": 0, "stc_2to4": 1, "ds_stc": 2, "rm_stc": 3}
 
 # op table columns
 (T_MH, T_NH, T_K, T_BM, T_BN, T_BK, T_RB, T_CB, T_J, T_DENSE_A, T_DENSE_B, T_STATS, T_ACNT, T_COMP,
- T_BCNT, T_BSCAT, T_RMPTR, T_RMIDX, T_RMP, T_RMF, T_ABITS, T_BBITS, T_K4) = range(23)
-N_OPT = 23
+ T_BCNT, T_BSCAT, T_RMPTR, T_RMIDX, T_RMP, T_RMF, T_ABITS, T_BBITS, T_K4, T_DSPRE) = range(24)
+N_OPT = 24
 # parameter vector
 (P_MM, P_MN, P_MK, P_T, P_WM, P_WN, P_GA, P_GB, P_BANKS, P_DSDEC, P_R, P_L, P_V, P_W, P_ACCB,
  P_STCN, P_STCM, P_METAB, P_RMDEC) = range(19)
@@ -109,14 +109,39 @@ def warp_stc(wma, wna, kt, mm, mn, mk, n, m, meta_bits, abits, bbits, accb, out)
 
 
 @njit(cache=True)
-def warp_outer(rb, cb, k0, k1, wma, wna, K, CB, dense_a, dense_b, acnt, aoff, bcnt, bscat, boff,
-               ga, gb, banks, dec_rate, abits, bbits, accb, out):
+def warp_outer(rb, cb, j, k0, k1, wma, wna, K, CB, J, dense_a, dense_b, acnt, aoff, bcnt, bscat, boff,
+               dspre, dspre_off, ga, gb, banks, dec_rate, abits, bbits, accb, out):
     comp = 0
     issued = 0
     opb = 0
     acc = 0
     confl = 0
     dsc = dense_scatter_cycles(wna, gb, banks)
+    kt = k1 - k0
+    dec = kt * (wma + wna)
+    if dspre_off >= 0:
+        # per (row block, column block, chunk) sums of the k loop below, precomputed by the
+        # lowerer as products of count matrices (same arithmetic, BLAS speed)
+        q = dspre_off + ((rb * CB + cb) * J + j) * 4
+        out[0] = dspre[q + 1]
+        out[1] = dspre[q + 3]
+        out[2] = dec
+        out[3] = dspre[q + 1] * accb
+        out[4] = 0
+        out[5] = dspre[q + 2]
+        out[6] = dec
+        return max(dspre[q], cdiv(dec, dec_rate))
+    if dense_a and dense_b:
+        ca = cdiv(wma, ga)
+        cbq = cdiv(wna, gb)
+        out[0] = kt * wma * wna
+        out[1] = kt * (wma * cbq * abits + wna * ca * bbits)
+        out[2] = dec
+        out[3] = kt * wma * wna * accb
+        out[4] = 0
+        out[5] = kt * ca * (dsc - cbq)
+        out[6] = dec
+        return max(kt * ca * dsc, cdiv(dec, dec_rate))
     for kk in range(k0, k1):
         if dense_a:
             a = wma
@@ -139,8 +164,6 @@ def warp_outer(rb, cb, k0, k1, wma, wna, K, CB, dense_a, dense_b, acnt, aoff, bc
         confl += ca * (sc - cbq)
         opb += a * cbq * abits + b * ca * bbits
         acc += a * b * accb
-    kt = k1 - k0
-    dec = kt * (wma + wna)
     cyc = max(comp, cdiv(dec, dec_rate))
     out[0] = issued
     out[1] = opb
@@ -231,7 +254,7 @@ def warp_rowmerge(rb, cb, j, k0, k1, wm, wma, wna, K, CB, J, dense_a, dense_b, s
 
 @njit(cache=True)
 def sparse_tc_cost(op, layer, m, n, k, nbytes, aux, n_layers, variant, optab, par, acnt, comp, bcnt,
-                   bscat, rm_ptr, rm_idx, rm_p, rm_mf, rm_mb, prim, rates, pipeline):
+                   bscat, rm_ptr, rm_idx, rm_p, rm_mf, rm_mb, dspre, prim, rates, pipeline):
     N = op.shape[0]
     dur = np.zeros(N, np.int64)
     cnt = np.zeros((n_layers, N_COUNTERS), np.int64)
@@ -297,8 +320,9 @@ def sparse_tc_cost(op, layer, m, n, k, nbytes, aux, n_layers, variant, optab, pa
                         else:
                             cyc = warp_dense(wma, wna, kt, mm, mn, mk, abits, bbits, accb, out)
                     elif variant == 2:
-                        cyc = warp_outer(rb, cb, k0, k1, wma, wna, K, CB, dense_a, dense_b, acnt,
-                                         optab[t, T_ACNT], bcnt, bscat, optab[t, T_BCNT], ga, gb, banks,
+                        cyc = warp_outer(rb, cb, j, k0, k1, wma, wna, K, CB, J, dense_a, dense_b, acnt,
+                                         optab[t, T_ACNT], bcnt, bscat, optab[t, T_BCNT], dspre,
+                                         optab[t, T_DSPRE], ga, gb, banks,
                                          dsdec, abits, bbits, accb, out)
                     else:
                         cyc = warp_rowmerge(rb, cb, j, k0, k1, wm, wma, wna, K, CB, J, dense_a, dense_b,

@@ -24,7 +24,7 @@ from archsim.config.types import PRECISION_BITS
 from archsim.isa import Op, ProgramBuilder
 from archsim.uarch.sparse_tc.cost import N_OPT, T_ABITS, T_ACNT, T_BBITS, T_BCNT, T_BK, T_BM, T_BN, \
     T_BSCAT, T_CB, T_COMP, T_DENSE_A, T_DENSE_B, T_J, T_K, T_K4, T_MH, T_NH, T_RB, T_RMF, T_RMIDX, T_RMP, \
-    T_RMPTR, T_STATS
+    T_RMPTR, T_STATS, T_DSPRE
 from archsim.uarch.sparse_tc.structure import build_structure
 from archsim.uarch.systolic.lower import SystolicLowerer, _Alloc
 from archsim.workload.graph import GemmOp
@@ -79,6 +79,7 @@ class SparseTCLowerer(SystolicLowerer):
         self.f_rmp = _Flat(np.int32)
         self.f_mf = _Flat(np.float64)
         self.f_mb = _Flat(np.float64)
+        self.f_dspre = _Flat(np.int64)
         self.next_sm = 0
         self.density_info: dict[str, dict] = {}
 
@@ -127,7 +128,7 @@ class SparseTCLowerer(SystolicLowerer):
         row[T_RMPTR] = self.f_rmptr.add(st.rm_ptr)
         row[T_RMIDX] = self.f_rmidx.add(st.rm_idx)
         row[T_RMP] = self.f_rmp.add(st.rm_p)
-        if v == "rm_stc" and st.stats and not st.dense_b:
+        if v == "rm_stc" and not st.dense_b:
             V = cfg.rowmerge.vector
             mf = _chunk_mean(np.ceil(st.bcnt / V), bk)            # (J, CB)
             mb = _chunk_mean(st.bcnt.astype(np.float64), bk)
@@ -135,6 +136,9 @@ class SparseTCLowerer(SystolicLowerer):
             mf = mb = np.zeros(0)
         row[T_RMF] = self.f_mf.add(mf)
         self.f_mb.add(mb)
+        row[T_DSPRE] = -1
+        if v == "ds_stc" and not (st.dense_a and st.dense_b):
+            row[T_DSPRE] = self.f_dspre.add(_outer_sums(st, Mh, Nh, K, wm, wn, bk, ab, bb, cfg.outer))
         opid = len(self.optab)
         self.optab.append(row)
         # ---- CTA steps ------------------------------------------------------------------------
@@ -282,9 +286,50 @@ class SparseTCLowerer(SystolicLowerer):
             optab=np.stack(self.optab) if self.optab else np.zeros((1, N_OPT), np.int64),
             acnt=self.f_acnt.array(), comp=self.f_comp.array(), bcnt=self.f_bcnt.array(),
             bscat=self.f_bscat.array(), rm_ptr=self.f_rmptr.array(), rm_idx=self.f_rmidx.array(),
-            rm_p=self.f_rmp.array(), rm_mf=self.f_mf.array(), rm_mb=self.f_mb.array())
+            rm_p=self.f_rmp.array(), rm_mf=self.f_mf.array(), rm_mb=self.f_mb.array(),
+            dspre=self.f_dspre.array())
         prog.meta["density"] = self.density_info
         return prog
+
+
+def _outer_sums(st, Mh, Nh, K, wm, wn, bk, ab, bb, o) -> np.ndarray:
+    """Outer-product sums per (row block, column block, k chunk), as matrix products of the
+    per-k counts: [sum ceil(a/ga)*s, sum a*b, sum ceil(a/ga)*(s - ceil(b/gb)),
+    operand bits sum a*ceil(b/gb)*ab + b*ceil(a/ga)*bb] (zero where a or b is zero)."""
+    from archsim.uarch.sparse_tc.structure import dense_scatter
+    RB, CB, J = -(-Mh // wm), -(-Nh // wn), -(-K // bk)
+    if st.dense_a:
+        a = np.broadcast_to(np.minimum(wm, Mh - np.arange(RB) * wm)[:, None], (RB, K)).astype(np.float64)
+    else:
+        a = st.acnt.astype(np.float64)
+    if st.dense_b:
+        cols = np.minimum(wn, Nh - np.arange(CB) * wn)
+        b = np.broadcast_to(cols[None, :], (K, CB)).astype(np.float64)
+        sc = np.broadcast_to(np.array([dense_scatter(int(c), o.b_group, o.acc_banks) for c in cols],
+                                      np.float64)[None, :], (K, CB))
+    else:
+        b = st.bcnt.astype(np.float64)
+        sc = st.bscat.astype(np.float64)
+    ca = np.ceil(a / o.a_group)
+    cbq = np.ceil(b / o.b_group)
+    pad = J * bk - K
+
+    def left(x):            # (RB, K) -> (J, RB, bk), contiguous
+        x = np.pad(x, ((0, 0), (0, pad))) if pad else x
+        return np.ascontiguousarray(x.reshape(RB, J, bk).transpose(1, 0, 2))
+
+    def right(x):           # (K, CB) -> (J, bk, CB)
+        x = np.pad(x, ((0, pad), (0, 0))) if pad else x
+        return np.ascontiguousarray(x.reshape(J, bk, CB))
+
+    # float32 products are exact here: every sum is below 2^24 (bk * wm * wn * 16 bits)
+    a3, ca3, b3, sc3, cbq3 = (x.astype(np.float32) for x in (left(a), left(ca), right(b), right(sc), right(cbq)))
+    out = np.empty((RB, CB, J, 4), np.int64)
+    out[..., 0] = np.rint(ca3 @ sc3).transpose(1, 2, 0)
+    out[..., 1] = np.rint(a3 @ b3).transpose(1, 2, 0)
+    out[..., 2] = np.rint(ca3 @ (sc3 - cbq3)).transpose(1, 2, 0)
+    out[..., 3] = np.rint(ab * (a3 @ cbq3) + bb * (ca3 @ b3)).transpose(1, 2, 0)
+    return out
 
 
 def _chunk_mean(x: np.ndarray, bk: int) -> np.ndarray:
