@@ -111,7 +111,10 @@ def _slice(blk, lo, hi):
 class _Task:
     """Command lists of one iteration (up to one head per channel) for one placement."""
 
-    def __init__(self, g: _Geo, placement, L, dh, n_mac, key, val, valid):
+    def __init__(self, g: _Geo, placement, L, dh, n_mac, key, val, valid, n_elem=None):
+        # n_mac: elements one MAC command feeds a unit (its SIMD lanes); n_elem: elements per
+        # column burst (data movement of the probabilities)
+        n_elem = n_elem or n_mac
         P, R, G, B, tx = g.P, g.R, g.G, g.B, g.tx
         lch = np.arange(valid, dtype=np.int64)
         self.valid = valid
@@ -160,10 +163,10 @@ class _Task:
         self.sfm = _blk(lch, E.K_DATA, E.D_SFM, np.zeros(valid, np.int64))
         # --- MVGB (probabilities into the GEMV buffers) ---
         if placement == "buffer_die":
-            ncol = math.ceil(L / (P * n_mac))
+            ncol = math.ceil(L / (P * n_elem))
             a = np.broadcast_to((val + np.arange(ncol))[:, None], (ncol, valid))
         else:
-            ncol = math.ceil(L / (PRG * n_mac))
+            ncol = math.ceil(L / (PRG * n_elem))
             rk, bg_, col = np.meshgrid(np.arange(R), np.arange(G), np.arange(ncol), indexing="ij")
             a = (val + rk.ravel() * g.GS_rank + bg_.ravel() * g.GS_bg + col.ravel())[:, None]
             a = np.broadcast_to(a, (a.shape[0], valid))
@@ -212,11 +215,13 @@ class _Task:
         return _blk(self.lch, self.mac_kind, 0, self.score_mac[0, 0])
 
 
-def build_trace(dev, placement, L_list, dh, dbyte, n_channels, *, max_seq_len=4096, reference=False):
+def build_trace(dev, placement, L_list, dh, dbyte, n_channels, *, max_seq_len=4096, reference=False,
+                lanes=None):
     """Global command trace (ch, kind, sub, addr) of the tasks in ``L_list`` (one sequence
     length per task, dealt to channels ``n_channels`` at a time)."""
     g = _Geo(dev)
-    n_mac = dev.tx_bytes // dbyte
+    n_elem = dev.tx_bytes // dbyte
+    n_mac = min(lanes or n_elem, n_elem)
     n_tasks = len(L_list)
     num_itr = math.ceil(n_tasks / n_channels)
     partition = math.ceil(max_seq_len * dh / (g.P * g.R * g.G * g.B))
@@ -229,7 +234,7 @@ def build_trace(dev, placement, L_list, dh, dbyte, n_channels, *, max_seq_len=40
         # one sequence length per iteration: the longest of its tasks (units run in lockstep)
         L = int(max(L_list[lo:hi]))
         key = it * partition
-        tasks.append(_Task(g, placement, L, dh, n_mac, key, key + v_offset, valid))
+        tasks.append(_Task(g, placement, L, dh, n_mac, key, key + v_offset, valid, n_elem))
     barrier = _blk(np.arange(n_channels), E.K_BARRIER, 0, np.zeros(n_channels, np.int64))
     out = _Cmds()
 

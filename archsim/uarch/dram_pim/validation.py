@@ -1,0 +1,47 @@
+"""Validation-case functions (``kind: python``) for the DRAM-PIM model."""
+from __future__ import annotations
+
+from archsim.uarch.dram_pim import api
+
+
+def attacc_case(case: dict) -> dict:
+    """One row of AttAcc's Ramulator reference: attention of ``heads`` heads of length ``seq_len``
+    on one HBM3-PIM stack. Metrics: mem_cycles, n_MAC_cmds, n_SFM_cmds, n_MVGB_cmds, n_MVSB_cmds,
+    n_WRGB_cmds."""
+    prec = "fp16" if int(case.get("bytes_per_elem", 2)) == 2 else "int8"
+    r = api.attention_cycles(case.get("arch", "attacc_pim"), 1, [int(case["seq_len"])], int(case["heads"]),
+                             int(case.get("d_head", 128)), overrides=[f"pim.precision={prec}"],
+                             placement=case["placement"], power_constrained=bool(case["power_constrained"]),
+                             reference_trace=bool(case.get("reference_trace", True)))
+    c = r.counters
+    return {"mem_cycles": r.cycles, "n_MAC_cmds": c["mac_ab"] + c["mac_sb"] + c["mac_pb"],
+            "n_SFM_cmds": c["sfm"], "n_MVGB_cmds": c["mvgb"], "n_MVSB_cmds": c["mvsb"], "n_WRGB_cmds": c["wrgb"]}
+
+
+def pimsim_case(case: dict) -> dict:
+    """Samsung PIMSimulator benchmarks: gemv / add / mul / relu (PIM and host baseline cycles,
+    speed-up) and plain-stack read / write bandwidth."""
+    arch = case.get("arch", "hbm_pim")
+    test = case["test"]
+    if test == "gemv":
+        p = api.gemv_cycles(arch, int(case["rows"]), int(case["cols"]))
+        b = api.gemv_baseline_cycles(arch, int(case["rows"]), int(case["cols"]))
+        return {"pim": p.cycles, "non_pim": b.cycles, "speedup": b.cycles / p.cycles}
+    if test in ("add", "mul", "relu"):
+        p = api.eltwise_cycles(arch, test, int(case["elements"]))
+        b = api.eltwise_baseline_cycles(arch, test, int(case["elements"]))
+        return {"pim": p.cycles, "non_pim": b.cycles, "speedup": b.cycles / p.cycles}
+    if test == "bandwidth":
+        ov = [f"pim.stacks={int(case.get('stacks', 1))}"]
+        rd = api.stream_cycles(arch, int(case["read_bytes"]), 0, overrides=ov)
+        wr = api.stream_cycles(arch, 0, int(case["write_bytes"]), overrides=ov)
+        return {"read_GBps": case["read_bytes"] / rd.seconds / 1e9, "write_GBps": case["write_bytes"] / wr.seconds / 1e9}
+    raise ValueError(f"unknown test {test!r}")
+
+
+def gemv_speedup_case(case: dict) -> dict:
+    """GEMV speed-up of a PIM device over the same DRAM without PIM."""
+    ov = list(case.get("pim_overrides", []))
+    p = api.gemv_cycles(case["arch"], int(case["rows"]), int(case["cols"]), overrides=ov)
+    b = api.gemv_baseline_cycles(case["arch"], int(case["rows"]), int(case["cols"]), overrides=ov)
+    return {"speedup": b.cycles / p.cycles}
