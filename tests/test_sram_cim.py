@@ -328,13 +328,13 @@ def test_buffer_flags_match_naive(sets, nk, nn, per_round):
 
 def test_workload_block_sparse_masks_are_not_skipped_twice():
     # the workload's masks already cut the attention GEMMs to the kept blocks: the CIM runs them
-    # all and only reports the masked MACs as skipped
+    # all and skips nothing more (the masked blocks are not in the workload's MAC count)
     w = dict(TINY, phase="prefill", seq_len=256, kv_len=0,
              attn_sparsity={"pattern": "local", "block": 32, "window": 64})
     dense = simulate(arch(count=8), dict(TINY, phase="prefill", seq_len=256, kv_len=0))
     r = simulate(arch(count=8), w)
     arr = r.components["array"]["counts"]
     assert r.macs == r.expected_macs                       # kept work all executed
-    assert arr["skipped_mac"] > 0
-    assert arr["mac"] + arr["skipped_mac"] == pytest.approx(dense.macs, rel=0.01)
+    assert arr.get("skipped_mac", 0) == 0
+    assert arr["mac"] < dense.macs
     assert r.bounds_ok()

@@ -120,3 +120,12 @@ def test_mac_energy_follows_operand_precision():
     assert cl["counts"]["mac_4b"] == lo.macs and ch["counts"]["mac_16b"] == hi.macs
     mac_e = lambda c: sum(v for k, v in c["energy_pj"].items() if k.startswith("mac_"))  # noqa: E731
     assert 0 < mac_e(cl) < 0.5 * mac_e(ch)
+
+
+def test_sparse_core_bounds_conserve_issued_plus_skipped_macs():
+    res = simulate("rm_stc", "llama2-7b", phase="decode", kv_len=128,
+                   overrides=["workload.sparsity.weights.density=0.3",
+                              "workload.sparsity.activations.density=0.5"])
+    assert res.skipped_macs > 0
+    assert res.macs + res.skipped_macs == res.expected_macs
+    assert res.bounds_ok()

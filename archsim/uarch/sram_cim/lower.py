@@ -57,14 +57,6 @@ def density_of(op) -> float:
     return 1.0
 
 
-def masked_macs(op) -> int:
-    """MACs of the masked blocks an op's shapes already leave out (rewritten attention)."""
-    d = op.attrs.get("attn_density")
-    if op.role in ("attn_qk", "attn_sv") and "attn_nnz" in op.attrs and d and 0 < d < 1:
-        return int(round(op.macs * (1.0 / d - 1.0)))
-    return 0
-
-
 class CimLowerer:
     def __init__(self, cfg, memory_bytes_per_cycle: float):
         self.cfg = cfg
@@ -388,12 +380,13 @@ class CimLowerer:
         return [done] + res
 
     def skipped_only(self, op, ts, layer: int) -> None:
-        """Account the MACs of tiles whose every wave is masked (nothing to load, write or run)."""
+        """Account the MACs of tiles whose every wave is masked (nothing to load, write or run).
+        Blocks the workload's masks already removed from the GEMM shapes are not the datapath's
+        skips and are not counted here (the workload's MAC count excludes them)."""
         dead = ts.kept == 0
-        extra = masked_macs(op)
-        if dead.any() or extra:
+        if dead.any():
             self.pb.add(Op.GEMM, U_CTRL, layer, m=0, n=0, k=0,
-                        aux=[1, 1, int((ts.rows * ts.tk[dead] * ts.tn[dead]).sum()) + extra, 0])
+                        aux=[1, 1, int((ts.rows * ts.tk[dead] * ts.tn[dead]).sum()), 0])
 
     def gemm(self, wl, op: GemmOp, layer: int) -> None:
         ts = self.tiles(op)
