@@ -49,31 +49,45 @@ class DramPim(Uarch):
         return ["host"] + [f"pim_ch{i}" for i in range(1)]
 
     def lower(self, cfg, workload, opts, memory=None):
-        """Every GEMM of the workload with M <= 8 rows of activations becomes GEMVs on the PIM
-        devices (one per activation row); larger GEMMs are rejected."""
+        """Decode layers on the PIM devices: every FC GEMM becomes M GEMVs (one per activation
+        row; PIM units have no batching), the attention score GEMM becomes the whole
+        attention (QK^T, softmax, SV) of the batch; prefill-sized GEMMs are rejected."""
         from archsim.errors import LoweringError
         b = ProgramBuilder(self.unit_names(cfg))
         dev = resolve(cfg)
-        cycles_per_ck = cfg.clock * dev.tck_ns * 1e-9
+        per_ck = cfg.clock * dev.tck_ns * 1e-9
+        rep = workload.group_repeat()
+        layers = {}
         cache = {}
-        for grp in workload.groups:
-            li = b.layer(grp.name, getattr(grp, "repeat", 1))
-            for op in grp.ops:
-                if not hasattr(op, "M"):
-                    continue
-                count = int(getattr(op, "count", 1))
+        for op in workload.ops():
+            if not hasattr(op, "M"):
+                continue
+            if op.layer not in layers:
+                layers[op.layer] = b.layer(op.layer, rep.get(op.layer, 1))
+            li = layers[op.layer]
+            count = int(op.count)
+            if op.role == "attn_sv":
+                continue                               # timed with attn_qk
+            if op.role == "attn_qk":
+                heads = max(1, count // max(1, workload.batch))
+                key = ("attn", workload.batch, op.N, heads, op.K)
+                if key not in cache:
+                    cache[key] = attention_cycles(cfg, workload.batch, int(op.N), heads, int(op.K))
+                r = cache[key]
+                reps = 1
+            else:
                 if op.M > 8:
                     raise LoweringError(f"{op.name}: M={op.M} rows is not a GEMV; dram_pim runs decode "
                                         f"(matrix-vector) layers only")
-                key = (op.N, op.K)
+                key = ("gemv", op.N, op.K)
                 if key not in cache:
-                    cache[key] = gemv_cycles(cfg, op.N, op.K)
+                    cache[key] = gemv_cycles(cfg, int(op.N), int(op.K))
                 r = cache[key]
-                reps = op.M * count
-                cyc = int(np.ceil(r.cycles * cycles_per_ck))
-                b.add(Op.GEMM, 1, li, m=op.M, n=op.N, k=op.K,
-                      aux=[cyc * reps, r.counters["mac_ab"] + r.counters["mac_sb"] + r.counters["mac_pb"],
-                           op.M * op.N * op.K * count, r.counters["bank_acts"] * reps])
+                reps = int(op.M) * count
+            c = r.counters
+            b.add(Op.GEMM, 1, li, m=op.M, n=op.N, k=op.K,
+                  aux=[int(np.ceil(r.cycles * per_ck)) * reps, (c["mac_ab"] + c["mac_sb"] + c["mac_pb"]) * reps,
+                       r.macs * reps, c["bank_acts"] * reps])
         return b.build()
 
     def cost(self, cfg, program):

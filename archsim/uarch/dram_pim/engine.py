@@ -173,7 +173,7 @@ def _set_rows(open_row, scope, bank, bid, row, P, nbpp, B):
 
 
 @njit(cache=True)
-def run_stream(kind, sub, bank, row, geom, T):
+def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
     """Time one command stream. ``bank`` is the flat bank index ((p*R + r)*G + g)*B + b of
     the addressed bank (for all-bank / same-bank requests: the bank the address names);
     ``row`` the row it needs (-1: none). ``geom`` = (P, R, G, B). Returns the counters
@@ -316,8 +316,9 @@ def run_stream(kind, sub, bank, row, geom, T):
                         rdy = max(rdy, last_rd_p[p_] + T[T_RTW])
                         if k == K_WR_AB:
                             rdy = max(rdy, last_mac_ab + T[T_RTW])
-                hitkeys[nh] = b
-                nh += 1
+                if scope != S_NONE:            # data-path commands touch no row
+                    hitkeys[nh] = b
+                    nh += 1
                 welig[nw] = not barrier
             elif c == CMD_ACT:
                 rdy = max(row_free, ref_block)
@@ -364,7 +365,7 @@ def run_stream(kind, sub, bank, row, geom, T):
                 tnext = wrdy[w]
         if pick < 0:
             if tnext < INF:
-                t = min(tnext, ref_due)
+                t = t + 1 if tick_mode else min(tnext, ref_due)
                 continue
             # only held-back row commands are left: release the earliest one
             best = INF
@@ -375,7 +376,7 @@ def run_stream(kind, sub, bank, row, geom, T):
             if pick < 0:
                 break
             if best > t:
-                t = min(best, ref_due)
+                t = t + 1 if tick_mode else min(best, ref_due)
                 continue
         # ---- issue ----
         j = wi[pick]

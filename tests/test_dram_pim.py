@@ -1,0 +1,111 @@
+"""DRAM-bank PIM: hand-derived command timelines, engine vs a cycle-stepped twin, AttAcc counts,
+bounds and bad input."""
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from archsim.errors import ArchsimError, ConfigError
+from archsim.uarch.dram_pim import attention_cycles, gemv_cycles, resolve
+from archsim.uarch.dram_pim import engine as E
+from archsim.uarch.dram_pim.api import load
+
+# AttAcc HBM3 timing (arch_configs/attacc_pim.yaml): tRCDRD 19, tRP 19, tRTP 8, MAC gap 6 (power limit)
+BASE = ["memory.dram.refresh='off'", "pim.output_registers=1"]
+
+
+def test_gemv_one_row_per_bank_timeline():
+    # 1024 x 512 on 16 channels x 64 bank units: every unit holds 1 row x 32 bursts = one DRAM row.
+    cfg = load("attacc_pim", BASE + ["pim.global_buffer_bytes=1024"])
+    r = gemv_cycles(cfg, 1024, 512)
+    # 32 query writes on the data path, bank groups round robin: every nBL = 2 -> t = 0..62.
+    # ACT_AB (behind the barrier, a row command) at t = 0; first MAC after the barrier at 63
+    # (>= ACT + tRCD = 19); 32 MACs every 6 cycles -> last at 63 + 31*6 = 249.
+    # read-out: 4 data commands (pCH 0/1 alternating) at 250, 251, 252, 253 -> 254 cycles.
+    assert r.cycles == 63 + 31 * 6 + 4 + 1
+    c = r.counters
+    assert c["act_ab"] == 16 and c["pre_ab"] == 0 and c["mac_ab"] == 16 * 32
+    assert r.macs == 1024 * 512
+
+
+def test_gemv_several_activations_per_bank_timeline():
+    # 1024 x 2048: each unit holds 1 row x 128 bursts = 4 DRAM rows of one bank (4 ACTs per bank).
+    cfg = load("attacc_pim", BASE + ["pim.global_buffer_bytes=4096"])
+    r = gemv_cycles(cfg, 1024, 2048)
+    first = 2 * 127 + 1                      # 128 query writes every nBL=2 -> last at 254
+    per_row_extra = 8 + 19 + 19              # last MAC -> PREA (tRTP) -> ACT (tRP) -> MAC (tRCD)
+    last_mac = first + 3 * (31 * 6 + per_row_extra) + 31 * 6
+    assert r.cycles == last_mac + 4 + 1
+    c = r.counters
+    assert c["act_ab"] == 16 * 4 and c["pre_ab"] == 16 * 3 and c["mac_ab"] == 16 * 128
+
+
+def test_power_limit_slows_mac_stream():
+    cfg = load("attacc_pim", BASE + ["pim.global_buffer_bytes=1024"])
+    pc = gemv_cycles(cfg, 1024, 512, power_constrained=True)
+    npc = gemv_cycles(cfg, 1024, 512, power_constrained=False)
+    assert pc.cycles - npc.cycles == 31 * (6 - 4)
+
+
+def _random_stream(rng, n, B):
+    kinds = rng.choice([E.K_MAC_AB, E.K_MAC_SB, E.K_MAC_PB, E.K_DATA, E.K_RD, E.K_WR, E.K_BARRIER], size=n)
+    bank = rng.integers(0, 2 * 2 * 2 * B, size=n)
+    row = rng.integers(0, 3, size=n)
+    row[(kinds == E.K_DATA) | (kinds == E.K_BARRIER)] = -1
+    return kinds.astype(np.int64), np.zeros(n, np.int64), bank.astype(np.int64), row.astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_engine_matches_cycle_stepped_twin(seed):
+    rng = np.random.default_rng(seed)
+    dev = resolve(load("attacc_pim"))
+    T = dev.T.copy()
+    T[E.T_REFI] = 400                       # a few refreshes in a short stream
+    T[E.T_RFC] = 60
+    T[E.T_WINDOW] = int(rng.integers(2, 12))
+    geom = np.array([2, 2, 2, 4], np.int64)
+    k, s, b, r = _random_stream(rng, 120, 4)
+    fast = E.run_stream(k, s, b, r, geom, T)
+    slow = E.run_stream.py_func(k, s, b, r, geom, T, True)
+    assert np.array_equal(fast, slow)
+
+
+def test_attacc_bank_counts_match_reference_generator():
+    # the reference trace for 130 heads, L = 2048, FP16 (attacc_ramulator_reference_subset.csv)
+    r = attention_cycles("attacc_pim", 1, [2048], 130, 128, reference_trace=True)
+    c = r.counters
+    assert (c["mac_ab"], c["sfm"], c["mvgb"], c["mvsb"], c["wrgb"]) == (66576, 146, 9344, 10400, 1040)
+    assert abs(r.cycles / 37593 - 1) < 0.10
+
+
+def test_attention_bounds_and_mac_conservation():
+    # without the reference generator's repeats every head's QK^T and SV is issued once
+    L, heads = 512, 16
+    r = attention_cycles("attacc_pim", 1, [L], heads, 128)
+    dev = resolve(load("attacc_pim"))
+    assert r.counters["mac_ab"] * 64 * 16 == heads * 2 * L * 128
+    kv_bytes = heads * 2 * L * 128 * 2
+    internal_peak = dev.channels * 64 * 32 / dev.mac_gap         # bytes per CK, all units
+    assert r.cycles >= kv_bytes / internal_peak
+    assert r.internal_bytes == kv_bytes
+
+
+def test_bad_simd_width_names_field():
+    with pytest.raises(ConfigError) as e:
+        gemv_cycles("attacc_pim", 64, 64, overrides=["pim.simd_lanes=12"])
+    assert e.value.path == "pim.simd_lanes"
+
+
+def test_layout_too_large_is_an_error():
+    with pytest.raises(ArchsimError, match="does not fit"):
+        attention_cycles("attacc_pim", 4096, 4096, 96, 128)
+    with pytest.raises(ArchsimError, match="does not fit"):
+        gemv_cycles("hbm_pim", 1 << 20, 1 << 16)
+
+
+def test_cli_bad_simd_exit_2():
+    from archsim.cli import main
+    res = CliRunner().invoke(main, ["run", "hbm_pim", "gpt2", "--phase", "decode", "--set", "pim.simd_lanes=12"])
+    assert res.exit_code == 2
+    assert "pim.simd_lanes" in res.output
