@@ -1,7 +1,6 @@
 """GPU xPU model: cost kernel vs naive twin, hand-derived cycles, bounds, TP, bad input."""
 import math
 
-import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 

@@ -1,5 +1,4 @@
 """The shared timing kernel against a naive Python twin on random programs."""
-import heapq
 
 import numpy as np
 from hypothesis import given, settings, strategies as st

@@ -1,7 +1,7 @@
 """Config sections shared by every microarchitecture."""
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
 from pydantic import Field, PositiveInt, model_validator
 

@@ -17,12 +17,13 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence, Union
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from archsim.errors import ArchsimError, ConfigError, InputFileError, did_you_mean
+from archsim.config.loader import load_yaml_file
+from archsim.errors import ArchsimError, ConfigError, did_you_mean
 from archsim.sweep import expr as _expr
 
 DEFAULT_EVALUATOR = "archsim.sweep.backend"
@@ -389,18 +390,7 @@ def load_spec(source: Union[str, Path, dict]) -> tuple[SweepSpec, Path]:
         data, base, where = source, Path.cwd(), "<dict>"
     else:
         path = Path(source)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise InputFileError(f"cannot read sweep spec {path}: {e.strerror or e}") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            at = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise InputFileError(f"malformed YAML in {path}{at}: {getattr(e, 'problem', None) or e}") from None
-        if not isinstance(data, dict):
-            raise InputFileError(f"{path}: a sweep spec is a mapping at the top level")
+        data = load_yaml_file(path)
         base, where = path.resolve().parent, str(path)
     try:
         spec = SweepSpec.model_validate(data)
