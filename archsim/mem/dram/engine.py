@@ -34,7 +34,7 @@ from archsim.mem.dram.kernel import ACT, F_CH, F_COL, F_ROW, N_CMD, PRE, PREA, R
 
 # header slots
 H_L, H_C, H_NB, H_NNODES, H_Q, H_NSCOPE, H_RSCOPE, H_RL, H_WL, H_REFI, H_NBL, H_FID = range(12)
-H_TXB, H_NF, H_MAPMODE, H_XOR, H_ROWB, H_COLB, H_PBITS, H_CHB, H_CHPOS, H_TX = range(12, 22)
+H_TXB, H_NF, H_MAPMODE, H_XOR, H_ROWB, H_COLB, H_PBITS, H_CHB, H_CHPOS, H_TX, H_BUSES = range(12, 23)
 O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN = range(32, 42)
 O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK = range(42, 52)
 O_BUSY, O_MAXT, O_VCNT = 52, 53, 54
@@ -412,7 +412,7 @@ def dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
     else:
         counters[MC_READ_BYTES] += nbytes
         counters[MC_READ_REQS] += 1
-    counters[MC_BUSY_CYCLES] += np.int64(np.ceil((j1 - j0 + 1) * s[H_NBL] * params[1] / C))
+    counters[MC_BUSY_CYCLES] += np.int64(np.ceil((j1 - j0 + 1) * s[H_NBL] * params[1] / (C * s[H_BUSES])))
     return np.int64(np.ceil(done * params[1]))
 
 
@@ -479,7 +479,8 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
            H_REFI: t.timing["nREFI"] if refresh != "off" else 0, H_NBL: nbl,
            H_FID: 0 if fidelity == "burst" else 1, H_TXB: mapping.tx_bits, H_NF: len(mapping.fkind),
            H_MAPMODE: mapping.mode, H_XOR: mapping.xor_mode, H_ROWB: mapping.row_bits, H_COLB: mapping.col_bits,
-           H_PBITS: pbits, H_CHB: int(round(math.log2(C))), H_CHPOS: chpos, H_TX: preset.tx_bytes}
+           H_PBITS: pbits, H_CHB: int(round(math.log2(C))), H_CHPOS: chpos, H_TX: preset.tx_bytes,
+           H_BUSES: preset.level_sizes[1] if preset.standard.levels[1] == "PseudoChannel" else 1}
     for k, v in hdr.items():
         s[k] = int(v)
     s[O_MAXT] = 0
