@@ -109,3 +109,10 @@ def test_cli_bad_simd_exit_2():
     res = CliRunner().invoke(main, ["run", "hbm_pim", "gpt2", "--phase", "decode", "--set", "pim.simd_lanes=12"])
     assert res.exit_code == 2
     assert "pim.simd_lanes" in res.output
+
+
+def test_run_decode_on_pim_conserves_macs():
+    from archsim.api import simulate
+    res = simulate("hbm_pim", "gpt2", phase="decode", kv_len=128)
+    assert res.macs - res.padded_macs == res.expected_macs
+    assert res.bounds_ok() and res.cycles > 0

@@ -68,6 +68,7 @@ class Result:
     memory_info: dict = field(default_factory=dict)
     peak_dynamic_w: float = 0.0
     skipped_macs: int = 0            # MACs a sparse datapath skipped
+    padded_macs: int = 0             # issued MACs of lanes idle by padding (not useful work)
     extra: dict = field(default_factory=dict)
 
     # -- derived ------------------------------------------------------------------------------
@@ -102,7 +103,7 @@ class Result:
 
     def bounds_ok(self) -> bool:
         return (self.cycles >= self.compute_bound_cycles and self.cycles >= self.memory_bound_cycles
-                and self.macs + self.skipped_macs == self.expected_macs)
+                and self.macs - self.padded_macs + self.skipped_macs == self.expected_macs)
 
     def metrics(self) -> dict[str, float]:
         """Flat scalar metrics (what a sweep stores per point)."""
@@ -153,6 +154,7 @@ class Result:
             "bounds": {"compute_bound_cycles": self.compute_bound_cycles,
                        "memory_bound_cycles": self.memory_bound_cycles,
                        "expected_macs": self.expected_macs, "skipped_macs": self.skipped_macs,
+                       "padded_macs": self.padded_macs,
                        "ok": self.bounds_ok()},
             "dedup": {"all_layers": self.all_layers,
                       "note": ("every layer simulated" if self.all_layers else

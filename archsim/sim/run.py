@@ -52,11 +52,14 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
     mem_e_layer = np.array([sum(memory_energy_pj(memory, cfg, table, memc[l]).values()) for l in range(n_layers)])
     layers = []
     layer_names = prog.layer_names
-    macs_layer = counters[:, names.index("array.mac")] if "array.mac" in names else \
+    macs_layer = counters[:, names.index(u.mac_counter)] if u.mac_counter in names else \
         np.zeros(n_layers, np.int64)
     # MACs a sparse datapath skipped (any "array.*skipped*" column): conserved with the issued ones
+    # and MACs of lanes left idle by padding (any "*padded*" column) are issued but not useful
     skip_cols = [j for j, nm in enumerate(names) if nm.startswith("array.") and "skipped" in nm]
+    pad_cols = [j for j, nm in enumerate(names) if "padded" in nm]
     skipped_layer = counters[:, skip_cols].sum(axis=1) if skip_cols else np.zeros(n_layers, np.int64)
+    padded_layer = counters[:, pad_cols].sum(axis=1) if pad_cols else np.zeros(n_layers, np.int64)
     for l in range(n_layers):
         lc = int(layer_cycles[l])
         leak_pj = sum(leak.values()) * lc / cfg.clock * 1e12
@@ -84,7 +87,7 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
     res = Result(
         cfg=cfg, workload=wl, program=prog, cycles=cycles, clock_hz=cfg.clock,
         macs=int((macs_layer * weights).sum()), expected_macs=int(wl.macs()),
-        skipped_macs=int((skipped_layer * weights).sum()),
+        skipped_macs=int((skipped_layer * weights).sum()), padded_macs=int((padded_layer * weights).sum()),
         peak_macs_per_cycle=float(u.peak_macs_per_cycle(cfg)),
         peak_bytes_per_cycle=float(memory.peak_bytes_per_cycle),
         offchip_bytes=int(tot_memc[MC_READ_BYTES] + tot_memc[MC_WRITE_BYTES]),

@@ -25,6 +25,8 @@ class Uarch:
     config_cls: type = object
     #: counter columns "component.action" produced by the cost kernel
     counter_names: tuple[str, ...] = ()
+    #: the counter column holding the MACs the datapath issued
+    mac_counter: str = "array.mac"
 
     def unit_names(self, cfg) -> list[str]:
         raise NotImplementedError

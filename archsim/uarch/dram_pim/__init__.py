@@ -17,23 +17,27 @@ from archsim.uarch.dram_pim.api import (PimResult, attention_cycles, eltwise_bas
 from archsim.uarch.dram_pim.dram_adapter import resolve
 from archsim.uarch.dram_pim.spec import DramPimConfig, PimUnitConfig
 
-COUNTERS = ("pim.mac_cmd", "pim.macs", "dram.act", "dram.internal_bytes", "dram.external_bytes", "dram.ref")
+COUNTERS = ("pim.mac_cmd", "pim.macs", "dram.act", "dram.internal_bytes", "dram.external_bytes", "dram.ref",
+            "pim.padded_macs")
 
 
 @njit(cache=True)
-def pim_cost(op, layer, aux, n_layers):
+def pim_cost(op, layer, k, aux, n_layers):
     """Durations and counters of a lowered PIM program: every Op.GEMM instruction on a
     ``pim_ch*`` unit is one GEMV command group whose cycles and counts the lowering measured
-    with the command engine (aux = [cycles, mac_cmds, macs, acts])."""
+    with the command engine (aux = [cycles, mac_cmds, issued lane-MACs, acts]; ``k`` holds the
+    workload's useful MACs, so lanes left idle by padding are counted as padded MACs)."""
     n = op.shape[0]
     dur = np.zeros(n, np.int64)
-    cnt = np.zeros((n_layers, 6), np.int64)
+    cnt = np.zeros((n_layers, 7), np.int64)
     for i in range(n):
         if op[i] == 2:
             dur[i] = aux[i, 0]
             cnt[layer[i], 0] += aux[i, 1]
             cnt[layer[i], 1] += aux[i, 2]
             cnt[layer[i], 2] += aux[i, 3]
+            if aux[i, 2] > k[i]:
+                cnt[layer[i], 6] += aux[i, 2] - k[i]
     return dur, cnt
 
 
@@ -44,6 +48,7 @@ class DramPim(Uarch):
            "command streams timed against bank state (tRCD/tRP/tRAS/tCCD/tRRD/tFAW/refresh).")
     config_cls = DramPimConfig
     counter_names = COUNTERS
+    mac_counter = "pim.macs"
 
     def unit_names(self, cfg):
         return ["host"] + [f"pim_ch{i}" for i in range(1)]
@@ -75,6 +80,7 @@ class DramPim(Uarch):
                     cache[key] = attention_cycles(cfg, workload.batch, int(op.N), heads, int(op.K))
                 r = cache[key]
                 reps = 1
+                useful = 2 * op.macs                   # QK^T and SV of the batch
             else:
                 if op.M > 8:
                     raise LoweringError(f"{op.name}: M={op.M} rows is not a GEMV; dram_pim runs decode "
@@ -84,14 +90,15 @@ class DramPim(Uarch):
                     cache[key] = gemv_cycles(cfg, int(op.N), int(op.K))
                 r = cache[key]
                 reps = int(op.M) * count
+                useful = op.macs
             c = r.counters
-            b.add(Op.GEMM, 1, li, m=op.M, n=op.N, k=op.K,
+            b.add(Op.GEMM, 1, li, m=1, n=1, k=useful,
                   aux=[int(np.ceil(r.cycles * per_ck)) * reps, (c["mac_ab"] + c["mac_sb"] + c["mac_pb"]) * reps,
                        r.macs * reps, c["bank_acts"] * reps])
         return b.build()
 
     def cost(self, cfg, program):
-        return pim_cost(program.op, program.layer, program.aux, max(1, len(program.layer_names)))
+        return pim_cost(program.op, program.layer, program.k, program.aux, max(1, len(program.layer_names)))
 
     def peak_macs_per_cycle(self, cfg):
         dev = resolve(cfg)
