@@ -12,6 +12,7 @@ BUILTIN = (
     "gpu",
     "sram_cim",
     "sparse_tc",
+    "hetero",
 )
 
 REGISTRY: dict = {}

@@ -1,0 +1,391 @@
+"""Planning of an xPU + PIM system: which ops run where, and what each piece costs.
+
+A layer group of the workload is cut into *segments*: maximal runs of consecutive ops (in
+topological order) placed on the same device. Each segment is costed by its own
+microarchitecture, through that package's functions:
+
+- xPU segments: a sub-workload with just those ops is simulated on the xPU
+  (:func:`archsim.sim.run.simulate_loaded` with the gpu or systolic model; the gpu model does
+  its own tensor parallelism and all-reduce, a systolic xPU gets the gpu package's column/row
+  split rules and its ring all-reduce formula);
+- PIM segments: decode attention through :func:`archsim.uarch.dram_pim.attention_cycles`
+  (per-request KV lengths, heads dealt over all stacks), the KV append through
+  :func:`stream_cycles`, FC layers as GEMVs through :func:`gemv_cycles` (one per batch row);
+- link transfers: the activations that cross devices (tensors on graph edges between ops of
+  different devices), split over one link per xPU device.
+
+With the interleaved schedule the batch is cut into sub-batches (requests dealt by sorted KV
+length so the halves carry equal attention work) and every block is costed per sub-batch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
+
+from archsim.config.loader import load_arch
+from archsim.errors import ArchsimError, ConfigError, LoweringError
+from archsim.workload.graph import GemmOp, LayerGroup, Workload
+
+_XPU_CACHE: dict = {}
+_PIM_CACHE: dict = {}
+_PARTS: dict = {}
+
+
+@dataclass
+class Seg:
+    dev: str                          # "xpu" | "pim"
+    seconds: float
+    mem_seconds: float = 0.0          # xPU: time its memory traffic occupies the DRAM at peak
+    energy_pj: float = 0.0
+    macs: int = 0
+    link_in: float = 0.0              # bytes arriving from the other device before the segment
+    chunks: list = field(default_factory=list)   # PIM attention per head group (head pipelining)
+    ops: tuple = ()
+    kinds: dict = field(default_factory=dict)    # seconds by kind (breakdown)
+
+
+@dataclass
+class GroupPlan:
+    name: str
+    repeat: int
+    subs: list                        # per sub-batch: list[Seg]
+    has_pim: bool
+    link_out: list                    # per sub-batch: bytes leaving each segment (aligned with subs)
+
+
+@dataclass
+class Plan:
+    groups: list
+    sub_batches: int
+    batch_split: list
+    fixed_seconds: float
+    capacity: dict
+    notes: list = field(default_factory=list)
+
+
+# -- the two sides -----------------------------------------------------------------------------------
+
+def _prefixed(e: ConfigError, prefix: str) -> ConfigError:
+    return ConfigError([(f"{prefix}.{p}" if p else prefix, m) for p, m in e.problems])
+
+
+def parts(cfg):
+    """(xpu config, pim config, xpu uarch) of a hetero config, loaded once."""
+    key = cfg.model_dump_json()
+    if key in _PARTS:
+        return _PARTS[key]
+    from archsim import uarch as registry
+    ov = list(cfg.xpu.set)
+    try:
+        x0 = load_arch(cfg.xpu.arch, ov)
+    except ConfigError as e:
+        raise _prefixed(e, "xpu.arch") from None
+    if x0.uarch not in ("gpu", "systolic"):
+        raise ConfigError([("xpu.arch", f"the xPU must be a gpu or systolic microarchitecture, "
+                                        f"got {x0.uarch!r}")])
+    if x0.uarch == "gpu":
+        ov = ov + [f"parallel.tensor={cfg.xpu.devices}"]
+        x0 = load_arch(cfg.xpu.arch, ov)
+    try:
+        p0 = load_arch(cfg.pim.arch, list(cfg.pim.set) + [f"pim.stacks={cfg.pim.stacks * cfg.xpu.devices}"])
+    except ConfigError as e:
+        raise _prefixed(e, "pim.arch") from None
+    if p0.uarch != "dram_pim":
+        raise ConfigError([("pim.arch", f"the PIM side must be a dram_pim microarchitecture, got {p0.uarch!r}")])
+    out = SimpleNamespace(xpu=x0, pim=p0, xu=registry.get(x0.uarch), pu=registry.get("dram_pim"),
+                          xpu_cap=cfg.xpu.capacity if cfg.xpu.capacity is not None else x0.memory.capacity)
+    _PARTS[key] = out
+    return out
+
+
+def _segment_xpu_cfg(x0):
+    """The xPU config used for segments: no per-run fixed cost (paid once by the system) and no
+    per-device capacity check (the system checks the aggregate)."""
+    mem = x0.memory.model_copy(update={"capacity": None})
+    upd = {"memory": mem}
+    if x0.uarch == "gpu":
+        upd["launch"] = x0.launch.model_copy(update={"fixed": 0.0})
+    return x0.model_copy(update=upd)
+
+
+# -- tensor-parallel sharding for an xPU without its own (systolic) -----------------------------------
+
+def _shard_ops(ops, T):
+    """Per-device copies of ``ops`` under tensor parallelism over T devices (the gpu package's
+    split rules) and the all-reduce payloads (bytes) after row-split layers."""
+    from archsim.uarch.gpu.lower import GpuLowerer
+    fake = SimpleNamespace(tp=T)
+    out, ar = [], []
+    for op in ops:
+        if isinstance(op, GemmOp):
+            M, N, K, G, red = GpuLowerer.shard_gemm(fake, op)
+            a = replace(op.a, shape=(M * G, K)) if op.a.kind == "activation" else op.a
+            b = replace(op.b, shape=(K, N) if op.b_shared else (G, K, N))
+            c = replace(op.c, shape=(M * G, N))
+            out.append(replace(op, M=M, N=N, K=K, count=G, a=a, b=b, c=c))
+            if red:
+                ar.append(M * N * G * op.c.bytes_per_element)
+        else:
+            rows, cols = GpuLowerer.shard_vector(fake, op)
+            ins = tuple(replace(t, shape=(rows, cols)) for t in op.inputs)
+            outs = tuple(replace(t, shape=(rows, cols)) for t in op.outputs)
+            out.append(replace(op, rows=rows, cols=cols, inputs=ins, outputs=outs))
+    return out, ar
+
+
+def _sub_workload(wl, ops):
+    import networkx as nx
+    g = nx.DiGraph()
+    for op in ops:
+        g.add_node(op.name, op=op)
+    names = set(g.nodes)
+    for u, v, d in wl.graph.edges(data=True):
+        if u in names and v in names:
+            g.add_edge(u, v, **d)
+    layers = list(dict.fromkeys(op.layer for op in ops))
+    return Workload(wl.name, g, [LayerGroup(n, 1) for n in layers], wl.phase, wl.batch, wl.seq_len,
+                    wl.kv_len, 0, spec=wl.spec)
+
+
+def xpu_segment(cfg, P, wl, ops) -> Seg:
+    """Cost of ``ops`` on the xPU (all devices)."""
+    from archsim.sim.run import simulate_loaded
+    xc = _segment_xpu_cfg(P.xpu)
+    T = cfg.xpu.devices
+    key = (xc.model_dump_json(), T, tuple((op.name, getattr(op, "M", 0), getattr(op, "N", 0), getattr(op, "K", 0),
+                                            getattr(op, "count", 0), getattr(op, "rows", 0), getattr(op, "cols", 0))
+                                           for op in ops))
+    if key in _XPU_CACHE:
+        return replace(_XPU_CACHE[key])
+    run_ops, ar = (ops, [])
+    if P.xpu.uarch != "gpu" and T > 1:
+        run_ops, ar = _shard_ops(ops, T)
+    res = simulate_loaded(xc, _sub_workload(wl, run_ops))
+    sec = res.seconds
+    if P.xpu.uarch == "gpu":
+        # the host issues the segment's first launch ahead of time (it is not blocked by the device)
+        sec = max(res.cycles - int(round(xc.launch.host * xc.clock)), 0) / xc.clock
+    energy = sum(v for c in res.components.values() for k, v in c["energy_pj"].items() if k != "leakage")
+    ar_s = 0.0
+    if ar:
+        from archsim.uarch.gpu.cost import link_cycles
+        ic = cfg.interconnect
+        bpc = ic.bandwidth * ic.efficiency / xc.clock
+        ar_s = sum(int(link_cycles(int(b), T, bpc, ic.latency * xc.clock)) for b in ar) / xc.clock
+        energy += sum(ar) * 2 * (T - 1) / T * 8 * cfg.link.energy_per_bit
+    mult = T if (P.xpu.uarch != "gpu") else 1          # the gpu result already counts every device
+    seg = Seg("xpu", sec + ar_s, mem_seconds=res.memory_bound_cycles / xc.clock,
+              energy_pj=energy * mult, macs=sum(op.macs for op in ops), ops=tuple(op.name for op in ops),
+              kinds={"xpu_compute": sec, "xpu_allreduce": ar_s})
+    _XPU_CACHE[key] = seg
+    return replace(seg)
+
+
+# -- PIM ---------------------------------------------------------------------------------------------
+
+def _pim_cfg(P, max_ctx):
+    rows = P.pim.pim.max_seq_len
+    if max_ctx > rows:
+        need = 1 << int(math.ceil(math.log2(max_ctx)))
+        return load_arch(P.pim.model_dump(mode="json"), [f"pim.max_seq_len={need}"])
+    return P.pim
+
+
+def _pim_call(fn, pc, *args):
+    key = (fn.__name__, pc.model_dump_json(), args)
+    if key not in _PIM_CACHE:
+        _PIM_CACHE[key] = fn(pc, *args)
+    return _PIM_CACHE[key]
+
+
+def pim_segment(cfg, P, wl, ops, spec) -> Seg:
+    from archsim.uarch.dram_pim.api import attention_cycles, gemv_cycles, stream_cycles
+    roles = {op.role for op in ops}
+    sec, energy, kinds, chunks = 0.0, 0.0, {}, []
+    qk = [op for op in ops if op.role == "attn_qk"]
+    if qk:
+        heads = int(spec.get("n_heads") or 1)
+        kvh = int(spec.get("n_kv_heads") or heads)
+        hd = int(qk[0].K)
+        ctx = []
+        for op in sorted(qk, key=lambda o: o.N):
+            ctx += [int(op.N)] * max(1, int(op.count) // kvh)
+        pc = _pim_cfg(P, max(ctx))
+        r = _pim_call(attention_cycles, pc, len(ctx), tuple(ctx), heads, hd)
+        sec += r.seconds
+        energy += r.energy_total_pj
+        kinds["pim_attention"] = r.seconds
+        c = cfg.head_chunks
+        if c > 1:
+            hc = -(-heads // c)
+            rc = _pim_call(attention_cycles, pc, len(ctx), tuple(ctx), hc, hd)
+            n_full = heads // hc
+            chunks = [rc.seconds] * n_full
+            rest = heads - n_full * hc
+            if rest:
+                chunks.append(_pim_call(attention_cycles, pc, len(ctx), tuple(ctx), rest, hd).seconds)
+    for op in ops:
+        if op.role == "kv_write":
+            nb = sum(t.nbytes for t in op.outputs)
+            r = _pim_call(stream_cycles, P.pim, 0, int(nb))
+            sec += r.seconds
+            energy += r.energy_total_pj
+            kinds["pim_kv_write"] = kinds.get("pim_kv_write", 0.0) + r.seconds
+            if chunks:
+                chunks = [x + r.seconds / len(chunks) for x in chunks]
+        elif isinstance(op, GemmOp) and op.role in ("fc", "lm_head"):
+            r = _pim_call(gemv_cycles, P.pim, int(op.N), int(op.K))
+            reps = int(op.M) * int(op.count)
+            sec += r.seconds * reps
+            energy += r.energy_total_pj * reps
+            kinds["pim_gemv"] = kinds.get("pim_gemv", 0.0) + r.seconds * reps
+    del roles
+    return Seg("pim", sec, energy_pj=energy, macs=sum(op.macs for op in ops), chunks=chunks,
+               ops=tuple(op.name for op in ops), kinds=kinds)
+
+
+# -- link traffic ------------------------------------------------------------------------------------
+
+def _crossing_bytes(wl, names: set, dev_of) -> tuple[float, float]:
+    """Bytes of tensors entering ``names`` from ops on another device, and leaving them to ops on
+    another device (each tensor once per direction)."""
+    g = wl.graph
+    seg_dev = dev_of(g.nodes[next(iter(names))]["op"])
+    tin, tout = {}, {}
+    for n in names:
+        for p, _, d in g.in_edges(n, data=True):
+            if p not in names and dev_of(g.nodes[p]["op"]) != seg_dev:
+                t = d.get("tensor")
+                if t is not None:
+                    tin[t.name] = t.nbytes
+        for _, s, d in g.out_edges(n, data=True):
+            if s not in names and dev_of(g.nodes[s]["op"]) != seg_dev:
+                t = d.get("tensor")
+                if t is not None:
+                    tout[t.name] = t.nbytes
+    return float(sum(tin.values())), float(sum(tout.values()))
+
+
+# -- the plan ----------------------------------------------------------------------------------------
+
+def _rebuild(wl, cfg, batch, lens, all_layers):
+    from archsim.workload.loader import load_workload
+    spec = dict(wl.spec)
+    spec["batch"] = batch
+    spec["kv_lens"] = list(lens)
+    spec["kv_len_dist"] = None
+    spec.pop("quant", None)           # precisions already resolved in the dump
+    return load_workload(spec, cfg.precision, all_layers=all_layers)
+
+
+def request_lens(wl):
+    from archsim.workload.attention import request_kv_lens
+    from archsim.workload.loader import load_workload_spec
+    if wl.phase != "decode" or wl.spec.get("kind") not in ("transformer", "moe", "hybrid"):
+        return None
+    spec = load_workload_spec(dict(wl.spec))
+    lens = request_kv_lens(spec)
+    return list(lens) if lens is not None else [int(wl.kv_len)] * int(wl.batch)
+
+
+def check_capacity(cfg, P, wl, dev_of) -> dict:
+    rep = wl.group_repeat()
+    weights = {"xpu": 0.0, "pim": 0.0}
+    kv = {"xpu": 0.0, "pim": 0.0}
+    seen = set()
+    for op in wl.ops():
+        dev = dev_of(op)
+        ts = (op.a, op.b, op.c) if isinstance(op, GemmOp) else tuple(op.inputs) + tuple(op.outputs)
+        for t in ts:
+            if t.name in seen:
+                continue
+            if t.kind == "weight":
+                weights[dev] += t.nbytes * rep[op.layer]
+            elif t.kind in ("kv_cache", "state"):
+                kv[dev] += t.nbytes * rep[op.layer]
+            else:
+                continue
+            seen.add(t.name)
+    pim_cap = cfg.pim.stacks * cfg.xpu.devices * cfg.pim.capacity_per_stack
+    xpu_cap = None if P.xpu_cap is None else P.xpu_cap * cfg.xpu.devices
+    need = sum(weights.values()) + sum(kv.values())
+    if cfg.pim.shared_with_xpu:
+        total = pim_cap
+        fields = "pim.stacks / pim.capacity_per_stack"
+    else:
+        total = None if xpu_cap is None else xpu_cap + pim_cap
+        fields = "pim.stacks / xpu.capacity"
+    info = {"weights_bytes": weights, "kv_bytes": kv, "need_bytes": need, "pim_capacity_bytes": pim_cap,
+            "xpu_capacity_bytes": xpu_cap, "aggregate_capacity_bytes": total}
+    if total is not None and need > total:
+        raise LoweringError(
+            f"the model does not fit the aggregate memory: weights {sum(weights.values()) / 1e9:.1f} GB + KV cache "
+            f"{sum(kv.values()) / 1e9:.1f} GB need {need / 1e9:.1f} GB, the system holds {total / 1e9:.1f} GB; add "
+            f"stacks or devices, or reduce batch / KV length", path="pim.stacks")
+    del fields
+    return info
+
+
+def build_plan(cfg, wl, all_layers=False) -> Plan:
+    P = parts(cfg)
+    decode = wl.phase == "decode"
+
+    def dev_of(op):
+        if not decode:
+            return "xpu"               # prefill (summarisation) runs on the xPU, as in AttAcc / NeuPIMs
+        return cfg.device_of(op.role)
+
+    cap = check_capacity(cfg, P, wl, dev_of)
+    lens = request_lens(wl)
+    B = int(wl.batch)
+    S = 1
+    if (cfg.schedule == "interleaved" and lens is not None and B >= max(cfg.interleave_min_batch, cfg.sub_batches)):
+        S = cfg.sub_batches
+    if S > 1:
+        order = sorted(range(B), key=lambda i: lens[i])
+        split = [[lens[i] for i in order[s::S]] for s in range(S)]
+        wls = [_rebuild(wl, cfg, len(x), x, all_layers) for x in split]
+    else:
+        split = [lens] if lens is not None else [None]
+        wls = [wl]
+    spec = wl.spec
+    groups = []
+    for g in wl.groups:
+        ops_full = [op for op in wl.ops() if op.layer == g.name]
+        has_pim = any(dev_of(op) == "pim" for op in ops_full)
+        src = wls if has_pim else [wl]
+        subs, outs = [], []
+        for w in src:
+            ops = [op for op in w.ops() if op.layer == g.name]
+            runs = []
+            for op in ops:
+                d = dev_of(op)
+                if runs and runs[-1][0] == d:
+                    runs[-1][1].append(op)
+                else:
+                    runs.append((d, [op]))
+            segs, seg_out = [], []
+            for d, seg_ops in runs:
+                if d == "xpu":
+                    s = xpu_segment(cfg, P, w, seg_ops)
+                else:
+                    s = pim_segment(cfg, P, w, seg_ops, spec)
+                bi, bo = _crossing_bytes(w, {op.name for op in seg_ops}, dev_of)
+                s.link_in = bi if d == "pim" else 0.0
+                segs.append(s)
+                seg_out.append(bo if d == "pim" else 0.0)
+            subs.append(segs)
+            outs.append(seg_out)
+        groups.append(GroupPlan(g.name, int(g.repeat), subs, has_pim, outs))
+    fixed = float(getattr(getattr(P.xpu, "launch", None), "fixed", 0.0) or 0.0)
+    return Plan(groups, S, [len(x) if x is not None else B for x in split], fixed, cap)
+
+
+def clear_caches():
+    _XPU_CACHE.clear()
+    _PIM_CACHE.clear()
+    _PARTS.clear()
+
+
+__all__ = ["Seg", "GroupPlan", "Plan", "build_plan", "parts", "clear_caches", "ArchsimError"]
