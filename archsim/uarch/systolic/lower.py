@@ -110,7 +110,7 @@ class SystolicLowerer:
         M, N, K, G = int(op.M), int(op.N), int(op.K), int(op.count)
         t = choose_tiles(M, N, K, G, df, R, C, P, ab, bb, self.acc_bytes, self.buf["ifmap"],
                          self.buf["filt"], self.buf["ofmap"], self.buf["unified"], a_off, b_off,
-                         op.b_shared, self.bpc)
+                         op.b_shared, self.bpc, bool(self.cfg.array.preload_overlap))
         self.tilings[op.name] = dict(tm=t.tm, tn=t.tn, tk=t.tk, order=t.order)
         nm, nn, nk = -(-M // t.tm), -(-N // t.tn), -(-K // t.tk)
         n_out, n_mid = (nn, nm) if t.order == "nm" else (nm, nn)

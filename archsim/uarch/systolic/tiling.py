@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from archsim.errors import LoweringError
-from archsim.uarch.systolic.folds import gemm_compute_cycles_many
+from archsim.uarch.systolic.folds import fold_counts_many, gemm_compute_cycles_many
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ def _candidates(X: int, base: int) -> np.ndarray:
 def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: int, n_arrays: int,
                  a_bytes: float, b_bytes: float, acc_bytes: float,
                  ifmap: float, filt: float, ofmap: float, unified: float,
-                 a_off: bool, b_off: bool, b_shared: bool, bytes_per_cycle: float) -> Tiling:
+                 a_off: bool, b_off: bool, b_shared: bool, bytes_per_cycle: float,
+                 preload_overlap: bool = False) -> Tiling:
     """Best tiling; raises LoweringError if not even the smallest tile fits."""
     # spatial bases per dataflow: os (M on rows, N on cols), ws (K rows, N cols), is (K rows, M cols)
     bm = R if dataflow == 0 else (C if dataflow == 2 else 16)
@@ -71,7 +72,12 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
     tm, tn, tk = tm[fits], tn[fits], tk[fits]
     nm, nn, nk = -(-M // tm), -(-N // tn), -(-K // tk)
     # compute cycles of all tiles (full tiles approximate edge tiles here)
-    per_tile = gemm_compute_cycles_many(dataflow, R, C, tm, tn, tk).astype(np.float64)
+    if preload_overlap and dataflow != 0:
+        # same arithmetic as the cost kernel's tile_cycles: folds of max(T, R), one drain per tile
+        rf, cf, T = fold_counts_many(dataflow, R, C, tm, tn, tk)
+        per_tile = (rf * cf * np.maximum(T, R) + R + C - 2).astype(np.float64)
+    else:
+        per_tile = gemm_compute_cycles_many(dataflow, R, C, tm, tn, tk).astype(np.float64)
     steps = nm * nn * nk * count
     best = None
     for order in ("nm", "mn"):
