@@ -216,7 +216,7 @@ def test_controller_matches_naive_twin(data):
     name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000"]))
     p = load_preset(name)
     C = data.draw(st.sampled_from([1, 2]))
-    n = data.draw(st.integers(5, 70))
+    n = data.draw(st.integers(5, 50))
     NB = p.banks_per_channel
     ch = np.array(data.draw(st.lists(st.integers(0, C - 1), min_size=n, max_size=n)), np.int64)
     bank = np.array(data.draw(st.lists(st.integers(0, min(NB, 6) - 1), min_size=n, max_size=n)), np.int64)
@@ -225,7 +225,7 @@ def test_controller_matches_naive_twin(data):
     col = np.array(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), np.int64)
     addr = ((row * NB + bank) * 8 + col) * C + ch
     gaps = data.draw(st.lists(st.integers(0, 40), min_size=n, max_size=n))
-    cyc = np.cumsum(np.array(gaps, np.int64)) * data.draw(st.sampled_from([0, 1, 60]))
+    cyc = np.cumsum(np.array(gaps, np.int64)) * data.draw(st.sampled_from([0, 1, 20]))
     refresh = data.draw(st.booleans())
     t1, a1, d1, f1, cc = kernel_controller(p, C, ch, bank, row, isw, addr, cyc, refresh)
     t2, a2, d2, f2, cnt = naive_controller(p, C, list(ch), list(bank), list(row), list(isw), list(addr), list(cyc), refresh)

@@ -335,6 +335,12 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     plen = np.zeros(C, dtype=np.int64)
     wmode = np.zeros(C, dtype=np.bool_)
     nxt = np.full(C, INF, dtype=np.int64)
+    # queue sizes seen by the ticks a channel skips (nothing issues there, but the write-drain
+    # mode is still re-evaluated on each of them)
+    last_proc = np.zeros(C, dtype=np.int64)
+    snap_r = np.zeros(C, dtype=np.int64)
+    snap_w = np.zeros(C, dtype=np.int64)
+    snap_p = np.zeros(C, dtype=np.int64)
     pb_rr = np.zeros(C, dtype=np.int64)
     # HBM3 command pairing: last rising-edge row command per channel
     rise_cmd = np.full(C, -1, dtype=np.int64)
@@ -434,6 +440,13 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
         for c in range(C):
             if nxt[c] > t:
                 continue
+            if last_proc[c] < t - 1 and snap_p[c] == 0:
+                if not wmode[c]:
+                    if snap_w[c] > wr_hi * q_write or snap_r[c] == 0:
+                        wmode[c] = True
+                else:
+                    if snap_w[c] < wr_lo * q_write and snap_r[c] != 0:
+                        wmode[c] = False
             n_issued = 0
             minr = INF
             rising = (t % 2) == 1
@@ -676,4 +689,8 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                 nxt[c] = t + 1
             else:
                 nxt[c] = minr if minr > t else t + 1
+            last_proc[c] = t
+            snap_r[c] = rlen[c]
+            snap_w[c] = wlen[c]
+            snap_p[c] = plen[c]
     return t
