@@ -85,57 +85,62 @@ def _ready_scope(s, cmd, c, sc, sidx):
 
 
 @njit(cache=True)
-def _apply(s, n, lv, cmd, t):
-    if s[s[O_HASWIN] + lv * N_CMD + cmd]:
-        h = s[O_HIST] + (n * N_CMD + cmd) * W_MAX
-        for w in range(W_MAX - 1, 0, -1):
-            s[h + w] = s[h + w - 1]
-        s[h] = t
-    cs = s[O_CSTART] + lv * (N_CMD + 1) + cmd
-    for k in range(s[cs], s[cs + 1]):
-        if s[s[O_CSIB] + k]:
-            continue
-        w = s[s[O_CWIN] + k]
-        past = t if w == 1 else s[s[O_HIST] + (n * N_CMD + cmd) * W_MAX + w - 1]
-        if past < 0:
-            continue
-        v = past + s[s[O_CLAT] + k]
-        idx = s[O_READY] + n * N_CMD + s[s[O_CFOL] + k]
-        if v > s[idx]:
-            s[idx] = v
-
-
-@njit(cache=True)
 def _update(s, cmd, c, sc, sidx, t):
+    """Apply the constraints of ``cmd`` issued at ``t`` to node ``sidx`` of level ``sc`` and
+    everything below it (per-node step written out: calls cost more than the work)."""
     L = s[H_L]
     o_nc = s[O_NCOUNT]; o_lo = s[O_LOFF]; o_ls = s[O_LSIZE]
     nsc = s[o_nc + sc]
     NB = s[H_NB]
     o_bn = s[O_BNODE]
+    o_rd = s[O_READY]; o_hi = s[O_HIST]; o_cs = s[O_CSTART]
+    o_sib = s[O_CSIB]; o_win = s[O_CWIN]; o_lat = s[O_CLAT]; o_fol = s[O_CFOL]
     for lv in range(L):
         ncl = s[o_nc + lv]
         base = s[o_lo + lv] + c * ncl
         if lv <= sc:
-            nl = s[o_bn + lv * NB + sidx] if sc == L - 1 else sidx // (nsc // ncl)
-            _apply(s, base + nl, lv, cmd, t)
-            if lv >= 1 and s[s[O_HASSIB] + lv * N_CMD + cmd]:
-                ls = s[o_ls + lv]
-                p0 = (nl // ls) * ls
-                cs = s[O_CSTART] + lv * (N_CMD + 1) + cmd
-                for j in range(ls):
-                    m = p0 + j
-                    if m == nl:
-                        continue
-                    for k in range(s[cs], s[cs + 1]):
-                        if s[s[O_CSIB] + k]:
-                            idx = s[O_READY] + (base + m) * N_CMD + s[s[O_CFOL] + k]
-                            v = t + s[s[O_CLAT] + k]
-                            if v > s[idx]:
-                                s[idx] = v
+            lo = s[o_bn + lv * NB + sidx] if sc == L - 1 else sidx // (nsc // ncl)
+            hi = lo + 1
         else:
             per = ncl // nsc
-            for nl in range(sidx * per, (sidx + 1) * per):
-                _apply(s, base + nl, lv, cmd, t)
+            lo = sidx * per
+            hi = lo + per
+        cs = o_cs + lv * (N_CMD + 1) + cmd
+        k0 = s[cs]
+        k1 = s[cs + 1]
+        win = s[s[O_HASWIN] + lv * N_CMD + cmd]
+        for nn in range(lo, hi):
+            n = base + nn
+            h = o_hi + (n * N_CMD + cmd) * W_MAX
+            if win:
+                for w in range(W_MAX - 1, 0, -1):
+                    s[h + w] = s[h + w - 1]
+                s[h] = t
+            for k in range(k0, k1):
+                if s[o_sib + k]:
+                    continue
+                w = s[o_win + k]
+                past = t if w == 1 else s[h + w - 1]
+                if past < 0:
+                    continue
+                v = past + s[o_lat + k]
+                idx = o_rd + n * N_CMD + s[o_fol + k]
+                if v > s[idx]:
+                    s[idx] = v
+        if lv <= sc and lv >= 1 and s[s[O_HASSIB] + lv * N_CMD + cmd]:
+            nl = lo
+            ls = s[o_ls + lv]
+            p0 = (nl // ls) * ls
+            for j in range(ls):
+                m = p0 + j
+                if m == nl:
+                    continue
+                for k in range(k0, k1):
+                    if s[o_sib + k]:
+                        idx = o_rd + (base + m) * N_CMD + s[o_fol + k]
+                        v = t + s[o_lat + k]
+                        if v > s[idx]:
+                            s[idx] = v
 
 
 @njit(cache=True)
