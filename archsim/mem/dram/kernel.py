@@ -500,7 +500,9 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                         elif t == rise_edge[c]:
                             pc = sx if kd == REF else sx // banks_per_pc
                             if pc == rise_pc[c]:
-                                ok = False
+                                # same pseudo-channel: only a per-bank PRE to another bank pairs
+                                if not (cmd == PRE and rise_bank[c] >= 0 and sx != rise_bank[c]):
+                                    ok = False
                     if ok:
                         if r <= t:
                             sel_buf = 1
