@@ -199,6 +199,24 @@ def _pim_call(fn, pc, *args):
     return _PIM_CACHE[key]
 
 
+def _balanced_order(ctx, heads, stacks):
+    """Request order for :func:`attention_cycles`, which deals (request, head) tasks to the stacks
+    in contiguous blocks and times the first (fullest) stack: requests are dealt to the stacks
+    round-robin by decreasing length (snake order, a balanced placement) and the busiest stack
+    comes first; when a stack holds less than one request's heads, the longest request does."""
+    srt = sorted(ctx, reverse=True)
+    per_stack = -(-len(ctx) * heads // stacks)
+    if per_stack < heads:
+        return srt
+    n_b = -(-len(ctx) * heads // per_stack)
+    buckets = [[] for _ in range(n_b)]
+    for i, L in enumerate(srt):
+        r, j = divmod(i, n_b)
+        buckets[j if r % 2 == 0 else n_b - 1 - j].append(L)
+    buckets.sort(key=lambda b: -sum(b))
+    return [L for b in buckets for L in b]
+
+
 def pim_segment(cfg, P, wl, ops, spec) -> Seg:
     from archsim.uarch.dram_pim.api import attention_cycles, gemv_cycles, stream_cycles
     roles = {op.role for op in ops}
@@ -211,6 +229,7 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
         ctx = []
         for op in sorted(qk, key=lambda o: o.N):
             ctx += [int(op.N)] * max(1, int(op.count) // kvh)
+        ctx = _balanced_order(ctx, heads, P.pim.pim.stacks)
         pc = _pim_cfg(P, max(ctx))
         r = _pim_call(attention_cycles, pc, len(ctx), tuple(ctx), heads, hd)
         sec += r.seconds

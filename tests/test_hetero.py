@@ -1,0 +1,159 @@
+"""xPU + PIM system (uarch hetero): schedules by hand, bounds, mixed KV lengths, bad input."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from archsim.api import load, simulate
+from archsim.config.loader import load_arch
+from archsim.errors import ArchsimError, ConfigError, LoweringError
+from archsim.sim.run import simulate_loaded
+from archsim.uarch import get, names
+from archsim.uarch.hetero import K_LINK, UNITS
+from archsim.uarch.hetero.bounds import bounds
+
+SMALL = dict(name="small", kind="transformer", d_model=1024, n_layers=4, n_heads=8, d_ff=4096, vocab_size=1000,
+             norm="layernorm", mlp="gelu", position="learned", phase="decode", batch=8, kv_len=256,
+             precision={"weights": "fp16", "activations": "fp16"})
+ATT_X = ["placement.attn_qk=xpu", "placement.softmax=xpu", "placement.attn_sv=xpu", "placement.kv_write=xpu"]
+
+
+def _run(arch, wl, ov=(), **kw):
+    cfg, w = load(arch, wl, overrides=list(ov), **kw)
+    return cfg, w, simulate_loaded(cfg, w)
+
+
+def test_registered_and_summary():
+    assert "hetero" in names()
+    _, _, r = _run("attacc_dgx", SMALL)
+    s = r.to_dict()["uarch_summary"]
+    for k in ("tokens_per_s", "per_token_latency_s", "energy_per_token_j", "busy_s"):
+        assert k in s
+    assert s["busy_s"]["pim"] > 0 and s["busy_s"]["xpu"] > 0 and s["busy_s"]["link"] > 0
+    assert r.tokens_per_s == pytest.approx(8 / r.seconds)
+    assert r.bounds_ok()                               # MACs conserved, cycles >= compute bound
+
+
+def test_serial_schedule_by_hand():
+    """Serial: nothing overlaps, so the step is the sum of every piece; link pieces follow
+    latency + bytes / (devices x bandwidth)."""
+    cfg, w, r = _run("attacc_dgx", SMALL)
+    p = r.program
+    dur = get("hetero").cost(cfg, p)[0]
+    clk = cfg.clock
+    # q, k, v of 8 requests (3 x 1024 fp16) to the PIM, the attention output (1024 fp16) back
+    to_pim = 8 * 3 * 1024 * 2
+    to_xpu = 8 * 1024 * 2
+    lk = p.op == 7
+    got = sorted(set(p.nbytes[lk].tolist()))
+    assert got == sorted({to_pim, to_xpu})
+    for nb in (to_pim, to_xpu):
+        i = int(np.nonzero(lk & (p.nbytes == nb))[0][0])
+        assert dur[i] == math.ceil((1e-6 + nb / (8 * 300e9)) * clk - 1e-9)
+    # serial: every layer's cycles are the sum of its instruction durations
+    w_ = p.layer_weights
+    per_layer = np.zeros(len(w_), np.int64)
+    np.add.at(per_layer, p.layer, dur)
+    assert r.cycles == int((per_layer * w_).sum())
+
+
+def test_interleaved_overlaps_and_respects_resources():
+    cfg, w, ser = _run("neupims", SMALL, ["schedule=serial"], batch=64, kv_len=2048)
+    _, _, il = _run("neupims", SMALL, [], batch=64, kv_len=2048)
+    s = il.to_dict()["uarch_summary"]
+    assert s["sub_batches"] == 2 and s["batch_split"] == [32, 32]
+    busy = s["busy_s"]
+    # never faster than its busiest unit, never slower than doing the work one piece after another
+    assert il.seconds >= max(busy["xpu"], busy["pim"]) - 1e-9
+    assert il.seconds <= busy["xpu"] + busy["pim"] + busy["link"] + 1e-6
+    assert ser.to_dict()["uarch_summary"]["sub_batches"] == 1
+
+
+def test_single_row_buffer_serialises_shared_memory():
+    _, _, dual = _run("neupims", SMALL, [], batch=64, kv_len=2048)
+    _, _, single = _run("neupims", SMALL, ["pim.dual_row_buffer=false"], batch=64, kv_len=2048)
+    assert single.seconds >= dual.seconds
+    # with one row buffer the xPU's memory time also occupies the banks
+    assert single.units["pim"] > dual.units["pim"]
+
+
+def test_head_pipelining_not_slower():
+    _, _, a = _run("attacc_dgx", SMALL, [], batch=32, kv_len=1024)
+    _, _, b = _run("attacc_dgx", SMALL, ["head_chunks=4"], batch=32, kv_len=1024)
+    assert b.seconds <= a.seconds * 1.001
+
+
+def test_mixed_kv_lengths_between_extremes():
+    lens = [128] * 4 + [1024] * 4
+    _, _, lo = _run("attacc_dgx", SMALL, [], batch=8, kv_len=128)
+    _, _, mix = _run("attacc_dgx", dict(SMALL, kv_lens=lens), [], batch=8)
+    _, _, hi = _run("attacc_dgx", SMALL, [], batch=8, kv_len=1024)
+    pim = [x.to_dict()["uarch_summary"]["by_kind_s"]["pim_attention"] for x in (lo, mix, hi)]
+    assert pim[0] < pim[1] <= pim[2]
+    assert lo.seconds <= mix.seconds <= hi.seconds
+
+
+@pytest.mark.parametrize("arch,wl,batch,kv,ov", [
+    ("attacc_dgx", SMALL, 1, 512, []),
+    ("attacc_dgx", SMALL, 64, 2048, ["head_chunks=8"]),
+    ("neupims", SMALL, 64, 1024, []),
+    ("neupims", SMALL, 16, 512, ["pim.dual_row_buffer=false"]),
+])
+def test_bounds(arch, wl, batch, kv, ov):
+    cfg, w, r = _run(arch, wl, ov, batch=batch, kv_len=kv)
+    b = bounds(cfg, w, r)
+    assert b["lower_s"] <= r.seconds <= b["upper_s"] * (1 + 1e-9)
+
+
+def test_all_on_xpu_equals_plain_xpu_plus_nothing():
+    """With every op on the xPU there is no link traffic and no PIM time."""
+    _, _, r = _run("attacc_dgx", SMALL, ATT_X)
+    s = r.to_dict()["uarch_summary"]
+    assert s["busy_s"]["pim"] == 0 and s["busy_s"]["link"] == 0
+
+
+def test_cost_matches_naive_twin():
+    cfg, w, r = _run("neupims", SMALL, [], batch=16, kv_len=512)
+    p = r.program
+    dur, cnt = get("hetero").cost(cfg, p)
+    n_dur = np.zeros(len(p), np.int64)
+    n_cnt = np.zeros_like(cnt)
+    for i in range(len(p)):
+        n_dur[i] = p.aux[i, 0]
+        L = p.layer[i]
+        n_cnt[L, 0] += p.aux[i, 1]
+        if p.aux[i, 3] in (0, 1):
+            n_cnt[L, 1 + p.aux[i, 3]] += p.aux[i, 2]
+        elif p.aux[i, 3] == K_LINK:
+            n_cnt[L, 3] += p.nbytes[i]
+    assert (dur == n_dur).all() and (cnt == n_cnt).all()
+    assert p.unit_names == UNITS
+
+
+def test_bad_placement_names_the_field():
+    with pytest.raises(ConfigError) as e:
+        load_arch("attacc_dgx", ["placement.norm=pim"])
+    assert "placement.norm" in str(e.value) and e.value.exit_code == 2
+    with pytest.raises(ConfigError) as e:
+        load_arch("attacc_dgx", ["placement.attn_qk=xpu"])
+    assert "placement" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        load_arch("attacc_dgx", ["placement.atention=pim"])
+    assert "placement.atention" in str(e.value)
+
+
+def test_model_too_big_names_the_field():
+    with pytest.raises(LoweringError) as e:
+        simulate("neupims", "gpt3-175b", batch=8, kv_len=2048)
+    assert e.value.path == "pim.stacks" and isinstance(e.value, ArchsimError)
+
+
+def test_cli_exit_2_on_bad_placement():
+    from click.testing import CliRunner
+
+    from archsim.cli import main
+    res = CliRunner().invoke(main, ["run", "attacc_dgx", "gpt2", "--phase", "decode",
+                                    "--set", "placement.fc=lol"])
+    assert res.exit_code == 2
