@@ -17,11 +17,17 @@ knowledge of buffers.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from numba import njit
 
 from archsim.isa import Op
+from archsim.jitcache import drop_stale
 from archsim.mem.interface import N_MEM_COUNTERS, mem_transfer
+
+# the kernel inlines the memory models: recompile when any of them changed
+drop_stale(__file__, [Path(__file__).parents[1] / "mem"])
 
 OP_LOAD = int(Op.LOAD)
 OP_STORE = int(Op.STORE)

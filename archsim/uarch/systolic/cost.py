@@ -8,8 +8,14 @@ partial-sum reads when a tile accumulates onto earlier k tiles. Vector instructi
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from numba import njit
+
+from archsim.jitcache import drop_stale
+
+drop_stale(__file__, [Path(__file__).with_name("folds.py")])
 
 from archsim.isa import Op, VecKind
 from archsim.uarch.systolic.folds import fold_counts, gemm_compute_cycles, sram_access_counts
