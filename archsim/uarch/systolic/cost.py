@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+from archsim.isa import Op, VecKind
 from archsim.jitcache import drop_stale
+from archsim.uarch.systolic.folds import fold_counts, gemm_compute_cycles, sram_access_counts
 
 drop_stale(__file__, [Path(__file__).with_name("folds.py")])
-
-from archsim.isa import Op, VecKind
-from archsim.uarch.systolic.folds import fold_counts, gemm_compute_cycles, sram_access_counts
 
 COUNTERS = (
     "array.mac",
