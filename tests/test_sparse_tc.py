@@ -111,6 +111,8 @@ def test_hand_outer_product(tmp_path):
     assert c["array.mac"] == 25 and c["array.mac_skipped"] == 4 * 4 * 8 - 25
     assert c["scatter.conflict_cycles"] == 3
     assert c["acc.write_bytes"] == 25 * 4 and c["decode.bits"] == 8 * 8
+    # the 4x4 tile's partial sums leave the accumulation buffer once (one chunk): 4*4*4 bytes
+    assert c["acc.spill_bytes"] == 4 * 4 * 4
     # without bank conflicts (4 banks) k0 and k4 take ceil(b/2)=1: 12 - 1 - 2 = 9
     _, d, _ = gemm_durations(tiny_arch("ds_stc", outer={"acc_banks": 4}), W_HAND, X_HAND, tmp_path)
     assert d.tolist() == [9]
@@ -132,6 +134,26 @@ def test_hand_row_merge(tmp_path):
     # a merge network of 1 product per cycle binds: unit0 13, unit1 12 -> 13
     _, d, _ = gemm_durations(tiny_arch("rm_stc", rowmerge={"merge_width": 1}), W_HAND, X_HAND, tmp_path)
     assert d.tolist() == [13]
+
+
+def test_accumulation_bank_energy():
+    """The outer-product accumulation buffer is priced per bank: a register file of
+    warp.m*warp.n*4/acc_banks bytes, scaled from the 512 B reference RF with the SRAM
+    size law (per-byte energy ~ size^0.5 below 32 KB)."""
+    from archsim.energy import table_for
+    from archsim.uarch.sparse_tc.energy import acc_bank_pj_per_byte, prices, supplement
+    t = table_for(45)
+    rf = supplement()["register_file_pj_per_byte"]
+    # 32x32 fp32 tile in 8 banks: 512 B per bank = the reference RF -> rf per byte
+    cfg, _ = load(tiny_arch("ds_stc", warp={"m": 32, "n": 32}, cta={"m": 32, "n": 32},
+                            outer={"acc_banks": 8}), {"kind": "gemm", "M": 1, "N": 1, "K": 1})
+    assert acc_bank_pj_per_byte(cfg, t) == pytest.approx(rf)
+    # 32 banks of 128 B: sqrt(128/512) = 1/2 of it
+    cfg, _ = load(tiny_arch("ds_stc", warp={"m": 32, "n": 32}, cta={"m": 32, "n": 32},
+                            outer={"acc_banks": 32}), {"kind": "gemm", "M": 1, "N": 1, "K": 1})
+    p = prices(cfg, t)
+    assert p["acc.read_bytes"] == pytest.approx(rf / 2)
+    assert p["acc.spill_bytes"] == pytest.approx(rf / 2 + 2 * rf)
 
 
 # ------------------------------------------------------------------------------------------

@@ -39,10 +39,11 @@ COUNTERS = (
     "operand.read_bytes", "metadata.read_bytes",
     "acc.read_bytes", "acc.write_bytes",
     "merge.ops", "scatter.conflict_cycles", "decode.bits",
-    "smem.write_bytes", "l2.read_bytes",
+    "smem.write_bytes", "l2.read_bytes", "acc.spill_bytes", "bfetch.stall_cycles",
 ) + tuple(f"vector.{p}" for p in PRIMS)
-C_MAC, C_SKIP, C_OPND, C_META, C_ACC_R, C_ACC_W, C_MERGE, C_CONFL, C_DEC, C_SMEM, C_L2 = range(11)
-C_VEC0 = 11
+(C_MAC, C_SKIP, C_OPND, C_META, C_ACC_R, C_ACC_W, C_MERGE, C_CONFL, C_DEC, C_SMEM, C_L2, C_SPILL,
+ C_BSTALL) = range(13)
+C_VEC0 = 13
 N_COUNTERS = len(COUNTERS)
 
 VARIANT_CODE = {"tc_dense": 0, "stc_2to4": 1, "ds_stc": 2, "rm_stc": 3}
@@ -249,6 +250,8 @@ def warp_rowmerge(rb, cb, j, k0, k1, wm, wma, wna, K, CB, J, dense_a, dense_b, s
     out[4] = issued
     out[5] = 0
     out[6] = dec
+    out[7] = 0
+    out[8] = 0
     return cyc
 
 
@@ -267,7 +270,7 @@ def sparse_tc_cost(op, layer, m, n, k, nbytes, aux, n_layers, variant, optab, pa
     sn = np.int64(par[P_STCN]); sm = np.int64(par[P_STCM]); metab = np.int64(par[P_METAB])
     rmdec = np.int64(par[P_RMDEC])
     tc = np.zeros(T, np.int64)
-    out = np.zeros(7, np.int64)
+    out = np.zeros(9, np.int64)
     lanes = np.zeros(R, np.float64)
     mrg = np.zeros(R, np.float64)
     for i in range(N):
@@ -330,8 +333,18 @@ def sparse_tc_cost(op, layer, m, n, k, nbytes, aux, n_layers, variant, optab, pa
                                             rm_p, optab[t, T_RMP], rm_mf, rm_mb, optab[t, T_RMF], bcnt,
                                             optab[t, T_BCNT], R, L, V, W, rmdec, abits, bbits, accb,
                                             lanes, mrg, out)
+                    if variant == 2:
+                        # partial sums leave the accumulation buffer once per warp tile
+                        # and chunk, merged into the output registers
+                        out[7] = wma * wna * accb if out[0] > 0 else 0
+                        out[8] = 0
+                    elif variant != 3:
+                        out[7] = 0
+                        out[8] = 0
                     tc[w % T] += cyc
                     w += 1
+                    cnt[Ly, C_SPILL] += out[7]
+                    cnt[Ly, C_BSTALL] += out[8]
                     cnt[Ly, C_MAC] += out[0]
                     cnt[Ly, C_SKIP] += wma * wna * kt - out[0]
                     bits[Ly, 0] += out[1]
