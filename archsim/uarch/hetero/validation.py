@@ -1,0 +1,34 @@
+"""Validation helpers (``kind: python`` cases): throughput ratios of NeuPIMs-style systems.
+
+``neupims_ratios(case)`` runs the case's workload at its batch on four systems built from
+the ``neupims`` preset (``case["devices"]`` devices in tensor parallel):
+
+- neupims: NPU + dual-row-buffer PIM, sub-batch interleaving;
+- naive NPU+PIM: single row buffer, serial (Newton-style baseline of NeuPIMs' npu+pim branch);
+- NPU-only: attention on the NPU (its memory without PIM);
+- GPU-only: ``case["gpu"]`` (default a100) with the same number of devices in tensor parallel.
+"""
+from __future__ import annotations
+
+from archsim.api import simulate
+
+ATT_X = ["placement.attn_qk=xpu", "placement.softmax=xpu", "placement.attn_sv=xpu", "placement.kv_write=xpu"]
+
+
+def neupims_throughputs(case: dict) -> dict:
+    n = int(case.get("devices", 1))
+    wl, B = case["workload"], case.get("batch")
+    base = [f"xpu.devices={n}"] + list(case.get("overrides", []))
+    runs = {
+        "neupims": ("neupims", base),
+        "naive_npu_pim": ("neupims", base + ["pim.dual_row_buffer=false", "schedule=serial"]),
+        "npu_only": ("neupims", base + ["schedule=serial"] + ATT_X),
+        "gpu_only": (case.get("gpu", "a100"), [f"parallel.tensor={n}", "memory.capacity=1e13"]),
+    }
+    return {k: simulate(a, wl, batch=B, phase="decode", overrides=ov).tokens_per_s for k, (a, ov) in runs.items()}
+
+
+def neupims_ratios(case: dict) -> dict:
+    t = neupims_throughputs(case)
+    return {"vs_gpu_only": t["neupims"] / t["gpu_only"], "vs_npu_only": t["neupims"] / t["npu_only"],
+            "vs_naive_npu_pim": t["neupims"] / t["naive_npu_pim"], **{f"tokens_per_s.{k}": v for k, v in t.items()}}
