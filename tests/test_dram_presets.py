@@ -80,3 +80,15 @@ def test_unknown_preset_and_unknown_timing():
     doc["timing"]["tRCX"] = 3
     with pytest.raises(ConfigError, match="tRCX"):
         resolve(doc)
+
+
+def test_resolved_timing_is_the_public_view():
+    from archsim.mem.dram.presets import load_preset, resolved_timing
+    r = resolved_timing("HBM2-2000")
+    p = load_preset("HBM2-2000")
+    assert {k: r[k] for k in p.timing} == p.timing
+    assert r["levels"] == {"PseudoChannel": 2, "BankGroup": 4, "Bank": 4}
+    assert r["banks_per_channel"] == 2 * 4 * 4 and r["tick_ps"] == 1000.0
+    r["nRP"] = -1                                   # a copy: the cached preset is untouched
+    assert load_preset("HBM2-2000").timing["nRP"] != -1
+    assert resolved_timing("HBM2-2000", {"tRC": 50})["nRC"] == 50

@@ -183,3 +183,25 @@ def load_preset(name_or_path, overrides: dict | None = None) -> Preset:
     p = resolve(doc, source=str(path), overrides=overrides)
     _CACHE[key] = p
     return p
+
+
+def resolved_timing(name_or_path, overrides: dict | None = None) -> dict:
+    """Public view of a resolved preset for other models (e.g. DRAM-PIM): a fresh dict with
+
+    - every timing in CK cycles under its canonical name (``nBL``, ``nCL``, ``nCWL``, ``nRCDRD``,
+      ``nRCDWR``, ``nRP``, ``nRAS``, ``nRC``, ``nWR``, ``nRTP``, ``nCCDS``, ``nCCDL``, ``nRRDS``,
+      ``nRRDL``, ``nFAW``, ``nWTRS``, ``nWTRL``, ``nRTW``, ``nRFC``, ``nRFCpb``, ``nREFI``,
+      ``nREFIpb``, ...), defaults filled in as the controller uses them;
+    - ``tCK_ps`` and ``tick_ps`` (controller tick; HBM3 runs on half-CK ticks);
+    - ``levels``: ``{level name: size}`` below the channel (``PseudoChannel`` / ``Rank``, ``Sid``,
+      ``BankGroup``, ``Bank``), and ``channels``, ``rows``, ``cols_per_row``, ``tx_bytes``,
+      ``banks_per_channel``, ``standard``.
+
+    Callers should use this instead of reading ``Preset.timing`` / ``Preset.level_sizes``."""
+    p = load_preset(name_or_path, overrides=overrides)
+    out = {k: int(v) if float(v).is_integer() else v for k, v in p.timing.items()}
+    out.update({"tCK_ps": p.tck_ps, "tick_ps": p.tick_ps, "standard": p.standard.name,
+                "levels": {lv: int(s) for lv, s in zip(p.standard.levels[1:], p.level_sizes[1:])},
+                "channels": p.channels, "rows": p.rows, "cols_per_row": p.cols_per_row,
+                "tx_bytes": p.tx_bytes, "banks_per_channel": p.banks_per_channel})
+    return out
