@@ -116,3 +116,16 @@ def test_run_decode_on_pim_conserves_macs():
     res = simulate("hbm_pim", "gpt2", phase="decode", kv_len=128)
     assert res.macs - res.padded_macs == res.expected_macs
     assert res.bounds_ok() and res.cycles > 0
+
+
+def test_int8_mac_command_consumes_a_full_column():
+    # INT8 bank-group placement, one channel-iteration of 16 heads, L = 256, d_head = 160:
+    # a MAC command reads one 32 B column = 32 INT8 values (not 16: the unit consumes the whole
+    # burst it reads). Score: ceil(256 / 16 units) = 16 output rows x ceil(160 / 32) = 5 columns;
+    # context: ceil(160 / 32) = 5 output groups x 16 columns -> 160 MAC_SB per head.
+    r = attention_cycles("attacc_pim", 1, [256], 16, 160, overrides=["pim.precision=int8"],
+                         placement="bankgroup")
+    c = r.counters
+    assert c["mac_sb"] == 16 * (16 * 5 + 5 * 16)
+    assert c["wrgb"] == 16 * 5                     # query: ceil(160 / 32) columns per head
+    assert r.macs == 16 * 2 * 256 * 160            # every MAC command carries 32 useful values

@@ -175,8 +175,7 @@ def attention_cycles(cfg, batch, kv_lens, heads, head_dim, *, layers=1, override
         raise ConfigError([("pim.max_seq_len", f"kv length {max(kv)} exceeds the {pim.max_seq_len} rows "
                             f"reserved per head")])
     ch, kind, sub, addr, g = build_trace(dev, placement, stack_tasks, head_dim, dbyte, C,
-                                         max_seq_len=pim.max_seq_len, reference=ref,
-                                         lanes=pim.simd_lanes)
+                                         max_seq_len=pim.max_seq_len, reference=ref)
     streams = channel_streams(ch, kind, sub, addr, g, C)
     per = _run_streams(streams, geom, dev.T)
     res = _summarise(dev, cfg, per, geom, C * dev.stacks, placement)

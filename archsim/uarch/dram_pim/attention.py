@@ -112,8 +112,9 @@ class _Task:
     """Command lists of one iteration (up to one head per channel) for one placement."""
 
     def __init__(self, g: _Geo, placement, L, dh, n_mac, key, val, valid, n_elem=None):
-        # n_mac: elements one MAC command feeds a unit (its SIMD lanes); n_elem: elements per
-        # column burst (data movement of the probabilities)
+        # n_mac: elements one MAC command feeds a unit (one column burst: the unit consumes the
+        # whole 32 B column it reads, e.g. 32 INT8 values on 16 FP16-wide lanes split in two);
+        # n_elem: elements per column burst (data movement of the probabilities)
         n_elem = n_elem or n_mac
         P, R, G, B, tx = g.P, g.R, g.G, g.B, g.tx
         lch = np.arange(valid, dtype=np.int64)
@@ -215,13 +216,15 @@ class _Task:
         return _blk(self.lch, self.mac_kind, 0, self.score_mac[0, 0])
 
 
-def build_trace(dev, placement, L_list, dh, dbyte, n_channels, *, max_seq_len=4096, reference=False,
-                lanes=None):
+def build_trace(dev, placement, L_list, dh, dbyte, n_channels, *, max_seq_len=4096, reference=False):
     """Global command trace (ch, kind, sub, addr) of the tasks in ``L_list`` (one sequence
     length per task, dealt to channels ``n_channels`` at a time)."""
     g = _Geo(dev)
     n_elem = dev.tx_bytes // dbyte
-    n_mac = min(lanes or n_elem, n_elem)
+    # a MAC command reads one column burst and the unit consumes all of it (the SIMD width
+    # sets how long the unit takes per burst, see dram_adapter.resolve, not how many elements
+    # a command feeds): INT8 feeds 32 values per 32 B command, FP16 16.
+    n_mac = n_elem
     n_tasks = len(L_list)
     num_itr = math.ceil(n_tasks / n_channels)
     partition = math.ceil(max_seq_len * dh / (g.P * g.R * g.G * g.B))
