@@ -136,6 +136,26 @@ def test_hand_row_merge(tmp_path):
     assert d.tolist() == [13]
 
 
+def test_hand_row_merge_b_fetch(tmp_path):
+    # B rows fetched from shared memory once per chunk for the whole tile (broadcast to the
+    # units): the union of the rows' k's {0,1,3,4,5,6,7}, minus k3 (B row empty):
+    # k0 b2, k1 b2, k4 b2, k5 b3, k6 b1, k7 b1 -> 11 fp16 values + 6 row bitmaps of 4 bits
+    # = 11*16 + 6*4 = 200 bits = 25 bytes
+    # 16 B/cycle: 2 cycles, hidden under the 8 compute cycles
+    _, d, c = gemm_durations(tiny_arch("rm_stc"), W_HAND, X_HAND, tmp_path)
+    assert d.tolist() == [8] and c["bfetch.stall_cycles"] == 0
+    # 2 B/cycle: ceil(25/2) = 13 cycles > 8: fetch bound, 5 stall cycles
+    _, d, c = gemm_durations(tiny_arch("rm_stc", rowmerge={"b_fetch_bytes_per_cycle": 2}), W_HAND, X_HAND,
+                             tmp_path)
+    assert d.tolist() == [13] and c["bfetch.stall_cycles"] == 5
+    # operands: 5+4+4+3 = 16 A non-zeros * 2 bytes + the 25 fetched B bytes (broadcast, read once)
+    assert c["operand.read_bytes"] == 16 * 2 + 25
+    # 1 B/cycle: 25 cycles
+    _, d, _ = gemm_durations(tiny_arch("rm_stc", rowmerge={"b_fetch_bytes_per_cycle": 1}), W_HAND, X_HAND,
+                             tmp_path)
+    assert d.tolist() == [25]
+
+
 def test_accumulation_bank_energy():
     """The outer-product accumulation buffer is priced per bank: a register file of
     warp.m*warp.n*4/acc_banks bytes, scaled from the 512 B reference RF with the SRAM
@@ -220,7 +240,10 @@ def naive_warp(cfg, a, b):
                 lanes[i % r.units] += math.ceil(b[k].sum() / r.vector)
                 mrg[i % r.units] += int(b[k].sum())
     cyc = max(max(math.ceil(lanes[u] / r.lanes), math.ceil(mrg[u] / r.merge_width)) for u in range(r.units))
-    return max(cyc, math.ceil(kt * (wma + wna) / r.decode_bits_per_cycle))
+    # B rows needed by any row of the tile, fetched once: values + row bitmap
+    bits = sum(int(b[k].sum()) * 16 + wna for k in range(kt) if a[:, k].any() and b[k].any())
+    fetch = math.ceil(math.ceil(bits / 8) / r.b_fetch_bytes_per_cycle)
+    return max(cyc, math.ceil(kt * (wma + wna) / r.decode_bits_per_cycle), fetch)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -239,7 +262,7 @@ def test_kernel_matches_naive(variant, seed, tmp_path):
     arch = tiny_arch(variant, gpu={"sms": 2, "tensor_cores_per_sm": 2}, cta={"m": 8, "n": 8, "k": 16},
                      outer={"acc_banks": 2, "decode_bits_per_cycle": 16},
                      rowmerge={"units": 3, "lanes": 2, "vector": 2, "merge_width": 3,
-                               "decode_bits_per_cycle": 16})
+                               "decode_bits_per_cycle": 16, "b_fetch_bytes_per_cycle": 2 + seed})
     prog, d, _ = gemm_durations(arch, W, X, tmp_path)
     cfg, _ = load(arch, {"kind": "gemm", "M": 1, "N": 1, "K": 1})
     assert d.tolist() == naive_durations(cfg, prog, W, X)

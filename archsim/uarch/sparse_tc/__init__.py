@@ -17,7 +17,7 @@ import numpy as np
 from archsim.uarch import register
 from archsim.uarch.base import Uarch
 from archsim.uarch.sparse_tc.cost import (COUNTERS, N_PAR, P_ACCB, P_BANKS, P_DSDEC, P_GA, P_GB, P_L, P_METAB,
-                                          P_MK, P_MM, P_MN, P_R, P_RMDEC, P_STCM, P_STCN, P_T, P_V, P_W,
+                                          P_BF, P_MK, P_MM, P_MN, P_R, P_RMDEC, P_STCM, P_STCN, P_T, P_V, P_W,
                                           P_WM, P_WN, VARIANT_CODE, sparse_tc_cost)
 from archsim.uarch.sparse_tc.lower import SparseTCLowerer
 from archsim.uarch.sparse_tc.spec import VARIANTS, SparseTCConfig
@@ -43,6 +43,7 @@ def params(cfg) -> np.ndarray:
     p[P_DSDEC] = cfg.outer.decode_bits_per_cycle
     r = cfg.rowmerge
     p[P_R], p[P_L], p[P_V], p[P_W], p[P_RMDEC] = r.units, r.lanes, r.vector, r.merge_width, r.decode_bits_per_cycle
+    p[P_BF] = r.b_fetch_bytes_per_cycle
     p[P_ACCB] = cfg.buffers.accumulator_bytes
     p[P_STCN], p[P_STCM], p[P_METAB] = cfg.stc.n, cfg.stc.m, cfg.stc.metadata_bits
     return p
@@ -68,7 +69,7 @@ class SparseTC(Uarch):
         return sparse_tc_cost(program.op, program.layer, program.m, program.n, program.k, program.nbytes,
                               program.aux, max(1, len(program.layer_names)), VARIANT_CODE[cfg.uarch],
                               s["optab"], params(cfg), s["acnt"], s["comp"], s["bcnt"], s["bscat"],
-                              s["rm_ptr"], s["rm_idx"], s["rm_p"], s["rm_mf"], s["rm_mb"], s["dspre"], prim_table(),
+                              s["rm_ptr"], s["rm_idx"], s["rm_p"], s["rm_mf"], s["rm_mb"], s["rm_mz"], s["dspre"], prim_table(),
                               vector_rates(cfg.vector), cfg.vector.pipeline_cycles)
 
     def peak_macs_per_cycle(self, cfg):

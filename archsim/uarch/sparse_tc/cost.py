@@ -54,8 +54,8 @@ VARIANT_CODE = {"tc_dense": 0, "stc_2to4": 1, "ds_stc": 2, "rm_stc": 3}
 N_OPT = 24
 # parameter vector
 (P_MM, P_MN, P_MK, P_T, P_WM, P_WN, P_GA, P_GB, P_BANKS, P_DSDEC, P_R, P_L, P_V, P_W, P_ACCB,
- P_STCN, P_STCM, P_METAB, P_RMDEC) = range(19)
-N_PAR = 19
+ P_STCN, P_STCM, P_METAB, P_RMDEC, P_BF) = range(20)
+N_PAR = 20
 
 OP_GEMM = int(Op.GEMM)
 OP_VECTOR = int(Op.VECTOR)
@@ -178,14 +178,30 @@ def warp_outer(rb, cb, j, k0, k1, wma, wna, K, CB, J, dense_a, dense_b, acnt, ao
 
 @njit(cache=True)
 def warp_rowmerge(rb, cb, j, k0, k1, wm, wma, wna, K, CB, J, dense_a, dense_b, stats, rm_ptr, rm_idx,
-                  ptroff, idxoff, rm_p, poff, rm_mf, rm_mb, foff, bcnt, boff, R, L, V, W, dec_rate,
-                  abits, bbits, accb, lanes, mrg, out):
+                  ptroff, idxoff, rm_p, poff, rm_mf, rm_mb, rm_mz, foff, bcnt, boff, R, L, V, W, dec_rate,
+                  fetch_bytes, abits, bbits, accb, lanes, mrg, seen, out):
     for u in range(R):
         lanes[u] = 0.0
         mrg[u] = 0.0
     a_nnz = 0.0
     rows_active = 0
     kt = k1 - k0
+    # B rows fetched from shared memory: each non-empty row k needed by some row of the
+    # tile, once per chunk (broadcast to the row units), values + the row's bitmap
+    fetch_bits = 0.0
+    miss = 1.0                       # statistics: probability that no row needs a given k
+    if dense_b:
+        mz = 1.0
+        mbv = wna * 1.0
+    elif stats or dense_a:
+        mz = rm_mz[foff + j * CB + cb]
+        mbv = rm_mb[foff + j * CB + cb]
+    else:
+        mz = 0.0
+        mbv = 0.0
+    if not (stats or dense_a):
+        for q in range(kt):
+            seen[q] = 0
     for rr in range(wma):
         r = rb * wm + rr
         u = rr % R
@@ -203,6 +219,7 @@ def warp_rowmerge(rb, cb, j, k0, k1, wm, wma, wna, K, CB, J, dense_a, dense_b, s
             lanes[u] += p * f
             mrg[u] += p * mb
             a_nnz += p
+            miss *= 1.0 - p / kt
             if p > 0 and mb > 0:
                 rows_active += 1
         else:
@@ -230,9 +247,14 @@ def warp_rowmerge(rb, cb, j, k0, k1, wm, wma, wna, K, CB, J, dense_a, dense_b, s
                     lanes[u] += cdiv(b, V)
                     mrg[u] += b
                     act = True
+                    if seen[kk - k0] == 0:
+                        seen[kk - k0] = 1
+                        fetch_bits += b * bbits + wna
                 q += 1
             if act:
                 rows_active += 1
+    if stats or dense_a:
+        fetch_bits = (1.0 - miss) * kt * (mbv * bbits + mz * wna)
     cyc = 0
     tot = 0.0
     for u in range(R):
@@ -242,22 +264,28 @@ def warp_rowmerge(rb, cb, j, k0, k1, wm, wma, wna, K, CB, J, dense_a, dense_b, s
         tot += mrg[u]
     dec = kt * (wma + wna)
     cyc = max(cyc, cdiv(dec, dec_rate))
+    fb = np.int64(np.ceil(fetch_bits / 8.0 - 1e-9))
+    fcyc = cdiv(fb, fetch_bytes)
+    stall = 0
+    if fcyc > cyc:
+        stall = fcyc - cyc
+        cyc = fcyc
     issued = np.int64(np.round(tot))
     out[0] = issued
-    out[1] = np.int64(np.round(a_nnz)) * abits + issued * bbits
+    out[1] = np.int64(np.round(a_nnz)) * abits + np.int64(np.round(fetch_bits))
     out[2] = dec
     out[3] = rows_active * wna * accb
     out[4] = issued
     out[5] = 0
     out[6] = dec
     out[7] = 0
-    out[8] = 0
+    out[8] = stall
     return cyc
 
 
 @njit(cache=True)
 def sparse_tc_cost(op, layer, m, n, k, nbytes, aux, n_layers, variant, optab, par, acnt, comp, bcnt,
-                   bscat, rm_ptr, rm_idx, rm_p, rm_mf, rm_mb, dspre, prim, rates, pipeline):
+                   bscat, rm_ptr, rm_idx, rm_p, rm_mf, rm_mb, rm_mz, dspre, prim, rates, pipeline):
     N = op.shape[0]
     dur = np.zeros(N, np.int64)
     cnt = np.zeros((n_layers, N_COUNTERS), np.int64)
@@ -268,7 +296,11 @@ def sparse_tc_cost(op, layer, m, n, k, nbytes, aux, n_layers, variant, optab, pa
     dsdec = np.int64(par[P_DSDEC]); R = np.int64(par[P_R]); L = np.int64(par[P_L])
     V = np.int64(par[P_V]); W = np.int64(par[P_W]); accb = np.int64(par[P_ACCB])
     sn = np.int64(par[P_STCN]); sm = np.int64(par[P_STCM]); metab = np.int64(par[P_METAB])
-    rmdec = np.int64(par[P_RMDEC])
+    rmdec = np.int64(par[P_RMDEC]); bfetch = np.int64(par[P_BF])
+    kmax = 1
+    for t in range(optab.shape[0]):
+        kmax = max(kmax, optab[t, T_BK])
+    seen = np.zeros(kmax, np.int8)
     tc = np.zeros(T, np.int64)
     out = np.zeros(9, np.int64)
     lanes = np.zeros(R, np.float64)
@@ -330,9 +362,9 @@ def sparse_tc_cost(op, layer, m, n, k, nbytes, aux, n_layers, variant, optab, pa
                     else:
                         cyc = warp_rowmerge(rb, cb, j, k0, k1, wm, wma, wna, K, CB, J, dense_a, dense_b,
                                             stats, rm_ptr, rm_idx, optab[t, T_RMPTR], optab[t, T_RMIDX],
-                                            rm_p, optab[t, T_RMP], rm_mf, rm_mb, optab[t, T_RMF], bcnt,
-                                            optab[t, T_BCNT], R, L, V, W, rmdec, abits, bbits, accb,
-                                            lanes, mrg, out)
+                                            rm_p, optab[t, T_RMP], rm_mf, rm_mb, rm_mz, optab[t, T_RMF],
+                                            bcnt, optab[t, T_BCNT], R, L, V, W, rmdec, bfetch, abits,
+                                            bbits, accb, lanes, mrg, seen, out)
                     if variant == 2:
                         # partial sums leave the accumulation buffer once per warp tile
                         # and chunk, merged into the output registers

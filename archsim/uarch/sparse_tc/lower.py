@@ -79,6 +79,7 @@ class SparseTCLowerer(SystolicLowerer):
         self.f_rmp = _Flat(np.int32)
         self.f_mf = _Flat(np.float64)
         self.f_mb = _Flat(np.float64)
+        self.f_mz = _Flat(np.float64)
         self.f_dspre = _Flat(np.int64)
         self.next_sm = 0
         self.density_info: dict[str, dict] = {}
@@ -132,10 +133,12 @@ class SparseTCLowerer(SystolicLowerer):
             V = cfg.rowmerge.vector
             mf = _chunk_mean(np.ceil(st.bcnt / V), bk)            # (J, CB)
             mb = _chunk_mean(st.bcnt.astype(np.float64), bk)
+            mz = _chunk_mean((st.bcnt > 0).astype(np.float64), bk)
         else:
-            mf = mb = np.zeros(0)
+            mf = mb = mz = np.zeros(0)
         row[T_RMF] = self.f_mf.add(mf)
         self.f_mb.add(mb)
+        self.f_mz.add(mz)
         row[T_DSPRE] = -1
         if v == "ds_stc" and not (st.dense_a and st.dense_b):
             row[T_DSPRE] = self.f_dspre.add(_outer_sums(st, Mh, Nh, K, wm, wn, bk, ab, bb, cfg.outer))
@@ -286,7 +289,7 @@ class SparseTCLowerer(SystolicLowerer):
             optab=np.stack(self.optab) if self.optab else np.zeros((1, N_OPT), np.int64),
             acnt=self.f_acnt.array(), comp=self.f_comp.array(), bcnt=self.f_bcnt.array(),
             bscat=self.f_bscat.array(), rm_ptr=self.f_rmptr.array(), rm_idx=self.f_rmidx.array(),
-            rm_p=self.f_rmp.array(), rm_mf=self.f_mf.array(), rm_mb=self.f_mb.array(),
+            rm_p=self.f_rmp.array(), rm_mf=self.f_mf.array(), rm_mb=self.f_mb.array(), rm_mz=self.f_mz.array(),
             dspre=self.f_dspre.array())
         prog.meta["density"] = self.density_info
         return prog

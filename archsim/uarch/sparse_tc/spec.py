@@ -68,13 +68,18 @@ class OuterConfig(Strict):
 class RowMergeConfig(Strict):
     """Row-merge (Gustavson) sparse tensor core (rm_stc): ``units`` row units, each with
     ``lanes`` scalar x vector lanes of ``vector`` MACs, merging partial rows into the output
-    row at ``merge_width`` products per cycle."""
+    row at ``merge_width`` products per cycle. The B rows the units need are fetched from
+    shared memory at ``b_fetch_bytes_per_cycle`` (compressed values plus the row's bitmap);
+    a row needed by several rows of the warp tile in the same k chunk is fetched once and
+    broadcast to the row units."""
 
     units: PositiveInt = Field(32, description="row units (rows of A in flight)")
     lanes: PositiveInt = Field(2, description="A non-zeros per unit per cycle")
     vector: PositiveInt = Field(4, description="B-row non-zeros per lane per cycle")
     merge_width: PositiveInt = Field(8, description="products merged per unit per cycle")
     decode_bits_per_cycle: PositiveInt = Field(256, description="bitmap bits decoded per cycle per core")
+    b_fetch_bytes_per_cycle: PositiveInt = Field(16, description="B-row bytes per cycle per core from "
+                                                 "shared memory (A100: 128 B/clk per SM over 8 cores)")
 
 
 class SparseTCConfig(ArchBase):
