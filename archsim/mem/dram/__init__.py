@@ -6,6 +6,14 @@ See docs/dram.md.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+from archsim.jitcache import drop_stale
+
+# archsim.mem.interface.mem_transfer inlines the transfer engine: recompile it when this
+# package changed (runs before the interface module loads its cached kernels)
+drop_stale(str(Path(__file__).resolve().parents[1] / "interface.py"), [Path(__file__).resolve().parent])
+
 
 def validate_case(case: dict) -> dict:
     """Run one ``validation/dram/*.yaml`` case (``kind: dram_trace``); returns

@@ -30,11 +30,12 @@ import math
 import numpy as np
 from numba import njit
 
-from archsim.mem.dram.kernel import ACT, F_CH, F_COL, F_ROW, N_CMD, PRE, PREA, RD, REF, W_MAX, WR
+from archsim.mem.dram.kernel import ACT, F_CH, F_COL, F_ROW, INF, N_CMD, PRE, PREA, RD, REF, W_MAX, WR
 
 # header slots
 H_L, H_C, H_NB, H_NNODES, H_Q, H_NSCOPE, H_RSCOPE, H_RL, H_WL, H_REFI, H_NBL, H_FID = range(12)
 H_TXB, H_NF, H_MAPMODE, H_XOR, H_ROWB, H_COLB, H_PBITS, H_CHB, H_CHPOS, H_TX, H_BUSES = range(12, 23)
+H_EDGE, H_DUAL, H_RCD, O_LAST = 23, 24, 25, 26
 O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN = range(32, 42)
 O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK = range(42, 52)
 O_BUSY, O_MAXT, O_VCNT = 52, 53, 54
@@ -282,92 +283,201 @@ def _ring_put(s, c, t1, gap, m):
 
 
 @njit(cache=True)
-def _visit(s, counters, c, b, row, n, is_write, t0):
-    """Serve ``n`` bursts of channel ``c`` to (bank ``b``, ``row``) no earlier than tick ``t0``;
-    returns the tick the last one completes."""
+def _entry(s, c, g, t0):
+    """Tick burst ``g`` (channel-global arrival index) enters the ``Q``-deep window: when the
+    column command ``g - Q`` (issue order) has issued; never before the transfer's ``t0``."""
+    e = _ring_get(s, c, g - s[H_Q])
+    return t0 if e < t0 else e
+
+
+@njit(cache=True)
+def _odd(s, t):
+    """HBM3: column commands and ACT issue on rising CK edges (odd half-CK ticks)."""
+    if s[H_EDGE] and (t & 1) == 0:
+        return t + 1
+    return t
+
+
+@njit(cache=True)
+def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0):
+    """Serve the row visits ``v0 .. v1-1`` of channel ``c`` (in address order) as a ``Q``-deep
+    FR-FCFS window would: burst ``j`` enters the window when the ``(j - Q)``-th column command
+    of the channel has issued; at each step the command (PRE / ACT / RD / WR) of a visit in the
+    window that can issue first goes first (a column command before a row command on a tie,
+    then the oldest visit), one command per command bus and tick (separate row and column
+    buses where the standard has them). A PRE waits while a visit in the window still needs the
+    open row. Returns the tick the last burst completes."""
     NB = s[H_NB]
-    o_open = s[O_OPEN] + c * NB + b
+    L = s[H_L]
     Q = s[H_Q]
-    sidx = b // (NB // s[H_NSCOPE])
     cmd = WR if is_write else RD
     gap = s[s[O_GAP] + cmd]
+    if s[H_EDGE] and (gap & 1):
+        gap += 1
     fid = s[H_FID]
+    dual = s[H_DUAL]
+    rcd = s[H_RCD]
+    refi = s[H_REFI]
+    per = NB // s[H_NSCOPE]
+    o_open = s[O_OPEN] + c * NB
+    # command-bus slots taken by this call (column bus, row bus; one shared bus without dual)
+    o_lc = s[O_LAST] + 2 * c
+    o_lr = o_lc + 1
+    s[o_lc] = -1
+    s[o_lr] = -1
+    nv = v1 - v0
+    start = np.empty(nv, np.int64)
+    rem = np.empty(nv, np.int64)
+    fresh = np.ones(nv, np.bool_)
+    g0 = s[s[O_RINGK] + c]
+    acc = g0
+    for i in range(nv):
+        start[i] = acc
+        rem[i] = vn[v0 + i]
+        acc += vn[v0 + i]
     done = np.int64(0)
-    first = True
-    while n > 0:
-        # row commands
-        k0 = s[s[O_RINGK] + c]
-        tl = _ring_get(s, c, k0 - Q)
-        tmin = t0 if t0 > tl else tl
-        o = s[o_open]
-        if o != row:
-            fc = PRE if o >= 0 else ACT
-            est = _ready(s, fc, c, b)
-            if est < tmin:
-                est = tmin
-            _refresh_due(s, counters, c, sidx, est)
-            o = s[o_open]
-            if first:
-                if o >= 0:
-                    counters[MC_ROW_CONFLICTS] += 1
-                else:
-                    counters[MC_ROW_MISSES] += 1
-                counters[MC_ROW_HITS] += n - 1
-                first = False
-            if o >= 0:
-                tp = _ready(s, PRE, c, b)
-                if tp < tmin:
-                    tp = tmin
-                _update(s, PRE, c, s[H_L] - 1, b, tp)
-                counters[MC_PRE] += 1
-            ta = _ready(s, ACT, c, b)
-            if ta < tmin:
-                ta = tmin
-            _update(s, ACT, c, s[H_L] - 1, b, ta)
-            s[o_open] = row
-            counters[MC_ACT] += 1
-        elif first:
-            counters[MC_ROW_HITS] += n
-            first = False
-        # column commands
-        t1 = _ready(s, cmd, c, b)
-        if t1 < t0:
-            t1 = t0
-        nri = s[O_NEXTREF] + c * s[H_NSCOPE] + sidx
-        refi = s[H_REFI]
-        if fid == 0:
-            m = 0
-            tj = t1
-            while m < n:
-                tj = _ready(s, cmd, c, b)
-                if tj < t0:
-                    tj = t0
-                if refi > 0 and s[nri] <= tj:
-                    break
-                _update(s, cmd, c, s[H_L] - 1, b, tj)
-                _ring_put(s, c, tj, 0, 1)
-                m += 1
-            t_last = tj
-        else:
-            m = n
-            if refi > 0 and s[nri] <= t1 + (n - 1) * gap:
-                due = s[nri]
-                m = 0 if due <= t1 else (due - t1 + gap - 1) // gap
-            if m > 0:
-                t_last = t1 + (m - 1) * gap
-                _update(s, cmd, c, s[H_L] - 1, b, t_last)
-                _ring_put(s, c, t1, gap, m)
+    lo = 0
+    hi = 0
+    while True:
+        while lo < nv and rem[lo] == 0:
+            lo += 1
+        if lo >= nv:
+            break
+        K = s[s[O_RINGK] + c]
+        while hi < nv and start[hi] - Q < K:
+            hi += 1
+        best_t = INF
+        best_v = -1
+        best_cmd = -1
+        best_col = False
+        best_infl = INF        # earliest tick another visit could issue a column command
+        sec_t = INF
+        for i in range(lo, hi):
+            if rem[i] == 0:
+                continue
+            b = vb[v0 + i]
+            row = vr[v0 + i]
+            o = s[o_open + b]
+            g = start[i] + vn[v0 + i] - rem[i]
+            e = _entry(s, c, g, t0)
+            if o == row:
+                r = _ready(s, cmd, c, b)
+                lim = s[o_lc] + 1
+                if not dual and s[o_lr] + 1 > lim:
+                    lim = s[o_lr] + 1
+                isc = True
+                fc = cmd
             else:
-                t_last = t1
-        if m > 0:
-            counters[MC_WR if is_write else MC_RD] += m
-            s[s[O_BUSY] + c] += m * s[H_NBL]
-            fin = t_last + (s[H_WL] if is_write else s[H_RL])
-            if fin > done:
-                done = fin
-        n -= m
-        if n > 0:
-            _refresh_due(s, counters, c, sidx, s[nri])
+                if o >= 0:
+                    blocked = False
+                    for u in range(lo, hi):
+                        if u != i and rem[u] > 0 and vb[v0 + u] == b and vr[v0 + u] == o:
+                            blocked = True
+                            break
+                    if blocked:
+                        continue
+                    fc = PRE
+                else:
+                    fc = ACT
+                r = _ready(s, fc, c, b)
+                lim = s[o_lr] + 1
+                isc = False
+            if r < e:
+                r = e
+            if r < lim:
+                r = lim
+            if isc or fc == ACT:
+                r = _odd(s, r)
+            if not isc and not dual:
+                # the column commands of the last run keep their ticks
+                nvr = s[s[O_VCNT] + c]
+                if nvr > 0:
+                    rr = s[O_RING] + c * Q * 4 + ((nvr - 1) % Q) * 4
+                    t1 = s[rr + 1]
+                    gp = s[rr + 2]
+                    tl = t1 + (s[rr + 3] - 1) * gp
+                    while r >= t1 and r <= tl and (gp == 0 and r == t1 or gp > 0 and (r - t1) % gp == 0):
+                        r += 1
+            infl = r if isc else r + rcd
+            if r < best_t or (r == best_t and isc and not best_col):
+                if best_v >= 0:
+                    if best_infl < sec_t:
+                        sec_t = best_infl
+                best_t = r
+                best_v = i
+                best_cmd = fc
+                best_col = isc
+                best_infl = infl
+            elif infl < sec_t:
+                sec_t = infl
+        t_other = sec_t
+        i = best_v
+        b = vb[v0 + i]
+        row = vr[v0 + i]
+        t = best_t
+        sidx = b // per
+        nri = s[O_NEXTREF] + c * s[H_NSCOPE] + sidx
+        if refi > 0 and s[nri] <= t:
+            _refresh_due(s, counters, c, sidx, t)
+            continue
+        if fresh[i]:
+            fresh[i] = False
+            n = rem[i]
+            if best_cmd == PRE:
+                counters[MC_ROW_CONFLICTS] += 1
+                counters[MC_ROW_HITS] += n - 1
+            elif best_cmd == ACT:
+                counters[MC_ROW_MISSES] += 1
+                counters[MC_ROW_HITS] += n - 1
+            else:
+                counters[MC_ROW_HITS] += n
+        if not best_col:
+            _update(s, best_cmd, c, L - 1, b, t)
+            if best_cmd == PRE:
+                s[o_open + b] = -1
+                counters[MC_PRE] += 1
+            else:
+                s[o_open + b] = row
+                counters[MC_ACT] += 1
+            s[o_lr] = t
+            continue
+        # column commands: one, or (row_visit) a run in closed form up to the first tick another
+        # visit could interleave, a window entry could, or a refresh falls due
+        m = 1
+        if fid != 0 and rem[i] > 1:
+            m = rem[i]
+            if refi > 0:
+                kr = (s[nri] - t + gap - 1) // gap
+                if kr < m:
+                    m = kr
+            if t_other < INF:
+                ko = (t_other - t + gap - 1) // gap
+                if ko < m:
+                    m = ko
+            h = hi
+            while h < nv:
+                ie = start[h] - Q - K           # run offset whose issue admits visit h
+                if ie < 0:
+                    ie = 0
+                if ie >= m:
+                    break
+                d = 0 if s[o_open + vb[v0 + h]] == vr[v0 + h] else rcd
+                ko = (ie * gap + d + gap - 1) // gap
+                if ko < m:
+                    m = ko
+                h += 1
+            if m < 1:
+                m = 1
+        t_last = t + (m - 1) * gap
+        _update(s, cmd, c, L - 1, b, t_last)
+        _ring_put(s, c, t, gap, m)
+        s[o_lc] = t_last
+        rem[i] -= m
+        counters[MC_WR if is_write else MC_RD] += m
+        s[s[O_BUSY] + c] += m * s[H_NBL]
+        fin = t_last + (s[H_WL] if is_write else s[H_RL])
+        if fin > done:
+            done = fin
     if done > s[O_MAXT]:
         s[O_MAXT] = done
     return done
@@ -388,6 +498,14 @@ def dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
     chpos = s[H_CHPOS]
     done = t0
     blk = np.int64(1) << pb
+    nblk = (j1 >> pb) - (j0 >> pb) + 1
+    cap = nblk * C if (chpos == 0 and C > 1) else nblk
+    # row visits in address order, then grouped per channel (order kept within a channel)
+    rch = np.empty(cap, np.int64)
+    rb = np.empty(cap, np.int64)
+    rr = np.empty(cap, np.int64)
+    rn = np.empty(cap, np.int64)
+    nvis = 0
     jb = (j0 >> pb) << pb
     while jb <= j1:
         lo = jb if jb > j0 else j0
@@ -399,18 +517,36 @@ def dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
                 jc = lo + ((c - lo) % C)
                 if jc > hi:
                     continue
-                cnt = (hi - jc) // C + 1
                 ch, b, row = _decode(s, jc * tx)
-                f = _visit(s, counters, ch, b, row, cnt, is_write, t0)
-                if f > done:
-                    done = f
+                rch[nvis] = ch; rb[nvis] = b; rr[nvis] = row; rn[nvis] = (hi - jc) // C + 1
+                nvis += 1
         else:
             ch, b, row = _decode(s, lo * tx)
-            f = _visit(s, counters, ch, b, row, hi - lo + 1, is_write, t0)
+            rch[nvis] = ch; rb[nvis] = b; rr[nvis] = row; rn[nvis] = hi - lo + 1
+            nvis += 1
+        jb += blk
+    cnt = np.zeros(C + 1, np.int64)
+    for k in range(nvis):
+        cnt[rch[k] + 1] += 1
+    for c in range(C):
+        cnt[c + 1] += cnt[c]
+    pos = cnt[:C].copy()
+    vb = np.empty(nvis, np.int64)
+    vr = np.empty(nvis, np.int64)
+    vn = np.empty(nvis, np.int64)
+    for k in range(nvis):
+        c = rch[k]
+        p = pos[c]
+        if p > cnt[c] and vb[p - 1] == rb[k] and vr[p - 1] == rr[k]:
+            vn[p - 1] += rn[k]            # same bank and row as the channel's previous visit
+            continue
+        vb[p] = rb[k]; vr[p] = rr[k]; vn[p] = rn[k]
+        pos[c] = p + 1
+    for c in range(C):
+        if pos[c] > cnt[c]:
+            f = _serve(s, counters, c, vb, vr, vn, cnt[c], pos[c], is_write, t0)
             if f > done:
                 done = f
-        jb += blk
-    nb = (j1 - j0 + 1) * tx
     if is_write:
         counters[MC_WRITE_BYTES] += nbytes
         counters[MC_WRITE_REQS] += 1
@@ -438,6 +574,9 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
         if p == f and win == 1 and not sib:
             gap[p] = max(gap[p], lat)
     gap = np.maximum(gap, 1)
+    # ACT -> first column command of the bank (tRCD, ticks): how soon a row command can let
+    # another visit join the column stream
+    rcd = min([lat for lv, p, f, lat, win, sib in t.entries if p == ACT and f in (RD, WR) and not sib] or [1])
     # visit block: leading channel / column fields of the mapping
     pbits, chpos, pos = 0, -1, 0
     if mapping.mode == 1:
@@ -467,13 +606,14 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
         ("nextref", np.full(C * n_scope, t.timing["nREFI"] if refresh != "off" else 0, np.int64)),
         ("ring", np.full(C * lookahead * 4, -1, np.int64)), ("ringk", np.zeros(C, np.int64)),
         ("busy", np.zeros(C, np.int64)), ("vcnt", np.zeros(C, np.int64)),
+        ("last", np.full(2 * C, -1, np.int64)),
     ]
     total = HEADER + sum(len(a) for _, a in segs) + 1
     s = np.zeros(total, dtype=np.int64)
     off = HEADER
     slots = [O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN,
              O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK, O_BUSY,
-             O_VCNT]
+             O_VCNT, O_LAST]
     for slot, (_, a) in zip(slots, segs):
         s[slot] = off
         s[off:off + len(a)] = a
@@ -485,7 +625,8 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
            H_FID: 0 if fidelity == "burst" else 1, H_TXB: mapping.tx_bits, H_NF: len(mapping.fkind),
            H_MAPMODE: mapping.mode, H_XOR: mapping.xor_mode, H_ROWB: mapping.row_bits, H_COLB: mapping.col_bits,
            H_PBITS: pbits, H_CHB: int(round(math.log2(C))), H_CHPOS: chpos, H_TX: preset.tx_bytes,
-           H_BUSES: preset.level_sizes[1] if preset.standard.levels[1] == "PseudoChannel" else 1}
+           H_BUSES: preset.level_sizes[1] if preset.standard.levels[1] == "PseudoChannel" else 1,
+           H_EDGE: int(preset.standard.edge_rules), H_DUAL: int(preset.standard.dual_bus), H_RCD: max(1, rcd)}
     for k, v in hdr.items():
         s[k] = int(v)
     s[O_MAXT] = 0
