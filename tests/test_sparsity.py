@@ -1,6 +1,8 @@
 """Workload sparsity spec: annotation of the graph, drawn masks, bad input (exit 2)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -52,6 +54,17 @@ def test_statistics_follow_the_mask_distribution():
     rng = np.random.default_rng(0)
     c = binom_counts(np.full(20000, 32), 0.3, rng)
     assert c.mean() == pytest.approx(32 * 0.3, rel=0.02)
+    # inverse-CDF draws against the Binomial pmf, mixed sizes (full tiles and an edge),
+    # and against a naive twin: counts of i.i.d. Bernoulli elements
+    sizes = np.where(np.arange(40000) % 4 == 0, 7, 32).reshape(200, 200)
+    c = binom_counts(sizes, 0.2, rng)
+    assert c.shape == sizes.shape and (c >= 0).all() and (c <= sizes).all()
+    for n in (7, 32):
+        got = np.bincount(c[sizes == n], minlength=n + 1) / (sizes == n).sum()
+        naive = np.bincount((rng.random(((sizes == n).sum(), n)) < 0.2).sum(1), minlength=n + 1) / (sizes == n).sum()
+        pmf = np.array([math.comb(n, j) * 0.2**j * 0.8**(n - j) for j in range(n + 1)])
+        assert np.abs(got - pmf).max() < 0.01 and np.abs(naive - pmf).max() < 0.01
+    assert (binom_counts(sizes, 1.0, rng) == sizes).all() and (binom_counts(sizes, 0.0, rng) == 0).all()
     # 2:4 compliance of one row's group of 4: unstructured d -> P(Bin(4, d) <= 2)
     d = 0.4
     assert group_ok_prob("unstructured", d, 2, 4) == pytest.approx(1 - 4 * d**3 * (1 - d) - d**4)

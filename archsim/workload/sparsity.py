@@ -231,12 +231,32 @@ def activation_mask(rows: int, K: int, density: float, rng: np.random.Generator)
 
 
 def binom_counts(sizes: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
-    """Non-zero counts of groups of ``sizes`` i.i.d. elements (statistics mode)."""
+    """Non-zero counts of groups of ``sizes`` i.i.d. elements (statistics mode): Binomial
+    (size, p) draws by inverting the exact CDF of each distinct size at one uniform per
+    group (a table lookup; sizes take a few values: full tiles and the edge)."""
+    sizes = np.asarray(sizes, np.int64)
     if p >= 1.0:
-        return np.asarray(sizes, np.int64).copy()
+        return sizes.copy()
     if p <= 0.0:
-        return np.zeros(np.shape(sizes), np.int64)
-    return rng.binomial(np.asarray(sizes, np.int64), p).astype(np.int64)
+        return np.zeros(sizes.shape, np.int64)
+    u = rng.random(sizes.shape)
+
+    def draw(n, x):
+        j = np.arange(n + 1)
+        logpmf = (np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in j])
+                  + j * math.log(p) + (n - j) * math.log1p(-p))
+        cdf = np.cumsum(np.exp(logpmf))
+        cdf[-1] = 1.0
+        return np.minimum(np.searchsorted(cdf, x, side="right"), n)
+
+    vals, counts = np.unique(sizes, return_counts=True)
+    common = int(vals[np.argmax(counts)])
+    out = draw(common, u.ravel()).reshape(sizes.shape).astype(np.int64)
+    for n in vals:
+        if int(n) != common:
+            sel = sizes == n
+            out[sel] = draw(int(n), u[sel])
+    return out
 
 
 def group_ok_prob(pattern: str, density: float, n: int, m: int, limit: int = 2, width: int = 4) -> float:

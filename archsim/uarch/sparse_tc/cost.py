@@ -111,7 +111,7 @@ def warp_stc(wma, wna, kt, mm, mn, mk, n, m, meta_bits, abits, bbits, accb, out)
 
 @njit(cache=True)
 def warp_outer(rb, cb, j, k0, k1, wma, wna, K, CB, J, dense_a, dense_b, acnt, aoff, bcnt, bscat, boff,
-               dspre, dspre_off, ga, gb, banks, dec_rate, abits, bbits, accb, out):
+               dspre, dspre_off, ga, gb, banks, dec_rate, abits, bbits, accb, out, RB):
     comp = 0
     issued = 0
     opb = 0
@@ -121,9 +121,9 @@ def warp_outer(rb, cb, j, k0, k1, wma, wna, K, CB, J, dense_a, dense_b, acnt, ao
     kt = k1 - k0
     dec = kt * (wma + wna)
     if dspre_off >= 0:
-        # per (row block, column block, chunk) sums of the k loop below, precomputed by the
-        # lowerer as products of count matrices (same arithmetic, BLAS speed)
-        q = dspre_off + ((rb * CB + cb) * J + j) * 4
+        # per (chunk, row block, column block) sums of the k loop below, precomputed by
+        # the lowerer as products of count matrices (same arithmetic, BLAS speed)
+        q = dspre_off + ((j * RB + rb) * CB + cb) * 4
         out[0] = dspre[q + 1]
         out[1] = dspre[q + 3]
         out[2] = dec
@@ -358,7 +358,7 @@ def sparse_tc_cost(op, layer, m, n, k, nbytes, aux, n_layers, variant, optab, pa
                         cyc = warp_outer(rb, cb, j, k0, k1, wma, wna, K, CB, J, dense_a, dense_b, acnt,
                                          optab[t, T_ACNT], bcnt, bscat, optab[t, T_BCNT], dspre,
                                          optab[t, T_DSPRE], ga, gb, banks,
-                                         dsdec, abits, bbits, accb, out)
+                                         dsdec, abits, bbits, accb, out, optab[t, T_RB])
                     else:
                         cyc = warp_rowmerge(rb, cb, j, k0, k1, wm, wma, wna, K, CB, J, dense_a, dense_b,
                                             stats, rm_ptr, rm_idx, optab[t, T_RMPTR], optab[t, T_RMIDX],

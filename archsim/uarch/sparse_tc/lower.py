@@ -19,6 +19,7 @@ in ``nbytes`` the tile bytes staged into shared memory (counted as L2 reads).
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from archsim.config.types import PRECISION_BITS
 from archsim.isa import Op, ProgramBuilder
@@ -80,7 +81,7 @@ class SparseTCLowerer(SystolicLowerer):
         self.f_mf = _Flat(np.float64)
         self.f_mb = _Flat(np.float64)
         self.f_mz = _Flat(np.float64)
-        self.f_dspre = _Flat(np.int64)
+        self.f_dspre = _Flat(np.int32)
         self.next_sm = 0
         self.density_info: dict[str, dict] = {}
 
@@ -295,43 +296,69 @@ class SparseTCLowerer(SystolicLowerer):
         return prog
 
 
+@njit(cache=True)
+def _outer_pack(p1, p2, CB, ab, bb, out):
+    """p1 = ca @ [sc | cbq | b] (J, RB, 3 CB), p2 = a @ [b | cbq] (J, RB, 2 CB), float32 with
+    exact integer values -> out (J, RB, CB, 4) int32: [sum ca*s, sum a*b,
+    sum ca*(s - cbq), ab * sum a*cbq + bb * sum ca*b]."""
+    J, RB = p1.shape[0], p1.shape[1]
+    for j in range(J):
+        for r in range(RB):
+            for c in range(CB):
+                cs = np.int64(np.rint(p1[j, r, c]))
+                ccq = np.int64(np.rint(p1[j, r, CB + c]))
+                cb_ = np.int64(np.rint(p1[j, r, 2 * CB + c]))
+                ab_ = np.int64(np.rint(p2[j, r, c]))
+                acq = np.int64(np.rint(p2[j, r, CB + c]))
+                out[j, r, c, 0] = cs
+                out[j, r, c, 1] = ab_
+                out[j, r, c, 2] = cs - ccq
+                out[j, r, c, 3] = ab * acq + bb * cb_
+
+
 def _outer_sums(st, Mh, Nh, K, wm, wn, bk, ab, bb, o) -> np.ndarray:
-    """Outer-product sums per (row block, column block, k chunk), as matrix products of the
+    """Outer-product sums per (k chunk, row block, column block), as matrix products of the
     per-k counts: [sum ceil(a/ga)*s, sum a*b, sum ceil(a/ga)*(s - ceil(b/gb)),
-    operand bits sum a*ceil(b/gb)*ab + b*ceil(a/ga)*bb] (zero where a or b is zero)."""
+    operand bits sum a*ceil(b/gb)*ab + b*ceil(a/ga)*bb] (zero where a or b is zero: a zero
+    count zeroes its product). Two batched float32 products per op (left operands [ca],
+    [a]; right operands side by side), packed by a small kernel."""
     from archsim.uarch.sparse_tc.structure import dense_scatter
     RB, CB, J = -(-Mh // wm), -(-Nh // wn), -(-K // bk)
     if st.dense_a:
-        a = np.broadcast_to(np.minimum(wm, Mh - np.arange(RB) * wm)[:, None], (RB, K)).astype(np.float64)
+        a = np.broadcast_to(np.minimum(wm, Mh - np.arange(RB) * wm)[:, None], (RB, K)).astype(np.float32)
     else:
-        a = st.acnt.astype(np.float64)
+        a = st.acnt.astype(np.float32)
     if st.dense_b:
         cols = np.minimum(wn, Nh - np.arange(CB) * wn)
-        b = np.broadcast_to(cols[None, :], (K, CB)).astype(np.float64)
+        b = np.broadcast_to(cols[None, :], (K, CB)).astype(np.float32)
         sc = np.broadcast_to(np.array([dense_scatter(int(c), o.b_group, o.acc_banks) for c in cols],
-                                      np.float64)[None, :], (K, CB))
+                                      np.float32)[None, :], (K, CB))
     else:
-        b = st.bcnt.astype(np.float64)
-        sc = st.bscat.astype(np.float64)
-    ca = np.ceil(a / o.a_group)
-    cbq = np.ceil(b / o.b_group)
+        b = st.bcnt.astype(np.float32)
+        sc = st.bscat.astype(np.float32)
+    ca = np.ceil(a / np.float32(o.a_group))
+    cbq = np.ceil(b / np.float32(o.b_group))
     pad = J * bk - K
 
     def left(x):            # (RB, K) -> (J, RB, bk), contiguous
         x = np.pad(x, ((0, 0), (0, pad))) if pad else x
         return np.ascontiguousarray(x.reshape(RB, J, bk).transpose(1, 0, 2))
 
-    def right(x):           # (K, CB) -> (J, bk, CB)
+    def right(*xs):         # (K, n CB) -> (J, bk, n CB)
+        x = np.concatenate(xs, axis=1)
         x = np.pad(x, ((0, pad), (0, 0))) if pad else x
-        return np.ascontiguousarray(x.reshape(J, bk, CB))
+        return x.reshape(J, bk, x.shape[1])
 
     # float32 products are exact here: every sum is below 2^24 (bk * wm * wn * 16 bits)
-    a3, ca3, b3, sc3, cbq3 = (x.astype(np.float32) for x in (left(a), left(ca), right(b), right(sc), right(cbq)))
-    out = np.empty((RB, CB, J, 4), np.int64)
-    out[..., 0] = np.rint(ca3 @ sc3).transpose(1, 2, 0)
-    out[..., 1] = np.rint(a3 @ b3).transpose(1, 2, 0)
-    out[..., 2] = np.rint(ca3 @ (sc3 - cbq3)).transpose(1, 2, 0)
-    out[..., 3] = np.rint(ab * (a3 @ cbq3) + bb * (ca3 @ b3)).transpose(1, 2, 0)
+    lca = left(ca)
+    p2 = left(a) @ right(b, cbq)
+    if np.array_equal(sc, cbq):          # no bank conflicts (banks >= columns of a group)
+        p1 = lca @ right(cbq, b)
+        p1 = np.concatenate((p1[..., :CB], p1), axis=2)
+    else:
+        p1 = lca @ right(sc, cbq, b)
+    out = np.empty((J, RB, CB, 4), np.int32)
+    _outer_pack(p1, p2, CB, ab, bb, out)
     return out
 
 
