@@ -329,6 +329,7 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0):
     start = np.empty(nv, np.int64)
     rem = np.empty(nv, np.int64)
     fresh = np.ones(nv, np.bool_)
+    ent = np.full(nv, -2, np.int64)     # entry tick of a visit's next burst (-2: not known yet)
     g0 = s[s[O_RINGK] + c]
     acc = g0
     for i in range(nv):
@@ -358,8 +359,12 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0):
             b = vb[v0 + i]
             row = vr[v0 + i]
             o = s[o_open + b]
-            g = start[i] + vn[v0 + i] - rem[i]
-            e = _entry(s, c, g, t0)
+            e = ent[i]
+            if e == -2:
+                g = start[i] + vn[v0 + i] - rem[i]
+                e = _entry(s, c, g, t0)
+                if g - Q < K:
+                    ent[i] = e
             if o == row:
                 r = _ready(s, cmd, c, b)
                 lim = s[o_lc] + 1
@@ -473,6 +478,7 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0):
         _ring_put(s, c, t, gap, m)
         s[o_lc] = t_last
         rem[i] -= m
+        ent[i] = -2
         counters[MC_WR if is_write else MC_RD] += m
         s[s[O_BUSY] + c] += m * s[H_NBL]
         fin = t_last + (s[H_WL] if is_write else s[H_RL])
