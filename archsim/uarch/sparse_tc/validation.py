@@ -81,3 +81,15 @@ def energy_ordering(case):
         if not core_energy("rm_stc", wl, ov) < core_energy("ds_stc", wl, ov):
             ok = 0.0
     return {"rm_below_ds": ok}
+
+
+def rm_over_ds(case):
+    """Compute-level speed-up of the row-merge core over the outer-product core (presets,
+    same peak) at each density pair (keys dA<weights>_dB<activations>)."""
+    wl = case["workload"]
+    out = {}
+    for key in case["metrics"]:
+        da, db = (float(x[2:]) for x in key.split("_"))
+        ov = FAST + _dens(da, db)
+        out[key] = simulate("ds_stc", wl, overrides=ov).cycles / simulate("rm_stc", wl, overrides=ov).cycles
+    return out
