@@ -124,7 +124,8 @@ def _summarise(dev, cfg, per, geom, n_streams_total, placement, *, host_rd=0, ho
     P, R, G, B = (int(x) for x in geom)
     # bytes read by the units per MAC command of each kind
     ab_units = units_per_cmd if units_per_cmd is not None else P * R * G * B
-    internal = dev.tx_bytes * (d["mac_ab"] * ab_units + d["mac_sb"] * P * R * G + d["mac_pb"] * P)
+    internal = dev.tx_bytes * (d["mac_ab"] * ab_units + d["mac_hb"] * (P * R * G * B // 2)
+                               + d["mac_sb"] * P * R * G + d["mac_pb"] * P)
     macs = internal // dev.tx_bytes * dev.burst_elems
     d["_internal_bytes"] = internal
     d["_macs"] = macs

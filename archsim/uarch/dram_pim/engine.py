@@ -1,12 +1,14 @@
 """PIM command engine: one DRAM command stream (a channel or pseudo-channel) timed against
 bank state, in the style of a Ramulator-2 controller with a PIM request buffer.
 
-A *request* is one entry of the stream: a PIM MAC (all-bank, same-bank or per-bank), a
+A *request* is one entry of the stream: a PIM MAC (all-bank, half-bank, same-bank or per-bank), a
 data-path command (input-vector write into the unit buffers, move to / from the softmax or
 GEMV buffers, result read-out), a plain read / write, an all-bank write (HBM-PIM style
-register / bank writes in all-bank mode) or a barrier. Requests that need a row open get
-the prerequisite ACT / PRE of their scope first (all banks, the same bank in every bank
-group, one bank in every pseudo-channel, or one bank).
+register / bank writes in all-bank mode), a half-bank read / write (HBM-PIM's HAB mode
+addressing the even or the odd banks: a column command to bank parity h acts on every bank
+whose index in its bank group has parity h) or a barrier. Requests that need a row open get
+the prerequisite ACT / PRE of their scope first (all banks, the even or odd half, the same
+bank in every bank group, one bank in every pseudo-channel, or one bank).
 
 Scheduling (per stream):
 
@@ -24,20 +26,20 @@ Scheduling (per stream):
 
 Timing relations (CK cycles; levels as in the AttAcc HBM3-PIM model):
 
-- MAC_AB -> MAC_AB >= mac_gap (channel), MAC_SB -> MAC_SB >= mac_gap (channel);
+- MAC_AB / MAC_HB -> MAC_AB / MAC_HB >= mac_gap (channel), MAC_SB -> MAC_SB >= mac_gap (channel);
   MAC_PB -> MAC_PB >= nBL (stream), nCCDS (rank), nCCDL (bank group);
 - ACT -> MAC/RD >= nRCDRD, ACT -> WR >= nRCDWR, ACT -> PRE >= nRAS, ACT -> ACT >= nRC,
   PRE -> ACT >= nRP, MAC/RD -> PRE >= nRTP, WR -> PRE >= nCWL + nBL + nWR (per bank, taken
   over the scope of the command);
-- data path (DATA, RD, WR, WR_AB): nBL per pseudo-channel, nCCDS per rank, nCCDL per bank
+- data path (DATA, RD, WR, WR_AB, WR_HB): nBL per pseudo-channel, nCCDS per rank, nCCDL per bank
   group; WR -> RD >= nCWL + nBL + nWTRL, RD -> WR >= nRTW per pseudo-channel;
 - plain ACT (for RD / WR): nRRDS per rank, nRRDL per bank group, tFAW (4 ACTs per rank);
   PIM ACTs (all-bank / same-bank / per-bank) follow the AttAcc model and are limited by
   the bank relations only — the power limit of all-bank operation is ``mac_gap``.
 
-Times are kept per bank, per bank id (same-bank scope) and per stream (all-bank scope);
-a query over a scope takes the maximum of the three levels, so every update and query is
-O(1) however many banks a command touches.
+Times are kept per bank, per bank id (same-bank scope; a half is the bank ids of one
+parity) and per stream (all-bank scope); a query over a scope takes the maximum of the three
+levels, so every update and query is O(B) at most however many banks a command touches.
 """
 from __future__ import annotations
 
@@ -45,8 +47,8 @@ import numpy as np
 from numba import njit
 
 # request kinds
-K_BARRIER, K_MAC_AB, K_MAC_SB, K_MAC_PB, K_DATA, K_RD, K_WR, K_WR_AB = range(8)
-KIND_NAMES = ("BARRIER", "MAC_AB", "MAC_SB", "MAC_PB", "DATA", "RD", "WR", "WR_AB")
+K_BARRIER, K_MAC_AB, K_MAC_SB, K_MAC_PB, K_DATA, K_RD, K_WR, K_WR_AB, K_MAC_HB, K_WR_HB = range(10)
+KIND_NAMES = ("BARRIER", "MAC_AB", "MAC_SB", "MAC_PB", "DATA", "RD", "WR", "WR_AB", "MAC_HB", "WR_HB")
 # data-path sub kinds (counting only)
 D_WRGB, D_MVSB, D_MVGB, D_SFM, D_READOUT, D_OTHER = range(6)
 DATA_NAMES = ("wrgb", "mvsb", "mvgb", "sfm", "readout", "other")
@@ -60,9 +62,11 @@ N_T = 24
 # counter indices
 (C_CYCLES, C_ACT_AB, C_ACT_SB, C_ACT_PB, C_ACT, C_PRE_AB, C_PRE_SB, C_PRE_PB, C_PRE, C_REF,
  C_MAC_AB, C_MAC_SB, C_MAC_PB, C_RD, C_WR, C_WR_AB, C_BANK_ACTS, C_D0) = range(18)
-N_C = C_D0 + 6
+C_ACT_HB, C_PRE_HB, C_MAC_HB, C_WR_HB = C_D0 + 6, C_D0 + 7, C_D0 + 8, C_D0 + 9
+N_C = C_D0 + 10
 COUNTER_NAMES = ("cycles", "act_ab", "act_sb", "act_pb", "act", "pre_ab", "pre_sb", "pre_pb", "pre",
-                 "ref", "mac_ab", "mac_sb", "mac_pb", "rd", "wr", "wr_ab", "bank_acts") + DATA_NAMES
+                 "ref", "mac_ab", "mac_sb", "mac_pb", "rd", "wr", "wr_ab", "bank_acts") + DATA_NAMES + (
+                 "act_hb", "pre_hb", "mac_hb", "wr_hb")
 
 # quantities kept per scope level
 Q_ACT, Q_PRE, Q_RD, Q_WR = range(4)
@@ -72,7 +76,7 @@ INF = 1 << 62
 # command codes (what a request needs next)
 CMD_FINAL, CMD_ACT, CMD_PRE = 0, 1, 2
 # scopes
-S_AB, S_SB, S_PB, S_BANK, S_NONE = 0, 1, 2, 3, 4
+S_AB, S_SB, S_PB, S_BANK, S_NONE, S_HB = 0, 1, 2, 3, 4, 5
 
 
 @njit(cache=True)
@@ -85,6 +89,8 @@ def _scope_of(kind):
         return S_PB
     if kind == K_RD or kind == K_WR:
         return S_BANK
+    if kind == K_MAC_HB or kind == K_WR_HB:
+        return S_HB
     return S_NONE
 
 
@@ -95,6 +101,11 @@ def _q(qa, qs, qb, qbid, qbmax, qsmax, q, scope, bank, bid, P, nbpp):
         return max(qa[q], qsmax[q], qbmax[q])
     if scope == S_SB:
         return max(qa[q], qs[q, bid], qbid[q, bid])
+    if scope == S_HB:                      # bank ids of parity bank % 2, every bank group
+        m = qa[q]
+        for i in range(bank % 2, qs.shape[1], 2):
+            m = max(m, qs[q, i], qbid[q, i])
+        return m
     if scope == S_PB:
         m = max(qa[q], qs[q, bid])
         loc = bank % nbpp
@@ -112,6 +123,10 @@ def _upd(qa, qs, qb, qbid, qbmax, qsmax, q, scope, bank, bid, P, nbpp, t):
         qa[q] = t
     elif scope == S_SB:
         qs[q, bid] = t
+        qsmax[q] = t
+    elif scope == S_HB:
+        for i in range(bank % 2, qs.shape[1], 2):
+            qs[q, i] = t
         qsmax[q] = t
     elif scope == S_PB:
         loc = bank % nbpp
@@ -142,6 +157,12 @@ def _row_status(open_row, scope, bank, bid, row, P, nbpp, B):
             if o != row:
                 return CMD_ACT if o < 0 else CMD_PRE
         return CMD_FINAL
+    if scope == S_HB:
+        for i in range(bank % 2, nb, 2):
+            o = open_row[i]
+            if o != row:
+                return CMD_ACT if o < 0 else CMD_PRE
+        return CMD_FINAL
     if scope == S_PB:
         loc = bank % nbpp
         for p in range(P):
@@ -163,6 +184,9 @@ def _set_rows(open_row, scope, bank, bid, row, P, nbpp, B):
             open_row[i] = row
     elif scope == S_SB:
         for i in range(bid, nb, B):
+            open_row[i] = row
+    elif scope == S_HB:
+        for i in range(bank % 2, nb, 2):
             open_row[i] = row
     elif scope == S_PB:
         loc = bank % nbpp
@@ -289,6 +313,11 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_AB, b, bid, P, nbpp) + T[T_RCDRD])
                     rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_AB, b, bid, P, nbpp)
                               + T[T_CWL] + T[T_BL] + T[T_WTRL])
+                elif k == K_MAC_HB:
+                    rdy = max(rdy, last_mac_ab + T[T_MACGAP])
+                    rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_HB, b, bid, P, nbpp) + T[T_RCDRD])
+                    rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_AB, b, bid, P, nbpp)
+                              + T[T_CWL] + T[T_BL] + T[T_WTRL])
                 elif k == K_MAC_SB:
                     rdy = max(rdy, last_mac_sb + T[T_MACGAP])
                     rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_SB, b, bid, P, nbpp) + T[T_RCDRD])
@@ -310,11 +339,11 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     if k == K_RD:
                         rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_BANK, b, bid, P, nbpp) + T[T_RCDRD])
                         rdy = max(rdy, last_wr_p[p_] + T[T_CWL] + T[T_BL] + T[T_WTRL])
-                    elif k == K_WR or k == K_WR_AB:
-                        sc = S_BANK if k == K_WR else S_AB
+                    elif k == K_WR or k == K_WR_AB or k == K_WR_HB:
+                        sc = S_BANK if k == K_WR else (S_AB if k == K_WR_AB else S_HB)
                         rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, sc, b, bid, P, nbpp) + T[T_RCDWR])
                         rdy = max(rdy, last_rd_p[p_] + T[T_RTW])
-                        if k == K_WR_AB:
+                        if k != K_WR:
                             rdy = max(rdy, last_mac_ab + T[T_RTW])
                 if scope != S_NONE:            # data-path commands touch no row
                     hitkeys[nh] = b
@@ -396,6 +425,9 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
             elif scope == S_SB:
                 cnt[C_ACT_SB] += 1
                 cnt[C_BANK_ACTS] += P * R * G
+            elif scope == S_HB:
+                cnt[C_ACT_HB] += 1
+                cnt[C_BANK_ACTS] += nb // 2
             elif scope == S_PB:
                 cnt[C_ACT_PB] += 1
                 cnt[C_BANK_ACTS] += P
@@ -415,6 +447,8 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                 cnt[C_PRE_AB] += 1
             elif scope == S_SB:
                 cnt[C_PRE_SB] += 1
+            elif scope == S_HB:
+                cnt[C_PRE_HB] += 1
             elif scope == S_PB:
                 cnt[C_PRE_PB] += 1
             else:
@@ -426,6 +460,10 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                 last_mac_ab = t
                 _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, S_AB, b, bid, P, nbpp, t)
                 cnt[C_MAC_AB] += 1
+            elif k == K_MAC_HB:
+                last_mac_ab = t
+                _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, S_HB, b, bid, P, nbpp, t)
+                cnt[C_MAC_HB] += 1
             elif k == K_MAC_SB:
                 last_mac_sb = t
                 _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, S_SB, b, bid, P, nbpp, t)
@@ -452,11 +490,15 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_BANK, b, bid, P, nbpp, t)
                     last_wr_p[p_] = t
                     cnt[C_WR] += 1
-                elif k == K_WR_AB:
-                    _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_AB, b, bid, P, nbpp, t)
+                elif k == K_WR_AB or k == K_WR_HB:
+                    _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_AB if k == K_WR_AB else S_HB, b, bid,
+                         P, nbpp, t)
                     for p in range(P):
                         last_wr_p[p] = t
-                    cnt[C_WR_AB] += 1
+                    if k == K_WR_AB:
+                        cnt[C_WR_AB] += 1
+                    else:
+                        cnt[C_WR_HB] += 1
                 else:
                     s = sub[j]
                     if s < 0 or s > 5:

@@ -143,29 +143,78 @@ def stream_rw(nbytes_rd, nbytes_wr, geom, dev, row0=0):
     return tuple(np.concatenate([o[i] for o in out]) for i in range(4))
 
 
-def eltwise_stream(dev, pim, geom, op, n_bursts_per_unit):
-    """HBM-PIM element-wise kernel on one stream (PIMSimulator's ADD / MUL / ReLU sequence):
-    per tile of ``grf`` bursts and per bank of a unit: bursts of operand 0 into the unit
-    registers, (operand 1 and the operation,) the result written back, all in all-bank mode."""
+def _mode_switch(dev, geom, where):
+    """Commands that take one stream from normal (single-bank) mode into the PIM mode and back,
+    as HBM-PIM's host library issues them (PIMSimulator PIMKernel: park-in, SB -> HAB, CRF
+    program, HAB -> HAB_PIM ... HAB_PIM -> HAB, HAB -> SB, park-out). Rows in the reserved
+    region: 0x17ff (SB -> HAB), 0x1fff (HAB -> SB), 0x3fff (registers), 1 << 12 (park).
+    Returns (kind, bank, row) lists."""
+    P, R, G, B = (int(x) for x in geom)
+    top = dev.rows - 1
+    park, to_hab, to_sb = min(1 << 12, top), min(0x17ff, top), min(0x1fff, top)
+    out = []
+    if where == "enter":
+        # park-in: one read to every bank of the stream (bank index outer, bank group inner)
+        out += [(E.K_RD, (g * B + b) % (P * R * G * B), park) for b in range(B) for g in range(G)]
+        out.append((E.K_BARRIER, 0, -1))
+        # SB -> HAB: writes to banks 0 and 1 of bank groups 0 and 2
+        for g in (0, 2) if G > 2 else (0,):
+            out += [(E.K_WR, g * B, to_hab), (E.K_WR, g * B + 1, to_hab)]
+        out.append((E.K_BARRIER, 0, -1))
+        out += [(E.K_WR_HB, 1, top), (E.K_BARRIER, 0, -1)]       # program CRF (odd half)
+        out += [(E.K_WR_HB, 0, top), (E.K_BARRIER, 0, -1)]       # HAB -> HAB_PIM
+    else:
+        out += [(E.K_WR_HB, 0, top), (E.K_BARRIER, 0, -1)]       # HAB_PIM -> HAB
+        out += [(E.K_WR_HB, 0, to_sb), (E.K_WR_HB, 1, to_sb), (E.K_BARRIER, 0, -1)]  # HAB -> SB
+        out += [(E.K_RD, 0, park), (E.K_RD, 1, park), (E.K_BARRIER, 0, -1)]          # park-out
+    return out
+
+
+def eltwise_stream(dev, pim, geom, op, n_bursts_per_unit, mode_switch=True):
+    """HBM-PIM element-wise kernel on one stream (PIMSimulator's ADD / MUL / ReLU sequence).
+
+    With two banks per unit the host drives the two bank halves separately (HAB mode: a
+    column command to an even / odd bank acts on every even / odd bank), so while one half
+    reads or writes, the other half's rows can be precharged and opened. Per tile of ``grf``
+    bursts:
+
+        ADD / MUL, for each half (even, odd): grf reads of operand 0 into the unit registers,
+                   barrier, grf reads of operand 1 with the operation, barrier, grf writes
+                   of the result into the half, barrier;
+        ReLU,      for each half: grf reads (FILL + ReLU), barrier, grf writes, barrier;
+        then one dummy write into the odd half (PIMSimulator's GRF_TO_BANK_DUMMY), barrier.
+
+    With one bank per unit every command covers all banks (all-bank read / write)."""
     grf = max(1, int(pim.global_buffer_bytes // dev.tx_bytes))
     bpu = pim.banks_per_unit
+    half = bpu == 2 and dev.banks % 2 == 0
     n_tiles = math.ceil(n_bursts_per_unit / (grf * bpu))
     cpr = dev.cols_per_row
     in0, in1, res = 0, dev.rows // 4, dev.rows // 2
+    rd_k, wr_k = (E.K_MAC_HB, E.K_WR_HB) if half else (E.K_MAC_AB, E.K_WR_AB)
     kinds, banks, rows = [], [], []
 
-    def put(k, r, n):
-        kinds.append(np.full(n, k, np.int64)); banks.append(np.zeros(n, np.int64))
+    def put(k, b, r, n):
+        kinds.append(np.full(n, k, np.int64)); banks.append(np.full(n, b, np.int64))
         rows.append(np.full(n, r, np.int64))
 
+    def put_list(lst):
+        for k, b, r in lst:
+            put(k, b, r, 1)
+
+    if mode_switch and half:
+        put_list(_mode_switch(dev, geom, "enter"))
     for t in range(n_tiles):
         c = grf * t
         r_off = c // cpr
         for b in range(bpu):
-            put(E.K_MAC_AB, in0 + r_off, grf); put(E.K_BARRIER, -1, 1)
+            hb = b % 2 if half else 0
+            put(rd_k, hb, in0 + r_off, grf); put(E.K_BARRIER, 0, -1, 1)
             if op in ("add", "mul"):
-                put(E.K_MAC_AB, in1 + r_off, grf); put(E.K_BARRIER, -1, 1)
-            put(E.K_WR_AB, res + r_off, grf); put(E.K_BARRIER, -1, 1)
-        put(E.K_WR_AB, res + r_off, 1); put(E.K_BARRIER, -1, 1)
+                put(rd_k, hb, in1 + r_off, grf); put(E.K_BARRIER, 0, -1, 1)
+            put(wr_k, hb, res + r_off, grf); put(E.K_BARRIER, 0, -1, 1)
+        put(wr_k, 1 if half else 0, res + r_off, 1); put(E.K_BARRIER, 0, -1, 1)
+    if mode_switch and half:
+        put_list(_mode_switch(dev, geom, "exit"))
     k = np.concatenate(kinds)
     return k, np.zeros(k.size, np.int64), np.concatenate(banks), np.concatenate(rows)
