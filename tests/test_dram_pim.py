@@ -201,3 +201,17 @@ def test_eltwise_tile_cycles_follow_half_bank_sequence():
     # 8 reads + 8 writes per half at tCCD_L: >= 2 * 2 * 8 * 4 = 128 cycles of column commands per tile
     assert cyc[1] - cyc[0] >= 128
     assert cyc[1] - cyc[0] < 2 * 128
+
+
+def test_host_stream_alternates_bank_groups():
+    # host mapping: bank group lowest, so 8 bursts hit BG 0,1,2,3,0,1,2,3 (bank 0, columns 0, 1).
+    # HBM2 (hbm_pim.yaml): ACTs at 0, 4, 8, 12 (tRRD_S 4), column 0 reads at ACT + tRCD 14 =
+    # 14, 18, 22, 26; a bank group's column 1 follows its column 0 by tCCD_L 4 and fills the gaps
+    # (first ready request wins): BG0 c1 20, BG1 c1 24, BG2 c1 28, BG3 c1 30 -> 31 cycles, vs
+    # 14 + 7 * 4 + 1 = 43 if all 8 bursts stayed in one bank of one bank group (tCCD_L).
+    from archsim.uarch.dram_pim.gemv import stream_rw
+    dev = resolve(load("hbm_pim", ["memory.dram.refresh='off'"]))
+    geom, _ = dev.stream_geom("pseudo_channel")
+    k, s, b, r = stream_rw(8 * dev.tx_bytes, 0, geom, dev)
+    assert list(b[:8]) == [0, 4, 8, 12, 0, 4, 8, 12]
+    assert E.run_stream(k, s, b, r, geom, dev.T)[E.C_CYCLES] == 31

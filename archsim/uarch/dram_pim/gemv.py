@@ -127,18 +127,21 @@ def stream_rw(nbytes_rd, nbytes_wr, geom, dev, row0=0):
     for k, nbytes in ((E.K_RD, nbytes_rd), (E.K_WR, nbytes_wr)):
         n = math.ceil(nbytes / dev.tx_bytes)
         q = base + np.arange(n, dtype=np.int64)
-        rc = q // cpr
-        # bank order: bank groups fastest so consecutive rows use different bank groups
-        i = rc % nb
-        g = i % G
-        rest = i // G
-        b = rest % B
-        rest //= B
-        r = rest % R
-        p = rest // R
+        # host address mapping: bank group in the lowest bits above the burst offset, so
+        # consecutive bursts alternate bank groups (tCCD_S apart, not tCCD_L), then column,
+        # bank, rank, row
+        g = q % G
+        rest = q // G
+        rest //= cpr                          # column
+        i = rest % (nb // G)
+        rc = rest // (nb // G)                # row
+        b = i % B
+        rest2 = i // B
+        r = rest2 % R
+        p = rest2 // R
         flat = ((p * R + r) * G + g) * B + b
         out.append((np.full(n, k, np.int64), np.zeros(n, np.int64), flat.astype(np.int64),
-                    (row0 + rc // nb).astype(np.int64)))
+                    (row0 + rc).astype(np.int64)))
         base += ((n + cpr * nb - 1) // (cpr * nb)) * cpr * nb
     return tuple(np.concatenate([o[i] for o in out]) for i in range(4))
 
