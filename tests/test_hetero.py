@@ -157,3 +157,61 @@ def test_cli_exit_2_on_bad_placement():
     res = CliRunner().invoke(main, ["run", "attacc_dgx", "gpt2", "--phase", "decode",
                                     "--set", "placement.fc=lol"])
     assert res.exit_code == 2
+
+
+def _ff_segs(cfg, w):
+    from archsim.uarch.hetero.plan import build_plan
+    plan = build_plan(cfg, w)
+    return [s for g in plan.groups for s in g.subs[0] if s.dev == "ffp"]
+
+
+def test_ff_parallel_split_by_hand():
+    """Feed-forward parallelism: the up GEMM is split by output columns, the down GEMM by input
+    rows; the PIM share is one GEMV per request; MACs are conserved; the link carries the
+    normalised input / the share's outputs (up) and the share's activations / partial sums (down)."""
+    from archsim.uarch.dram_pim.api import gemv_cycles
+    from archsim.uarch.hetero.plan import parts
+    B = 4
+    # a GPT-3-1.3B-sized MLP on one GPU with 5 stacks: both GEMMs split inside (0, 1)
+    wl = dict(SMALL, d_model=2048, d_ff=8192, n_heads=16)
+    cfg, w = load("attacc_dgx", wl, overrides=["ff_parallel=true", "xpu.devices=1"], batch=B, kv_len=512)
+    segs = _ff_segs(cfg, w)
+    assert segs and len(segs[0].phases) == 3           # up | activation | down (one device: no all-reduce)
+    up, act, down = segs[0].phases
+    assert act.p is None and up.p is not None and down.p is not None
+    P = parts(cfg)
+    d, ff = 2048, 8192
+    assert up.pim_cols == d and 0 < up.pim_rows < ff and up.pim_rows % (ff // 64) == 0
+    assert down.pim_rows == d and 0 < down.pim_cols < ff and up.x is not None and down.x is not None
+    for ph in (up, down):
+        assert ph.p.seconds == pytest.approx(B * gemv_cycles(P.pim, ph.pim_rows, ph.pim_cols).seconds)
+    assert up.link_in == B * d * 2 and up.link_out == B * up.pim_rows * 2
+    assert down.link_in == B * down.pim_cols * 2 and down.link_out == B * d * 2
+    assert up.x.macs + up.p.macs == B * d * ff and down.x.macs + down.p.macs == B * ff * d
+    # the chosen share is no worse than either neighbour on the 1/64 grid
+    lk = lambda nb: 1e-6 + nb / (1 * 300e9)       # noqa: E731
+    t_up = max(up.x.seconds, lk(up.link_in) + up.p.seconds + lk(up.link_out))
+    assert t_up <= up.x.seconds + lk(up.link_in) + up.p.seconds + lk(up.link_out)
+    assert segs[0].seconds == pytest.approx(
+        sum(max(ph.x.seconds if ph.x else 0.0,
+                (lk(ph.link_in) + ph.p.seconds + lk(ph.link_out)) if ph.p else 0.0) for ph in (up, act, down)))
+
+
+def test_ff_parallel_faster_at_small_batch_and_conserves_macs():
+    _, _, a = _run("attacc_dgx", SMALL, [], batch=1, kv_len=512)
+    _, _, b = _run("attacc_dgx", SMALL, ["ff_parallel=true"], batch=1, kv_len=512)
+    assert b.seconds < a.seconds
+    assert b.macs == a.macs and b.bounds_ok()
+    sb = b.to_dict()["uarch_summary"]
+    assert sb["by_kind_s"]["pim_ff_gemv"] > 0
+    assert sb["busy_s"]["xpu"] < a.to_dict()["uarch_summary"]["busy_s"]["xpu"]
+    # prefill never splits (the PIM runs decode work only)
+    _, _, pre = _run("attacc_dgx", dict(SMALL, phase="prefill", seq_len=128), ["ff_parallel=true"], batch=1)
+    assert "pim_ff_gemv" not in pre.to_dict()["uarch_summary"]["by_kind_s"]
+
+
+@pytest.mark.parametrize("batch", [1, 64])
+def test_ff_parallel_bounds(batch):
+    cfg, w, r = _run("attacc_dgx", SMALL, ["ff_parallel=true", "head_chunks=8"], batch=batch, kv_len=1024)
+    b = bounds(cfg, w, r)
+    assert b["lower_s"] <= r.seconds <= b["upper_s"] * (1 + 1e-9)

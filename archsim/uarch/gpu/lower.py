@@ -213,7 +213,8 @@ class GpuLowerer:
         if split:
             self.elementwise(layer, VecKind.ADD, M * N * G * (plan.split - 1), M, 0 if ws_res else ws_bytes,
                              0 if c_res else M * N * G * cb)
-        if allreduce:
+        if allreduce and not op.attrs.get("defer_allreduce"):
+            # (deferred: the caller reduces the partial sums later, e.g. together with a PIM's share)
             self.all_reduce(layer, M * N * G * cb)
 
     # -- vector ops -------------------------------------------------------------------------

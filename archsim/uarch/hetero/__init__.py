@@ -8,7 +8,8 @@ plan into a Program of coarse instructions on the units ``xpu``, ``pim``, ``link
 
 - ``serial`` (AttAcc): per layer, xPU (norm, QKV) -> link -> PIM attention -> link -> xPU
   (projection, MLP); with ``head_chunks`` > 1 the QKV generation, the transfer and the
-  attention are pipelined over head groups;
+  attention are pipelined over head groups; with ``ff_parallel`` the PIM computes a share of
+  every FFN GEMM (as per-request GEMVs) while the xPU computes the rest;
 - ``interleaved`` (NeuPIMs): the batch is cut into sub-batches; the xPU program order is
   ``tail(sb0, l-1), front(sb0, l), tail(sb1, l-1), front(sb1, l)`` so the xPU's FC work of
   one sub-batch overlaps the PIM attention of the other.
@@ -103,11 +104,28 @@ class _Emitter:
                     i += 2
                     continue
                 cur = self.xpu(layer, s, cur, w)
+            elif s.dev == "ffp":
+                cur = self.ff_parallel(layer, s, cur, w)
             else:
                 cur = self.link(U_L2P, layer, s.link_in, cur, w)
                 cur = self.pim(layer, s, cur, w)
                 cur = self.link(U_L2X, layer, outs[i], cur, w)
             i += 1
+        return cur
+
+    def ff_parallel(self, layer, seg, dep, w) -> int:
+        """Feed-forward parallelism: per phase the xPU's share and (link -> PIM share -> link) run
+        side by side from the same start; the next phase waits for both."""
+        cur = dep
+        for ph in seg.phases:
+            ends = []
+            if ph.x is not None:
+                ends.append(self.xpu(layer, ph.x, cur, w))
+            if ph.p is not None:
+                lk = self.link(U_L2P, layer, ph.link_in, cur, w)
+                pp = self.pim(layer, ph.p, lk, w)
+                ends.append(self.link(U_L2X, layer, ph.link_out, pp, w))
+            cur = self.join(ends, layer) if len(ends) > 1 else (ends[0] if ends else cur)
         return cur
 
     def pipelined(self, layer, xs, ps, dep, w) -> int:

@@ -2,7 +2,8 @@
 
 - lower: the same xPU, with infinite memory bandwidth (no memory latency), running the ops the
   hetero system places on it (the PIM's work and the transfers for free): the system cannot
-  beat its own xPU share with free memory. (The xPU running *every* op at infinite bandwidth
+  beat its own xPU share with free memory. With ``ff_parallel`` the FFN GEMMs are left out
+  (the PIM may take any share of them). (The xPU running *every* op at infinite bandwidth
   is not a bound: attention on the xPU also costs MMA tiles padded for one query row and
   kernel launches, which the PIM removes.)
 - upper: the same xPU running every op itself, plus the link time the hetero system spends;
@@ -10,7 +11,9 @@
 """
 from __future__ import annotations
 
+from archsim.uarch.hetero.plan import FF_COL, FF_ROW, _suffix
 from archsim.uarch.hetero.spec import ATTENTION_ROLES, KNOWN_ROLES
+from archsim.workload.graph import GemmOp
 
 
 def xpu_only(cfg, infinite_bandwidth: bool = False) -> dict:
@@ -20,6 +23,7 @@ def xpu_only(cfg, infinite_bandwidth: bool = False) -> dict:
     d["placement"] = {r: "xpu" for r in KNOWN_ROLES}
     d["schedule"] = "serial"
     d["head_chunks"] = 1
+    d["ff_parallel"] = False
     d["pim"]["shared_with_xpu"] = False
     if infinite_bandwidth:
         d["xpu"]["set"] = list(d["xpu"]["set"]) + ["memory.model=bandwidth", "memory.bandwidth=1e18",
@@ -33,6 +37,10 @@ def bounds(cfg, wl, result) -> dict:
     from archsim.config.loader import load_arch
     from archsim.uarch.hetero.plan import _sub_workload
     keep = [op for op in wl.ops() if wl.phase != "decode" or cfg.device_of(op.role) == "xpu"]
+    if cfg.ff_parallel and wl.phase == "decode":
+        # the PIM may take any share of the FFN GEMMs: the xPU's own share is not known in advance
+        keep = [op for op in keep if not (isinstance(op, GemmOp) and op.role == "fc"
+                                          and _suffix(op) in FF_COL + FF_ROW)]
     sub = _sub_workload(wl, keep)
     sub.groups = [g for g in wl.groups if any(op.layer == g.name for op in keep)]
     sub.tokens = wl.tokens

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
+from typing import Optional
 
 from archsim.config.loader import load_arch
 from archsim.errors import ArchsimError, ConfigError, LoweringError
@@ -43,6 +44,20 @@ class Seg:
     chunks: list = field(default_factory=list)   # PIM attention per head group (head pipelining)
     ops: tuple = ()
     kinds: dict = field(default_factory=dict)    # seconds by kind (breakdown)
+    phases: list = field(default_factory=list)   # dev "ffp": FfPhase list (feed-forward parallelism)
+
+
+@dataclass
+class FfPhase:
+    """One step of a feed-forward-parallel MLP: the xPU's share ``x`` runs while the PIM's share
+    ``p`` runs behind a transfer of ``link_in`` bytes and before one of ``link_out`` bytes
+    (``p`` None: an xPU-only step, e.g. the activation)."""
+    x: Optional[Seg]
+    p: Optional[Seg] = None
+    link_in: float = 0.0
+    link_out: float = 0.0
+    pim_rows: int = 0                 # PIM share: rows of the GEMV (output features)
+    pim_cols: int = 0                 # and its columns (input features)
 
 
 @dataclass
@@ -124,7 +139,7 @@ def _shard_ops(ops, T):
             b = replace(op.b, shape=(K, N) if op.b_shared else (G, K, N))
             c = replace(op.c, shape=(M * G, N))
             out.append(replace(op, M=M, N=N, K=K, count=G, a=a, b=b, c=c))
-            if red:
+            if red and not op.attrs.get("defer_allreduce"):
                 ar.append(M * N * G * op.c.bytes_per_element)
         else:
             rows, cols = GpuLowerer.shard_vector(fake, op)
@@ -260,6 +275,158 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
                ops=tuple(op.name for op in ops), kinds=kinds)
 
 
+# -- feed-forward parallelism (AttAcc's ff option) ----------------------------------------------------
+
+FF_COL = ("up", "gate")               # FFN GEMMs split by output columns
+FF_ROW = ("down",)                    # FFN GEMMs split by input rows (partial sums)
+
+
+def _suffix(op) -> str:
+    return op.name.rsplit(".", 1)[-1]
+
+
+def ff_region(ops):
+    """(first, last) indices of the FFN (up/gate ... down GEMMs) inside a run of xPU ops, or None."""
+    first = next((i for i, op in enumerate(ops)
+                  if isinstance(op, GemmOp) and op.role == "fc" and _suffix(op) in FF_COL), None)
+    if first is None:
+        return None
+    last = next((i for i in range(first + 1, len(ops))
+                 if isinstance(ops[i], GemmOp) and ops[i].role == "fc" and _suffix(ops[i]) in FF_ROW), None)
+    if last is None:
+        return None
+    return first, last
+
+
+def _shrunk(op, keep: int, axis: str):
+    """``op`` with only ``keep`` output columns (axis n) or input rows (axis k) left on the xPU."""
+    M, N, K = int(op.M), int(op.N), int(op.K)
+    if axis == "n":
+        N = keep
+    else:
+        K = keep
+    a = replace(op.a, shape=(M, K)) if op.a.kind == "activation" else op.a
+    return replace(op, N=N, K=K, a=a, b=replace(op.b, shape=(K, N)), c=replace(op.c, shape=(M, N)))
+
+
+def _link_s(cfg, nbytes: float) -> float:
+    if nbytes <= 0:
+        return 0.0
+    return cfg.link.latency + nbytes / (cfg.xpu.devices * cfg.link.bandwidth)
+
+
+def allreduce_segment(cfg, P, nbytes: float) -> Seg:
+    """The tensor-parallel ring all-reduce of ``nbytes`` per device as its own xPU step (a gpu xPU
+    also pays the device-side kernel gap; the host issues the kernel ahead)."""
+    from archsim.uarch.gpu.cost import link_cycles
+    T = cfg.xpu.devices
+    if T <= 1 or nbytes <= 0:
+        return Seg("xpu", 0.0)
+    x = P.xpu
+    ic = x.interconnect if x.uarch == "gpu" else cfg.interconnect
+    clk = x.clock
+    cyc = int(link_cycles(int(nbytes), T, ic.bandwidth * ic.efficiency / clk, ic.latency * clk))
+    if x.uarch == "gpu":
+        cyc += int(round(x.launch.gap * clk))
+    s = cyc / clk
+    energy = nbytes * 2 * (T - 1) / T * 8 * cfg.link.energy_per_bit * T
+    return Seg("xpu", s, energy_pj=energy, kinds={"xpu_allreduce": s})
+
+
+def _ff_gemm_phase(cfg, P, wl, op) -> FfPhase:
+    """Split one FFN GEMM between xPU and PIM so that the two sides finish together.
+
+    The PIM computes its share as GEMVs, one per request (each request's activation row streams
+    through the weights in the banks: no reuse across the batch), on every stack of the system;
+    an up/gate share is a slice of output columns (the PIM needs the normalised input and sends
+    its slice of the output), a down share a slice of input rows (the PIM needs those activations
+    and returns partial sums of every output, added on the xPU). The xPU time falls and the PIM
+    time rises with the share: the balance point is found by bisection over multiples of
+    1 / ff_split_steps, each candidate costed by the two models themselves.
+    """
+    from archsim.uarch.dram_pim.api import gemv_cycles
+    axis = "n" if _suffix(op) in FF_COL else "k"
+    M, N, K, cnt = int(op.M), int(op.N), int(op.K), int(op.count)
+    full = N if axis == "n" else K
+    steps = min(int(cfg.ff_split_steps), full)
+    a_b, c_b = op.a.bytes_per_element, op.c.bytes_per_element
+    reqs = M * cnt
+    memo: dict = {}
+
+    def at(j):
+        if j in memo:
+            return memo[j]
+        share = full * j // steps
+        keep = full - share
+        xop = _shrunk(op, keep, axis)
+        if axis == "k":
+            xop = replace(xop, attrs={**xop.attrs, "defer_allreduce": True})
+        x = xpu_segment(cfg, P, wl, [xop]) if keep > 0 else None
+        if share > 0:
+            rows, cols = (share, K) if axis == "n" else (N, share)
+            r = _pim_call(gemv_cycles, P.pim, rows, cols)
+            p = Seg("pim", r.seconds * reqs, energy_pj=r.energy_total_pj * reqs, ops=(op.name,),
+                    kinds={"pim_ff_gemv": r.seconds * reqs})
+            lin = reqs * (K if axis == "n" else share) * a_b
+            lout = reqs * (share if axis == "n" else N) * c_b
+            ph = FfPhase(x, p, float(lin), float(lout), rows, cols)
+            t_p = _link_s(cfg, lin) + p.seconds + _link_s(cfg, lout)
+        else:
+            ph = FfPhase(x)
+            t_p = 0.0
+        memo[j] = (ph, x.seconds if x is not None else 0.0, t_p)
+        return memo[j]
+
+    lo, hi = 0, steps                 # t_x > t_p at lo (no PIM share), t_x <= t_p at hi (all on PIM)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        _, tx, tp = at(mid)
+        if tp >= tx:
+            hi = mid
+        else:
+            lo = mid
+    best = min((lo, hi), key=lambda j: max(at(j)[1], at(j)[2]))
+    ph = at(best)[0]
+    if ph.p is not None:
+        xm = ph.x.macs if ph.x is not None else 0
+        ph.p = replace(ph.p, macs=int(op.macs) - int(xm))
+    return ph
+
+
+def ff_segment(cfg, P, wl, ops) -> Seg:
+    """A feed-forward-parallel MLP (up/gate, activation, down): GEMM phases split between xPU and
+    PIM, the element-wise ops between them on the xPU."""
+    phases, vec = [], []
+    for op in ops:
+        if isinstance(op, GemmOp):
+            if vec:
+                phases.append(FfPhase(xpu_segment(cfg, P, wl, vec)))
+                vec = []
+            phases.append(_ff_gemm_phase(cfg, P, wl, op))
+            if _suffix(op) in FF_ROW and cfg.xpu.devices > 1:
+                # the xPU's and the PIM's partial sums are reduced over the devices afterwards
+                M, N, G = int(op.M), int(op.N), int(op.count)
+                phases.append(FfPhase(allreduce_segment(cfg, P, M * N * G * op.c.bytes_per_element)))
+        else:
+            vec.append(op)
+    if vec:
+        phases.append(FfPhase(xpu_segment(cfg, P, wl, vec)))
+    sec, kinds, energy, macs = 0.0, {}, 0.0, 0
+    for ph in phases:
+        tx = ph.x.seconds if ph.x is not None else 0.0
+        tp = (_link_s(cfg, ph.link_in) + ph.p.seconds + _link_s(cfg, ph.link_out)) if ph.p is not None else 0.0
+        sec += max(tx, tp)
+        for s in (ph.x, ph.p):
+            if s is None:
+                continue
+            energy += s.energy_pj
+            macs += s.macs
+            for k, v in s.kinds.items():
+                kinds[k] = kinds.get(k, 0.0) + v
+    return Seg("ffp", sec, energy_pj=energy, macs=macs, ops=tuple(op.name for op in ops), kinds=kinds,
+               phases=phases)
+
+
 # -- link traffic ------------------------------------------------------------------------------------
 
 def _crossing_bytes(wl, names: set, dev_of) -> tuple[float, float]:
@@ -342,6 +509,21 @@ def check_capacity(cfg, P, wl, dev_of) -> dict:
     return info
 
 
+def _split_ff(runs):
+    """Cut the FFN (up/gate ... down) out of xPU runs as a feed-forward-parallel run ("ffp")."""
+    out = []
+    for d, ops in runs:
+        reg = ff_region(ops) if d == "xpu" else None
+        if reg is None:
+            out.append((d, ops))
+            continue
+        i, j = reg
+        for dd, part in (("xpu", ops[:i]), ("ffp", ops[i:j + 1]), ("xpu", ops[j + 1:])):
+            if part:
+                out.append((dd, part))
+    return out
+
+
 def build_plan(cfg, wl, all_layers=False) -> Plan:
     P = parts(cfg)
     decode = wl.phase == "decode"
@@ -380,16 +562,20 @@ def build_plan(cfg, wl, all_layers=False) -> Plan:
                     runs[-1][1].append(op)
                 else:
                     runs.append((d, [op]))
+            if has_pim and decode and cfg.ff_parallel:
+                runs = _split_ff(runs)
             segs, seg_out = [], []
             for d, seg_ops in runs:
                 if d == "xpu":
                     s = xpu_segment(cfg, P, w, seg_ops)
+                elif d == "ffp":
+                    s = ff_segment(cfg, P, w, seg_ops)
                 else:
                     s = pim_segment(cfg, P, w, seg_ops, spec)
-                bi, bo = _crossing_bytes(w, {op.name for op in seg_ops}, dev_of)
-                s.link_in = bi if d == "pim" else 0.0
+                bi, bo = (0.0, 0.0) if d != "pim" else _crossing_bytes(w, {op.name for op in seg_ops}, dev_of)
+                s.link_in = bi
                 segs.append(s)
-                seg_out.append(bo if d == "pim" else 0.0)
+                seg_out.append(bo)
             subs.append(segs)
             outs.append(seg_out)
         groups.append(GroupPlan(g.name, int(g.repeat), subs, has_pim, outs))
@@ -403,4 +589,4 @@ def clear_caches():
     _PARTS.clear()
 
 
-__all__ = ["Seg", "GroupPlan", "Plan", "build_plan", "parts", "clear_caches", "ArchsimError"]
+__all__ = ["Seg", "FfPhase", "GroupPlan", "Plan", "build_plan", "parts", "clear_caches", "ArchsimError"]

@@ -84,6 +84,13 @@ class HeteroConfig(ArchBase):
                                               "runs serially (NeuPIMs interleaves large batches only)")
     head_chunks: PositiveInt = Field(1, description="serial schedule: the QKV generation, the transfer "
                                      "and the PIM attention are pipelined over this many head groups")
+    ff_parallel: bool = Field(False, description=(
+        "decode: feed-forward parallelism (AttAcc's ff option): the PIM, idle while the xPU runs the "
+        "MLP, computes a share of each FFN weight matrix as GEMVs (one per request) concurrently with "
+        "the xPU's share - up/gate split by output columns, down by input rows (partial sums added "
+        "on the xPU); the share balances the two sides' modelled times"))
+    ff_split_steps: PositiveInt = Field(64, description="ff_parallel: the PIM share is a multiple of "
+                                        "1/ff_split_steps of each FFN matrix")
 
     @field_validator("placement")
     @classmethod
