@@ -52,6 +52,17 @@ def ready_bank(ready, loff, ncount, bnode, L, cmd, c, b):
 
 
 @njit(cache=True)
+def ready_path(ready, pnode, L, cmd, cb):
+    """:func:`ready_bank` over a precomputed row of node ids (``pnode[c * NB + b]``)."""
+    r = ready[pnode[cb, 0], cmd]
+    for lv in range(1, L):
+        v = ready[pnode[cb, lv], cmd]
+        if v > r:
+            r = v
+    return r
+
+
+@njit(cache=True)
 def ready_scope(ready, loff, ncount, L, cmd, c, s, sidx):
     """First tick an all-bank command may issue to node ``sidx`` of level ``s``."""
     r = np.int64(-1)
@@ -348,6 +359,16 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     rise_bank = np.full(C, -1, dtype=np.int64)
     rise_edge = np.full(C, -1, dtype=np.int64)
     banks_per_pc = NB // lsize[1] if L > 2 else NB
+    # node id of every level on the path of each (channel, bank)
+    pnode = np.empty((C * NB, L), dtype=np.int64)
+    for c in range(C):
+        for b in range(NB):
+            for lv in range(L):
+                pnode[c * NB + b, lv] = loff[lv] + c * ncount[lv] + bnode[lv, b]
+    # queue scans: (bank, row) pairs already evaluated in the current scan (same verdict)
+    seen_scan = np.zeros(NB, dtype=np.int64)
+    seen_row = np.zeros(NB, dtype=np.int64)
+    scan_id = np.int64(0)
 
     next_ref = n_refi if refresh_mode == 1 else (n_refipb if refresh_mode == 2 else INF)
     ref_step = n_refi if refresh_mode == 1 else n_refipb
@@ -466,7 +487,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     for k in range(alen[c]):
                         q = abuf[c, k]
                         cmd = WR if t_isw[q] else RD
-                        r = ready_bank(ready, loff, ncount, bnode, L, cmd, c, t_bank[q])
+                        r = ready_path(ready, pnode, L, cmd, c * NB + t_bank[q])
                         if r <= t:
                             if arrive[q] < best_arr:
                                 best_arr = arrive[q]
@@ -492,7 +513,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     else:
                         cmd = PRE if open_row[c * NB + sx] >= 0 else REFPB
                         blocked_a = cmd == PRE and act_cnt[c * NB + sx] > 0
-                        r = ready_bank(ready, loff, ncount, bnode, L, cmd, c, sx)
+                        r = ready_path(ready, pnode, L, cmd, c * NB + sx)
                     ok = row_ok and not blocked_a
                     if ok and edge_rules and not rising:
                         if cmd != PRE and cmd != PREA:
@@ -524,6 +545,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     last_r = np.int64(0)
                     k = -1
                     nk = 0
+                    scan_id += 1
                     while nk < n:
                         # visit run heads only: the members of a run (same bank and row) share
                         # the head's next command, filters and readiness, and are younger
@@ -535,6 +557,12 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                             q = rbuf[c, k]
                             nk = k + 1 + rskp[c, k]
                         b = t_bank[q]
+                        # an older request to the same bank and row was evaluated in this scan
+                        # (same command, filters and readiness): it was not selected
+                        if seen_scan[b] == scan_id and seen_row[b] == t_row[q]:
+                            continue
+                        seen_scan[b] = scan_id
+                        seen_row[b] = t_row[q]
                         cmd = _cmd_for(open_row, c, NB, b, t_row[q], isw)
                         if _is_col(cmd):
                             if not col_ok:
@@ -553,7 +581,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                         if b == last_b and cmd == last_cmd:
                             r = last_r
                         else:
-                            r = ready_bank(ready, loff, ncount, bnode, L, cmd, c, b)
+                            r = ready_path(ready, pnode, L, cmd, c * NB + b)
                             last_b = b
                             last_cmd = cmd
                             last_r = r
