@@ -157,6 +157,70 @@ def issue_update(ready, hist, haswin, hassib, c_start, c_fol, c_lat, c_win, c_si
                             ready[mm, c_fol[k]] = v
 
 
+@njit(cache=True)
+def split_tables(c_start, c_fol, c_lat, c_win, c_sib, L):
+    """The constraint tables regrouped per (level, command): own-node entries, then sibling
+    entries. Returns (start [L, N_CMD, 3]: own begin, sibling begin, end; fol; lat; win)."""
+    n = len(c_fol)
+    start = np.zeros((L, N_CMD, 3), dtype=np.int64)
+    fol = np.empty(n, dtype=np.int64)
+    lat = np.empty(n, dtype=np.int64)
+    win = np.empty(n, dtype=np.int64)
+    j = 0
+    for lv in range(L):
+        for cmd in range(N_CMD):
+            start[lv, cmd, 0] = j
+            for sib in range(2):
+                if sib == 1:
+                    start[lv, cmd, 1] = j
+                for k in range(c_start[lv, cmd], c_start[lv, cmd + 1]):
+                    if (c_sib[k] != 0) == (sib == 1):
+                        fol[j] = c_fol[k]
+                        lat[j] = c_lat[k]
+                        win[j] = c_win[k]
+                        j += 1
+            start[lv, cmd, 2] = j
+    return start, fol, lat, win
+
+
+@njit(cache=True)
+def issue_bank(ready, hist, haswin, hassib, e_start, e_fol, e_lat, e_win, pnode, pown, lsize,
+               L, cmd, cb, b, t):
+    """:func:`issue_update` for a bank-level command (``s = L-1``) over the precomputed path
+    (``pnode[cb]``: node ids, ``pown[b]``: index of the path node among its siblings) and the
+    regrouped tables of :func:`split_tables`. Same updates in the same order."""
+    for lv in range(L):
+        n = pnode[cb, lv]
+        k0 = e_start[lv, cmd, 0]
+        k1 = e_start[lv, cmd, 1]
+        k2 = e_start[lv, cmd, 2]
+        if haswin[lv, cmd]:
+            for w in range(W_MAX - 1, 0, -1):
+                hist[n, cmd, w] = hist[n, cmd, w - 1]
+            hist[n, cmd, 0] = t
+        for k in range(k0, k1):
+            w = e_win[k]
+            past = t if w == 1 else hist[n, cmd, w - 1]
+            if past < 0:
+                continue
+            v = past + e_lat[k]
+            f = e_fol[k]
+            if v > ready[n, f]:
+                ready[n, f] = v
+        if lv >= 1 and k2 > k1:
+            own = pown[b, lv]
+            first = n - own
+            for j in range(lsize[lv]):
+                if j == own:
+                    continue
+                mm = first + j
+                for k in range(k1, k2):
+                    v = t + e_lat[k]
+                    f = e_fol[k]
+                    if v > ready[mm, f]:
+                        ready[mm, f] = v
+
+
 # ------------------------------------------------------------------ address mapping
 @njit(cache=True)
 def map_addresses(addrs, tx_bits, fkind, fbits, mode, xor_mode, L, lsize, row_bits, col_bits,
@@ -366,6 +430,11 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
             for lv in range(L):
                 pnode[c * NB + b, lv] = loff[lv] + c * ncount[lv] + bnode[lv, b]
     # queue scans: (bank, row) pairs already evaluated in the current scan (same verdict)
+    pown = np.zeros((NB, L), dtype=np.int64)
+    for b in range(NB):
+        for lv in range(1, L):
+            pown[b, lv] = bnode[lv, b] % lsize[lv]
+    e_start, e_fol, e_lat, e_win = split_tables(c_start, c_fol, c_lat, c_win, c_sib, L)
     seen_scan = np.zeros(NB, dtype=np.int64)
     seen_row = np.zeros(NB, dtype=np.int64)
     scan_id = np.int64(0)
@@ -613,8 +682,8 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                         pc = sx
                         bk = -1
                     else:
-                        issue_update(ready, hist, haswin, hassib, c_start, c_fol, c_lat, c_win, c_sib,
-                                     loff, ncount, lsize, bnode, L, cmd, c, L - 1, sx, t)
+                        issue_bank(ready, hist, haswin, hassib, e_start, e_fol, e_lat, e_win, pnode, pown,
+                                   lsize, L, cmd, c * NB + sx, sx, t)
                         if cmd == PRE:
                             open_row[c * NB + sx] = -1
                             cc[c, CC_PRE] += 1
@@ -668,8 +737,8 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                                 break
                     if not other:
                         cmd = WRA if isw else RDA
-                issue_update(ready, hist, haswin, hassib, c_start, c_fol, c_lat, c_win, c_sib,
-                             loff, ncount, lsize, bnode, L, cmd, c, L - 1, b, t)
+                issue_bank(ready, hist, haswin, hassib, e_start, e_fol, e_lat, e_win, pnode, pown,
+                           lsize, L, cmd, c * NB + b, b, t)
                 if cmd == ACT:
                     open_row[c * NB + b] = t_row[q]
                     cc[c, CC_ACT] += 1
