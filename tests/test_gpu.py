@@ -95,3 +95,37 @@ def test_bad_config_names_field():
     with pytest.raises(ArchsimError) as e:
         load_arch("a100", ["sm.count=0"])
     assert "sm.count" in str(e.value)
+
+
+def test_fused_decode_attention_one_kernel_reads_kv_once():
+    """Decode attention of requests with different KV lengths is one fused kernel per layer: one
+    launch, the K and V caches loaded once (per device: 1 / tensor of them), MACs conserved."""
+    import numpy as np
+    from archsim.api import load
+    from archsim.isa import Op
+    from archsim.sim.run import simulate_loaded
+    from archsim.uarch.gpu.lower import U_HOST
+    wl = dict(name="t", kind="transformer", d_model=512, n_layers=2, n_heads=8, d_ff=2048, vocab_size=1000,
+              norm="layernorm", mlp="gelu", position="learned", phase="decode", batch=4,
+              kv_lens=[100, 200, 300, 400], precision={"weights": "fp16", "activations": "fp16"})
+    cfg, w = load("a100", wl, overrides=["parallel.tensor=2"])
+    r = simulate_loaded(cfg, w)
+    p = r.program
+    blk = [g.name for g in w.groups if g.name not in ("embed", "head")][0]
+    L = p.layer_names.index(blk)
+    ops = [op for op in w.ops() if op.layer == blk]
+    n_att = sum(op.role in ("attn_qk", "attn_sv", "softmax") for op in ops)
+    assert n_att > 3                                     # one GEMM / softmax per distinct length
+    launches = int(((p.op == Op.SYNC) & (p.unit == U_HOST) & (p.layer == L)).sum())
+    # every non-attention op is a kernel (+1 all-reduce per row-split GEMM), attention is one
+    n_ar = sum(op.role == "fc" and op.name.rsplit(".", 1)[-1] in ("o", "down") for op in ops)
+    n_split = sum(p.meta["tilings"][op.name]["split_k"] > 1 for op in ops
+                  if op.role == "fc")                 # split-K reduction kernels
+    assert launches == len(ops) - n_att + 1 + n_ar + n_split
+    # the KV of 4 requests (100+200+300+400 (+1 new) keys x 8 heads x 64 x 2 (K, V) x 2 B) over 2 devices
+    kv = sum((n + 1) for n in (100, 200, 300, 400)) * 8 * 64 * 2 * 2 / 2
+    loads = p.nbytes[(p.op == Op.LOAD) & (p.layer == L)]
+    assert loads.sum() >= kv
+    assert r.bounds_ok()
+    g = simulate_loaded(*load("a100", wl, overrides=["parallel.tensor=2", "decode_attention=gemm"]))
+    assert r.seconds < g.seconds and r.macs == g.macs

@@ -10,6 +10,9 @@ of the GPU) and a device-side gap after the previous kernel (``sm`` unit), then 
   kernel over the fp32 partial sums.
 - Vector ops: chunks of ``LOAD inputs -> VECTOR -> STORE outputs``; activations small enough
   to stay in L2 between kernels cost no HBM traffic.
+- Decode attention (``decode_attention: fused``, the default): the QK^T, softmax and SV of
+  every request and head of a layer are one FlashDecoding / paged-attention kernel (see
+  :meth:`GpuLowerer.decode_attention`); ``gemm`` times them as separate batched GEMMs.
 - Tensor parallelism over ``parallel.tensor`` devices: QKV/up/LM-head split by columns,
   output/down projections by rows followed by a ring all-reduce (``link`` unit), attention
   split by heads. One device is simulated (all are symmetric); MACs are counted for all.
@@ -217,6 +220,78 @@ class GpuLowerer:
             # (deferred: the caller reduces the partial sums later, e.g. together with a PIM's share)
             self.all_reduce(layer, M * N * G * cb)
 
+    # -- decode attention ---------------------------------------------------------------------
+    @staticmethod
+    def is_decode_attention(op) -> bool:
+        """QK^T / softmax / SV of decode (one query row per request and head against its KV cache)."""
+        if op.role in ("attn_qk", "attn_sv"):
+            return isinstance(op, GemmOp) and op.b.kind == "kv_cache"
+        return False
+
+    def decode_attention(self, ops, layer: int) -> None:
+        """One fused decode-attention kernel (FlashDecoding / paged attention) for every request and
+        head of the layer: each CTA streams a (request, KV head, KV split) block of K and V from HBM
+        once, QK^T, the softmax and SV stay on chip, so the kernel costs one launch, the KV bytes
+        through the memory model and tensor-core work with the query rows (the heads of a GQA group)
+        padded to the MMA granule; KV splits keep every SM busy whatever the batch and lengths."""
+        cfg = self.cfg
+        T = self.tp
+        min_m = cfg.tiles.min_m
+        tk = cfg.tiles.k
+        kv_bytes = 0.0
+        k_iters = 0                      # k-iterations (tk keys) of a min_m x hd tile, summed over tasks
+        macs_model = 0
+        hd = 0
+        bits = 16
+        rate = 0.0
+        exps = 0
+        rows = 0
+        for op in ops:
+            if not isinstance(op, GemmOp):
+                rows_, cols_ = self.shard_vector(op)
+                exps += rows_ * cols_
+                rows += rows_
+                continue
+            M, N, K, G, _ = self.shard_gemm(op)
+            macs_model += int(op.macs)
+            kv_bytes += op.b.nbytes * G / max(1, int(op.count))
+            ctx = N if op.role == "attn_qk" else K
+            hd = max(hd, K if op.role == "attn_qk" else N)
+            k_iters += G * -(-M // min_m) * -(-ctx // tk)
+            prec = op.b.dtype if PRECISION_BITS[op.b.dtype] >= PRECISION_BITS[op.a.dtype] else op.a.dtype
+            bits = int(max(PRECISION_BITS[op.a.dtype], PRECISION_BITS[op.b.dtype]))
+            rate = cfg.mma_rate(prec)
+        start = self.kernel_start(layer)
+        nc = CHUNKS
+        S = cfg.sm.count
+        ld = [int(kv_bytes) // nc + (1 if c < int(kv_bytes) % nc else 0) for c in range(nc)]
+        it = [k_iters // nc + (1 if c < k_iters % nc else 0) for c in range(nc)]
+        macs_all = [macs_model // nc + (1 if c < macs_model % nc else 0) for c in range(nc)]
+        g_prev = []
+        last = -1
+        for c in range(nc):
+            dl = [start] + ([g_prev[-2]] if len(g_prev) >= 2 else [])
+            li = int(self.pb.add(Op.LOAD, U_RD, layer, nbytes=ld[c], addr=self._alloc(ld[c]),
+                                 deps=np.array(dl, np.int64))[0]) if ld[c] > 0 else -1
+            per_sm_k = -(-it[c] // S) * tk
+            gi = int(self.pb.add(Op.GEMM, U_SM, layer, m=min_m, n=max(1, hd), k=per_sm_k,
+                                 deps=np.array([li, start], np.int64),
+                                 aux=np.array([int(round(rate * RATE_SCALE)), bits, macs_all[c],
+                                               (S << 8) | (1 << 1)], np.int64))[0])
+            g_prev.append(gi)
+            last = gi
+        if exps:
+            last = int(self.pb.add(Op.VECTOR, U_SM, layer, m=int(exps), n=int(rows), k=0,
+                                   aux=np.array([int(VecKind.SOFTMAX)], np.int64),
+                                   deps=np.array([last], np.int64))[0])
+        out_b = sum(op.c.nbytes for op in ops if isinstance(op, GemmOp) and op.role == "attn_sv") / T
+        if out_b > 0 and not all(self.resident(op.c, op.c.nbytes / T) for op in ops
+                                 if isinstance(op, GemmOp) and op.role == "attn_sv"):
+            last = int(self.pb.add(Op.STORE, U_WR, layer, nbytes=int(out_b), addr=self._alloc(out_b),
+                                   deps=np.array([last], np.int64))[0])
+        self.prev_done = last
+        self.in_fused = False
+
     # -- vector ops -------------------------------------------------------------------------
     def elementwise(self, layer, kind, elements, rows, in_bytes, out_bytes, new_kernel=True) -> None:
         start = self.kernel_start(layer) if new_kernel else self.prev_done
@@ -281,11 +356,27 @@ class GpuLowerer:
             self.pb.layer(g.name, g.repeat)
         fixed = int(round(self.cfg.launch.fixed * self.clock))
         first = True
-        for op in wl.ops():
+        ops = list(wl.ops())
+        fuse = self.cfg.decode_attention == "fused" and wl.phase == "decode"
+        att_layers = {}
+        if fuse:
+            for op in ops:
+                if self.is_decode_attention(op):
+                    att_layers.setdefault(op.layer, []).append(op)
+            for op in ops:
+                if op.layer in att_layers and op.role == "softmax":
+                    att_layers[op.layer].append(op)
+        done_att = set()
+        for op in ops:
             layer = self.pb.layer(op.layer, rep[op.layer])
             if first and fixed > 0:
                 self.sync(U_HOST, layer, fixed, [])
             first = False
+            if op.layer in att_layers and (self.is_decode_attention(op) or op.role == "softmax"):
+                if op.layer not in done_att:
+                    done_att.add(op.layer)
+                    self.decode_attention(att_layers[op.layer], layer)
+                continue
             if isinstance(op, GemmOp):
                 self.gemm(op, layer)
             else:

@@ -94,6 +94,9 @@ class GpuConfig(ArchBase):
     interconnect: InterconnectConfig = Field(default_factory=InterconnectConfig)
     parallel: ParallelConfig = Field(default_factory=ParallelConfig)
     accumulator_bytes: PositiveInt = Field(4, description="bytes per partial sum (split-K workspace)")
+    decode_attention: Literal["fused", "gemm"] = Field("fused", description=(
+        "decode attention kernels: one fused FlashDecoding / paged-attention kernel per layer for all "
+        "requests and heads (KV read once, scores on chip), or separate batched GEMM / softmax kernels"))
     activation_l2_fraction: float = Field(0.5, ge=0, le=1, description=(
         "an activation tensor no larger than this fraction of L2 stays in L2 between kernels "
         "(write-back cache); larger ones go to HBM"))
