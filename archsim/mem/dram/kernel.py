@@ -231,6 +231,12 @@ def map_addresses(addrs, tx_bits, fkind, fbits, mode, xor_mode, L, lsize, row_bi
     column bits). ``xor_mode`` bit 0: bank levels ^= low row bits, bit 1: channel ^= low row bits."""
     lvl = np.zeros(8, dtype=np.int64)
     nf = len(fkind)
+    lbits = np.zeros(8, dtype=np.int64)          # address bits of each level
+    for lv in range(1, L):
+        nb = 0
+        while (np.int64(1) << nb) < lsize[lv]:
+            nb += 1
+        lbits[lv] = nb
     for i in range(len(addrs)):
         a = addrs[i] >> tx_bits
         ch = np.int64(0)
@@ -246,10 +252,7 @@ def map_addresses(addrs, tx_bits, fkind, fbits, mode, xor_mode, L, lsize, row_bi
             col = a & 3
             a >>= 2
             for lv in range(1, L):
-                nb = 0
-                sz = lsize[lv]
-                while (np.int64(1) << nb) < sz:
-                    nb += 1
+                nb = lbits[lv]
                 lvl[lv] = a & ((np.int64(1) << nb) - 1)
                 a >>= nb
             col += (a & ((np.int64(1) << (col_bits - 2)) - 1)) << 2
@@ -257,9 +260,7 @@ def map_addresses(addrs, tx_bits, fkind, fbits, mode, xor_mode, L, lsize, row_bi
             row = a
             xi = 0
             for lv in range(1, L):
-                nb = 0
-                while (np.int64(1) << nb) < lsize[lv]:
-                    nb += 1
+                nb = lbits[lv]
                 if nb > 0:
                     lvl[lv] ^= (col >> xi) & ((np.int64(1) << nb) - 1)
                     xi += nb
@@ -281,9 +282,7 @@ def map_addresses(addrs, tx_bits, fkind, fbits, mode, xor_mode, L, lsize, row_bi
         if xor_mode & 1:
             xi = 0
             for lv in range(L - 1, 0, -1):
-                nb = 0
-                while (np.int64(1) << nb) < lsize[lv]:
-                    nb += 1
+                nb = lbits[lv]
                 if lv >= L - 2 and nb > 0:       # bank group and bank
                     lvl[lv] ^= (row >> xi) & ((np.int64(1) << nb) - 1)
                     xi += nb
