@@ -39,6 +39,8 @@ H_EDGE, H_DUAL, H_RCD, O_LAST = 23, 24, 25, 26
 O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN = range(32, 42)
 O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK = range(42, 52)
 O_BUSY, O_MAXT, O_VCNT = 52, 53, 54
+# rows of the per-transfer work array of _serve
+W_START, W_REM, W_FRESH, W_ENT, W_LBR, W_LBO, W_LBE, W_BLK, W_BLKO, W_FRH = range(10)
 S_LVL = 56            # scratch for decoded level ids (up to 8 levels)
 HEADER = 64
 
@@ -258,13 +260,19 @@ def _ring_get(s, c, k):
         return np.int64(-1)
     nv = s[s[O_VCNT] + c]
     base = s[O_RING] + c * Q * 4
-    v = nv - 1
-    while v >= 0 and v >= nv - Q:
-        r = base + (v % Q) * 4
-        if s[r] <= k:
-            return s[r + 1] + (k - s[r]) * s[r + 2]
-        v -= 1
-    return np.int64(-1)
+    # the newest run starting at or before k (run starts increase with the run number)
+    lo = nv - Q if nv > Q else 0
+    hi = nv - 1
+    if hi < lo or s[base + (lo % Q) * 4] > k:
+        return np.int64(-1)
+    while lo < hi:
+        mid = (lo + hi + 1) >> 1
+        if s[base + (mid % Q) * 4] <= k:
+            lo = mid
+        else:
+            hi = mid - 1
+    r = base + (lo % Q) * 4
+    return s[r + 1] + (k - s[r]) * s[r + 2]
 
 
 @njit(cache=True)
@@ -299,7 +307,7 @@ def _odd(s, t):
 
 
 @njit(cache=True)
-def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0):
+def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
     """Serve the row visits ``v0 .. v1-1`` of channel ``c`` (in address order) as a ``Q``-deep
     FR-FCFS window would: burst ``j`` enters the window when the ``(j - Q)``-th column command
     of the channel has issued; at each step the command (PRE / ACT / RD / WR) of a visit in the
@@ -326,26 +334,40 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0):
     s[o_lc] = -1
     s[o_lr] = -1
     nv = v1 - v0
-    start = np.empty(nv, np.int64)
-    rem = np.empty(nv, np.int64)
-    fresh = np.ones(nv, np.bool_)
-    ent = np.full(nv, -2, np.int64)     # entry tick of a visit's next burst (-2: not known yet)
+    # per-visit work rows of a (10, n) scratch array of the transfer (rows W_*, columns 0..nv-1;
+    # rows rather than slices: a slice costs a reference count per call)
+    # W_ENT: entry tick of a visit's next burst (-2: not known yet).
+    # W_LBR: lower bound of each visit's candidate tick (-1: none): every term of it (table
+    # ready times, window entry, command-bus slot, rising edge) only grows while the bank's open
+    # row stays W_LBO (same next command), so a visit whose bound exceeds the best tick found so
+    # far cannot win a step and is not evaluated again; W_LBE: the bound raised by this step's
+    # command-bus slots.
+    # W_BLK: a PRE found blocked by visit W_BLK needing open row W_BLKO stays blocked while that
+    # visit has bursts left and the row stays open; one found free with open row W_BLKO stays
+    # free as far as visit W_FRH (the visits before it keep their bank and row, and finished
+    # ones stay finished).
+    for i in range(nv):
+        wk[W_FRESH, i] = 1
+        wk[W_ENT, i] = -2
+        wk[W_LBR, i] = -1
+        wk[W_BLK, i] = -1
+        wk[W_FRH, i] = 0
     g0 = s[s[O_RINGK] + c]
     acc = g0
     for i in range(nv):
-        start[i] = acc
-        rem[i] = vn[v0 + i]
+        wk[W_START, i] = acc
+        wk[W_REM, i] = vn[v0 + i]
         acc += vn[v0 + i]
     done = np.int64(0)
     lo = 0
     hi = 0
     while True:
-        while lo < nv and rem[lo] == 0:
+        while lo < nv and wk[W_REM, lo] == 0:
             lo += 1
         if lo >= nv:
             break
         K = s[s[O_RINGK] + c]
-        while hi < nv and start[hi] - Q < K:
+        while hi < nv and wk[W_START, hi] - Q < K:
             hi += 1
         best_t = INF
         best_v = -1
@@ -353,18 +375,68 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0):
         best_col = False
         best_infl = INF        # earliest tick another visit could issue a column command
         sec_t = INF
+        # evaluate the visit with the smallest bound first, then the others against it
+        lim_c = s[o_lc] + 1
+        if not dual and s[o_lr] + 1 > lim_c:
+            lim_c = s[o_lr] + 1
+        lim_r = s[o_lr] + 1
+        j0 = -1
+        jr = INF
         for i in range(lo, hi):
-            if rem[i] == 0:
+            if wk[W_REM, i] == 0:
+                continue
+            lb = wk[W_LBR, i]
+            u = wk[W_BLK, i]
+            if u >= 0:
+                if wk[W_REM, u] > 0 and s[o_open + vb[v0 + i]] == wk[W_BLKO, i]:
+                    wk[W_LBE, i] = -2        # still blocked: not a candidate this step
+                    continue
+                wk[W_BLK, i] = -1
+            if lb >= 0:
+                o = s[o_open + vb[v0 + i]]
+                if wk[W_LBO, i] != o:
+                    lb = -1
+                elif o == vr[v0 + i]:
+                    if lb < lim_c:
+                        lb = _odd(s, lim_c)
+                elif lb < lim_r:
+                    lb = _odd(s, lim_r) if o < 0 else lim_r
+            wk[W_LBE, i] = lb
+            if lb < jr:
+                jr = lb
+                j0 = i
+        for it in range(lo - 1, hi):
+            if it < lo:
+                if j0 < 0:
+                    continue
+                i = j0
+            else:
+                i = it
+                if i == j0:
+                    continue
+            if wk[W_REM, i] == 0:
                 continue
             b = vb[v0 + i]
             row = vr[v0 + i]
             o = s[o_open + b]
-            e = ent[i]
+            lb = wk[W_LBE, i]
+            if lb == -2:
+                continue
+            # (a visit tied with a column command of a lower index loses the tie)
+            if lb >= 0 and (lb > best_t or lb == best_t and best_col and i > best_v):
+                infl = lb if o == row else lb + rcd
+                if infl < sec_t:
+                    sec_t = infl
+                continue
+            e = wk[W_ENT, i]
+            known = True
             if e == -2:
-                g = start[i] + vn[v0 + i] - rem[i]
+                g = wk[W_START, i] + vn[v0 + i] - wk[W_REM, i]
                 e = _entry(s, c, g, t0)
                 if g - Q < K:
-                    ent[i] = e
+                    wk[W_ENT, i] = e
+                else:
+                    known = False      # extrapolated from the last run: may still drop
             if o == row:
                 r = _ready(s, cmd, c, b)
                 lim = s[o_lc] + 1
@@ -375,11 +447,18 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0):
             else:
                 if o >= 0:
                     blocked = False
-                    for u in range(lo, hi):
-                        if u != i and rem[u] > 0 and vb[v0 + u] == b and vr[v0 + u] == o:
+                    u0 = lo
+                    if wk[W_BLK, i] < 0 and wk[W_BLKO, i] == o and wk[W_FRH, i] > lo:
+                        u0 = wk[W_FRH, i]
+                    for u in range(u0, hi):
+                        if u != i and wk[W_REM, u] > 0 and vb[v0 + u] == b and vr[v0 + u] == o:
                             blocked = True
+                            wk[W_BLK, i] = u
                             break
+                    wk[W_BLKO, i] = o
+                    wk[W_FRH, i] = 0 if blocked else hi
                     if blocked:
+                        wk[W_LBR, i] = -1
                         continue
                     fc = PRE
                 else:
@@ -404,7 +483,12 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0):
                     while r >= t1 and r <= tl and (gp == 0 and r == t1 or gp > 0 and (r - t1) % gp == 0):
                         r += 1
             infl = r if isc else r + rcd
-            if r < best_t or (r == best_t and isc and not best_col):
+            if known and (isc or dual):
+                wk[W_LBR, i] = r
+                wk[W_LBO, i] = o
+            else:
+                wk[W_LBR, i] = -1            # (the column-tick avoidance above is not monotone)
+            if r < best_t or (r == best_t and (isc and not best_col or isc == best_col and i < best_v)):
                 if best_v >= 0:
                     if best_infl < sec_t:
                         sec_t = best_infl
@@ -425,9 +509,9 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0):
         if refi > 0 and s[nri] <= t:
             _refresh_due(s, counters, c, sidx, t)
             continue
-        if fresh[i]:
-            fresh[i] = False
-            n = rem[i]
+        if wk[W_FRESH, i]:
+            wk[W_FRESH, i] = 0
+            n = wk[W_REM, i]
             if best_cmd == PRE:
                 counters[MC_ROW_CONFLICTS] += 1
                 counters[MC_ROW_HITS] += n - 1
@@ -449,8 +533,8 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0):
         # column commands: one, or (row_visit) a run in closed form up to the first tick another
         # visit could interleave, a window entry could, or a refresh falls due
         m = 1
-        if fid != 0 and rem[i] > 1:
-            m = rem[i]
+        if fid != 0 and wk[W_REM, i] > 1:
+            m = wk[W_REM, i]
             if refi > 0:
                 kr = (s[nri] - t + gap - 1) // gap
                 if kr < m:
@@ -461,7 +545,7 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0):
                     m = ko
             h = hi
             while h < nv:
-                ie = start[h] - Q - K           # run offset whose issue admits visit h
+                ie = wk[W_START, h] - Q - K           # run offset whose issue admits visit h
                 if ie < 0:
                     ie = 0
                 if ie >= m:
@@ -477,8 +561,8 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0):
         _update(s, cmd, c, L - 1, b, t_last)
         _ring_put(s, c, t, gap, m)
         s[o_lc] = t_last
-        rem[i] -= m
-        ent[i] = -2
+        wk[W_REM, i] -= m
+        wk[W_ENT, i] = -2
         counters[MC_WR if is_write else MC_RD] += m
         s[s[O_BUSY] + c] += m * s[H_NBL]
         fin = t_last + (s[H_WL] if is_write else s[H_RL])
@@ -507,10 +591,11 @@ def dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
     nblk = (j1 >> pb) - (j0 >> pb) + 1
     cap = nblk * C if (chpos == 0 and C > 1) else nblk
     # row visits in address order, then grouped per channel (order kept within a channel)
-    rch = np.empty(cap, np.int64)
-    rb = np.empty(cap, np.int64)
-    rr = np.empty(cap, np.int64)
-    rn = np.empty(cap, np.int64)
+    buf = np.empty(4 * cap, np.int64)
+    rch = buf[0:cap]
+    rb = buf[cap:2 * cap]
+    rr = buf[2 * cap:3 * cap]
+    rn = buf[3 * cap:4 * cap]
     nvis = 0
     jb = (j0 >> pb) << pb
     while jb <= j1:
@@ -537,9 +622,11 @@ def dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
     for c in range(C):
         cnt[c + 1] += cnt[c]
     pos = cnt[:C].copy()
-    vb = np.empty(nvis, np.int64)
-    vr = np.empty(nvis, np.int64)
-    vn = np.empty(nvis, np.int64)
+    vis = np.empty((3, nvis), np.int64)
+    vb = vis[0]
+    vr = vis[1]
+    vn = vis[2]
+    wk = np.empty((10, nvis), np.int64)
     for k in range(nvis):
         c = rch[k]
         p = pos[c]
@@ -550,7 +637,7 @@ def dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
         pos[c] = p + 1
     for c in range(C):
         if pos[c] > cnt[c]:
-            f = _serve(s, counters, c, vb, vr, vn, cnt[c], pos[c], is_write, t0)
+            f = _serve(s, counters, c, vb, vr, vn, cnt[c], pos[c], is_write, t0, wk)
             if f > done:
                 done = f
     if is_write:
