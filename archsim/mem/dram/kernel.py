@@ -434,6 +434,12 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
         for lv in range(1, L):
             pown[b, lv] = bnode[lv, b] % lsize[lv]
     e_start, e_fol, e_lat, e_win = split_tables(c_start, c_fol, c_lat, c_win, c_sib, L)
+    # queued requests (read queue 0, write queue 1) that hit their bank's open row, per
+    # (channel, bank) and per channel: with separate command buses, the column-bus scan of a
+    # queue without such a request, and the row-bus scan of a queue with only such requests,
+    # find nothing and are skipped
+    colb = np.zeros((C * NB, 2), dtype=np.int64)
+    colq = np.zeros((C, 2), dtype=np.int64)
     seen_scan = np.zeros(NB, dtype=np.int64)
     seen_row = np.zeros(NB, dtype=np.int64)
     scan_id = np.int64(0)
@@ -470,6 +476,9 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     depart[i] = t
                 elif wlen[c] < q_write:
                     _buf_append(wbuf, wskp, wlen, whead, c, i, t_bank, t_row)
+                    if open_row[c * NB + t_bank[i]] == t_row[i]:
+                        colb[c * NB + t_bank[i], 1] += 1
+                        colq[c, 1] += 1
                     ok = True
                     arrive[i] = t
                     cc[c, CC_WACCEPT] += 1
@@ -487,6 +496,9 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     cc[c, CC_RACCEPT] += 1
                 elif rlen[c] < q_read:
                     _buf_append(rbuf, rskp, rlen, rhead, c, i, t_bank, t_row)
+                    if open_row[c * NB + t_bank[i]] == t_row[i]:
+                        colb[c * NB + t_bank[i], 0] += 1
+                        colq[c, 0] += 1
                     ok = True
                     arrive[i] = t
                     cc[c, CC_RACCEPT] += 1
@@ -608,6 +620,10 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                             wmode[c] = False
                     isw = wmode[c]
                     n = wlen[c] if isw else rlen[c]
+                    if dual_bus:
+                        nc = colq[c, 1 if isw else 0]
+                        if (slot == 0 and nc == 0) or (slot == 1 and nc == n):
+                            n = 0
                     last_b = -1
                     last_cmd = -1
                     last_r = np.int64(0)
@@ -675,6 +691,9 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                         if cmd == PREA:
                             for b in range(sx * per, (sx + 1) * per):
                                 open_row[c * NB + b] = -1
+                                for kq in range(2):
+                                    colq[c, kq] -= colb[c * NB + b, kq]
+                                    colb[c * NB + b, kq] = 0
                             cc[c, CC_PREA] += 1
                         else:
                             cc[c, CC_REF] += 1
@@ -685,6 +704,9 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                                    lsize, L, cmd, c * NB + sx, sx, t)
                         if cmd == PRE:
                             open_row[c * NB + sx] = -1
+                            for kq in range(2):
+                                colq[c, kq] -= colb[c * NB + sx, kq]
+                                colb[c * NB + sx, kq] = 0
                             cc[c, CC_PRE] += 1
                         else:
                             cc[c, CC_REFPB] += 1
@@ -783,6 +805,31 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                         _buf_remove(rbuf, rskp, rlen, rhead, c, sel_pos)
                     elif sel_buf == 3:
                         _buf_remove(wbuf, wskp, wlen, whead, c, sel_pos)
+                cb = c * NB + b
+                if cmd == ACT:
+                    rw = t_row[q]
+                    n0 = 0
+                    for k in range(rlen[c]):
+                        qq = rbuf[c, k]
+                        if t_bank[qq] == b and t_row[qq] == rw:
+                            n0 += 1
+                    n1 = 0
+                    for k in range(wlen[c]):
+                        qq = wbuf[c, k]
+                        if t_bank[qq] == b and t_row[qq] == rw:
+                            n1 += 1
+                    colq[c, 0] += n0 - colb[cb, 0]
+                    colb[cb, 0] = n0
+                    colq[c, 1] += n1 - colb[cb, 1]
+                    colb[cb, 1] = n1
+                elif cmd == PRE or cmd == RDA or cmd == WRA:
+                    for kq in range(2):
+                        colq[c, kq] -= colb[cb, kq]
+                        colb[cb, kq] = 0
+                elif final and sel_buf >= 2:
+                    kq = 1 if sel_buf == 3 else 0
+                    colb[cb, kq] -= 1
+                    colq[c, kq] -= 1
             if n_issued > 0 or (edge_rules and not rising):
                 nxt[c] = t + 1
             else:
