@@ -82,7 +82,7 @@ def test_attacc_bank_counts_match_reference_generator():
 def test_attention_bounds_and_mac_conservation():
     # without the reference generator's repeats every head's QK^T and SV is issued once
     L, heads = 512, 16
-    r = attention_cycles("attacc_pim", 1, [L], heads, 128)
+    r = attention_cycles("attacc_pim", 1, [L], heads, 128, reference_trace=False)
     dev = resolve(load("attacc_pim"))
     assert r.counters["mac_ab"] * 64 * 16 == heads * 2 * L * 128
     kv_bytes = heads * 2 * L * 128 * 2
@@ -215,3 +215,38 @@ def test_host_stream_alternates_bank_groups():
     k, s, b, r = stream_rw(8 * dev.tx_bytes, 0, geom, dev)
     assert list(b[:8]) == [0, 4, 8, 12, 0, 4, 8, 12]
     assert E.run_stream(k, s, b, r, geom, dev.T)[E.C_CYCLES] == 31
+
+
+def test_gqa_one_kv_read_serves_the_group():
+    # Llama-2-70B-like grouping: 64 query heads over 8 KV heads (8 per group), L = 512, d_head 128.
+    L = 512
+    kw = dict(reference_trace=False, overrides=["memory.dram.refresh='off'"])
+    g8 = attention_cycles("attacc_pim", 1, [L], 64, 128, 8, **kw)
+    kv8 = attention_cycles("attacc_pim", 1, [L], 8, 128, **kw)
+    mha = attention_cycles("attacc_pim", 1, [L], 64, 128, **kw)
+    # K/V read once per KV head: the MAC commands (and bytes read in the banks) of 8 heads
+    assert g8.counters["mac_ab"] == kv8.counters["mac_ab"]
+    assert g8.internal_bytes == kv8.internal_bytes == 8 * 2 * L * 128 * 2
+    # per query head: query broadcast, softmax, probability and output moves
+    for n in ("wrgb", "sfm", "mvgb", "mvsb"):
+        assert g8.counters[n] == 8 * kv8.counters[n]
+    assert g8.macs == 64 * 2 * L * 128                 # every query head's MACs are done
+    # the unit spends 8 x 1 CK per column (16 FP16 values on 16 lanes) > the 6 CK MAC gap
+    assert kv8.cycles < g8.cycles < mha.cycles
+    with pytest.raises(ConfigError) as e:
+        attention_cycles("attacc_pim", 1, [L], 64, 128, 6)
+    assert e.value.path == "q_per_kv"
+
+
+def test_every_stack_is_timed_busiest_sets_the_time():
+    # 2 stacks, two requests of 16 heads: the contiguous deal puts the short request on stack 0
+    # and the long one on stack 1; the long one sets the time, counters add up over both.
+    kw = dict(reference_trace=False)
+    two = attention_cycles("attacc_pim", 2, [256, 2048], 16, 128, overrides=["pim.stacks=2"], **kw)
+    short = attention_cycles("attacc_pim", 1, [256], 16, 128, **kw)
+    long_ = attention_cycles("attacc_pim", 1, [2048], 16, 128, **kw)
+    assert two.cycles == long_.cycles
+    assert two.counters["mac_ab"] == short.counters["mac_ab"] + long_.counters["mac_ab"]
+    # the order of the requests does not matter
+    rev = attention_cycles("attacc_pim", 2, [2048, 256], 16, 128, overrides=["pim.stacks=2"], **kw)
+    assert rev.cycles == two.cycles and rev.counters == two.counters

@@ -114,11 +114,15 @@ def _bytes_per_mac_cmd(dev, kind_counts, geom):
 
 
 def _summarise(dev, cfg, per, geom, n_streams_total, placement, *, host_rd=0, host_wr=0,
-               units_per_cmd=None):
-    """Combine per-stream counters (list over the streams of one device; all devices equal)."""
+               units_per_cmd=None, mult=None):
+    """Combine per-stream counters: ``per`` lists the streams of one device (all devices equal),
+    or, with ``mult``, the streams of every distinct device and how many devices run each."""
     cycles = int(max(c[E.C_CYCLES] for c in per)) if per else 0
-    tot = np.sum(np.stack(per), axis=0) if per else np.zeros(E.N_C, np.int64)
-    tot = tot * dev.stacks
+    if mult is None:
+        tot = np.sum(np.stack(per), axis=0) if per else np.zeros(E.N_C, np.int64)
+        tot = tot * dev.stacks
+    else:
+        tot = np.sum(np.stack(per) * np.asarray(mult, np.int64)[:, None], axis=0)
     d = E.counters_dict(tot)
     d["cycles"] = cycles
     P, R, G, B = (int(x) for x in geom)
@@ -137,11 +141,18 @@ def _summarise(dev, cfg, per, geom, n_streams_total, placement, *, host_rd=0, ho
                      n_streams_total, [int(c[E.C_CYCLES]) for c in per])
 
 
-def attention_cycles(cfg, batch, kv_lens, heads, head_dim, *, layers=1, overrides=None,
+def attention_cycles(cfg, batch, kv_lens, heads, head_dim, q_per_kv=1, *, layers=1, overrides=None,
                      placement=None, power_constrained=None, reference_trace=None) -> PimResult:
-    """Decode attention (QK^T, softmax, SV) of ``batch`` requests x ``heads`` heads on the PIM
-    devices; ``kv_lens`` is one length or one per request. One layer is simulated; cycles and
-    counters are multiplied by ``layers`` (identical layers)."""
+    """Decode attention (QK^T, softmax, SV) of ``batch`` requests x ``heads`` query heads on the
+    PIM devices; ``kv_lens`` is one length or one per request. ``q_per_kv`` query heads share
+    one K/V head (grouped-query attention, e.g. Llama-2-70B: 64 query heads over 8 KV heads ->
+    8): a task is one (request, KV head), its K/V rows are read once and every MAC command's
+    column feeds the whole group (the unit needs ``q_per_kv`` times its per-burst time), while
+    the query broadcast, score moves, softmax and probability moves are per query head.
+
+    Tasks are dealt to the stacks in contiguous blocks (request order) and every stack is timed:
+    the attention takes as long as the busiest stack; counters and energy are summed over the
+    stacks. One layer is simulated; cycles and counters are multiplied by ``layers``."""
     cfg = load(cfg, overrides)
     pim = cfg.pim
     placement = placement or pim.placement
@@ -155,31 +166,55 @@ def attention_cycles(cfg, batch, kv_lens, heads, head_dim, *, layers=1, override
             raise ConfigError([("kv_lens", f"{len(kv)} lengths for batch {batch}")])
     if any(x <= 0 for x in kv) or heads <= 0 or head_dim <= 0:
         raise ConfigError([("kv_lens", "lengths, heads and head_dim must be positive")])
+    grp = int(q_per_kv)
+    if grp <= 0 or heads % grp:
+        raise ConfigError([("q_per_kv", f"{q_per_kv} query heads per KV head must divide the {heads} "
+                            f"query heads")])
+    kv_heads = heads // grp
     dbyte = max(1, int(round(dev.elem_bytes)))
     geom, _ = dev.stream_geom("channel")
     C = dev.channels
-    tasks = [L for L in kv for _ in range(heads)]
+    tasks = [L for L in kv for _ in range(kv_heads)]
     if pim.layout == "row":
         tasks = [math.ceil(L / C) for L in tasks for _ in range(C)]
-    # deal tasks to stacks (contiguous blocks), then to channels
-    per_stack = math.ceil(len(tasks) / dev.stacks)
-    stack_tasks = tasks[:per_stack]           # the first (fullest) stack sets the time
-    # capacity: KV of the tasks of the busiest channel against the channel's capacity
-    ch_cap = dev.banks_per_channel * dev.rows * dev.row_bytes
-    busiest = [stack_tasks[i] for i in range(0, len(stack_tasks), C)]
-    need = sum(2 * L * head_dim * dbyte for L in busiest)
-    if need > ch_cap:
-        raise LoweringError(f"layout does not fit: {len(busiest)} heads of KV cache need {need / 2**30:.2f} GiB "
-                            f"per channel, a channel holds {ch_cap / 2**30:.2f} GiB (pim.stacks={dev.stacks}, "
-                            f"batch={batch}, kv_len up to {max(kv)}); add stacks or shorten the batch")
     if max(kv) > pim.max_seq_len and pim.layout == "head":
         raise ConfigError([("pim.max_seq_len", f"kv length {max(kv)} exceeds the {pim.max_seq_len} rows "
                             f"reserved per head")])
-    ch, kind, sub, addr, g = build_trace(dev, placement, stack_tasks, head_dim, dbyte, C,
-                                         max_seq_len=pim.max_seq_len, reference=ref)
-    streams = channel_streams(ch, kind, sub, addr, g, C)
-    per = _run_streams(streams, geom, dev.T)
-    res = _summarise(dev, cfg, per, geom, C * dev.stacks, placement)
+    # deal tasks to stacks (contiguous blocks), then to channels; every distinct stack is timed
+    per_stack = math.ceil(len(tasks) / dev.stacks)
+    blocks = [tasks[i:i + per_stack] for i in range(0, len(tasks), per_stack)]
+    ch_cap = dev.banks_per_channel * dev.rows * dev.row_bytes
+    T = dev.T
+    if grp > 1:
+        # one MAC command's column feeds every query head of the group
+        unit_ck = math.ceil(dev.burst_elems / pim.simd_lanes / pim.clock_ratio - 1e-9)
+        T = dev.T.copy()
+        T[E.T_MACGAP] = max(int(T[E.T_MACGAP]), grp * unit_ck)
+    runs = {}
+    for blk in blocks:
+        key = tuple(blk)
+        if key in runs:
+            runs[key][1] += 1
+            continue
+        # capacity: KV of the tasks of the busiest channel against the channel's capacity
+        busiest = [blk[i] for i in range(0, len(blk), C)]
+        need = sum(2 * L * head_dim * dbyte for L in busiest)
+        if need > ch_cap:
+            raise LoweringError(f"layout does not fit: {len(busiest)} heads of KV cache need "
+                                f"{need / 2**30:.2f} GiB per channel, a channel holds {ch_cap / 2**30:.2f} GiB "
+                                f"(pim.stacks={dev.stacks}, batch={batch}, kv_len up to {max(kv)}); add "
+                                f"stacks or shorten the batch")
+        ch, kind, sub, addr, g = build_trace(dev, placement, blk, head_dim, dbyte, C,
+                                             max_seq_len=pim.max_seq_len, reference=ref, group=grp)
+        streams = channel_streams(ch, kind, sub, addr, g, C)
+        runs[key] = [_run_streams(streams, geom, T), 1]
+    per, mult = [], []
+    for p, n in runs.values():
+        per += p
+        mult += [n] * len(p)
+    res = _summarise(dev, cfg, per, geom, C * dev.stacks, placement, mult=mult)
+    res.macs = res.macs * grp
+    res.energy_pj["pim_compute"] *= grp
     if layers != 1:
         res = _scale(res, layers)
     return res

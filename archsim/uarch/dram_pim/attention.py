@@ -111,7 +111,7 @@ def _slice(blk, lo, hi):
 class _Task:
     """Command lists of one iteration (up to one head per channel) for one placement."""
 
-    def __init__(self, g: _Geo, placement, L, dh, n_mac, key, val, valid, n_elem=None):
+    def __init__(self, g: _Geo, placement, L, dh, n_mac, key, val, valid, n_elem=None, group=1):
         # n_mac: elements one MAC command feeds a unit (one column burst: the unit consumes the
         # whole 32 B column it reads, e.g. 32 INT8 values on 16 FP16-wide lanes split in two);
         # n_elem: elements per column burst (data movement of the probabilities)
@@ -186,6 +186,14 @@ class _Task:
             mv = np.full((1, valid), val, np.int64)
         self.ctx_mvsb = _blk(np.broadcast_to(lch, mv.shape), E.K_DATA, E.D_MVSB, mv)
         self.lch = lch
+        if group > 1:
+            # grouped-query attention: the group's query heads share this K/V read; every
+            # MAC command's column feeds all of them (the unit's time per command grows, see
+            # attention_cycles), while each query head has its own query broadcast, score /
+            # output moves, softmax and probability moves
+            rep = lambda blk: tuple(np.tile(x, group) for x in blk)
+            self.wrgb, self.score_mvsb, self.sfm = rep(self.wrgb), rep(self.score_mvsb), rep(self.sfm)
+            self.mvgb, self.ctx_mvsb = rep(self.mvgb), rep(self.ctx_mvsb)
 
     @staticmethod
     def _mac_offsets(g, placement, idx):
@@ -216,9 +224,11 @@ class _Task:
         return _blk(self.lch, self.mac_kind, 0, self.score_mac[0, 0])
 
 
-def build_trace(dev, placement, L_list, dh, dbyte, n_channels, *, max_seq_len=4096, reference=False):
+def build_trace(dev, placement, L_list, dh, dbyte, n_channels, *, max_seq_len=4096, reference=False,
+                group=1):
     """Global command trace (ch, kind, sub, addr) of the tasks in ``L_list`` (one sequence
-    length per task, dealt to channels ``n_channels`` at a time)."""
+    length per task, dealt to channels ``n_channels`` at a time). A task is one (request, KV
+    head); ``group`` query heads share its K/V (grouped-query attention)."""
     g = _Geo(dev)
     n_elem = dev.tx_bytes // dbyte
     # a MAC command reads one column burst and the unit consumes all of it (the SIMD width
@@ -237,7 +247,7 @@ def build_trace(dev, placement, L_list, dh, dbyte, n_channels, *, max_seq_len=40
         # one sequence length per iteration: the longest of its tasks (units run in lockstep)
         L = int(max(L_list[lo:hi]))
         key = it * partition
-        tasks.append(_Task(g, placement, L, dh, n_mac, key, key + v_offset, valid, n_elem))
+        tasks.append(_Task(g, placement, L, dh, n_mac, key, key + v_offset, valid, n_elem, group))
     barrier = _blk(np.arange(n_channels), E.K_BARRIER, 0, np.zeros(n_channels, np.int64))
     out = _Cmds()
 

@@ -246,7 +246,7 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
             ctx += [int(op.N)] * max(1, int(op.count) // kvh)
         ctx = _balanced_order(ctx, heads, P.pim.pim.stacks)
         pc = _pim_cfg(P, max(ctx))
-        r = _pim_call(attention_cycles, pc, len(ctx), tuple(ctx), heads, hd)
+        r = _pim_call(attention_cycles, pc, len(ctx), tuple(ctx), heads, hd, max(1, heads // kvh))
         sec += r.seconds
         energy += r.energy_total_pj
         kinds["pim_attention"] = r.seconds
