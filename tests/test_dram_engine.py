@@ -52,3 +52,34 @@ def test_streaming_beats_serial_row_visits():
     p = load_preset("HBM2-2000")
     bw, _ = engine_bw("HBM2-2000", "RoCoBaRaCh", "row_visit", np.arange(24) * 65536, 65536)
     assert bw >= 0.85 * p.peak_GBps
+
+
+# Regression pins: sum and maximum of the completion cycles of a transfer sequence (every third
+# transfer a store, issue time advanced to the completion of every fourth) and the command /
+# row counters (ACT, PRE, RD, WR, REF, row hits, misses, conflicts), recorded with the engine as
+# it was before the step search skipped visits by lower bounds of their candidate tick. The
+# search changes are speed only: both fidelities must keep these values exactly.
+PINNED = [
+    ("HBM2-2000", "RoCoBaRaCh", 8192, 1 << 20, 24, 32180, 2585, [6144, 5888, 4096, 2048, 0, 0, 256, 5888]),
+    ("HBM2-2000", "RoBaRaCoCh", 65536, 65536, 4, 4664, 1842, [256, 0, 6144, 2048, 0, 7936, 256, 0]),
+    ("HBM3-6400", "MOP4CLXOR", 4096, 96 << 10, 24, 6700, 506, [576, 96, 2048, 1024, 0, 2496, 480, 96]),
+    ("DDR4-2400", "RoBaRaCoCh", 2048, 1 << 20, 24, 58880, 4720, [24, 23, 512, 256, 0, 744, 1, 23]),
+]
+
+
+@pytest.mark.parametrize("fidelity", ["burst", "row_visit"])
+@pytest.mark.parametrize("preset,mapping,size,step,n,tsum,tmax,counts", PINNED,
+                         ids=[f"{p[0]}-{p[1]}" for p in PINNED])
+def test_engine_results_pinned(preset, mapping, size, step, n, tsum, tmax, counts, fidelity):
+    cfg = SimpleNamespace(model="dram", dram=DramConfig(preset=preset, mapping=mapping, fidelity=fidelity))
+    m = build_memory(cfg, 1.0e9)
+    s = m.fresh_state()
+    cnt = np.zeros(N_MEM_COUNTERS, np.int64)
+    ends, t = [], 0
+    for k in range(n):
+        e = mem_transfer(m.kind, m.params, s, cnt, k * step, size, k % 3 == 2, t)
+        ends.append(int(e))
+        if k % 4 == 3:
+            t = e
+    assert (sum(ends), max(ends)) == (tsum, tmax)
+    assert cnt[4:12].tolist() == counts
