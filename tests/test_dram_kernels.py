@@ -2,7 +2,6 @@
 kernel vs a tick-by-tick Python model over a tree of nodes), the address decoder, and the
 transfer engine (row-visit aggregation vs burst by burst)."""
 import numpy as np
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from archsim.mem.dram import kernel as K

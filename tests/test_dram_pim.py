@@ -1,6 +1,5 @@
 """DRAM-bank PIM: hand-derived command timelines, engine vs a cycle-stepped twin, AttAcc counts,
 bounds and bad input."""
-import math
 
 import numpy as np
 import pytest

@@ -100,7 +100,6 @@ def test_bad_config_names_field():
 def test_fused_decode_attention_one_kernel_reads_kv_once():
     """Decode attention of requests with different KV lengths is one fused kernel per layer: one
     launch, the K and V caches loaded once (per device: 1 / tensor of them), MACs conserved."""
-    import numpy as np
     from archsim.api import load
     from archsim.isa import Op
     from archsim.sim.run import simulate_loaded

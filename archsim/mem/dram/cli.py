@@ -5,7 +5,6 @@ import json
 import sys
 
 import click
-import numpy as np
 
 from archsim.errors import ArchsimError
 

@@ -1,7 +1,6 @@
 """Trace replay on the bank-level controller model: the Python side of :func:`run_controller`."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 

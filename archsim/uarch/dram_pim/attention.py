@@ -116,7 +116,7 @@ class _Task:
         # whole 32 B column it reads, e.g. 32 INT8 values on 16 FP16-wide lanes split in two);
         # n_elem: elements per column burst (data movement of the probabilities)
         n_elem = n_elem or n_mac
-        P, R, G, B, tx = g.P, g.R, g.G, g.B, g.tx
+        P, R, G, B = g.P, g.R, g.G, g.B
         lch = np.arange(valid, dtype=np.int64)
         self.valid = valid
         PRG = P * R * G
