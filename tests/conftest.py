@@ -1,6 +1,14 @@
 import copy
+import os
 
 import pytest
+from hypothesis import settings
+
+# CI explores the same examples on every run (a failure there is reproducible); local runs
+# keep drawing new examples.
+settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 SMALL_ARCH = {
     "name": "tiny", "uarch": "systolic", "clock": "1 GHz", "tech_node_nm": 45, "precision": "int8",
