@@ -14,9 +14,9 @@ from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from archsim.config.types import Precision
 from archsim.workload.graph import GraphBuilder, LayerGroup, Workload
-from archsim.workload.moe import MoESpec, add_moe_block, layer_plan, routing_for
+from archsim.workload.moe import MoESpec, add_ffn, layer_plan
 from archsim.workload.ssm import MambaDims, add_mamba_block
-from archsim.workload.transformer import add_attention_block, add_head, add_mlp_block, embed
+from archsim.workload.transformer import add_attention_block, add_head, embed
 
 
 class HybridSpec(MoESpec):
@@ -76,13 +76,7 @@ def build_hybrid(s: HybridSpec, default_precision: str, all_layers: bool = False
             x = add_attention_block(gb, s, name, x, default_precision, f"{name}")
         else:
             x = add_mamba_block(gb, s, m, name, x, default_precision, f"{name}.mamba")
-        if ff == "moe":
-            counts, dropped = routing_for(s, T, idx[0], all_layers)
-            info["routing"][name] = [int(c) for c in counts]
-            info["dropped_tokens"][name] = dropped
-            x = add_moe_block(gb, s, name, x, default_precision, name, counts, T)
-        else:
-            x = add_mlp_block(gb, s, name, x, default_precision, name)
+        x = add_ffn(gb, s, name, x, default_precision, ff, T, idx[0], all_layers, info)
     add_head(gb, s, x, default_precision, T)
     groups.append(LayerGroup("head", 1))
     return Workload(s.name, gb.g, groups, s.phase, s.batch, s.seq_len, s.kv_len, s.batch,

@@ -297,6 +297,18 @@ def routing_for(s, T: int, layer_idx: int, all_layers: bool) -> tuple[np.ndarray
     return apply_capacity(counts, s.capacity_factor, T, s.top_k, s.n_experts)
 
 
+def add_ffn(gb: GraphBuilder, s, name: str, x: Tensor, default: str, ffn: str, T: int, layer_idx: int,
+            all_layers: bool, info: dict) -> Tensor:
+    """The feed-forward part of a layer: routed experts (recording the routing in ``info``) or
+    a dense MLP."""
+    if ffn == "moe":
+        counts, dropped = routing_for(s, T, layer_idx, all_layers)
+        info["routing"][name] = [int(c) for c in counts]
+        info["dropped_tokens"][name] = dropped
+        return add_moe_block(gb, s, name, x, default, name, counts, T)
+    return add_mlp_block(gb, s, name, x, default, name)
+
+
 def build_moe(s: MoESpec, default_precision: str, all_layers: bool = False) -> Workload:
     gb = GraphBuilder()
     T = s.batch * (1 if s.phase == "decode" else s.seq_len)
@@ -311,13 +323,7 @@ def build_moe(s: MoESpec, default_precision: str, all_layers: bool = False) -> W
     for name, idx, ffn in to_build:
         groups.append(LayerGroup(name, len(idx)))
         x = add_attention_block(gb, s, name, x, default_precision, name)
-        if ffn == "moe":
-            counts, dropped = routing_for(s, T, idx[0], all_layers)
-            info["routing"][name] = [int(c) for c in counts]
-            info["dropped_tokens"][name] = dropped
-            x = add_moe_block(gb, s, name, x, default_precision, name, counts, T)
-        else:
-            x = add_mlp_block(gb, s, name, x, default_precision, name)
+        x = add_ffn(gb, s, name, x, default_precision, ffn, T, idx[0], all_layers, info)
     add_head(gb, s, x, default_precision, T)
     groups.append(LayerGroup("head", 1))
     tokens = s.batch if s.arch == "decoder" else 0
