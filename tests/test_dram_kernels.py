@@ -2,7 +2,7 @@
 kernel vs a tick-by-tick Python model over a tree of nodes), the address decoder, and the
 transfer engine (row-visit aggregation vs burst by burst)."""
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from archsim.mem.dram import kernel as K
 from archsim.mem.dram.mapping import build_mapping
@@ -302,8 +302,13 @@ def _engine_run(preset, mapping, fidelity, transfers, refresh="all_bank"):
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.sampled_from(["HBM2-2000", "HBM3-6400", "DDR4-2400"]), st.sampled_from(["RoBaRaCoCh", "MOP4CLXOR", "RoCoBaRaCh"]),
+@given(st.sampled_from(["HBM2-2000", "HBM3-6400", "DDR4-2400", "DDR5-4800"]),
+       st.sampled_from(["RoBaRaCoCh", "MOP4CLXOR", "RoCoBaRaCh"]),
        st.integers(1, 6), st.integers(1, 64), st.integers(0, 1 << 20), st.booleans())
+# a row command of the second transfer on a tick of a column command of the first (one command bus)
+@example(name="DDR4-2400", mapping="RoBaRaCoCh", ntr=2, kib=22, stride=128, writes=False)
+# a PRE between two column commands of a run (DDR5: two-tick column commands on one bus)
+@example(name="DDR5-4800", mapping="MOP4CLXOR", ntr=4, kib=17, stride=1023339, writes=False)
 def test_row_visit_equals_burst_on_streams_and_strides(name, mapping, ntr, kib, stride, writes):
     t = 0
     tr = []
@@ -312,5 +317,55 @@ def test_row_visit_equals_burst_on_streams_and_strides(name, mapping, ntr, kib, 
         t += 500
     a, ca = _engine_run(name, mapping, "burst", tr)
     b, cb = _engine_run(name, mapping, "row_visit", tr)
+    assert a == b
+    assert (ca == cb).all()
+
+
+def test_row_command_avoids_an_earlier_transfers_column_ticks():
+    """DDR4 (one command bus), two 22 KiB reads 500 ns apart: the second transfer's first ACT
+    (bank 12) is ready at DRAM tick 1882, where a RD of the first transfer's last run issues
+    (1810, 1816, ..., 1888); a column command goes first on a tie, so the ACT issues at 1883 in
+    both fidelities (burst-level timing used to check only the newest RD, 1888, and put both
+    commands on tick 1882, one cycle earlier: [1590, 3056])."""
+    tr = [(0, 22 * 1024, False, 0), (22 * 1024 + 128, 22 * 1024, False, 500)]
+    for fid in ("burst", "row_visit"):
+        out, cnt = _engine_run("DDR4-2400", "RoBaRaCoCh", fid, tr)
+        assert [int(x) for x in out] == [1590, 3057]
+        assert cnt[4:9].tolist() == [6, 0, 704, 0, 0]          # ACT, PRE, RD, WR, REF
+
+
+def _engine_run_cfg(fidelity, transfers, **kw):
+    from types import SimpleNamespace
+    from archsim.config.dram import DramConfig
+    from archsim.mem.interface import N_MEM_COUNTERS, build_memory, mem_transfer
+    m = build_memory(SimpleNamespace(model="dram", dram=DramConfig(fidelity=fidelity, **kw)), 1.0e9)
+    s = m.fresh_state()
+    cnt = np.zeros(N_MEM_COUNTERS, np.int64)
+    return [int(mem_transfer(m.kind, m.params, s, cnt, a, nb, w, t)) for a, nb, w, t in transfers], cnt
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.sampled_from(["DDR4-2400", "DDR5-4800", "GDDR6-14000", "LPDDR5-6400", "HBM2-2000", "HBM3-6400"]),
+       st.sampled_from(["RoBaRaCoCh", "MOP4CLXOR", "RoCoBaRaCh", "ChRaBaRoCo"]),
+       st.sampled_from([4, 8, 32]), st.sampled_from(["all_bank", "off"]), st.sampled_from(["none", "bank", "channel"]),
+       st.lists(st.tuples(st.integers(0, (1 << 22) - 1), st.integers(1, 1 << 15), st.booleans(), st.integers(0, 300)),
+                min_size=1, max_size=8))
+# lookahead 4: a visit's run goes more than 4 bursts past the tick of another visit's ACT
+@example(name="GDDR6-14000", mapping="RoBaRaCoCh", lookahead=4, refresh="all_bank", xor="none",
+         reqs=[(62897792 >> 6, 16384, True, 0), (146341824 >> 6, 27337, False, 0)])
+# an earlier transfer's burst issued after this run's first ticks admits one of the run's bursts
+@example(name="HBM2-2000", mapping="RoBaRaCoCh", lookahead=32, refresh="off", xor="channel",
+         reqs=[(7242304 >> 6, 128, False, 50), (7242432 >> 6, 128, False, 500), (7242560 >> 6, 128, False, 4735),
+               (7242688 >> 6, 42639, False, 50), (7242816 >> 6, 128, True, 0), (7242944 >> 6, 37544, True, 500),
+               (7243072 >> 6, 128, False, 0)])
+def test_row_visit_equals_burst_on_overlapping_transfers(name, mapping, lookahead, refresh, xor, reqs):
+    """Random transfers (64 B aligned, any size), issued before earlier ones complete."""
+    tr, t = [], 0
+    for blk, nb, w, dt in reqs:
+        tr.append((blk * 64, nb, w, t))
+        t += dt
+    kw = dict(preset=name, mapping=mapping, lookahead=lookahead, refresh=refresh, xor=xor)
+    a, ca = _engine_run_cfg("burst", tr, **kw)
+    b, cb = _engine_run_cfg("row_visit", tr, **kw)
     assert a == b
     assert (ca == cb).all()

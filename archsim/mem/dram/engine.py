@@ -16,8 +16,10 @@ Two fidelities over the same state and tables:
 - ``burst``: every column command is timed individually (ready check + table update),
 - ``row_visit``: the column commands of a visit are issued in closed form — after the first,
   consecutive commands to the same bank are exactly ``gap`` ticks apart (the largest same-command
-  constraint on the bank's path), refresh splits a visit where it falls, and the tables are
-  updated once with the last command. This is exact: the same ticks as ``burst``.
+  constraint on the bank's path), a run stops where another visit's command, a window entry or
+  a refresh could interleave, and the tables are updated once with the last command. This is
+  exact: the same ticks as ``burst`` (the column ticks a row command avoids on a shared bus are
+  read burst by burst, whatever runs they were recorded in).
 
 State layout (one int64 row, see :func:`build_state`): a header of scalars and offsets, the
 static tables, then the dynamic state (ready / history per node and command, open rows, refresh
@@ -291,11 +293,92 @@ def _ring_put(s, c, t1, gap, m):
 
 
 @njit(cache=True)
+def _col_free(s, c, t):
+    """First tick at or after ``t`` that no column command of channel ``c`` holds: a row command
+    on a shared command bus goes after a column command of the same tick (a column command
+    first on a tie). The column commands are scanned from the newest back to the first one
+    before ``t`` (column ticks of a channel increase in issue order), burst by burst within a
+    run, so the answer depends only on the column ticks, not on how they were grouped into
+    ring runs: the same in both fidelities (``burst`` records one run per command,
+    ``row_visit`` a visit's run up to a tick past ``t``)."""
+    Q = s[H_Q]
+    nv = s[s[O_VCNT] + c]
+    base = s[O_RING] + c * Q * 4
+    lo = nv - Q if nv > Q else 0
+    moved = True
+    while moved:
+        moved = False
+        for v in range(nv - 1, lo - 1, -1):
+            r = base + (v % Q) * 4
+            t1 = s[r + 1]
+            gp = s[r + 2]
+            tl = t1 + (s[r + 3] - 1) * gp
+            if t >= t1 and t <= tl and (gp <= 0 and t == t1 or gp > 0 and (t - t1) % gp == 0):
+                t += 1
+                moved = True
+                break
+            if t1 < t:
+                break                     # this run reaches before t: older ones do too
+    return t
+
+
+@njit(cache=True)
 def _entry(s, c, g, t0):
     """Tick burst ``g`` (channel-global arrival index) enters the ``Q``-deep window: when the
     column command ``g - Q`` (issue order) has issued; never before the transfer's ``t0``."""
     e = _ring_get(s, c, g - s[H_Q])
     return t0 if e < t0 else e
+
+
+@njit(cache=True)
+def _run_entries(s, c, g, t, gap, m):
+    """How many of the ``m`` bursts of a run (channel-global arrival indices ``g``, ``g + 1``,
+    ...; first at tick ``t``, then every ``gap``) can issue in closed form: burst ``g + j``
+    enters the window when column command ``g + j - Q`` (issue order) has issued, and where that
+    one has issued already its tick can lie after ``t + j * gap`` (an earlier transfer's
+    commands ran later than this one's: transfers are served one after another but overlap in
+    time), so the run stops before the first burst that would wait for its entry."""
+    Q = s[H_Q]
+    K = s[s[O_RINGK] + c]
+    kb = g - Q                    # issue index whose command admits the run's first burst
+    ks = kb + 1
+    if ks < K - Q:
+        ks = K - Q                # older commands are out of the window: entry is the transfer's t0 <= t
+    if ks < 0:
+        ks = 0
+    ke = kb + m - 1
+    if ke > K - 1:
+        ke = K - 1                # later ones are the run's own bursts, issued before their followers
+    if ks > ke:
+        return m
+    nv = s[s[O_VCNT] + c]
+    base = s[O_RING] + c * Q * 4
+    lo = nv - Q if nv > Q else 0
+    for v in range(nv - 1, lo - 1, -1):
+        r = base + (v % Q) * 4
+        k0 = s[r]
+        k1 = k0 + s[r + 3] - 1
+        if k1 < ks:
+            break
+        ka = k0 if k0 > ks else ks
+        if k1 > ke:
+            k1 = ke
+        if ka > k1:
+            continue
+        # first k in [ka, k1] whose tick exceeds the run's tick of burst g + (k - kb): both linear in k
+        f = s[r + 1] + (ka - k0) * s[r + 2] - (t + (ka - kb) * gap)
+        slope = s[r + 2] - gap
+        if f > 0:
+            k = ka
+        elif slope > 0:
+            k = ka + (-f) // slope + 1
+            if k > k1:
+                continue
+        else:
+            continue
+        if k - kb < m:
+            m = k - kb
+    return m
 
 
 @njit(cache=True)
@@ -473,15 +556,8 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
             if isc or fc == ACT:
                 r = _odd(s, r)
             if not isc and not dual:
-                # the column commands of the last run keep their ticks
-                nvr = s[s[O_VCNT] + c]
-                if nvr > 0:
-                    rr = s[O_RING] + c * Q * 4 + ((nvr - 1) % Q) * 4
-                    t1 = s[rr + 1]
-                    gp = s[rr + 2]
-                    tl = t1 + (s[rr + 3] - 1) * gp
-                    while r >= t1 and r <= tl and (gp == 0 and r == t1 or gp > 0 and (r - t1) % gp == 0):
-                        r += 1
+                # one command bus: the column commands of the window keep their ticks
+                r = _col_free(s, c, r)
             infl = r if isc else r + rcd
             if known and (isc or dual):
                 wk[W_LBR, i] = r
@@ -531,7 +607,8 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
             s[o_lr] = t
             continue
         # column commands: one, or (row_visit) a run in closed form up to the first tick another
-        # visit could interleave, a window entry could, or a refresh falls due
+        # visit could interleave, a window entry could, a refresh falls due, or a burst of the run
+        # would still wait for its own window entry
         m = 1
         if fid != 0 and wk[W_REM, i] > 1:
             m = wk[W_REM, i]
@@ -555,6 +632,8 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
                 if ko < m:
                     m = ko
                 h += 1
+            if m > 1:
+                m = _run_entries(s, c, wk[W_START, i] + vn[v0 + i] - wk[W_REM, i], t, gap, m)
             if m < 1:
                 m = 1
         t_last = t + (m - 1) * gap
@@ -670,6 +749,14 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
     # ACT -> first column command of the bank (tRCD, ticks): how soon a row command can let
     # another visit join the column stream
     rcd = min([lat for lv, p, f, lat, win, sib in t.entries if p == ACT and f in (RD, WR) and not sib] or [1])
+    # a constraint between a column command and another bank's row command (multi-tick commands
+    # on one command bus, DDR5): a row command issued between two column commands of a run
+    # delays the later ones, and is delayed by the earlier ones only, so a run stops at the
+    # tick a row command of another visit could issue (its own tick, not + tRCD)
+    Lt = len(t.level_sizes)
+    cross = any((lv < Lt - 1 or sib) and (p in (RD, WR) and f in (ACT, PRE) or p in (ACT, PRE) and f in (RD, WR) and lat > 1)
+                for lv, p, f, lat, win, sib in t.entries)
+    rcd = 0 if cross else max(1, rcd)
     # visit block: leading channel / column fields of the mapping
     pbits, chpos, pos = 0, -1, 0
     if mapping.mode == 1:
@@ -719,7 +806,7 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
            H_MAPMODE: mapping.mode, H_XOR: mapping.xor_mode, H_ROWB: mapping.row_bits, H_COLB: mapping.col_bits,
            H_PBITS: pbits, H_CHB: int(round(math.log2(C))), H_CHPOS: chpos, H_TX: preset.tx_bytes,
            H_BUSES: preset.level_sizes[1] if preset.standard.levels[1] == "PseudoChannel" else 1,
-           H_EDGE: int(preset.standard.edge_rules), H_DUAL: int(preset.standard.dual_bus), H_RCD: max(1, rcd)}
+           H_EDGE: int(preset.standard.edge_rules), H_DUAL: int(preset.standard.dual_bus), H_RCD: rcd}
     for k, v in hdr.items():
         s[k] = int(v)
     s[O_MAXT] = 0
