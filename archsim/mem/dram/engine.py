@@ -556,7 +556,7 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
             if isc or fc == ACT:
                 r = _odd(s, r)
             if not isc and not dual:
-                # one command bus: the column commands of the window keep their ticks
+                # one command bus: issued column commands keep their ticks
                 r = _col_free(s, c, r)
             infl = r if isc else r + rcd
             if known and (isc or dual):
