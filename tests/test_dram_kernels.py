@@ -369,3 +369,96 @@ def test_row_visit_equals_burst_on_overlapping_transfers(name, mapping, lookahea
     b, cb = _engine_run_cfg("row_visit", tr, **kw)
     assert a == b
     assert (ca == cb).all()
+
+
+# ------------------------------------------------------------------ interleaved rounds (row_visit)
+def _ring_runs(state, c=0):
+    """The column-run ring of channel ``c``: (first issue index, first tick, period, commands,
+    commands per round, offsets), oldest first."""
+    from archsim.mem.dram import engine as E
+    s = state[0]
+    Q = int(s[E.H_Q])
+    nv = int(s[int(s[E.O_VCNT]) + c])
+    out = []
+    for v in range(max(0, nv - Q), nv):
+        r = int(s[E.O_RING]) + c * Q * E.RS + (v % Q) * E.RS
+        p = int(s[r + 4])
+        out.append((int(s[r]), int(s[r + 1]), int(s[r + 2]), int(s[r + 3]), p, [int(x) for x in s[r + 5:r + 5 + p]]))
+    return out
+
+
+def _engine_state(fidelity, transfers, **kw):
+    from types import SimpleNamespace
+    from archsim.config.dram import DramConfig
+    from archsim.mem.interface import N_MEM_COUNTERS, build_memory, mem_transfer
+    m = build_memory(SimpleNamespace(model="dram", dram=DramConfig(fidelity=fidelity, **kw)), 1.0e9)
+    s = m.fresh_state()
+    cnt = np.zeros(N_MEM_COUNTERS, np.int64)
+    out = [int(mem_transfer(m.kind, m.params, s, cnt, a, nb, w, t)) for a, nb, w, t in transfers]
+    return out, cnt, s
+
+
+def test_pseudo_channel_rounds_by_hand():
+    """HBM2-2000, one channel, RoBaRaCoCh, refresh off, a 2 KiB read: 64 bursts of 32 B, two
+    visits of one row's 32 columns (A: pseudo-channel 0, B: pseudo-channel 1, bank 0).
+    A: ACT at 0 (a two-tick command, received at 1), first RD at 1 + tRCDRD 14 = 15, then every
+    tCCD_L = 4 (same bank): 15, 19, ..., 139. B's first burst (arrival 32) enters the 32-deep
+    window when command 0 (A's RD at 15) has issued: ACT at 15, RD at 30, 34, ..., 154. The
+    pseudo-channels do not constrain each other (one column bus: distinct ticks), so from 30 the
+    stream is a round (B at +0, A at +1) every 4 ticks. The row-visit path records A's four lone
+    RDs as a plain run and then one interleaved run of 27 rounds (A keeps its last burst for an
+    ordinary step: 28 left - 1); the last data leave at 154 + CL 14 + tBL 2 = 170. Burst level
+    gives the same ticks (its ring holds the newest 32 commands) and counters."""
+    tr = [(0, 2048, False, 0)]
+    kw = dict(preset="HBM2-2000", mapping="RoBaRaCoCh", channels=1, refresh="off")
+    a, ca, sa = _engine_state("burst", tr, **kw)
+    b, cb, sb = _engine_state("row_visit", tr, **kw)
+    assert a == b == [170] and (ca == cb).all()
+    ticks = sorted([15 + 4 * j for j in range(32)] + [30 + 4 * j for j in range(32)])
+    assert [x[1] for x in _ring_runs(sa)] == ticks[-32:]
+    assert _ring_runs(sb)[:2] == [(0, 15, 4, 4, 1, [0]), (4, 30, 4, 54, 2, [0, 1])]
+    assert cb[4:8].tolist() == [2, 0, 64, 0]                              # ACT, PRE, RD, WR
+
+
+def _uses_rounds(state):
+    from archsim.mem.dram import engine as E
+    s = state[0]
+    C = int(s[E.H_C])
+    return any(p > 1 for c in range(C) for *_, p, _o in _ring_runs(state, c))
+
+
+@settings(max_examples=24, deadline=None)
+@given(st.sampled_from(["HBM2-2000", "HBM3-6400", "DDR4-2400", "DDR5-4800"]),
+       st.sampled_from(["RoBaRaCoCh", "RoCoBaRaCh", "MOP4CLXOR"]),
+       st.integers(1, 4), st.sampled_from([16, 64, 256]), st.sampled_from([0, 0, 128, 4096, 1 << 20]),
+       st.sampled_from([0, 0, 300, 5000]), st.sampled_from([8, 32]), st.booleans(), st.booleans())
+# long visits of both pseudo-channels interleaving across a refresh, reads then writes
+@example(name="HBM2-2000", mapping="RoBaRaCoCh", ntr=4, kib=256, gap=0, dt=0, lookahead=32, writes=True, refresh=True)
+@example(name="HBM3-6400", mapping="RoBaRaCoCh", ntr=3, kib=64, gap=4096, dt=300, lookahead=32, writes=True, refresh=True)
+@example(name="DDR4-2400", mapping="RoBaRaCoCh", ntr=2, kib=256, gap=128, dt=5000, lookahead=8, writes=False, refresh=True)
+def test_row_visit_rounds_equal_burst_on_streams(name, mapping, ntr, kib, gap, dt, lookahead, writes, refresh):
+    """Streaming tiles (the traffic the interleaved rounds are for): row_visit == burst, ticks
+    and counters, with refresh, write-to-read turnarounds and overlapping transfers."""
+    tr, t = [], 0
+    for k in range(ntr):
+        tr.append((k * (kib * 1024 + gap), kib * 1024, writes and k % 2 == 1, t))
+        t += dt
+    kw = dict(preset=name, mapping=mapping, lookahead=lookahead, refresh="all_bank" if refresh else "off")
+    a, ca, _ = _engine_state("burst", tr, **kw)
+    b, cb, sb = _engine_state("row_visit", tr, **kw)
+    assert a == b
+    assert (ca == cb).all()
+
+
+def test_rounds_are_used_on_streaming():
+    """The interleaved path is exercised where the visits of different pseudo-channels / bank
+    groups stream at a common spacing equal to their own bank's (tCCD_L): HBM2 / HBM2E / HBM3
+    pseudo-channels, DDR4-3200 and LPDDR5 bank groups (tCCD_L = 2 tCCD_S), RoBaRaCoCh. (Where
+    the round is longer than tCCD_L, e.g. DDR4-2400's 2 x tCCD_S = 8 > tCCD_L = 6, or where each
+    visit is a single burst (RoCoBaRaCh), runs stay per visit.)"""
+    for name in ("HBM2-2000", "HBM2E-3200", "HBM3-6400", "DDR4-3200", "LPDDR5-6400"):
+        tr = [(0, 1 << 16, False, 0)]
+        a, ca, _ = _engine_state("burst", tr, preset=name, mapping="RoBaRaCoCh", channels=1)
+        b, cb, sb = _engine_state("row_visit", tr, preset=name, mapping="RoBaRaCoCh", channels=1)
+        assert a == b and (ca == cb).all()
+        assert _uses_rounds(sb), name

@@ -17,8 +17,9 @@ Two fidelities over the same state and tables:
 - ``row_visit``: the column commands of a visit are issued in closed form — after the first,
   consecutive commands to the same bank are exactly ``gap`` ticks apart (the largest same-command
   constraint on the bank's path), a run stops where another visit's command, a window entry or
-  a refresh could interleave, and the tables are updated once with the last command. This is
-  exact: the same ticks as ``burst`` (the column ticks a row command avoids on a shared bus are
+  a refresh could interleave, and the tables are updated once with the last command; visits
+  whose column streams interleave at a fixed spacing (pseudo-channels, bank groups) are issued
+  together in whole rounds (:func:`_interleave`). This is exact: the same ticks as ``burst`` (the column ticks a row command avoids on a shared bus are
   read burst by burst, whatever runs they were recorded in).
 
 State layout (one int64 row, see :func:`build_state`): a header of scalars and offsets, the
@@ -37,14 +38,18 @@ from archsim.mem.dram.kernel import ACT, F_CH, F_COL, F_ROW, INF, N_CMD, PRE, PR
 # header slots
 H_L, H_C, H_NB, H_NNODES, H_Q, H_NSCOPE, H_RSCOPE, H_RL, H_WL, H_REFI, H_NBL, H_FID = range(12)
 H_TXB, H_NF, H_MAPMODE, H_XOR, H_ROWB, H_COLB, H_PBITS, H_CHB, H_CHPOS, H_TX, H_BUSES = range(12, 23)
-H_EDGE, H_DUAL, H_RCD, O_LAST = 23, 24, 25, 26
+H_EDGE, H_DUAL, H_RCD, O_LAST, O_XLAT = 23, 24, 25, 26, 27
 O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN = range(32, 42)
 O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK = range(42, 52)
 O_BUSY, O_MAXT, O_VCNT = 52, 53, 54
 # rows of the per-transfer work array of _serve
-W_START, W_REM, W_FRESH, W_ENT, W_LBR, W_LBO, W_LBE, W_BLK, W_BLKO, W_FRH = range(10)
+W_START, W_REM, W_FRESH, W_ENT, W_LBR, W_LBO, W_LBE, W_BLK, W_BLKO, W_FRH, W_INF = range(11)
 S_LVL = 56            # scratch for decoded level ids (up to 8 levels)
 HEADER = 64
+# column-run ring slot: first issue index, first tick, period, count, commands per round, the
+# round's tick offsets (a plain run: one command per round, offset 0)
+R_PMAX = 8
+RS = 5 + R_PMAX
 
 # memory-counter slots (archsim.mem.interface MC_*)
 MC_READ_BYTES, MC_WRITE_BYTES, MC_READ_REQS, MC_WRITE_REQS = 0, 1, 2, 3
@@ -261,20 +266,49 @@ def _ring_get(s, c, k):
     if k < 0 or k < s[s[O_RINGK] + c] - Q:
         return np.int64(-1)
     nv = s[s[O_VCNT] + c]
-    base = s[O_RING] + c * Q * 4
+    base = s[O_RING] + c * Q * RS
     # the newest run starting at or before k (run starts increase with the run number)
     lo = nv - Q if nv > Q else 0
     hi = nv - 1
-    if hi < lo or s[base + (lo % Q) * 4] > k:
+    if hi < lo or s[base + (lo % Q) * RS] > k:
         return np.int64(-1)
     while lo < hi:
         mid = (lo + hi + 1) >> 1
-        if s[base + (mid % Q) * 4] <= k:
+        if s[base + (mid % Q) * RS] <= k:
             lo = mid
         else:
             hi = mid - 1
-    r = base + (lo % Q) * 4
-    return s[r + 1] + (k - s[r]) * s[r + 2]
+    r = base + (lo % Q) * RS
+    return _run_tick(s, r, k - s[r])
+
+
+@njit(cache=True)
+def _run_tick(s, r, e):
+    """Tick of command ``e`` (0-based) of the ring run at slot offset ``r``."""
+    p = s[r + 4]
+    if p <= 1:
+        return s[r + 1] + e * s[r + 2]
+    return s[r + 1] + (e // p) * s[r + 2] + s[r + 5 + e % p]
+
+
+@njit(cache=True)
+def _run_holds(s, r, t):
+    """Whether the ring run at slot offset ``r`` has a column command at tick ``t``."""
+    t1 = s[r + 1]
+    gp = s[r + 2]
+    p = s[r + 4]
+    if t < t1:
+        return False
+    if p <= 1:
+        tl = t1 + (s[r + 3] - 1) * gp
+        return t <= tl and (gp <= 0 and t == t1 or gp > 0 and (t - t1) % gp == 0)
+    d = t - t1
+    q = d // gp
+    rr = d - q * gp
+    for j in range(p):
+        if s[r + 5 + j] == rr:
+            return q * p + j < s[r + 3]
+    return False
 
 
 @njit(cache=True)
@@ -282,12 +316,14 @@ def _ring_put(s, c, t1, gap, m):
     """Record ``m`` column commands of channel ``c`` at ``t1, t1 + gap, ...``."""
     Q = s[H_Q]
     nv = s[s[O_VCNT] + c]
-    r = s[O_RING] + c * Q * 4 + (nv % Q) * 4
+    r = s[O_RING] + c * Q * RS + (nv % Q) * RS
     k = s[s[O_RINGK] + c]
     s[r] = k
     s[r + 1] = t1
     s[r + 2] = gap
     s[r + 3] = m
+    s[r + 4] = 1
+    s[r + 5] = 0
     s[s[O_VCNT] + c] = nv + 1
     s[s[O_RINGK] + c] = k + m
 
@@ -303,17 +339,15 @@ def _col_free(s, c, t):
     ``row_visit`` a visit's run up to a tick past ``t``)."""
     Q = s[H_Q]
     nv = s[s[O_VCNT] + c]
-    base = s[O_RING] + c * Q * 4
+    base = s[O_RING] + c * Q * RS
     lo = nv - Q if nv > Q else 0
     moved = True
     while moved:
         moved = False
         for v in range(nv - 1, lo - 1, -1):
-            r = base + (v % Q) * 4
+            r = base + (v % Q) * RS
             t1 = s[r + 1]
-            gp = s[r + 2]
-            tl = t1 + (s[r + 3] - 1) * gp
-            if t >= t1 and t <= tl and (gp <= 0 and t == t1 or gp > 0 and (t - t1) % gp == 0):
+            if _run_holds(s, r, t):
                 t += 1
                 moved = True
                 break
@@ -352,10 +386,10 @@ def _run_entries(s, c, g, t, gap, m):
     if ks > ke:
         return m
     nv = s[s[O_VCNT] + c]
-    base = s[O_RING] + c * Q * 4
+    base = s[O_RING] + c * Q * RS
     lo = nv - Q if nv > Q else 0
     for v in range(nv - 1, lo - 1, -1):
-        r = base + (v % Q) * 4
+        r = base + (v % Q) * RS
         k0 = s[r]
         k1 = k0 + s[r + 3] - 1
         if k1 < ks:
@@ -364,6 +398,14 @@ def _run_entries(s, c, g, t, gap, m):
         if k1 > ke:
             k1 = ke
         if ka > k1:
+            continue
+        if s[r + 4] > 1:
+            # an interleaved run: ticks are not linear in k, compare command by command
+            for k in range(ka, k1 + 1):
+                if _run_tick(s, r, k - k0) > t + (k - kb) * gap:
+                    if k - kb < m:
+                        m = k - kb
+                    break
             continue
         # first k in [ka, k1] whose tick exceeds the run's tick of burst g + (k - kb): both linear in k
         f = s[r + 1] + (ka - k0) * s[r + 2] - (t + (ka - kb) * gap)
@@ -387,6 +429,193 @@ def _odd(s, t):
     if s[H_EDGE] and (t & 1) == 0:
         return t + 1
     return t
+
+
+@njit(cache=True)
+def _cross(s, cmd, ba, bb):
+    """Largest constraint from ``cmd`` at bank ``ba`` to ``cmd`` at bank ``bb`` (own-node
+    entries of the levels they share, sibling entries of the level where they part); INF if a
+    windowed one applies (not a fixed spacing)."""
+    L = s[H_L]
+    NB = s[H_NB]
+    o_bn = s[O_BNODE]
+    o_cs = s[O_CSTART]
+    r = np.int64(0)
+    for lv in range(L):
+        same = s[o_bn + lv * NB + ba] == s[o_bn + lv * NB + bb]
+        if not same and (lv == 0 or s[o_bn + (lv - 1) * NB + ba] != s[o_bn + (lv - 1) * NB + bb]):
+            continue
+        k0 = s[o_cs + lv * (N_CMD + 1) + cmd]
+        k1 = s[o_cs + lv * (N_CMD + 1) + cmd + 1]
+        for k in range(k0, k1):
+            if s[s[O_CFOL] + k] != cmd:
+                continue
+            if (s[s[O_CSIB] + k] != 0) == same:
+                continue
+            if s[s[O_CWIN] + k] != 1:
+                return INF
+            v = s[s[O_CLAT] + k]
+            if v > r:
+                r = v
+    return r
+
+
+@njit(cache=True)
+def _fill_cross(s):
+    """Table of ``_cross`` for RD and WR over every pair of banks (the same in every channel)."""
+    NB = s[H_NB]
+    for w in range(2):
+        cmd = WR if w else RD
+        for ba in range(NB):
+            for bb in range(NB):
+                s[s[O_XLAT] + (w * NB + ba) * NB + bb] = _cross(s, cmd, ba, bb)
+
+
+@njit(cache=True)
+def _interleave(s, counters, c, vb, vr, vn, v0, lo, hi, nv, iw, t, cmd, gap, t0, wk, K, is_write):
+    """Interleaved column streams in closed form (``row_visit``). The visits of the window whose
+    column command can issue before ``t + gap`` (the winner ``iw`` at ``t`` among them) form a
+    round: member ``a`` at tick ``mt[a]``, then every ``gap`` ticks (its own bank's spacing), if
+    no member constrains another beyond those offsets (``_cross``: a command of ``a`` at
+    ``mt[a]`` lets ``b`` issue at ``mt[b]`` of the same round, or of the next one where
+    ``mt[b] < mt[a]``). Burst by burst the same ticks result as long as no other visit can
+    issue (every one's candidate only grows: the rounds end before the smallest, a row
+    command's + tRCD), no member's refresh falls due, no new visit enters the window, every
+    member's bursts have entered it, and no member ends (its last burst goes through the
+    ordinary step, so a PRE waiting for it cannot move). Whole rounds are issued; the tables
+    take the last ``W_MAX`` rounds (earlier commands' constraints are dominated), the ring one
+    interleaved run. Returns the completion tick of the last command, or -1 (not applicable)."""
+    Q = s[H_Q]
+    NB = s[H_NB]
+    L = s[H_L]
+    o_open = s[O_OPEN] + c * NB
+    o_lc = s[O_LAST] + 2 * c
+    o_lr = o_lc + 1
+    dual = s[H_DUAL]
+    rcd = s[H_RCD]
+    refi = s[H_REFI]
+    per = NB // s[H_NSCOPE]
+    lim = s[o_lc] + 1
+    if not dual and s[o_lr] + 1 > lim:
+        lim = s[o_lr] + 1
+    o_x = s[O_XLAT] + (NB if cmd == WR else 0) * NB
+    mem = np.empty(R_PMAX, np.int64)
+    mt = np.empty(R_PMAX, np.int64)
+    p = 0
+    X = INF
+    tend = t + gap
+    for u in range(lo, hi):
+        if wk[W_REM, u] == 0:
+            continue
+        g = wk[W_START, u] + vn[v0 + u] - wk[W_REM, u]
+        if g - Q >= K:
+            return -1                          # a next burst outside the window: entry not known yet
+        b = vb[v0 + u]
+        if s[o_open + b] == vr[v0 + u]:
+            if u == iw:
+                r = t
+            else:
+                e = _entry(s, c, g, t0)
+                r = _ready(s, cmd, c, b)
+                if r < e:
+                    r = e
+                if r < lim:
+                    r = lim
+                r = _odd(s, r)
+            if r < tend:
+                if p == R_PMAX:
+                    return -1
+                # insert in tick order
+                j = p
+                while j > 0 and mt[j - 1] > r:
+                    mt[j] = mt[j - 1]
+                    mem[j] = mem[j - 1]
+                    j -= 1
+                mt[j] = r
+                mem[j] = u
+                p += 1
+                continue
+            if r < X:
+                X = r
+        elif wk[W_INF, u] < X:
+            X = wk[W_INF, u]
+    if p < 2:
+        return -1
+    for a in range(p):
+        if a > 0 and mt[a] == mt[a - 1]:
+            return -1
+        ba = vb[v0 + mem[a]]
+        for bq in range(p):
+            if bq == a:
+                continue
+            x = s[o_x + ba * NB + vb[v0 + mem[bq]]]
+            if x >= INF:
+                return -1
+            if mt[a] + x > (mt[bq] if a < bq else mt[bq] + gap):
+                return -1
+    M = INF
+    for a in range(p):
+        ra = wk[W_REM, mem[a]] - 1
+        if ra < M:
+            M = ra
+        if refi > 0:
+            due = s[s[O_NEXTREF] + c * s[H_NSCOPE] + vb[v0 + mem[a]] // per]
+            kr = (due - mt[a] + gap - 1) // gap
+            if kr < M:
+                M = kr
+    if X < INF:
+        kx = (X - mt[p - 1] + gap - 1) // gap
+        if kx < M:
+            M = kx
+    h = hi
+    while h < nv and M >= 2:
+        ie = wk[W_START, h] - Q - K             # command of the rounds whose issue admits visit h
+        if ie < 0:
+            ie = 0
+        if ie >= M * p:
+            break
+        te = mt[ie % p] + (ie // p) * gap
+        d = 0 if s[o_open + vb[v0 + h]] == vr[v0 + h] else rcd
+        kx = (te + d - mt[p - 1] + gap - 1) // gap
+        if kx < M:
+            M = kx
+        h += 1
+    for a in range(p):
+        if M < 2:
+            return -1
+        u = mem[a]
+        g = wk[W_START, u] + vn[v0 + u] - wk[W_REM, u]
+        M = _run_entries(s, c, g, mt[a], gap, M)
+    if M < 2:
+        return -1
+    nrep = M if M < W_MAX else W_MAX
+    for n in range(M - nrep, M):
+        for a in range(p):
+            _update(s, cmd, c, L - 1, vb[v0 + mem[a]], mt[a] + n * gap)
+    Qr = s[H_Q]
+    nvr = s[s[O_VCNT] + c]
+    r0 = s[O_RING] + c * Qr * RS + (nvr % Qr) * RS
+    s[r0] = K
+    s[r0 + 1] = mt[0]
+    s[r0 + 2] = gap
+    s[r0 + 3] = M * p
+    s[r0 + 4] = p
+    for a in range(p):
+        s[r0 + 5 + a] = mt[a] - mt[0]
+    s[s[O_VCNT] + c] = nvr + 1
+    s[s[O_RINGK] + c] = K + M * p
+    t_last = mt[p - 1] + (M - 1) * gap
+    s[o_lc] = t_last
+    for a in range(p):
+        u = mem[a]
+        if wk[W_FRESH, u]:
+            wk[W_FRESH, u] = 0
+            counters[MC_ROW_HITS] += wk[W_REM, u]
+        wk[W_REM, u] -= M
+        wk[W_ENT, u] = -2
+    counters[MC_WR if is_write else MC_RD] += M * p
+    s[s[O_BUSY] + c] += M * p * s[H_NBL]
+    return t_last + (s[H_WL] if is_write else s[H_RL])
 
 
 @njit(cache=True)
@@ -425,6 +654,8 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
     # row stays W_LBO (same next command), so a visit whose bound exceeds the best tick found so
     # far cannot win a step and is not evaluated again; W_LBE: the bound raised by this step's
     # command-bus slots.
+    # W_INF: this step's lower bound of the tick a visit could issue a column command (its row
+    # command's + tRCD), INF when blocked: what bounds interleaved rounds of other visits.
     # W_BLK: a PRE found blocked by visit W_BLK needing open row W_BLKO stays blocked while that
     # visit has bursts left and the row stays open; one found free with open row W_BLKO stays
     # free as far as visit W_FRH (the visits before it keep their bank and row, and finished
@@ -444,6 +675,8 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
     done = np.int64(0)
     lo = 0
     hi = 0
+    skip = 0
+    backoff = 0
     while True:
         while lo < nv and wk[W_REM, lo] == 0:
             lo += 1
@@ -503,11 +736,13 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
             row = vr[v0 + i]
             o = s[o_open + b]
             lb = wk[W_LBE, i]
+            wk[W_INF, i] = INF
             if lb == -2:
                 continue
             # (a visit tied with a column command of a lower index loses the tie)
             if lb >= 0 and (lb > best_t or lb == best_t and best_col and i > best_v):
                 infl = lb if o == row else lb + rcd
+                wk[W_INF, i] = infl
                 if infl < sec_t:
                     sec_t = infl
                 continue
@@ -559,6 +794,7 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
                 # one command bus: issued column commands keep their ticks
                 r = _col_free(s, c, r)
             infl = r if isc else r + rcd
+            wk[W_INF, i] = infl
             if known and (isc or dual):
                 wk[W_LBR, i] = r
                 wk[W_LBO, i] = o
@@ -636,6 +872,20 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
                 m = _run_entries(s, c, wk[W_START, i] + vn[v0 + i] - wk[W_REM, i], t, gap, m)
             if m < 1:
                 m = 1
+            if m == 1 and wk[W_REM, i] > 2 and t_other < t + gap:
+                # interleaved rounds; after a failed attempt the next ones are spaced out (only
+                # how often it is tried, every issued command is exact either way)
+                if skip > 0:
+                    skip -= 1
+                else:
+                    fin = _interleave(s, counters, c, vb, vr, vn, v0, lo, hi, nv, i, t, cmd, gap, t0, wk, K, is_write)
+                    if fin >= 0:
+                        backoff = 0
+                        if fin > done:
+                            done = fin
+                        continue
+                    backoff = 1 if backoff == 0 else (backoff * 2 if backoff < 32 else backoff)
+                    skip = backoff
         t_last = t + (m - 1) * gap
         _update(s, cmd, c, L - 1, b, t_last)
         _ring_put(s, c, t, gap, m)
@@ -705,7 +955,7 @@ def dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
     vb = vis[0]
     vr = vis[1]
     vn = vis[2]
-    wk = np.empty((10, nvis), np.int64)
+    wk = np.empty((11, nvis), np.int64)
     for k in range(nvis):
         c = rch[k]
         p = pos[c]
@@ -784,16 +1034,16 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
         ("fbits", mapping.fbits), ("ready", np.full(n_nodes * N_CMD, -1, np.int64)),
         ("hist", np.full(n_nodes * N_CMD * W_MAX, -1, np.int64)), ("open", np.full(C * NB, -1, np.int64)),
         ("nextref", np.full(C * n_scope, t.timing["nREFI"] if refresh != "off" else 0, np.int64)),
-        ("ring", np.full(C * lookahead * 4, -1, np.int64)), ("ringk", np.zeros(C, np.int64)),
+        ("ring", np.full(C * lookahead * RS, -1, np.int64)), ("ringk", np.zeros(C, np.int64)),
         ("busy", np.zeros(C, np.int64)), ("vcnt", np.zeros(C, np.int64)),
-        ("last", np.full(2 * C, -1, np.int64)),
+        ("last", np.full(2 * C, -1, np.int64)), ("xlat", np.zeros(2 * NB * NB, np.int64)),
     ]
     total = HEADER + sum(len(a) for _, a in segs) + 1
     s = np.zeros(total, dtype=np.int64)
     off = HEADER
     slots = [O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN,
              O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK, O_BUSY,
-             O_VCNT, O_LAST]
+             O_VCNT, O_LAST, O_XLAT]
     for slot, (_, a) in zip(slots, segs):
         s[slot] = off
         s[off:off + len(a)] = a
@@ -810,6 +1060,7 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
     for k, v in hdr.items():
         s[k] = int(v)
     s[O_MAXT] = 0
+    _fill_cross(s)
     return s.reshape(1, -1)
 
 
