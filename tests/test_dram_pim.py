@@ -249,3 +249,90 @@ def test_every_stack_is_timed_busiest_sets_the_time():
     # the order of the requests does not matter
     rev = attention_cycles("attacc_pim", 2, [2048, 256], 16, 128, overrides=["pim.stacks=2"], **kw)
     assert rev.cycles == two.cycles and rev.counters == two.counters
+
+
+def _tiny_T(**kw):
+    """One pseudo-channel, small round timings for hand-derived controller timelines."""
+    T = np.zeros(E.N_T, np.int64)
+    T[E.T_BL] = T[E.T_CCDS] = T[E.T_CCDL] = T[E.T_CWL] = T[E.T_ACTCK] = 1
+    T[E.T_RCDRD] = T[E.T_RCDWR] = 2
+    T[E.T_RAS], T[E.T_RP], T[E.T_RC], T[E.T_RTP], T[E.T_WR] = 4, 2, 6, 1, 2
+    T[E.T_RFC], T[E.T_REFI], T[E.T_REFRESH], T[E.T_WINDOW] = 10, 8, 1, 4
+    for k, v in kw.items():
+        T[getattr(E, k)] = v
+    return T
+
+
+def test_postponed_refresh_waits_for_write_recovery():
+    # 32 writes to bank 0 row 0, tRCDWR 2, write recovery CWL + BL + tWR = 1 + 1 + 2 = 4, refresh
+    # due at t = 30. ACT 0, WR at 2, 3, ... (one per cycle).
+    geom = np.array([1, 1, 1, 2], np.int64)
+    k = np.full(32, E.K_WR, np.int64)
+    z = np.zeros(32, np.int64)
+    # blocking: writes 2..29 (28), at 30 precharge as soon as legal (WR 29 + 4 = 33), REF at
+    # 33 + tRP = 35, no ACT before 35 + tRFC = 45: ACT 45, the 4 remaining writes 47..50 -> 51
+    c = E.run_stream(k, z, z, z, geom, _tiny_T(T_REFI=30))
+    assert c[E.C_CYCLES] == 51 and c[E.C_REF] == 1 and c[E.C_PRE_AB] == 1
+    # postponed: a write every cycle keeps pushing the bank's precharge out (WR + 4 > next WR), so
+    # the writes go on to 33 and the stream ends before REF -> 34 cycles
+    c = E.run_stream(k, z, z, z, geom, _tiny_T(T_REFI=30, T_REFRESH=2))
+    assert c[E.C_CYCLES] == 34 and c[E.C_REF] == 0 and c[E.C_PRE] == 0
+
+
+def test_postponed_refresh_precharges_reads_at_once():
+    # reads: RD -> PRE is only tRTP = 1, so the waiting refresh closes the bank at 30 (ACT 0, RD
+    # 2..29) and REF goes out at 30 + tRP = 32; ACT at 32 + tRFC = 42, the 4 remaining reads 44..47
+    geom = np.array([1, 1, 1, 2], np.int64)
+    k = np.full(32, E.K_RD, np.int64)
+    z = np.zeros(32, np.int64)
+    for mode in (1, 2):
+        c = E.run_stream(k, z, z, z, geom, _tiny_T(T_REFI=30, T_REFRESH=mode))
+        assert c[E.C_CYCLES] == 48 and c[E.C_REF] == 1
+
+
+def test_eager_precharge_closes_unneeded_rows():
+    # window of 1 request: RD b0 r0, RD b1 r0, RD b0 r0; tRCDRD 3, no refresh.
+    geom = np.array([1, 1, 1, 2], np.int64)
+    k = np.full(3, E.K_RD, np.int64)
+    s = np.zeros(3, np.int64)
+    b = np.array([0, 1, 0], np.int64)
+    T = _tiny_T(T_REFRESH=0, T_WINDOW=1, T_RCDRD=3)
+    # open page: ACT b0 0, RD b0 3; then the window holds RD b1: ACT b1 3 (row bus), RD 6; bank 0
+    # is still open -> RD b0 7 -> 8 cycles, no PRE
+    c = E.run_stream(k, s, b, s, geom, T)
+    assert c[E.C_CYCLES] == 8 and c[E.C_PRE] == 0
+    # eager: at 4 nothing can issue and no queued request needs bank 0 -> PRE b0 at 4
+    # (>= ACT + tRAS 4, RD + tRTP 4); RD b1 6; ACT b0 6 (PRE + tRP, ACT + tRC); at 7 bank 1 is
+    # not needed -> PRE b1 7 (ACT 3 + tRAS, RD 6 + tRTP); RD b0 9 -> 10 cycles, 2 PREs
+    T[E.T_CTRL] = E.CTRL_EAGER_PRE
+    c = E.run_stream(k, s, b, s, geom, T)
+    assert c[E.C_CYCLES] == 10 and c[E.C_PRE] == 2
+
+
+def test_single_command_bus_serialises_row_and_column_commands():
+    # RD b0, RD b1 (window 2), tRCDRD 2: split buses: ACT b0 0, ACT b1 1, RD b0 2, RD b1 3 -> 4.
+    # one bus: the same (no row and column command fall in one cycle here); with tRCDRD 1 the split
+    # buses give ACT 0, ACT b1 1 + RD b0 1, RD b1 2 -> 3, one bus ACT 0, RD b0 1, ACT b1 2, RD b1 3 -> 4
+    geom = np.array([1, 1, 1, 2], np.int64)
+    k = np.full(2, E.K_RD, np.int64)
+    z = np.zeros(2, np.int64)
+    b = np.array([0, 1], np.int64)
+    T = _tiny_T(T_REFRESH=0, T_WINDOW=2, T_RCDRD=1)
+    assert E.run_stream(k, z, b, z, geom, T)[E.C_CYCLES] == 3
+    T[E.T_CTRL] = E.CTRL_ONE_BUS
+    assert E.run_stream(k, z, b, z, geom, T)[E.C_CYCLES] == 4
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_engine_pimsim_controller_matches_cycle_stepped_twin(seed):
+    rng = np.random.default_rng(200 + seed)
+    dev = resolve(load("hbm_pim"))
+    T = dev.T.copy()
+    T[E.T_REFI] = 300
+    T[E.T_RFC] = 60
+    T[E.T_REFRESH] = 2
+    T[E.T_CTRL] = E.CTRL_EAGER_PRE | E.CTRL_ONE_BUS
+    T[E.T_WINDOW] = int(rng.integers(2, 12))
+    geom = np.array([2, 2, 2, 4], np.int64)
+    k, s, b, r = (_random_stream_hb if seed % 2 else _random_stream)(rng, 120, 4)
+    assert np.array_equal(E.run_stream(k, s, b, r, geom, T), E.run_stream.py_func(k, s, b, r, geom, T, True))

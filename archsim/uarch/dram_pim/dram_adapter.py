@@ -116,8 +116,10 @@ def resolve(cfg, *, power_constrained: bool | None = None) -> PimDevice:
     T[E.T_RFC], T[E.T_REFI] = t["nRFC"], t["nREFI"]
     T[E.T_MACGAP] = gap
     T[E.T_ACTCK] = act_ck
-    T[E.T_REFRESH] = 0 if d.refresh == "off" else 1
+    T[E.T_REFRESH] = 0 if d.refresh == "off" else (2 if pim.refresh_policy == "postponed" else 1)
     T[E.T_WINDOW] = pim.window
+    T[E.T_CTRL] = ((E.CTRL_EAGER_PRE if pim.precharge_policy == "eager" else 0)
+                   | (E.CTRL_ONE_BUS if pim.command_bus == "single" else 0))
     return PimDevice(preset, channels, pch, ranks, bg, banks, preset.rows, preset.cols_per_row,
                      preset.tx_bytes, preset.tck_ps / 1000.0, t, T, burst_elems, bits / 8.0, gap,
                      pim.stacks, dict(preset.energy))

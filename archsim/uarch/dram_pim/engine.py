@@ -56,8 +56,11 @@ DATA_NAMES = ("wrgb", "mvsb", "mvgb", "sfm", "readout", "other")
 # timing vector indices
 (T_BL, T_CL, T_CWL, T_RCDRD, T_RCDWR, T_RP, T_RAS, T_RC, T_WR, T_RTP, T_CCDS, T_CCDL,
  T_RRDS, T_RRDL, T_FAW, T_WTRS, T_WTRL, T_RTW, T_RFC, T_REFI, T_MACGAP, T_ACTCK,
- T_REFRESH, T_WINDOW) = range(24)
-N_T = 24
+ T_REFRESH, T_WINDOW, T_CTRL) = range(25)
+N_T = 25
+# T[T_CTRL] bits: controller policies
+CTRL_EAGER_PRE = 1      # precharge rows no queued request (before a barrier) needs
+CTRL_ONE_BUS = 2        # one command per cycle on a single command bus (row and column)
 
 # counter indices
 (C_CYCLES, C_ACT_AB, C_ACT_SB, C_ACT_PB, C_ACT, C_PRE_AB, C_PRE_SB, C_PRE_PB, C_PRE, C_REF,
@@ -177,6 +180,22 @@ def _row_status(open_row, scope, bank, bid, row, P, nbpp, B):
 
 
 @njit(cache=True)
+def _covers(scope, bank, bid, i, P, nbpp, B):
+    """Does a request of this scope addressing ``bank`` need bank ``i``?"""
+    if scope == S_AB:
+        return True
+    if scope == S_SB:
+        return i % B == bid
+    if scope == S_HB:
+        return i % 2 == bank % 2
+    if scope == S_PB:
+        return i % nbpp == bank % nbpp
+    if scope == S_BANK:
+        return i == bank
+    return False
+
+
+@njit(cache=True)
 def _set_rows(open_row, scope, bank, bid, row, P, nbpp, B):
     nb = open_row.shape[0]
     if scope == S_AB:
@@ -234,6 +253,10 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
     ref_block = 0
     refi = T[T_REFI]
     ref_due = refi if (T[T_REFRESH] != 0 and refi > 0) else INF
+    postponed = T[T_REFRESH] == 2
+    eager = (T[T_CTRL] & CTRL_EAGER_PRE) != 0
+    one_bus = (T[T_CTRL] & CTRL_ONE_BUS) != 0
+    ref_wait = False
     issued = np.zeros(n, np.bool_)
     # window scratch
     wi = np.zeros(W, np.int64)
@@ -251,8 +274,50 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
             head += 1
         if head >= n:
             break
+        # ---- postponed refresh (T_REFRESH == 2): precharge open banks as soon as each may
+        # close, keep scheduling everything else, REF once no bank is open ----
+        ref_ready = INF
+        if postponed:
+            if t >= ref_due:
+                ref_wait = True
+                ref_due += refi
+            if ref_wait:
+                best = INF
+                bb = -1
+                for i in range(nb):
+                    if open_row[i] >= 0:
+                        bi = i % B
+                        tp = max(row_free, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_BANK, i, bi, P, nbpp) + T[T_RAS])
+                        tp = max(tp, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, S_BANK, i, bi, P, nbpp) + T[T_RTP])
+                        tp = max(tp, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_BANK, i, bi, P, nbpp) + wr_rec)
+                        if tp < best:
+                            best = tp
+                            bb = i
+                if bb < 0:
+                    # every bank closed: REF (no ACT may slip in), then no ACT for nRFC
+                    tr = max(t, row_free)
+                    tr = max(tr, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, S_AB, 0, 0, P, nbpp) + T[T_RP])
+                    cnt[C_REF] += P
+                    row_free = tr + 1
+                    if one_bus:
+                        col_free = max(col_free, tr + 1)
+                    ref_block = tr + T[T_RFC]
+                    last_issue = max(last_issue, tr)
+                    ref_wait = False
+                    t = tr
+                    continue
+                if best <= t:
+                    _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, S_BANK, bb, bb % B, P, nbpp, t)
+                    open_row[bb] = -1
+                    row_free = t + 1
+                    if one_bus:
+                        col_free = max(col_free, t + 1)
+                    cnt[C_PRE] += 1
+                    last_issue = max(last_issue, t)
+                    continue
+                ref_ready = best
         # ---- refresh (priority: blocks every other command) ----
-        if t >= ref_due:
+        elif t >= ref_due:
             tr = t
             need_pre = False
             for i in range(nb):
@@ -268,6 +333,8 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                 for i in range(nb):
                     open_row[i] = -1
                 row_free = tp + 1
+                if one_bus:
+                    col_free = max(col_free, tp + 1)
                 cnt[C_PRE_AB] += 1
                 last_issue = max(last_issue, tp)
                 tr = tp + T[T_RP]
@@ -275,6 +342,8 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
             tr = max(tr, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_AB, 0, 0, P, nbpp) + T[T_RC])
             cnt[C_REF] += P
             row_free = tr + 1
+            if one_bus:
+                col_free = max(col_free, tr + 1)
             ref_block = tr + T[T_RFC]
             last_issue = max(last_issue, tr)
             ref_due += refi
@@ -392,7 +461,46 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                 break
             if wrdy[w] < tnext:
                 tnext = wrdy[w]
+        if pick < 0 and eager:
+            # nothing to issue now: precharge an open bank that no request before the first
+            # barrier of the window needs, as soon as it may close
+            best = INF
+            bb = -1
+            for i in range(nb):
+                if open_row[i] < 0:
+                    continue
+                need = False
+                for w in range(nw):
+                    jj = wi[w]
+                    kk = kind[jj]
+                    if kk == K_BARRIER:
+                        break
+                    sc = _scope_of(kk)
+                    if sc != S_NONE and row[jj] == open_row[i] and _covers(sc, bank[jj], bank[jj] % B, i, P, nbpp, B):
+                        need = True
+                        break
+                if need:
+                    continue
+                bi = i % B
+                tp = max(row_free, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_BANK, i, bi, P, nbpp) + T[T_RAS])
+                tp = max(tp, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, S_BANK, i, bi, P, nbpp) + T[T_RTP])
+                tp = max(tp, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_BANK, i, bi, P, nbpp) + wr_rec)
+                if tp < best:
+                    best = tp
+                    bb = i
+            if bb >= 0:
+                if best <= t:
+                    _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, S_BANK, bb, bb % B, P, nbpp, t)
+                    open_row[bb] = -1
+                    row_free = t + 1
+                    if one_bus:
+                        col_free = max(col_free, t + 1)
+                    cnt[C_PRE] += 1
+                    last_issue = max(last_issue, t)
+                    continue
+                tnext = min(tnext, best)
         if pick < 0:
+            tnext = min(tnext, ref_ready)
             if tnext < INF:
                 t = t + 1 if tick_mode else min(tnext, ref_due)
                 continue
@@ -405,7 +513,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
             if pick < 0:
                 break
             if best > t:
-                t = t + 1 if tick_mode else min(best, ref_due)
+                t = t + 1 if tick_mode else min(best, ref_due, ref_ready)
                 continue
         # ---- issue ----
         j = wi[pick]
@@ -419,6 +527,8 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
             _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp, t)
             _set_rows(open_row, scope, b, bid, row[j], P, nbpp, B)
             row_free = t + T[T_ACTCK]
+            if one_bus:
+                col_free = max(col_free, t + 1)
             if scope == S_AB:
                 cnt[C_ACT_AB] += 1
                 cnt[C_BANK_ACTS] += nb
@@ -443,6 +553,8 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
             _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, scope, b, bid, P, nbpp, t)
             _set_rows(open_row, scope, b, bid, -1, P, nbpp, B)
             row_free = t + 1
+            if one_bus:
+                col_free = max(col_free, t + 1)
             if scope == S_AB:
                 cnt[C_PRE_AB] += 1
             elif scope == S_SB:
@@ -456,6 +568,8 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
         else:
             issued[j] = True
             col_free = t + 1
+            if one_bus:
+                row_free = max(row_free, t + 1)
             if k == K_MAC_AB:
                 last_mac_ab = t
                 _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, S_AB, b, bid, P, nbpp, t)

@@ -46,6 +46,20 @@ class PimUnitConfig(Strict):
         False, description="attention: reproduce the published AttAcc trace generator command for "
         "command, including its repeats (the first head of a pair has its context pass issued twice, "
         "the last odd head's softmax / MVGB block is repeated per MAC chunk)")
+    refresh_policy: Literal["blocking", "postponed"] = Field(
+        "blocking", description="all-bank refresh when tREFI elapses: 'blocking' (Ramulator-style: "
+        "precharge all, REF, every other command waits) or 'postponed' (DRAMSim2 / PIMSimulator "
+        "controller: each open bank is precharged as soon as it may close, other commands, ACTs "
+        "included, keep issuing meanwhile, and REF goes out once no bank is open)")
+    precharge_policy: Literal["on_demand", "eager"] = Field(
+        "on_demand", description="when open rows close: 'on_demand' (open page: a row closes when "
+        "a request needs another row of its bank) or 'eager' (DRAMSim2 / PIMSimulator controller: in "
+        "a cycle with nothing else to issue, a bank whose row no queued request before the next "
+        "barrier needs is precharged as soon as it may close)")
+    command_bus: Literal["split", "single"] = Field(
+        "split", description="'split': a row and a column command per cycle (HBM's separate row / "
+        "column command buses); 'single': one command per cycle, as DRAMSim2-derived controllers "
+        "(PIMSimulator) issue")
     stacks: PositiveInt = Field(1, description="memory devices (stacks / chips) working in parallel")
 
 

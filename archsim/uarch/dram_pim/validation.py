@@ -23,16 +23,17 @@ def pimsim_case(case: dict) -> dict:
     speed-up) and plain-stack read / write bandwidth."""
     arch = case.get("arch", "hbm_pim")
     test = case["test"]
+    base = list(case.get("pim_overrides", []))
     if test == "gemv":
-        p = api.gemv_cycles(arch, int(case["rows"]), int(case["cols"]))
-        b = api.gemv_baseline_cycles(arch, int(case["rows"]), int(case["cols"]))
+        p = api.gemv_cycles(arch, int(case["rows"]), int(case["cols"]), overrides=base)
+        b = api.gemv_baseline_cycles(arch, int(case["rows"]), int(case["cols"]), overrides=base)
         return {"pim": p.cycles, "non_pim": b.cycles, "speedup": b.cycles / p.cycles}
     if test in ("add", "mul", "relu"):
-        p = api.eltwise_cycles(arch, test, int(case["elements"]))
-        b = api.eltwise_baseline_cycles(arch, test, int(case["elements"]))
+        p = api.eltwise_cycles(arch, test, int(case["elements"]), overrides=base)
+        b = api.eltwise_baseline_cycles(arch, test, int(case["elements"]), overrides=base)
         return {"pim": p.cycles, "non_pim": b.cycles, "speedup": b.cycles / p.cycles}
     if test == "bandwidth":
-        ov = [f"pim.stacks={int(case.get('stacks', 1))}"]
+        ov = base + [f"pim.stacks={int(case.get('stacks', 1))}"]
         rd = api.stream_cycles(arch, int(case["read_bytes"]), 0, overrides=ov)
         wr = api.stream_cycles(arch, 0, int(case["write_bytes"]), overrides=ov)
         return {"read_GBps": case["read_bytes"] / rd.seconds / 1e9, "write_GBps": case["write_bytes"] / wr.seconds / 1e9}
