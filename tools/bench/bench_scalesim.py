@@ -44,40 +44,13 @@ from archsim.uarch.systolic import folds, scalesim_compat  # noqa: E402
 
 VAL = os.path.join(ROOT, "validation", "scalesim")
 
-QKV_CFG = """[general]
-run_name = a128_{df}_calc
-[architecture_presets]
-ArrayHeight: 128
-ArrayWidth: 128
-IfmapSramSzkB: 1024
-FilterSramSzkB: 1024
-OfmapSramSzkB: 512
-IfmapOffset: 0
-FilterOffset: 10000000
-OfmapOffset: 20000000
-Bandwidth : 10
-Dataflow : {df}
-ReadRequestBuffer: 32
-WriteRequestBuffer: 32
-[layout]
-IfmapCustomLayout: False
-IfmapSRAMBankBandwidth: 10
-IfmapSRAMBankNum: 1
-IfmapSRAMBankPort: 2
-FilterCustomLayout: False
-FilterSRAMBankBandwidth: 10
-FilterSRAMBankNum: 1
-FilterSRAMBankPort: 2
-[sparsity]
-SparsitySupport : false
-SparseRep : ellpack_block
-OptimizedMapping : false
-BlockSize : 8
-RandomNumberGeneratorSeed : 40
-[run_presets]
-InterfaceBandwidth: CALC
-UseRamulatorTrace: False
-"""
+def _cases_script():
+    """validation/scalesim/make_cases.py (stdlib only), whose .cfg template the benchmark reuses."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_cases", os.path.join(VAL, "make_cases.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def make_cases(workdir: str, quick: bool) -> list[tuple[str, str, str]]:
@@ -85,7 +58,8 @@ def make_cases(workdir: str, quick: bool) -> list[tuple[str, str, str]]:
     cases = []
     cfg = os.path.join(workdir, "a128_os_calc.cfg")
     with open(cfg, "w") as fh:
-        fh.write(QKV_CFG.format(df="os"))
+        fh.write(_cases_script().CFG_TEMPLATE.format(R=128, C=128, df="os", mode="CALC", bw=10, ik=1024,
+                                                      fk=1024, ok=512))
     topo = os.path.join(workdir, "gpt2_pf128_qkv.csv")
     with open(topo, "w") as fh:
         fh.write("Layer,M,N,K,\ngpt2_pf128_qkv,128,2304,768,\n")
