@@ -223,24 +223,21 @@ class SystolicLowerer:
         a_base = self.alloc(op.a.name, op.a.nbytes * G) if a_off else 0
         b_base = self.alloc(op.b.name, op.b.nbytes * (1 if op.b_shared else G))
         c_base = self.alloc(op.c.name, op.c.nbytes * G) if c_off else 0
+        def loads(idx, flag, rows, cols, bpe, base, key, tile_elems, slot, dep, buf):
+            """Fill the LOAD rows of one operand: tile bytes, tile-major address, slot deps."""
+            j = r(idx[flag])
+            A["op"][j] = Op.LOAD
+            A["unit"][j] = self.rd_unit[arr[flag]]
+            A["nbytes"][j] = np.ceil(rows[flag] * cols[flag] * bpe).astype(np.int64)
+            A["addr"][j] = base + (key[flag] * tile_elems * bpe).astype(np.int64)
+            A["deps"][j, 0] = slot[flag]
+            A["deps"][j, 1] = dep
+            A["aux"][j, 0] = buf
+
         if a_off:
-            j = r(i_la[la])
-            A["op"][j] = Op.LOAD
-            A["unit"][j] = self.rd_unit[arr[la]]
-            A["nbytes"][j] = np.ceil(tm_s[la] * tk_s[la] * ab).astype(np.int64)
-            A["addr"][j] = a_base + (a_key[la] * t.tm * t.tk * ab).astype(np.int64)
-            A["deps"][j, 0] = slot_a[la]
-            A["deps"][j, 1] = entry
-            A["aux"][j, 0] = BUF_IFMAP
+            loads(i_la, la, tm_s, tk_s, ab, a_base, a_key, t.tm * t.tk, slot_a, entry, BUF_IFMAP)
         if b_off:
-            j = r(i_lb[lb])
-            A["op"][j] = Op.LOAD
-            A["unit"][j] = self.rd_unit[arr[lb]]
-            A["nbytes"][j] = np.ceil(tk_s[lb] * tn_s[lb] * bb).astype(np.int64)
-            A["addr"][j] = b_base + (b_key[lb] * t.tk * t.tn * bb).astype(np.int64)
-            A["deps"][j, 0] = slot_b[lb]
-            A["deps"][j, 1] = b_entry
-            A["aux"][j, 0] = BUF_FILTER
+            loads(i_lb, lb, tk_s, tn_s, bb, b_base, b_key, t.tk * t.tn, slot_b, b_entry, BUF_FILTER)
         j = r(i_g)
         A["unit"][j] = unit_arr
         A["m"][j], A["n"][j], A["k"][j] = tm_s, tn_s, tk_s
