@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -113,4 +112,4 @@ def list_workloads() -> list[str]:
     return list_presets("workloads")
 
 
-__all__ = ["load_workload", "load_workload_spec", "list_workloads", "KINDS", "register_kind", "os"]
+__all__ = ["load_workload", "load_workload_spec", "list_workloads", "KINDS", "register_kind"]

@@ -1,7 +1,6 @@
 """TPU-like systolic array (output / weight / input stationary)."""
 from __future__ import annotations
 
-import numpy as np
 
 from archsim.uarch import register
 from archsim.uarch.base import Uarch
@@ -79,4 +78,4 @@ class Systolic(Uarch):
 
 register(Systolic())
 
-__all__ = ["Systolic", "SystolicConfig", "np"]
+__all__ = ["Systolic", "SystolicConfig"]
