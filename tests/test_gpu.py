@@ -128,3 +128,24 @@ def test_fused_decode_attention_one_kernel_reads_kv_once():
     assert r.bounds_ok()
     g = simulate_loaded(*load("a100", wl, overrides=["parallel.tensor=2", "decode_attention=gemm"]))
     assert r.seconds < g.seconds and r.macs == g.macs
+
+
+def test_per_op_sync_pays_one_timed_call_per_op():
+    """launch.sync=per_op: the host waits for each op and pays launch.fixed before the next, so
+    a run of n ops is at least n x fixed longer than the kernels alone, and never shorter than the
+    queued (per_run) execution; a single GEMM is the same either way."""
+    gemm = {"kind": "gemm", "M": 256, "N": 1024, "K": 1024, "precision": {"weights": "fp16", "activations": "fp16"}}
+    a = simulate("a100", gemm, overrides=["launch.sync=per_run"])
+    b = simulate("a100", gemm, overrides=["launch.sync=per_op"])
+    assert a.cycles == b.cycles
+    wl = dict(name="t", kind="transformer", d_model=512, n_layers=1, n_heads=8, d_ff=2048, vocab_size=1000,
+              norm="layernorm", mlp="gelu", position="learned", phase="decode", batch=2, kv_len=64,
+              precision={"weights": "fp16", "activations": "fp16"})
+    fixed_us = 20.0
+    run = simulate("a100", wl, overrides=["launch.sync=per_run", f"launch.fixed={fixed_us}us"])
+    op = simulate("a100", wl, overrides=["launch.sync=per_op", f"launch.fixed={fixed_us}us"])
+    from archsim.api import load
+    n_ops = len(list(load("a100", wl)[1].ops()))
+    fixed_cycles = fixed_us * 1e-6 * 1.41e9
+    assert op.cycles >= run.cycles + (n_ops - 1) * fixed_cycles * 0.999
+    assert op.cycles <= run.cycles + n_ops * fixed_cycles + n_ops * 20e-6 * 1.41e9   # + at most one launch each

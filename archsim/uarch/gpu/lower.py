@@ -356,6 +356,7 @@ class GpuLowerer:
             self.pb.layer(g.name, g.repeat)
         fixed = int(round(self.cfg.launch.fixed * self.clock))
         first = True
+        per_op = self.cfg.launch.sync == "per_op"
         ops = list(wl.ops())
         fuse = self.cfg.decode_attention == "fused" and wl.phase == "decode"
         att_layers = {}
@@ -369,8 +370,9 @@ class GpuLowerer:
         done_att = set()
         for op in ops:
             layer = self.pb.layer(op.layer, rep[op.layer])
-            if first and fixed > 0:
-                self.sync(U_HOST, layer, fixed, [])
+            if fixed > 0 and (first or per_op):
+                # per_op: the host waits for the previous op, then pays one timed call
+                self.sync(U_HOST, layer, fixed, [self.prev_done])
             first = False
             if op.layer in att_layers and (self.is_decode_attention(op) or op.role == "softmax"):
                 if op.layer not in done_att:

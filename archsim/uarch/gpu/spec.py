@@ -67,6 +67,10 @@ class LaunchConfig(Strict):
     host: Time = Field(5e-6, description="host time to issue one kernel (driver + framework)")
     gap: Time = Field(1e-6, description="device-side gap between dependent kernels")
     fixed: Time = Field(0.0, description="once per run: host dispatch and final synchronisation")
+    sync: Literal["per_run", "per_op"] = Field(
+        "per_run", description="'per_run': kernels are queued ahead of the GPU and the host waits once "
+        "at the end (an inference engine); 'per_op': the host synchronises after every op and each op "
+        "is a separately timed call costing ``fixed`` (op-by-op microbenchmarks, eager debugging)")
 
 
 class InterconnectConfig(Strict):
