@@ -21,8 +21,16 @@ def memory_energy_pj(memory, cfg, table, memc_total: np.ndarray) -> dict[str, fl
             "write": float(memc_total[MC_WRITE_BYTES]) * 8 * pj_bit}
 
 
-def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_layers: bool = False) -> Result:
-    """Simulate an already validated config and built workload graph."""
+def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_layers: bool = False,
+                    pipeline: bool = True) -> Result:
+    """Simulate an already validated config and built workload graph. With pipeline-parallel
+    stages in the config (``parallel.pipeline`` > 1) the run is split into micro-batches and
+    stages (:mod:`archsim.sim.pipeline`); ``pipeline=False`` simulates one stage group running
+    every layer (what the pipeline driver itself calls)."""
+    if pipeline:
+        from archsim.sim.pipeline import pipeline_stages, simulate_pipelined
+        if pipeline_stages(cfg) > 1:
+            return simulate_pipelined(cfg, wl, seed=seed, all_layers=all_layers)
     u = uarch_registry.get(cfg.uarch)
     memory = build_memory(cfg.memory, cfg.clock)
     prog = u.lower(cfg, wl, LowerOptions(all_layers=all_layers, seed=seed), memory=memory)

@@ -25,6 +25,11 @@ class Gpu(Uarch):
         bpc = memory.peak_bytes_per_cycle if memory is not None else cfg.memory.bandwidth / cfg.clock
         return GpuLowerer(cfg, bpc).run(workload)
 
+    def check_capacity(self, cfg, workload):
+        """Weights and KV cache of the whole batch against one device's memory (the share of one
+        of tensor x pipeline devices)."""
+        GpuLowerer(cfg, 1.0).check_capacity(workload)
+
     def _feed_bpc(self, cfg):
         lat = max(1.0, cfg.memory.latency * cfg.clock)
         return min(cfg.sm.l2_bytes_per_cycle, float(cfg.sm.inflight_bytes) / lat)

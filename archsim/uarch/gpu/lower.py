@@ -342,12 +342,13 @@ class GpuLowerer:
             for t in ts:
                 if t.kind in ("weight", "kv_cache", "state"):
                     seen[t.name] = t.nbytes * rep[op.layer]
-        need = sum(seen.values()) / self.tp
+        devices = self.tp * self.cfg.parallel.pipeline
+        need = sum(seen.values()) / devices
         if need > cap:
             raise LoweringError(
                 f"the model's weights and KV cache need {need / 1e9:.1f} GB per device "
-                f"({self.tp} device(s)) but memory.capacity is {cap / 1e9:.1f} GB; add devices "
-                f"(parallel.tensor) or reduce batch / KV length", path="memory.capacity")
+                f"({devices} device(s)) but memory.capacity is {cap / 1e9:.1f} GB; add devices "
+                f"(parallel.tensor / parallel.pipeline) or reduce batch / KV length", path="memory.capacity")
 
     def run(self, wl):
         self.check_capacity(wl)

@@ -2,7 +2,7 @@
 memory, an L2 cache, HBM, kernel launches, and tensor parallelism over an interconnect."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
 
@@ -84,7 +84,10 @@ class InterconnectConfig(Strict):
 
 class ParallelConfig(Strict):
     tensor: PositiveInt = Field(1, description="tensor-parallel devices (FC column/row splits, heads split)")
-    pipeline: PositiveInt = Field(1, description="pipeline-parallel stages (layers split)")
+    pipeline: PositiveInt = Field(1, description="pipeline-parallel stages: the layers split over this "
+                                  "many groups of `tensor` devices, activations passed over the interconnect")
+    microbatches: Optional[PositiveInt] = Field(None, description="pipeline: micro-batches the batch is "
+                                                "split into (default: one per stage, at most one per request)")
 
 
 class GpuConfig(ArchBase):

@@ -26,6 +26,7 @@ from typing import Optional
 
 from archsim.config.loader import load_arch
 from archsim.errors import ArchsimError, ConfigError, LoweringError
+from archsim.workload.batching import rebuild, request_lens
 from archsim.workload.graph import GemmOp, LayerGroup, Workload
 
 _XPU_CACHE: dict = {}
@@ -451,26 +452,6 @@ def _crossing_bytes(wl, names: set, dev_of) -> tuple[float, float]:
 
 # -- the plan ----------------------------------------------------------------------------------------
 
-def _rebuild(wl, cfg, batch, lens, all_layers):
-    from archsim.workload.loader import load_workload
-    spec = dict(wl.spec)
-    spec["batch"] = batch
-    spec["kv_lens"] = list(lens)
-    spec["kv_len_dist"] = None
-    spec.pop("quant", None)           # precisions already resolved in the dump
-    return load_workload(spec, cfg.precision, all_layers=all_layers)
-
-
-def request_lens(wl):
-    from archsim.workload.attention import request_kv_lens
-    from archsim.workload.loader import load_workload_spec
-    if wl.phase != "decode" or wl.spec.get("kind") not in ("transformer", "moe", "hybrid"):
-        return None
-    spec = load_workload_spec(dict(wl.spec))
-    lens = request_kv_lens(spec)
-    return list(lens) if lens is not None else [int(wl.kv_len)] * int(wl.batch)
-
-
 def check_capacity(cfg, P, wl, dev_of) -> dict:
     rep = wl.group_repeat()
     weights = {"xpu": 0.0, "pim": 0.0}
@@ -542,7 +523,7 @@ def build_plan(cfg, wl, all_layers=False) -> Plan:
     if S > 1:
         order = sorted(range(B), key=lambda i: lens[i])
         split = [[lens[i] for i in order[s::S]] for s in range(S)]
-        wls = [_rebuild(wl, cfg, len(x), x, all_layers) for x in split]
+        wls = [rebuild(wl, cfg.precision, len(x), x, all_layers) for x in split]
     else:
         split = [lens] if lens is not None else [None]
         wls = [wl]

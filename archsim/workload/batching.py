@@ -1,0 +1,46 @@
+"""Splitting a batch of requests into smaller batches (sub-batches, micro-batches).
+
+A built workload keeps its validated spec (``wl.spec``); a part of the batch is the same model
+rebuilt with fewer requests and, in decode, the KV lengths of exactly those requests, so the
+parts together hold the same requests (and MACs) as the whole.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+
+def request_lens(wl) -> Optional[list[int]]:
+    """KV length of every request of a decode batch (uniform, ``kv_lens`` or drawn from
+    ``kv_len_dist``); None for prefill and for kinds without requests."""
+    from archsim.workload.attention import request_kv_lens
+    from archsim.workload.loader import load_workload_spec
+    if wl.phase != "decode" or wl.spec.get("kind") not in ("transformer", "moe", "hybrid"):
+        return None
+    spec = load_workload_spec(dict(wl.spec))
+    lens = request_kv_lens(spec)
+    return list(lens) if lens is not None else [int(wl.kv_len)] * int(wl.batch)
+
+
+def rebuild(wl, precision: str, batch: int, lens: Optional[list[int]], all_layers: bool = False):
+    """The workload of ``wl`` with ``batch`` requests (and, in decode, these KV lengths)."""
+    from archsim.workload.loader import load_workload
+    spec = dict(wl.spec)
+    spec["batch"] = int(batch)
+    if lens is not None:
+        spec["kv_lens"] = [int(x) for x in lens]
+        spec["kv_len_dist"] = None
+    spec.pop("quant", None)           # precisions already resolved in the dump
+    return load_workload(spec, precision, all_layers=all_layers)
+
+
+def split_requests(wl, parts: int) -> list[tuple[int, Optional[list[int]]]]:
+    """Split the batch into ``parts`` groups of nearly equal size (sizes differ by at most one);
+    in decode, requests are dealt out in order of KV length so every group gets a similar mix.
+    Returns (batch, KV lengths or None) per group; fewer groups when the batch is smaller."""
+    B = int(wl.batch)
+    parts = max(1, min(int(parts), B))
+    lens = request_lens(wl)
+    if lens is None:
+        return [(B // parts + (1 if i < B % parts else 0), None) for i in range(parts)]
+    order = sorted(range(B), key=lambda i: lens[i])
+    return [(len(order[s::parts]), [lens[i] for i in order[s::parts]]) for s in range(parts)]
