@@ -85,3 +85,16 @@ def test_more_stages_than_layers_is_clear_error():
     assert "parallel.pipeline" in str(e.value)
     out = CliRunner().invoke(main, ["run", "a100", "gpt2", "--set", "parallel.pipeline=99"])
     assert out.exit_code == 2 and "parallel.pipeline" in out.output and "Traceback" not in out.output
+
+
+def test_hetero_pipeline_stages_hold_more_and_conserve_macs():
+    """An xPU + PIM system split into pipeline stages: each stage brings its own devices and PIM
+    stacks, so a model too large for one stage fits on two; MACs are conserved."""
+    with pytest.raises(ArchsimError) as e:
+        simulate("neupims", "llama2-70b", phase="decode", batch=8, kv_len=256, overrides=["xpu.devices=4"])
+    assert "pim.stacks" in str(e.value) or getattr(e.value, "path", "") == "pim.stacks"
+    r = simulate("neupims", "llama2-70b", phase="decode", batch=8, kv_len=256,
+                 overrides=["xpu.devices=4", "parallel.pipeline=2"])
+    assert r.extra["pipeline"]["stages"] == 2
+    assert r.macs == r.expected_macs and r.bounds_ok()
+    assert 0.0 < r.extra["uarch_summary"]["utilisation"]["xpu"] <= 1.0

@@ -189,4 +189,11 @@ def _combine(cfg, wl, runs: list[Result], cycles: int, P: int, info: dict) -> Re
         memory_info=dict(r0.memory_info), peak_dynamic_w=r0.peak_dynamic_w * P,
         extra=copy.deepcopy(r0.extra))
     res.extra["pipeline"] = info
+    summary = getattr(uarch_registry.get(cfg.uarch), "summary", None)
+    if callable(summary):
+        # busy times are summed over the stages; utilisation is per stage
+        sm = summary(res)
+        if isinstance(sm.get("utilisation"), dict):
+            sm["utilisation"] = {k: v / P for k, v in sm["utilisation"].items()}
+        res.extra["uarch_summary"] = sm
     return res

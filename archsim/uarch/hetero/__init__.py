@@ -254,6 +254,11 @@ class Hetero(Uarch):
         w = P.xu.peak_dynamic_w(P.xpu, xt)
         return w * (cfg.xpu.devices if P.xpu.uarch != "gpu" else 1)
 
+    def check_capacity(self, cfg, workload) -> None:
+        """Weights and KV cache of the whole batch against the system's memory (all pipeline stages)."""
+        from archsim.uarch.hetero.plan import check_capacity, device_of, parts
+        check_capacity(cfg, parts(cfg), workload, device_of(cfg, workload))
+
     def summary(self, result) -> dict:
         """tokens/s, per-token latency, energy per token, xPU / PIM / link busy time."""
         clk = result.clock_hz

@@ -101,6 +101,9 @@ def parts(cfg):
         raise ConfigError([("xpu.arch", f"the xPU must be a gpu or systolic microarchitecture, "
                                         f"got {x0.uarch!r}")])
     if x0.uarch == "gpu":
+        if x0.parallel.pipeline > 1:
+            raise ConfigError([("xpu.set", "pipeline stages of a hetero system are its own parallel.pipeline, "
+                                           "not the xPU's")])
         ov = ov + [f"parallel.tensor={cfg.xpu.devices}"]
         x0 = load_arch(cfg.xpu.arch, ov)
     try:
@@ -470,8 +473,9 @@ def check_capacity(cfg, P, wl, dev_of) -> dict:
             else:
                 continue
             seen.add(t.name)
-    pim_cap = cfg.pim.stacks * cfg.xpu.devices * cfg.pim.capacity_per_stack
-    xpu_cap = None if P.xpu_cap is None else P.xpu_cap * cfg.xpu.devices
+    stages = cfg.parallel.pipeline          # every pipeline stage has its own devices and stacks
+    pim_cap = cfg.pim.stacks * cfg.xpu.devices * cfg.pim.capacity_per_stack * stages
+    xpu_cap = None if P.xpu_cap is None else P.xpu_cap * cfg.xpu.devices * stages
     need = sum(weights.values()) + sum(kv.values())
     if cfg.pim.shared_with_xpu:
         total = pim_cap
@@ -505,15 +509,19 @@ def _split_ff(runs):
     return out
 
 
-def build_plan(cfg, wl, all_layers=False) -> Plan:
-    P = parts(cfg)
+def device_of(cfg, wl):
+    """op -> 'xpu' | 'pim' for this workload (prefill runs on the xPU, as in AttAcc / NeuPIMs)."""
     decode = wl.phase == "decode"
 
     def dev_of(op):
-        if not decode:
-            return "xpu"               # prefill (summarisation) runs on the xPU, as in AttAcc / NeuPIMs
-        return cfg.device_of(op.role)
+        return cfg.device_of(op.role) if decode else "xpu"
+    return dev_of
 
+
+def build_plan(cfg, wl, all_layers=False) -> Plan:
+    P = parts(cfg)
+    decode = wl.phase == "decode"
+    dev_of = device_of(cfg, wl)
     cap = check_capacity(cfg, P, wl, dev_of)
     lens = request_lens(wl)
     B = int(wl.batch)

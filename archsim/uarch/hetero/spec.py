@@ -62,6 +62,16 @@ class LinkConfig(Strict):
     energy_per_bit: Energy = Field(10.4, description="pJ per bit moved")
 
 
+class PipelineParallel(Strict):
+    """Pipeline parallelism of the whole system: the layers split over stages, each stage a copy of
+    the xPU devices with their PIM stacks (see archsim/sim/pipeline.py)."""
+
+    pipeline: PositiveInt = Field(1, description="pipeline stages (each with xpu.devices devices and "
+                                  "their PIM stacks); activations pass between stages over `interconnect`")
+    microbatches: Optional[PositiveInt] = Field(None, description="micro-batches the batch is split into "
+                                                "(default: one per stage)")
+
+
 class HeteroConfig(ArchBase):
     """An xPU (gpu or systolic) with PIM stacks, a link between them and a schedule."""
 
@@ -72,7 +82,8 @@ class HeteroConfig(ArchBase):
     interconnect: InterconnectConfig = Field(
         default_factory=InterconnectConfig,
         description="device-to-device links of the tensor-parallel all-reduce for an xPU without its own "
-                    "(systolic); a gpu xPU uses its own interconnect section")
+                    "(systolic; a gpu xPU uses its own interconnect section) and between pipeline stages")
+    parallel: PipelineParallel = Field(default_factory=PipelineParallel)
     placement: dict[str, Literal["xpu", "pim"]] = Field(
         default_factory=dict, description="op role -> device; default: attention (attn_qk, softmax, "
         "attn_sv, kv_write) on pim, everything else on xpu")
