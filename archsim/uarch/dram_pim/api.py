@@ -67,7 +67,12 @@ def _run_streams(streams, geom, T):
     for kind, sub, bank, row in streams:
         h = hashlib.sha1(kind.tobytes() + sub.tobytes() + bank.tobytes() + row.tobytes()).hexdigest()
         if h not in cache:
-            cache[h] = E.run_stream(kind, sub, bank, row, geom, T)
+            c = E.run_stream(kind, sub, bank, row, geom, T)
+            if c[E.C_CYCLES] < 0:
+                raise ConfigError([("memory.dram.timing.tREFI", f"refresh interval {int(T[E.T_REFI])} CK "
+                                    f"leaves no room for the commands between refreshes (tRFC "
+                                    f"{int(T[E.T_RFC])} CK): the stream makes no progress")])
+            cache[h] = c
         out.append(cache[h])
     return out
 

@@ -95,6 +95,12 @@ def resolve(cfg, *, power_constrained: bool | None = None) -> PimDevice:
     if pim.placement != "bank" and pim.banks_per_unit != 1:
         problems.append(("pim.banks_per_unit", f"only meaningful for placement 'bank' (got placement "
                          f"{pim.placement!r})"))
+    if d.refresh != "off" and t["nREFI"] <= t["nRFC"] + max(t["nRCDRD"], t["nRCDWR"]):
+        # after a refresh no ACT for tRFC, then tRCD to the first column command: a shorter
+        # refresh interval never lets a column command through
+        problems.append(("memory.dram.timing.tREFI", f"refresh interval {t['nREFI']:g} CK must exceed "
+                         f"tRFC + tRCD = {t['nRFC']:g} + {max(t['nRCDRD'], t['nRCDWR']):g} CK (or set "
+                         f"memory.dram.refresh: off)"))
     if problems:
         raise ConfigError(problems)
     pc = pim.power_constrained if power_constrained is None else power_constrained
@@ -119,7 +125,12 @@ def resolve(cfg, *, power_constrained: bool | None = None) -> PimDevice:
     T[E.T_REFRESH] = 0 if d.refresh == "off" else (2 if pim.refresh_policy == "postponed" else 1)
     T[E.T_WINDOW] = pim.window
     T[E.T_CTRL] = ((E.CTRL_EAGER_PRE if pim.precharge_policy == "eager" else 0)
-                   | (E.CTRL_ONE_BUS if pim.command_bus == "single" else 0))
+                   | (E.CTRL_ONE_BUS if pim.command_bus == "single" else 0)
+                   | (E.CTRL_TAGGED_BARRIER if pim.barrier_policy == "tagged" else 0)
+                   | (E.CTRL_INTAKE_ONE if pim.intake == "one_per_cycle" else 0)
+                   | (E.CTRL_DATA_END if pim.stream_end == "last_data" else 0))
+    # staggered refresh: the stream's rank (the first) refreshes first at tREFI / ranks
+    T[E.T_REF0] = int(t["nREFI"]) // pim.refresh_ranks if pim.refresh_ranks > 1 else 0
     return PimDevice(preset, channels, pch, ranks, bg, banks, preset.rows, preset.cols_per_row,
                      preset.tx_bytes, preset.tck_ps / 1000.0, t, T, burst_elems, bits / 8.0, gap,
                      pim.stacks, dict(preset.energy))

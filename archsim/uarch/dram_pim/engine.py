@@ -24,6 +24,25 @@ Scheduling (per stream):
 - all-bank refresh every nREFI: everything stops, open banks are precharged, REF, and no
   ACT for nRFC.
 
+Controller policies (T[T_CTRL] bits; PIMSimulator's DRAMSim2-derived MemoryController /
+CommandQueue when all are set):
+
+- CTRL_EAGER_PRE: in a cycle with nothing else to issue, a bank whose open row no request up
+  to the first barrier needs is precharged as soon as it may close;
+- CTRL_ONE_BUS: one command per cycle (row and column share one bus);
+- CTRL_TAGGED_BARRIER: a barrier tags the last request of its group: that request issues only
+  at the head of the window (every earlier request issued), nothing behind it issues, and row
+  commands are taken only from the requests before the first tagged one (or, with a tagged
+  request at the head, before the next tagged one); barrier entries do not count against the
+  window (they are tags, not queue entries);
+- CTRL_INTAKE_ONE: requests enter the window one per cycle (the i-th request, barriers not
+  counted, from cycle i + 1 on);
+- CTRL_DATA_END: the stream ends when the last data has left the bus (read: command transfer
+  1 CK + nCL + nBL, write: nCWL + nBL after the command), not with the last command.
+
+T[T_REF0] (when > 0) is the time of the first refresh (a controller staggering the refreshes
+of several ranks refreshes rank r first at (r + 1) nREFI / ranks).
+
 Timing relations (CK cycles; levels as in the AttAcc HBM3-PIM model):
 
 - MAC_AB / MAC_HB -> MAC_AB / MAC_HB >= mac_gap (channel), MAC_SB -> MAC_SB >= mac_gap (channel);
@@ -56,11 +75,18 @@ DATA_NAMES = ("wrgb", "mvsb", "mvgb", "sfm", "readout", "other")
 # timing vector indices
 (T_BL, T_CL, T_CWL, T_RCDRD, T_RCDWR, T_RP, T_RAS, T_RC, T_WR, T_RTP, T_CCDS, T_CCDL,
  T_RRDS, T_RRDL, T_FAW, T_WTRS, T_WTRL, T_RTW, T_RFC, T_REFI, T_MACGAP, T_ACTCK,
- T_REFRESH, T_WINDOW, T_CTRL) = range(25)
-N_T = 25
+ T_REFRESH, T_WINDOW, T_CTRL, T_REF0) = range(26)
+N_T = 26
 # T[T_CTRL] bits: controller policies
 CTRL_EAGER_PRE = 1      # precharge rows no queued request (before a barrier) needs
 CTRL_ONE_BUS = 2        # one command per cycle on a single command bus (row and column)
+CTRL_TAGGED_BARRIER = 4  # a barrier tags the last request of its group (PIMSimulator "BAR")
+CTRL_INTAKE_ONE = 8     # requests enter the window one per cycle
+CTRL_DATA_END = 16      # the stream ends when the last data has left the bus
+# refreshes without any column command in between after which the stream is declared stalled
+# (the refresh interval leaves no room for an ACT and its column command): counters[C_CYCLES] = -1
+STALL_REFRESHES = 8
+CMD_CK = 1              # a command's transfer to the device (tCMD) before its read latency counts
 
 # counter indices
 (C_CYCLES, C_ACT_AB, C_ACT_SB, C_ACT_PB, C_ACT, C_PRE_AB, C_PRE_SB, C_PRE_PB, C_PRE, C_REF,
@@ -252,10 +278,29 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
     col_free = 0
     ref_block = 0
     refi = T[T_REFI]
-    ref_due = refi if (T[T_REFRESH] != 0 and refi > 0) else INF
+    first_ref = T[T_REF0] if T[T_REF0] > 0 else refi
+    ref_due = first_ref if (T[T_REFRESH] != 0 and refi > 0) else INF
     postponed = T[T_REFRESH] == 2
     eager = (T[T_CTRL] & CTRL_EAGER_PRE) != 0
     one_bus = (T[T_CTRL] & CTRL_ONE_BUS) != 0
+    tagged = (T[T_CTRL] & CTRL_TAGGED_BARRIER) != 0
+    intake = (T[T_CTRL] & CTRL_INTAKE_ONE) != 0
+    data_end = (T[T_CTRL] & CTRL_DATA_END) != 0
+    # tag[j]: request j is the last of its group (a barrier follows it); arrive[j]: first cycle
+    # request j may issue with one-per-cycle intake (the i-th request, barriers not counted: i + 1)
+    tag = np.zeros(n, np.bool_)
+    arrive = np.zeros(n, np.int64)
+    nreq = 0
+    for j in range(n):
+        if kind[j] == K_BARRIER:
+            if j > 0 and kind[j - 1] != K_BARRIER:
+                tag[j - 1] = True
+        else:
+            nreq += 1
+            if intake:
+                arrive[j] = nreq
+    end_t = -1                   # last data on the bus (CTRL_DATA_END)
+    refs_idle = 0                # refreshes since the last column command
     ref_wait = False
     issued = np.zeros(n, np.bool_)
     # window scratch
@@ -298,6 +343,10 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     tr = max(t, row_free)
                     tr = max(tr, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, S_AB, 0, 0, P, nbpp) + T[T_RP])
                     cnt[C_REF] += P
+                    refs_idle += 1
+                    if refs_idle >= STALL_REFRESHES:
+                        cnt[C_CYCLES] = -1
+                        return cnt
                     row_free = tr + 1
                     if one_bus:
                         col_free = max(col_free, tr + 1)
@@ -341,6 +390,10 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
             tr = max(tr, row_free)
             tr = max(tr, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_AB, 0, 0, P, nbpp) + T[T_RC])
             cnt[C_REF] += P
+            refs_idle += 1
+            if refs_idle >= STALL_REFRESHES:
+                cnt[C_CYCLES] = -1
+                return cnt
             row_free = tr + 1
             if one_bus:
                 col_free = max(col_free, tr + 1)
@@ -353,12 +406,34 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
         nw = 0
         nh = 0
         barrier = False
+        tag0 = False                 # tagged barriers: the head request is tagged
+        t_arr = INF                  # next arrival (one-per-cycle intake)
         j = head
         while j < n and nw < W:
             if issued[j]:
                 j += 1
                 continue
             k = kind[j]
+            if k == K_BARRIER and tagged:
+                j += 1                   # the tag on the request before it is the barrier
+                continue
+            if intake and arrive[j] > t:
+                t_arr = arrive[j]
+                break
+            if tagged:
+                # column: the head, or no tagged request up to and including this one (a tagged
+                # request issues only at the head); row: the head, or untagged (the first tagged
+                # request after the head ends the window)
+                if nw == 0:
+                    tag0 = tag[j]
+                    col_ok = True
+                    row_ok = True
+                else:
+                    col_ok = (not tag0) and (not tag[j])
+                    row_ok = not tag[j]
+            else:
+                col_ok = not barrier
+                row_ok = True
             if k == K_BARRIER:
                 barrier = True
                 wi[nw] = j
@@ -417,7 +492,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                 if scope != S_NONE:            # data-path commands touch no row
                     hitkeys[nh] = b
                     nh += 1
-                welig[nw] = not barrier
+                welig[nw] = col_ok
             elif c == CMD_ACT:
                 rdy = max(row_free, ref_block)
                 rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, scope, b, bid, P, nbpp) + T[T_RP])
@@ -429,18 +504,20 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     rdy = max(rdy, act_bg[pg] + T[T_RRDL])
                     if T[T_FAW] > 0:
                         rdy = max(rdy, faw[pr, faw_pos[pr]] + T[T_FAW])
-                welig[nw] = True
+                welig[nw] = row_ok
             else:
                 rdy = row_free
                 rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp) + T[T_RAS])
                 rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, scope, b, bid, P, nbpp) + T[T_RTP])
                 rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, scope, b, bid, P, nbpp) + wr_rec)
-                welig[nw] = True
+                welig[nw] = row_ok
             wi[nw] = j
             wcmd[nw] = c
             wrdy[nw] = rdy
             nw += 1
             j += 1
+            if tagged and nw > 1 and tag[j - 1]:
+                break
         # ---- pass 2: pick ----
         pick = -1
         tnext = INF
@@ -479,6 +556,8 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     if sc != S_NONE and row[jj] == open_row[i] and _covers(sc, bank[jj], bank[jj] % B, i, P, nbpp, B):
                         need = True
                         break
+                    if tagged and tag[jj]:
+                        break
                 if need:
                     continue
                 bi = i % B
@@ -500,7 +579,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     continue
                 tnext = min(tnext, best)
         if pick < 0:
-            tnext = min(tnext, ref_ready)
+            tnext = min(tnext, ref_ready, t_arr)
             if tnext < INF:
                 t = t + 1 if tick_mode else min(tnext, ref_due)
                 continue
@@ -567,9 +646,18 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                 cnt[C_PRE] += 1
         else:
             issued[j] = True
+            refs_idle = 0
             col_free = t + 1
             if one_bus:
                 row_free = max(row_free, t + 1)
+            if data_end:
+                if k == K_WR or k == K_WR_AB or k == K_WR_HB:
+                    e = t + T[T_CWL] + T[T_BL]            # write data from CWL on, nBL long
+                elif k == K_DATA:
+                    e = t
+                else:
+                    e = t + CMD_CK + T[T_CL] + T[T_BL]    # command transfer, read latency, burst
+                end_t = max(end_t, e)
             if k == K_MAC_AB:
                 last_mac_ab = t
                 _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, S_AB, b, bid, P, nbpp, t)
@@ -618,7 +706,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     if s < 0 or s > 5:
                         s = 5
                     cnt[C_D0 + s] += 1
-    cnt[C_CYCLES] = last_issue + 1
+    cnt[C_CYCLES] = max(last_issue, end_t) + 1
     return cnt
 
 

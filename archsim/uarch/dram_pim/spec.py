@@ -60,6 +60,23 @@ class PimUnitConfig(Strict):
         "split", description="'split': a row and a column command per cycle (HBM's separate row / "
         "column command buses); 'single': one command per cycle, as DRAMSim2-derived controllers "
         "(PIMSimulator) issue")
+    barrier_policy: Literal["lookahead", "tagged"] = Field(
+        "lookahead", description="'lookahead' (Ramulator-style request buffer: no column command "
+        "passes a barrier, but rows behind it open early); 'tagged' (PIMSimulator / DRAMSim2 command "
+        "queue: a barrier tags the last request of its group, which issues only at the head of the "
+        "queue; nothing behind it issues and no row behind it opens until it is at the head)")
+    intake: Literal["window", "one_per_cycle"] = Field(
+        "window", description="how requests reach the controller: 'window' (the next requests are "
+        "there as soon as the request buffer has room) or 'one_per_cycle' (DRAMSim2 / PIMSimulator: "
+        "one transaction moves into the command queue per cycle)")
+    stream_end: Literal["last_command", "last_data"] = Field(
+        "last_command", description="when a command stream is done: with its last command, or when "
+        "its last data has left the bus (PIMSimulator: a write's data WL + BL/2 after the command, a "
+        "read's data the command transfer + RL + BL/2 after it)")
+    refresh_ranks: PositiveInt = Field(
+        1, description="ranks behind a stream's controller whose refreshes the controller staggers "
+        "(DRAMSim2 / PIMSimulator: rank r refreshes first at (r + 1) tREFI / ranks); the stream "
+        "runs on the first rank")
     stacks: PositiveInt = Field(1, description="memory devices (stacks / chips) working in parallel")
 
 
