@@ -105,7 +105,10 @@ class DramPim(Uarch):
         geom, n_streams = dev.stream_geom(cfg.pim.stream)
         from archsim.uarch.dram_pim.gemv import units_per_stream
         units = units_per_stream(dev, cfg.pim.placement, cfg.pim.banks_per_unit, geom) * n_streams * dev.stacks
-        macs_per_ck = units * dev.burst_elems / dev.mac_gap
+        # the units' arithmetic peak (lanes at the unit clock), as the silicon papers quote it; the
+        # column feed (one burst per MAC interval) may keep a unit below it (HBM-PIM: 16 lanes at
+        # 300 MHz = 4.8 MAC/ns against 16 values per 4 ns)
+        macs_per_ck = units * cfg.pim.simd_lanes * cfg.pim.clock_ratio
         return macs_per_ck / (cfg.clock * dev.tck_ns * 1e-9)
 
     def prices(self, cfg, table):
