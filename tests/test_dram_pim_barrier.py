@@ -9,6 +9,7 @@ from archsim.errors import ConfigError
 from archsim.uarch.dram_pim import engine as E
 from archsim.uarch.dram_pim import gemv_cycles, resolve
 from archsim.uarch.dram_pim.api import _run_streams, load
+from test_dram_pim import _tiny_T
 
 PIMSIM = E.CTRL_EAGER_PRE | E.CTRL_ONE_BUS | E.CTRL_TAGGED_BARRIER | E.CTRL_DATA_END
 
@@ -90,17 +91,6 @@ def test_tagged_barrier_read_waits_for_the_head():
     # lookahead: ACT b1 goes out at 1 (behind the barrier), RD b1 at 4 -> 5 cycles
     T[E.T_CTRL] = E.CTRL_ONE_BUS
     assert E.run_stream(k, z, b, r, geom, T)[E.C_CYCLES] == 5
-
-
-def _tiny_T(**kw):
-    T = np.zeros(E.N_T, np.int64)
-    T[E.T_BL] = T[E.T_CCDS] = T[E.T_CCDL] = T[E.T_CWL] = T[E.T_ACTCK] = 1
-    T[E.T_RCDRD] = T[E.T_RCDWR] = 2
-    T[E.T_RAS], T[E.T_RP], T[E.T_RC], T[E.T_RTP], T[E.T_WR] = 4, 2, 6, 1, 2
-    T[E.T_RFC], T[E.T_REFI], T[E.T_REFRESH], T[E.T_WINDOW] = 10, 8, 1, 4
-    for k, v in kw.items():
-        T[getattr(E, k)] = v
-    return T
 
 
 def test_staggered_refresh_comes_at_refi_over_ranks():
