@@ -77,7 +77,7 @@ class NaiveDRAM:
                 self.ready[(n, f)] = max(self.ready.get((n, f), -1), past + lat)
 
 
-def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=16):
+def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=16, closed=False):
     d = NaiveDRAM(preset, C)
     N = len(ch)
     NB = preset.banks_per_channel
@@ -181,18 +181,26 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
                 if first[q] < 0:
                     o = openr.get((c, bank[q]), -1)
                     first[q] = 0 if o == row[q] else (2 if o >= 0 else 1)
-                d.issue(cm, c, d.ids(bank[q]), t)
+                iss = cm
+                if closed and cm in (RD, WR) and not any(
+                        x != q and bank[x] == bank[q] and row[x] == row[q] for x in rq[c] + wq[c]):
+                    # closed page: auto-precharge unless another queued request hits the row
+                    iss = K.WRA if cm == WR else K.RDA
+                    cnt[PRE] = cnt.get(PRE, 0) + 1
+                d.issue(iss, c, d.ids(bank[q]), t)
                 if cm == ACT:
                     openr[(c, bank[q])] = row[q]
                     buf.pop(k); aq[c].append(q)
                 elif cm == PRE:
                     openr[(c, bank[q])] = -1
                 else:
+                    if iss != cm:
+                        openr[(c, bank[q])] = -1
                     depart[q] = t + (0 if isw[q] else RL)
                     buf.pop(k)
 
 
-def kernel_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh):
+def kernel_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, closed=False):
     L, lsize, ncount, NB, bnode, haswin, hassib, rscope = static_arrays(preset)
     loff = np.zeros(L, dtype=np.int64)
     for lv in range(1, L):
@@ -204,7 +212,7 @@ def kernel_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh):
     ticks = K.run_controller(ch, bank, row, isw, addr, cyc, L, lsize, ncount, loff, bnode, rscope,
                              t.c_start, t.c_fol, t.c_lat, t.c_win, t.c_sib, haswin, hassib,
                              preset.standard.dual_bus, False, t.read_latency, 1 if refresh else 0,
-                             t.timing["nREFI"], t.timing["nREFIpb"], 32, 32, 0.8, 0.2, 16, False,
+                             t.timing["nREFI"], t.timing["nREFIpb"], Q, Q, 0.8, 0.2, 16, closed,
                              C, NB, arrive, depart, cc, first)
     return ticks, arrive, depart, first, cc
 
@@ -235,6 +243,61 @@ def test_controller_matches_naive_twin(data):
     tot = cc.sum(axis=0)
     assert tot[K.CC_ACT] == cnt.get(ACT, 0) and tot[K.CC_RD] == cnt.get(RD, 0) and tot[K.CC_WR] == cnt.get(WR, 0)
     assert tot[K.CC_REF] == cnt.get(REF, 0) and tot[K.CC_PRE] == cnt.get(PRE, 0)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.data())
+def test_controller_matches_naive_twin_queue_depths_and_closed_page(data):
+    """The queue scan evaluates one request per (bank, hits open row) class, found through bit
+    masks over queue positions (several words beyond 64 entries); closed page auto-precharges
+    unless another queued request hits the row. Both against the tick-by-tick twin."""
+    name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000"]))
+    p = load_preset(name)
+    Q = data.draw(st.sampled_from([2, 5, 32, 70]))
+    closed = data.draw(st.booleans())
+    C = 1 if Q == 70 else data.draw(st.sampled_from([1, 2]))
+    n = data.draw(st.integers(75, 110)) if Q == 70 else data.draw(st.integers(5, 50))
+    NB = p.banks_per_channel
+    nb = data.draw(st.sampled_from([1, 3, 6]))
+    ch = np.array(data.draw(st.lists(st.integers(0, C - 1), min_size=n, max_size=n)), np.int64)
+    bank = np.array(data.draw(st.lists(st.integers(0, min(NB, nb) - 1), min_size=n, max_size=n)), np.int64)
+    row = np.array(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), np.int64)
+    isw = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), np.bool_)
+    col = np.array(data.draw(st.lists(st.integers(0, 7), min_size=n, max_size=n)), np.int64)
+    addr = ((row * NB + bank) * 8 + col) * C + ch
+    cyc = np.zeros(n, np.int64) if Q == 70 else \
+        np.cumsum(np.array(data.draw(st.lists(st.integers(0, 40), min_size=n, max_size=n)), np.int64)) \
+        * data.draw(st.sampled_from([0, 1, 20]))
+    refresh = data.draw(st.booleans())
+    t1, a1, d1, f1, cc = kernel_controller(p, C, ch, bank, row, isw, addr, cyc, refresh, Q=Q, closed=closed)
+    t2, a2, d2, f2, cnt = naive_controller(p, C, list(ch), list(bank), list(row), list(isw), list(addr),
+                                           list(cyc), refresh, Q=Q, closed=closed)
+    assert (t1, list(a1), list(d1), list(f1)) == (t2, a2, d2, f2)
+    tot = cc.sum(axis=0)
+    assert tot[K.CC_ACT] == cnt.get(ACT, 0) and tot[K.CC_RD] == cnt.get(RD, 0) and tot[K.CC_WR] == cnt.get(WR, 0)
+    assert tot[K.CC_REF] == cnt.get(REF, 0) and tot[K.CC_PRE] == cnt.get(PRE, 0)
+
+
+def test_closed_page_active_request_whose_row_was_auto_precharged():
+    """HBM2, 5-entry queues, closed page: a request in the active buffer can see its row closed
+    by the auto-precharge of another request to that row (the check looks at the queues only);
+    its own auto-precharge check then has to look for its row among requests that do not hit
+    the (closed) bank. Fixed random example that needs this, against the twin."""
+    p = load_preset("HBM2-2000")
+    NB = p.banks_per_channel
+    bank = np.array([1, 0, 0, 0, 1, 2, 2, 2, 1, 2, 1, 0, 0, 1, 0, 1, 2, 0, 2, 2, 0, 2, 2, 2, 0, 0, 2, 2, 0, 2], np.int64)
+    row = np.array([3, 0, 1, 3, 1, 3, 0, 1, 3, 3, 2, 2, 3, 3, 3, 3, 2, 0, 3, 1, 1, 3, 3, 1, 2, 0, 0, 3, 1, 0], np.int64)
+    isw = np.array([0, 1, 1, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 1, 1], np.bool_)
+    col = np.array([3, 0, 6, 5, 3, 1, 5, 4, 7, 2, 3, 2, 2, 4, 5, 4, 5, 0, 0, 4, 7, 2, 6, 1, 4, 0, 6, 4, 0, 2], np.int64)
+    n = len(bank)
+    ch = np.zeros(n, np.int64)
+    addr = (row * NB + bank) * 8 + col
+    cyc = np.zeros(n, np.int64)
+    t1, a1, d1, f1, cc = kernel_controller(p, 1, ch, bank, row, isw, addr, cyc, False, Q=5, closed=True)
+    t2, a2, d2, f2, cnt = naive_controller(p, 1, list(ch), list(bank), list(row), list(isw), list(addr),
+                                           list(cyc), False, Q=5, closed=True)
+    assert (t1, list(a1), list(d1), list(f1)) == (t2, a2, d2, f2)
+    assert cc.sum(axis=0)[K.CC_PRE] == cnt.get(PRE, 0)
 
 
 # ------------------------------------------------------------------ address decoder

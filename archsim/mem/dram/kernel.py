@@ -15,7 +15,9 @@ The transfer engine of the timing kernel lives in :mod:`archsim.mem.dram.engine`
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir as llir
+from numba import njit, types
+from numba.extending import intrinsic
 
 ACT, PRE, PREA, RD, WR, RDA, WRA, REF, REFPB = 0, 1, 2, 3, 4, 5, 6, 7, 8
 N_CMD = 9
@@ -51,7 +53,7 @@ def ready_bank(ready, loff, ncount, bnode, L, cmd, c, b):
     return r
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def ready_path(ready, pnode, L, cmd, cb):
     """:func:`ready_bank` over a precomputed row of node ids (``pnode[c * NB + b]``)."""
     r = ready[pnode[cb, 0], cmd]
@@ -62,7 +64,7 @@ def ready_path(ready, pnode, L, cmd, cb):
     return r
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def ready_scope(ready, loff, ncount, L, cmd, c, s, sidx):
     """First tick an all-bank command may issue to node ``sidx`` of level ``s``."""
     r = np.int64(-1)
@@ -101,7 +103,7 @@ def _apply_target(ready, hist, haswin, c_start, c_fol, c_lat, c_win, c_sib, n, l
             ready[n, f] = v
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def issue_update(ready, hist, haswin, hassib, c_start, c_fol, c_lat, c_win, c_sib,
                  loff, ncount, lsize, bnode, L, cmd, c, s, sidx, t):
     """Apply the constraints of ``cmd`` issued at tick ``t`` to node ``sidx`` of level ``s``
@@ -183,7 +185,7 @@ def split_tables(c_start, c_fol, c_lat, c_win, c_sib, L):
     return start, fol, lat, win
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def issue_bank(ready, hist, haswin, hassib, e_start, e_fol, e_lat, e_win, pnode, pown, lsize,
                L, cmd, cb, b, t):
     """:func:`issue_update` for a bank-level command (``s = L-1``) over the precomputed path
@@ -303,22 +305,12 @@ def map_addresses(addrs, tx_bits, fkind, fbits, mode, xor_mode, L, lsize, row_bi
 
 
 # ------------------------------------------------------------------ controller (trace replay)
-@njit(cache=True)
-def _cmd_for(open_row, c, NB, b, row, is_w):
-    o = open_row[c * NB + b]
-    if o < 0:
-        return ACT
-    if o == row:
-        return WR if is_w else RD
-    return PRE
-
-
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def _is_col(cmd):
     return cmd == RD or cmd == WR or cmd == RDA or cmd == WRA
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def _scope_active(act_cnt, c, NB, ncount, s, sidx, L):
     per = ncount[L - 1] // ncount[s]
     for b in range(sidx * per, (sidx + 1) * per):
@@ -327,45 +319,175 @@ def _scope_active(act_cnt, c, NB, ncount, s, sidx, L):
     return False
 
 
-@njit(cache=True)
-def _buf_append(buf, skp, blen, bhead, c, q, t_bank, t_row):
-    """Append request q; consecutive entries with the same bank and row form a run whose head
-    holds the number of further members (scans visit run heads only)."""
-    n = blen[c]
-    if n > 0:
-        last = buf[c, n - 1]
-        if t_bank[last] == t_bank[q] and t_row[last] == t_row[q]:
-            skp[c, bhead[c]] += 1
-            buf[c, n] = q
-            skp[c, n] = 0
-            blen[c] = n + 1
-            return
-    buf[c, n] = q
-    skp[c, n] = 0
-    bhead[c] = n
-    blen[c] = n + 1
+# Request queues (read and write queue of each channel, row ``qr = 2 * channel + (1 if write)``)
+# are kept in age order, compacted, with bit masks over the positions: per (queue, bank) the
+# positions of that bank's requests (``bm``), per queue the requests that hit their bank's open
+# row (``hm``) and the class heads (``hd``): the oldest request of each (bank, hits open row)
+# class. Requests of one class have the same next command (column command, or ACT / PRE), the
+# same filters and the same readiness, so an FR-FCFS scan ("oldest ready first") only needs to
+# evaluate the class heads, in position order.
+@intrinsic
+def _ctz(typingctx, x):
+    """Index of the lowest set bit of a non-zero uint64."""
+    sig = types.int64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], llir.Constant(llir.IntType(1), 0))
+    return sig, codegen
 
 
-@njit(cache=True)
-def _buf_remove(buf, skp, blen, bhead, c, k):
-    """Remove the run head at position k (the scheduler only ever picks run heads)."""
-    n = blen[c]
-    sk = skp[c, k]
-    for j in range(k, n - 1):
-        buf[c, j] = buf[c, j + 1]
-        skp[c, j] = skp[c, j + 1]
-    blen[c] = n - 1
-    if sk > 0:
-        skp[c, k] = sk - 1
-    if bhead[c] > k:
-        bhead[c] -= 1
-    elif bhead[c] == k and sk == 0:
-        h = 0
-        j = 0
-        while j < n - 1:
-            h = j
-            j += 1 + skp[c, j]
-        bhead[c] = h
+@njit(cache=True, inline='always')
+def _mask_drop(m, r, pos, W):
+    """Delete bit ``pos`` of the multi-word mask ``m[r]``: the bits above it move down one."""
+    one = np.uint64(1)
+    w0 = pos >> 6
+    s = np.uint64(pos & 63)
+    x = m[r, w0]
+    x = (x & ((one << s) - one)) | (((x >> s) >> one) << s)
+    for w in range(w0 + 1, W):
+        y = m[r, w]
+        m[r, w - 1] = x | ((y & one) << np.uint64(63))
+        x = y >> one
+    m[r, W - 1] = x
+
+
+@njit(cache=True, inline='always')
+def _q_heads(bm, hm, hd, qr, bi, W):
+    """Recompute the class heads of one bank (row ``bi`` of ``bm``) in queue ``qr``."""
+    one = np.uint64(1)
+    fh = True
+    fn = True
+    for w in range(W):
+        x = bm[bi, w]
+        if x == 0:
+            continue
+        hd[qr, w] &= ~x
+        h = x & hm[qr, w]
+        nh = x & ~hm[qr, w]
+        if fh and h != 0:
+            hd[qr, w] |= h & (~h + one)
+            fh = False
+        if fn and nh != 0:
+            hd[qr, w] |= nh & (~nh + one)
+            fn = False
+
+
+@njit(cache=True, inline='always')
+def _q_append(qbuf, qlen, bm, hm, hd, colb, qr, bi, cb, kq, q, hit, W):
+    """Append request q (bank row ``bi`` of ``bm``; ``hit``: its row is open)."""
+    pos = qlen[qr]
+    w = pos >> 6
+    bit = np.uint64(1) << np.uint64(pos & 63)
+    head = True
+    for ww in range(W):
+        x = bm[bi, ww] & (hm[qr, ww] if hit else ~hm[qr, ww])
+        if x != 0:
+            head = False
+            break
+    qbuf[qr, pos] = q
+    bm[bi, w] |= bit
+    if hit:
+        hm[qr, w] |= bit
+        colb[cb, kq] += 1
+    if head:
+        hd[qr, w] |= bit
+    qlen[qr] = pos + 1
+
+
+@njit(cache=True, inline='always')
+def _q_remove(qbuf, qlen, bm, hm, hd, colb, qr, b, cb, kq, pos, NB, W):
+    """Remove the request at position ``pos`` (of bank ``b``); the next request of its class
+    becomes the class head if it was one."""
+    n = qlen[qr]
+    w = pos >> 6
+    bit = np.uint64(1) << np.uint64(pos & 63)
+    hit = (hm[qr, w] & bit) != 0
+    head = (hd[qr, w] & bit) != 0
+    for j in range(pos, n - 1):
+        qbuf[qr, j] = qbuf[qr, j + 1]
+    qlen[qr] = n - 1
+    base = qr * NB
+    if W == 1:
+        lo = (np.uint64(1) << np.uint64(pos)) - np.uint64(1)
+        for bb in range(base, base + NB):
+            x = bm[bb, 0]
+            bm[bb, 0] = (x & lo) | ((x >> np.uint64(1)) & ~lo)
+    else:
+        for bb in range(NB):
+            _mask_drop(bm, base + bb, pos, W)
+    _mask_drop(hm, qr, pos, W)
+    _mask_drop(hd, qr, pos, W)
+    if hit:
+        colb[cb, kq] -= 1
+    if head:
+        bi = base + b
+        for ww in range(W):
+            x = bm[bi, ww] & (hm[qr, ww] if hit else ~hm[qr, ww])
+            if x != 0:
+                hd[qr, ww] |= x & (~x + np.uint64(1))
+                break
+
+
+@njit(cache=True, inline='always')
+def _q_reopen(qbuf, bm, hm, hd, colb, t_row, qr, bi, cb, kq, orow, W):
+    """The open row of a bank became ``orow`` (-1: closed): hit flags and count of its queued
+    requests, and its class heads."""
+    any_ = False
+    for w in range(W):
+        if bm[bi, w] != 0:
+            any_ = True
+    if not any_:
+        return
+    n = 0
+    for w in range(W):
+        x = bm[bi, w]
+        if x == 0:
+            continue
+        h = np.uint64(0)
+        if orow >= 0:
+            y = x
+            while y != 0:
+                s = _ctz(y)
+                y &= y - np.uint64(1)
+                if t_row[qbuf[qr, w * 64 + s]] == orow:
+                    h |= np.uint64(1) << np.uint64(s)
+                    n += 1
+        hm[qr, w] = (hm[qr, w] & ~x) | h
+    colb[cb, kq] = n
+    _q_heads(bm, hm, hd, qr, bi, W)
+
+
+@njit(cache=True, inline='always')
+def _q_has_row(qbuf, bm, t_row, qr, bi, row, W):
+    """Whether queue ``qr`` holds a request of the bank (row ``bi`` of ``bm``) to ``row``."""
+    for w in range(W):
+        y = bm[bi, w]
+        while y != 0:
+            s = _ctz(y)
+            y &= y - np.uint64(1)
+            if t_row[qbuf[qr, w * 64 + s]] == row:
+                return True
+    return False
+
+
+@njit(cache=True, inline='always')
+def _row_changed(qbuf, bm, hm, hd, colb, t_row, c, b, NB, orow, W):
+    cb = c * NB + b
+    for kq in range(2):
+        qr = 2 * c + kq
+        _q_reopen(qbuf, bm, hm, hd, colb, t_row, qr, qr * NB + b, cb, kq, orow, W)
+
+
+@njit(cache=True, inline='always')
+def _ready_lb(ready, pnode, L, lb, cmd, cb, t):
+    """:func:`ready_path`, skipped while the value it returned last time is still in the
+    future (ready ticks only grow: the cached value is a lower bound, exact once it is <= t)."""
+    v = lb[cb, cmd]
+    if v > t:
+        return v
+    v = ready_path(ready, pnode, L, cmd, cb)
+    lb[cb, cmd] = v
+    return v
 
 
 @njit(cache=True)
@@ -392,14 +514,13 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     hist = np.full((n_nodes, N_CMD, W_MAX), -1, dtype=np.int64)
     open_row = np.full(C * NB, -1, dtype=np.int64)
     act_cnt = np.zeros(C * NB, dtype=np.int64)
-    rbuf = np.zeros((C, q_read), dtype=np.int64)
-    rskp = np.zeros((C, q_read), dtype=np.int64)
-    rhead = np.zeros(C, dtype=np.int64)
-    rlen = np.zeros(C, dtype=np.int64)
-    wbuf = np.zeros((C, q_write), dtype=np.int64)
-    wskp = np.zeros((C, q_write), dtype=np.int64)
-    whead = np.zeros(C, dtype=np.int64)
-    wlen = np.zeros(C, dtype=np.int64)
+    QM = q_read if q_read > q_write else q_write
+    W = (QM + 63) // 64
+    qbuf = np.zeros((2 * C, QM), dtype=np.int64)
+    qlen = np.zeros(2 * C, dtype=np.int64)
+    bm = np.zeros((2 * C * NB, W), dtype=np.uint64)
+    hm = np.zeros((2 * C, W), dtype=np.uint64)
+    hd = np.zeros((2 * C, W), dtype=np.uint64)
     abuf = np.zeros((C, NB + 1), dtype=np.int64)
     alen = np.zeros(C, dtype=np.int64)
     n_scope = ncount[rscope]
@@ -409,6 +530,11 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     plen = np.zeros(C, dtype=np.int64)
     wmode = np.zeros(C, dtype=np.bool_)
     nxt = np.full(C, INF, dtype=np.int64)
+    due = np.zeros(C, dtype=np.int64)
+    # queued writes per (channel, address hash): the frontend looks for a queued write to the
+    # same address (coalescing, read forwarding) only when its bucket is not empty
+    WH = 1024
+    whash = np.zeros(C * WH, dtype=np.int64)
     # queue sizes seen by the ticks a channel skips (nothing issues there, but the write-drain
     # mode is still re-evaluated on each of them)
     last_proc = np.zeros(C, dtype=np.int64)
@@ -428,21 +554,16 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
         for b in range(NB):
             for lv in range(L):
                 pnode[c * NB + b, lv] = loff[lv] + c * ncount[lv] + bnode[lv, b]
-    # queue scans: (bank, row) pairs already evaluated in the current scan (same verdict)
     pown = np.zeros((NB, L), dtype=np.int64)
     for b in range(NB):
         for lv in range(1, L):
             pown[b, lv] = bnode[lv, b] % lsize[lv]
     e_start, e_fol, e_lat, e_win = split_tables(c_start, c_fol, c_lat, c_win, c_sib, L)
     # queued requests (read queue 0, write queue 1) that hit their bank's open row, per
-    # (channel, bank) and per channel: with separate command buses, the column-bus scan of a
-    # queue without such a request, and the row-bus scan of a queue with only such requests,
-    # find nothing and are skipped
+    # (channel, bank)
     colb = np.zeros((C * NB, 2), dtype=np.int64)
-    colq = np.zeros((C, 2), dtype=np.int64)
-    seen_scan = np.zeros(NB, dtype=np.int64)
-    seen_row = np.zeros(NB, dtype=np.int64)
-    scan_id = np.int64(0)
+    # lower bounds of ready_path per (channel * NB + bank, command)
+    lbr = np.full((C * NB, N_CMD), -1, dtype=np.int64)
 
     next_ref = n_refi if refresh_mode == 1 else (n_refipb if refresh_mode == 2 else INF)
     ref_step = n_refi if refresh_mode == 1 else n_refipb
@@ -462,10 +583,13 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                 break
             c = t_ch[i]
             ok = False
+            wr = 2 * c + 1
+            cb = c * NB + t_bank[i]
+            ah = c * WH + ((t_addr[i] >> 5) & (WH - 1))
             if t_isw[i]:
                 dup = False
-                for k in range(wlen[c]):
-                    if t_addr[wbuf[c, k]] == t_addr[i]:
+                for k in range(qlen[wr] if whash[ah] > 0 else 0):
+                    if t_addr[qbuf[wr, k]] == t_addr[i]:
                         dup = True
                         break
                 if dup:
@@ -474,18 +598,17 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     cc[c, CC_WACCEPT] += 1
                     arrive[i] = t
                     depart[i] = t
-                elif wlen[c] < q_write:
-                    _buf_append(wbuf, wskp, wlen, whead, c, i, t_bank, t_row)
-                    if open_row[c * NB + t_bank[i]] == t_row[i]:
-                        colb[c * NB + t_bank[i], 1] += 1
-                        colq[c, 1] += 1
+                elif qlen[wr] < q_write:
+                    _q_append(qbuf, qlen, bm, hm, hd, colb, wr, wr * NB + t_bank[i], cb, 1, i,
+                              open_row[cb] == t_row[i], W)
+                    whash[ah] += 1
                     ok = True
                     arrive[i] = t
                     cc[c, CC_WACCEPT] += 1
             else:
                 fwd = False
-                for k in range(wlen[c]):
-                    if t_addr[wbuf[c, k]] == t_addr[i]:
+                for k in range(qlen[wr] if whash[ah] > 0 else 0):
+                    if t_addr[qbuf[wr, k]] == t_addr[i]:
                         fwd = True
                         break
                 if fwd:
@@ -494,11 +617,9 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     depart[i] = t + 1
                     cc[c, CC_FWD] += 1
                     cc[c, CC_RACCEPT] += 1
-                elif rlen[c] < q_read:
-                    _buf_append(rbuf, rskp, rlen, rhead, c, i, t_bank, t_row)
-                    if open_row[c * NB + t_bank[i]] == t_row[i]:
-                        colb[c * NB + t_bank[i], 0] += 1
-                        colq[c, 0] += 1
+                elif qlen[wr - 1] < q_read:
+                    _q_append(qbuf, qlen, bm, hm, hd, colb, wr - 1, (wr - 1) * NB + t_bank[i], cb, 0, i,
+                              open_row[cb] == t_row[i], W)
                     ok = True
                     arrive[i] = t
                     cc[c, CC_RACCEPT] += 1
@@ -537,10 +658,14 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     pb_rr[c] = (pb_rr[c] + 1) % NB
                 nxt[c] = t
             next_ref += ref_step
-        # ---- controllers
+        # ---- controllers (the channels due at t)
+        nd = 0
         for c in range(C):
-            if nxt[c] > t:
-                continue
+            if nxt[c] <= t:
+                due[nd] = c
+                nd += 1
+        for di in range(nd):
+            c = due[di]
             if last_proc[c] < t - 1 and snap_p[c] == 0:
                 if not wmode[c]:
                     if snap_w[c] > wr_hi * q_write or snap_r[c] == 0:
@@ -567,7 +692,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     for k in range(alen[c]):
                         q = abuf[c, k]
                         cmd = WR if t_isw[q] else RD
-                        r = ready_path(ready, pnode, L, cmd, c * NB + t_bank[q])
+                        r = _ready_lb(ready, pnode, L, lbr, cmd, c * NB + t_bank[q], t)
                         if r <= t:
                             if arrive[q] < best_arr:
                                 best_arr = arrive[q]
@@ -613,69 +738,51 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                 # 3. read / write queue
                 if sel_buf < 0 and plen[c] == 0:
                     if not wmode[c]:
-                        if wlen[c] > wr_hi * q_write or rlen[c] == 0:
+                        if qlen[2 * c + 1] > wr_hi * q_write or qlen[2 * c] == 0:
                             wmode[c] = True
                     else:
-                        if wlen[c] < wr_lo * q_write and rlen[c] != 0:
+                        if qlen[2 * c + 1] < wr_lo * q_write and qlen[2 * c] != 0:
                             wmode[c] = False
                     isw = wmode[c]
-                    n = wlen[c] if isw else rlen[c]
-                    if dual_bus:
-                        nc = colq[c, 1 if isw else 0]
-                        if (slot == 0 and nc == 0) or (slot == 1 and nc == n):
-                            n = 0
-                    last_b = -1
-                    last_cmd = -1
-                    last_r = np.int64(0)
-                    k = -1
-                    nk = 0
-                    scan_id += 1
-                    while nk < n:
-                        # visit run heads only: the members of a run (same bank and row) share
-                        # the head's next command, filters and readiness, and are younger
-                        k = nk
-                        if isw:
-                            q = wbuf[c, k]
-                            nk = k + 1 + wskp[c, k]
-                        else:
-                            q = rbuf[c, k]
-                            nk = k + 1 + rskp[c, k]
-                        b = t_bank[q]
-                        # an older request to the same bank and row was evaluated in this scan
-                        # (same command, filters and readiness): it was not selected
-                        if seen_scan[b] == scan_id and seen_row[b] == t_row[q]:
-                            continue
-                        seen_scan[b] = scan_id
-                        seen_row[b] = t_row[q]
-                        cmd = _cmd_for(open_row, c, NB, b, t_row[q], isw)
-                        if _is_col(cmd):
-                            if not col_ok:
-                                continue
-                        else:
-                            if not row_ok:
-                                continue
-                            if cmd == PRE and act_cnt[c * NB + b] > 0:
-                                continue
-                            if edge_rules and not rising:
-                                if cmd != PRE:
-                                    continue
-                                if t == rise_edge[c] and b // banks_per_pc == rise_pc[c]:
-                                    if rise_bank[c] < 0 or b == rise_bank[c]:
-                                        continue
-                        if b == last_b and cmd == last_cmd:
-                            r = last_r
-                        else:
-                            r = ready_path(ready, pnode, L, cmd, c * NB + b)
-                            last_b = b
-                            last_cmd = cmd
-                            last_r = r
-                        if r <= t:
-                            sel_buf = 3 if isw else 2
-                            sel_pos = k
-                            sel_cmd = cmd
+                    qr = 2 * c + (1 if isw else 0)
+                    found = False
+                    for w in range(W):
+                        if found:
                             break
-                        elif r < minr:
-                            minr = r
+                        x = hd[qr, w]
+                        hw = hm[qr, w]
+                        if not col_ok:
+                            x &= ~hw
+                        if not row_ok:
+                            x &= hw
+                        while x != 0:
+                            s = _ctz(x)
+                            x &= x - np.uint64(1)
+                            k = w * 64 + s
+                            q = qbuf[qr, k]
+                            b = t_bank[q]
+                            cb = c * NB + b
+                            if (hw >> np.uint64(s)) & np.uint64(1):
+                                cmd = WR if isw else RD
+                            else:
+                                cmd = ACT if open_row[cb] < 0 else PRE
+                                if cmd == PRE and act_cnt[cb] > 0:
+                                    continue
+                                if edge_rules and not rising:
+                                    if cmd != PRE:
+                                        continue
+                                    if t == rise_edge[c] and b // banks_per_pc == rise_pc[c]:
+                                        if rise_bank[c] < 0 or b == rise_bank[c]:
+                                            continue
+                            r = _ready_lb(ready, pnode, L, lbr, cmd, cb, t)
+                            if r <= t:
+                                sel_buf = 3 if isw else 2
+                                sel_pos = k
+                                sel_cmd = cmd
+                                found = True
+                                break
+                            elif r < minr:
+                                minr = r
                 if sel_buf < 0:
                     continue
                 # ---- issue
@@ -690,10 +797,9 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                         per = NB // n_scope
                         if cmd == PREA:
                             for b in range(sx * per, (sx + 1) * per):
-                                open_row[c * NB + b] = -1
-                                for kq in range(2):
-                                    colq[c, kq] -= colb[c * NB + b, kq]
-                                    colb[c * NB + b, kq] = 0
+                                if open_row[c * NB + b] >= 0:
+                                    open_row[c * NB + b] = -1
+                                    _row_changed(qbuf, bm, hm, hd, colb, t_row, c, b, NB, -1, W)
                             cc[c, CC_PREA] += 1
                         else:
                             cc[c, CC_REF] += 1
@@ -704,9 +810,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                                    lsize, L, cmd, c * NB + sx, sx, t)
                         if cmd == PRE:
                             open_row[c * NB + sx] = -1
-                            for kq in range(2):
-                                colq[c, kq] -= colb[c * NB + sx, kq]
-                                colb[c * NB + sx, kq] = 0
+                            _row_changed(qbuf, bm, hm, hd, colb, t_row, c, sx, NB, -1, W)
                             cc[c, CC_PRE] += 1
                         else:
                             cc[c, CC_REFPB] += 1
@@ -725,10 +829,8 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     continue
                 if sel_buf == 0:
                     q = abuf[c, sel_pos]
-                elif sel_buf == 2:
-                    q = rbuf[c, sel_pos]
                 else:
-                    q = wbuf[c, sel_pos]
+                    q = qbuf[2 * c + (sel_buf - 2), sel_pos]
                 b = t_bank[q]
                 isw = t_isw[q]
                 if first_cmd[q] < 0:
@@ -742,20 +844,18 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     first_cmd[q] = kind
                     cc[c, (CC_WHIT if isw else CC_RHIT) + kind] += 1
                 final = _is_col(cmd)
+                cb = c * NB + b
                 if final and closed_page:
-                    # auto-precharge unless another queued request hits the same row
-                    other = False
-                    for k in range(rlen[c]):
-                        qq = rbuf[c, k]
-                        if qq != q and t_bank[qq] == b and t_row[qq] == t_row[q]:
-                            other = True
-                            break
-                    if not other:
-                        for k in range(wlen[c]):
-                            qq = wbuf[c, k]
-                            if qq != q and t_bank[qq] == b and t_row[qq] == t_row[q]:
-                                other = True
-                                break
+                    # auto-precharge unless another queued request hits the same row (the row
+                    # is open: those are the hits of the bank, minus q itself)
+                    if open_row[cb] == t_row[q]:
+                        other = (colb[cb, 0] - (1 if sel_buf == 2 else 0) > 0
+                                 or colb[cb, 1] - (1 if sel_buf == 3 else 0) > 0)
+                    else:
+                        # an active-buffer request whose row another request's auto-precharge
+                        # closed: look for its row among the bank's queued requests
+                        other = (_q_has_row(qbuf, bm, t_row, 2 * c, (2 * c) * NB + b, t_row[q], W)
+                                 or _q_has_row(qbuf, bm, t_row, 2 * c + 1, (2 * c + 1) * NB + b, t_row[q], W))
                     if not other:
                         cmd = WRA if isw else RDA
                 issue_bank(ready, hist, haswin, hassib, e_start, e_fol, e_lat, e_win, pnode, pown,
@@ -791,51 +891,32 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                         for k in range(sel_pos, alen[c] - 1):
                             abuf[c, k] = abuf[c, k + 1]
                         alen[c] -= 1
-                        act_cnt[c * NB + b] -= 1
-                    elif sel_buf == 2:
-                        _buf_remove(rbuf, rskp, rlen, rhead, c, sel_pos)
+                        act_cnt[cb] -= 1
                     else:
-                        _buf_remove(wbuf, wskp, wlen, whead, c, sel_pos)
+                        qr = 2 * c + (sel_buf - 2)
+                        _q_remove(qbuf, qlen, bm, hm, hd, colb, qr, b, cb, sel_buf - 2, sel_pos, NB, W)
+                        if sel_buf == 3:
+                            whash[c * WH + ((t_addr[q] >> 5) & (WH - 1))] -= 1
                 elif cmd == ACT:
                     # promote to the active buffer
                     abuf[c, alen[c]] = q
                     alen[c] += 1
-                    act_cnt[c * NB + b] += 1
-                    if sel_buf == 2:
-                        _buf_remove(rbuf, rskp, rlen, rhead, c, sel_pos)
-                    elif sel_buf == 3:
-                        _buf_remove(wbuf, wskp, wlen, whead, c, sel_pos)
-                cb = c * NB + b
+                    act_cnt[cb] += 1
+                    if sel_buf >= 2:
+                        qr = 2 * c + (sel_buf - 2)
+                        _q_remove(qbuf, qlen, bm, hm, hd, colb, qr, b, cb, sel_buf - 2, sel_pos, NB, W)
+                        if sel_buf == 3:
+                            whash[c * WH + ((t_addr[q] >> 5) & (WH - 1))] -= 1
                 if cmd == ACT:
-                    rw = t_row[q]
-                    n0 = 0
-                    for k in range(rlen[c]):
-                        qq = rbuf[c, k]
-                        if t_bank[qq] == b and t_row[qq] == rw:
-                            n0 += 1
-                    n1 = 0
-                    for k in range(wlen[c]):
-                        qq = wbuf[c, k]
-                        if t_bank[qq] == b and t_row[qq] == rw:
-                            n1 += 1
-                    colq[c, 0] += n0 - colb[cb, 0]
-                    colb[cb, 0] = n0
-                    colq[c, 1] += n1 - colb[cb, 1]
-                    colb[cb, 1] = n1
+                    _row_changed(qbuf, bm, hm, hd, colb, t_row, c, b, NB, t_row[q], W)
                 elif cmd == PRE or cmd == RDA or cmd == WRA:
-                    for kq in range(2):
-                        colq[c, kq] -= colb[cb, kq]
-                        colb[cb, kq] = 0
-                elif final and sel_buf >= 2:
-                    kq = 1 if sel_buf == 3 else 0
-                    colb[cb, kq] -= 1
-                    colq[c, kq] -= 1
+                    _row_changed(qbuf, bm, hm, hd, colb, t_row, c, b, NB, -1, W)
             if n_issued > 0 or (edge_rules and not rising):
                 nxt[c] = t + 1
             else:
                 nxt[c] = minr if minr > t else t + 1
             last_proc[c] = t
-            snap_r[c] = rlen[c]
-            snap_w[c] = wlen[c]
+            snap_r[c] = qlen[2 * c]
+            snap_w[c] = qlen[2 * c + 1]
             snap_p[c] = plen[c]
     return t
