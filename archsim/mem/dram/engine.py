@@ -39,6 +39,7 @@ from archsim.mem.dram.kernel import ACT, F_CH, F_COL, F_ROW, INF, N_CMD, PRE, PR
 H_L, H_C, H_NB, H_NNODES, H_Q, H_NSCOPE, H_RSCOPE, H_RL, H_WL, H_REFI, H_NBL, H_FID = range(12)
 H_TXB, H_NF, H_MAPMODE, H_XOR, H_ROWB, H_COLB, H_PBITS, H_CHB, H_CHPOS, H_TX, H_BUSES = range(12, 23)
 H_EDGE, H_DUAL, H_RCD, O_LAST, O_XLAT = 23, 24, 25, 26, 27
+H_XCOLS = 28          # column commands issued by periodic extrapolation (a statistic)
 O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN = range(32, 42)
 O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK = range(42, 52)
 O_BUSY, O_MAXT, O_VCNT = 52, 53, 54
@@ -472,7 +473,7 @@ def _fill_cross(s):
 
 
 @njit(cache=True)
-def _interleave(s, counters, c, vb, vr, vn, v0, lo, hi, nv, iw, t, cmd, gap, t0, wk, K, is_write):
+def _interleave(s, counters, c, vb, vr, vn, v0, lo, hi, nv, iw, t, cmd, gap, t0, wk, K, is_write, lg, xs):
     """Interleaved column streams in closed form (``row_visit``). The visits of the window whose
     column command can issue before ``t + gap`` (the winner ``iw`` at ``t`` among them) form a
     round: member ``a`` at tick ``mt[a]``, then every ``gap`` ticks (its own bank's spacing), if
@@ -613,9 +614,479 @@ def _interleave(s, counters, c, vb, vr, vn, v0, lo, hi, nv, iw, t, cmd, gap, t0,
             counters[MC_ROW_HITS] += wk[W_REM, u]
         wk[W_REM, u] -= M
         wk[W_ENT, u] = -2
+        _x_log(lg, xs, u, cmd, mt[a], gap, M)
     counters[MC_WR if is_write else MC_RD] += M * p
     s[s[O_BUSY] + c] += M * p * s[H_NBL]
     return t_last + (s[H_WL] if is_write else s[H_RL])
+
+
+@njit(cache=True)
+def _x_log(lg, xs, u, cmd, t, gap, m):
+    """Record issued commands for the periodic extrapolation (``xs``: entries, on, snapshots)."""
+    if xs[1] == 0:
+        return
+    n = xs[0]
+    if n >= lg.shape[1]:
+        xs[0] = 0                 # full: start again, the snapshots that refer to it are dropped
+        xs[2] = 0
+        return
+    lg[0, n] = u
+    lg[1, n] = cmd
+    lg[2, n] = t
+    lg[3, n] = gap
+    lg[4, n] = m
+    xs[0] = n + 1
+# ----------------------------------------------------------------- periodic extrapolation
+# (row_visit) Streaming traffic settles into a periodic schedule: the state of a channel when
+# visit x + lag becomes the oldest unfinished one is the state at visit x, shifted by a fixed
+# number of ticks, with every bank renamed by the map that takes visit u's bank to visit
+# u + lag's. Snapshots of the state are taken at such moments (at least one window of column
+# commands apart); when two of them agree, the commands issued between them are the period,
+# and the following periods are issued in closed form as far as the inputs stay periodic.
+XJ = 8                # snapshots kept
+XLCAP = 4096          # command log entries (visit, command, first tick, spacing, count)
+XWV = 80              # window visits recorded per snapshot
+SN_LO, SN_HI, SN_K, SN_T, SN_LR, SN_LOG, SN_BUSY, SN_DONE, SN_OK = range(9)
+SN_CNT = 9            # counters MC_ACT .. MC_ROW_CONFLICTS (8)
+SN_RING = 17
+
+
+@njit(cache=True)
+def _x_size(s):
+    L = s[H_L]
+    nn = 0
+    for lv in range(L):
+        nn += s[s[O_NCOUNT] + lv]
+    return SN_RING + s[H_Q] + 2 * XWV + s[H_NB] + nn * 3 * (1 + W_MAX)
+
+
+@njit(cache=True)
+def _x_take(s, c, counters, wk, lo, hi, K, done, logn, cmd, sn):
+    """Snapshot of channel ``c`` at the top of a step of ``_serve``: window, visit states, the
+    last ``Q`` column ticks, open rows, and the ready / history tables (ACT, PRE and the
+    transfer's column command) of every node of the channel."""
+    Q = s[H_Q]
+    NB = s[H_NB]
+    L = s[H_L]
+    o_lc = s[O_LAST] + 2 * c
+    sn[SN_LO] = lo
+    sn[SN_HI] = hi
+    sn[SN_K] = K
+    sn[SN_T] = s[o_lc]
+    sn[SN_LR] = s[o_lc + 1]
+    sn[SN_LOG] = logn
+    sn[SN_BUSY] = s[s[O_BUSY] + c]
+    sn[SN_DONE] = done
+    for q in range(8):
+        sn[SN_CNT + q] = counters[MC_ACT + q]
+    ok = hi - lo <= XWV and K >= Q and s[o_lc] >= 0
+    sn[SN_OK] = 1 if ok else 0
+    if not ok:
+        return
+    for q in range(Q):
+        sn[SN_RING + q] = _ring_get(s, c, K - Q + q)
+    ov = SN_RING + Q
+    for j in range(hi - lo):
+        sn[ov + j] = wk[W_REM, lo + j]
+        sn[ov + XWV + j] = wk[W_FRESH, lo + j]
+    oo = ov + 2 * XWV
+    o_open = s[O_OPEN] + c * NB
+    for b in range(NB):
+        sn[oo + b] = s[o_open + b]
+    ot = oo + NB
+    o_rd = s[O_READY]
+    o_hi = s[O_HIST]
+    x = ot
+    for lv in range(L):
+        ncl = s[s[O_NCOUNT] + lv]
+        base = s[s[O_LOFF] + lv] + c * ncl
+        for jn in range(ncl):
+            n = base + jn
+            for ci in range(3):
+                cm = cmd if ci == 0 else (ACT if ci == 1 else PRE)
+                sn[x] = s[o_rd + n * N_CMD + cm]
+                h = o_hi + (n * N_CMD + cm) * W_MAX
+                for w in range(W_MAX):
+                    sn[x + 1 + w] = s[h + w]
+                x += 1 + W_MAX
+
+
+@njit(cache=True)
+def _x_try(s, counters, c, vb, vr, vn, v0, nv, wk, sa, sb, lg, cmd, t0, is_write, done, xw):
+    """Compare snapshot ``sa`` (visit x oldest) with the current one ``sb`` (visit x + lag):
+    if the state at ``sb`` is the state at ``sa`` shifted by ``D`` ticks with banks renamed by
+    the visit map u -> u + lag, issue ``k`` further periods in closed form and return the new
+    completion tick (-1: not applicable).
+
+    Equivalence is checked on everything the next ``k`` periods read: values below the lowest
+    tick a command of the horizon can take (the command-bus slots: every later command of this
+    call is at or after them) are all alike; the bank map must be a renaming that keeps the
+    hierarchy (nodes of one level to one level, parents to parents, one to one) on every visit
+    of the horizon; per bank the rows of the visits must be non-decreasing with the same
+    same-row pattern, and each bank's open row must relate to its first visit of the horizon
+    alike. The horizon ends before the visit map, the burst counts or the row pattern break
+    (end of the transfer), and the periods end before the next refresh is due; the period
+    itself must not contain one. The state after ``k`` periods is then exact: counters grow by
+    ``k`` times the period's, the tables take the commands of the last periods that are not
+    dominated (per bank and command the last one, the last ``W_MAX`` where a windowed
+    constraint reads the history), the ring the last ``Q`` column ticks."""
+    Q = s[H_Q]
+    NB = s[H_NB]
+    L = s[H_L]
+    if sa[SN_OK] == 0 or sb[SN_OK] == 0:
+        return -1
+    loA = sa[SN_LO]
+    loB = sb[SN_LO]
+    lag = loB - loA
+    nw = sa[SN_HI] - loA
+    if lag <= 0 or sb[SN_HI] - loB != nw:
+        return -2
+    KA = sa[SN_K]
+    KB = sb[SN_K]
+    dK = KB - KA
+    TA = sa[SN_T]
+    TB = sb[SN_T]
+    D = TB - TA
+    if dK <= 0 or D <= 0:
+        return -3
+    if s[H_EDGE] and (D & 1):
+        return -4
+    if sb[SN_CNT + MC_REF - MC_ACT] != sa[SN_CNT + MC_REF - MC_ACT]:
+        return -5
+    if wk[W_START, loA] - KA != wk[W_START, loB] - KB:
+        return -6
+    ov = SN_RING + Q
+    for j in range(nw):
+        if sa[ov + j] != sb[ov + j] or sa[ov + XWV + j] != sb[ov + XWV + j]:
+            return -7
+    dual = s[H_DUAL]
+    fcA = TA + 1
+    fcB = TB + 1
+    frA = sa[SN_LR] + 1
+    frB = sb[SN_LR] + 1
+    if not dual:
+        if frA > fcA:
+            fcA = frA
+        if frB > fcB:
+            fcB = frB
+        if fcA - TA != fcB - TB:
+            return -8
+    # visits the period observed (entered or looked ahead at): W_START < K + Q
+    vobs = loB
+    while vobs < nv and wk[W_START, vobs] < KB + Q + 1:
+        vobs += 1
+    vobs += 1
+    if vobs + lag > nv:
+        return -9
+    # horizon: the visit map u -> u + lag renames banks consistently, burst counts and row
+    # patterns repeat
+    o_bn = s[O_BNODE]
+    o_nc = s[O_NCOUNT]
+    NN = 0
+    for lv in range(L):
+        NN += s[o_nc + lv]
+    nmap = xw[0]
+    ninv = xw[1]
+    mark = xw[2]
+    fst = xw[3]
+    lastb = xw[4]
+    for x in range(NN):
+        nmap[x] = -1
+        ninv[x] = -1
+        mark[x] = 0
+    for b in range(NB):
+        fst[b] = -1
+        lastb[b] = -1
+    u = loA
+    stage = 0
+    while True:
+        ulim = vobs if stage == 0 else nv
+        broken = False
+        while u + lag < nv and u < ulim:
+            if vn[v0 + u] != vn[v0 + u + lag]:
+                broken = True
+                break
+            b = vb[v0 + u]
+            b2 = vb[v0 + u + lag]
+            good = True
+            no = 0
+            for lv in range(L):
+                jn = no + s[o_bn + lv * NB + b]
+                j2 = no + s[o_bn + lv * NB + b2]
+                m = nmap[jn]
+                if m < 0:
+                    if ninv[j2] >= 0:
+                        good = False
+                        break
+                    nmap[jn] = j2
+                    ninv[j2] = jn
+                elif m != j2:
+                    good = False
+                    break
+                no += s[o_nc + lv]
+            if not good:
+                broken = True
+                break
+            p = lastb[b]
+            if p >= 0:
+                r0 = vr[v0 + p]
+                r1 = vr[v0 + u]
+                q0 = vr[v0 + p + lag]
+                q1 = vr[v0 + u + lag]
+                if r1 < r0 or q1 < q0 or (r1 == r0) != (q1 == q0):
+                    broken = True
+                    break
+            else:
+                fst[b] = u
+            lastb[b] = u
+            u += 1
+        if stage == 1 or broken or u < ulim:
+            break
+        # the period's own visits map: a quick necessary check before the long scan (column
+        # ticks of the window, column-command tables of the nodes the next period reads)
+        for q in range(Q):
+            x = sa[SN_RING + q]
+            y = sb[SN_RING + q]
+            if (x if x > fcA else fcA) - TA != (y if y > fcB else fcB) - TB:
+                return -17
+        ot0 = ov + 2 * XWV + NB
+        for uu in range(loA, vobs):
+            b = vb[v0 + uu]
+            no = 0
+            for lv in range(L):
+                x = no + s[o_bn + lv * NB + b]
+                y = nmap[x]
+                pa = ot0 + x * 3 * (1 + W_MAX)
+                pb = ot0 + y * 3 * (1 + W_MAX)
+                va = sa[pa]
+                vbb = sb[pb]
+                if (va if va > fcA else fcA) - TA != (vbb if vbb > fcB else fcB) - TB:
+                    return -18
+                no += s[o_nc + lv]
+        stage = 1
+    hmax = u
+    if hmax < vobs:
+        return -10
+    k = (hmax - vobs) // lag + 1
+    # the period's commands: none may reach the next refresh in the following k periods
+    la = sa[SN_LOG]
+    lb = sb[SN_LOG]
+    tmax = np.int64(-1)
+    fmax = np.int64(-1)
+    rowp = False
+    for e in range(la, lb):
+        tl = lg[2, e] + (lg[4, e] - 1) * lg[3, e]
+        if tl > tmax:
+            tmax = tl
+        if lg[1, e] == cmd:
+            if tl > fmax:
+                fmax = tl
+        else:
+            rowp = True
+    if fmax < 0:
+        return -11
+    if s[H_REFI] > 0:
+        nref = INF
+        nsc = s[H_NSCOPE]
+        for x in range(nsc):
+            v = s[s[O_NEXTREF] + c * nsc + x]
+            if v < nref:
+                nref = v
+        kr = (nref - 1 - tmax) // D
+        if kr < k:
+            k = kr
+    if k < 1:
+        return -12
+    hc = vobs + (k - 1) * lag            # visits the k periods from sa read (in sa's frame)
+    # nodes the horizon reads, with the first visit that reads each (a mismatch there ends the
+    # horizon before that visit); open rows against each bank's first visit of the horizon
+    fv = xw[2]
+    for x in range(NN):
+        fv[x] = INF
+    rowcmd = rowp
+    oo = ov + 2 * XWV
+    lim = hc
+    for b in range(NB):
+        lastb[b] = -1
+    for u in range(loA, hc):
+        b = vb[v0 + u]
+        no = 0
+        for lv in range(L):
+            x = no + s[o_bn + lv * NB + b]
+            if fv[x] == INF:
+                fv[x] = u
+            no += s[o_nc + lv]
+        p = lastb[b]
+        if p >= 0:
+            if vr[v0 + p] != vr[v0 + u]:
+                rowcmd = True
+        else:
+            b2 = vb[v0 + u + lag]
+            oa = sa[oo + b]
+            ob = sb[oo + b2]
+            ra = vr[v0 + u]
+            rb = vr[v0 + u + lag]
+            ca = -1 if oa < 0 else (0 if oa == ra else (1 if oa < ra else 2))
+            cb = -1 if ob < 0 else (0 if ob == rb else (1 if ob < rb else 2))
+            if ca != cb or ca == 2:
+                if u < lim:
+                    lim = u
+            elif ca != 0:
+                rowcmd = True
+        lastb[b] = u
+    fmA = fcA
+    fmB = fcB
+    if rowcmd:
+        if frA - TA != frB - TB:
+            return -13
+        if frA < fmA:
+            fmA = frA
+        if frB < fmB:
+            fmB = frB
+    if t0 > fmA:
+        return -14                        # the transfer's issue tick still matters
+    for q in range(Q):
+        x = sa[SN_RING + q]
+        y = sb[SN_RING + q]
+        if (x if x > fmA else fmA) - TA != (y if y > fmB else fmB) - TB:
+            return -15
+    # tables of every node the horizon reads
+    ot = oo + NB
+    o_hw = s[O_HASWIN]
+    no = 0
+    for lv in range(L):
+        ncl = s[o_nc + lv]
+        for jn in range(ncl):
+            x = no + jn
+            if fv[x] >= lim:
+                continue
+            y = nmap[x]
+            eq = True
+            for ci in range(3 if rowcmd else 1):
+                cm = cmd if ci == 0 else (ACT if ci == 1 else PRE)
+                fa = fcA if ci == 0 else frA
+                fb = fcB if ci == 0 else frB
+                pa = ot + (x * 3 + ci) * (1 + W_MAX)
+                pb = ot + (y * 3 + ci) * (1 + W_MAX)
+                va = sa[pa]
+                vbb = sb[pb]
+                if (va if va > fa else fa) - TA != (vbb if vbb > fb else fb) - TB:
+                    eq = False
+                    break
+                if s[o_hw + lv * N_CMD + cm]:
+                    # history entries only matter through windowed constraints of this command
+                    lm = np.int64(0)
+                    cs = s[O_CSTART] + lv * (N_CMD + 1) + cm
+                    for kk in range(s[cs], s[cs + 1]):
+                        if s[s[O_CWIN] + kk] > 1 and s[s[O_CLAT] + kk] > lm:
+                            lm = s[s[O_CLAT] + kk]
+                    ha = fmA - lm
+                    hb = fmB - lm
+                    for w in range(W_MAX):
+                        va = sa[pa + 1 + w]
+                        vbb = sb[pb + 1 + w]
+                        if (va if va > ha else ha) - TA != (vbb if vbb > hb else hb) - TB:
+                            eq = False
+                    if not eq:
+                        break
+            if not eq:
+                if fv[x] < lim:
+                    lim = fv[x]
+        no += ncl
+    if lim < hc:
+        if lim < vobs:
+            return -16
+        k = (lim - vobs) // lag + 1
+    # ---- k periods in closed form
+    for q in range(8):
+        counters[MC_ACT + q] += k * (sb[SN_CNT + q] - sa[SN_CNT + q])
+    s[s[O_BUSY] + c] += k * (sb[SN_BUSY] - sa[SN_BUSY])
+    # table updates that are not dominated: per (bank, command) the last one (the last W_MAX
+    # where a level keeps that command's history), in tick order
+    nd = xw[5]
+    for ci in range(3):
+        cm = cmd if ci == 0 else (ACT if ci == 1 else PRE)
+        nd[ci] = 1
+        for lv in range(L):
+            if s[o_hw + lv * N_CMD + cm]:
+                nd[ci] = W_MAX
+    got = xw[6]
+    for x in range(3 * NB):
+        got[x] = 0
+    sel = xw[7:11]
+    nsel = 0
+    for jj in range(k, 0, -1):
+        for e in range(lb - 1, la - 1, -1):
+            uu = lg[0, e] + jj * lag
+            b = vb[v0 + uu]
+            cm = lg[1, e]
+            ci = 0 if cm == cmd else (1 if cm == ACT else 2)
+            key = b * 3 + ci
+            if got[key] >= nd[ci]:
+                continue
+            for i in range(lg[4, e] - 1, -1, -1):
+                sel[0, nsel] = lg[2, e] + i * lg[3, e] + jj * D
+                sel[1, nsel] = b
+                sel[2, nsel] = cm
+                sel[3, nsel] = uu
+                nsel += 1
+                got[key] += 1
+                if got[key] >= nd[ci]:
+                    break
+    order = np.argsort(sel[0, :nsel], kind="mergesort")
+    o_open = s[O_OPEN] + c * NB
+    for z in range(nsel):
+        x = order[z]
+        b = sel[1, x]
+        cm = sel[2, x]
+        _update(s, cm, c, L - 1, b, sel[0, x])
+        if cm == ACT:
+            s[o_open + b] = vr[v0 + sel[3, x]]
+        elif cm == PRE:
+            s[o_open + b] = -1
+    # the ring: the last Q column ticks (period jj repeats the period's commands + jj * D)
+    Kf = KB + k * dK
+    vc = s[O_VCNT] + c
+    nvr = s[vc]
+    base = s[O_RING] + c * Q * RS
+    for q in range(Q):
+        kf = Kf - Q + q
+        if kf >= KB:
+            o = kf - KB
+            jj = o // dK + 1
+            pp = o - (jj - 1) * dK
+            t = sb[SN_RING + pp - dK + Q] + jj * D
+        else:
+            t = sb[SN_RING + kf - KB + Q]
+        r = base + ((nvr + q) % Q) * RS
+        s[r] = kf
+        s[r + 1] = t
+        s[r + 2] = 0
+        s[r + 3] = 1
+        s[r + 4] = 1
+        s[r + 5] = 0
+    s[vc] = nvr + Q
+    s[s[O_RINGK] + c] = Kf
+    s[H_XCOLS] += k * dK
+    o_lc = s[O_LAST] + 2 * c
+    s[o_lc] = TB + k * D
+    if rowp:
+        s[o_lc + 1] = sb[SN_LR] + k * D
+    # visits: the window moves by k * lag, the ones before it are done
+    sh = k * lag
+    for j in range(nw - 1, -1, -1):
+        wk[W_REM, loB + j + sh] = wk[W_REM, loB + j]
+        wk[W_FRESH, loB + j + sh] = wk[W_FRESH, loB + j]
+    for uu in range(loB, loB + sh):
+        wk[W_REM, uu] = 0
+        wk[W_FRESH, uu] = 0
+    for uu in range(loB + sh, loB + sh + nw):
+        wk[W_ENT, uu] = -2
+        wk[W_LBR, uu] = -1
+        wk[W_BLK, uu] = -1
+        wk[W_FRH, uu] = 0
+    fin = fmax + k * D + (s[H_WL] if is_write else s[H_RL])
+    return fin if fin > done else done
 
 
 @njit(cache=True)
@@ -677,6 +1148,27 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
     hi = 0
     skip = 0
     backoff = 0
+    # periodic extrapolation (row_visit, transfers of at least 8 windows): xs = log entries,
+    # logging on, snapshots taken
+    xs = np.zeros(3, np.int64)
+    lg = np.empty((5, 1), np.int64)
+    snaps = np.empty((1, 1), np.int64)
+    xw = np.empty((1, 1), np.int64)
+    if fid != 0 and acc - g0 >= 8 * Q:
+        xs[1] = 1
+        lg = np.empty((5, XLCAP), np.int64)
+        snaps = np.empty((XJ, _x_size(s)), np.int64)
+        nn = 0
+        for lv in range(L):
+            nn += s[s[O_NCOUNT] + lv]
+        xw = np.empty((11, max(nn, 3 * NB * W_MAX)), np.int64)
+    # snapshots where the oldest unfinished visit crosses a multiple of xst visits (about a
+    # window of bursts apart; a power of two, so that the crossings of a periodic schedule
+    # fall at the same phase of it)
+    xst = 1
+    while xst * (acc - g0) * 1 < Q * nv:
+        xst *= 2
+    xnext = 0
     while True:
         while lo < nv and wk[W_REM, lo] == 0:
             lo += 1
@@ -685,6 +1177,22 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
         K = s[s[O_RINGK] + c]
         while hi < nv and wk[W_START, hi] - Q < K:
             hi += 1
+        if xs[1] and lo >= xnext:
+            xnext = (lo // xst + 1) * xst
+            ns = xs[2]
+            _x_take(s, c, counters, wk, lo, hi, K, done, xs[0], cmd, snaps[ns % XJ])
+            xs[2] = ns + 1
+            f = np.int64(-1)
+            for back in range(1, min(ns + 1, XJ)):
+                f = _x_try(s, counters, c, vb, vr, vn, v0, nv, wk, snaps[(ns - back) % XJ], snaps[ns % XJ], lg,
+                           cmd, t0, is_write, done, xw)
+                if f >= 0:
+                    break
+            if f >= 0:
+                done = f
+                xs[0] = 0
+                xs[2] = 0
+                continue
         best_t = INF
         best_v = -1
         best_cmd = -1
@@ -841,6 +1349,7 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
                 s[o_open + b] = row
                 counters[MC_ACT] += 1
             s[o_lr] = t
+            _x_log(lg, xs, i, best_cmd, t, 0, 1)
             continue
         # column commands: one, or (row_visit) a run in closed form up to the first tick another
         # visit could interleave, a window entry could, a refresh falls due, or a burst of the run
@@ -878,7 +1387,7 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
                 if skip > 0:
                     skip -= 1
                 else:
-                    fin = _interleave(s, counters, c, vb, vr, vn, v0, lo, hi, nv, i, t, cmd, gap, t0, wk, K, is_write)
+                    fin = _interleave(s, counters, c, vb, vr, vn, v0, lo, hi, nv, i, t, cmd, gap, t0, wk, K, is_write, lg, xs)
                     if fin >= 0:
                         backoff = 0
                         if fin > done:
@@ -889,6 +1398,7 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
         t_last = t + (m - 1) * gap
         _update(s, cmd, c, L - 1, b, t_last)
         _ring_put(s, c, t, gap, m)
+        _x_log(lg, xs, i, cmd, t, gap, m)
         s[o_lc] = t_last
         wk[W_REM, i] -= m
         wk[W_ENT, i] = -2
