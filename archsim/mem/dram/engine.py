@@ -43,6 +43,7 @@ H_XCOLS = 28          # column commands issued by periodic extrapolation (a stat
 O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN = range(32, 42)
 O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK = range(42, 52)
 O_BUSY, O_MAXT, O_VCNT = 52, 53, 54
+O_XSCR = 29          # periodic extrapolation scratch: offset, size (row_visit only)
 # rows of the per-transfer work array of _serve
 W_START, W_REM, W_FRESH, W_ENT, W_LBR, W_LBO, W_LBE, W_BLK, W_BLKO, W_FRH, W_INF = range(11)
 S_LVL = 56            # scratch for decoded level ids (up to 8 levels)
@@ -643,12 +644,12 @@ def _x_log(lg, xs, u, cmd, t, gap, m):
 # u + lag's. Snapshots of the state are taken at such moments (at least one window of column
 # commands apart); when two of them agree, the commands issued between them are the period,
 # and the following periods are issued in closed form as far as the inputs stay periodic.
-XJ = 8                # snapshots kept
-XLCAP = 4096          # command log entries (visit, command, first tick, spacing, count)
+XJ = 32               # snapshots kept
+XLCAP = 2048          # command log entries (visit, command, first tick, spacing, count)
 XWV = 80              # window visits recorded per snapshot
-SN_LO, SN_HI, SN_K, SN_T, SN_LR, SN_LOG, SN_BUSY, SN_DONE, SN_OK = range(9)
-SN_CNT = 9            # counters MC_ACT .. MC_ROW_CONFLICTS (8)
-SN_RING = 17
+SN_LO, SN_HI, SN_K, SN_T, SN_LR, SN_LOG, SN_BUSY, SN_DONE, SN_OK, SN_TABS, SN_HASH = range(11)
+SN_CNT = 11           # counters MC_ACT .. MC_ROW_CONFLICTS (8)
+SN_RING = 19
 
 
 @njit(cache=True)
@@ -661,13 +662,10 @@ def _x_size(s):
 
 
 @njit(cache=True)
-def _x_take(s, c, counters, wk, lo, hi, K, done, logn, cmd, sn):
+def _x_take(s, c, counters, wk, lo, hi, K, done, logn, sn):
     """Snapshot of channel ``c`` at the top of a step of ``_serve``: window, visit states, the
-    last ``Q`` column ticks, open rows, and the ready / history tables (ACT, PRE and the
-    transfer's column command) of every node of the channel."""
+    last ``Q`` column ticks (open rows and tables come separately, :func:`_x_tables`)."""
     Q = s[H_Q]
-    NB = s[H_NB]
-    L = s[H_L]
     o_lc = s[O_LAST] + 2 * c
     sn[SN_LO] = lo
     sn[SN_HI] = hi
@@ -677,26 +675,59 @@ def _x_take(s, c, counters, wk, lo, hi, K, done, logn, cmd, sn):
     sn[SN_LOG] = logn
     sn[SN_BUSY] = s[s[O_BUSY] + c]
     sn[SN_DONE] = done
+    sn[SN_TABS] = 0
     for q in range(8):
         sn[SN_CNT + q] = counters[MC_ACT + q]
     ok = hi - lo <= XWV and K >= Q and s[o_lc] >= 0
     sn[SN_OK] = 1 if ok else 0
     if not ok:
         return
-    for q in range(Q):
-        sn[SN_RING + q] = _ring_get(s, c, K - Q + q)
+    # the last Q column ticks, run by run from the newest
+    nv = s[s[O_VCNT] + c]
+    base = s[O_RING] + c * Q * RS
+    lo_v = nv - Q if nv > Q else 0
+    for v in range(nv - 1, lo_v - 1, -1):
+        r = base + (v % Q) * RS
+        k0 = s[r]
+        m = s[r + 3]
+        if k0 + m - 1 < K - Q:
+            break
+        for e in range(m - 1, -1, -1):
+            k = k0 + e
+            if k < K - Q:
+                break
+            sn[SN_RING + k - K + Q] = _run_tick(s, r, e)
     ov = SN_RING + Q
     for j in range(hi - lo):
         sn[ov + j] = wk[W_REM, lo + j]
         sn[ov + XWV + j] = wk[W_FRESH, lo + j]
-    oo = ov + 2 * XWV
+    # hash of what _x_pre compares (window shape, column ticks above the column-bus floor)
+    T = s[o_lc]
+    fc = T + 1
+    if not s[H_DUAL] and s[o_lc + 1] + 1 > fc:
+        fc = s[o_lc + 1] + 1
+    h = (hi - lo) * 1000003 + (K - wk[W_START, lo]) * 10007 + (fc - T)
+    for j in range(hi - lo):
+        h = h * 31 + sn[ov + j] * 3 + sn[ov + XWV + j]
+    for q in range(Q):
+        x = sn[SN_RING + q]
+        h = h * 1000003 + ((x if x > fc else fc) - T)
+    sn[SN_HASH] = h
+
+
+@njit(cache=True)
+def _x_tables(s, c, cmd, sn):
+    """Open rows and the ready / history tables (the transfer's column command, ACT, PRE) of
+    every node of channel ``c`` into snapshot ``sn``."""
+    L = s[H_L]
+    NB = s[H_NB]
+    oo = SN_RING + s[H_Q] + 2 * XWV
     o_open = s[O_OPEN] + c * NB
     for b in range(NB):
         sn[oo + b] = s[o_open + b]
-    ot = oo + NB
+    x = oo + NB
     o_rd = s[O_READY]
     o_hi = s[O_HIST]
-    x = ot
     for lv in range(L):
         ncl = s[s[O_NCOUNT] + lv]
         base = s[s[O_LOFF] + lv] + c * ncl
@@ -709,6 +740,49 @@ def _x_take(s, c, counters, wk, lo, hi, K, done, logn, cmd, sn):
                 for w in range(W_MAX):
                     sn[x + 1 + w] = s[h + w]
                 x += 1 + W_MAX
+    sn[SN_TABS] = 1
+
+
+@njit(cache=True)
+def _x_pre(s, wk, sa, sb):
+    """The cheap necessary conditions of :func:`_x_try` (same window, same column ticks)."""
+    Q = s[H_Q]
+    if sa[SN_OK] == 0 or sb[SN_OK] == 0 or sa[SN_HASH] != sb[SN_HASH]:
+        return False
+    loA = sa[SN_LO]
+    loB = sb[SN_LO]
+    nw = sa[SN_HI] - loA
+    if loB <= loA or sb[SN_HI] - loB != nw:
+        return False
+    KA = sa[SN_K]
+    KB = sb[SN_K]
+    TA = sa[SN_T]
+    TB = sb[SN_T]
+    if KB <= KA or TB <= TA or (s[H_EDGE] and ((TB - TA) & 1)):
+        return False
+    if sb[SN_CNT + MC_REF - MC_ACT] != sa[SN_CNT + MC_REF - MC_ACT]:
+        return False
+    if wk[W_START, loA] - KA != wk[W_START, loB] - KB:
+        return False
+    ov = SN_RING + Q
+    for j in range(nw):
+        if sa[ov + j] != sb[ov + j] or sa[ov + XWV + j] != sb[ov + XWV + j]:
+            return False
+    fcA = TA + 1
+    fcB = TB + 1
+    if not s[H_DUAL]:
+        if sa[SN_LR] + 1 > fcA:
+            fcA = sa[SN_LR] + 1
+        if sb[SN_LR] + 1 > fcB:
+            fcB = sb[SN_LR] + 1
+        if fcA - TA != fcB - TB:
+            return False
+    for q in range(Q):
+        x = sa[SN_RING + q]
+        y = sb[SN_RING + q]
+        if (x if x > fcA else fcA) - TA != (y if y > fcB else fcB) - TB:
+            return False
+    return True
 
 
 @njit(cache=True)
@@ -778,10 +852,24 @@ def _x_try(s, counters, c, vb, vr, vn, v0, nv, wk, sa, sb, lg, cmd, t0, is_write
     vobs += 1
     if vobs + lag > nv:
         return -9
-    # horizon: the visit map u -> u + lag renames banks consistently, burst counts and row
-    # patterns repeat
     o_bn = s[O_BNODE]
     o_nc = s[O_NCOUNT]
+    # quick rejection: column-command readiness of the window visits' banks, pair by pair
+    ot0 = ov + 2 * XWV + NB
+    for u in range(loA, sa[SN_HI]):
+        b = vb[v0 + u]
+        b2 = vb[v0 + u + lag]
+        no = 0
+        for lv in range(L):
+            pa = ot0 + (no + s[o_bn + lv * NB + b]) * 3 * (1 + W_MAX)
+            pb = ot0 + (no + s[o_bn + lv * NB + b2]) * 3 * (1 + W_MAX)
+            va = sa[pa]
+            vbb = sb[pb]
+            if (va if va > fcA else fcA) - TA != (vbb if vbb > fcB else fcB) - TB:
+                return -19
+            no += s[o_nc + lv]
+    # horizon: the visit map u -> u + lag renames banks consistently, burst counts and row
+    # patterns repeat
     NN = 0
     for lv in range(L):
         NN += s[o_nc + lv]
@@ -1154,21 +1242,23 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
     lg = np.empty((5, 1), np.int64)
     snaps = np.empty((1, 1), np.int64)
     xw = np.empty((1, 1), np.int64)
-    if fid != 0 and acc - g0 >= 8 * Q:
+    if fid != 0 and acc - g0 >= 8 * Q and s[O_XSCR + 1] > 0:
+        # scratch of the state (snapshots, command log, work rows)
         xs[1] = 1
-        lg = np.empty((5, XLCAP), np.int64)
-        snaps = np.empty((XJ, _x_size(s)), np.int64)
         nn = 0
         for lv in range(L):
             nn += s[s[O_NCOUNT] + lv]
-        xw = np.empty((11, max(nn, 3 * NB * W_MAX)), np.int64)
-    # snapshots where the oldest unfinished visit crosses a multiple of xst visits (about a
-    # window of bursts apart; a power of two, so that the crossings of a periodic schedule
-    # fall at the same phase of it)
-    xst = 1
-    while xst * (acc - g0) * 1 < Q * nv:
-        xst *= 2
-    xnext = 0
+        sz = _x_size(s)
+        wcap = max(nn, 3 * NB * W_MAX)
+        o = s[O_XSCR]
+        snaps = s[o:o + XJ * sz].reshape((XJ, sz))
+        o += XJ * sz
+        lg = s[o:o + 5 * XLCAP].reshape((5, XLCAP))
+        o += 5 * XLCAP
+        xw = s[o:o + 11 * wcap].reshape((11, wcap))
+    # a snapshot whenever the oldest unfinished visit changes (moments a periodic schedule
+    # repeats at the same phase)
+    xlo = -1
     while True:
         while lo < nv and wk[W_REM, lo] == 0:
             lo += 1
@@ -1177,15 +1267,26 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
         K = s[s[O_RINGK] + c]
         while hi < nv and wk[W_START, hi] - Q < K:
             hi += 1
-        if xs[1] and lo >= xnext:
-            xnext = (lo // xst + 1) * xst
+        if xs[1] and lo != xlo:
+            xlo = lo
+            # the tables are copied only where the cheap part matches an earlier snapshot (the
+            # schedule looks periodic); a full comparison needs both sides' tables
             ns = xs[2]
-            _x_take(s, c, counters, wk, lo, hi, K, done, xs[0], cmd, snaps[ns % XJ])
+            sb = snaps[ns % XJ]
+            _x_take(s, c, counters, wk, lo, hi, K, done, xs[0], sb)
             xs[2] = ns + 1
             f = np.int64(-1)
             for back in range(1, min(ns + 1, XJ)):
-                f = _x_try(s, counters, c, vb, vr, vn, v0, nv, wk, snaps[(ns - back) % XJ], snaps[ns % XJ], lg,
-                           cmd, t0, is_write, done, xw)
+                if snaps[(ns - back) % XJ, SN_HASH] != sb[SN_HASH]:
+                    continue
+                sa = snaps[(ns - back) % XJ]
+                if not _x_pre(s, wk, sa, sb):
+                    continue
+                if sb[SN_TABS] == 0:
+                    _x_tables(s, c, cmd, sb)
+                if sa[SN_TABS] == 0:
+                    continue
+                f = _x_try(s, counters, c, vb, vr, vn, v0, nv, wk, sa, sb, lg, cmd, t0, is_write, done, xw)
                 if f >= 0:
                     break
             if f >= 0:
@@ -1548,16 +1649,23 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
         ("busy", np.zeros(C, np.int64)), ("vcnt", np.zeros(C, np.int64)),
         ("last", np.full(2 * C, -1, np.int64)), ("xlat", np.zeros(2 * NB * NB, np.int64)),
     ]
+    if fidelity != "burst":
+        nn = int(sum(int(x) for x in ncount))
+        snap = SN_RING + lookahead + 2 * XWV + NB + nn * 3 * (1 + W_MAX)
+        xsize = XJ * snap + 5 * XLCAP + 11 * max(nn, 3 * NB * W_MAX)
+        segs.append(("xscr", np.zeros(xsize, np.int64)))
     total = HEADER + sum(len(a) for _, a in segs) + 1
     s = np.zeros(total, dtype=np.int64)
     off = HEADER
     slots = [O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN,
              O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK, O_BUSY,
              O_VCNT, O_LAST, O_XLAT]
-    for slot, (_, a) in zip(slots, segs):
+    for slot, (_, a) in zip(slots + [O_XSCR], segs):
         s[slot] = off
         s[off:off + len(a)] = a
         off += len(a)
+    if fidelity != "burst":
+        s[O_XSCR + 1] = len(segs[-1][1])
     nbl = t.timing["nBL"]
     hdr = {H_L: L, H_C: C, H_NB: NB, H_NNODES: n_nodes, H_Q: lookahead, H_NSCOPE: n_scope, H_RSCOPE: rscope,
            H_RL: t.read_latency, H_WL: t.timing["nCWL"] + nbl,
