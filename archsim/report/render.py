@@ -73,6 +73,10 @@ def to_table(d: dict, console: Console) -> None:
         sp = d["speculative"]
         t.add_row("accepted tokens/s", f"{sp['accepted_tokens_per_s']:.4g}")
         t.add_row("accepted tokens/J", f"{sp['accepted_tokens_per_j']:.4g}")
+    if d.get("pipeline"):
+        pp = d["pipeline"]
+        t.add_row("pipeline", f"{pp['stages']} stages x {pp['microbatches']} micro-batches ({pp['schedule']}), "
+                              f"bubble {100 * pp['bubble_fraction']:.1f} %")
     t.add_row("MACs", _fmt(d["macs"]))
     t.add_row("MAC utilisation", f"{100 * d['utilization']:.2f} %")
     t.add_row("area", _fmt(d["area_mm2"], "mm^2"))
@@ -83,8 +87,10 @@ def to_table(d: dict, console: Console) -> None:
     lt = Table(title="per layer")
     for c in ("layer", "x", "cycles (each)", "share", "MACs (each)", "energy (each)", "off-chip R/W bytes"):
         lt.add_column(c, justify="right" if c != "layer" else "left")
+    # with pipeline stages the layers' cycles are work summed over micro-batches and stages
+    denom = sum(r["total_cycles"] for r in d["layers"]) if d.get("pipeline") else d["cycles"]
     for r in d["layers"]:
-        share = r["total_cycles"] / d["cycles"] if d["cycles"] else 0
+        share = r["total_cycles"] / denom if denom else 0
         lt.add_row(r["name"], str(r["repeat"]), _fmt(r["cycles"]), f"{100 * share:.1f} %", _fmt(r["macs"]),
                    _fmt(r["energy_pj"] * 1e-12, "J"),
                    f"{_fmt(r['offchip_read_bytes'])} / {_fmt(r['offchip_write_bytes'])}")
