@@ -129,3 +129,28 @@ def test_sparse_core_bounds_conserve_issued_plus_skipped_macs():
     assert res.skipped_macs > 0
     assert res.macs + res.skipped_macs == res.expected_macs
     assert res.bounds_ok()
+
+
+def test_preload_overlap_pays_the_drain_once_per_array(small_arch):
+    # ws 32x32 with weights double-buffered in the PEs: every tile costs folds x max(T, R)
+    # ("B pipelined cycles"); the drain R + C - 2 = 62 overlaps the next tile and is paid only by
+    # the op's last tile on the array. GEMM 16x128x64 int8, 2 KiB filter buffer -> 32x32 weight
+    # tiles (1 KiB, double buffered): 4 x 2 tiles of one fold, T = 16 < R = 32 -> 32 cycles each.
+    from archsim.api import load
+    from archsim.isa import Op
+    from archsim.uarch import get
+    small_arch["array"].update(dataflow="ws", preload_overlap=True)
+    small_arch["sram"]["filter"] = "2 KiB"
+    cfg, wl = load(small_arch, gemm(16, 128, 64, a_offchip=False, c_offchip=False, name="g"))
+    u = get("systolic")
+    prog = u.lower(cfg, wl, __import__("archsim.uarch.base", fromlist=["LowerOptions"]).LowerOptions())
+    dur, _ = u.cost(cfg, prog)
+    t = prog.meta["tilings"]["g"]
+    folds = -(-t["tk"] // 32) * -(-t["tn"] // 32)
+    per_tile = folds * max(t["tm"], 32)
+    d = dur[prog.op == Op.GEMM]
+    assert len(d) == 8 and per_tile == 32
+    assert (d[:-1] == per_tile).all() and d[-1] == per_tile + 32 + 32 - 2
+    # the whole op: tiles back to back plus one drain (weights stream behind them)
+    res = simulate(small_arch, gemm(16, 128, 64, a_offchip=False, c_offchip=False))
+    assert res.cycles >= len(d) * per_tile + 62

@@ -82,15 +82,18 @@ def vector_cycles(kind, elements, rows, prim, rates, pipeline):
 
 
 @njit(cache=True)
-def tile_cycles(dataflow, R, C, m, n, k, preload_overlap):
+def tile_cycles(dataflow, R, C, m, n, k, preload_overlap, drain=True):
     """Compute cycles of one GEMM tile. Without preload overlap: SCALE-Sim's folds
     (F x (T + 2R + C - 2) for ws/is, F x (T + R + C - 2) for os). With it (ws/is only): the
     stationary operand of fold i+1 shifts in during fold i, so each fold costs max(T, R)
-    and the tile pays one pipeline drain R + C - 2."""
+    (TPUv1: a B x 256 MatrixMultiply takes "B pipelined cycles"); the pipeline drain
+    R + C - 2 overlaps the next tile's stream and is paid only by the tile that ends an op's
+    sequence on its array (``drain``)."""
     if preload_overlap and dataflow != 0:
         rf, cf, T = fold_counts(dataflow, R, C, m, n, k)
         per = T if T > R else R
-        return np.int64(rf) * np.int64(cf) * np.int64(per) + R + C - 2
+        tail = R + C - 2 if drain else 0
+        return np.int64(rf) * np.int64(cf) * np.int64(per) + tail
     return gemm_compute_cycles(dataflow, R, C, m, n, k)
 
 
@@ -104,7 +107,7 @@ def systolic_cost(op, layer, m, n, k, nbytes, aux, n_layers, dataflow, R, C, pri
         o = op[i]
         L = layer[i]
         if o == OP_GEMM:
-            dur[i] = tile_cycles(dataflow, R, C, m[i], n[i], k[i], preload_overlap)
+            dur[i] = tile_cycles(dataflow, R, C, m[i], n[i], k[i], preload_overlap, (aux[i, 2] & 2) != 0)
             macs = m[i] * n[i] * k[i]
             cnt[L, 0] += macs
             bits = aux[i, 0] if aux[i, 0] > aux[i, 1] else aux[i, 1]

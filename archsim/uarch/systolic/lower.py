@@ -19,6 +19,7 @@ from archsim.workload.graph import GemmOp, VectorOp
 
 BUF_IFMAP, BUF_FILTER, BUF_OFMAP = 0, 1, 2
 FLAG_ACCUMULATE = 1
+FLAG_DRAIN = 2          # the last tile of an op on its array: pays the pipeline drain
 VEC_CHUNK_ELEMENTS = 1 << 16
 
 
@@ -248,6 +249,10 @@ class SystolicLowerer:
         A["aux"][j, 0] = int(_bits(op.a.dtype))
         A["aux"][j, 1] = int(_bits(op.b.dtype))
         A["aux"][j, 2] = np.where(kk > 0, FLAG_ACCUMULATE, 0)
+        for q in range(P):
+            last = i_g[arr == q]
+            if last.size:
+                A["aux"][r(last[-1]), 2] |= FLAG_DRAIN
         A["aux"][j, 3] = int(self.acc_bytes)
         if c_off:
             j = r(i_sc[sc])

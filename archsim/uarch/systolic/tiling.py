@@ -73,9 +73,10 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
     nm, nn, nk = -(-M // tm), -(-N // tn), -(-K // tk)
     # compute cycles of all tiles (full tiles approximate edge tiles here)
     if preload_overlap and dataflow != 0:
-        # same arithmetic as the cost kernel's tile_cycles: folds of max(T, R), one drain per tile
+        # same arithmetic as the cost kernel's tile_cycles: folds of max(T, R); the drain is paid
+        # once per array at the end of the op (added below)
         rf, cf, T = fold_counts_many(dataflow, R, C, tm, tn, tk)
-        per_tile = (rf * cf * np.maximum(T, R) + R + C - 2).astype(np.float64)
+        per_tile = (rf * cf * np.maximum(T, R)).astype(np.float64)
     else:
         per_tile = gemm_compute_cycles_many(dataflow, R, C, tm, tn, tk).astype(np.float64)
     steps = nm * nn * nk * count
@@ -84,6 +85,8 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
         outer = (nn if order == "nm" else nm) * count
         inner = steps // outer
         comp = np.ceil(outer / n_arrays) * inner * per_tile
+        if preload_overlap and dataflow != 0:
+            comp = comp + (R + C - 2)
         # traffic: k innermost; A reloaded per outer-N tile unless K and M tiles stay put
         if order == "nm":
             a_loads = np.where((nk == 1) & (nm == 1), 1, nn) * M * K * count
