@@ -854,20 +854,23 @@ def _x_try(s, counters, c, vb, vr, vn, v0, nv, wk, sa, sb, lg, cmd, t0, is_write
         return -9
     o_bn = s[O_BNODE]
     o_nc = s[O_NCOUNT]
-    # quick rejection: column-command readiness of the window visits' banks, pair by pair
-    ot0 = ov + 2 * XWV + NB
-    for u in range(loA, sa[SN_HI]):
-        b = vb[v0 + u]
-        b2 = vb[v0 + u + lag]
-        no = 0
-        for lv in range(L):
-            pa = ot0 + (no + s[o_bn + lv * NB + b]) * 3 * (1 + W_MAX)
-            pb = ot0 + (no + s[o_bn + lv * NB + b2]) * 3 * (1 + W_MAX)
-            va = sa[pa]
-            vbb = sb[pb]
-            if (va if va > fcA else fcA) - TA != (vbb if vbb > fcB else fcB) - TB:
-                return -19
-            no += s[o_nc + lv]
+    # quick rejection: column-command readiness of the window visits' banks, pair by pair (the
+    # current state is sb's)
+    if sa[SN_TABS]:
+        ot0 = ov + 2 * XWV + NB
+        o_rd = s[O_READY]
+        o_lo = s[O_LOFF]
+        for u in range(loA, sa[SN_HI]):
+            b = vb[v0 + u]
+            b2 = vb[v0 + u + lag]
+            no = 0
+            for lv in range(L):
+                ncl = s[o_nc + lv]
+                va = sa[ot0 + (no + s[o_bn + lv * NB + b]) * 3 * (1 + W_MAX)]
+                vbb = s[o_rd + (s[o_lo + lv] + c * ncl + s[o_bn + lv * NB + b2]) * N_CMD + cmd]
+                if (va if va > fcA else fcA) - TA != (vbb if vbb > fcB else fcB) - TB:
+                    return -19
+                no += ncl
     # horizon: the visit map u -> u + lag renames banks consistently, burst counts and row
     # patterns repeat
     NN = 0
@@ -931,7 +934,12 @@ def _x_try(s, counters, c, vb, vr, vn, v0, nv, wk, sa, sb, lg, cmd, t0, is_write
         if stage == 1 or broken or u < ulim:
             break
         # the period's own visits map: a quick necessary check before the long scan (column
-        # ticks of the window, column-command tables of the nodes the next period reads)
+        # ticks of the window, column-command tables of the nodes the next period reads); the
+        # tables of a snapshot are copied only now (the first time one gets this far)
+        if sb[SN_TABS] == 0:
+            _x_tables(s, c, cmd, sb)
+        if sa[SN_TABS] == 0:
+            return -20
         for q in range(Q):
             x = sa[SN_RING + q]
             y = sb[SN_RING + q]
@@ -1259,6 +1267,8 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
     # a snapshot whenever the oldest unfinished visit changes (moments a periodic schedule
     # repeats at the same phase)
     xlo = -1
+    xwait = 0
+    xbk = 1
     while True:
         while lo < nv and wk[W_REM, lo] == 0:
             lo += 1
@@ -1267,10 +1277,12 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
         K = s[s[O_RINGK] + c]
         while hi < nv and wk[W_START, hi] - Q < K:
             hi += 1
-        if xs[1] and lo != xlo:
+        if xs[1] and lo != xlo and lo >= xwait:
             xlo = lo
-            # the tables are copied only where the cheap part matches an earlier snapshot (the
-            # schedule looks periodic); a full comparison needs both sides' tables
+            # compared with the earlier snapshots whose hash matches; the tables are copied once
+            # a comparison gets past the visit pattern. Where the visit pattern does not repeat
+            # (the period's visits do not map onto the next ones), snapshots pause for a
+            # growing number of visits (only how often it is tried)
             ns = xs[2]
             sb = snaps[ns % XJ]
             _x_take(s, c, counters, wk, lo, hi, K, done, xs[0], sb)
@@ -1282,13 +1294,16 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
                 sa = snaps[(ns - back) % XJ]
                 if not _x_pre(s, wk, sa, sb):
                     continue
-                if sb[SN_TABS] == 0:
-                    _x_tables(s, c, cmd, sb)
-                if sa[SN_TABS] == 0:
-                    continue
                 f = _x_try(s, counters, c, vb, vr, vn, v0, nv, wk, sa, sb, lg, cmd, t0, is_write, done, xw)
-                if f >= 0:
+                if f >= 0 or f == -9 or f == -10:
                     break
+            if f == -9 or f == -10:
+                xwait = lo + xbk
+                if xbk < 256:
+                    xbk *= 2
+                xs[2] = 0
+            elif f >= 0:
+                xbk = 1
             if f >= 0:
                 done = f
                 xs[0] = 0
