@@ -624,7 +624,7 @@ def _interleave(s, counters, c, vb, vr, vn, v0, lo, hi, nv, iw, t, cmd, gap, t0,
 @njit(cache=True)
 def _x_log(lg, xs, u, cmd, t, gap, m):
     """Record issued commands for the periodic extrapolation (``xs``: entries, on, snapshots)."""
-    if xs[1] == 0:
+    if xs.shape[0] == 0 or xs[1] == 0:
         return
     n = xs[0]
     if n >= lg.shape[1]:
@@ -1186,7 +1186,7 @@ def _x_try(s, counters, c, vb, vr, vn, v0, nv, wk, sa, sb, lg, cmd, t0, is_write
 
 
 @njit(cache=True)
-def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
+def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk, xs, lg, snaps, xw):
     """Serve the row visits ``v0 .. v1-1`` of channel ``c`` (in address order) as a ``Q``-deep
     FR-FCFS window would: burst ``j`` enters the window when the ``(j - Q)``-th column command
     of the channel has issued; at each step the command (PRE / ACT / RD / WR) of a visit in the
@@ -1246,24 +1246,12 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
     backoff = 0
     # periodic extrapolation (row_visit, transfers of at least 8 windows): xs = log entries,
     # logging on, snapshots taken
-    xs = np.zeros(3, np.int64)
-    lg = np.empty((5, 1), np.int64)
-    snaps = np.empty((1, 1), np.int64)
-    xw = np.empty((1, 1), np.int64)
-    if fid != 0 and acc - g0 >= 8 * Q and s[O_XSCR + 1] > 0:
-        # scratch of the state (snapshots, command log, work rows)
-        xs[1] = 1
-        nn = 0
-        for lv in range(L):
-            nn += s[s[O_NCOUNT] + lv]
-        sz = _x_size(s)
-        wcap = max(nn, 3 * NB * W_MAX)
-        o = s[O_XSCR]
-        snaps = s[o:o + XJ * sz].reshape((XJ, sz))
-        o += XJ * sz
-        lg = s[o:o + 5 * XLCAP].reshape((5, XLCAP))
-        o += 5 * XLCAP
-        xw = s[o:o + 11 * wcap].reshape((11, wcap))
+    # periodic extrapolation (row_visit, at least 8 windows of bursts in this call): the
+    # scratch views come from dram_transfer (empty when off)
+    if xs.shape[0] > 0:
+        xs[0] = 0
+        xs[1] = 1 if acc - g0 >= 8 * Q else 0
+        xs[2] = 0
     # a snapshot whenever the oldest unfinished visit changes (moments a periodic schedule
     # repeats at the same phase)
     xlo = -1
@@ -1277,7 +1265,7 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
         K = s[s[O_RINGK] + c]
         while hi < nv and wk[W_START, hi] - Q < K:
             hi += 1
-        if xs[1] and lo != xlo and lo >= xwait:
+        if xs.shape[0] > 0 and xs[1] and lo != xlo and lo >= xwait:
             xlo = lo
             # compared with the earlier snapshots whose hash matches; the tables are copied once
             # a comparison gets past the visit pattern. Where the visit pattern does not repeat
@@ -1295,13 +1283,14 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk):
                 if not _x_pre(s, wk, sa, sb):
                     continue
                 f = _x_try(s, counters, c, vb, vr, vn, v0, nv, wk, sa, sb, lg, cmd, t0, is_write, done, xw)
-                if f >= 0 or f == -9 or f == -10:
+                if f >= 0 or f == -9 or f == -10 or f == -19:
                     break
-            if f == -9 or f == -10:
+            if f == -9 or f == -10 or f == -19:
                 xwait = lo + xbk
                 if xbk < 256:
                     xbk *= 2
-                xs[2] = 0
+                if f != -19:
+                    xs[2] = 0
             elif f >= 0:
                 xbk = 1
             if f >= 0:
@@ -1590,9 +1579,31 @@ def dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
             continue
         vb[p] = rb[k]; vr[p] = rr[k]; vn[p] = rn[k]
         pos[c] = p + 1
+    # periodic extrapolation scratch (row_visit, transfers of at least 8 windows of bursts):
+    # views of the state, empty when off (no allocation per call)
+    xs = s[0:0]
+    lg = s[0:0].reshape((1, 0))
+    snaps = lg
+    xw = lg
+    if s[H_FID] != 0 and s[O_XSCR + 1] > 0 and j1 - j0 + 1 >= 8 * s[H_Q]:
+        L = s[H_L]
+        NB = s[H_NB]
+        nn = 0
+        for lv in range(L):
+            nn += s[s[O_NCOUNT] + lv]
+        sz = _x_size(s)
+        wcap = max(nn, 3 * NB * W_MAX)
+        o = s[O_XSCR]
+        xs = s[o:o + 3]
+        o += 3
+        snaps = s[o:o + XJ * sz].reshape((XJ, sz))
+        o += XJ * sz
+        lg = s[o:o + 5 * XLCAP].reshape((5, XLCAP))
+        o += 5 * XLCAP
+        xw = s[o:o + 11 * wcap].reshape((11, wcap))
     for c in range(C):
         if pos[c] > cnt[c]:
-            f = _serve(s, counters, c, vb, vr, vn, cnt[c], pos[c], is_write, t0, wk)
+            f = _serve(s, counters, c, vb, vr, vn, cnt[c], pos[c], is_write, t0, wk, xs, lg, snaps, xw)
             if f > done:
                 done = f
     if is_write:
@@ -1667,7 +1678,7 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
     if fidelity != "burst":
         nn = int(sum(int(x) for x in ncount))
         snap = SN_RING + lookahead + 2 * XWV + NB + nn * 3 * (1 + W_MAX)
-        xsize = XJ * snap + 5 * XLCAP + 11 * max(nn, 3 * NB * W_MAX)
+        xsize = 3 + XJ * snap + 5 * XLCAP + 11 * max(nn, 3 * NB * W_MAX)
         segs.append(("xscr", np.zeros(xsize, np.int64)))
     total = HEADER + sum(len(a) for _, a in segs) + 1
     s = np.zeros(total, dtype=np.int64)
