@@ -19,8 +19,9 @@ Two fidelities over the same state and tables:
   constraint on the bank's path), a run stops where another visit's command, a window entry or
   a refresh could interleave, and the tables are updated once with the last command; visits
   whose column streams interleave at a fixed spacing (pseudo-channels, bank groups) are issued
-  together in whole rounds (:func:`_interleave`). This is exact: the same ticks as ``burst`` (the column ticks a row command avoids on a shared bus are
-  read burst by burst, whatever runs they were recorded in).
+  together in whole rounds (:func:`_interleave`); periodic schedules are extrapolated period by
+  period (:func:`_x_try`). This is exact: the same ticks as ``burst`` (the column ticks a row
+  command avoids on a shared bus are read burst by burst, whatever runs they were recorded in).
 
 State layout (one int64 row, see :func:`build_state`): a header of scalars and offsets, the
 static tables, then the dynamic state (ready / history per node and command, open rows, refresh
