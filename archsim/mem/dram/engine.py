@@ -30,11 +30,16 @@ due times, the column-time ring of the lookahead window, per-channel busy ticks)
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from numba import njit
 
 from archsim.mem.dram.kernel import ACT, F_CH, F_COL, F_ROW, INF, N_CMD, PRE, PREA, RD, REF, W_MAX, WR
+from archsim.jitcache import drop_stale
+
+# the kernel's command constants are compiled into these kernels
+drop_stale(__file__, [Path(__file__).with_name("kernel.py")])
 
 # header slots
 H_L, H_C, H_NB, H_NNODES, H_Q, H_NSCOPE, H_RSCOPE, H_RL, H_WL, H_REFI, H_NBL, H_FID = range(12)

@@ -12,11 +12,18 @@
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from numba import njit
 
 from archsim.isa import Op
+from archsim.jitcache import drop_stale
 from archsim.uarch.systolic.cost import PRIMS, vector_cycles
+
+# kernels here inline the systolic vector-unit arithmetic: drop their cache when it changes
+drop_stale(__file__, [Path(__file__).parents[1] / "systolic" / "cost.py",
+                      Path(__file__).parents[1] / "systolic" / "folds.py"])
 
 COUNTERS = (
     "array.mac",

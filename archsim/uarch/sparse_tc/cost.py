@@ -28,11 +28,18 @@ mean of ceil(b_k/vector) and b_k (the expectation over which k's are non-zero).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from numba import njit
 
 from archsim.isa import Op
+from archsim.jitcache import drop_stale
 from archsim.uarch.systolic.cost import PRIMS, vector_cycles
+
+# kernels here inline the systolic vector-unit arithmetic: drop their cache when it changes
+drop_stale(__file__, [Path(__file__).parents[1] / "systolic" / "cost.py",
+                      Path(__file__).parents[1] / "systolic" / "folds.py"])
 
 COUNTERS = (
     "array.mac", "array.mac_skipped",
