@@ -167,11 +167,16 @@ def test_half_bank_write_waits_write_recovery_before_precharge():
     assert E.run_stream(*s, geom, dev.T)[E.C_CYCLES] == 69
 
 
-def _random_stream_hb(rng, n, B):
-    kinds = rng.choice([E.K_MAC_AB, E.K_MAC_HB, E.K_WR_HB, E.K_WR_AB, E.K_RD, E.K_WR, E.K_BARRIER], size=n)
+HB_KINDS = (E.K_MAC_AB, E.K_MAC_HB, E.K_WR_HB, E.K_WR_AB, E.K_RD, E.K_WR, E.K_BARRIER)
+
+
+def _random_stream_hb(rng, n, B, kinds=HB_KINDS):
+    """Random half-bank-mode stream over 2 x 2 x 2 x B banks, rows 0..2 (none for barriers and
+    data-path requests)."""
+    kinds = rng.choice(list(kinds), size=n)
     bank = rng.integers(0, 2 * 2 * 2 * B, size=n)
     row = rng.integers(0, 3, size=n)
-    row[kinds == E.K_BARRIER] = -1
+    row[(kinds == E.K_BARRIER) | (kinds == E.K_DATA)] = -1
     return kinds.astype(np.int64), np.zeros(n, np.int64), bank.astype(np.int64), row.astype(np.int64)
 
 
