@@ -149,3 +149,17 @@ def test_per_op_sync_pays_one_timed_call_per_op():
     fixed_cycles = fixed_us * 1e-6 * 1.41e9
     assert op.cycles >= run.cycles + (n_ops - 1) * fixed_cycles * 0.999
     assert op.cycles <= run.cycles + n_ops * fixed_cycles + n_ops * 20e-6 * 1.41e9   # + at most one launch each
+
+
+def test_generation_throughput_sums_prefill_and_decode_steps():
+    """Static-batch generation: B x out tokens over the prefill plus out - 1 decode steps; with
+    a decode step linear in KV length, Simpson's rule on three steps is the exact sum."""
+    from archsim.uarch.gpu.validation import generation_throughput
+    wl = dict(name="t", kind="transformer", d_model=512, n_layers=2, n_heads=8, d_ff=2048, vocab_size=1000,
+              norm="layernorm", mlp="gelu", position="learned", precision={"weights": "fp16", "activations": "fp16"})
+    one = generation_throughput({"arch": "a100", "workload": wl, "batch": 4, "input_len": 64, "output_len": 1})
+    assert one["decode_s"] == 0.0 and math.isclose(one["tokens_per_s"], 4 / one["prefill_s"])
+    r = generation_throughput({"arch": "a100", "workload": wl, "batch": 4, "input_len": 64, "output_len": 9})
+    steps = [simulate("a100", wl, phase="decode", batch=4, kv_len=k).seconds for k in range(64, 72)]
+    assert math.isclose(r["decode_s"], sum(steps), rel_tol=0.02)
+    assert math.isclose(r["tokens_per_s"], 4 * 9 / (r["prefill_s"] + r["decode_s"]))
