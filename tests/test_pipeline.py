@@ -98,3 +98,13 @@ def test_hetero_pipeline_stages_hold_more_and_conserve_macs():
     assert r.extra["pipeline"]["stages"] == 2
     assert r.macs == r.expected_macs and r.bounds_ok()
     assert 0.0 < r.extra["uarch_summary"]["utilisation"]["xpu"] <= 1.0
+
+
+def test_moe_and_hybrid_split_into_microbatches():
+    """Micro-batches of a mixture-of-experts and a hybrid model are rebuilt from the input spec
+    (not from what the builder derived): every token is still routed, MACs are conserved."""
+    r = simulate("a100", "deepseek-moe-16b", phase="decode", batch=4, kv_len=64, overrides=["parallel.pipeline=2"])
+    assert r.extra["pipeline"]["microbatches"] == 2 and r.macs == r.expected_macs and r.bounds_ok()
+    h = simulate("a100", "jamba-mini", phase="decode", batch=4, kv_len=64,
+                 overrides=["parallel.pipeline=2", "memory.capacity=1e13"])
+    assert h.macs == h.expected_macs and h.bounds_ok()

@@ -88,7 +88,7 @@ def test_each_expert_gets_its_token_count():
     _, wl = load("systolic_128x128", "mixtral-8x7b", phase="decode", batch=32,
                  overrides=["workload.routing.zipf=1.2"])
     ups = [op for op in _experts(wl) if op.name.endswith(".up")]
-    counts = wl.spec["routing"]["block"]
+    counts = wl.spec["routing_counts"]["block"]
     assert sorted(op.M for op in ups) == sorted(c for c in counts if c)
     assert sum(op.M for op in ups) == 64
     assert all(op.attrs["expert"] == int(op.name.split(".e")[1].split(".")[0]) for op in ups)

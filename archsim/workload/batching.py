@@ -9,6 +9,14 @@ from __future__ import annotations
 from typing import Optional
 
 
+def input_spec(wl) -> dict:
+    """The workload's spec as its builder took it (the dump also carries what the builder
+    derived: routing counts, dropped tokens, layer kinds)."""
+    from archsim.workload.loader import KINDS
+    spec_cls = KINDS[wl.spec.get("kind", "transformer")][0]
+    return {k: v for k, v in wl.spec.items() if k in spec_cls.model_fields}
+
+
 def request_lens(wl) -> Optional[list[int]]:
     """KV length of every request of a decode batch (uniform, ``kv_lens`` or drawn from
     ``kv_len_dist``); None for prefill and for kinds without requests."""
@@ -16,7 +24,7 @@ def request_lens(wl) -> Optional[list[int]]:
     from archsim.workload.loader import load_workload_spec
     if wl.phase != "decode" or wl.spec.get("kind") not in ("transformer", "moe", "hybrid"):
         return None
-    spec = load_workload_spec(dict(wl.spec))
+    spec = load_workload_spec(input_spec(wl))
     lens = request_kv_lens(spec)
     return list(lens) if lens is not None else [int(wl.kv_len)] * int(wl.batch)
 
@@ -24,7 +32,7 @@ def request_lens(wl) -> Optional[list[int]]:
 def rebuild(wl, precision: str, batch: int, lens: Optional[list[int]], all_layers: bool = False):
     """The workload of ``wl`` with ``batch`` requests (and, in decode, these KV lengths)."""
     from archsim.workload.loader import load_workload
-    spec = dict(wl.spec)
+    spec = input_spec(wl)
     spec["batch"] = int(batch)
     if lens is not None:
         spec["kv_lens"] = [int(x) for x in lens]

@@ -68,7 +68,7 @@ def build_hybrid(s: HybridSpec, default_precision: str, all_layers: bool = False
         build = [(kind.replace("+", "_"), idx, *kind.split("+")) for kind, idx in
                  layer_plan(s, s.n_layers, ffn, mixer)]
     m = s.mamba_dims()
-    info = {"routing": {}, "dropped_tokens": {}, "layer_kinds": {}}
+    info = {"routing_counts": {}, "dropped_tokens": {}, "layer_kinds": {}}
     for name, idx, mx, ff in build:
         groups.append(LayerGroup(name, len(idx)))
         info["layer_kinds"][name] = {"mixer": mx, "ffn": ff, "layers": idx}

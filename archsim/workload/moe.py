@@ -303,7 +303,7 @@ def add_ffn(gb: GraphBuilder, s, name: str, x: Tensor, default: str, ffn: str, T
     a dense MLP."""
     if ffn == "moe":
         counts, dropped = routing_for(s, T, layer_idx, all_layers)
-        info["routing"][name] = [int(c) for c in counts]
+        info["routing_counts"][name] = [int(c) for c in counts]
         info["dropped_tokens"][name] = dropped
         return add_moe_block(gb, s, name, x, default, name, counts, T)
     return add_mlp_block(gb, s, name, x, default, name)
@@ -315,7 +315,7 @@ def build_moe(s: MoESpec, default_precision: str, all_layers: bool = False) -> W
     x = embed(gb, s, default_precision, T)
     groups = [LayerGroup("embed", 1)]
     plan = layer_plan(s, s.n_layers, lambda i: "moe" if s.is_moe_layer(i) else "dense")
-    info = {"routing": {}, "dropped_tokens": {}}
+    info = {"routing_counts": {}, "dropped_tokens": {}}
     to_build = ([(f"block{i}", [i], "moe" if s.is_moe_layer(i) else "dense") for i in range(s.n_layers)]
                 if all_layers else
                 [(("moe_block" if kind.endswith("moe") else "block") if len(plan) > 1 else "block", idx,
