@@ -170,6 +170,15 @@ def _upd(qa, qs, qb, qbid, qbmax, qsmax, q, scope, bank, bid, P, nbpp, t):
 
 
 @njit(cache=True)
+def _pre_ready(qa, qs, qb, qbid, qbmax, qsmax, scope, bank, bid, P, nbpp, T, wr_rec):
+    """Earliest tick a precharge over ``scope`` may issue: ACT + nRAS, RD + nRTP, WR + write
+    recovery (CWL + BL + nWR) of the banks it covers."""
+    t = _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, bank, bid, P, nbpp) + T[T_RAS]
+    t = max(t, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, scope, bank, bid, P, nbpp) + T[T_RTP])
+    return max(t, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, scope, bank, bid, P, nbpp) + wr_rec)
+
+
+@njit(cache=True)
 def _row_status(open_row, scope, bank, bid, row, P, nbpp, B):
     """CMD_FINAL if every bank of the scope has ``row`` open, CMD_ACT if the first bank in
     order that is not is closed, CMD_PRE if it holds another row."""
@@ -332,9 +341,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                 for i in range(nb):
                     if open_row[i] >= 0:
                         bi = i % B
-                        tp = max(row_free, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_BANK, i, bi, P, nbpp) + T[T_RAS])
-                        tp = max(tp, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, S_BANK, i, bi, P, nbpp) + T[T_RTP])
-                        tp = max(tp, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_BANK, i, bi, P, nbpp) + wr_rec)
+                        tp = max(row_free, _pre_ready(qa, qs, qb, qbid, qbmax, qsmax, S_BANK, i, bi, P, nbpp, T, wr_rec))
                         if tp < best:
                             best = tp
                             bb = i
@@ -375,9 +382,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     break
             if need_pre:
                 tp = max(tr, row_free)
-                tp = max(tp, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_AB, 0, 0, P, nbpp) + T[T_RAS])
-                tp = max(tp, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, S_AB, 0, 0, P, nbpp) + T[T_RTP])
-                tp = max(tp, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_AB, 0, 0, P, nbpp) + wr_rec)
+                tp = max(tp, _pre_ready(qa, qs, qb, qbid, qbmax, qsmax, S_AB, 0, 0, P, nbpp, T, wr_rec))
                 _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, S_AB, 0, 0, P, nbpp, tp)
                 for i in range(nb):
                     open_row[i] = -1
@@ -507,9 +512,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                 welig[nw] = row_ok
             else:
                 rdy = row_free
-                rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp) + T[T_RAS])
-                rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, scope, b, bid, P, nbpp) + T[T_RTP])
-                rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, scope, b, bid, P, nbpp) + wr_rec)
+                rdy = max(rdy, _pre_ready(qa, qs, qb, qbid, qbmax, qsmax, scope, b, bid, P, nbpp, T, wr_rec))
                 welig[nw] = row_ok
             wi[nw] = j
             wcmd[nw] = c
@@ -561,9 +564,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                 if need:
                     continue
                 bi = i % B
-                tp = max(row_free, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_BANK, i, bi, P, nbpp) + T[T_RAS])
-                tp = max(tp, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_RD, S_BANK, i, bi, P, nbpp) + T[T_RTP])
-                tp = max(tp, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_BANK, i, bi, P, nbpp) + wr_rec)
+                tp = max(row_free, _pre_ready(qa, qs, qb, qbid, qbmax, qsmax, S_BANK, i, bi, P, nbpp, T, wr_rec))
                 if tp < best:
                     best = tp
                     bb = i
