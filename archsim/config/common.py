@@ -48,6 +48,16 @@ class EnergyConfig(Strict):
     leakage_scale: float = Field(1.0, ge=0, description="multiplier on leakage power")
 
 
+class PipelineConfig(Strict):
+    """Pipeline parallelism of a multi-device system (archsim/sim/pipeline.py): the layers split
+    over stages, each stage one copy of the devices, the batch over micro-batches."""
+
+    pipeline: PositiveInt = Field(1, description="pipeline stages: the layers split over this many copies "
+                                  "of the devices, activations passed between them over the interconnect")
+    microbatches: Optional[PositiveInt] = Field(None, description="micro-batches the batch is split into "
+                                                "(default: one per stage, at most one per request)")
+
+
 class ArchBase(Strict):
     """Fields every hardware description has."""
 

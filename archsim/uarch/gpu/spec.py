@@ -2,11 +2,11 @@
 memory, an L2 cache, HBM, kernel launches, and tensor parallelism over an interconnect."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
 
-from archsim.config.common import ArchBase
+from archsim.config.common import ArchBase, PipelineConfig
 from archsim.config.types import Bandwidth, Bytes, Precision, Strict, Time
 
 
@@ -82,12 +82,10 @@ class InterconnectConfig(Strict):
     algorithm: Literal["ring"] = "ring"
 
 
-class ParallelConfig(Strict):
+class ParallelConfig(PipelineConfig):
+    """Tensor parallelism within a stage; pipeline stages of ``tensor`` devices each."""
+
     tensor: PositiveInt = Field(1, description="tensor-parallel devices (FC column/row splits, heads split)")
-    pipeline: PositiveInt = Field(1, description="pipeline-parallel stages: the layers split over this "
-                                  "many groups of `tensor` devices, activations passed over the interconnect")
-    microbatches: Optional[PositiveInt] = Field(None, description="pipeline: micro-batches the batch is "
-                                                "split into (default: one per stage, at most one per request)")
 
 
 class GpuConfig(ArchBase):

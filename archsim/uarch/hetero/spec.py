@@ -11,7 +11,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import Field, PositiveInt, field_validator
 
-from archsim.config.common import ArchBase
+from archsim.config.common import ArchBase, PipelineConfig
 from archsim.config.types import Bandwidth, Bytes, Energy, Strict, Time
 from archsim.uarch.gpu.spec import InterconnectConfig
 
@@ -62,16 +62,6 @@ class LinkConfig(Strict):
     energy_per_bit: Energy = Field(10.4, description="pJ per bit moved")
 
 
-class PipelineParallel(Strict):
-    """Pipeline parallelism of the whole system: the layers split over stages, each stage a copy of
-    the xPU devices with their PIM stacks (see archsim/sim/pipeline.py)."""
-
-    pipeline: PositiveInt = Field(1, description="pipeline stages (each with xpu.devices devices and "
-                                  "their PIM stacks); activations pass between stages over `interconnect`")
-    microbatches: Optional[PositiveInt] = Field(None, description="micro-batches the batch is split into "
-                                                "(default: one per stage)")
-
-
 class HeteroConfig(ArchBase):
     """An xPU (gpu or systolic) with PIM stacks, a link between them and a schedule."""
 
@@ -83,7 +73,8 @@ class HeteroConfig(ArchBase):
         default_factory=InterconnectConfig,
         description="device-to-device links of the tensor-parallel all-reduce for an xPU without its own "
                     "(systolic; a gpu xPU uses its own interconnect section) and between pipeline stages")
-    parallel: PipelineParallel = Field(default_factory=PipelineParallel)
+    parallel: PipelineConfig = Field(default_factory=PipelineConfig, description="pipeline stages, each "
+                                     "with xpu.devices devices and their PIM stacks")
     placement: dict[str, Literal["xpu", "pim"]] = Field(
         default_factory=dict, description="op role -> device; default: attention (attn_qk, softmax, "
         "attn_sv, kv_write) on pim, everything else on xpu")
