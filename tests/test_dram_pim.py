@@ -47,8 +47,14 @@ def test_power_limit_slows_mac_stream():
     assert pc.cycles - npc.cycles == 31 * (6 - 4)
 
 
-def _random_stream(rng, n, B):
-    kinds = rng.choice([E.K_MAC_AB, E.K_MAC_SB, E.K_MAC_PB, E.K_DATA, E.K_RD, E.K_WR, E.K_BARRIER], size=n)
+BANK_KINDS = (E.K_MAC_AB, E.K_MAC_SB, E.K_MAC_PB, E.K_DATA, E.K_RD, E.K_WR, E.K_BARRIER)
+HB_KINDS = (E.K_MAC_AB, E.K_MAC_HB, E.K_WR_HB, E.K_WR_AB, E.K_RD, E.K_WR, E.K_BARRIER)
+
+
+def _random_stream(rng, n, B, kinds=BANK_KINDS):
+    """Random stream of ``kinds`` over 2 x 2 x 2 x B banks, rows 0..2 (none for barriers and
+    data-path requests)."""
+    kinds = rng.choice(list(kinds), size=n)
     bank = rng.integers(0, 2 * 2 * 2 * B, size=n)
     row = rng.integers(0, 3, size=n)
     row[(kinds == E.K_DATA) | (kinds == E.K_BARRIER)] = -1
@@ -167,19 +173,6 @@ def test_half_bank_write_waits_write_recovery_before_precharge():
     assert E.run_stream(*s, geom, dev.T)[E.C_CYCLES] == 69
 
 
-HB_KINDS = (E.K_MAC_AB, E.K_MAC_HB, E.K_WR_HB, E.K_WR_AB, E.K_RD, E.K_WR, E.K_BARRIER)
-
-
-def _random_stream_hb(rng, n, B, kinds=HB_KINDS):
-    """Random half-bank-mode stream over 2 x 2 x 2 x B banks, rows 0..2 (none for barriers and
-    data-path requests)."""
-    kinds = rng.choice(list(kinds), size=n)
-    bank = rng.integers(0, 2 * 2 * 2 * B, size=n)
-    row = rng.integers(0, 3, size=n)
-    row[(kinds == E.K_BARRIER) | (kinds == E.K_DATA)] = -1
-    return kinds.astype(np.int64), np.zeros(n, np.int64), bank.astype(np.int64), row.astype(np.int64)
-
-
 @pytest.mark.parametrize("seed", range(4))
 def test_engine_half_bank_matches_cycle_stepped_twin(seed):
     rng = np.random.default_rng(100 + seed)
@@ -189,7 +182,7 @@ def test_engine_half_bank_matches_cycle_stepped_twin(seed):
     T[E.T_RFC] = 60
     T[E.T_WINDOW] = int(rng.integers(2, 12))
     geom = np.array([2, 2, 2, 4], np.int64)
-    k, s, b, r = _random_stream_hb(rng, 120, 4)
+    k, s, b, r = _random_stream(rng, 120, 4, HB_KINDS)
     assert np.array_equal(E.run_stream(k, s, b, r, geom, T), E.run_stream.py_func(k, s, b, r, geom, T, True))
 
 
@@ -339,5 +332,5 @@ def test_engine_pimsim_controller_matches_cycle_stepped_twin(seed):
     T[E.T_CTRL] = E.CTRL_EAGER_PRE | E.CTRL_ONE_BUS
     T[E.T_WINDOW] = int(rng.integers(2, 12))
     geom = np.array([2, 2, 2, 4], np.int64)
-    k, s, b, r = (_random_stream_hb if seed % 2 else _random_stream)(rng, 120, 4)
+    k, s, b, r = _random_stream(rng, 120, 4, HB_KINDS if seed % 2 else BANK_KINDS)
     assert np.array_equal(E.run_stream(k, s, b, r, geom, T), E.run_stream.py_func(k, s, b, r, geom, T, True))

@@ -9,7 +9,7 @@ from archsim.errors import ConfigError
 from archsim.uarch.dram_pim import engine as E
 from archsim.uarch.dram_pim import gemv_cycles, resolve
 from archsim.uarch.dram_pim.api import _run_streams, load
-from test_dram_pim import _random_stream_hb, _tiny_T
+from test_dram_pim import _random_stream, _tiny_T
 
 PIMSIM = E.CTRL_EAGER_PRE | E.CTRL_ONE_BUS | E.CTRL_TAGGED_BARRIER | E.CTRL_DATA_END
 
@@ -129,7 +129,7 @@ def test_tagged_controller_matches_cycle_stepped_twin(seed):
     T[E.T_CTRL] = PIMSIM | (E.CTRL_INTAKE_ONE if seed >= 2 else 0)
     T[E.T_WINDOW] = int(rng.integers(2, 12))
     geom = np.array([2, 2, 2, 4], np.int64)
-    k, s, b, r = _random_stream_hb(rng, 120, 4, BARRIER_KINDS)
+    k, s, b, r = _random_stream(rng, 120, 4, BARRIER_KINDS)
     fast = E.run_stream(k, s, b, r, geom, T)
     slow = E.run_stream.py_func(k, s, b, r, geom, T, True)
     assert np.array_equal(fast, slow)
