@@ -179,6 +179,15 @@ def _pre_ready(qa, qs, qb, qbid, qbmax, qsmax, scope, bank, bid, P, nbpp, T, wr_
 
 
 @njit(cache=True)
+def _row_issue(t, span, col_free, one_bus):
+    """A row command at ``t``: the row bus is busy for ``span`` ticks; on a single command bus
+    the column command of tick ``t`` is taken too. Returns (row_free, col_free)."""
+    if one_bus and col_free < t + 1:
+        col_free = t + 1
+    return t + span, col_free
+
+
+@njit(cache=True)
 def _row_status(open_row, scope, bank, bid, row, P, nbpp, B):
     """CMD_FINAL if every bank of the scope has ``row`` open, CMD_ACT if the first bank in
     order that is not is closed, CMD_PRE if it holds another row."""
@@ -354,9 +363,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     if refs_idle >= STALL_REFRESHES:
                         cnt[C_CYCLES] = -1
                         return cnt
-                    row_free = tr + 1
-                    if one_bus:
-                        col_free = max(col_free, tr + 1)
+                    row_free, col_free = _row_issue(tr, 1, col_free, one_bus)
                     ref_block = tr + T[T_RFC]
                     last_issue = max(last_issue, tr)
                     ref_wait = False
@@ -365,9 +372,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                 if best <= t:
                     _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, S_BANK, bb, bb % B, P, nbpp, t)
                     open_row[bb] = -1
-                    row_free = t + 1
-                    if one_bus:
-                        col_free = max(col_free, t + 1)
+                    row_free, col_free = _row_issue(t, 1, col_free, one_bus)
                     cnt[C_PRE] += 1
                     last_issue = max(last_issue, t)
                     continue
@@ -386,9 +391,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                 _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, S_AB, 0, 0, P, nbpp, tp)
                 for i in range(nb):
                     open_row[i] = -1
-                row_free = tp + 1
-                if one_bus:
-                    col_free = max(col_free, tp + 1)
+                row_free, col_free = _row_issue(tp, 1, col_free, one_bus)
                 cnt[C_PRE_AB] += 1
                 last_issue = max(last_issue, tp)
                 tr = tp + T[T_RP]
@@ -399,9 +402,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
             if refs_idle >= STALL_REFRESHES:
                 cnt[C_CYCLES] = -1
                 return cnt
-            row_free = tr + 1
-            if one_bus:
-                col_free = max(col_free, tr + 1)
+            row_free, col_free = _row_issue(tr, 1, col_free, one_bus)
             ref_block = tr + T[T_RFC]
             last_issue = max(last_issue, tr)
             ref_due += refi
@@ -572,9 +573,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                 if best <= t:
                     _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, S_BANK, bb, bb % B, P, nbpp, t)
                     open_row[bb] = -1
-                    row_free = t + 1
-                    if one_bus:
-                        col_free = max(col_free, t + 1)
+                    row_free, col_free = _row_issue(t, 1, col_free, one_bus)
                     cnt[C_PRE] += 1
                     last_issue = max(last_issue, t)
                     continue
@@ -606,9 +605,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
         if c == CMD_ACT:
             _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp, t)
             _set_rows(open_row, scope, b, bid, row[j], P, nbpp, B)
-            row_free = t + T[T_ACTCK]
-            if one_bus:
-                col_free = max(col_free, t + 1)
+            row_free, col_free = _row_issue(t, T[T_ACTCK], col_free, one_bus)
             if scope == S_AB:
                 cnt[C_ACT_AB] += 1
                 cnt[C_BANK_ACTS] += nb
@@ -632,9 +629,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
         elif c == CMD_PRE:
             _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, scope, b, bid, P, nbpp, t)
             _set_rows(open_row, scope, b, bid, -1, P, nbpp, B)
-            row_free = t + 1
-            if one_bus:
-                col_free = max(col_free, t + 1)
+            row_free, col_free = _row_issue(t, 1, col_free, one_bus)
             if scope == S_AB:
                 cnt[C_PRE_AB] += 1
             elif scope == S_SB:
