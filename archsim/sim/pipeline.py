@@ -113,12 +113,10 @@ def simulate_pipelined(cfg, wl, *, seed: int = 0, all_layers: bool = False) -> R
     check = getattr(u, "check_capacity", None)
     if callable(check):
         check(cfg, wl)
-    # a once-per-run host cost (a GPU's launch.fixed) is paid once, not per micro-batch
-    launch = getattr(cfg, "launch", None)
-    run_fixed = 0
-    if launch is not None and getattr(launch, "fixed", 0) and getattr(launch, "sync", "per_run") == "per_run":
-        run_fixed = int(round(launch.fixed * cfg.clock))
-        cfg = cfg.model_copy(update={"launch": launch.model_copy(update={"fixed": 0.0})})
+    # a once-per-run cost of the microarchitecture (a GPU's host dispatch) is paid once, not per
+    # micro-batch
+    split = getattr(u, "split_run_overhead", None)
+    cfg, run_fixed = split(cfg) if callable(split) else (cfg, 0)
     m_req = getattr(cfg.parallel, "microbatches", None) or P
     parts = split_requests(wl, m_req)
     cache: dict = {}
@@ -134,18 +132,16 @@ def simulate_pipelined(cfg, wl, *, seed: int = 0, all_layers: bool = False) -> R
     xbytes = [_activation_bytes(cfg, wl, b) for b, _ in parts]
     x = [int(math.ceil((lat + xb / bw) * cfg.clock)) for xb in xbytes]
     back = int(math.ceil(lat * cfg.clock))
+    busy = [sum(row[p] for row in s) for p in range(P)]
     if wl.phase == "decode":
-        cycles, stage_bound, trip_bound = decode_period(s, x, back)
+        cycles, _, trip_bound = decode_period(s, x, back)
         schedule = "decode steady state"
     else:
-        cycles = fill_drain(s, x)
-        stage_bound = max(sum(row[p] for row in s) for p in range(P))
-        trip_bound = None
+        cycles, trip_bound = fill_drain(s, x), None
         schedule = "fill and drain"
     cycles += run_fixed
-    busy = [sum(row[p] for row in s) for p in range(P)]
     info = {"stages": P, "microbatches": len(parts), "microbatch_sizes": [b for b, _ in parts],
-            "schedule": schedule, "stage_busy_cycles": busy, "stage_bound_cycles": stage_bound,
+            "schedule": schedule, "stage_busy_cycles": busy, "stage_bound_cycles": max(busy),
             "round_trip_cycles": trip_bound, "transfer_cycles": max(x), "transfer_bytes": float(sum(xbytes) * (P - 1)),
             "bubble_fraction": 1.0 - sum(busy) / (P * cycles) if cycles else 0.0}
     return _combine(cfg, wl, runs, cycles, P, info)

@@ -58,4 +58,7 @@ class Uarch:
         return self.peak_macs_per_cycle(cfg) * cfg.clock * self.prices(cfg, table).get("array.mac", 0.0) * 1e-12
 
     # Optional: ``summary(result) -> dict`` adds a microarchitecture-specific breakdown to the
-    # JSON result under ``uarch_summary``.
+    # JSON result under ``uarch_summary``. For pipeline stages (archsim/sim/pipeline.py):
+    # ``check_capacity(cfg, workload)`` checks the whole batch against the devices' memory before
+    # it is split into micro-batches, and ``split_run_overhead(cfg) -> (cfg, cycles)`` takes a
+    # once-per-run cost out of the configuration so that it is paid once, not per micro-batch.

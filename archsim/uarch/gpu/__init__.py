@@ -30,6 +30,15 @@ class Gpu(Uarch):
         of tensor x pipeline devices)."""
         GpuLowerer(cfg, 1.0).check_capacity(workload)
 
+    def split_run_overhead(self, cfg):
+        """(config without the once-per-run host cost, that cost in cycles): a run split into
+        pipeline micro-batches pays ``launch.fixed`` once (with ``launch.sync: per_op`` every op
+        pays it, so it stays)."""
+        if cfg.launch.sync != "per_run" or not cfg.launch.fixed:
+            return cfg, 0
+        return (cfg.model_copy(update={"launch": cfg.launch.model_copy(update={"fixed": 0.0})}),
+                int(round(cfg.launch.fixed * cfg.clock)))
+
     def _feed_bpc(self, cfg):
         lat = max(1.0, cfg.memory.latency * cfg.clock)
         return min(cfg.sm.l2_bytes_per_cycle, float(cfg.sm.inflight_bytes) / lat)
