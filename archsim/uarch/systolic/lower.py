@@ -249,10 +249,10 @@ class SystolicLowerer:
         A["aux"][j, 0] = int(_bits(op.a.dtype))
         A["aux"][j, 1] = int(_bits(op.b.dtype))
         A["aux"][j, 2] = np.where(kk > 0, FLAG_ACCUMULATE, 0)
-        for q in range(P):
-            last = i_g[arr == q]
-            if last.size:
-                A["aux"][r(last[-1]), 2] |= FLAG_DRAIN
+        gemms_of = [i_g[arr == q] for q in range(P)]          # each array's GEMM tiles, in order
+        for gi in gemms_of:
+            if gi.size:
+                A["aux"][r(gi[-1]), 2] |= FLAG_DRAIN
         A["aux"][j, 3] = int(self.acc_bytes)
         if c_off:
             j = r(i_sc[sc])
@@ -264,13 +264,11 @@ class SystolicLowerer:
             A["aux"][j, 0] = BUF_OFMAP
         self.pb.add_arrays(A)
         # remember the last two GEMMs per array (slot chaining into the next op)
-        for q in range(P):
-            gi = i_g[arr == q]
+        for q, gi in enumerate(gemms_of):
             if gi.size:
                 self.last_gemm[q] = [int(gi[-2]) if gi.size > 1 else int(gi[-1]), int(gi[-1])]
         finals = [int(i_sc[sc][-1])] if c_off and sc.any() else []
-        for q in range(P):
-            gi = i_g[arr == q]
+        for q, gi in enumerate(gemms_of):
             if gi.size:
                 finals.append(int(gi[-1]))
             if c_off:
