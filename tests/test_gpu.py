@@ -116,11 +116,12 @@ def test_fused_decode_attention_one_kernel_reads_kv_once():
     n_att = sum(op.role in ("attn_qk", "attn_sv", "softmax") for op in ops)
     assert n_att > 3                                     # one GEMM / softmax per distinct length
     launches = int(((p.op == Op.SYNC) & (p.unit == U_HOST) & (p.layer == L)).sum())
-    # every non-attention op is a kernel (+1 all-reduce per row-split GEMM), attention is one
+    # every non-attention op is a kernel (+1 all-reduce per row-split GEMM), attention is one;
+    # one more host step: the runtime's setup of the layer (launch.layer_setup)
     n_ar = sum(op.role == "fc" and op.name.rsplit(".", 1)[-1] in ("o", "down") for op in ops)
     n_split = sum(p.meta["tilings"][op.name]["split_k"] > 1 for op in ops
                   if op.role == "fc")                 # split-K reduction kernels
-    assert launches == len(ops) - n_att + 1 + n_ar + n_split
+    assert launches == len(ops) - n_att + 1 + n_ar + n_split + 1
     # the KV of 4 requests (100+200+300+400 (+1 new) keys x 8 heads x 64 x 2 (K, V) x 2 B) over 2 devices
     kv = sum((n + 1) for n in (100, 200, 300, 400)) * 8 * 64 * 2 * 2 / 2
     loads = p.nbytes[(p.op == Op.LOAD) & (p.layer == L)]
@@ -142,13 +143,41 @@ def test_per_op_sync_pays_one_timed_call_per_op():
               norm="layernorm", mlp="gelu", position="learned", phase="decode", batch=2, kv_len=64,
               precision={"weights": "fp16", "activations": "fp16"})
     fixed_us = 20.0
-    run = simulate("a100", wl, overrides=["launch.sync=per_run", f"launch.fixed={fixed_us}us"])
+    run = simulate("a100", wl, overrides=["launch.sync=per_run", f"launch.fixed={fixed_us}us",
+                                          "launch.layer_setup=0", "launch.layer_setup_prefill=0"])
     op = simulate("a100", wl, overrides=["launch.sync=per_op", f"launch.fixed={fixed_us}us"])
     from archsim.api import load
     n_ops = len(list(load("a100", wl)[1].ops()))
     fixed_cycles = fixed_us * 1e-6 * 1.41e9
     assert op.cycles >= run.cycles + (n_ops - 1) * fixed_cycles * 0.999
     assert op.cycles <= run.cycles + n_ops * fixed_cycles + n_ops * 20e-6 * 1.41e9   # + at most one launch each
+
+
+def test_layer_setup_is_paid_per_layer_instance_with_the_gpu_idle():
+    """launch.layer_setup: the runtime prepares every layer instance of a pass while the GPU waits,
+    so a pass of L layer instances (embed + n blocks + head) is longer by at least L x setup (not
+    hidden behind kernels) and at most L x (setup + one kernel launch + device gap), which the
+    setup exposes; prefill passes pay layer_setup_prefill; op-by-op timing and single GEMMs none."""
+    wl = dict(name="t", kind="transformer", d_model=512, n_layers=3, n_heads=8, d_ff=2048, vocab_size=1000,
+              norm="layernorm", mlp="gelu", position="learned", phase="decode", batch=2, kv_len=64,
+              precision={"weights": "fp16", "activations": "fp16"})
+    clk = 1.41e9
+    base = simulate("a100", wl, overrides=["launch.layer_setup=0"])
+    s_us = 50.0
+    r = simulate("a100", wl, overrides=[f"launch.layer_setup={s_us}us"])
+    L = 1 + 3 + 1
+    setup, host, gap = s_us * 1e-6 * clk, 5e-6 * clk, 1.5e-6 * clk
+    assert L * setup * 0.999 <= r.cycles - base.cycles <= L * (setup + host + gap) + L
+    pre = dict(wl, phase="prefill", seq_len=16)
+    p0 = simulate("a100", pre, overrides=["launch.layer_setup=0", "launch.layer_setup_prefill=0"])
+    p1 = simulate("a100", pre, overrides=["launch.layer_setup=0", f"launch.layer_setup_prefill={2 * s_us}us"])
+    assert L * 2 * setup * 0.999 <= p1.cycles - p0.cycles <= L * (2 * setup + host + gap) + L
+    per_op = [simulate("a100", wl, overrides=["launch.sync=per_op", f"launch.layer_setup={v}us"]).cycles
+              for v in (0, s_us)]
+    assert per_op[0] == per_op[1]
+    gemm = {"kind": "gemm", "M": 256, "N": 1024, "K": 1024, "precision": {"weights": "fp16", "activations": "fp16"}}
+    assert (simulate("a100", gemm, overrides=["launch.layer_setup=0"]).cycles
+            == simulate("a100", gemm, overrides=[f"launch.layer_setup={s_us}us"]).cycles)
 
 
 def test_generation_throughput_sums_prefill_and_decode_steps():

@@ -350,6 +350,15 @@ class GpuLowerer:
                 f"({devices} device(s)) but memory.capacity is {cap / 1e9:.1f} GB; add devices "
                 f"(parallel.tensor / parallel.pipeline) or reduce batch / KV length", path="memory.capacity")
 
+    def layer_setup_cycles(self, wl) -> int:
+        """Host setup cycles per layer instance of a forward pass (``launch.layer_setup``): none for
+        op-by-op timing or a single-GEMM workload (one kernel call, no runtime pass)."""
+        ln = self.cfg.launch
+        if ln.sync != "per_run" or wl.spec.get("kind") == "gemm":
+            return 0
+        t = ln.layer_setup_prefill if wl.phase == "prefill" and ln.layer_setup_prefill is not None else ln.layer_setup
+        return int(round(t * self.clock))
+
     def run(self, wl):
         self.check_capacity(wl)
         rep = wl.group_repeat()
@@ -358,6 +367,8 @@ class GpuLowerer:
         fixed = int(round(self.cfg.launch.fixed * self.clock))
         first = True
         per_op = self.cfg.launch.sync == "per_op"
+        setup = self.layer_setup_cycles(wl)
+        set_up: set = set()
         ops = list(wl.ops())
         fuse = self.cfg.decode_attention == "fused" and wl.phase == "decode"
         att_layers = {}
@@ -375,6 +386,10 @@ class GpuLowerer:
                 # per_op: the host waits for the previous op, then pays one timed call
                 self.sync(U_HOST, layer, fixed, [self.prev_done])
             first = False
+            if setup > 0 and op.layer not in set_up:
+                # the runtime prepares the layer while the GPU waits (additive, not hidden)
+                set_up.add(op.layer)
+                self.sync(U_HOST, layer, setup, [self.prev_done])
             if op.layer in att_layers and (self.is_decode_attention(op) or op.role == "softmax"):
                 if op.layer not in done_att:
                     done_att.add(op.layer)

@@ -2,7 +2,7 @@
 memory, an L2 cache, HBM, kernel launches, and tensor parallelism over an interconnect."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
 
@@ -67,6 +67,13 @@ class LaunchConfig(Strict):
     host: Time = Field(5e-6, description="host time to issue one kernel (driver + framework)")
     gap: Time = Field(1e-6, description="device-side gap between dependent kernels")
     fixed: Time = Field(0.0, description="once per run: host dispatch and final synchronisation")
+    layer_setup: Time = Field(0.0, description=(
+        "host time per layer per forward pass during which the GPU idles (per_run only): the inference "
+        "runtime's per-layer work for a new pass (dynamic-shape inference, per-layer buffer bindings, "
+        "plugin setup) when the pass is not a captured CUDA graph; 0 for graph replay or kernel-only models"))
+    layer_setup_prefill: Optional[Time] = Field(None, description=(
+        "``layer_setup`` of a prefill (context) pass, where the runtime also switches to its context "
+        "optimisation profile; unset: same as ``layer_setup``"))
     sync: Literal["per_run", "per_op"] = Field(
         "per_run", description="'per_run': kernels are queued ahead of the GPU and the host waits once "
         "at the end (an inference engine); 'per_op': the host synchronises after every op and each op "
