@@ -131,6 +131,36 @@ def test_fused_decode_attention_one_kernel_reads_kv_once():
     assert r.seconds < g.seconds and r.macs == g.macs
 
 
+def test_per_query_head_decode_attention_reads_a_gqa_group_once_per_query_head():
+    """decode_attention_kv: a GQA model (8 query heads over 2 KV heads, 4 per group) loads its KV
+    cache once per KV head with 'shared' and once per query head with 'per_query_head': the layer's
+    load bytes differ by exactly (4 - 1) x the KV bytes (KV lengths 4000..16000 plus the new
+    token, 2 KV heads x 64 x 2 (K, V) x 2 B) and the step takes longer; an MHA model (group of 1)
+    is unchanged."""
+    from archsim.api import load
+    from archsim.isa import Op
+    from archsim.sim.run import simulate_loaded
+    wl = dict(name="t", kind="transformer", d_model=512, n_layers=1, n_heads=8, n_kv_heads=2, d_ff=2048,
+              vocab_size=1000, max_seq_len=16384, norm="rmsnorm", mlp="swiglu", position="rope",
+              phase="decode", batch=4, kv_lens=[4000, 8000, 12000, 16000],
+              precision={"weights": "fp16", "activations": "fp16"})
+    kv = sum(n + 1 for n in (4000, 8000, 12000, 16000)) * 2 * 64 * 2 * 2
+
+    def block_loads(w, mode):
+        cfg, wk = load("a100", w, overrides=[f"decode_attention_kv={mode}"])
+        r = simulate_loaded(cfg, wk)
+        p = r.program
+        L = p.layer_names.index([g.name for g in wk.groups if g.name not in ("embed", "head")][0])
+        return int(p.nbytes[(p.op == Op.LOAD) & (p.layer == L)].sum()), r
+
+    shared, rs = block_loads(wl, "shared")
+    per_q, rq = block_loads(wl, "per_query_head")
+    assert per_q - shared == 3 * kv
+    assert rq.cycles > rs.cycles and rq.macs == rs.macs
+    mha = dict(wl, n_kv_heads=8)
+    assert block_loads(mha, "shared")[0] == block_loads(mha, "per_query_head")[0]
+
+
 def test_per_op_sync_pays_one_timed_call_per_op():
     """launch.sync=per_op: the host waits for each op and pays launch.fixed before the next, so
     a run of n ops is at least n x fixed longer than the kernels alone, and never shorter than the

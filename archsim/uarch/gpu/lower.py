@@ -233,7 +233,9 @@ class GpuLowerer:
         head of the layer: each CTA streams a (request, KV head, KV split) block of K and V from HBM
         once, QK^T, the softmax and SV stay on chip, so the kernel costs one launch, the KV bytes
         through the memory model and tensor-core work with the query rows (the heads of a GQA group)
-        padded to the MMA granule; KV splits keep every SM busy whatever the batch and lengths."""
+        padded to the MMA granule; KV splits keep every SM busy whatever the batch and lengths.
+        With ``decode_attention_kv: per_query_head`` a GQA group's K and V are streamed once per
+        query head instead."""
         cfg = self.cfg
         T = self.tp
         min_m = cfg.tiles.min_m
@@ -254,7 +256,11 @@ class GpuLowerer:
                 continue
             M, N, K, G, _ = self.shard_gemm(op)
             macs_model += int(op.macs)
-            kv_bytes += op.b.nbytes * G / max(1, int(op.count))
+            reads = 1
+            if cfg.decode_attention_kv == "per_query_head":
+                # M = query heads of the group x query rows per request
+                reads = max(1, M // max(1, int(op.attrs.get("attn_rows", 1))))
+            kv_bytes += op.b.nbytes * G / max(1, int(op.count)) * reads
             ctx = N if op.role == "attn_qk" else K
             hd = max(hd, K if op.role == "attn_qk" else N)
             k_iters += G * -(-M // min_m) * -(-ctx // tk)

@@ -109,6 +109,12 @@ class GpuConfig(ArchBase):
     decode_attention: Literal["fused", "gemm"] = Field("fused", description=(
         "decode attention kernels: one fused FlashDecoding / paged-attention kernel per layer for all "
         "requests and heads (KV read once, scores on chip), or separate batched GEMM / softmax kernels"))
+    decode_attention_kv: Literal["shared", "per_query_head"] = Field("shared", description=(
+        "how the fused decode-attention kernel reads the KV cache of a grouped-query (GQA / MQA) "
+        "model: 'shared': once per KV head, the group's query heads together (FlashDecoding, XQA); "
+        "'per_query_head': one CTA per request and query head, each streaming its KV head from HBM "
+        "(masked-MHA / paged-attention kernels of 2023 engines), the group's bytes read once per "
+        "query head"))
     activation_l2_fraction: float = Field(0.5, ge=0, le=1, description=(
         "an activation tensor no larger than this fraction of L2 stays in L2 between kernels "
         "(write-back cache); larger ones go to HBM"))
