@@ -50,6 +50,8 @@ O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_
 O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK = range(42, 52)
 O_BUSY, O_MAXT, O_VCNT = 52, 53, 54
 O_XSCR = 29          # periodic extrapolation scratch: offset, size (row_visit only)
+H_DECB = 31           # channel bits that are the lowest transaction bits (bank and row depend only on
+                      # the bits above them), 0 if not so
 # rows of the per-transfer work array of _serve
 W_START, W_REM, W_FRESH, W_ENT, W_LBR, W_LBO, W_LBE, W_BLK, W_BLKO, W_FRH, W_INF = range(11)
 S_LVL = 56            # scratch for decoded level ids (up to 8 levels)
@@ -1539,52 +1541,95 @@ def dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
     done = t0
     blk = np.int64(1) << pb
     nblk = (j1 >> pb) - (j0 >> pb) + 1
-    cap = nblk * C if (chpos == 0 and C > 1) else nblk
-    # row visits in address order, then grouped per channel (order kept within a channel)
-    buf = np.empty(4 * cap, np.int64)
-    rch = buf[0:cap]
-    rb = buf[cap:2 * cap]
-    rr = buf[2 * cap:3 * cap]
-    rn = buf[3 * cap:4 * cap]
-    nvis = 0
-    jb = (j0 >> pb) << pb
-    while jb <= j1:
-        lo = jb if jb > j0 else j0
-        hi = jb + blk - 1
-        if hi > j1:
-            hi = j1
-        if chpos == 0 and C > 1:
+    decb = s[H_DECB]
+    cnt = np.zeros(C + 1, np.int64)
+    if chpos == 0 and C > 1 and decb > 0:
+        # channel bits lowest: each block gives channel c (at most) one visit, its bursts
+        # c, c + C, ...; channel c's visits go to columns c * nblk, ... (address order), a visit
+        # to the same bank and row as the channel's previous one joins it. Bank and row depend
+        # only on the bits above the channel's: decoded once per value of those
+        vis = np.empty((3, C * nblk), np.int64)
+        vb = vis[0]
+        vr = vis[1]
+        vn = vis[2]
+        for c in range(C + 1):
+            cnt[c] = c * nblk
+        pos = cnt[:C].copy()
+        dkey = np.int64(-1)
+        b = np.int64(0)
+        row = np.int64(0)
+        jb = (j0 >> pb) << pb
+        while jb <= j1:
+            lo = jb if jb > j0 else j0
+            hi = jb + blk - 1
+            if hi > j1:
+                hi = j1
             for c in range(C):
-                jc = lo + ((c - lo) % C)
+                jc = lo + ((c - lo) & (C - 1))
                 if jc > hi:
                     continue
-                ch, b, row = _decode(s, jc * tx)
-                rch[nvis] = ch; rb[nvis] = b; rr[nvis] = row; rn[nvis] = (hi - jc) // C + 1
+                if jc >> decb != dkey:
+                    ch, b, row = _decode(s, jc * tx)
+                    dkey = jc >> decb
+                n = ((hi - jc) >> decb) + 1
+                p = pos[c]
+                if p > cnt[c] and vb[p - 1] == b and vr[p - 1] == row:
+                    vn[p - 1] += n
+                else:
+                    vb[p] = b; vr[p] = row; vn[p] = n
+                    pos[c] = p + 1
+            jb += blk
+    else:
+        cap = nblk * C if (chpos == 0 and C > 1) else nblk
+        # row visits in address order, then grouped per channel (order kept within a channel)
+        buf = np.empty(4 * cap, np.int64)
+        rch = buf[0:cap]
+        rb = buf[cap:2 * cap]
+        rr = buf[2 * cap:3 * cap]
+        rn = buf[3 * cap:4 * cap]
+        nvis = 0
+        jb = (j0 >> pb) << pb
+        while jb <= j1:
+            lo = jb if jb > j0 else j0
+            hi = jb + blk - 1
+            if hi > j1:
+                hi = j1
+            if chpos == 0 and C > 1:
+                for c in range(C):
+                    jc = lo + ((c - lo) % C)
+                    if jc > hi:
+                        continue
+                    ch, b, row = _decode(s, jc * tx)
+                    rch[nvis] = ch; rb[nvis] = b; rr[nvis] = row; rn[nvis] = (hi - jc) // C + 1
+                    nvis += 1
+            else:
+                ch, b, row = _decode(s, lo * tx)
+                rch[nvis] = ch; rb[nvis] = b; rr[nvis] = row; rn[nvis] = hi - lo + 1
                 nvis += 1
-        else:
-            ch, b, row = _decode(s, lo * tx)
-            rch[nvis] = ch; rb[nvis] = b; rr[nvis] = row; rn[nvis] = hi - lo + 1
-            nvis += 1
-        jb += blk
-    cnt = np.zeros(C + 1, np.int64)
-    for k in range(nvis):
-        cnt[rch[k] + 1] += 1
+            jb += blk
+        for k in range(nvis):
+            cnt[rch[k] + 1] += 1
+        for c in range(C):
+            cnt[c + 1] += cnt[c]
+        pos = cnt[:C].copy()
+        vis = np.empty((3, nvis), np.int64)
+        vb = vis[0]
+        vr = vis[1]
+        vn = vis[2]
+        for k in range(nvis):
+            c = rch[k]
+            p = pos[c]
+            if p > cnt[c] and vb[p - 1] == rb[k] and vr[p - 1] == rr[k]:
+                vn[p - 1] += rn[k]            # same bank and row as the channel's previous visit
+                continue
+            vb[p] = rb[k]; vr[p] = rr[k]; vn[p] = rn[k]
+            pos[c] = p + 1
+    # per-visit work rows: as many columns as the most visits of one channel
+    mx = 1
     for c in range(C):
-        cnt[c + 1] += cnt[c]
-    pos = cnt[:C].copy()
-    vis = np.empty((3, nvis), np.int64)
-    vb = vis[0]
-    vr = vis[1]
-    vn = vis[2]
-    wk = np.empty((11, nvis), np.int64)
-    for k in range(nvis):
-        c = rch[k]
-        p = pos[c]
-        if p > cnt[c] and vb[p - 1] == rb[k] and vr[p - 1] == rr[k]:
-            vn[p - 1] += rn[k]            # same bank and row as the channel's previous visit
-            continue
-        vb[p] = rb[k]; vr[p] = rr[k]; vn[p] = rn[k]
-        pos[c] = p + 1
+        if pos[c] - cnt[c] > mx:
+            mx = pos[c] - cnt[c]
+    wk = np.empty((11, mx), np.int64)
     # periodic extrapolation scratch (row_visit, transfers of at least 8 windows of bursts):
     # views of the state, empty when off (no allocation per call)
     xs = s[0:0]
@@ -1706,12 +1751,28 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
            H_MAPMODE: mapping.mode, H_XOR: mapping.xor_mode, H_ROWB: mapping.row_bits, H_COLB: mapping.col_bits,
            H_PBITS: pbits, H_CHB: int(round(math.log2(C))), H_CHPOS: chpos, H_TX: preset.tx_bytes,
            H_BUSES: preset.level_sizes[1] if preset.standard.levels[1] == "PseudoChannel" else 1,
-           H_EDGE: int(preset.standard.edge_rules), H_DUAL: int(preset.standard.dual_bus), H_RCD: rcd}
+           H_EDGE: int(preset.standard.edge_rules), H_DUAL: int(preset.standard.dual_bus), H_RCD: rcd,
+           H_DECB: _low_channel_bits(mapping, C)}
     for k, v in hdr.items():
         s[k] = int(v)
     s[O_MAXT] = 0
     _fill_cross(s)
     return s.reshape(1, -1)
+
+
+def _low_channel_bits(mapping, C: int) -> int:
+    """log2(C) if :func:`_decode` takes the channel from the lowest log2(C) transaction bits and
+    the bank and row from the bits above them only (one channel field, first in the decode
+    order, no channel XOR), else 0."""
+    cb = int(round(math.log2(C))) if C > 1 else 0
+    if cb == 0 or mapping.xor_mode & 2:
+        return 0
+    kinds = [int(k) for k in mapping.fkind]
+    bits = [int(b) for b in mapping.fbits]
+    if mapping.mode == 1:
+        chf = [b for k, b in zip(kinds, bits) if k == F_CH]
+        return cb if chf == [cb] else 0
+    return cb if kinds and kinds[0] == F_CH and bits[0] == cb else 0
 
 
 def report(preset, state: np.ndarray, clock_hz: float) -> dict:
