@@ -180,3 +180,51 @@ def test_extrapolation_equals_burst_on_random_streams(name, mapping, lookahead, 
 @given(*_x_strategy(6), st.integers(0, (1 << 24) - 1))
 def test_extrapolation_equals_burst_sweep(name, mapping, lookahead, refresh, xor, channels, reqs, start):
     _x_case(name, mapping, lookahead, refresh, xor, channels, reqs, start=start & ~63)
+
+
+# ------------------------------------------------------------------ channel classes
+# (row_visit) Channels are independent and alike: a channel that starts a transfer in the same
+# dynamic state as a lower one and receives the same visits ends in that one's final state, so
+# its state is copied instead of served. The classes (lowest equal channel) must follow every
+# divergence: different visits, a channel without visits, unaligned starts.
+def _classes(transfers, **kw):
+    from archsim.mem.dram import engine as E
+    m = build_memory(SimpleNamespace(model="dram", dram=DramConfig(fidelity="row_visit", **kw)), 1.0e9)
+    s = m.fresh_state()
+    cnt = np.zeros(N_MEM_COUNTERS, np.int64)
+    out = []
+    for a, nb, w, t in transfers:
+        mem_transfer(m.kind, m.params, s, cnt, a, nb, w, t)
+        o, C = int(s[0][E.O_MCLS]), int(s[0][E.H_C])
+        out.append(s[0][o:o + C].tolist())
+    return out
+
+
+def test_channel_classes_follow_divergence():
+    """HBM2 (8 channels, 32 B bursts, channel = bits 5-7 of the address): 4 KiB aligned loads
+    give every channel the same visits (one class); a 64 B store at 0x60 (bursts 3 and 4) gives
+    channels 3 and 4 the same visit (a class of their own); a 4 KiB load at 0x20 (bursts 1-128)
+    gives channel 0 the bursts 8, 16, .. 128 (its visits start one block later than the other
+    channels'): channel 0 alone, channels 1, 2, 5-7 one class, 3 and 4 another (same visits,
+    different state)."""
+    tr = [(0, 4096, False, 0), (1 << 20, 4096, False, 0), (0x60, 64, True, 0), (2 << 20 | 0x20, 4096, False, 0)]
+    cls = _classes(tr, preset="HBM2-2000", mapping="RoCoBaRaCh")
+    assert cls[0] == cls[1] == [0] * 8
+    assert cls[2] == [0, 0, 0, 3, 3, 0, 0, 0]
+    assert cls[3] == [0, 1, 1, 3, 3, 1, 1, 1]
+    _same_as_burst(tr, preset="HBM2-2000", mapping="RoCoBaRaCh")
+
+
+@pytest.mark.parametrize("preset,mapping", [("HBM2-2000", "RoCoBaRaCh"), ("HBM3-6400", "MOP4CLXOR"),
+                                            ("HBM3-6400", "RoBaRaCoCh"), ("HBM2-2000", "RoBaRaCoCh")])
+def test_channel_classes_equal_burst(preset, mapping):
+    """Streams whose channels share a state, split and meet again (aligned and unaligned starts,
+    single-channel requests, stores, spaced issue times, XOR-hashed channels): every completion
+    tick and counter as at burst level."""
+    tr = [(k << 12, 4096, k % 3 == 1, 50 * k) for k in range(6)]
+    tr += [(0x40, 64, False, 400), (0x1000, 96, True, 400), (1 << 20, 1 << 18, False, 500)]
+    tr += [((3 << 20) + 32 * k, 2048, False, 600) for k in range(4)]
+    tr += [(4 << 20, 1 << 17, True, 0), (5 << 20, 1 << 17, False, 0)]
+    _same_as_burst(tr, preset=preset, mapping=mapping)
+    _same_as_burst(tr, preset=preset, mapping=mapping, xor="channel")
+    _same_as_burst(tr, preset=preset, mapping=mapping, xor="bank", lookahead=8)

@@ -49,6 +49,7 @@ H_XCOLS = 28          # column commands issued by periodic extrapolation (a stat
 O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN = range(32, 42)
 O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK = range(42, 52)
 O_BUSY, O_MAXT, O_VCNT = 52, 53, 54
+O_MCLS = 55           # per channel: the lowest channel whose dynamic state equals this one's (row_visit)
 O_XSCR = 29          # periodic extrapolation scratch: offset, size (row_visit only)
 H_DECB = 31           # channel bits that are the lowest transaction bits (bank and row depend only on
                       # the bits above them), 0 if not so
@@ -61,6 +62,7 @@ HEADER = 64
 R_PMAX = 8
 RS = 5 + R_PMAX
 
+XCOPY = 600           # words a channel state copy costs per visit served instead (speed only)
 # memory-counter slots (archsim.mem.interface MC_*)
 MC_READ_BYTES, MC_WRITE_BYTES, MC_READ_REQS, MC_WRITE_REQS = 0, 1, 2, 3
 MC_ACT, MC_PRE, MC_RD, MC_WR, MC_REF = 4, 5, 6, 7, 8
@@ -1526,6 +1528,112 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk, xs, lg, snaps, 
 
 
 @njit(cache=True)
+def _ch_copy(s, src, dst):
+    """Copy the dynamic state of channel ``src`` to channel ``dst`` (ready / windowed history of
+    every node, open rows, refresh due ticks, column-run ring, command-bus slots, busy ticks)."""
+    L = s[H_L]
+    NB = s[H_NB]
+    Q = s[H_Q]
+    o_nc = s[O_NCOUNT]; o_lo = s[O_LOFF]; o_rd = s[O_READY]; o_hi = s[O_HIST]; o_hw = s[O_HASWIN]
+    for lv in range(L):
+        ncl = s[o_nc + lv]
+        a = s[o_lo + lv] + src * ncl
+        b = s[o_lo + lv] + dst * ncl
+        s[o_rd + b * N_CMD:o_rd + (b + ncl) * N_CMD] = s[o_rd + a * N_CMD:o_rd + (a + ncl) * N_CMD]
+        for cm in range(N_CMD):
+            if s[o_hw + lv * N_CMD + cm] == 0:
+                continue                  # history kept only where a windowed constraint reads it
+            for j in range(ncl):
+                ha = o_hi + ((a + j) * N_CMD + cm) * W_MAX
+                hb = o_hi + ((b + j) * N_CMD + cm) * W_MAX
+                for w in range(W_MAX):
+                    s[hb + w] = s[ha + w]
+    for j in range(NB):
+        s[s[O_OPEN] + dst * NB + j] = s[s[O_OPEN] + src * NB + j]
+    ns = s[H_NSCOPE]
+    for j in range(ns):
+        s[s[O_NEXTREF] + dst * ns + j] = s[s[O_NEXTREF] + src * ns + j]
+    o_r = s[O_RING]
+    s[o_r + dst * Q * RS:o_r + (dst + 1) * Q * RS] = s[o_r + src * Q * RS:o_r + (src + 1) * Q * RS]
+    s[s[O_RINGK] + dst] = s[s[O_RINGK] + src]
+    s[s[O_VCNT] + dst] = s[s[O_VCNT] + src]
+    s[s[O_BUSY] + dst] = s[s[O_BUSY] + src]
+    s[s[O_LAST] + 2 * dst] = s[s[O_LAST] + 2 * src]
+    s[s[O_LAST] + 2 * dst + 1] = s[s[O_LAST] + 2 * src + 1]
+
+
+@njit(cache=True)
+def _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, snaps, xw):
+    """Serve every channel's visits (``row_visit``), once per class of channels that start in the
+    same dynamic state and receive the same visits. Channels are independent and alike (the
+    static tables do not depend on the channel), so a channel whose state equals an earlier
+    one's at the start of the call (``O_MCLS``: the lowest channel it has equalled since the
+    state was built) and whose visits (bank, row, bursts) are the same ends in that channel's
+    final state with the same counter increments and completion tick: the state is copied where
+    that is cheaper than serving the visits. Classes split where visits differ."""
+    C = s[H_C]
+    o_cls = s[O_MCLS]
+    o_ld = o_cls + C               # scratch: leader of each channel in this call,
+    o_dn = o_ld + C                # the leader's completion tick,
+    o_dx = o_dn + C                # its extrapolated column commands,
+    o_dl = o_dx + C                # its counter increments (MC_BUSY_CYCLES per channel)
+    done = np.int64(0)
+    # a copy moves about the channel's ready tables and ring; serving costs about a step per
+    # visit (only the speed depends on this choice)
+    L = s[H_L]
+    nn = 0
+    for lv in range(L):
+        nn += s[s[O_NCOUNT] + lv]
+    cost_copy = nn * N_CMD + s[H_Q] * RS
+    for c in range(C):
+        v0 = cnt[c]
+        nv = pos[c] - v0
+        ld = -1
+        for c2 in range(c):
+            if s[o_ld + c2] != c2 or s[o_cls + c2] != s[o_cls + c] or pos[c2] - cnt[c2] != nv:
+                continue
+            w0 = cnt[c2]
+            eq = True
+            for j in range(nv):
+                if vb[v0 + j] != vb[w0 + j] or vr[v0 + j] != vr[w0 + j] or vn[v0 + j] != vn[w0 + j]:
+                    eq = False
+                    break
+            if eq:
+                ld = c2
+                break
+        if ld >= 0 and nv > 0 and nv * XCOPY < cost_copy:
+            # serving is cheaper (the same result)
+            f = _serve(s, counters, c, vb, vr, vn, v0, pos[c], is_write, t0, wk, xs, lg, snaps, xw)
+            if f > done:
+                done = f
+        elif ld >= 0:
+            if nv > 0:
+                _ch_copy(s, ld, c)
+                for q in range(MC_BUSY_CYCLES):
+                    counters[q] += s[o_dl + ld * MC_BUSY_CYCLES + q]
+                s[H_XCOLS] += s[o_dx + ld]
+                if s[o_dn + ld] > done:
+                    done = s[o_dn + ld]
+        else:
+            ld = c
+            if nv > 0:
+                for q in range(MC_BUSY_CYCLES):
+                    s[o_dl + c * MC_BUSY_CYCLES + q] = counters[q]
+                x0 = s[H_XCOLS]
+                f = _serve(s, counters, c, vb, vr, vn, v0, pos[c], is_write, t0, wk, xs, lg, snaps, xw)
+                for q in range(MC_BUSY_CYCLES):
+                    s[o_dl + c * MC_BUSY_CYCLES + q] = counters[q] - s[o_dl + c * MC_BUSY_CYCLES + q]
+                s[o_dx + c] = s[H_XCOLS] - x0
+                s[o_dn + c] = f
+                if f > done:
+                    done = f
+        s[o_ld + c] = ld
+    for c in range(C):
+        s[o_cls + c] = s[o_ld + c]
+    return done
+
+
+@njit(cache=True)
 def dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
     """``mem_transfer`` for ``MEM_DRAM``: accelerator cycles in and out."""
     s = state[0]
@@ -1652,11 +1760,16 @@ def dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
         lg = s[o:o + 5 * XLCAP].reshape((5, XLCAP))
         o += 5 * XLCAP
         xw = s[o:o + 11 * wcap].reshape((11, wcap))
-    for c in range(C):
-        if pos[c] > cnt[c]:
-            f = _serve(s, counters, c, vb, vr, vn, cnt[c], pos[c], is_write, t0, wk, xs, lg, snaps, xw)
-            if f > done:
-                done = f
+    if s[H_FID] == 0 or C == 1:
+        for c in range(C):
+            if pos[c] > cnt[c]:
+                f = _serve(s, counters, c, vb, vr, vn, cnt[c], pos[c], is_write, t0, wk, xs, lg, snaps, xw)
+                if f > done:
+                    done = f
+    else:
+        f = _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, snaps, xw)
+        if f > done:
+            done = f
     if is_write:
         counters[MC_WRITE_BYTES] += nbytes
         counters[MC_WRITE_REQS] += 1
@@ -1725,6 +1838,7 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
         ("ring", np.full(C * lookahead * RS, -1, np.int64)), ("ringk", np.zeros(C, np.int64)),
         ("busy", np.zeros(C, np.int64)), ("vcnt", np.zeros(C, np.int64)),
         ("last", np.full(2 * C, -1, np.int64)), ("xlat", np.zeros(2 * NB * NB, np.int64)),
+        ("mcls", np.zeros(C * (4 + MC_BUSY_CYCLES), np.int64)),
     ]
     if fidelity != "burst":
         nn = int(sum(int(x) for x in ncount))
@@ -1736,7 +1850,7 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
     off = HEADER
     slots = [O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN,
              O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK, O_BUSY,
-             O_VCNT, O_LAST, O_XLAT]
+             O_VCNT, O_LAST, O_XLAT, O_MCLS]
     for slot, (_, a) in zip(slots + [O_XSCR], segs):
         s[slot] = off
         s[off:off + len(a)] = a
