@@ -320,12 +320,15 @@ def _scope_active(act_cnt, c, NB, ncount, s, sidx, L):
 
 
 # Request queues (read and write queue of each channel, row ``qr = 2 * channel + (1 if write)``)
-# are kept in age order, compacted, with bit masks over the positions: per (queue, bank) the
-# positions of that bank's requests (``bm``), per queue the requests that hit their bank's open
-# row (``hm``) and the class heads (``hd``): the oldest request of each (bank, hits open row)
-# class. Requests of one class have the same next command (column command, or ACT / PRE), the
-# same filters and the same readiness, so an FR-FCFS scan ("oldest ready first") only needs to
-# evaluate the class heads, in position order.
+# are kept in age order, with bit masks over the positions: per (queue, bank) the positions of
+# that bank's requests (``bm``), per queue the live positions (``lm``), the requests that hit
+# their bank's open row (``hm``) and the class heads (``hd``): the oldest request of each (bank,
+# hits open row) class. Requests of one class have the same next command (column command, or
+# ACT / PRE), the same filters and the same readiness, so an FR-FCFS scan ("oldest ready
+# first") only needs to evaluate the class heads, in position order. A request keeps its
+# position until it leaves (removal clears its bits; positions of the masks hold twice the
+# queue depth); appends go to the end, and the queue is compacted only when the end reaches
+# the last position (or restarts at 0 when it empties).
 @intrinsic
 def _ctz(typingctx, x):
     """Index of the lowest set bit of a non-zero uint64."""
@@ -334,21 +337,6 @@ def _ctz(typingctx, x):
     def codegen(context, builder, signature, args):
         return builder.cttz(args[0], llir.Constant(llir.IntType(1), 0))
     return sig, codegen
-
-
-@njit(cache=True, inline='always')
-def _mask_drop(m, r, pos, W):
-    """Delete bit ``pos`` of the multi-word mask ``m[r]``: the bits above it move down one."""
-    one = np.uint64(1)
-    w0 = pos >> 6
-    s = np.uint64(pos & 63)
-    x = m[r, w0]
-    x = (x & ((one << s) - one)) | (((x >> s) >> one) << s)
-    for w in range(w0 + 1, W):
-        y = m[r, w]
-        m[r, w - 1] = x | ((y & one) << np.uint64(63))
-        x = y >> one
-    m[r, W - 1] = x
 
 
 @njit(cache=True, inline='always')
@@ -372,10 +360,51 @@ def _q_heads(bm, hm, hd, qr, bi, W):
             fn = False
 
 
+@njit(cache=True)
+def _q_compact(qbuf, qend, bm, hm, hd, lm, t_bank, qr, NB, W, scr):
+    """Move the live requests of queue ``qr`` to positions 0, 1, ... (same order) and rebuild
+    its masks; returns the new end. ``scr``: scratch of 2 * 64 * W entries."""
+    one = np.uint64(1)
+    n = 0
+    for w in range(W):
+        y = lm[qr, w]
+        while y != 0:
+            s = _ctz(y)
+            y &= y - one
+            bit = one << np.uint64(s)
+            scr[n] = qbuf[qr, w * 64 + s]
+            scr[64 * W + n] = (1 if (hm[qr, w] & bit) != 0 else 0) + (2 if (hd[qr, w] & bit) != 0 else 0)
+            n += 1
+    base = qr * NB
+    for j in range(n):
+        bi = base + t_bank[scr[j]]
+        for w in range(W):
+            bm[bi, w] = 0
+    for w in range(W):
+        hm[qr, w] = 0
+        hd[qr, w] = 0
+        lm[qr, w] = 0
+    for j in range(n):
+        q = scr[j]
+        qbuf[qr, j] = q
+        w = j >> 6
+        bit = one << np.uint64(j & 63)
+        bm[base + t_bank[q], w] |= bit
+        lm[qr, w] |= bit
+        f = scr[64 * W + j]
+        if f & 1:
+            hm[qr, w] |= bit
+        if f & 2:
+            hd[qr, w] |= bit
+    qend[qr] = n
+    return n
+
+
 @njit(cache=True, inline='always')
-def _q_append(qbuf, qlen, bm, hm, hd, colb, qr, bi, cb, kq, q, hit, W):
-    """Append request q (bank row ``bi`` of ``bm``; ``hit``: its row is open)."""
-    pos = qlen[qr]
+def _q_append(qbuf, qlen, qend, bm, hm, hd, lm, colb, qr, bi, cb, kq, q, hit, W):
+    """Append request q (bank row ``bi`` of ``bm``; ``hit``: its row is open) at the end of
+    queue ``qr`` (the caller compacts a queue whose end is at the last position)."""
+    pos = qend[qr]
     w = pos >> 6
     bit = np.uint64(1) << np.uint64(pos & 63)
     head = True
@@ -386,41 +415,35 @@ def _q_append(qbuf, qlen, bm, hm, hd, colb, qr, bi, cb, kq, q, hit, W):
             break
     qbuf[qr, pos] = q
     bm[bi, w] |= bit
+    lm[qr, w] |= bit
     if hit:
         hm[qr, w] |= bit
         colb[cb, kq] += 1
     if head:
         hd[qr, w] |= bit
-    qlen[qr] = pos + 1
+    qend[qr] = pos + 1
+    qlen[qr] += 1
 
 
 @njit(cache=True, inline='always')
-def _q_remove(qbuf, qlen, bm, hm, hd, colb, qr, b, cb, kq, pos, NB, W):
-    """Remove the request at position ``pos`` (of bank ``b``); the next request of its class
-    becomes the class head if it was one."""
-    n = qlen[qr]
+def _q_remove(qlen, qend, bm, hm, hd, lm, colb, qr, bi, cb, kq, pos, W):
+    """Remove the request at position ``pos`` (bank row ``bi`` of ``bm``); the next request of
+    its class becomes the class head if it was one."""
     w = pos >> 6
     bit = np.uint64(1) << np.uint64(pos & 63)
     hit = (hm[qr, w] & bit) != 0
     head = (hd[qr, w] & bit) != 0
-    for j in range(pos, n - 1):
-        qbuf[qr, j] = qbuf[qr, j + 1]
-    qlen[qr] = n - 1
-    base = qr * NB
-    if W == 1:
-        lo = (np.uint64(1) << np.uint64(pos)) - np.uint64(1)
-        for bb in range(base, base + NB):
-            x = bm[bb, 0]
-            bm[bb, 0] = (x & lo) | ((x >> np.uint64(1)) & ~lo)
-    else:
-        for bb in range(NB):
-            _mask_drop(bm, base + bb, pos, W)
-    _mask_drop(hm, qr, pos, W)
-    _mask_drop(hd, qr, pos, W)
+    bm[bi, w] &= ~bit
+    hm[qr, w] &= ~bit
+    hd[qr, w] &= ~bit
+    lm[qr, w] &= ~bit
+    n = qlen[qr] - 1
+    qlen[qr] = n
+    if n == 0:
+        qend[qr] = 0
     if hit:
         colb[cb, kq] -= 1
     if head:
-        bi = base + b
         for ww in range(W):
             x = bm[bi, ww] & (hm[qr, ww] if hit else ~hm[qr, ww])
             if x != 0:
@@ -471,6 +494,19 @@ def _q_has_row(qbuf, bm, t_row, qr, bi, row, W):
 
 
 @njit(cache=True, inline='always')
+def _q_has_addr(qbuf, lm, t_addr, qr, addr, W):
+    """Whether queue ``qr`` holds a request to byte address ``addr``."""
+    for w in range(W):
+        y = lm[qr, w]
+        while y != 0:
+            s = _ctz(y)
+            y &= y - np.uint64(1)
+            if t_addr[qbuf[qr, w * 64 + s]] == addr:
+                return True
+    return False
+
+
+@njit(cache=True, inline='always')
 def _row_changed(qbuf, bm, hm, hd, colb, t_row, c, b, NB, orow, W):
     cb = c * NB + b
     for kq in range(2):
@@ -515,12 +551,16 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     open_row = np.full(C * NB, -1, dtype=np.int64)
     act_cnt = np.zeros(C * NB, dtype=np.int64)
     QM = q_read if q_read > q_write else q_write
-    W = (QM + 63) // 64
-    qbuf = np.zeros((2 * C, QM), dtype=np.int64)
-    qlen = np.zeros(2 * C, dtype=np.int64)
+    W = (2 * QM + 63) // 64             # mask words: positions for twice the queue depth
+    QP = 64 * W
+    qbuf = np.zeros((2 * C, QP), dtype=np.int64)
+    qlen = np.zeros(2 * C, dtype=np.int64)         # requests in the queue
+    qend = np.zeros(2 * C, dtype=np.int64)         # next append position
     bm = np.zeros((2 * C * NB, W), dtype=np.uint64)
     hm = np.zeros((2 * C, W), dtype=np.uint64)
     hd = np.zeros((2 * C, W), dtype=np.uint64)
+    lm = np.zeros((2 * C, W), dtype=np.uint64)
+    cscr = np.zeros(2 * QP, dtype=np.int64)
     abuf = np.zeros((C, NB + 1), dtype=np.int64)
     alen = np.zeros(C, dtype=np.int64)
     n_scope = ncount[rscope]
@@ -587,11 +627,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
             cb = c * NB + t_bank[i]
             ah = c * WH + ((t_addr[i] >> 5) & (WH - 1))
             if t_isw[i]:
-                dup = False
-                for k in range(qlen[wr] if whash[ah] > 0 else 0):
-                    if t_addr[qbuf[wr, k]] == t_addr[i]:
-                        dup = True
-                        break
+                dup = whash[ah] > 0 and _q_has_addr(qbuf, lm, t_addr, wr, t_addr[i], W)
                 if dup:
                     ok = True
                     cc[c, CC_COALESCED] += 1
@@ -599,18 +635,16 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     arrive[i] = t
                     depart[i] = t
                 elif qlen[wr] < q_write:
-                    _q_append(qbuf, qlen, bm, hm, hd, colb, wr, wr * NB + t_bank[i], cb, 1, i,
+                    if qend[wr] == QP:
+                        _q_compact(qbuf, qend, bm, hm, hd, lm, t_bank, wr, NB, W, cscr)
+                    _q_append(qbuf, qlen, qend, bm, hm, hd, lm, colb, wr, wr * NB + t_bank[i], cb, 1, i,
                               open_row[cb] == t_row[i], W)
                     whash[ah] += 1
                     ok = True
                     arrive[i] = t
                     cc[c, CC_WACCEPT] += 1
             else:
-                fwd = False
-                for k in range(qlen[wr] if whash[ah] > 0 else 0):
-                    if t_addr[qbuf[wr, k]] == t_addr[i]:
-                        fwd = True
-                        break
+                fwd = whash[ah] > 0 and _q_has_addr(qbuf, lm, t_addr, wr, t_addr[i], W)
                 if fwd:
                     ok = True
                     arrive[i] = t
@@ -618,7 +652,9 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     cc[c, CC_FWD] += 1
                     cc[c, CC_RACCEPT] += 1
                 elif qlen[wr - 1] < q_read:
-                    _q_append(qbuf, qlen, bm, hm, hd, colb, wr - 1, (wr - 1) * NB + t_bank[i], cb, 0, i,
+                    if qend[wr - 1] == QP:
+                        _q_compact(qbuf, qend, bm, hm, hd, lm, t_bank, wr - 1, NB, W, cscr)
+                    _q_append(qbuf, qlen, qend, bm, hm, hd, lm, colb, wr - 1, (wr - 1) * NB + t_bank[i], cb, 0, i,
                               open_row[cb] == t_row[i], W)
                     ok = True
                     arrive[i] = t
@@ -894,7 +930,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                         act_cnt[cb] -= 1
                     else:
                         qr = 2 * c + (sel_buf - 2)
-                        _q_remove(qbuf, qlen, bm, hm, hd, colb, qr, b, cb, sel_buf - 2, sel_pos, NB, W)
+                        _q_remove(qlen, qend, bm, hm, hd, lm, colb, qr, qr * NB + b, cb, sel_buf - 2, sel_pos, W)
                         if sel_buf == 3:
                             whash[c * WH + ((t_addr[q] >> 5) & (WH - 1))] -= 1
                 elif cmd == ACT:
@@ -904,7 +940,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     act_cnt[cb] += 1
                     if sel_buf >= 2:
                         qr = 2 * c + (sel_buf - 2)
-                        _q_remove(qbuf, qlen, bm, hm, hd, colb, qr, b, cb, sel_buf - 2, sel_pos, NB, W)
+                        _q_remove(qlen, qend, bm, hm, hd, lm, colb, qr, qr * NB + b, cb, sel_buf - 2, sel_pos, W)
                         if sel_buf == 3:
                             whash[c * WH + ((t_addr[q] >> 5) & (WH - 1))] -= 1
                 if cmd == ACT:
