@@ -401,57 +401,6 @@ def _q_compact(qbuf, qend, bm, hm, hd, lm, t_bank, qr, NB, W, scr):
 
 
 @njit(cache=True, inline='always')
-def _q_append(qbuf, qlen, qend, bm, hm, hd, lm, colb, qr, bi, cb, kq, q, hit, W):
-    """Append request q (bank row ``bi`` of ``bm``; ``hit``: its row is open) at the end of
-    queue ``qr`` (the caller compacts a queue whose end is at the last position)."""
-    pos = qend[qr]
-    w = pos >> 6
-    bit = np.uint64(1) << np.uint64(pos & 63)
-    head = True
-    for ww in range(W):
-        x = bm[bi, ww] & (hm[qr, ww] if hit else ~hm[qr, ww])
-        if x != 0:
-            head = False
-            break
-    qbuf[qr, pos] = q
-    bm[bi, w] |= bit
-    lm[qr, w] |= bit
-    if hit:
-        hm[qr, w] |= bit
-        colb[cb, kq] += 1
-    if head:
-        hd[qr, w] |= bit
-    qend[qr] = pos + 1
-    qlen[qr] += 1
-
-
-@njit(cache=True, inline='always')
-def _q_remove(qlen, qend, bm, hm, hd, lm, colb, qr, bi, cb, kq, pos, W):
-    """Remove the request at position ``pos`` (bank row ``bi`` of ``bm``); the next request of
-    its class becomes the class head if it was one."""
-    w = pos >> 6
-    bit = np.uint64(1) << np.uint64(pos & 63)
-    hit = (hm[qr, w] & bit) != 0
-    head = (hd[qr, w] & bit) != 0
-    bm[bi, w] &= ~bit
-    hm[qr, w] &= ~bit
-    hd[qr, w] &= ~bit
-    lm[qr, w] &= ~bit
-    n = qlen[qr] - 1
-    qlen[qr] = n
-    if n == 0:
-        qend[qr] = 0
-    if hit:
-        colb[cb, kq] -= 1
-    if head:
-        for ww in range(W):
-            x = bm[bi, ww] & (hm[qr, ww] if hit else ~hm[qr, ww])
-            if x != 0:
-                hd[qr, ww] |= x & (~x + np.uint64(1))
-                break
-
-
-@njit(cache=True, inline='always')
 def _q_reopen(qbuf, bm, hm, hd, colb, t_row, qr, bi, cb, kq, orow, W):
     """The open row of a bank became ``orow`` (-1: closed): hit flags and count of its queued
     requests, and its class heads."""
@@ -623,6 +572,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                 break
             c = t_ch[i]
             ok = False
+            qa = -1             # queue the request joins
             wr = 2 * c + 1
             cb = c * NB + t_bank[i]
             ah = c * WH + ((t_addr[i] >> 5) & (WH - 1))
@@ -635,13 +585,8 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     arrive[i] = t
                     depart[i] = t
                 elif qlen[wr] < q_write:
-                    if qend[wr] == QP:
-                        _q_compact(qbuf, qend, bm, hm, hd, lm, t_bank, wr, NB, W, cscr)
-                    _q_append(qbuf, qlen, qend, bm, hm, hd, lm, colb, wr, wr * NB + t_bank[i], cb, 1, i,
-                              open_row[cb] == t_row[i], W)
+                    qa = wr
                     whash[ah] += 1
-                    ok = True
-                    arrive[i] = t
                     cc[c, CC_WACCEPT] += 1
             else:
                 fwd = whash[ah] > 0 and _q_has_addr(qbuf, lm, t_addr, wr, t_addr[i], W)
@@ -652,13 +597,34 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     cc[c, CC_FWD] += 1
                     cc[c, CC_RACCEPT] += 1
                 elif qlen[wr - 1] < q_read:
-                    if qend[wr - 1] == QP:
-                        _q_compact(qbuf, qend, bm, hm, hd, lm, t_bank, wr - 1, NB, W, cscr)
-                    _q_append(qbuf, qlen, qend, bm, hm, hd, lm, colb, wr - 1, (wr - 1) * NB + t_bank[i], cb, 0, i,
-                              open_row[cb] == t_row[i], W)
-                    ok = True
-                    arrive[i] = t
+                    qa = wr - 1
                     cc[c, CC_RACCEPT] += 1
+            if qa >= 0:
+                # append at the end of queue qa (written out here: an inlined helper taking
+                # the queue arrays costs reference counting on every call)
+                ok = True
+                arrive[i] = t
+                if qend[qa] == QP:
+                    _q_compact(qbuf, qend, bm, hm, hd, lm, t_bank, qa, NB, W, cscr)
+                bi = qa * NB + t_bank[i]
+                hit = open_row[cb] == t_row[i]
+                pos = qend[qa]
+                wq = pos >> 6
+                bit = np.uint64(1) << np.uint64(pos & 63)
+                head = True
+                for ww in range(W):
+                    if (bm[bi, ww] & (hm[qa, ww] if hit else ~hm[qa, ww])) != 0:
+                        head = False
+                qbuf[qa, pos] = i
+                bm[bi, wq] |= bit
+                lm[qa, wq] |= bit
+                if hit:
+                    hm[qa, wq] |= bit
+                    colb[cb, qa - 2 * c] += 1
+                if head:
+                    hd[qa, wq] |= bit
+                qend[qa] = pos + 1
+                qlen[qa] += 1
             if not ok:
                 blocked = True
                 break
@@ -928,21 +894,38 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                             abuf[c, k] = abuf[c, k + 1]
                         alen[c] -= 1
                         act_cnt[cb] -= 1
-                    else:
-                        qr = 2 * c + (sel_buf - 2)
-                        _q_remove(qlen, qend, bm, hm, hd, lm, colb, qr, qr * NB + b, cb, sel_buf - 2, sel_pos, W)
-                        if sel_buf == 3:
-                            whash[c * WH + ((t_addr[q] >> 5) & (WH - 1))] -= 1
                 elif cmd == ACT:
                     # promote to the active buffer
                     abuf[c, alen[c]] = q
                     alen[c] += 1
                     act_cnt[cb] += 1
-                    if sel_buf >= 2:
-                        qr = 2 * c + (sel_buf - 2)
-                        _q_remove(qlen, qend, bm, hm, hd, lm, colb, qr, qr * NB + b, cb, sel_buf - 2, sel_pos, W)
-                        if sel_buf == 3:
-                            whash[c * WH + ((t_addr[q] >> 5) & (WH - 1))] -= 1
+                if sel_buf >= 2 and (final or cmd == ACT):
+                    # remove from its queue (written out, as the append): the next request of
+                    # its class becomes the class head if it was one
+                    kq = sel_buf - 2
+                    qr = 2 * c + kq
+                    bi = qr * NB + b
+                    wq = sel_pos >> 6
+                    bit = np.uint64(1) << np.uint64(sel_pos & 63)
+                    hit = (hm[qr, wq] & bit) != 0
+                    head = (hd[qr, wq] & bit) != 0
+                    bm[bi, wq] &= ~bit
+                    hm[qr, wq] &= ~bit
+                    hd[qr, wq] &= ~bit
+                    lm[qr, wq] &= ~bit
+                    qlen[qr] -= 1
+                    if qlen[qr] == 0:
+                        qend[qr] = 0
+                    if hit:
+                        colb[cb, kq] -= 1
+                    if head:
+                        for ww in range(W):
+                            x = bm[bi, ww] & (hm[qr, ww] if hit else ~hm[qr, ww])
+                            if x != 0:
+                                hd[qr, ww] |= x & (~x + np.uint64(1))
+                                break
+                    if kq == 1:
+                        whash[c * WH + ((t_addr[q] >> 5) & (WH - 1))] -= 1
                 if cmd == ACT:
                     _row_changed(qbuf, bm, hm, hd, colb, t_row, c, b, NB, t_row[q], W)
                 elif cmd == PRE or cmd == RDA or cmd == WRA:
