@@ -223,6 +223,70 @@ def issue_bank(ready, hist, haswin, hassib, e_start, e_fol, e_lat, e_win, pnode,
                         ready[mm, f] = v
 
 
+@njit(cache=True)
+def fast_tables(e_start, e_fol, e_lat, e_win, haswin, lsize, L):
+    """Per command, the own-node entries of every level that do not look back in the issue
+    history (window 1) as one list (``fe[cmd, j]`` = level, following command, latency; ``fn[cmd]``
+    entries), and whether the command has other entries (rolling windows, siblings): those stay
+    with :func:`issue_bank_rest`. All updates are maxima: the split keeps the result."""
+    fe = np.zeros((N_CMD, len(e_fol) + 1, 3), dtype=np.int64)
+    fn = np.zeros(N_CMD, dtype=np.int64)
+    rest = np.zeros(N_CMD, dtype=np.bool_)
+    for cmd in range(N_CMD):
+        j = 0
+        for lv in range(L):
+            if haswin[lv, cmd]:
+                rest[cmd] = True
+            if lv >= 1 and lsize[lv] > 1 and e_start[lv, cmd, 2] > e_start[lv, cmd, 1]:
+                rest[cmd] = True
+            for k in range(e_start[lv, cmd, 0], e_start[lv, cmd, 1]):
+                if e_win[k] == 1:
+                    fe[cmd, j, 0] = lv
+                    fe[cmd, j, 1] = e_fol[k]
+                    fe[cmd, j, 2] = e_lat[k]
+                    j += 1
+        fn[cmd] = j
+    return fe, fn, rest
+
+
+@njit(cache=True, inline='always')
+def issue_bank_rest(ready, hist, haswin, e_start, e_fol, e_lat, e_win, pnode, pown, lsize,
+                    L, cmd, cb, b, t):
+    """The part of :func:`issue_bank` that :func:`fast_tables` leaves out: issue history and
+    rolling-window entries, sibling entries."""
+    for lv in range(L):
+        n = pnode[cb, lv]
+        k1 = e_start[lv, cmd, 1]
+        k2 = e_start[lv, cmd, 2]
+        if haswin[lv, cmd]:
+            for w in range(W_MAX - 1, 0, -1):
+                hist[n, cmd, w] = hist[n, cmd, w - 1]
+            hist[n, cmd, 0] = t
+            for k in range(e_start[lv, cmd, 0], k1):
+                w = e_win[k]
+                if w == 1:
+                    continue
+                past = hist[n, cmd, w - 1]
+                if past < 0:
+                    continue
+                v = past + e_lat[k]
+                f = e_fol[k]
+                if v > ready[n, f]:
+                    ready[n, f] = v
+        if lv >= 1 and k2 > k1:
+            own = pown[b, lv]
+            first = n - own
+            for j in range(lsize[lv]):
+                if j == own:
+                    continue
+                mm = first + j
+                for k in range(k1, k2):
+                    v = t + e_lat[k]
+                    f = e_fol[k]
+                    if v > ready[mm, f]:
+                        ready[mm, f] = v
+
+
 # ------------------------------------------------------------------ address mapping
 @njit(cache=True)
 def map_addresses(addrs, tx_bits, fkind, fbits, mode, xor_mode, L, lsize, row_bits, col_bits,
@@ -548,6 +612,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
         for lv in range(1, L):
             pown[b, lv] = bnode[lv, b] % lsize[lv]
     e_start, e_fol, e_lat, e_win = split_tables(c_start, c_fol, c_lat, c_win, c_sib, L)
+    fe, fn, frest = fast_tables(e_start, e_fol, e_lat, e_win, haswin, lsize, L)
     # queued requests (read queue 0, write queue 1) that hit their bank's open row, per
     # (channel, bank)
     colb = np.zeros((C * NB, 2), dtype=np.int64)
@@ -860,8 +925,16 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                                  or _q_has_row(qbuf, bm, t_row, 2 * c + 1, (2 * c + 1) * NB + b, t_row[q], W))
                     if not other:
                         cmd = WRA if isw else RDA
-                issue_bank(ready, hist, haswin, hassib, e_start, e_fol, e_lat, e_win, pnode, pown,
-                           lsize, L, cmd, c * NB + b, b, t)
+                # issue_bank, the window-1 own-node entries written out (see fast_tables)
+                for j in range(fn[cmd]):
+                    n = pnode[cb, fe[cmd, j, 0]]
+                    f = fe[cmd, j, 1]
+                    v = t + fe[cmd, j, 2]
+                    if v > ready[n, f]:
+                        ready[n, f] = v
+                if frest[cmd]:
+                    issue_bank_rest(ready, hist, haswin, e_start, e_fol, e_lat, e_win, pnode, pown,
+                                    lsize, L, cmd, cb, b, t)
                 if cmd == ACT:
                     open_row[c * NB + b] = t_row[q]
                     cc[c, CC_ACT] += 1
