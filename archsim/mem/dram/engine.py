@@ -888,15 +888,13 @@ def _x_try(s, counters, c, vb, vr, vn, v0, nv, wk, sa, sb, lg, cmd, t0, is_write
         NN += s[o_nc + lv]
     nmap = xw[0]
     ninv = xw[1]
-    mark = xw[2]
-    fst = xw[3]
+    bmap = xw[3]                  # bank map (a bank seen again maps to the same bank: same nodes)
     lastb = xw[4]
     for x in range(NN):
         nmap[x] = -1
         ninv[x] = -1
-        mark[x] = 0
     for b in range(NB):
-        fst[b] = -1
+        bmap[b] = -1
         lastb[b] = -1
     u = loA
     stage = 0
@@ -909,25 +907,31 @@ def _x_try(s, counters, c, vb, vr, vn, v0, nv, wk, sa, sb, lg, cmd, t0, is_write
                 break
             b = vb[v0 + u]
             b2 = vb[v0 + u + lag]
-            good = True
-            no = 0
-            for lv in range(L):
-                jn = no + s[o_bn + lv * NB + b]
-                j2 = no + s[o_bn + lv * NB + b2]
-                m = nmap[jn]
-                if m < 0:
-                    if ninv[j2] >= 0:
+            if bmap[b] != b2:
+                if bmap[b] >= 0:
+                    broken = True             # bank b already maps to another bank
+                    break
+                # the first visit of bank b: the nodes of its path map onto b2's
+                good = True
+                no = 0
+                for lv in range(L):
+                    jn = no + s[o_bn + lv * NB + b]
+                    j2 = no + s[o_bn + lv * NB + b2]
+                    m = nmap[jn]
+                    if m < 0:
+                        if ninv[j2] >= 0:
+                            good = False
+                            break
+                        nmap[jn] = j2
+                        ninv[j2] = jn
+                    elif m != j2:
                         good = False
                         break
-                    nmap[jn] = j2
-                    ninv[j2] = jn
-                elif m != j2:
-                    good = False
+                    no += s[o_nc + lv]
+                if not good:
+                    broken = True
                     break
-                no += s[o_nc + lv]
-            if not good:
-                broken = True
-                break
+                bmap[b] = b2
             p = lastb[b]
             if p >= 0:
                 r0 = vr[v0 + p]
@@ -937,8 +941,6 @@ def _x_try(s, counters, c, vb, vr, vn, v0, nv, wk, sa, sb, lg, cmd, t0, is_write
                 if r1 < r0 or q1 < q0 or (r1 == r0) != (q1 == q0):
                     broken = True
                     break
-            else:
-                fst[b] = u
             lastb[b] = u
             u += 1
         if stage == 1 or broken or u < ulim:
@@ -1016,13 +1018,15 @@ def _x_try(s, counters, c, vb, vr, vn, v0, nv, wk, sa, sb, lg, cmd, t0, is_write
         lastb[b] = -1
     for u in range(loA, hc):
         b = vb[v0 + u]
-        no = 0
-        for lv in range(L):
-            x = no + s[o_bn + lv * NB + b]
-            if fv[x] == INF:
-                fv[x] = u
-            no += s[o_nc + lv]
         p = lastb[b]
+        if p < 0:
+            # the first visit of bank b: the first reader of the nodes of its path not read yet
+            no = 0
+            for lv in range(L):
+                x = no + s[o_bn + lv * NB + b]
+                if fv[x] == INF:
+                    fv[x] = u
+                no += s[o_nc + lv]
         if p >= 0:
             if vr[v0 + p] != vr[v0 + u]:
                 rowcmd = True
