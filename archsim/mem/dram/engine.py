@@ -1598,7 +1598,7 @@ def _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, 
                 continue
             w0 = cnt[c2]
             eq = True
-            for j in range(nv):
+            for j in range(nv if w0 != v0 else 0):    # (channels may share their visits)
                 if vb[v0 + j] != vb[w0 + j] or vr[v0 + j] != vr[w0 + j] or vn[v0 + j] != vn[w0 + j]:
                     eq = False
                     break
@@ -1655,42 +1655,50 @@ def dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
     nblk = (j1 >> pb) - (j0 >> pb) + 1
     decb = s[H_DECB]
     cnt = np.zeros(C + 1, np.int64)
+    pos = np.zeros(C, np.int64)
     if chpos == 0 and C > 1 and decb > 0:
-        # channel bits lowest: each block gives channel c (at most) one visit, its bursts
-        # c, c + C, ...; channel c's visits go to columns c * nblk, ... (address order), a visit
-        # to the same bank and row as the channel's previous one joins it. Bank and row depend
-        # only on the bits above the channel's: decoded once per value of those
-        vis = np.empty((3, C * nblk), np.int64)
+        # channel bits lowest: channel c's bursts are jc = (r << decb) | c for the rounds r of the
+        # transfer, each block gives it (at most) one visit (decoded at its first burst in the
+        # block), a visit to the same bank and row as the channel's previous one joins it. Bank
+        # and row depend only on the bits above the channel's, so the channels that start in the
+        # same round (c >= the first burst's channel) and end in the same round (c <= the last
+        # burst's) receive the same visits: built once per such group (at most four), the group's
+        # channels share them
+        vis = np.empty((3, 4 * nblk), np.int64)
         vb = vis[0]
         vr = vis[1]
         vn = vis[2]
-        for c in range(C + 1):
-            cnt[c] = c * nblk
-        pos = cnt[:C].copy()
-        dkey = np.int64(-1)
-        b = np.int64(0)
-        row = np.int64(0)
-        jb = (j0 >> pb) << pb
-        while jb <= j1:
-            lo = jb if jb > j0 else j0
-            hi = jb + blk - 1
-            if hi > j1:
-                hi = j1
-            for c in range(C):
-                jc = lo + ((c - lo) & (C - 1))
-                if jc > hi:
-                    continue
-                if jc >> decb != dkey:
+        l0 = j0 & (C - 1)
+        l1 = j1 & (C - 1)
+        gs = np.full(8, -1, np.int64)
+        ng = 0
+        for c in range(C):
+            g = (2 if c < l0 else 0) + (1 if c > l1 else 0)
+            if gs[g] < 0:
+                p0 = ng * nblk
+                p = p0
+                jb = (j0 >> pb) << pb
+                while jb <= j1:
+                    lo = jb if jb > j0 else j0
+                    hi = jb + blk - 1
+                    if hi > j1:
+                        hi = j1
+                    jb += blk
+                    jc = lo + ((c - lo) & (C - 1))
+                    if jc > hi:
+                        continue
                     ch, b, row = _decode(s, jc * tx)
-                    dkey = jc >> decb
-                n = ((hi - jc) >> decb) + 1
-                p = pos[c]
-                if p > cnt[c] and vb[p - 1] == b and vr[p - 1] == row:
-                    vn[p - 1] += n
-                else:
-                    vb[p] = b; vr[p] = row; vn[p] = n
-                    pos[c] = p + 1
-            jb += blk
+                    n = ((hi - jc) >> decb) + 1
+                    if p > p0 and vb[p - 1] == b and vr[p - 1] == row:
+                        vn[p - 1] += n
+                    else:
+                        vb[p] = b; vr[p] = row; vn[p] = n
+                        p += 1
+                gs[g] = p0
+                gs[4 + g] = p
+                ng += 1
+            cnt[c] = gs[g]
+            pos[c] = gs[4 + g]
     else:
         cap = nblk * C if (chpos == 0 and C > 1) else nblk
         # row visits in address order, then grouped per channel (order kept within a channel)
@@ -1723,7 +1731,8 @@ def dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
             cnt[rch[k] + 1] += 1
         for c in range(C):
             cnt[c + 1] += cnt[c]
-        pos = cnt[:C].copy()
+        for c in range(C):
+            pos[c] = cnt[c]
         vis = np.empty((3, nvis), np.int64)
         vb = vis[0]
         vr = vis[1]
