@@ -525,3 +525,26 @@ def test_rounds_are_used_on_streaming():
         b, cb, sb = _engine_state("row_visit", tr, preset=name, mapping="RoBaRaCoCh", channels=1)
         assert a == b and (ca == cb).all()
         assert _uses_rounds(sb), name
+
+
+def test_controller_matches_naive_twin_across_queue_compaction():
+    """A queued request keeps its position until it leaves; appends go to the end of twice the
+    queue depth positions (64 for 4-entry queues) and a queue is compacted when its end reaches
+    the last one. 300 requests offered at once into 4-entry queues: the read queue stays full
+    and is compacted several times. Against the tick-by-tick twin."""
+    rng = np.random.default_rng(11)
+    for name, wshare in [("DDR4-2400", 0.0), ("HBM2-2000", 0.0), ("DDR4-2400", 0.3)]:
+        p = load_preset(name)
+        C, n = 1, 300
+        NB = p.banks_per_channel
+        ch = np.zeros(n, np.int64)
+        bank = rng.integers(0, 3, n).astype(np.int64)
+        row = rng.integers(0, 2, n).astype(np.int64)
+        isw = rng.random(n) < wshare
+        col = rng.integers(0, 8, n).astype(np.int64)
+        addr = ((row * NB + bank) * 8 + col) * C + ch
+        cyc = np.zeros(n, np.int64)
+        t1, a1, d1, f1, cc = kernel_controller(p, C, ch, bank, row, isw, addr, cyc, False, Q=4)
+        t2, a2, d2, f2, cnt = naive_controller(p, C, list(ch), list(bank), list(row), list(isw), list(addr),
+                                               list(cyc), False, Q=4)
+        assert (t1, list(a1), list(d1), list(f1)) == (t2, a2, d2, f2), name

@@ -110,3 +110,17 @@ def test_refresh_count_is_time_over_trefi(refresh):
     # one REFab per pseudo-channel of every channel every tREFI = 3900
     want = (r["dram_cycles"] // 3900) * 8 * 2 if refresh == "all_bank" else 0
     assert r["refresh_cmds"] == want
+
+
+def test_a_request_queued_between_visits_wakes_its_channel():
+    # A, B to row 5 of BG0 at cycle 0: ACT @1, RD A @17, RD B @17+tCCD_L = 23. After RD A the
+    # channel's next visit is tick 23 (nothing else can issue before). C (BG1, closed bank)
+    # accepted after tick 18 heads a new class: its ACT is ready at 1+tRRD_S = 5, so the
+    # channel must be visited at 19: ACT @19, RD @19+tRCD = 35 (tCCD_S after 23 met), data
+    # @35+CL+BL = 55. D (row 5 of BG0, accepted after 18) joins B's class behind B: RD @23+6 = 29.
+    reqs = [(0, False, addr(row=5)), (0, False, addr(row=5, col=1)), (18, False, addr(row=5, bg=1)),
+            (18, False, addr(row=5, col=2))]
+    arrive, depart, cc, first = run(reqs)
+    assert list(arrive) == [0, 1, 18, 18]
+    assert list(depart) == [17 + 20, 23 + 20, 35 + 20, 29 + 20]
+    assert list(first) == [1, 0, 1, 0]

@@ -23,6 +23,7 @@ ACT, PRE, PREA, RD, WR, RDA, WRA, REF, REFPB = 0, 1, 2, 3, 4, 5, 6, 7, 8
 N_CMD = 9
 W_MAX = 4
 INF = np.int64(1) << np.int64(62)
+NV_HEADS = 4      # candidates evaluated for a channel's next visit after an issue (more: visit t + 1)
 
 # field kinds of an address mapping (levels 1..L-1 use their level index)
 F_CH = 100
@@ -403,6 +404,16 @@ def _ctz(typingctx, x):
     return sig, codegen
 
 
+@intrinsic
+def _popc(typingctx, x):
+    """Number of set bits of a uint64."""
+    sig = types.int64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+    return sig, codegen
+
+
 @njit(cache=True, inline='always')
 def _q_heads(bm, hm, hd, qr, bi, W):
     """Recompute the class heads of one bank (row ``bi`` of ``bm``) in queue ``qr``."""
@@ -582,6 +593,8 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     pidx = np.zeros((C, PQ), dtype=np.int64)
     plen = np.zeros(C, dtype=np.int64)
     wmode = np.zeros(C, dtype=np.bool_)
+    # the write-drain mode under which a channel's next visit tick was found
+    nmode = np.zeros(C, dtype=np.bool_)
     nxt = np.full(C, INF, dtype=np.int64)
     due = np.zeros(C, dtype=np.int64)
     # queued writes per (channel, address hash): the frontend looks for a queued write to the
@@ -693,8 +706,53 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
             if not ok:
                 blocked = True
                 break
-            if nxt[c] > t + 1:
-                nxt[c] = t + 1
+            if qa >= 0 and nxt[c] > t + 1:
+                # a queued request moves the channel's next visit only if it changes the
+                # write-drain mode or heads a class of the queue being scanned
+                if plen[c] > 0:
+                    nxt[c] = t + 1
+                else:
+                    # the ticks skipped up to t saw the old queue sizes
+                    if last_proc[c] < t and snap_p[c] == 0:
+                        if not wmode[c]:
+                            if snap_w[c] > wr_hi * q_write or snap_r[c] == 0:
+                                wmode[c] = True
+                        else:
+                            if snap_w[c] < wr_lo * q_write and snap_r[c] != 0:
+                                wmode[c] = False
+                    last_proc[c] = t
+                    snap_r[c] = qlen[2 * c]
+                    snap_w[c] = qlen[2 * c + 1]
+                    snap_p[c] = plen[c]
+                    wm = wmode[c]
+                    if not wm:
+                        if qlen[2 * c + 1] > wr_hi * q_write or qlen[2 * c] == 0:
+                            wm = True
+                    else:
+                        if qlen[2 * c + 1] < wr_lo * q_write and qlen[2 * c] != 0:
+                            wm = False
+                    if wm != nmode[c]:
+                        nxt[c] = t + 1
+                    elif head and qa == 2 * c + (1 if wm else 0):
+                        if hit:
+                            cmd = WR if wm else RD
+                        else:
+                            cmd = ACT if open_row[cb] < 0 else PRE
+                        if not (cmd == PRE and act_cnt[cb] > 0):
+                            r = lbr[cb, cmd]
+                            if r <= t:
+                                r = ready[pnode[cb, 0], cmd]
+                                for lv in range(1, L):
+                                    v = ready[pnode[cb, lv], cmd]
+                                    if v > r:
+                                        r = v
+                                lbr[cb, cmd] = r
+                            if r < t + 1:
+                                r = t + 1
+                            if edge_rules and r % 2 == 0 and cmd != PRE:
+                                r += 1
+                            if r < nxt[c]:
+                                nxt[c] = r
             i += 1
         if i >= N:
             break
@@ -1004,9 +1062,108 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                 elif cmd == PRE or cmd == RDA or cmd == WRA:
                     _row_changed(qbuf, bm, hm, hd, colb, t_row, c, b, NB, -1, W)
             if n_issued > 0 or (edge_rules and not rising):
-                nxt[c] = t + 1
+                # the next visit: the first tick after t at which a command may issue, from the
+                # tables as this visit left them (a lower bound: cached ready ticks, pairing
+                # rules left out; a visit that finds nothing sets it again). Skipped ticks issue
+                # nothing; requests the frontend queues meanwhile are checked on arrival.
+                tt = t + 1
+                m = INF
+                wm = wmode[c]
+                if plen[c] == 0:
+                    if not wm:
+                        if qlen[2 * c + 1] > wr_hi * q_write or qlen[2 * c] == 0:
+                            wm = True
+                    else:
+                        if qlen[2 * c + 1] < wr_lo * q_write and qlen[2 * c] != 0:
+                            wm = False
+                qr = 2 * c + (1 if wm else 0)
+                ncand = alen[c]
+                if plen[c] == 0:
+                    for w in range(W):
+                        ncand += _popc(hd[qr, w])
+                if ncand > NV_HEADS:
+                    # many candidates: one of them is likely ready at tt, which the visit
+                    # there finds anyway (tt is a valid lower bound)
+                    m = tt
+                for k in range(alen[c] if m > tt else 0):
+                    q = abuf[c, k]
+                    # _ready_lb written out (as a call in this loop it pays reference counting)
+                    cmd = WR if t_isw[q] else RD
+                    cb = c * NB + t_bank[q]
+                    r = lbr[cb, cmd]
+                    if r <= t:
+                        r = ready[pnode[cb, 0], cmd]
+                        for lv in range(1, L):
+                            v = ready[pnode[cb, lv], cmd]
+                            if v > r:
+                                r = v
+                        lbr[cb, cmd] = r
+                    if r < tt:
+                        r = tt
+                    if edge_rules and r % 2 == 0:
+                        r += 1
+                    if r < m:
+                        m = r
+                if plen[c] > 0:
+                    if m > tt:
+                        kd = pkind[c, 0]
+                        sx = pidx[c, 0]
+                        if kd == REF:
+                            per = NB // n_scope
+                            anyopen = False
+                            for b in range(sx * per, (sx + 1) * per):
+                                if open_row[c * NB + b] >= 0:
+                                    anyopen = True
+                                    break
+                            cmd = PREA if anyopen else REF
+                            blocked_a = cmd == PREA and _scope_active(act_cnt, c, NB, ncount, rscope, sx, L)
+                            r = ready_scope(ready, loff, ncount, L, cmd, c, rscope, sx)
+                        else:
+                            cmd = PRE if open_row[c * NB + sx] >= 0 else REFPB
+                            blocked_a = cmd == PRE and act_cnt[c * NB + sx] > 0
+                            r = ready_path(ready, pnode, L, cmd, c * NB + sx)
+                        if not blocked_a:
+                            if r < tt:
+                                r = tt
+                            if edge_rules and r % 2 == 0 and cmd != PRE and cmd != PREA:
+                                r += 1
+                            if r < m:
+                                m = r
+                else:
+                    for w in range(W):
+                        x = hd[qr, w] if m > tt else np.uint64(0)       # nothing is earlier than tt
+                        hw = hm[qr, w]
+                        while x != 0:
+                            s = _ctz(x)
+                            x &= x - np.uint64(1)
+                            cb = c * NB + t_bank[qbuf[qr, w * 64 + s]]
+                            if (hw >> np.uint64(s)) & np.uint64(1):
+                                cmd = WR if wm else RD
+                            else:
+                                cmd = ACT if open_row[cb] < 0 else PRE
+                                if cmd == PRE and act_cnt[cb] > 0:
+                                    continue
+                            r = lbr[cb, cmd]
+                            if r <= t:
+                                r = ready[pnode[cb, 0], cmd]
+                                for lv in range(1, L):
+                                    v = ready[pnode[cb, lv], cmd]
+                                    if v > r:
+                                        r = v
+                                lbr[cb, cmd] = r
+                            if r < tt:
+                                r = tt
+                            if edge_rules and r % 2 == 0 and cmd != PRE:
+                                r += 1
+                            if r < m:
+                                m = r
+                                if m == tt:
+                                    break
+                nxt[c] = m
+                nmode[c] = wm
             else:
                 nxt[c] = minr if minr > t else t + 1
+                nmode[c] = wmode[c]
             last_proc[c] = t
             snap_r[c] = qlen[2 * c]
             snap_w[c] = qlen[2 * c + 1]
