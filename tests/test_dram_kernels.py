@@ -351,6 +351,37 @@ def test_decoder_matches_naive(name, mapping, addrs):
         assert (ch[k], b[k], r[k], c[k]) == naive_decode(p, mapping, p.channels, x)
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(["HBM2-2000", "HBM3-6400", "DDR4-2400", "DDR5-4800", "GDDR6-14000"]),
+       st.sampled_from(["RoBaRaCoCh", "ChRaBaRoCo", "RoCoBaRaCh", "MOP4CLXOR", "RoBaBgRaCoCh", "RoCoBaBgRaCh"]),
+       st.sampled_from(["none", "bank", "channel", "both"]), st.sampled_from([None, 1, 2]),
+       st.lists(st.integers(0, (1 << 31) - 1), min_size=1, max_size=20))
+def test_trace_decoder_equals_the_general_one(name, mapping, xor, channels, addrs):
+    """Trace replay decodes channel, bank and row with one shift and mask per field (bit-field
+    schemes, power-of-two levels): the same as map_addresses on every scheme and XOR mode."""
+    p = load_preset(name)
+    C = channels or p.channels
+    m = build_mapping(p, mapping, C, xor)
+    a = np.array(addrs, np.int64)
+    ch, b, r, c = m.decode(p, a)
+    out = [np.empty(len(a), np.int64) for _ in range(3)]
+    t = p.tables
+    K.map_channel_bank_row(a, m.tx_bits, m.fkind, m.fbits, m.mode, m.xor_mode, t.n_levels, t.level_sizes,
+                           m.row_bits, m.col_bits, *out)
+    assert (list(out[0]), list(out[1]), list(out[2])) == (list(ch), list(b), list(r))
+
+
+def test_read_latencies_are_the_completed_reads():
+    rng = np.random.default_rng(3)
+    n, ticks = 500, 700
+    isw = rng.random(n) < 0.3
+    arrive = np.where(rng.random(n) < 0.9, rng.integers(0, 600, n), -1).astype(np.int64)
+    depart = np.where(rng.random(n) < 0.9, arrive + rng.integers(0, 300, n), -1).astype(np.int64)
+    lat, tot = K.read_latencies(isw, arrive, depart, ticks)
+    done = ~isw & (depart >= 0) & (depart <= ticks) & (arrive >= 0)
+    assert list(lat) == list(depart[done] - arrive[done]) and tot == (depart[done] - arrive[done]).sum()
+
+
 # ------------------------------------------------------------------ transfer engine
 def _engine_run(preset, mapping, fidelity, transfers, refresh="all_bank"):
     from types import SimpleNamespace

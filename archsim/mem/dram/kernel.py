@@ -369,6 +369,95 @@ def map_addresses(addrs, tx_bits, fkind, fbits, mode, xor_mode, L, lsize, row_bi
         col_out[i] = col
 
 
+@njit(cache=True)
+def map_channel_bank_row(addrs, tx_bits, fkind, fbits, mode, xor_mode, L, lsize, row_bits, col_bits,
+                         ch_out, bank_out, row_out):
+    """:func:`map_addresses` without the column (trace replay does not use it). Bit-field
+    schemes (``mode`` 0) with power-of-two level sizes take each field with one shift and mask
+    and place the bank levels by shifts; the others go through :func:`map_addresses`."""
+    N = len(addrs)
+    pow2 = True
+    lbits = np.zeros(8, dtype=np.int64)
+    for lv in range(1, L):
+        nb = 0
+        while (np.int64(1) << nb) < lsize[lv]:
+            nb += 1
+        lbits[lv] = nb
+        if (np.int64(1) << nb) != lsize[lv]:
+            pow2 = False
+    if mode != 0 or not pow2:
+        col = np.empty(N, dtype=np.int64)
+        map_addresses(addrs, tx_bits, fkind, fbits, mode, xor_mode, L, lsize, row_bits, col_bits,
+                      ch_out, bank_out, row_out, col)
+        return
+    # per kind the last field wins (as in map_addresses): shift and mask in the address
+    ch_sh, ch_m, row_sh, row_m, ch_bits = 0, 0, 0, 0, 0
+    lv_sh = np.zeros(8, dtype=np.int64)
+    lv_m = np.zeros(8, dtype=np.int64)
+    sh = 0
+    for k in range(len(fkind)):
+        m = (np.int64(1) << fbits[k]) - 1
+        kd = fkind[k]
+        if kd == F_CH:
+            ch_sh, ch_m, ch_bits = sh, m, fbits[k]
+        elif kd == F_ROW:
+            row_sh, row_m = sh, m
+        elif kd != F_COL:
+            lv_sh[kd] = sh
+            lv_m[kd] = m
+        sh += fbits[k]
+    # position of each level in the bank index (the last level lowest)
+    b_sh = np.zeros(8, dtype=np.int64)
+    pos = 0
+    for lv in range(L - 1, 0, -1):
+        b_sh[lv] = pos
+        pos += lbits[lv]
+    # xor_mode bit 0: bank group and bank ^= low row bits (the bank lowest)
+    x_sh = np.zeros(8, dtype=np.int64)
+    x_m = np.zeros(8, dtype=np.int64)
+    if xor_mode & 1:
+        xi = 0
+        for lv in range(L - 1, 0, -1):
+            if lv >= L - 2 and lbits[lv] > 0:
+                x_sh[lv] = xi
+                x_m[lv] = (np.int64(1) << lbits[lv]) - 1
+                xi += lbits[lv]
+    ch_x = (xor_mode & 2) != 0 and ch_bits > 0
+    ch_xm = (np.int64(1) << ch_bits) - 1
+    for i in range(N):
+        a = addrs[i] >> tx_bits
+        ch = (a >> ch_sh) & ch_m
+        row = (a >> row_sh) & row_m
+        b = np.int64(0)
+        for lv in range(1, L):
+            v = ((a >> lv_sh[lv]) & lv_m[lv]) ^ ((row >> x_sh[lv]) & x_m[lv])
+            b |= v << b_sh[lv]
+        if ch_x:
+            ch ^= (row >> 4) & ch_xm
+        ch_out[i] = ch
+        bank_out[i] = b
+        row_out[i] = row
+
+
+@njit(cache=True)
+def read_latencies(is_write, arrive, depart, ticks):
+    """Latencies (depart - arrive) of the reads completed by tick ``ticks``, in trace order,
+    and their sum."""
+    n = 0
+    for i in range(len(arrive)):
+        if not is_write[i] and depart[i] >= 0 and depart[i] <= ticks and arrive[i] >= 0:
+            n += 1
+    lat = np.empty(n, dtype=np.int64)
+    tot = np.int64(0)
+    j = 0
+    for i in range(len(arrive)):
+        if not is_write[i] and depart[i] >= 0 and depart[i] <= ticks and arrive[i] >= 0:
+            lat[j] = depart[i] - arrive[i]
+            tot += lat[j]
+            j += 1
+    return lat, tot
+
+
 # ------------------------------------------------------------------ controller (trace replay)
 @njit(cache=True, inline='always')
 def _is_col(cmd):

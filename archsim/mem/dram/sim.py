@@ -61,7 +61,11 @@ def run_trace(preset: Preset | str, addrs, is_write=None, cycles=None, *, channe
             raise InputFileError(f"request {k + 1}: address {hex(int(addrs[k]))} is beyond the capacity "
                                  f"of {preset.name} with {C} channel(s) ({cap} bytes = {hex(cap)})")
     mp = build_mapping(preset, mapping, C, xor, channel_interleave)
-    ch, bank, row, col = mp.decode(preset, addrs)
+    ch = np.empty(N, dtype=np.int64)
+    bank = np.empty(N, dtype=np.int64)
+    row = np.empty(N, dtype=np.int64)
+    K.map_channel_bank_row(addrs, mp.tx_bits, mp.fkind, mp.fbits, mp.mode, mp.xor_mode, preset.tables.n_levels,
+                           preset.tables.level_sizes, mp.row_bits, mp.col_bits, ch, bank, row)
     L, lsize, ncount, NB, bnode, haswin, hassib, rscope = static_arrays(preset)
     loff = np.zeros(L, dtype=np.int64)
     for lv in range(1, L):
@@ -73,7 +77,7 @@ def run_trace(preset: Preset | str, addrs, is_write=None, cycles=None, *, channe
     cc = np.zeros((C, K.N_CC), dtype=np.int64)
     rmode = {"off": 0, "all_bank": 1, "per_bank": 2}[refresh]
     qw = write_queue_depth or queue_depth
-    ticks = K.run_controller(ch, bank, row, is_write.astype(np.bool_), addrs, cycles,
+    ticks = K.run_controller(ch, bank, row, is_write, addrs, cycles,
                              L, lsize, ncount, loff, bnode, rscope,
                              t.c_start, t.c_fol, t.c_lat, t.c_win, t.c_sib, haswin, hassib,
                              preset.standard.dual_bus, preset.standard.edge_rules, t.read_latency, rmode,
@@ -88,12 +92,11 @@ def summarize(preset, C, ticks, cc, arrive, depart, is_write, N, mapping, queue_
     tick_ns = preset.tick_ps / 1000.0
     sim_ns = ticks * tick_ns
     tx = preset.tx_bytes
-    rd_mask = ~is_write
     served_r = int(tot[K.CC_RSERVED])
-    done = rd_mask & (depart >= 0) & (depart <= ticks) & (arrive >= 0)
-    lat = (depart[done] - arrive[done]).astype(np.float64)
-    avg_lat = float(lat.sum() / max(1, served_r)) if served_r else 0.0
+    lat, lat_sum = K.read_latencies(is_write, arrive, depart, ticks)
+    avg_lat = float(float(lat_sum) / max(1, served_r)) if served_r else 0.0
     p99 = float(np.percentile(lat, 99)) if len(lat) else 0.0
+    n_writes = int(np.count_nonzero(is_write))
     hits = int(tot[K.CC_RHIT] + tot[K.CC_WHIT])
     misses = int(tot[K.CC_RMISS] + tot[K.CC_WMISS])
     conf = int(tot[K.CC_RCONF] + tot[K.CC_WCONF])
@@ -108,7 +111,7 @@ def summarize(preset, C, ticks, cc, arrive, depart, is_write, N, mapping, queue_
     bw = N * tx / sim_ns if sim_ns > 0 else 0.0
     return {
         "preset": preset.name, "channels": C, "mapping": mapping, "queue_depth": queue_depth,
-        "refresh": refresh, "requests": int(N), "reads": int(rd_mask.sum()), "writes": int(is_write.sum()),
+        "refresh": refresh, "requests": int(N), "reads": int(N) - n_writes, "writes": n_writes,
         "dram_cycles": int(ticks), "tick_ns": tick_ns,
         "completion_cycles": int(max(ticks, depart.max() if len(depart) else 0)), "sim_time_ns": sim_ns,
         "bandwidth_GBps": bw, "peak_GBps": peak, "bw_utilization": bw / peak if peak else 0.0,
