@@ -197,7 +197,9 @@ def _classes(transfers, **kw):
         mem_transfer(m.kind, m.params, s, cnt, a, nb, w, t)
         o, C = int(s[0][E.O_MCLS]), int(s[0][E.H_C])
         out.append(s[0][o:o + C].tolist())
-    return out
+    # statistics: channels copied within their class, from an equivalent channel of another class
+    st = s[0][o + 19 * C:o + 19 * C + 2].tolist()
+    return out, st
 
 
 def test_channel_classes_follow_divergence():
@@ -208,7 +210,7 @@ def test_channel_classes_follow_divergence():
     channels'): channel 0 alone, channels 1, 2, 5-7 one class, 3 and 4 another (same visits,
     different state)."""
     tr = [(0, 4096, False, 0), (1 << 20, 4096, False, 0), (0x60, 64, True, 0), (2 << 20 | 0x20, 4096, False, 0)]
-    cls = _classes(tr, preset="HBM2-2000", mapping="RoCoBaRaCh")
+    cls, st = _classes(tr, preset="HBM2-2000", mapping="RoCoBaRaCh")
     assert cls[0] == cls[1] == [0] * 8
     assert cls[2] == [0, 0, 0, 3, 3, 0, 0, 0]
     assert cls[3] == [0, 1, 1, 3, 3, 1, 1, 1]
@@ -228,3 +230,27 @@ def test_channel_classes_equal_burst(preset, mapping):
     _same_as_burst(tr, preset=preset, mapping=mapping)
     _same_as_burst(tr, preset=preset, mapping=mapping, xor="channel")
     _same_as_burst(tr, preset=preset, mapping=mapping, xor="bank", lookahead=8)
+
+
+def test_channels_join_again_after_an_idle_gap():
+    """A 64 B load splits channels 3 and 4 off; a load issued 100 us later starts every channel
+    after all its earlier commands (the last 32 column ticks, the tables and the overdue
+    refreshes lie below the issue tick): channel 3's state equals channel 0's as far as any
+    later command reads it, so it takes channel 0's outcome (channel 4 with it) and the
+    channels form one class again."""
+    tr = [(0, 65536, False, 0), (0x60, 64, False, 0), (1 << 20, 65536, False, 100000)]
+    cls, st = _classes(tr, preset="HBM2-2000", mapping="RoCoBaRaCh")
+    assert cls[1] == [0, 0, 0, 3, 3, 0, 0, 0] and cls[2] == [0] * 8
+    assert st == [7 + 6, 1]
+    _same_as_burst(tr, preset="HBM2-2000", mapping="RoCoBaRaCh")
+
+
+def test_shifted_channel_takes_the_shifted_outcome():
+    """GDDR6 (2 channels): after the 32 B load only channel 0 has, channel 1 runs some ticks
+    behind; at the last load its state is channel 0's shifted in time, so it takes channel 0's
+    outcome shifted (its own refresh due ticks lie after it) and stays in its own class."""
+    tr = [(0, 128, False, 5000), (4096, 4096, False, 5000), (8192, 32, False, 5000), (12288, 4064, True, 4800),
+          (16384, 4096, False, 4800), (20608, 4096, False, 4800)]
+    cls, st = _classes(tr, preset="GDDR6-14000", mapping="RoCoBaRaCh")
+    assert cls[-1] == [0, 1] and st[1] == 1
+    _same_as_burst(tr, preset="GDDR6-14000", mapping="RoCoBaRaCh")

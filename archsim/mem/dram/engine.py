@@ -1532,9 +1532,11 @@ def _serve(s, counters, c, vb, vr, vn, v0, v1, is_write, t0, wk, xs, lg, snaps, 
 
 
 @njit(cache=True)
-def _ch_copy(s, src, dst):
-    """Copy the dynamic state of channel ``src`` to channel ``dst`` (ready / windowed history of
-    every node, open rows, refresh due ticks, column-run ring, command-bus slots, busy ticks)."""
+def _ch_copy(s, src, dst, D, dbusy):
+    """Give channel ``dst`` the dynamic state of channel ``src`` shifted by ``D`` ticks (ready /
+    windowed history of every node, open rows, column-run ring with its command numbering,
+    command-bus slots; the refresh due ticks only when ``D == 0``) and add ``dbusy`` to its
+    busy ticks (an output, never read by the model)."""
     L = s[H_L]
     NB = s[H_NB]
     Q = s[H_Q]
@@ -1543,7 +1545,12 @@ def _ch_copy(s, src, dst):
         ncl = s[o_nc + lv]
         a = s[o_lo + lv] + src * ncl
         b = s[o_lo + lv] + dst * ncl
-        s[o_rd + b * N_CMD:o_rd + (b + ncl) * N_CMD] = s[o_rd + a * N_CMD:o_rd + (a + ncl) * N_CMD]
+        if D == 0:
+            s[o_rd + b * N_CMD:o_rd + (b + ncl) * N_CMD] = s[o_rd + a * N_CMD:o_rd + (a + ncl) * N_CMD]
+        else:
+            for j in range(ncl * N_CMD):
+                v = s[o_rd + a * N_CMD + j]
+                s[o_rd + b * N_CMD + j] = v + D if v >= 0 else v
         for cm in range(N_CMD):
             if s[o_hw + lv * N_CMD + cm] == 0:
                 continue                  # history kept only where a windowed constraint reads it
@@ -1551,50 +1558,159 @@ def _ch_copy(s, src, dst):
                 ha = o_hi + ((a + j) * N_CMD + cm) * W_MAX
                 hb = o_hi + ((b + j) * N_CMD + cm) * W_MAX
                 for w in range(W_MAX):
-                    s[hb + w] = s[ha + w]
+                    v = s[ha + w]
+                    s[hb + w] = v + D if v >= 0 else v
     for j in range(NB):
         s[s[O_OPEN] + dst * NB + j] = s[s[O_OPEN] + src * NB + j]
-    ns = s[H_NSCOPE]
-    for j in range(ns):
-        s[s[O_NEXTREF] + dst * ns + j] = s[s[O_NEXTREF] + src * ns + j]
+    if D == 0:
+        ns = s[H_NSCOPE]
+        for j in range(ns):
+            s[s[O_NEXTREF] + dst * ns + j] = s[s[O_NEXTREF] + src * ns + j]
     o_r = s[O_RING]
     s[o_r + dst * Q * RS:o_r + (dst + 1) * Q * RS] = s[o_r + src * Q * RS:o_r + (src + 1) * Q * RS]
+    if D != 0:
+        for j in range(Q):
+            r = o_r + dst * Q * RS + j * RS
+            if s[r + 1] >= 0:
+                s[r + 1] += D
     s[s[O_RINGK] + dst] = s[s[O_RINGK] + src]
     s[s[O_VCNT] + dst] = s[s[O_VCNT] + src]
-    s[s[O_BUSY] + dst] = s[s[O_BUSY] + src]
-    s[s[O_LAST] + 2 * dst] = s[s[O_LAST] + 2 * src]
-    s[s[O_LAST] + 2 * dst + 1] = s[s[O_LAST] + 2 * src + 1]
+    s[s[O_BUSY] + dst] += dbusy
+    for j in range(2):
+        v = s[s[O_LAST] + 2 * src + j]
+        s[s[O_LAST] + 2 * dst + j] = v + D if v >= 0 else v
+
+
+@njit(cache=True)
+def _ch_floor(s, c, t0):
+    """Lowest tick a command of channel ``c`` can take in a call issued at ``t0``: every burst
+    enters the window at or after the column command ``Q`` bursts before it, so at or after the
+    oldest of the last ``Q`` (-1: fewer than ``Q`` column commands so far)."""
+    K = s[s[O_RINGK] + c]
+    Q = s[H_Q]
+    if K < Q:
+        return np.int64(-1)
+    f = _ring_get(s, c, K - Q)
+    return f if f > t0 else t0
+
+
+@njit(cache=True)
+def _ch_equiv(s, m, c, t0):
+    """Whether channel ``c`` at the start of a call issued at ``t0`` is in the state of channel
+    ``m`` shifted by ``D`` ticks, as far as any later command reads it; returns ``D`` or INF.
+    Every command of the call (and of later ones) is at or after the floor ``F``
+    (:func:`_ch_floor`), so values below it are alike: ready ticks only enter maxima with terms
+    at or above ``F``, history entries only through ``+ latency`` of a windowed constraint (below
+    ``F - max latency``), column ticks of the window only as entry ticks (with ``t0``) or
+    through the shared-bus check at ticks at or after ``F``. Open rows must be the same, the
+    refresh due ticks the same where ``D == 0`` (otherwise the call must not reach them:
+    checked once the call is known), ``D`` even where commands keep to rising edges."""
+    Q = s[H_Q]
+    Fm = _ch_floor(s, m, t0)
+    Fc = _ch_floor(s, c, t0)
+    if Fm < 0 or Fc < 0:
+        return INF
+    D = Fc - Fm
+    if s[H_EDGE] and (D & 1):
+        return INF
+    NB = s[H_NB]
+    for j in range(NB):
+        if s[s[O_OPEN] + m * NB + j] != s[s[O_OPEN] + c * NB + j]:
+            return INF
+    if D == 0:
+        ns = s[H_NSCOPE]
+        for j in range(ns):
+            if s[s[O_NEXTREF] + m * ns + j] != s[s[O_NEXTREF] + c * ns + j]:
+                return INF
+    Km = s[s[O_RINGK] + m]
+    Kc = s[s[O_RINGK] + c]
+    for j in range(Q):
+        a = _ring_get(s, m, Km - Q + j)
+        b = _ring_get(s, c, Kc - Q + j)
+        if (a if a >= Fm else Fm - 1) - Fm != (b if b >= Fc else Fc - 1) - Fc:
+            return INF
+    L = s[H_L]
+    o_nc = s[O_NCOUNT]; o_lo = s[O_LOFF]; o_rd = s[O_READY]; o_hi = s[O_HIST]; o_hw = s[O_HASWIN]
+    lm = np.int64(0)
+    for lv in range(L):
+        for cm in range(N_CMD):
+            cs = s[O_CSTART] + lv * (N_CMD + 1) + cm
+            for k in range(s[cs], s[cs + 1]):
+                if s[s[O_CWIN] + k] > 1 and s[s[O_CLAT] + k] > lm:
+                    lm = s[s[O_CLAT] + k]
+    Hm = Fm - lm
+    Hc = Fc - lm
+    for lv in range(L):
+        ncl = s[o_nc + lv]
+        a = s[o_lo + lv] + m * ncl
+        b = s[o_lo + lv] + c * ncl
+        for j in range(ncl * N_CMD):
+            x = s[o_rd + a * N_CMD + j]
+            y = s[o_rd + b * N_CMD + j]
+            if (x if x >= Fm else Fm - 1) - Fm != (y if y >= Fc else Fc - 1) - Fc:
+                return INF
+        for cm in range(N_CMD):
+            if s[o_hw + lv * N_CMD + cm] == 0:
+                continue
+            for j in range(ncl):
+                ha = o_hi + ((a + j) * N_CMD + cm) * W_MAX
+                hb = o_hi + ((b + j) * N_CMD + cm) * W_MAX
+                for w in range(W_MAX):
+                    x = s[ha + w]
+                    y = s[hb + w]
+                    if (x if x >= Hm else Hm - 1) - Hm != (y if y >= Hc else Hc - 1) - Hc:
+                        return INF
+    return D
 
 
 @njit(cache=True)
 def _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, snaps, xw):
-    """Serve every channel's visits (``row_visit``), once per class of channels that start in the
-    same dynamic state and receive the same visits. Channels are independent and alike (the
-    static tables do not depend on the channel), so a channel whose state equals an earlier
-    one's at the start of the call (``O_MCLS``: the lowest channel it has equalled since the
-    state was built) and whose visits (bank, row, bursts) are the same ends in that channel's
-    final state with the same counter increments and completion tick: the state is copied where
-    that is cheaper than serving the visits. Classes split where visits differ."""
+    """Serve every channel's visits (``row_visit``), once per group of channels whose outcome is
+    known to be the same. Channels are independent and alike (the static tables do not depend
+    on the channel):
+
+    - a channel whose state equals an earlier one's at the start of the call (``O_MCLS``: the
+      lowest channel it has equalled since, every value but the busy ticks, which are never
+      read) and whose visits (bank, row, bursts) are the same ends in that one's final state
+      with the same counter increments and completion tick;
+    - a channel with the same visits as an earlier one in another class whose state is that
+      one's shifted by ``D`` ticks as far as any later command reads it (:func:`_ch_equiv`)
+      ends in that one's final state shifted by ``D``, if that one's call issued at least
+      ``Q`` column commands (the window then holds only this call's commands: the values that
+      differed stay below every later command), its refresh due ticks stay at or above the
+      floor, and for ``D != 0`` neither reaches a refresh. With ``D == 0`` it joins the class.
+
+    The state is copied where that is cheaper than serving the visits."""
     C = s[H_C]
+    Q = s[H_Q]
     o_cls = s[O_MCLS]
     o_ld = o_cls + C               # scratch: leader of each channel in this call,
     o_dn = o_ld + C                # the leader's completion tick,
     o_dx = o_dn + C                # its extrapolated column commands,
-    o_dl = o_dx + C                # its counter increments (MC_BUSY_CYCLES per channel)
+    o_db = o_dx + C                # its busy ticks,
+    o_ms = o_db + C                # channel whose state this leader's is, shifted (itself: none),
+    o_sh = o_ms + C                # by how many ticks,
+    o_dl = o_sh + C                # its counter increments (MC_BUSY_CYCLES per channel)
+    o_st = o_dl + C * MC_BUSY_CYCLES   # statistics: channels copied within a class, from an equivalent one
     done = np.int64(0)
+    lat = s[H_WL] if is_write else s[H_RL]
     # a copy moves about the channel's ready tables and ring; serving costs about a step per
     # visit (only the speed depends on this choice)
     L = s[H_L]
     nn = 0
     for lv in range(L):
         nn += s[s[O_NCOUNT] + lv]
-    cost_copy = nn * N_CMD + s[H_Q] * RS
+    cost_copy = nn * N_CMD + Q * RS
+    # groups: same class and visits (before anything is served: the equivalence is of states at
+    # the start of the call)
     for c in range(C):
         v0 = cnt[c]
         nv = pos[c] - v0
-        ld = -1
+        ld = c
+        ms = c
+        tried = False
         for c2 in range(c):
-            if s[o_ld + c2] != c2 or s[o_cls + c2] != s[o_cls + c] or pos[c2] - cnt[c2] != nv:
+            if s[o_ld + c2] != c2 or pos[c2] - cnt[c2] != nv:
                 continue
             w0 = cnt[c2]
             eq = True
@@ -1602,38 +1718,86 @@ def _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, 
                 if vb[v0 + j] != vb[w0 + j] or vr[v0 + j] != vr[w0 + j] or vn[v0 + j] != vn[w0 + j]:
                     eq = False
                     break
-            if eq:
+            if not eq:
+                continue
+            if s[o_cls + c2] == s[o_cls + c]:
                 ld = c2
                 break
-        if ld >= 0 and nv > 0 and nv * XCOPY < cost_copy:
+            if not tried and s[o_ms + c2] == c2 and nv > 0 and nv * XCOPY >= cost_copy:
+                tried = True                  # (one comparison per channel and call)
+                D = _ch_equiv(s, c2, c, t0)
+                if D < INF:
+                    ms = c2
+                    s[o_sh + c] = D
+        s[o_ld + c] = ld
+        s[o_ms + c] = ms if ld == c else c
+    for c in range(C):
+        v0 = cnt[c]
+        nv = pos[c] - v0
+        ld = s[o_ld + c]
+        if nv == 0:
+            continue
+        if ld != c and nv * XCOPY < cost_copy:
             # serving is cheaper (the same result)
             f = _serve(s, counters, c, vb, vr, vn, v0, pos[c], is_write, t0, wk, xs, lg, snaps, xw)
             if f > done:
                 done = f
-        elif ld >= 0:
-            if nv > 0:
-                _ch_copy(s, ld, c)
-                for q in range(MC_BUSY_CYCLES):
-                    counters[q] += s[o_dl + ld * MC_BUSY_CYCLES + q]
-                s[H_XCOLS] += s[o_dx + ld]
-                if s[o_dn + ld] > done:
-                    done = s[o_dn + ld]
-        else:
-            ld = c
-            if nv > 0:
+            continue
+        src = ld
+        D = np.int64(0)
+        if ld == c:
+            m = s[o_ms + c]
+            if m != c:
+                D = s[o_sh + c]
+                fl = _ch_floor(s, c, t0)
+                nr = INF
+                ns = s[H_NSCOPE]
+                for j in range(ns):
+                    x = s[s[O_NEXTREF] + (c if D != 0 else m) * ns + j]
+                    if x < nr:
+                        nr = x
+                ok = (s[o_dl + m * MC_BUSY_CYCLES + MC_RD] + s[o_dl + m * MC_BUSY_CYCLES + MC_WR] >= Q
+                      and nr >= fl)
+                if ok and D != 0:
+                    ok = (s[o_dl + m * MC_BUSY_CYCLES + MC_REF] == 0 and s[o_dn + m] - lat + D < nr)
+                if ok:
+                    src = m
+                    if D == 0:
+                        s[o_ld + c] = m       # joins m's class
+            if src == c:
                 for q in range(MC_BUSY_CYCLES):
                     s[o_dl + c * MC_BUSY_CYCLES + q] = counters[q]
                 x0 = s[H_XCOLS]
+                b0 = s[s[O_BUSY] + c]
                 f = _serve(s, counters, c, vb, vr, vn, v0, pos[c], is_write, t0, wk, xs, lg, snaps, xw)
                 for q in range(MC_BUSY_CYCLES):
                     s[o_dl + c * MC_BUSY_CYCLES + q] = counters[q] - s[o_dl + c * MC_BUSY_CYCLES + q]
                 s[o_dx + c] = s[H_XCOLS] - x0
+                s[o_db + c] = s[s[O_BUSY] + c] - b0
                 s[o_dn + c] = f
                 if f > done:
                     done = f
-        s[o_ld + c] = ld
+                continue
+        _ch_copy(s, src, c, D, s[o_db + src])
+        s[o_st + (0 if src == ld else 1)] += 1
+        for q in range(MC_BUSY_CYCLES):
+            counters[q] += s[o_dl + src * MC_BUSY_CYCLES + q]
+        s[H_XCOLS] += s[o_dx + src]
+        f = s[o_dn + src] + D
+        if f > done:
+            done = f
+        if f > s[O_MAXT]:
+            s[O_MAXT] = f
+        if ld == c:
+            # a leader served by a shifted copy: its group copies from it
+            for q in range(MC_BUSY_CYCLES):
+                s[o_dl + c * MC_BUSY_CYCLES + q] = s[o_dl + src * MC_BUSY_CYCLES + q]
+            s[o_dx + c] = s[o_dx + src]
+            s[o_db + c] = s[o_db + src]
+            s[o_dn + c] = f
     for c in range(C):
-        s[o_cls + c] = s[o_ld + c]
+        ld = s[o_ld + c]
+        s[o_cls + c] = s[o_ld + ld]        # (a leader that joined another class passes it on)
     return done
 
 
@@ -1851,7 +2015,7 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
         ("ring", np.full(C * lookahead * RS, -1, np.int64)), ("ringk", np.zeros(C, np.int64)),
         ("busy", np.zeros(C, np.int64)), ("vcnt", np.zeros(C, np.int64)),
         ("last", np.full(2 * C, -1, np.int64)), ("xlat", np.zeros(2 * NB * NB, np.int64)),
-        ("mcls", np.zeros(C * (4 + MC_BUSY_CYCLES), np.int64)),
+        ("mcls", np.zeros(C * (8 + MC_BUSY_CYCLES) + 2, np.int64)),
     ]
     if fidelity != "burst":
         nn = int(sum(int(x) for x in ncount))
