@@ -228,17 +228,19 @@ def issue_bank(ready, hist, haswin, hassib, e_start, e_fol, e_lat, e_win, pnode,
 def fast_tables(e_start, e_fol, e_lat, e_win, haswin, lsize, L):
     """Per command, the own-node entries of every level that do not look back in the issue
     history (window 1) as one list (``fe[cmd, j]`` = level, following command, latency; ``fn[cmd]``
-    entries), and whether the command has other entries (rolling windows, siblings): those stay
-    with :func:`issue_bank_rest`. All updates are maxima: the split keeps the result."""
+    entries), the sibling entries of the levels with siblings as another (``fs``, ``fsn``), and
+    whether the command has rolling-window entries (``rest``: those stay with
+    :func:`issue_bank_rest`). All updates are maxima: the split keeps the result."""
     fe = np.zeros((N_CMD, len(e_fol) + 1, 3), dtype=np.int64)
     fn = np.zeros(N_CMD, dtype=np.int64)
+    fs = np.zeros((N_CMD, len(e_fol) + 1, 3), dtype=np.int64)
+    fsn = np.zeros(N_CMD, dtype=np.int64)
     rest = np.zeros(N_CMD, dtype=np.bool_)
     for cmd in range(N_CMD):
         j = 0
+        js = 0
         for lv in range(L):
             if haswin[lv, cmd]:
-                rest[cmd] = True
-            if lv >= 1 and lsize[lv] > 1 and e_start[lv, cmd, 2] > e_start[lv, cmd, 1]:
                 rest[cmd] = True
             for k in range(e_start[lv, cmd, 0], e_start[lv, cmd, 1]):
                 if e_win[k] == 1:
@@ -246,24 +248,28 @@ def fast_tables(e_start, e_fol, e_lat, e_win, haswin, lsize, L):
                     fe[cmd, j, 1] = e_fol[k]
                     fe[cmd, j, 2] = e_lat[k]
                     j += 1
+            if lv >= 1 and lsize[lv] > 1:
+                for k in range(e_start[lv, cmd, 1], e_start[lv, cmd, 2]):
+                    fs[cmd, js, 0] = lv
+                    fs[cmd, js, 1] = e_fol[k]
+                    fs[cmd, js, 2] = e_lat[k]
+                    js += 1
         fn[cmd] = j
-    return fe, fn, rest
+        fsn[cmd] = js
+    return fe, fn, fs, fsn, rest
 
 
 @njit(cache=True, inline='always')
-def issue_bank_rest(ready, hist, haswin, e_start, e_fol, e_lat, e_win, pnode, pown, lsize,
-                    L, cmd, cb, b, t):
+def issue_bank_rest(ready, hist, haswin, e_start, e_fol, e_lat, e_win, pnode, L, cmd, cb, t):
     """The part of :func:`issue_bank` that :func:`fast_tables` leaves out: issue history and
-    rolling-window entries, sibling entries."""
+    rolling-window entries."""
     for lv in range(L):
-        n = pnode[cb, lv]
-        k1 = e_start[lv, cmd, 1]
-        k2 = e_start[lv, cmd, 2]
         if haswin[lv, cmd]:
+            n = pnode[cb, lv]
             for w in range(W_MAX - 1, 0, -1):
                 hist[n, cmd, w] = hist[n, cmd, w - 1]
             hist[n, cmd, 0] = t
-            for k in range(e_start[lv, cmd, 0], k1):
+            for k in range(e_start[lv, cmd, 0], e_start[lv, cmd, 1]):
                 w = e_win[k]
                 if w == 1:
                     continue
@@ -274,18 +280,6 @@ def issue_bank_rest(ready, hist, haswin, e_start, e_fol, e_lat, e_win, pnode, po
                 f = e_fol[k]
                 if v > ready[n, f]:
                     ready[n, f] = v
-        if lv >= 1 and k2 > k1:
-            own = pown[b, lv]
-            first = n - own
-            for j in range(lsize[lv]):
-                if j == own:
-                    continue
-                mm = first + j
-                for k in range(k1, k2):
-                    v = t + e_lat[k]
-                    f = e_fol[k]
-                    if v > ready[mm, f]:
-                        ready[mm, f] = v
 
 
 # ------------------------------------------------------------------ address mapping
@@ -714,7 +708,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
         for lv in range(1, L):
             pown[b, lv] = bnode[lv, b] % lsize[lv]
     e_start, e_fol, e_lat, e_win = split_tables(c_start, c_fol, c_lat, c_win, c_sib, L)
-    fe, fn, frest = fast_tables(e_start, e_fol, e_lat, e_win, haswin, lsize, L)
+    fe, fn, fs, fsn, frest = fast_tables(e_start, e_fol, e_lat, e_win, haswin, lsize, L)
     # queued requests (read queue 0, write queue 1) that hit their bank's open row, per
     # (channel, bank)
     colb = np.zeros((C * NB, 2), dtype=np.int64)
@@ -1072,16 +1066,23 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                                  or _q_has_row(qbuf, bm, t_row, 2 * c + 1, (2 * c + 1) * NB + b, t_row[q], W))
                     if not other:
                         cmd = WRA if isw else RDA
-                # issue_bank, the window-1 own-node entries written out (see fast_tables)
+                # issue_bank, the window-1 own-node and the sibling entries written out (see
+                # fast_tables)
                 for j in range(fn[cmd]):
                     n = pnode[cb, fe[cmd, j, 0]]
                     f = fe[cmd, j, 1]
-                    v = t + fe[cmd, j, 2]
-                    if v > ready[n, f]:
-                        ready[n, f] = v
+                    ready[n, f] = max(ready[n, f], t + fe[cmd, j, 2])
+                for j in range(fsn[cmd]):
+                    lv = fs[cmd, j, 0]
+                    f = fs[cmd, j, 1]
+                    v = t + fs[cmd, j, 2]
+                    own = pown[b, lv]
+                    n0 = pnode[cb, lv] - own
+                    for jj in range(lsize[lv]):
+                        if jj != own:
+                            ready[n0 + jj, f] = max(ready[n0 + jj, f], v)
                 if frest[cmd]:
-                    issue_bank_rest(ready, hist, haswin, e_start, e_fol, e_lat, e_win, pnode, pown,
-                                    lsize, L, cmd, cb, b, t)
+                    issue_bank_rest(ready, hist, haswin, e_start, e_fol, e_lat, e_win, pnode, L, cmd, cb, t)
                 if cmd == ACT:
                     open_row[c * NB + b] = t_row[q]
                     cc[c, CC_ACT] += 1
