@@ -230,7 +230,10 @@ def fast_tables(e_start, e_fol, e_lat, e_win, haswin, lsize, L):
     history (window 1) as one list (``fe[cmd, j]`` = level, following command, latency; ``fn[cmd]``
     entries), the sibling entries of the levels with siblings as another (``fs``, ``fsn``), and
     whether the command has rolling-window entries (``rest``: those stay with
-    :func:`issue_bank_rest`). All updates are maxima: the split keeps the result."""
+    :func:`issue_bank_rest`). All updates are maxima: the split keeps the result. Readiness is
+    a maximum over a bank's path (or over a refresh scope with its ancestors), so an own-node
+    entry is dropped when an entry of the same or a higher level (an ancestor, read with it
+    wherever it is read) raises the same command at least as far."""
     fe = np.zeros((N_CMD, len(e_fol) + 1, 3), dtype=np.int64)
     fn = np.zeros(N_CMD, dtype=np.int64)
     fs = np.zeros((N_CMD, len(e_fol) + 1, 3), dtype=np.int64)
@@ -243,11 +246,20 @@ def fast_tables(e_start, e_fol, e_lat, e_win, haswin, lsize, L):
             if haswin[lv, cmd]:
                 rest[cmd] = True
             for k in range(e_start[lv, cmd, 0], e_start[lv, cmd, 1]):
-                if e_win[k] == 1:
-                    fe[cmd, j, 0] = lv
-                    fe[cmd, j, 1] = e_fol[k]
-                    fe[cmd, j, 2] = e_lat[k]
-                    j += 1
+                if e_win[k] != 1:
+                    continue
+                # an entry is left out when the same or a higher level (a node on every path
+                # through this one) already raises the same command at least as far
+                covered = False
+                for jj in range(j):
+                    if fe[cmd, jj, 1] == e_fol[k] and fe[cmd, jj, 0] <= lv and fe[cmd, jj, 2] >= e_lat[k]:
+                        covered = True
+                if covered:
+                    continue
+                fe[cmd, j, 0] = lv
+                fe[cmd, j, 1] = e_fol[k]
+                fe[cmd, j, 2] = e_lat[k]
+                j += 1
             if lv >= 1 and lsize[lv] > 1:
                 for k in range(e_start[lv, cmd, 1], e_start[lv, cmd, 2]):
                     fs[cmd, js, 0] = lv
