@@ -4,7 +4,9 @@
 - controller: trace replay through the per-channel FR-FCFS controller (burst level, every
   command timed) on the peer patterns;
 - engine burst / row_visit: the transfer engine of the timing kernel on 1 MiB tile loads
-  (streaming) and 4 KiB loads at a 1 MiB stride (strided), both fidelities on the same stream
+  (streaming) and 4 KiB loads at a 1 MiB stride (strided), with ``--unaligned`` also 1 MiB
+  loads at a stride of 1 MiB + 96 B (each tile starts at another offset within a round of
+  bursts over the channels: the channels' visits differ), both fidelities on the same stream
   (timed runs alternate between them; their completion cycles and counters must agree), for
   DDR4-3200 / HBM2-2000 / HBM3-6400 x RoBaRaCoCh / RoCoBaRaCh and HBM3-6400 MOP4CLXOR; the
   summary gives the row_visit / burst speed ratio per preset, mapping and traffic.
@@ -12,7 +14,7 @@
 Prints one JSON document. Compile time is excluded (one warm-up run on a small input); each
 figure is the best of ``--repeat`` timed runs (the development machine is shared: the best run
 is the one least disturbed by other processes).
-Usage: python tools/bench/bench_dram.py [--quick] [--repeat N] [--engine-only]
+Usage: python tools/bench/bench_dram.py [--quick] [--repeat N] [--engine-only] [--unaligned]
 """
 from __future__ import annotations
 
@@ -52,6 +54,8 @@ def _engine_setup(preset, mapping, fidelity, kind, total_mib):
     m = build_memory(cfg, 1.0e9)
     if kind == "streaming":
         size, step, n = 1 << 20, 1 << 20, total_mib
+    elif kind == "unaligned":
+        size, step, n = 1 << 20, (1 << 20) + 96, total_mib
     else:
         size, step, n = 4096, 1 << 20, total_mib * 256
     s = m.fresh_state()
@@ -102,6 +106,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smaller inputs")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per row (the best counts)")
     ap.add_argument("--engine-only", action="store_true", help="skip the controller rows")
+    ap.add_argument("--unaligned", action="store_true", help="also 1 MiB loads at a 1 MiB + 96 B stride")
     a = ap.parse_args()
     sc = 0.25 if a.quick else 1.0
     out = {"controller": [], "engine": []}
@@ -111,7 +116,7 @@ def main():
             out["controller"].append(bench_controller(preset, pat, sc, repeat=a.repeat))
     mib = 16 if a.quick else 64
     for preset, mapping in ENGINE_CASES:
-        for kind in ("streaming", "strided"):
+        for kind in ("streaming", "strided") + (("unaligned",) if a.unaligned else ()):
             out["engine"] += bench_engine_pair(preset, mapping, kind, mib, repeat=a.repeat)
     eb = [r["requests_per_s"] for r in out["engine"] if r["fidelity"] == "burst"]
     out["summary"] = {"engine_burst_min_requests_per_s": min(eb),
