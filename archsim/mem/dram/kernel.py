@@ -912,7 +912,17 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     for k in range(alen[c]):
                         q = abuf[c, k]
                         cmd = WR if t_isw[q] else RD
-                        r = _ready_lb(ready, pnode, L, lbr, cmd, c * NB + t_bank[q], t)
+                        # _ready_lb written out: as a call in the tick loop it pays reference
+                        # counting on the arrays it takes
+                        cb = c * NB + t_bank[q]
+                        r = lbr[cb, cmd]
+                        if r <= t:
+                            r = ready[pnode[cb, 0], cmd]
+                            for lv in range(1, L):
+                                v = ready[pnode[cb, lv], cmd]
+                                if v > r:
+                                    r = v
+                            lbr[cb, cmd] = r
                         if r <= t:
                             if arrive[q] < best_arr:
                                 best_arr = arrive[q]
@@ -994,7 +1004,14 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                                     if t == rise_edge[c] and b // banks_per_pc == rise_pc[c]:
                                         if rise_bank[c] < 0 or b == rise_bank[c]:
                                             continue
-                            r = _ready_lb(ready, pnode, L, lbr, cmd, cb, t)
+                            r = lbr[cb, cmd]
+                            if r <= t:
+                                r = ready[pnode[cb, 0], cmd]
+                                for lv in range(1, L):
+                                    v = ready[pnode[cb, lv], cmd]
+                                    if v > r:
+                                        r = v
+                                lbr[cb, cmd] = r
                             if r <= t:
                                 sel_buf = 3 if isw else 2
                                 sel_pos = k
@@ -1159,10 +1176,44 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                                 break
                     if kq == 1:
                         whash[c * WH + ((t_addr[q] >> 5) & (WH - 1))] -= 1
-                if cmd == ACT:
-                    _row_changed(qbuf, bm, hm, hd, colb, t_row, c, b, NB, t_row[q], W)
-                elif cmd == PRE or cmd == RDA or cmd == WRA:
-                    _row_changed(qbuf, bm, hm, hd, colb, t_row, c, b, NB, -1, W)
+                if cmd == ACT or cmd == PRE or cmd == RDA or cmd == WRA:
+                    # _row_changed written out (as a call in the tick loop it pays reference
+                    # counting): hit flags, hit counts and class heads of the bank's queued
+                    # requests under its new open row
+                    orow = t_row[q] if cmd == ACT else np.int64(-1)
+                    for kq in range(2):
+                        qr = 2 * c + kq
+                        bi = qr * NB + b
+                        nhit = 0
+                        fh = True
+                        fn_ = True
+                        for w in range(W):
+                            x = bm[bi, w]
+                            if x == 0:
+                                continue
+                            h = np.uint64(0)
+                            if orow >= 0:
+                                y = x
+                                while y != 0:
+                                    s = _ctz(y)
+                                    y &= y - np.uint64(1)
+                                    if t_row[qbuf[qr, w * 64 + s]] == orow:
+                                        h |= np.uint64(1) << np.uint64(s)
+                                        nhit += 1
+                            hw = (hm[qr, w] & ~x) | h
+                            hm[qr, w] = hw
+                            # class heads (_q_heads): the first hit and the first other request
+                            hd[qr, w] &= ~x
+                            xh = x & hw
+                            xn = x & ~hw
+                            if fh and xh != 0:
+                                hd[qr, w] |= xh & (~xh + np.uint64(1))
+                                fh = False
+                            if fn_ and xn != 0:
+                                hd[qr, w] |= xn & (~xn + np.uint64(1))
+                                fn_ = False
+                        if not (fh and fn_):
+                            colb[cb, kq] = nhit
             if n_issued > 0 or (edge_rules and not rising):
                 # the next visit: the first tick after t at which a command may issue, from the
                 # tables as this visit left them (a lower bound: cached ready ticks, pairing
