@@ -95,7 +95,7 @@ def summarize(preset, C, ticks, cc, arrive, depart, is_write, N, mapping, queue_
     served_r = int(tot[K.CC_RSERVED])
     lat, lat_sum = K.read_latencies(is_write, arrive, depart, ticks)
     avg_lat = float(float(lat_sum) / max(1, served_r)) if served_r else 0.0
-    p99 = float(np.percentile(lat, 99)) if len(lat) else 0.0
+    p99 = float(np.percentile(lat, 99, overwrite_input=True)) if len(lat) else 0.0
     n_writes = int(np.count_nonzero(is_write))
     hits = int(tot[K.CC_RHIT] + tot[K.CC_WHIT])
     misses = int(tot[K.CC_RMISS] + tot[K.CC_WMISS])
