@@ -254,3 +254,17 @@ def test_shifted_channel_takes_the_shifted_outcome():
     cls, st = _classes(tr, preset="GDDR6-14000", mapping="RoCoBaRaCh")
     assert cls[-1] == [0, 1] and st[1] == 1
     _same_as_burst(tr, preset="GDDR6-14000", mapping="RoCoBaRaCh")
+
+
+def test_overdue_refresh_is_part_of_the_equivalence():
+    """LPDDR5 (4 channels): at the 17th load channel 0 runs 10 ticks ahead of channels 1-3 while
+    every earlier command lies below the issue tick; a refresh is overdue, and it issues at its
+    ready tick (above its due tick), which differs between the channels: channels 1-3 must not
+    take channel 0's outcome. The single burst to channel 1 afterwards shows the difference."""
+    tr = [(64, 65536, False, 50000), (65536, 65536, False, 50050), (131072, 65536, True, 55050),
+          (196608, 65536, False, 60050), (262144, 65536, True, 60100), (327680, 65536, False, 60100),
+          (393216, 65536, True, 59900), (458752, 32, False, 60400), (524352, 65536, False, 60400),
+          (589824, 65536, False, 60400), (655360, 65536, False, 110400), (720896, 65536, False, 107400),
+          (786688, 65536, False, 112400), (851968, 65536, False, 112400), (917504, 32, False, 112200),
+          (983296, 65536, False, 112200), (1048704, 65536, False, 117200), (1114144, 32, False, 117200)]
+    _same_as_burst(tr, preset="LPDDR5-6400", mapping="RoCoBaRaCh", xor="bank")

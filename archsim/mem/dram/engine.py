@@ -20,7 +20,9 @@ Two fidelities over the same state and tables:
   a refresh could interleave, and the tables are updated once with the last command; visits
   whose column streams interleave at a fixed spacing (pseudo-channels, bank groups) are issued
   together in whole rounds (:func:`_interleave`); periodic schedules are extrapolated period by
-  period (:func:`_x_try`). This is exact: the same ticks as ``burst`` (the column ticks a row
+  period (:func:`_x_try`); channels that receive the same visits in the same state, or in a
+  state shifted in time as far as later commands read it, are served once
+  (:func:`_serve_classes`). This is exact: the same ticks as ``burst`` (the column ticks a row
   command avoids on a shared bus are read burst by burst, whatever runs they were recorded in).
 
 State layout (one int64 row, see :func:`build_state`): a header of scalars and offsets, the
@@ -49,7 +51,8 @@ H_XCOLS = 28          # column commands issued by periodic extrapolation (a stat
 O_LSIZE, O_NCOUNT, O_LOFF, O_BNODE, O_CSTART, O_CFOL, O_CLAT, O_CWIN, O_CSIB, O_HASWIN = range(32, 42)
 O_HASSIB, O_GAP, O_FKIND, O_FBITS, O_READY, O_HIST, O_OPEN, O_NEXTREF, O_RING, O_RINGK = range(42, 52)
 O_BUSY, O_MAXT, O_VCNT = 52, 53, 54
-O_MCLS = 55           # per channel: the lowest channel whose dynamic state equals this one's (row_visit)
+O_MCLS = 55           # per channel: its class (a channel whose dynamic state, busy ticks aside, equals
+                      # this one's), then per-call scratch of _serve_classes (row_visit)
 O_XSCR = 29          # periodic extrapolation scratch: offset, size (row_visit only)
 H_DECB = 31           # channel bits that are the lowest transaction bits (bank and row depend only on
                       # the bits above them), 0 if not so
@@ -1604,7 +1607,9 @@ def _ch_equiv(s, m, c, t0):
     ``F - max latency``), column ticks of the window only as entry ticks (with ``t0``) or
     through the shared-bus check at ticks at or after ``F``. Open rows must be the same, the
     refresh due ticks the same where ``D == 0`` (otherwise the call must not reach them:
-    checked once the call is known), ``D`` even where commands keep to rising edges."""
+    checked once the call is known), ``D`` even where commands keep to rising edges. A refresh
+    due below ``F`` is issued at its due tick or its ready tick, whichever is later: the values
+    alike are those below the lower of ``F`` and the due ticks."""
     Q = s[H_Q]
     Fm = _ch_floor(s, m, t0)
     Fc = _ch_floor(s, c, t0)
@@ -1617,11 +1622,21 @@ def _ch_equiv(s, m, c, t0):
     for j in range(NB):
         if s[s[O_OPEN] + m * NB + j] != s[s[O_OPEN] + c * NB + j]:
             return INF
+    ns = s[H_NSCOPE]
     if D == 0:
-        ns = s[H_NSCOPE]
         for j in range(ns):
             if s[s[O_NEXTREF] + m * ns + j] != s[s[O_NEXTREF] + c * ns + j]:
                 return INF
+    if s[H_REFI] > 0:
+        for j in range(ns):
+            x = s[s[O_NEXTREF] + m * ns + j]
+            if x < Fm:
+                Fm = x
+            x = s[s[O_NEXTREF] + c * ns + j]
+            if x < Fc:
+                Fc = x
+        if Fc - Fm != D:
+            return INF
     Km = s[s[O_RINGK] + m]
     Kc = s[s[O_RINGK] + c]
     for j in range(Q):
