@@ -633,18 +633,6 @@ def _row_changed(qbuf, bm, hm, hd, colb, t_row, c, b, NB, orow, W):
         _q_reopen(qbuf, bm, hm, hd, colb, t_row, qr, qr * NB + b, cb, kq, orow, W)
 
 
-@njit(cache=True, inline='always')
-def _ready_lb(ready, pnode, L, lb, cmd, cb, t):
-    """:func:`ready_path`, skipped while the value it returned last time is still in the
-    future (ready ticks only grow: the cached value is a lower bound, exact once it is <= t)."""
-    v = lb[cb, cmd]
-    if v > t:
-        return v
-    v = ready_path(ready, pnode, L, cmd, cb)
-    lb[cb, cmd] = v
-    return v
-
-
 @njit(cache=True)
 def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                    L, lsize, ncount, loff, bnode, rscope,
@@ -912,8 +900,10 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     for k in range(alen[c]):
                         q = abuf[c, k]
                         cmd = WR if t_isw[q] else RD
-                        # _ready_lb written out: as a call in the tick loop it pays reference
-                        # counting on the arrays it takes
+                        # the bank path's readiness (ready_path) through the lower-bound cache
+                        # lbr: ready ticks only grow, so a cached value still in the future is a
+                        # lower bound, exact once it is <= t (written out: as a call in the tick
+                        # loop it pays reference counting on the arrays it takes)
                         cb = c * NB + t_bank[q]
                         r = lbr[cb, cmd]
                         if r <= t:
@@ -1240,7 +1230,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     m = tt
                 for k in range(alen[c] if m > tt else 0):
                     q = abuf[c, k]
-                    # _ready_lb written out (as a call in this loop it pays reference counting)
+                    # readiness through the lower-bound cache lbr, as in the scan above
                     cmd = WR if t_isw[q] else RD
                     cb = c * NB + t_bank[q]
                     r = lbr[cb, cmd]
