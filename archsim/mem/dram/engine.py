@@ -1679,6 +1679,42 @@ def _ch_equiv(s, m, c, t0):
 
 
 @njit(cache=True)
+def _copy_cost(s):
+    """What copying a channel's state costs, in the words of :data:`XCOPY` per visit served."""
+    nn = 0
+    for lv in range(s[H_L]):
+        nn += s[s[O_NCOUNT] + lv]
+    return nn * N_CMD + s[H_Q] * RS
+
+
+@njit(cache=True)
+def _classes_split(s, vb, vr, vn, cnt, pos):
+    """The classes after a call that served every channel: a channel stays with the lowest
+    channel of its class that received the same visits (the classes of :func:`_serve_classes`
+    without copies; from the highest channel down, so the lower ones still hold their class)."""
+    C = s[H_C]
+    o_cls = s[O_MCLS]
+    for c in range(C - 1, -1, -1):
+        r = s[o_cls + c]
+        v0 = cnt[c]
+        nv = pos[c] - v0
+        nw = c
+        for c2 in range(r, c):
+            if s[o_cls + c2] != r or pos[c2] - cnt[c2] != nv:
+                continue
+            w0 = cnt[c2]
+            eq = True
+            for j in range(nv if w0 != v0 else 0):
+                if vb[v0 + j] != vb[w0 + j] or vr[v0 + j] != vr[w0 + j] or vn[v0 + j] != vn[w0 + j]:
+                    eq = False
+                    break
+            if eq:
+                nw = c2
+                break
+        s[o_cls + c] = nw
+
+
+@njit(cache=True)
 def _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, snaps, xw):
     """Serve every channel's visits (``row_visit``), once per group of channels whose outcome is
     known to be the same. Channels are independent and alike (the static tables do not depend
@@ -1711,11 +1747,7 @@ def _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, 
     lat = s[H_WL] if is_write else s[H_RL]
     # a copy moves about the channel's ready tables and ring; serving costs about a step per
     # visit (only the speed depends on this choice)
-    L = s[H_L]
-    nn = 0
-    for lv in range(L):
-        nn += s[s[O_NCOUNT] + lv]
-    cost_copy = nn * N_CMD + Q * RS
+    cost_copy = _copy_cost(s)
     # groups: same class and visits (before anything is served: the equivalence is of states at
     # the start of the call)
     for c in range(C):
@@ -1723,9 +1755,13 @@ def _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, 
         nv = pos[c] - v0
         ld = c
         ms = c
-        tried = False
-        for c2 in range(c):
+        tried = nv == 0 or nv * XCOPY < cost_copy     # (no comparison of states)
+        # (a class's number is its lowest channel: without a comparison of states the leaders
+        # to look at lie from there on)
+        for c2 in range(s[o_cls + c] if tried else 0, c):
             if s[o_ld + c2] != c2 or pos[c2] - cnt[c2] != nv:
+                continue
+            if s[o_cls + c2] != s[o_cls + c] and (tried or s[o_ms + c2] != c2):
                 continue
             w0 = cnt[c2]
             eq = True
@@ -1738,7 +1774,7 @@ def _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, 
             if s[o_cls + c2] == s[o_cls + c]:
                 ld = c2
                 break
-            if not tried and s[o_ms + c2] == c2 and nv > 0 and nv * XCOPY >= cost_copy:
+            if not tried:
                 tried = True                  # (one comparison per channel and call)
                 D = _ch_equiv(s, c2, c, t0)
                 if D < INF:
@@ -1752,8 +1788,9 @@ def _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, 
         ld = s[o_ld + c]
         if nv == 0:
             continue
-        if ld != c and nv * XCOPY < cost_copy:
-            # serving is cheaper (the same result)
+        if nv * XCOPY < cost_copy:
+            # serving is cheaper (for a member of a class: the same result; no one copies from
+            # a leader then, its members have the same visits)
             f = _serve(s, counters, c, vb, vr, vn, v0, pos[c], is_write, t0, wk, xs, lg, snaps, xw)
             if f > done:
                 done = f
@@ -1952,16 +1989,21 @@ def dram_transfer(params, state, counters, addr, nbytes, is_write, t_issue):
         lg = s[o:o + 5 * XLCAP].reshape((5, XLCAP))
         o += 5 * XLCAP
         xw = s[o:o + 11 * wcap].reshape((11, wcap))
-    if s[H_FID] == 0 or C == 1:
+    # channel classes (row_visit, several channels) where a copy can pay; otherwise every
+    # channel is served and the classes follow the visits
+    cls = s[H_FID] != 0 and C > 1
+    if cls and mx * XCOPY >= _copy_cost(s):
+        f = _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, snaps, xw)
+        if f > done:
+            done = f
+    else:
         for c in range(C):
             if pos[c] > cnt[c]:
                 f = _serve(s, counters, c, vb, vr, vn, cnt[c], pos[c], is_write, t0, wk, xs, lg, snaps, xw)
                 if f > done:
                     done = f
-    else:
-        f = _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, snaps, xw)
-        if f > done:
-            done = f
+        if cls:
+            _classes_split(s, vb, vr, vn, cnt, pos)
     if is_write:
         counters[MC_WRITE_BYTES] += nbytes
         counters[MC_WRITE_REQS] += 1
