@@ -1743,6 +1743,7 @@ def _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, 
     o_sh = o_ms + C                # by how many ticks,
     o_dl = o_sh + C                # its counter increments (MC_BUSY_CYCLES per channel)
     o_st = o_dl + C * MC_BUSY_CYCLES   # statistics: channels copied within a class, from an equivalent one
+    o_bk = o_st + 2                # per channel: calls to skip comparisons of states, next backoff
     done = np.int64(0)
     lat = s[H_WL] if is_write else s[H_RL]
     # a copy moves about the channel's ready tables and ring; serving costs about a step per
@@ -1756,6 +1757,11 @@ def _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, 
         ld = c
         ms = c
         tried = nv == 0 or nv * XCOPY < cost_copy     # (no comparison of states)
+        if not tried and s[o_bk + 2 * c] > 0:
+            # after comparisons that failed, the next ones are spaced out (only the speed
+            # depends on how often they are made)
+            s[o_bk + 2 * c] -= 1
+            tried = True
         # (a class's number is its lowest channel: without a comparison of states the leaders
         # to look at lie from there on)
         for c2 in range(s[o_cls + c] if tried else 0, c):
@@ -1780,6 +1786,12 @@ def _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, 
                 if D < INF:
                     ms = c2
                     s[o_sh + c] = D
+                    s[o_bk + 2 * c + 1] = 0
+                else:
+                    bk = s[o_bk + 2 * c + 1]
+                    bk = 1 if bk == 0 else (bk * 2 if bk < 64 else bk)
+                    s[o_bk + 2 * c + 1] = bk
+                    s[o_bk + 2 * c] = bk
         s[o_ld + c] = ld
         s[o_ms + c] = ms if ld == c else c
     for c in range(C):
@@ -2072,7 +2084,7 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
         ("ring", np.full(C * lookahead * RS, -1, np.int64)), ("ringk", np.zeros(C, np.int64)),
         ("busy", np.zeros(C, np.int64)), ("vcnt", np.zeros(C, np.int64)),
         ("last", np.full(2 * C, -1, np.int64)), ("xlat", np.zeros(2 * NB * NB, np.int64)),
-        ("mcls", np.zeros(C * (8 + MC_BUSY_CYCLES) + 2, np.int64)),
+        ("mcls", np.zeros(C * (10 + MC_BUSY_CYCLES) + 2, np.int64)),
     ]
     if fidelity != "burst":
         nn = int(sum(int(x) for x in ncount))
