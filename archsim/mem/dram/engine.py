@@ -1789,7 +1789,7 @@ def _serve_classes(s, counters, vb, vr, vn, cnt, pos, is_write, t0, wk, xs, lg, 
                     s[o_bk + 2 * c + 1] = 0
                 else:
                     bk = s[o_bk + 2 * c + 1]
-                    bk = 1 if bk == 0 else (bk * 2 if bk < 64 else bk)
+                    bk = 1 if bk == 0 else (bk * 2 if bk < 8 else bk)
                     s[o_bk + 2 * c + 1] = bk
                     s[o_bk + 2 * c] = bk
         s[o_ld + c] = ld
