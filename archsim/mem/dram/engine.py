@@ -2057,7 +2057,9 @@ def build_state(preset, mapping, channels: int, fidelity: str = "row_visit", loo
     # visit block: leading channel / column fields of the mapping
     pbits, chpos, pos = 0, -1, 0
     if mapping.mode == 1:
-        pbits = int(sum(b for k, b in zip(mapping.fkind, mapping.fbits) if k == F_CH)) + 2
+        # MOP4CLXOR XORs the bank levels with the column bits from bit 0 on: the bursts of a
+        # 4-burst block share a row index but go to different banks, so a visit is one burst
+        pbits = int(sum(b for k, b in zip(mapping.fkind, mapping.fbits) if k == F_CH))
         chpos = 0
     else:
         for k, bits in zip(mapping.fkind, mapping.fbits):
