@@ -242,6 +242,18 @@ def _decode(s, addr):
 
 
 @njit(cache=True)
+def _win_lat(s, lv, cm):
+    """Largest latency of the rolling-window (tFAW-like) constraints that command ``cm`` at
+    level ``lv`` imposes: issue-history entries older than that are never read again."""
+    lm = np.int64(0)
+    cs = s[O_CSTART] + lv * (N_CMD + 1) + cm
+    for k in range(s[cs], s[cs + 1]):
+        if s[s[O_CWIN] + k] > 1 and s[s[O_CLAT] + k] > lm:
+            lm = s[s[O_CLAT] + k]
+    return lm
+
+
+@njit(cache=True)
 def _refresh_due(s, counters, c, sidx, t_need):
     """Issue every all-bank refresh of scope node ``sidx`` due at or before ``t_need``."""
     refi = s[H_REFI]
@@ -1088,11 +1100,7 @@ def _x_try(s, counters, c, vb, vr, vn, v0, nv, wk, sa, sb, lg, cmd, t0, is_write
                     break
                 if s[o_hw + lv * N_CMD + cm]:
                     # history entries only matter through windowed constraints of this command
-                    lm = np.int64(0)
-                    cs = s[O_CSTART] + lv * (N_CMD + 1) + cm
-                    for kk in range(s[cs], s[cs + 1]):
-                        if s[s[O_CWIN] + kk] > 1 and s[s[O_CLAT] + kk] > lm:
-                            lm = s[s[O_CLAT] + kk]
+                    lm = _win_lat(s, lv, cm)
                     ha = fmA - lm
                     hb = fmB - lm
                     for w in range(W_MAX):
@@ -1649,10 +1657,9 @@ def _ch_equiv(s, m, c, t0):
     lm = np.int64(0)
     for lv in range(L):
         for cm in range(N_CMD):
-            cs = s[O_CSTART] + lv * (N_CMD + 1) + cm
-            for k in range(s[cs], s[cs + 1]):
-                if s[s[O_CWIN] + k] > 1 and s[s[O_CLAT] + k] > lm:
-                    lm = s[s[O_CLAT] + k]
+            x = _win_lat(s, lv, cm)
+            if x > lm:
+                lm = x
     Hm = Fm - lm
     Hc = Fc - lm
     for lv in range(L):

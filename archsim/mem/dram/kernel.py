@@ -509,6 +509,28 @@ def _popc(typingctx, x):
     return sig, codegen
 
 
+@njit(cache=True)
+def _prio_candidate(kd, sx, c, NB, n_scope, open_row, act_cnt, ncount, rscope, L, ready, loff, pnode):
+    """Next command of the head of channel ``c``'s priority buffer (a refresh of scope node
+    ``sx`` for REF, of bank ``sx`` else): PREA / PRE while a row is open, then REF / REFPB.
+    Returns (command, blocked by a pending activation, first tick it may issue)."""
+    if kd == REF:
+        per = NB // n_scope
+        anyopen = False
+        for b in range(sx * per, (sx + 1) * per):
+            if open_row[c * NB + b] >= 0:
+                anyopen = True
+                break
+        cmd = PREA if anyopen else REF
+        blocked_a = cmd == PREA and _scope_active(act_cnt, c, NB, ncount, rscope, sx, L)
+        r = ready_scope(ready, loff, ncount, L, cmd, c, rscope, sx)
+    else:
+        cmd = PRE if open_row[c * NB + sx] >= 0 else REFPB
+        blocked_a = cmd == PRE and act_cnt[c * NB + sx] > 0
+        r = ready_path(ready, pnode, L, cmd, c * NB + sx)
+    return cmd, blocked_a, r
+
+
 @njit(cache=True, inline='always')
 def _q_heads(bm, hm, hd, qr, bi, W):
     """Recompute the class heads of one bank (row ``bi`` of ``bm``) in queue ``qr``."""
@@ -925,20 +947,8 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                 if sel_buf < 0 and plen[c] > 0:
                     kd = pkind[c, 0]
                     sx = pidx[c, 0]
-                    if kd == REF:
-                        per = NB // n_scope
-                        anyopen = False
-                        for b in range(sx * per, (sx + 1) * per):
-                            if open_row[c * NB + b] >= 0:
-                                anyopen = True
-                                break
-                        cmd = PREA if anyopen else REF
-                        blocked_a = cmd == PREA and _scope_active(act_cnt, c, NB, ncount, rscope, sx, L)
-                        r = ready_scope(ready, loff, ncount, L, cmd, c, rscope, sx)
-                    else:
-                        cmd = PRE if open_row[c * NB + sx] >= 0 else REFPB
-                        blocked_a = cmd == PRE and act_cnt[c * NB + sx] > 0
-                        r = ready_path(ready, pnode, L, cmd, c * NB + sx)
+                    cmd, blocked_a, r = _prio_candidate(kd, sx, c, NB, n_scope, open_row, act_cnt, ncount,
+                                                        rscope, L, ready, loff, pnode)
                     ok = row_ok and not blocked_a
                     if ok and edge_rules and not rising:
                         if cmd != PRE and cmd != PREA:
@@ -1251,20 +1261,8 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     if m > tt:
                         kd = pkind[c, 0]
                         sx = pidx[c, 0]
-                        if kd == REF:
-                            per = NB // n_scope
-                            anyopen = False
-                            for b in range(sx * per, (sx + 1) * per):
-                                if open_row[c * NB + b] >= 0:
-                                    anyopen = True
-                                    break
-                            cmd = PREA if anyopen else REF
-                            blocked_a = cmd == PREA and _scope_active(act_cnt, c, NB, ncount, rscope, sx, L)
-                            r = ready_scope(ready, loff, ncount, L, cmd, c, rscope, sx)
-                        else:
-                            cmd = PRE if open_row[c * NB + sx] >= 0 else REFPB
-                            blocked_a = cmd == PRE and act_cnt[c * NB + sx] > 0
-                            r = ready_path(ready, pnode, L, cmd, c * NB + sx)
+                        cmd, blocked_a, r = _prio_candidate(kd, sx, c, NB, n_scope, open_row, act_cnt, ncount,
+                                                            rscope, L, ready, loff, pnode)
                         if not blocked_a:
                             if r < tt:
                                 r = tt
