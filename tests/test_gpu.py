@@ -85,6 +85,24 @@ def test_tensor_parallel_conserves_macs_and_adds_link():
     assert r4.seconds < r1.seconds
 
 
+def test_fp8_run_is_bounded_and_priced_at_the_fp8_tensor_rate():
+    """An FP8 workload on the bf16-default h100 preset: the tensor cores issue its GEMMs at the
+    FP8 rate (4096 MACs per SM and cycle), so utilisation is measured against that peak and the
+    MACs are priced at the FP8 MAC energy, not the preset's bf16 one."""
+    from archsim.energy import table_for
+    h = load_arch("h100")
+    fp8 = ["workload.precision.weights=fp8", "workload.precision.activations=fp8"]
+    r8 = simulate("h100", {"kind": "gemm", "M": 4096, "N": 4096, "K": 4096}, overrides=fp8)
+    r16 = simulate("h100", {"kind": "gemm", "M": 4096, "N": 4096, "K": 4096})
+    assert r8.peak_macs_per_cycle == h.sm.count * 4096 == 2 * r16.peak_macs_per_cycle
+    assert 0 < r8.to_dict()["utilization"] <= 1.0 and r8.bounds_ok()
+    table = table_for(h.tech_node_nm, h.energy.table)
+    e8 = r8.components["array"]["energy_pj"]["mac"]
+    e16 = r16.components["array"]["energy_pj"]["mac"]
+    assert e8 == pytest.approx(r8.macs * table.mac_pj("fp8"))
+    assert e16 == pytest.approx(r16.macs * table.mac_pj("bf16"))
+
+
 def test_model_too_big_is_clear_error():
     with pytest.raises(ArchsimError) as e:
         simulate("a100", "llama2-70b", phase="decode", batch=1, kv_len=128)

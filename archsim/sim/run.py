@@ -50,7 +50,8 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
     layer_cycles = np.where(weights > 1, np.maximum(span, res_busy), span)
     cycles = int((layer_cycles * weights).sum())
     table = table_for(cfg.tech_node_nm, cfg.energy.table)
-    prices = u.prices(cfg, table)
+    rcfg = u.run_config(cfg, wl)             # the precision this run's MACs are priced at
+    prices = u.prices(rcfg, table)
     names = list(u.counter_names)
     pvec = np.array([prices.get(nm, 0.0) for nm in names])
     layer_dyn = counters.astype(np.float64) * pvec                 # [layer, counter] pJ
@@ -96,7 +97,7 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
         cfg=cfg, workload=wl, program=prog, cycles=cycles, clock_hz=cfg.clock,
         macs=int((macs_layer * weights).sum()), expected_macs=int(wl.macs()),
         skipped_macs=int((skipped_layer * weights).sum()), padded_macs=int((padded_layer * weights).sum()),
-        peak_macs_per_cycle=float(u.peak_macs_per_cycle(cfg)),
+        peak_macs_per_cycle=float(u.peak_macs_per_cycle(rcfg)),
         peak_bytes_per_cycle=float(memory.peak_bytes_per_cycle),
         offchip_bytes=int(tot_memc[MC_READ_BYTES] + tot_memc[MC_WRITE_BYTES]),
         layers=layers, components=components,
@@ -104,7 +105,7 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
         area=u.area_mm2(cfg, table), energy_table=table.name, all_layers=all_layers,
         timeline=(start, finish) if keep_timeline else None,
         memory_info=dict(memory.info, model=memory.name),
-        peak_dynamic_w=float(u.peak_dynamic_w(cfg, table)))
+        peak_dynamic_w=float(u.peak_dynamic_w(rcfg, table)))
     if wl.spec.get("kind") == "speculative":
         from archsim.workload.speculative import speculative_metrics
         res.extra["speculative"] = speculative_metrics(res)

@@ -42,6 +42,11 @@ class Uarch:
     def peak_macs_per_cycle(self, cfg) -> float:
         raise NotImplementedError
 
+    def run_config(self, cfg, workload):
+        """The config that prices this run's MACs and sets its peak (utilisation): ``cfg``
+        itself unless the datapath runs several precisions and the workload picks one."""
+        return cfg
+
     def prices(self, cfg, table) -> dict[str, float]:
         """pJ per count for each counter name (missing names cost nothing)."""
         return {}

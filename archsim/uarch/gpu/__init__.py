@@ -53,6 +53,27 @@ class Gpu(Uarch):
                         cfg.accumulator_bytes, prim_table(), vector_rates(cfg.vector),
                         cfg.vector.pipeline_cycles, link_bpc, ic.latency * cfg.clock)
 
+    def run_config(self, cfg, workload):
+        """The tensor cores run each GEMM at its operands' precision (the wider of the two, as
+        the lowerer does): peak MACs and the price of a MAC follow the precision that issues
+        most of the workload's MACs (an FP8 run on a bf16-default preset is priced and bounded
+        as FP8)."""
+        from archsim.config.types import PRECISION_BITS
+        from archsim.workload.graph import GemmOp
+        rep = workload.group_repeat()
+        tally: dict[str, int] = {}
+        for op in workload.ops():
+            if isinstance(op, GemmOp):
+                a, b = op.a.dtype, op.b.dtype
+                prec = b if PRECISION_BITS[b] >= PRECISION_BITS[a] else a
+                tally[prec] = tally.get(prec, 0) + op.macs * rep[op.layer]
+        if not tally:
+            return cfg
+        prec = max(tally, key=tally.get)
+        if prec == cfg.precision or cfg.mma_rate(prec) <= 0:
+            return cfg
+        return cfg.model_copy(update={"precision": prec})
+
     def peak_macs_per_cycle(self, cfg):
         return cfg.sm.count * cfg.mma_rate(cfg.precision) * cfg.parallel.tensor
 
