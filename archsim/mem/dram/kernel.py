@@ -648,11 +648,18 @@ def _q_has_addr(qbuf, lm, t_addr, qr, addr, W):
 
 
 @njit(cache=True, inline='always')
-def _row_changed(qbuf, bm, hm, hd, colb, t_row, c, b, NB, orow, W):
+def _row_changed(qbuf, bm, hm, hd, colb, pb, t_row, c, b, NB, orow, W):
     cb = c * NB + b
     for kq in range(2):
         qr = 2 * c + kq
         _q_reopen(qbuf, bm, hm, hd, colb, t_row, qr, qr * NB + b, cb, kq, orow, W)
+        # the next command of the bank's queued requests changes: drop their cached bounds
+        for w in range(W):
+            y = bm[qr * NB + b, w]
+            while y != 0:
+                s = _ctz(y)
+                y &= y - np.uint64(1)
+                pb[qr, w * 64 + s] = -16
 
 
 @njit(cache=True)
@@ -692,6 +699,8 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     cscr = np.zeros(2 * QP, dtype=np.int64)
     abuf = np.zeros((C, NB + 1), dtype=np.int64)
     alen = np.zeros(C, dtype=np.int64)
+    # per active-buffer entry, a lower bound of its column command's ready tick (-1: none)
+    abr = np.full((C, NB + 1), -1, dtype=np.int64)
     n_scope = ncount[rscope]
     PQ = 4 * n_scope + NB + 4
     pkind = np.zeros((C, PQ), dtype=np.int64)
@@ -736,6 +745,11 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     colb = np.zeros((C * NB, 2), dtype=np.int64)
     # lower bounds of ready_path per (channel * NB + bank, command)
     lbr = np.full((C * NB, N_CMD), -1, dtype=np.int64)
+    # per queue position, a lower bound of the ready tick of its request's next command, as
+    # last looked up, times 16 plus that command (-16: none). The next command stays the same
+    # until the bank's open row changes, so the bound stays valid until then (it is dropped
+    # there); a class head whose bound lies in the future is skipped with this one load.
+    pb = np.full((2 * C, QP), -16, dtype=np.int64)
 
     next_ref = n_refi if refresh_mode == 1 else (n_refipb if refresh_mode == 2 else INF)
     ref_step = n_refi if refresh_mode == 1 else n_refipb
@@ -789,6 +803,8 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                 arrive[i] = t
                 if qend[qa] == QP:
                     _q_compact(qbuf, qend, bm, hm, hd, lm, t_bank, qa, NB, W, cscr)
+                    for k in range(QP):
+                        pb[qa, k] = -16
                 bi = qa * NB + t_bank[i]
                 hit = open_row[cb] == t_row[i]
                 pos = qend[qa]
@@ -799,6 +815,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     if (bm[bi, ww] & (hm[qa, ww] if hit else ~hm[qa, ww])) != 0:
                         head = False
                 qbuf[qa, pos] = i
+                pb[qa, pos] = -16
                 bm[bi, wq] |= bit
                 lm[qa, wq] |= bit
                 if hit:
@@ -920,6 +937,12 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                 if col_ok:
                     best_arr = INF
                     for k in range(alen[c]):
+                        r = abr[c, k]
+                        if r > t:
+                            # cached bound (the column command of an activated request stays)
+                            if r < minr:
+                                minr = r
+                            continue
                         q = abuf[c, k]
                         cmd = WR if t_isw[q] else RD
                         # the bank path's readiness (ready_path) through the lower-bound cache
@@ -935,6 +958,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                                 if v > r:
                                     r = v
                             lbr[cb, cmd] = r
+                        abr[c, k] = r
                         if r <= t:
                             if arrive[q] < best_arr:
                                 best_arr = arrive[q]
@@ -976,6 +1000,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     isw = wmode[c]
                     qr = 2 * c + (1 if isw else 0)
                     found = False
+                    pbok = not (edge_rules and not rising)
                     for w in range(W):
                         if found:
                             break
@@ -989,6 +1014,15 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                             s = _ctz(x)
                             x &= x - np.uint64(1)
                             k = w * 64 + s
+                            e = pb[qr, k]
+                            r = e >> 4
+                            if r > t:
+                                # not ready: only its bound counts (on a falling edge only a
+                                # PRE's: the others are skipped there)
+                                if pbok or (e & 15) == PRE:
+                                    if r < minr:
+                                        minr = r
+                                continue
                             q = qbuf[qr, k]
                             b = t_bank[q]
                             cb = c * NB + b
@@ -1012,6 +1046,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                                     if v > r:
                                         r = v
                                 lbr[cb, cmd] = r
+                            pb[qr, k] = r * 16 + cmd
                             if r <= t:
                                 sel_buf = 3 if isw else 2
                                 sel_pos = k
@@ -1036,7 +1071,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                             for b in range(sx * per, (sx + 1) * per):
                                 if open_row[c * NB + b] >= 0:
                                     open_row[c * NB + b] = -1
-                                    _row_changed(qbuf, bm, hm, hd, colb, t_row, c, b, NB, -1, W)
+                                    _row_changed(qbuf, bm, hm, hd, colb, pb, t_row, c, b, NB, -1, W)
                             cc[c, CC_PREA] += 1
                         else:
                             cc[c, CC_REF] += 1
@@ -1047,7 +1082,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                                    lsize, L, cmd, c * NB + sx, sx, t)
                         if cmd == PRE:
                             open_row[c * NB + sx] = -1
-                            _row_changed(qbuf, bm, hm, hd, colb, t_row, c, sx, NB, -1, W)
+                            _row_changed(qbuf, bm, hm, hd, colb, pb, t_row, c, sx, NB, -1, W)
                             cc[c, CC_PRE] += 1
                         else:
                             cc[c, CC_REFPB] += 1
@@ -1142,11 +1177,13 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     if sel_buf == 0:
                         for k in range(sel_pos, alen[c] - 1):
                             abuf[c, k] = abuf[c, k + 1]
+                            abr[c, k] = abr[c, k + 1]
                         alen[c] -= 1
                         act_cnt[cb] -= 1
                 elif cmd == ACT:
                     # promote to the active buffer
                     abuf[c, alen[c]] = q
+                    abr[c, alen[c]] = -1
                     alen[c] += 1
                     act_cnt[cb] += 1
                 if sel_buf >= 2 and (final or cmd == ACT):
@@ -1192,14 +1229,14 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                             if x == 0:
                                 continue
                             h = np.uint64(0)
-                            if orow >= 0:
-                                y = x
-                                while y != 0:
-                                    s = _ctz(y)
-                                    y &= y - np.uint64(1)
-                                    if t_row[qbuf[qr, w * 64 + s]] == orow:
-                                        h |= np.uint64(1) << np.uint64(s)
-                                        nhit += 1
+                            y = x
+                            while y != 0:
+                                s = _ctz(y)
+                                y &= y - np.uint64(1)
+                                pb[qr, w * 64 + s] = -16         # next command changes
+                                if orow >= 0 and t_row[qbuf[qr, w * 64 + s]] == orow:
+                                    h |= np.uint64(1) << np.uint64(s)
+                                    nhit += 1
                             hw = (hm[qr, w] & ~x) | h
                             hm[qr, w] = hw
                             # class heads (_q_heads): the first hit and the first other request
@@ -1239,18 +1276,21 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     # there finds anyway (tt is a valid lower bound)
                     m = tt
                 for k in range(alen[c] if m > tt else 0):
-                    q = abuf[c, k]
-                    # readiness through the lower-bound cache lbr, as in the scan above
-                    cmd = WR if t_isw[q] else RD
-                    cb = c * NB + t_bank[q]
-                    r = lbr[cb, cmd]
+                    r = abr[c, k]
                     if r <= t:
-                        r = ready[pnode[cb, 0], cmd]
-                        for lv in range(1, L):
-                            v = ready[pnode[cb, lv], cmd]
-                            if v > r:
-                                r = v
-                        lbr[cb, cmd] = r
+                        q = abuf[c, k]
+                        # readiness through the lower-bound cache lbr, as in the scan above
+                        cmd = WR if t_isw[q] else RD
+                        cb = c * NB + t_bank[q]
+                        r = lbr[cb, cmd]
+                        if r <= t:
+                            r = ready[pnode[cb, 0], cmd]
+                            for lv in range(1, L):
+                                v = ready[pnode[cb, lv], cmd]
+                                if v > r:
+                                    r = v
+                            lbr[cb, cmd] = r
+                        abr[c, k] = r
                     if r < tt:
                         r = tt
                     if edge_rules and r % 2 == 0:
@@ -1277,7 +1317,19 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                         while x != 0:
                             s = _ctz(x)
                             x &= x - np.uint64(1)
-                            cb = c * NB + t_bank[qbuf[qr, w * 64 + s]]
+                            k = w * 64 + s
+                            e = pb[qr, k]
+                            r = e >> 4
+                            if r > t:
+                                # cached bound of the head
+                                if edge_rules and r % 2 == 0 and (e & 15) != PRE:
+                                    r += 1
+                                if r < m:
+                                    m = r
+                                    if m == tt:
+                                        break
+                                continue
+                            cb = c * NB + t_bank[qbuf[qr, k]]
                             if (hw >> np.uint64(s)) & np.uint64(1):
                                 cmd = WR if wm else RD
                             else:
@@ -1292,6 +1344,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                                     if v > r:
                                         r = v
                                 lbr[cb, cmd] = r
+                            pb[qr, k] = r * 16 + cmd
                             if r < tt:
                                 r = tt
                             if edge_rules and r % 2 == 0 and cmd != PRE:
