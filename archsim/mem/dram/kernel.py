@@ -1271,9 +1271,11 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                 if plen[c] == 0:
                     for w in range(W):
                         ncand += _popc(hd[qr, w])
-                if ncand > NV_HEADS:
+                if ncand > NV_HEADS and not edge_rules:
                     # many candidates: one of them is likely ready at tt, which the visit
-                    # there finds anyway (tt is a valid lower bound)
+                    # there finds anyway (tt is a valid lower bound). With HBM3 edge rules the
+                    # scan goes on: after a rising edge tt is a falling one, where only a PRE
+                    # may issue, and the cached bounds make the scan cheap
                     m = tt
                 for k in range(alen[c] if m > tt else 0):
                     r = abr[c, k]
