@@ -9,6 +9,7 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 
 from archsim.config.dram import DramConfig
+from archsim.mem.dram.mapping import build_mapping
 from archsim.mem.dram.presets import load_preset
 from archsim.mem.dram.sim import run_trace
 from archsim.mem.interface import N_MEM_COUNTERS, build_memory, mem_transfer
@@ -96,7 +97,6 @@ def test_mop4clxor_bursts_of_a_block_go_to_different_banks(preset, banks, fideli
     the lowest column bits). From closed banks the engine must open all four: 4 ACT, 4 misses,
     no hit (serving the block as one visit to the first burst's bank gave 1 ACT, 3 hits)."""
     p = load_preset(preset)
-    from archsim.mem.dram.mapping import build_mapping
     _, bank, row, col = build_mapping(p, "MOP4CLXOR", 1).decode(p, np.arange(4) * p.tx_bytes)
     assert bank.tolist() == banks and row.tolist() == [0] * 4 and col.tolist() == [0, 1, 2, 3]
     cfg = SimpleNamespace(model="dram", dram=DramConfig(preset=preset, mapping="MOP4CLXOR", fidelity=fidelity,

@@ -803,8 +803,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                 arrive[i] = t
                 if qend[qa] == QP:
                     _q_compact(qbuf, qend, bm, hm, hd, lm, t_bank, qa, NB, W, cscr)
-                    for k in range(QP):
-                        pb[qa, k] = -16
+                    pb[qa, :] = -16
                 bi = qa * NB + t_bank[i]
                 hit = open_row[cb] == t_row[i]
                 pos = qend[qa]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from archsim.uarch import register
 from archsim.uarch.base import Uarch
 from archsim.uarch.gpu.cost import COUNTERS, gpu_cost
-from archsim.uarch.gpu.lower import UNITS, GpuLowerer
+from archsim.uarch.gpu.lower import UNITS, GpuLowerer, mma_precision
 from archsim.uarch.gpu.spec import GpuConfig
 from archsim.uarch.systolic.cost import PRIMS, prim_table, vector_rates
+from archsim.workload.graph import GemmOp
 
 
 class Gpu(Uarch):
@@ -58,14 +59,11 @@ class Gpu(Uarch):
         the lowerer does): peak MACs and the price of a MAC follow the precision that issues
         most of the workload's MACs (an FP8 run on a bf16-default preset is priced and bounded
         as FP8)."""
-        from archsim.config.types import PRECISION_BITS
-        from archsim.workload.graph import GemmOp
         rep = workload.group_repeat()
         tally: dict[str, int] = {}
         for op in workload.ops():
             if isinstance(op, GemmOp):
-                a, b = op.a.dtype, op.b.dtype
-                prec = b if PRECISION_BITS[b] >= PRECISION_BITS[a] else a
+                prec = mma_precision(op)
                 tally[prec] = tally.get(prec, 0) + op.macs * rep[op.layer]
         if not tally:
             return cfg

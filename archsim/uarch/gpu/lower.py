@@ -38,6 +38,12 @@ COL_SPLIT = ("qkv", "up", "gate", "q", "k", "v")
 ROW_SPLIT = ("o", "down", "out")
 
 
+def mma_precision(op: GemmOp) -> str:
+    """The precision the tensor cores run a GEMM at: the wider of its two operands'."""
+    a, b = op.a.dtype, op.b.dtype
+    return b if PRECISION_BITS[b] >= PRECISION_BITS[a] else a
+
+
 def _bpe(dtype: str) -> float:
     return PRECISION_BITS[dtype] / 8.0
 
@@ -124,8 +130,7 @@ class GpuLowerer:
         cfg = self.cfg
         M, N, K, G, allreduce = self.shard_gemm(op)
         ab, bb, cb = _bpe(op.a.dtype), _bpe(op.b.dtype), _bpe(op.c.dtype)
-        prec = op.b.dtype if PRECISION_BITS[op.b.dtype] >= PRECISION_BITS[op.a.dtype] else op.a.dtype
-        rate = cfg.mma_rate(prec)
+        rate = cfg.mma_rate(mma_precision(op))
         a_res = self.resident(op.a, M * K * ab * G) or (op.attrs.get("fused") and op.role == "attn_sv")
         b_res = self.resident(op.b, K * N * bb * (1 if op.b_shared else G))
         c_res = self.resident(op.c, M * N * cb * G) or bool(op.attrs.get("fused") and op.role == "attn_qk")
@@ -264,7 +269,7 @@ class GpuLowerer:
             ctx = N if op.role == "attn_qk" else K
             hd = max(hd, K if op.role == "attn_qk" else N)
             k_iters += G * -(-M // min_m) * -(-ctx // tk)
-            prec = op.b.dtype if PRECISION_BITS[op.b.dtype] >= PRECISION_BITS[op.a.dtype] else op.a.dtype
+            prec = mma_precision(op)
             bits = int(max(PRECISION_BITS[op.a.dtype], PRECISION_BITS[op.b.dtype]))
             rate = cfg.mma_rate(prec)
         start = self.kernel_start(layer)
