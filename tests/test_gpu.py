@@ -240,3 +240,116 @@ def test_generation_throughput_sums_prefill_and_decode_steps():
     steps = [simulate("a100", wl, phase="decode", batch=4, kv_len=k).seconds for k in range(64, 72)]
     assert math.isclose(r["decode_s"], sum(steps), rel_tol=0.02)
     assert math.isclose(r["tokens_per_s"], 4 * 9 / (r["prefill_s"] + r["decode_s"]))
+
+
+def test_list_schedule_by_hand():
+    """In-order dispatch to the first free slot: 10 equal CTAs on 4 slots take 3 rounds; a long
+    CTA first keeps one slot while the others share the rest; fewer CTAs than slots: the longest."""
+    import numpy as np
+    from archsim.uarch.gpu.tiling import list_schedule
+    assert list_schedule(np.ones(10), 4) == 3.0
+    assert list_schedule(np.array([3.0, 1, 1, 1, 1, 1]), 2) == 4.0        # 3 | 1+1+1, then 4 and 4
+    assert list_schedule(np.array([5.0, 2.0]), 100) == 5.0
+    assert list_schedule(np.zeros(0), 8) == 0.0
+    # causal query blocks 1..16 key blocks of 16 heads on 132 slots: one wave, but uneven
+    w = np.tile(np.arange(1, 17, dtype=float), 16)
+    assert list_schedule(w, 132) == 27.0
+
+
+def test_flash_tiles_shrink_the_query_block_when_shared_memory_is_short():
+    from archsim.uarch.gpu.tiling import flash_tiles
+    kib = 1024.0
+    # A100 (164 KiB): head dim 128 -> Q 128 x 128 + 2 x 2 blocks of 64 keys = 96 KiB, one CTA
+    assert flash_tiles(128, 2, 164 * kib, 256 * kib, 4, 4) == (128, 64, 1)
+    # head dim 256: (128 + 256) x 256 x 2 B = 192 KiB does not fit -> 64-row query blocks
+    assert flash_tiles(256, 2, 164 * kib, 256 * kib, 4, 4) == (64, 64, 1)
+    # H100 (228 KiB): two 96 KiB CTAs of head dim 128
+    assert flash_tiles(128, 2, 228 * kib, 256 * kib, 4, 2) == (128, 64, 2)
+
+
+def _prefill_attention_program(cfg, w):
+    """Lower only the attention ops of the workload's block through the fused prefill kernel."""
+    from archsim.uarch.gpu.lower import GpuLowerer
+    lw = GpuLowerer(cfg, cfg.memory.bandwidth / cfg.clock)
+    blk = [g.name for g in w.groups if g.name not in ("embed", "head")][0]
+    L = lw.pb.layer(blk, 1)
+    ops = [op for op in w.ops() if op.layer == blk and op.role in ("attn_qk", "softmax", "attn_sv")]
+    lw.prefill_attention(ops, L)
+    return lw.pb.build()
+
+
+def test_fused_prefill_attention_by_hand():
+    """One causal prompt of 256 tokens, 8 heads of 64 on the A100 preset, activations kept out of
+    L2: Q-blocks of 128 rows see 2 and 4 key blocks of 64 (masked blocks skipped), so the 16 CTAs
+    (2 per head) run 8 and 16 main-loop iterations of 32 keys (QK^T and SV); 3 CTAs fit an SM,
+    so all run at once and the kernel lasts as long as the longest. HBM: Q, K, V in, O out."""
+    import numpy as np
+    from archsim.api import load
+    from archsim.isa import Op, VecKind
+    from archsim.uarch import get
+    wl = dict(name="t", kind="transformer", d_model=512, n_layers=1, n_heads=8, d_ff=2048, vocab_size=1000,
+              norm="layernorm", mlp="gelu", position="learned", phase="prefill", batch=1, seq_len=256,
+              precision={"weights": "fp16", "activations": "fp16"})
+    cfg, w = load("a100", wl, overrides=["activation_l2_fraction=0"])
+    p = _prefill_attention_program(cfg, w)
+    assert int(((p.op == Op.SYNC) & (p.m > 0)).sum()) == 2          # one launch: host + device gap
+    # 256 x 64 x 2 B per head and tensor, 8 heads
+    assert int(p.nbytes[p.op == Op.LOAD].sum()) == 3 * 256 * 64 * 2 * 8
+    assert int(p.nbytes[p.op == Op.STORE].sum()) == 256 * 64 * 2 * 8
+    g = p.op == Op.GEMM
+    executed = 2 * 8 * (128 * 128 + 128 * 256) * 64       # QK^T and SV of the visited key blocks
+    assert int(p.aux[g, 2].sum()) == executed
+    assert int(p.aux[p.op == Op.SYNC, 0].sum()) == 2 * 8 * 256 * 256 * 64 - executed
+    assert set(p.m[g]) == {128} and set(p.n[g]) == {64}
+    assert int(p.k[g].sum()) == 16 * 32                    # the longest CTA's iterations
+    sm_ = p.op == Op.VECTOR
+    soft = sm_ & (p.aux[:, 0] == int(VecKind.SOFTMAX))
+    assert int(p.m[soft].sum()) == 8 * (128 * 128 + 128 * 256)         # scores of the visited blocks
+    resc = sm_ & (p.aux[:, 0] == int(VecKind.MUL))
+    assert int(p.m[resc].sum()) == 8 * (128 * 2 + 128 * 4) * 64       # O rescaled once per key block
+    # time of the tensor-core part: 3 co-resident CTAs share the SM, 2 iterations per chunk
+    dur = get("gpu").cost(cfg, p)[0]
+    mma = 128 * 64 * 32 / (1024 * 0.95)
+    feed = (128 + 64) * 32 * 2 / 47.4
+    per = max(3 * mma, 3 * feed, max(mma, feed) + 20)
+    expect = 8 * math.ceil(2 * per) + 3 * 128 * 64 * 4 / 64
+    assert abs(int(dur[g].sum()) - expect) <= 1
+    assert np.all(dur[g] > 0)
+
+
+def test_fused_prefill_attention_end_to_end():
+    """The fused kernel conserves MACs (issued + skipped = the model's), is faster than separate
+    kernels, moves no scores through HBM, and an encoder (no causal mask) skips nothing."""
+    from archsim.api import load
+    from archsim.sim.run import simulate_loaded
+    wl = dict(name="t", kind="transformer", d_model=1024, n_layers=2, n_heads=8, n_kv_heads=2, d_ff=4096,
+              vocab_size=1000, norm="rmsnorm", mlp="swiglu", position="rope", phase="prefill", batch=2,
+              seq_len=1024, precision={"weights": "fp16", "activations": "fp16"})
+    fused = simulate_loaded(*load("a100", wl))
+    sep = simulate_loaded(*load("a100", wl, overrides=["prefill_attention=gemm"]))
+    assert fused.bounds_ok() and sep.bounds_ok()
+    assert fused.skipped_macs > 0 and sep.skipped_macs == 0
+    assert fused.seconds < sep.seconds
+    # separate kernels write and re-read the fp16 scores (8 heads x 1024 x 1024 x 2 requests) at least
+    scores = 2 * 8 * 1024 * 1024 * 2
+    assert sep.offchip_bytes - fused.offchip_bytes >= 2 * scores * 2
+    enc = simulate_loaded(*load("a100", dict(wl, arch="encoder", mlp="gelu", norm="layernorm",
+                                             position="learned")))
+    assert enc.skipped_macs == 0 and enc.bounds_ok()
+
+
+def test_attention_runs_at_16_bits_unless_asked_for_8():
+    """FP8 activations quantise the inputs of the linear layers; attention stays at the hardware's
+    16-bit precision (KV cache still fp8) unless precision.attention says fp8."""
+    from archsim.api import load
+    from archsim.uarch.gpu.lower import mma_precision
+    fp8 = ["workload.precision.weights=fp8", "workload.precision.activations=fp8"]
+    _, w = load("h100", "llama2-7b", overrides=fp8 + ["workload.phase=decode", "workload.kv_len=512"])
+    att = [op for op in w.ops() if op.role in ("attn_qk", "attn_sv")]
+    fc = [op for op in w.ops() if op.role == "fc"]
+    assert {mma_precision(op) for op in att} == {"bf16"} and {mma_precision(op) for op in fc} == {"fp8"}
+    assert {op.b.dtype for op in att} == {"fp8"}                  # the KV cache stays 8-bit
+    _, w8 = load("h100", "llama2-7b", overrides=fp8 + ["workload.precision.attention=fp8"])
+    assert {mma_precision(op) for op in w8.ops() if op.role in ("attn_qk", "attn_sv")} == {"fp8"}
+    _, w16 = load("h100", "llama2-7b")                           # fp16 activations: unchanged
+    assert {mma_precision(op) for op in w16.ops() if op.role in ("attn_qk", "attn_sv")} == {"fp16"}

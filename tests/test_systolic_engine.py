@@ -112,7 +112,7 @@ def test_mac_energy_follows_operand_precision():
     # counters carry the MACs and int4-width MACs are priced lower than 16-bit ones
     lo = simulate("tpuv4i", "gpt2", phase="decode", kv_len=16,
                   overrides=["workload.precision.weights=int4", "workload.precision.activations=int4",
-                             "workload.precision.kv_cache=int4"])
+                             "workload.precision.kv_cache=int4", "workload.precision.attention=int4"])
     hi = simulate("tpuv4i", "gpt2", phase="decode", kv_len=16,
                   overrides=["workload.precision.weights=fp16", "workload.precision.activations=fp16",
                              "workload.precision.kv_cache=fp16"])

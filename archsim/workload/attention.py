@@ -202,8 +202,9 @@ def rewrite_attention(wl, spec, groups: Optional[list[ReqGroup]] = None, n_layer
         # shapes: (q rows per block, kept keys) -> number of (request, block) GEMMs
         shapes: Counter = Counter()
         dense_elems = 0
+        masked = sp is not None and (sp.pattern != "dense" or bool(sp.causal))
         for gr in groups:
-            if sp is not None and sp.pattern != "dense" or (sp is not None and sp.causal):
+            if masked:
                 mask, qrows = block_mask(gr.q, gr.ctx, sp, causal, rng)
                 keys = kept_keys(mask, gr.ctx, sp.block)
             else:
@@ -221,7 +222,9 @@ def rewrite_attention(wl, spec, groups: Optional[list[ReqGroup]] = None, n_layer
             sfx = f"#{j}" if len(shapes) > 1 else ""
             cnt = c * kvh2
             M = grp2 * r
-            attrs = dict(qk.attrs, attn_density=density, attn_nnz=M * k_ * cnt,
+            # a block mask already keeps only the visible keys: nothing left for a kernel to skip
+            attrs = dict(qk.attrs, causal=bool(qk.attrs.get("causal")) and not masked,
+                         attn_density=density, attn_nnz=M * k_ * cnt,
                          attn_pattern=sp.pattern if sp is not None else "dense", attn_rows=r, attn_keys=k_)
             if qk.b.kind == "activation":
                 kb_t, vb_t = qk.b, sv.b
@@ -235,7 +238,7 @@ def rewrite_attention(wl, spec, groups: Optional[list[ReqGroup]] = None, n_layer
             new_sm.append(VectorOp(f"{sm.name}{sfx}", sm.layer, sm.kind, c * h2 * r, k_, (sc,), (pr,),
                                    role="softmax", attrs=dict(sm.attrs, attn_density=density)))
             new_sv.append(GemmOp(f"{sv.name}{sfx}", sv.layer, M, hd, k_, pr, vb_t, sv.c, count=cnt,
-                                 role="attn_sv", attrs=dict(sv.attrs, attn_density=density,
+                                 role="attn_sv", attrs=dict(sv.attrs, causal=attrs["causal"], attn_density=density,
                                                             attn_nnz=M * k_ * cnt, attn_rows=r, attn_keys=k_)))
         replacement[qk.name] = (qk, sm, sv, new_qk, new_sm, new_sv)
     _splice(wl, replacement)

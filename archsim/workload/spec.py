@@ -15,6 +15,11 @@ class PrecisionSpec(Strict):
     weights: Optional[Precision] = None
     activations: Optional[Precision] = None
     kv_cache: Optional[Precision] = None
+    attention: Optional[Precision] = Field(
+        None, description="precision of the attention math (Q, K, V as the kernel sees them, scores, "
+        "probabilities: QK^T, softmax, SV); unset: the activations', but never narrower than the "
+        "hardware's default precision (quantised activations feed the linear layers; attention runs "
+        "in 16 bits unless an 8-bit attention kernel is asked for with this field)")
     group_size: Optional[PositiveInt] = Field(
         None, description="elements per quantisation scale of integer weights (e.g. 128); "
         "unset: per output channel (negligible overhead)")

@@ -2,6 +2,7 @@
 GELU/SwiGLU MLPs, prefill and decode (with explicit KV-cache reads and appends)."""
 from __future__ import annotations
 
+from archsim.config.types import PRECISION_BITS
 from archsim.isa import VecKind
 from archsim.workload.graph import GemmOp, GraphBuilder, LayerGroup, Tensor, VectorOp, Workload
 from archsim.workload.spec import TransformerSpec
@@ -15,10 +16,24 @@ def dtypes(spec, default: str) -> tuple[str, str, str]:
     return w, a, kv
 
 
+def attention_dtype(spec, default: str) -> str:
+    """The precision attention computes in: ``precision.attention``, else the activations' unless
+    they are quantised below the hardware's default (then the default). FP8 / INT8 inference
+    (TensorRT-LLM, vLLM, FasterTransformer SmoothQuant) quantises the inputs of the linear layers;
+    the attention kernels dequantise an 8-bit KV cache on load and do QK^T and SV in 16 bits unless
+    an FP8 attention kernel is enabled explicitly."""
+    p = spec.precision
+    if getattr(p, "attention", None):
+        return p.attention
+    a = p.activations or default
+    return a if PRECISION_BITS[a] >= PRECISION_BITS[default] else default
+
+
 def add_attention_block(gb: GraphBuilder, s: TransformerSpec, layer: str, x: Tensor, default: str,
                         prefix: str) -> Tensor:
     """Norm, QKV, attention (with KV cache), output projection, residual. Returns the output."""
     w, a, kvt = dtypes(s, default)
+    at = attention_dtype(s, default)
     B, d, h, kvh, hd = s.batch, s.d_model, s.n_heads, s.kv_heads, s.hd
     grp = h // kvh
     decode = s.phase == "decode"
@@ -29,33 +44,34 @@ def add_attention_block(gb: GraphBuilder, s: TransformerSpec, layer: str, x: Ten
     xn = Tensor(f"{prefix}.attn_norm.out", (T, d), a)
     gb.add(VectorOp(f"{prefix}.attn_norm", layer, norm_kind, T, d, (x,), (xn,), role="norm"))
     nqkv = (h + 2 * kvh) * hd
-    qkv = Tensor(f"{prefix}.qkv.out", (T, nqkv), a)
+    qkv = Tensor(f"{prefix}.qkv.out", (T, nqkv), at)
     gb.add(GemmOp(f"{prefix}.qkv", layer, T, nqkv, d, xn, Tensor(f"{prefix}.qkv.w", (d, nqkv), w, "weight"),
                   qkv, role="fc"))
     cur = qkv
     if s.position == "rope":
-        qr = Tensor(f"{prefix}.rope.out", (T, (h + kvh) * hd), a)
+        qr = Tensor(f"{prefix}.rope.out", (T, (h + kvh) * hd), at)
         gb.add(VectorOp(f"{prefix}.rope", layer, VecKind.ROPE, T, (h + kvh) * hd, (qkv,), (qr,), role="rope"))
         cur = qr
     # K/V of the new tokens go to the cache (explicit append); decode then reads the cache
     kv_new = Tensor(f"{prefix}.kv_append", (B, q, 2 * kvh * hd), kvt, "kv_cache")
     gb.add(VectorOp(f"{prefix}.kv_write", layer, VecKind.COPY, T, 2 * kvh * hd, (cur,), (kv_new,),
                     role="kv_write"))
+    # attn_rows: query rows per request; causal: a decoder's prompt attends to earlier positions
+    # only (kernels that skip masked tiles use it; the op's MACs stay the full rectangle)
+    attrs = {"attn_rows": q, "causal": getattr(s, "arch", "decoder") == "decoder" and not decode}
     if s.attention == "flash" and not decode:
-        attrs = {"fused": True}
-    else:
-        attrs = {}
+        attrs["fused"] = True
     if decode:
         kc = Tensor(f"{prefix}.k_cache", (B, kvh, hd, ctx), kvt, "kv_cache")
         vc = Tensor(f"{prefix}.v_cache", (B, kvh, ctx, hd), kvt, "kv_cache")
     else:
-        kc = Tensor(f"{prefix}.k", (B, kvh, hd, ctx), a)
-        vc = Tensor(f"{prefix}.v", (B, kvh, ctx, hd), a)
+        kc = Tensor(f"{prefix}.k", (B, kvh, hd, ctx), at)
+        vc = Tensor(f"{prefix}.v", (B, kvh, ctx, hd), at)
     # one GEMM per (request, KV head); the query heads of a group share K/V (GQA/MQA)
-    scores = Tensor(f"{prefix}.scores", (B * kvh, grp * q, ctx), a)
+    scores = Tensor(f"{prefix}.scores", (B * kvh, grp * q, ctx), at)
     gb.add(GemmOp(f"{prefix}.qk", layer, grp * q, ctx, hd, cur, kc, scores,
                   count=B * kvh, role="attn_qk", attrs=dict(attrs)))
-    probs = Tensor(f"{prefix}.probs", (B * kvh, grp * q, ctx), a)
+    probs = Tensor(f"{prefix}.probs", (B * kvh, grp * q, ctx), at)
     gb.add(VectorOp(f"{prefix}.softmax", layer, VecKind.SOFTMAX, B * h * q, ctx, (scores,), (probs,),
                     role="softmax", attrs=dict(attrs)))
     attn = Tensor(f"{prefix}.attn.out", (T, h * hd), a)

@@ -6,7 +6,8 @@
   the feed is the CTA's A and B k-slices over the smaller of the L2->SM bandwidth and the
   in-flight-limited pull rate; the last chunk adds the accumulator write-out.
 - VECTOR: the systolic package's vector-unit arithmetic (pipeline + ops / lane rates).
-- SYNC: ``m`` cycles (kernel launch / device gap computed by the lowerer; 0 for joins).
+- SYNC: ``m`` cycles (kernel launch / device gap computed by the lowerer; 0 for joins);
+  ``aux[0]`` MACs a kernel skipped (masked tiles of causal attention), counted, not timed.
 - XFER: ring all-reduce over ``aux[0]`` devices: ``2 (N-1)/N x bytes / link rate +
   2 (N-1) x hop latency``.
 """
@@ -31,9 +32,10 @@ COUNTERS = (
     "l2.read_bytes",
     "rf.write_bytes",
     "link.bytes",
+    "array.skipped_mac",
 ) + tuple(f"vector.{p}" for p in PRIMS)
-C_MAC, C_SMEM, C_L2, C_RF, C_LINK = range(5)
-C_VEC0 = 5
+C_MAC, C_SMEM, C_L2, C_RF, C_LINK, C_SKIP = range(6)
+C_VEC0 = 6
 
 OP_GEMM = int(Op.GEMM)
 OP_VECTOR = int(Op.VECTOR)
@@ -72,7 +74,7 @@ def gpu_cost(op, layer, m, n, k, nbytes, aux, n_layers, tk, eff, feed_bpc, overh
              prim, rates, pipeline, link_bpc, hop_cycles):
     N = op.shape[0]
     dur = np.zeros(N, np.int64)
-    cnt = np.zeros((n_layers, 5 + rates.shape[0]), np.int64)
+    cnt = np.zeros((n_layers, C_VEC0 + rates.shape[0]), np.int64)
     for i in range(N):
         o = op[i]
         L = layer[i]
@@ -96,6 +98,7 @@ def gpu_cost(op, layer, m, n, k, nbytes, aux, n_layers, tk, eff, feed_bpc, overh
                 cnt[L, C_VEC0 + p] += np.int64(np.ceil(prim[kind, 0, p] * m[i] + prim[kind, 1, p] * n[i]))
         elif o == OP_SYNC:
             dur[i] = m[i]
+            cnt[L, C_SKIP] += aux[i, 0]
         elif o == OP_XFER:
             dur[i] = link_cycles(nbytes[i], aux[i, 0], link_bpc, hop_cycles)
             cnt[L, C_LINK] += nbytes[i]

@@ -10,6 +10,8 @@ of the GPU) and a device-side gap after the previous kernel (``sm`` unit), then 
   kernel over the fp32 partial sums.
 - Vector ops: chunks of ``LOAD inputs -> VECTOR -> STORE outputs``; activations small enough
   to stay in L2 between kernels cost no HBM traffic.
+- Prefill attention (``prefill_attention: fused``, the default): one FlashAttention-style kernel
+  per layer (see :meth:`GpuLowerer.prefill_attention`); ``gemm`` times separate kernels.
 - Decode attention (``decode_attention: fused``, the default): the QK^T, softmax and SV of
   every request and head of a layer are one FlashDecoding / paged-attention kernel (see
   :meth:`GpuLowerer.decode_attention`); ``gemm`` times them as separate batched GEMMs.
@@ -24,7 +26,7 @@ import numpy as np
 from archsim.config.types import PRECISION_BITS
 from archsim.errors import LoweringError
 from archsim.isa import Op, ProgramBuilder, VecKind
-from archsim.uarch.gpu.tiling import plan_gemm
+from archsim.uarch.gpu.tiling import flash_tiles, list_schedule, plan_gemm
 from archsim.workload.graph import GemmOp, VectorOp
 
 CHUNKS = 8
@@ -64,7 +66,6 @@ class GpuLowerer:
         self.mlp_bpc = float(cfg.sm.inflight_bytes) / lat_cycles
         self.host_cycles = int(round(cfg.launch.host * cfg.clock))
         self.gap_cycles = int(round(cfg.launch.gap * cfg.clock))
-        self.in_fused = False
 
     # -- helpers --------------------------------------------------------------------------
     def _alloc(self, nbytes: float) -> int:
@@ -79,9 +80,11 @@ class GpuLowerer:
             return False
         return nbytes <= self.act_l2
 
-    def sync(self, unit: int, layer: int, cycles: int, deps) -> int:
+    def sync(self, unit: int, layer: int, cycles: int, deps, skipped_macs: int = 0) -> int:
+        """A barrier of ``cycles``; ``skipped_macs`` (aux[0]) counts MACs a kernel skipped."""
         deps = [d for d in deps if d >= 0][:4]
-        return int(self.pb.add(Op.SYNC, unit, layer, m=int(cycles), deps=np.array(deps or [-1], np.int64))[0])
+        return int(self.pb.add(Op.SYNC, unit, layer, m=int(cycles), deps=np.array(deps or [-1], np.int64),
+                               aux=np.array([int(skipped_macs)], np.int64))[0])
 
     def join(self, idx, layer: int) -> int:
         idx = [i for i in idx if i >= 0]
@@ -131,9 +134,9 @@ class GpuLowerer:
         M, N, K, G, allreduce = self.shard_gemm(op)
         ab, bb, cb = _bpe(op.a.dtype), _bpe(op.b.dtype), _bpe(op.c.dtype)
         rate = cfg.mma_rate(mma_precision(op))
-        a_res = self.resident(op.a, M * K * ab * G) or (op.attrs.get("fused") and op.role == "attn_sv")
+        a_res = self.resident(op.a, M * K * ab * G)
         b_res = self.resident(op.b, K * N * bb * (1 if op.b_shared else G))
-        c_res = self.resident(op.c, M * N * cb * G) or bool(op.attrs.get("fused") and op.role == "attn_qk")
+        c_res = self.resident(op.c, M * N * cb * G)
         t = cfg.tiles
         plan = plan_gemm(M, N, K, G, bool(op.b_shared), ab, bb, cb, bool(a_res), bool(b_res), bool(c_res),
                          tuple(t.m), tuple(t.n), t.k, t.min_m, tuple(t.split_k), t.swizzle,
@@ -144,9 +147,7 @@ class GpuLowerer:
                          float(self.host_cycles + self.gap_cycles), self.act_l2)
         self.plans[op.name] = dict(tm=plan.tm, tn=plan.tn, split_k=plan.split, per_sm=plan.per_sm,
                                    ctas=plan.ctas, waves=plan.waves)
-        fused_cont = bool(op.attrs.get("fused")) and self.in_fused
-        start = self.prev_done if fused_cont else self.kernel_start(layer)
-        self.in_fused = bool(op.attrs.get("fused"))
+        start = self.kernel_start(layer)
         iters = -(-plan.kk // t.k)
         nc = max(1, min(CHUNKS, iters // 4))
         W = plan.waves
@@ -301,11 +302,96 @@ class GpuLowerer:
             last = int(self.pb.add(Op.STORE, U_WR, layer, nbytes=int(out_b), addr=self._alloc(out_b),
                                    deps=np.array([last], np.int64))[0])
         self.prev_done = last
-        self.in_fused = False
+
+    # -- prefill (context) attention -----------------------------------------------------------
+    def prefill_attention(self, ops, layer: int) -> None:
+        """One fused FlashAttention-2-style kernel for the QK^T, softmax and SV of every request and
+        head of a layer (``attention: flash``): one CTA per (request, query head, block of query
+        rows) loops over blocks of keys with Q in shared memory and the scores in registers, so Q,
+        K and V are read from HBM once (a GQA group's query heads re-read their K/V head from L2)
+        and O is written once. With a causal mask a query block visits only the key blocks up to
+        its last row (masked tiles are skipped: counted as skipped MACs). CTAs of unequal length
+        go to the SMs in launch order (:func:`list_schedule`): the kernel lasts as long as its
+        busiest SM slot. Within a CTA the tensor-core work and the softmax (max, exp, sum, and the
+        rescale of the O accumulator per key block) are serialised, as in FlashAttention-2; the
+        softmax work is spread evenly over the SMs' lanes."""
+        cfg = self.cfg
+        T = self.tp
+        tk = cfg.tiles.k
+        works = []
+        macs_exec = macs_full = 0
+        scores = rescale = rows_tot = 0
+        q_bytes = kv_bytes = o_bytes = 0.0
+        hd, bits, rate, bq, bk, c = 0, 16, 0.0, 128, 64, 1
+        qks = [op for op in ops if isinstance(op, GemmOp) and op.role == "attn_qk"]
+        svs = [op for op in ops if isinstance(op, GemmOp) and op.role == "attn_sv"]
+        for qk, sv in zip(qks, svs):
+            M, N, K, G, _ = self.shard_gemm(qk)
+            rows = int(qk.attrs.get("attn_rows", M))
+            grp = max(1, M // max(1, rows))
+            keys, hd = N, K
+            prec = mma_precision(qk)
+            bits = int(max(PRECISION_BITS[qk.a.dtype], PRECISION_BITS[qk.b.dtype]))
+            rate = cfg.mma_rate(prec)
+            bq, bk, c = flash_tiles(hd, bits / 8.0, float(cfg.sm.smem), float(cfg.sm.registers),
+                                    cfg.accumulator_bytes, cfg.tiles.max_ctas_per_sm)
+            nb = -(-rows // bq)
+            r_i = np.minimum(bq, rows - bq * np.arange(nb))
+            if qk.attrs.get("causal"):
+                last = (keys - rows) + bq * np.arange(nb) + r_i     # keys the block's last row sees
+                blocks = -(-np.minimum(keys, last) // bk)
+            else:
+                blocks = np.full(nb, -(-keys // bk))
+            seen = np.minimum(keys, blocks * bk)
+            heads = G * grp
+            works.append(np.tile(blocks * 2 * -(-bk // tk), heads).astype(np.float64))
+            macs_exec += int(2 * heads * (r_i * seen).sum() * hd)
+            macs_full += int(2 * heads * rows * keys * hd)
+            scores += int(heads * (r_i * seen).sum())
+            rescale += int(heads * (r_i * blocks).sum() * hd)
+            rows_tot += heads * rows
+            qb = M * K * _bpe(qk.a.dtype) * G
+            kb = K * N * _bpe(qk.b.dtype) * G
+            vb = sv.K * sv.N * _bpe(sv.b.dtype) * G
+            ob = sv.M * sv.N * _bpe(sv.c.dtype) * G
+            q_bytes += 0 if self.resident(qk.a, qb) else qb
+            kv_bytes += (0 if self.resident(qk.b, kb) else kb) + (0 if self.resident(sv.b, vb) else vb)
+            o_bytes += 0 if self.resident(sv.c, ob) else ob
+        work = np.concatenate(works) if works else np.zeros(0)
+        S = cfg.sm.count
+        span = int(np.ceil(list_schedule(work, S * c)))      # main-loop iterations of the busiest slot
+        start = self.kernel_start(layer)
+        nc = max(1, min(CHUNKS, span))
+        ld_tot = int(q_bytes + kv_bytes)
+        g_prev, stores = [], []
+        last = start
+        for j in range(nc):
+            share = lambda x: x // nc + (1 if j < x % nc else 0)  # noqa: E731
+            ld = share(ld_tot)
+            dl = [start] + ([g_prev[-2]] if len(g_prev) >= 2 else [])
+            li = int(self.pb.add(Op.LOAD, U_RD, layer, nbytes=ld, addr=self._alloc(ld),
+                                 deps=np.array(dl, np.int64))[0]) if ld > 0 else -1
+            flags = (min(len(work), S * c) << 8) | (c << 1) | (FLAG_LAST if j == nc - 1 else 0)
+            gi = int(self.pb.add(Op.GEMM, U_SM, layer, m=bq, n=max(1, hd), k=share(span) * tk,
+                                 deps=np.array([li, last], np.int64),
+                                 aux=np.array([int(round(rate * RATE_SCALE)), bits, share(macs_exec) * T,
+                                               flags], np.int64))[0])
+            g_prev.append(gi)
+            vi = int(self.pb.add(Op.VECTOR, U_SM, layer, m=max(1, share(scores)), n=max(1, share(rows_tot)), k=0,
+                                 aux=np.array([int(VecKind.SOFTMAX)], np.int64), deps=np.array([gi], np.int64))[0])
+            last = int(self.pb.add(Op.VECTOR, U_SM, layer, m=max(1, share(rescale)), n=1, k=0,
+                                   aux=np.array([int(VecKind.MUL)], np.int64), deps=np.array([vi], np.int64))[0])
+            st = share(int(o_bytes))
+            if st > 0:           # the finished O rows of the chunk leave while the next one runs
+                stores.append(int(self.pb.add(Op.STORE, U_WR, layer, nbytes=st, addr=self._alloc(st),
+                                              deps=np.array([last], np.int64))[0]))
+        # masked tiles the kernel skipped cost no time; counted so issued + skipped = the model's MACs
+        self.prev_done = self.sync(U_CTRL, layer, 0, [last] + stores[-1:],
+                                   skipped_macs=max(0, macs_full - macs_exec) * T)
 
     # -- vector ops -------------------------------------------------------------------------
-    def elementwise(self, layer, kind, elements, rows, in_bytes, out_bytes, new_kernel=True) -> None:
-        start = self.kernel_start(layer) if new_kernel else self.prev_done
+    def elementwise(self, layer, kind, elements, rows, in_bytes, out_bytes) -> None:
+        start = self.kernel_start(layer)
         nch = max(1, min(VEC_CHUNKS, rows))
         last = []
         prev_v = -1
@@ -331,9 +417,7 @@ class GpuLowerer:
         frac = rows * cols / max(1, int(op.rows) * int(op.cols))
         in_b = sum(t.nbytes * frac for t in op.inputs if not self.resident(t, t.nbytes * frac))
         out_b = sum(t.nbytes * frac for t in op.outputs if not self.resident(t, t.nbytes * frac))
-        fused_cont = bool(op.attrs.get("fused")) and self.in_fused
-        self.in_fused = bool(op.attrs.get("fused"))
-        self.elementwise(layer, op.kind, rows * cols, rows, in_b, out_b, new_kernel=not fused_cont)
+        self.elementwise(layer, op.kind, rows * cols, rows, in_b, out_b)
 
     def all_reduce(self, layer: int, nbytes: float) -> None:
         start = self.kernel_start(layer)
@@ -390,6 +474,12 @@ class GpuLowerer:
             for op in ops:
                 if op.layer in att_layers and op.role == "softmax":
                     att_layers[op.layer].append(op)
+        flash: dict = {}                 # layer -> its fused prefill attention ops
+        if wl.phase == "prefill":
+            for op in ops:
+                if op.role in ("attn_qk", "softmax", "attn_sv") and \
+                        (self.cfg.prefill_attention == "fused" or op.attrs.get("fused")):
+                    flash.setdefault(op.layer, []).append(op)
         done_att = set()
         for op in ops:
             layer = self.pb.layer(op.layer, rep[op.layer])
@@ -405,6 +495,11 @@ class GpuLowerer:
                 if op.layer not in done_att:
                     done_att.add(op.layer)
                     self.decode_attention(att_layers[op.layer], layer)
+                continue
+            if op.layer in flash and any(op is f for f in flash[op.layer]):
+                if op.layer not in done_att:
+                    done_att.add(op.layer)
+                    self.prefill_attention(flash[op.layer], layer)
                 continue
             if isinstance(op, GemmOp):
                 self.gemm(op, layer)

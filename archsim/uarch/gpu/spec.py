@@ -106,6 +106,11 @@ class GpuConfig(ArchBase):
     interconnect: InterconnectConfig = Field(default_factory=InterconnectConfig)
     parallel: ParallelConfig = Field(default_factory=ParallelConfig)
     accumulator_bytes: PositiveInt = Field(4, description="bytes per partial sum (split-K workspace)")
+    prefill_attention: Literal["fused", "gemm"] = Field("fused", description=(
+        "prefill (context) attention kernels: one fused FlashAttention-style kernel per layer (scores "
+        "in registers, masked tiles of a causal prompt skipped; what serving engines run, e.g. "
+        "TensorRT-LLM's context FMHA), or separate batched GEMM / softmax kernels with the scores "
+        "through memory (op-by-op framework code). A workload with attention: flash is always fused"))
     decode_attention: Literal["fused", "gemm"] = Field("fused", description=(
         "decode attention kernels: one fused FlashDecoding / paged-attention kernel per layer for all "
         "requests and heads (KV read once, scores on chip), or separate batched GEMM / softmax kernels"))

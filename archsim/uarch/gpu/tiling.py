@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 
 @dataclass(frozen=True)
@@ -182,3 +183,48 @@ def plan_gemm(M: int, N: int, K: int, G: int, b_shared: bool, a_bpe: float, b_bp
     return GemmPlan(tm, tn, s, c_res, -(-K // s), int(w_ctas.sum()), len(w_ctas), tuple(int(x) for x in w_ctas),
                     tuple(float(x) for x in w_a), tuple(float(x) for x in w_b),
                     tuple(float(x) * c_bpe for x in w_out), tuple(float(x) for x in w_macs), float(est))
+
+
+@njit(cache=True)
+def list_schedule(work, slots):
+    """Makespan of CTAs with ``work`` (any unit) dispatched in order, each to the slot that frees
+    first (the hardware block scheduler over ``slots`` = SMs x resident CTAs); a binary min-heap
+    of slot finish times."""
+    n = work.shape[0]
+    p = min(slots, n)
+    if p <= 0:
+        return 0.0
+    heap = np.zeros(p)
+    span = 0.0
+    for i in range(n):
+        t = heap[0] + work[i]            # the earliest free slot takes the next CTA
+        if t > span:
+            span = t
+        j = 0                            # sift the root down with its new finish time
+        while True:
+            a = 2 * j + 1
+            if a >= p:
+                break
+            b = a + 1
+            c = b if b < p and heap[b] < heap[a] else a
+            if heap[c] >= t:
+                break
+            heap[j] = heap[c]
+            j = c
+        heap[j] = t
+    return span
+
+
+def flash_tiles(hd: int, bpe: float, smem: float, regs: float, acc_bytes: int, max_ctas: int):
+    """(query rows, keys per block, resident CTAs per SM) of a FlashAttention-2-style forward
+    kernel: Q tiles of 128 rows (64 when Q plus double-buffered K and V blocks of 64 keys do not
+    fit shared memory), fp32 O accumulator and score block in registers."""
+    bk = 64
+    bq, need = 64, (64 + 4 * bk) * hd * bpe
+    for cand in (128, 64):
+        need = (cand + 4 * bk) * hd * bpe
+        if need <= smem:
+            bq = cand
+            break
+    by_regs = int(regs // (bq * (hd + bk) * acc_bytes))
+    return bq, bk, max(1, min(max_ctas, int(smem // need), by_regs))
