@@ -59,3 +59,24 @@ def test_bad_precision_input(ov, path):
     with pytest.raises(WorkloadError) as e:
         load("systolic_128x128", "llama2-7b", overrides=[ov])
     assert e.value.path == path
+
+
+def test_quantised_activations_are_the_linear_layers_inputs():
+    """W8A8 / FP8 on a 16-bit machine: the inputs of the linear layers are 8-bit (written so by
+    their producers); GEMM outputs, the residual stream and attention stay at 16 bits; an 8-bit
+    machine keeps every activation at 8 bits."""
+    _, w = load("h100", "llama2-7b", overrides=["workload.precision.weights=fp8",
+                                                 "workload.precision.activations=fp8"])
+    ops = {op.name.rsplit(".", 1)[-1]: op for op in w.ops() if op.layer == "block"}
+    for fc in ("qkv", "o", "up", "down"):
+        assert ops[fc].a.dtype == "fp8" and ops[fc].c.dtype == "bf16", fc
+    assert ops["attn_add"].outputs[0].dtype == "bf16" and ops["mlp_add"].outputs[0].dtype == "bf16"
+    assert ops["act"].outputs[0].dtype == "bf16" and ops["gate_mul"].outputs[0].dtype == "fp8"
+    assert ops["qk"].a.dtype == "bf16" and ops["qk"].b.dtype == "fp8"      # fp8 KV cache, 16-bit math
+    _, w16 = load("h100", "llama2-7b")
+    assert {t.dtype for op in w16.ops() if op.layer == "block" for t in (op.outputs if hasattr(op, "outputs")
+                                                                        else (op.a, op.c))} == {"fp16"}
+    _, w8 = load("tpuv4i", "gpt2", overrides=["precision=int8", "workload.precision.weights=int8",
+                                               "workload.precision.activations=int8"])
+    blk = [op for op in w8.ops() if op.layer == "block"]
+    assert {op.c.dtype for op in blk if hasattr(op, "c")} == {"int8"}

@@ -31,7 +31,7 @@ from archsim.errors import InputFileError, WorkloadError
 from archsim.isa import VecKind
 from archsim.workload.graph import GemmOp, GraphBuilder, LayerGroup, Tensor, VectorOp, Workload
 from archsim.workload.spec import TransformerSpec
-from archsim.workload.transformer import add_attention_block, add_head, add_mlp_block, dtypes, embed
+from archsim.workload.transformer import add_attention_block, add_head, add_mlp_block, dtypes, embed, stream_dtype
 
 
 class RoutingSpec(Strict):
@@ -210,6 +210,7 @@ def add_moe_block(gb: GraphBuilder, s, layer: str, x: Tensor, default: str, pref
                   counts: np.ndarray, T: int) -> Tensor:
     """Norm, router, top-k, dispatch, per-expert FFNs, combine, shared experts, residual."""
     w, a, _ = dtypes(s, default)
+    st = stream_dtype(s, default)            # all but the inputs of the expert / router GEMMs
     d, E, k = s.d_model, s.n_experts, s.top_k
     ff = s.ff_expert
     mlp = s.expert_mlp or s.mlp
@@ -218,18 +219,18 @@ def add_moe_block(gb: GraphBuilder, s, layer: str, x: Tensor, default: str, pref
     norm_kind = VecKind.RMSNORM if s.norm == "rmsnorm" else VecKind.LAYERNORM
     xn = Tensor(f"{prefix}.moe_norm.out", (T, d), a)
     gb.add(VectorOp(f"{prefix}.moe_norm", layer, norm_kind, T, d, (x,), (xn,), role="norm"))
-    logits = Tensor(f"{prefix}.router.out", (T, E), a)
+    logits = Tensor(f"{prefix}.router.out", (T, E), st)
     gb.add(GemmOp(f"{prefix}.router", layer, T, E, d, xn, Tensor(f"{prefix}.router.w", (d, E), w, "weight"),
                   logits, role="router", attrs={"routing_counts": [int(c) for c in counts]}))
-    gates = Tensor(f"{prefix}.router.probs", (T, E), a)
+    gates = Tensor(f"{prefix}.router.probs", (T, E), st)
     gb.add(VectorOp(f"{prefix}.router_softmax", layer, VecKind.SOFTMAX, T, E, (logits,), (gates,), role="router"))
-    sel = Tensor(f"{prefix}.router.topk", (T, k), a)
+    sel = Tensor(f"{prefix}.router.topk", (T, k), st)
     gb.add(VectorOp(f"{prefix}.router_topk", layer, VecKind.TOPK, T, E, (gates,), (sel,), role="router"))
     routed = int(counts.sum())
     disp = Tensor(f"{prefix}.dispatch.out", (max(1, routed), d), a)
     gb.add(VectorOp(f"{prefix}.dispatch", layer, VecKind.COPY, max(1, routed), d, (xn, sel), (disp,),
                     role="dispatch"))
-    eout = Tensor(f"{prefix}.experts.out", (max(1, routed), d), a)
+    eout = Tensor(f"{prefix}.experts.out", (max(1, routed), d), st)
     active = [e for e in range(E) if counts[e] > 0]
     kind = {"gelu": VecKind.GELU, "relu": VecKind.RELU, "swiglu": VecKind.SILU, "geglu": VecKind.GELU}[mlp]
 
@@ -243,13 +244,13 @@ def add_moe_block(gb: GraphBuilder, s, layer: str, x: Tensor, default: str, pref
     ups, acts = {}, {}
     for e in active:
         c = int(counts[e])
-        up = Tensor(f"{prefix}.e{e}.up.out", (c, nup), a)
+        up = Tensor(f"{prefix}.e{e}.up.out", (c, nup), st)
         gb.add(GemmOp(f"{prefix}.e{e}.up", layer, c, nup, d, disp,
                       Tensor(f"{prefix}.e{e}.up.w", (d, nup), w, "weight"), up, role="expert", attrs=attrs(e)))
         ups[e] = up
     for e in active:
         c = int(counts[e])
-        act = Tensor(f"{prefix}.e{e}.act.out", (c, ff), a)
+        act = Tensor(f"{prefix}.e{e}.act.out", (c, ff), st if gated else a)
         gb.add(VectorOp(f"{prefix}.e{e}.act", layer, kind, c, ff, (ups[e],), (act,), role="activation",
                         attrs=attrs(e)))
         if gated:
@@ -265,7 +266,7 @@ def add_moe_block(gb: GraphBuilder, s, layer: str, x: Tensor, default: str, pref
                            Tensor(f"{prefix}.e{e}.down.w", (ff, d), w, "weight"), eout, role="expert",
                            attrs=attrs(e)))
         downs.append(op.name)
-    comb = Tensor(f"{prefix}.combine.out", (T, d), a)
+    comb = Tensor(f"{prefix}.combine.out", (T, d), st)
     cop = gb.add(VectorOp(f"{prefix}.combine", layer, VecKind.MUL, max(1, routed), d, (eout,), (comb,),
                           role="combine"))
     for nme in downs:                      # every expert feeds the combine
@@ -279,7 +280,7 @@ def add_moe_block(gb: GraphBuilder, s, layer: str, x: Tensor, default: str, pref
         for nme in (f"{prefix}.shared.up", f"{prefix}.shared.down"):
             gb.g.nodes[nme]["op"].role = "shared_expert"
         res_in = (comb, sh, x)
-    r = Tensor(f"{prefix}.moe_res", (T, d), a)
+    r = Tensor(f"{prefix}.moe_res", (T, d), st)
     gb.add(VectorOp(f"{prefix}.moe_add", layer, VecKind.ADD, T, d, res_in, (r,), role="residual"))
     return r
 

@@ -16,17 +16,25 @@ def dtypes(spec, default: str) -> tuple[str, str, str]:
     return w, a, kv
 
 
+def stream_dtype(spec, default: str) -> str:
+    """The precision of the activations that are not a linear layer's input (the residual stream,
+    GEMM outputs, norm and activation-function inputs): the activations', but never narrower than
+    the hardware's default. Quantised activations (W8A8, FP8) are the inputs of the linear layers,
+    written in 8 bits by the kernel that produces them; the GEMMs dequantise their outputs
+    (TensorRT-LLM, vLLM, FasterTransformer SmoothQuant)."""
+    a = spec.precision.activations or default
+    return a if PRECISION_BITS[a] >= PRECISION_BITS[default] else default
+
+
 def attention_dtype(spec, default: str) -> str:
-    """The precision attention computes in: ``precision.attention``, else the activations' unless
-    they are quantised below the hardware's default (then the default). FP8 / INT8 inference
-    (TensorRT-LLM, vLLM, FasterTransformer SmoothQuant) quantises the inputs of the linear layers;
-    the attention kernels dequantise an 8-bit KV cache on load and do QK^T and SV in 16 bits unless
-    an FP8 attention kernel is enabled explicitly."""
+    """The precision attention computes in: ``precision.attention``, else the stream precision.
+    FP8 / INT8 inference quantises the inputs of the linear layers; the attention kernels
+    dequantise an 8-bit KV cache on load and do QK^T and SV in 16 bits unless an FP8 attention
+    kernel is enabled explicitly."""
     p = spec.precision
     if getattr(p, "attention", None):
         return p.attention
-    a = p.activations or default
-    return a if PRECISION_BITS[a] >= PRECISION_BITS[default] else default
+    return stream_dtype(spec, default)
 
 
 def add_attention_block(gb: GraphBuilder, s: TransformerSpec, layer: str, x: Tensor, default: str,
@@ -34,6 +42,7 @@ def add_attention_block(gb: GraphBuilder, s: TransformerSpec, layer: str, x: Ten
     """Norm, QKV, attention (with KV cache), output projection, residual. Returns the output."""
     w, a, kvt = dtypes(s, default)
     at = attention_dtype(s, default)
+    st = stream_dtype(s, default)
     B, d, h, kvh, hd = s.batch, s.d_model, s.n_heads, s.kv_heads, s.hd
     grp = h // kvh
     decode = s.phase == "decode"
@@ -77,10 +86,10 @@ def add_attention_block(gb: GraphBuilder, s: TransformerSpec, layer: str, x: Ten
     attn = Tensor(f"{prefix}.attn.out", (T, h * hd), a)
     gb.add(GemmOp(f"{prefix}.sv", layer, grp * q, hd, ctx, probs, vc, attn, count=B * kvh,
                   role="attn_sv", attrs=dict(attrs)))
-    o = Tensor(f"{prefix}.o.out", (T, d), a)
+    o = Tensor(f"{prefix}.o.out", (T, d), st)
     gb.add(GemmOp(f"{prefix}.o", layer, T, d, h * hd, attn, Tensor(f"{prefix}.o.w", (h * hd, d), w, "weight"),
                   o, role="fc"))
-    r = Tensor(f"{prefix}.attn_res", (T, d), a)
+    r = Tensor(f"{prefix}.attn_res", (T, d), st)
     gb.add(VectorOp(f"{prefix}.attn_add", layer, VecKind.ADD, T, d, (o, x), (r,), role="residual"))
     return r
 
@@ -90,6 +99,7 @@ def add_mlp_block(gb: GraphBuilder, s, layer: str, x: Tensor, default: str, pref
                   norm: bool = True, residual: bool = True) -> Tensor:
     """Norm, up (and gate), activation, down, residual."""
     w, a, _ = dtypes(s, default)
+    st = stream_dtype(s, default)
     d = s.d_model
     ff = d_ff or s.d_ff
     T = tokens if tokens is not None else s.batch * (1 if s.phase == "decode" else s.seq_len)
@@ -101,22 +111,22 @@ def add_mlp_block(gb: GraphBuilder, s, layer: str, x: Tensor, default: str, pref
         gb.add(VectorOp(f"{prefix}.mlp_norm", layer, norm_kind, T, d, (x,), (inp,), role="norm"))
     gated = mlp in ("swiglu", "geglu")
     nup = 2 * ff if gated else ff
-    up = Tensor(f"{prefix}.up.out", (T, nup), a)
+    up = Tensor(f"{prefix}.up.out", (T, nup), st)
     gb.add(GemmOp(f"{prefix}.up", layer, T, nup, d, inp, Tensor(f"{prefix}.up.w", (d, nup), w, "weight"),
                   up, role="fc"))
-    act = Tensor(f"{prefix}.act.out", (T, ff), a)
+    act = Tensor(f"{prefix}.act.out", (T, ff), st if gated else a)   # a down-GEMM input unless gated
     kind = {"gelu": VecKind.GELU, "relu": VecKind.RELU, "swiglu": VecKind.SILU, "geglu": VecKind.GELU}[mlp]
     gb.add(VectorOp(f"{prefix}.act", layer, kind, T, ff, (up,), (act,), role="activation"))
     if gated:
         g = Tensor(f"{prefix}.gate_mul.out", (T, ff), a)
         gb.add(VectorOp(f"{prefix}.gate_mul", layer, VecKind.MUL, T, ff, (act,), (g,), role="gate"))
         act = g
-    dn = Tensor(f"{prefix}.down.out", (T, d), a)
+    dn = Tensor(f"{prefix}.down.out", (T, d), st)
     gb.add(GemmOp(f"{prefix}.down", layer, T, d, ff, act, Tensor(f"{prefix}.down.w", (ff, d), w, "weight"),
                   dn, role="fc"))
     if not residual:
         return dn
-    r = Tensor(f"{prefix}.mlp_res", (T, d), a)
+    r = Tensor(f"{prefix}.mlp_res", (T, d), st)
     gb.add(VectorOp(f"{prefix}.mlp_add", layer, VecKind.ADD, T, d, (dn, x), (r,), role="residual"))
     return r
 
@@ -130,16 +140,16 @@ def add_head(gb: GraphBuilder, s, x: Tensor, default: str, T: int) -> None:
     gb.add(VectorOp("head.norm", "head", norm_kind, T, d, (x,), (xn,), role="norm"))
     if s.lm_head and getattr(s, "arch", "decoder") == "decoder":
         B = s.batch
-        logits = Tensor("head.logits", (B, s.vocab_size), a, "state")
+        logits = Tensor("head.logits", (B, s.vocab_size), stream_dtype(s, default), "state")
         gb.add(GemmOp("head.lm_head", "head", B, s.vocab_size, d, xn,
                       Tensor("head.lm_head.w", (d, s.vocab_size), w, "weight"), logits, role="lm_head"))
 
 
 def embed(gb: GraphBuilder, s, default: str, T: int) -> Tensor:
     """Token embedding lookup: T rows of d_model gathered from the embedding table."""
-    w, a, _ = dtypes(s, default)
+    w, _, _ = dtypes(s, default)
     table = Tensor("embed.table_rows", (T, s.d_model), w, "weight")
-    x = Tensor("embed.out", (T, s.d_model), a)
+    x = Tensor("embed.out", (T, s.d_model), stream_dtype(s, default))
     gb.add(VectorOp("embed.lookup", "embed", VecKind.COPY, T, s.d_model, (table,), (x,), role="embedding"))
     return x
 
