@@ -306,7 +306,7 @@ class GpuLowerer:
     # -- prefill (context) attention -----------------------------------------------------------
     def prefill_attention(self, ops, layer: int) -> None:
         """One fused FlashAttention-2-style kernel for the QK^T, softmax and SV of every request and
-        head of a layer (``attention: flash``): one CTA per (request, query head, block of query
+        head of a layer (``prefill_attention: fused`` or ``attention: flash``): one CTA per (request, query head, block of query
         rows) loops over blocks of keys with Q in shared memory and the scores in registers, so Q,
         K and V are read from HBM once (a GQA group's query heads re-read their K/V head from L2)
         and O is written once. With a causal mask a query block visits only the key blocks up to
@@ -316,7 +316,6 @@ class GpuLowerer:
         rescale of the O accumulator per key block) are serialised, as in FlashAttention-2; the
         softmax work is spread evenly over the SMs' lanes."""
         cfg = self.cfg
-        T = self.tp
         tk = cfg.tiles.k
         works = []
         macs_exec = macs_full = 0
@@ -357,6 +356,9 @@ class GpuLowerer:
             q_bytes += 0 if self.resident(qk.a, qb) else qb
             kv_bytes += (0 if self.resident(qk.b, kb) else kb) + (0 if self.resident(sv.b, vb) else vb)
             o_bytes += 0 if self.resident(sv.c, ob) else ob
+        # MACs over all devices: the executed share of the model's (uneven head splits included)
+        model_macs = sum(int(op.macs) for op in qks + svs)
+        issued = int(round(model_macs * macs_exec / max(1, macs_full)))
         work = np.concatenate(works) if works else np.zeros(0)
         S = cfg.sm.count
         span = int(np.ceil(list_schedule(work, S * c)))      # main-loop iterations of the busiest slot
@@ -374,8 +376,8 @@ class GpuLowerer:
             flags = (min(len(work), S * c) << 8) | (c << 1) | (FLAG_LAST if j == nc - 1 else 0)
             gi = int(self.pb.add(Op.GEMM, U_SM, layer, m=bq, n=max(1, hd), k=share(span) * tk,
                                  deps=np.array([li, last], np.int64),
-                                 aux=np.array([int(round(rate * RATE_SCALE)), bits, share(macs_exec) * T,
-                                               flags], np.int64))[0])
+                                 aux=np.array([int(round(rate * RATE_SCALE)), bits, share(issued), flags],
+                                              np.int64))[0])
             g_prev.append(gi)
             vi = int(self.pb.add(Op.VECTOR, U_SM, layer, m=max(1, share(scores)), n=max(1, share(rows_tot)), k=0,
                                  aux=np.array([int(VecKind.SOFTMAX)], np.int64), deps=np.array([gi], np.int64))[0])
@@ -386,8 +388,7 @@ class GpuLowerer:
                 stores.append(int(self.pb.add(Op.STORE, U_WR, layer, nbytes=st, addr=self._alloc(st),
                                               deps=np.array([last], np.int64))[0]))
         # masked tiles the kernel skipped cost no time; counted so issued + skipped = the model's MACs
-        self.prev_done = self.sync(U_CTRL, layer, 0, [last] + stores[-1:],
-                                   skipped_macs=max(0, macs_full - macs_exec) * T)
+        self.prev_done = self.sync(U_CTRL, layer, 0, [last] + stores[-1:], skipped_macs=model_macs - issued)
 
     # -- vector ops -------------------------------------------------------------------------
     def elementwise(self, layer, kind, elements, rows, in_bytes, out_bytes) -> None:
