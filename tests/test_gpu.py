@@ -353,3 +353,24 @@ def test_attention_runs_at_16_bits_unless_asked_for_8():
     assert {mma_precision(op) for op in w8.ops() if op.role in ("attn_qk", "attn_sv")} == {"fp8"}
     _, w16 = load("h100", "llama2-7b")                           # fp16 activations: unchanged
     assert {mma_precision(op) for op in w16.ops() if op.role in ("attn_qk", "attn_sv")} == {"fp16"}
+
+
+def test_parallel_block_shares_one_norm_and_one_residual():
+    """GPT-J-style layer: one norm feeds QKV and the MLP's up GEMM, one add takes attention,
+    MLP and the layer input; the GEMMs (and MACs) are those of the sequential layer."""
+    from archsim.api import load
+    from archsim.sim.run import simulate_loaded
+    wl = dict(name="t", kind="transformer", d_model=512, n_layers=2, n_heads=8, d_ff=2048, vocab_size=1000,
+              norm="layernorm", mlp="gelu", position="rope", phase="prefill", batch=1, seq_len=256,
+              precision={"weights": "fp16", "activations": "fp16"})
+    _, par = load("a100", dict(wl, parallel_block=True))
+    _, seq = load("a100", wl)
+    roles = lambda w: [op.role for op in w.ops() if op.layer == "block"]  # noqa: E731
+    assert roles(par).count("norm") == 1 and roles(seq).count("norm") == 2
+    assert roles(par).count("residual") == 1 and roles(seq).count("residual") == 2
+    ops = {op.name: op for op in par.ops()}
+    assert ops["block.qkv"].a is ops["block.up"].a                     # the same norm output
+    assert {t.name for t in ops["block.res_add"].inputs} == {"block.o.out", "block.down.out", "embed.out"}
+    assert par.macs() == seq.macs()
+    rp, rs = simulate_loaded(*load("a100", dict(wl, parallel_block=True))), simulate_loaded(*load("a100", wl))
+    assert rp.bounds_ok() and rp.seconds < rs.seconds

@@ -130,6 +130,9 @@ class TransformerSpec(RunFields):
     position: Literal["learned", "rope", "alibi", "none"] = "learned"
     lm_head: bool = True
     attention: Literal["standard", "flash"] = Field("standard", description="attention lowering")
+    parallel_block: bool = Field(False, description=(
+        "attention and MLP read one norm of the layer input and add into one residual "
+        "(GPT-J, GPT-NeoX, Falcon, PaLM); false: attention, then MLP, each with its norm"))
     attn_sparsity: Optional[AttnSparsitySpec] = Field(None, description="sparse attention / pruning")
 
     @model_validator(mode="after")

@@ -38,8 +38,9 @@ def attention_dtype(spec, default: str) -> str:
 
 
 def add_attention_block(gb: GraphBuilder, s: TransformerSpec, layer: str, x: Tensor, default: str,
-                        prefix: str) -> Tensor:
-    """Norm, QKV, attention (with KV cache), output projection, residual. Returns the output."""
+                        prefix: str, normed: Tensor | None = None, residual: bool = True) -> Tensor:
+    """Norm, QKV, attention (with KV cache), output projection, residual. Returns the output
+    (``normed``: the layer's norm output, already computed; ``residual=False``: the projection)."""
     w, a, kvt = dtypes(s, default)
     at = attention_dtype(s, default)
     st = stream_dtype(s, default)
@@ -50,8 +51,10 @@ def add_attention_block(gb: GraphBuilder, s: TransformerSpec, layer: str, x: Ten
     ctx = (s.kv_len + 1) if decode else s.seq_len       # keys attended per query
     T = B * q
     norm_kind = VecKind.RMSNORM if s.norm == "rmsnorm" else VecKind.LAYERNORM
-    xn = Tensor(f"{prefix}.attn_norm.out", (T, d), a)
-    gb.add(VectorOp(f"{prefix}.attn_norm", layer, norm_kind, T, d, (x,), (xn,), role="norm"))
+    xn = normed
+    if xn is None:
+        xn = Tensor(f"{prefix}.attn_norm.out", (T, d), a)
+        gb.add(VectorOp(f"{prefix}.attn_norm", layer, norm_kind, T, d, (x,), (xn,), role="norm"))
     nqkv = (h + 2 * kvh) * hd
     qkv = Tensor(f"{prefix}.qkv.out", (T, nqkv), at)
     gb.add(GemmOp(f"{prefix}.qkv", layer, T, nqkv, d, xn, Tensor(f"{prefix}.qkv.w", (d, nqkv), w, "weight"),
@@ -89,6 +92,8 @@ def add_attention_block(gb: GraphBuilder, s: TransformerSpec, layer: str, x: Ten
     o = Tensor(f"{prefix}.o.out", (T, d), st)
     gb.add(GemmOp(f"{prefix}.o", layer, T, d, h * hd, attn, Tensor(f"{prefix}.o.w", (h * hd, d), w, "weight"),
                   o, role="fc"))
+    if not residual:
+        return o
     r = Tensor(f"{prefix}.attn_res", (T, d), st)
     gb.add(VectorOp(f"{prefix}.attn_add", layer, VecKind.ADD, T, d, (o, x), (r,), role="residual"))
     return r
@@ -131,6 +136,22 @@ def add_mlp_block(gb: GraphBuilder, s, layer: str, x: Tensor, default: str, pref
     return r
 
 
+def add_parallel_block(gb: GraphBuilder, s, layer: str, x: Tensor, default: str, prefix: str) -> Tensor:
+    """GPT-J / GPT-NeoX / Falcon layer: one norm feeds attention and the MLP side by side; their
+    outputs and the input add into one residual."""
+    _, a, _ = dtypes(s, default)
+    T = s.batch * (1 if s.phase == "decode" else s.seq_len)
+    d = s.d_model
+    norm_kind = VecKind.RMSNORM if s.norm == "rmsnorm" else VecKind.LAYERNORM
+    xn = Tensor(f"{prefix}.norm.out", (T, d), a)
+    gb.add(VectorOp(f"{prefix}.norm", layer, norm_kind, T, d, (x,), (xn,), role="norm"))
+    o = add_attention_block(gb, s, layer, x, default, prefix, normed=xn, residual=False)
+    dn = add_mlp_block(gb, s, layer, xn, default, prefix, tokens=T, norm=False, residual=False)
+    r = Tensor(f"{prefix}.res", (T, d), stream_dtype(s, default))
+    gb.add(VectorOp(f"{prefix}.res_add", layer, VecKind.ADD, T, d, (o, dn, x), (r,), role="residual"))
+    return r
+
+
 def add_head(gb: GraphBuilder, s, x: Tensor, default: str, T: int) -> None:
     """Final norm and (for decoders) the LM head on the last token of each request."""
     w, a, _ = dtypes(s, default)
@@ -163,8 +184,11 @@ def build_transformer(s: TransformerSpec, default_precision: str, all_layers: bo
     for i in range(n_build):
         layer = f"block{i}" if all_layers else "block"
         groups.append(LayerGroup(layer, 1 if all_layers else s.n_layers))
-        x = add_attention_block(gb, s, layer, x, default_precision, f"{layer}")
-        x = add_mlp_block(gb, s, layer, x, default_precision, f"{layer}")
+        if s.parallel_block:
+            x = add_parallel_block(gb, s, layer, x, default_precision, f"{layer}")
+        else:
+            x = add_attention_block(gb, s, layer, x, default_precision, f"{layer}")
+            x = add_mlp_block(gb, s, layer, x, default_precision, f"{layer}")
     add_head(gb, s, x, default_precision, T)
     groups.append(LayerGroup("head", 1))
     tokens = s.batch if s.arch == "decoder" else 0
