@@ -374,3 +374,35 @@ def test_parallel_block_shares_one_norm_and_one_residual():
     assert par.macs() == seq.macs()
     rp, rs = simulate_loaded(*load("a100", dict(wl, parallel_block=True))), simulate_loaded(*load("a100", wl))
     assert rp.bounds_ok() and rp.seconds < rs.seconds
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 3), st.sampled_from([1, 2, 4]), st.sampled_from([64, 128, 256]), st.integers(1, 900),
+       st.booleans(), st.sampled_from(["a100", "h100"]))
+def test_fused_prefill_attention_properties(batch, grp, hd, seq, decoder, arch):
+    """Any prompt: issued + skipped MACs = the model's; a causal prompt issues at least half of
+    them; the tensor-core time of the kernel is never below the peak-rate bound."""
+    import numpy as np
+    from archsim.api import load
+    from archsim.isa import Op
+    from archsim.uarch import get
+    kvh = 2
+    wl = dict(name="t", kind="transformer", d_model=hd * kvh * grp, n_layers=1, n_heads=kvh * grp, n_kv_heads=kvh,
+              head_dim=hd, d_ff=256, vocab_size=100, max_seq_len=1024, norm="rmsnorm", mlp="gelu",
+              position="rope", arch="decoder" if decoder else "encoder", phase="prefill", batch=batch,
+              seq_len=seq, precision={"weights": "fp16", "activations": "fp16"})
+    cfg, w = load(arch, wl)
+    p = _prefill_attention_program(cfg, w)
+    model = sum(op.macs for op in w.ops() if op.role in ("attn_qk", "attn_sv"))
+    issued = int(p.aux[p.op == Op.GEMM, 2].sum())
+    skipped = int(p.aux[p.op == Op.SYNC, 0].sum())
+    assert issued + skipped == model and issued <= model
+    if not decoder:
+        assert skipped == 0
+    else:
+        assert issued >= model // 2
+    dur = get("gpu").cost(cfg, p)[0]
+    g = p.op == Op.GEMM
+    peak = cfg.sm.count * cfg.mma_rate("fp16")
+    assert dur[g].sum() >= issued / peak * 0.999
+    assert np.all(dur >= 0)
