@@ -27,6 +27,7 @@ from archsim.config.types import PRECISION_BITS
 from archsim.errors import LoweringError
 from archsim.isa import Op, ProgramBuilder, VecKind
 from archsim.uarch.gpu.tiling import flash_tiles, list_schedule, plan_gemm
+from archsim.uarch.systolic.cost import prim_table, vector_cycles, vector_rates
 from archsim.workload.graph import GemmOp, VectorOp
 
 CHUNKS = 8
@@ -314,7 +315,8 @@ class GpuLowerer:
         go to the SMs in launch order (:func:`list_schedule`): the kernel lasts as long as its
         busiest SM slot. Within a CTA the tensor-core work and the softmax (max, exp, sum, and the
         rescale of the O accumulator per key block) are serialised, as in FlashAttention-2; the
-        softmax work is spread evenly over the SMs' lanes."""
+        softmax instructions count the work spread over all lanes, and the SMs then wait for the
+        busiest slot's excess of it (the same imbalance as its tensor-core work)."""
         cfg = self.cfg
         tk = cfg.tiles.k
         works = []
@@ -387,6 +389,15 @@ class GpuLowerer:
             if st > 0:           # the finished O rows of the chunk leave while the next one runs
                 stores.append(int(self.pb.add(Op.STORE, U_WR, layer, nbytes=st, addr=self._alloc(st),
                                               deps=np.array([last], np.int64))[0]))
+        # the softmax instructions above spread their work evenly over the SMs; the busiest slot has
+        # `imbalance` times the mean of it, the SMs wait for it
+        used = max(1, min(len(work), S * c))
+        imbalance = span * used / max(1.0, float(work.sum())) - 1.0
+        if imbalance > 0:
+            prim, rates = prim_table(), vector_rates(cfg.vector)
+            soft = sum(float(vector_cycles(int(kind), int(m), int(n), prim, rates, 0))
+                       for kind, m, n in ((VecKind.SOFTMAX, scores, rows_tot), (VecKind.MUL, rescale, 1)))
+            last = self.sync(U_SM, layer, int(round(imbalance * soft)), [last])
         # masked tiles the kernel skipped cost no time; counted so issued + skipped = the model's MACs
         self.prev_done = self.sync(U_CTRL, layer, 0, [last] + stores[-1:], skipped_macs=model_macs - issued)
 
