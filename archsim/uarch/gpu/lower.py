@@ -307,16 +307,18 @@ class GpuLowerer:
     # -- prefill (context) attention -----------------------------------------------------------
     def prefill_attention(self, ops, layer: int) -> None:
         """One fused FlashAttention-2-style kernel for the QK^T, softmax and SV of every request and
-        head of a layer (``prefill_attention: fused`` or ``attention: flash``): one CTA per
-        (request, query head, block of query rows) loops over blocks of keys with Q in shared
-        memory and the scores in registers, so Q, K and V are read from HBM once (a GQA group's
+        head of a layer (``prefill_attention: fused`` or ``attention: flash``).
+
+        One CTA per (request, query head, block of query rows) loops over blocks of keys with Q in
+        shared memory and the scores in registers: Q, K and V are read from HBM once (a GQA group's
         query heads re-read their K/V head from L2) and O is written once. With a causal mask a
-        query block visits only the key blocks up to its last row (masked tiles are skipped: counted as skipped MACs). CTAs of unequal length
-        go to the SMs in launch order (:func:`list_schedule`): the kernel lasts as long as its
-        busiest SM slot. Within a CTA the tensor-core work and the softmax (max, exp, sum, and the
-        rescale of the O accumulator per key block) are serialised, as in FlashAttention-2; the
-        softmax instructions count the work spread over all lanes, and the SMs then wait for the
-        busiest slot's excess of it (the same imbalance as its tensor-core work)."""
+        query block visits only the key blocks up to its last row; the masked tiles are skipped and
+        counted as skipped MACs. CTAs of unequal length go to the SMs in launch order
+        (:func:`list_schedule`), so the kernel lasts as long as its busiest SM slot. Within a CTA
+        the tensor-core work and the softmax (max, exp, sum, and the rescale of the O accumulator
+        per key block) are serialised, as in FlashAttention-2; the softmax instructions count the
+        work spread over all lanes, and the SMs then wait for the busiest slot's excess of it (the
+        same imbalance as its tensor-core work)."""
         cfg = self.cfg
         tk = cfg.tiles.k
         works = []
