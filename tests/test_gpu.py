@@ -413,3 +413,23 @@ def test_fused_prefill_attention_properties(batch, grp, hd, seq, decoder, arch):
     peak = cfg.sm.count * cfg.mma_rate("fp16")
     assert dur[g].sum() >= issued / peak * 0.999
     assert np.all(dur >= 0)
+
+
+def test_unsupported_operand_formats_run_widened_on_the_tensor_cores():
+    """FP8 on the A100 (no FP8 tensor cores) runs at the FP16 tensor-core rate with FP8 bytes
+    moved, not on the CUDA cores; INT4 on the H100 at the INT8 rate; FP32 stays on the CUDA cores
+    (never silently TF32)."""
+    a100, h100 = load_arch("a100"), load_arch("h100")
+    assert a100.mma_exec("fp8") == "fp16" and a100.mma_rate("fp8") == 1024
+    assert a100.mma_exec("mxfp4") == "fp16" and a100.mma_exec("int4") == "int4"
+    assert h100.mma_exec("int4") == "int8" and h100.mma_rate("int4") == 4096
+    assert h100.mma_exec("fp32") == "fp32" and h100.mma_rate("fp32") == h100.sm.cuda_macs_per_cycle
+    fp8 = ["workload.precision.weights=fp8", "workload.precision.activations=fp8"]
+    r8 = simulate("a100", "llama2-7b", phase="prefill", batch=1, seq_len=1024, overrides=fp8)
+    r16 = simulate("a100", "llama2-7b", phase="prefill", batch=1, seq_len=1024)
+    from archsim.api import load
+    from archsim.uarch import get
+    assert get("gpu").run_config(*load("a100", "llama2-7b", overrides=fp8)).precision == "fp16"
+    assert r8.bounds_ok()
+    # same tensor-core rate, half the weight bytes: no slower than FP16, nowhere near 16x slower
+    assert r8.seconds <= r16.seconds * 1.01 and r8.offchip_bytes < r16.offchip_bytes

@@ -56,14 +56,14 @@ class Gpu(Uarch):
 
     def run_config(self, cfg, workload):
         """The tensor cores run each GEMM at its operands' precision (the wider of the two, as
-        the lowerer does): peak MACs and the price of a MAC follow the precision that issues
-        most of the workload's MACs (an FP8 run on a bf16-default preset is priced and bounded
-        as FP8)."""
+        the lowerer does; widened to a supported format, :meth:`GpuConfig.mma_exec`): peak MACs
+        and the price of a MAC follow the precision that issues most of the workload's MACs (an
+        FP8 run on the bf16-default h100 is priced and bounded as FP8, on the a100 as FP16)."""
         rep = workload.group_repeat()
         tally: dict[str, int] = {}
         for op in workload.ops():
             if isinstance(op, GemmOp):
-                prec = mma_precision(op)
+                prec = cfg.mma_exec(mma_precision(op))
                 tally[prec] = tally.get(prec, 0) + op.macs * rep[op.layer]
         if not tally:
             return cfg

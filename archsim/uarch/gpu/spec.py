@@ -7,7 +7,11 @@ from typing import Literal, Optional
 from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
 
 from archsim.config.common import ArchBase, PipelineConfig
-from archsim.config.types import Bandwidth, Bytes, Precision, Strict, Time
+from archsim.config.types import PRECISION_BITS, Bandwidth, Bytes, Precision, Strict, Time
+
+# tensor-core formats an unsupported operand format can be widened to (narrowest first)
+_FLOAT_KINDS = ("fp8", "fp16", "bf16")
+_INT_KINDS = ("int4", "int8", "int16", "int32", "mxint8")
 
 
 class SmConfig(Strict):
@@ -132,6 +136,20 @@ class GpuConfig(ArchBase):
             raise ValueError(f"the smallest tile ({smallest} B double-buffered) does not fit sm.smem")
         return self
 
+    def mma_exec(self, precision: str) -> str:
+        """The precision the tensor cores run operands of ``precision`` at: itself when supported,
+        else the narrowest supported format of the same kind (float / integer) at least as wide,
+        the operands widened as they are loaded (FP8 on an A100 runs as FP16, as FP8-weight
+        kernels for Ampere do; INT4 on an H100 as INT8); itself (the CUDA cores) when there is
+        none. FP32 never silently becomes TF32."""
+        rates = self.sm.mma_macs_per_cycle
+        if rates.get(precision, 0.0) > 0 or precision in ("fp32", "tf32"):
+            return precision
+        kind = _INT_KINDS if precision in _INT_KINDS else _FLOAT_KINDS
+        bits = PRECISION_BITS[precision]
+        wider = [p for p in kind if rates.get(p, 0.0) > 0 and PRECISION_BITS[p] >= bits]
+        return min(wider, key=lambda p: PRECISION_BITS[p]) if wider else precision
+
     def mma_rate(self, precision: str) -> float:
-        r = self.sm.mma_macs_per_cycle.get(precision, 0.0)
+        r = self.sm.mma_macs_per_cycle.get(self.mma_exec(precision), 0.0)
         return r if r > 0 else self.sm.cuda_macs_per_cycle
