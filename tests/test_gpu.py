@@ -433,3 +433,23 @@ def test_unsupported_operand_formats_run_widened_on_the_tensor_cores():
     assert r8.bounds_ok()
     # same tensor-core rate, half the weight bytes: no slower than FP16, nowhere near 16x slower
     assert r8.seconds <= r16.seconds * 1.01 and r8.offchip_bytes < r16.offchip_bytes
+
+
+def test_tensor_parallel_energy_is_the_whole_systems():
+    """One simulated device stands for the tensor-parallel group: the same decode step on 1, 4
+    and 8 GPUs reads the same bytes in all (the weights once over the group, not a quarter of
+    them), the bandwidth peak grows with the devices, and the ring all-reduces cost
+    2 (T-1)/T x payload x 8 x 1.3 pJ/bit; pipeline stages add their activation transfers."""
+    runs = {T: simulate("a100", "llama2-7b", phase="decode", batch=8, kv_len=512,
+                        overrides=[f"parallel.tensor={T}"]) for T in (1, 4, 8)}
+    rd = {T: r.components["offchip"]["counts"]["read_bytes"] for T, r in runs.items()}
+    assert abs(rd[4] - rd[1]) <= 0.01 * rd[1] and abs(rd[8] - rd[1]) <= 0.01 * rd[1]
+    assert runs[4].peak_bytes_per_cycle == 4 * runs[1].peak_bytes_per_cycle
+    for T, r in runs.items():
+        link = r.components["link"]
+        assert link["energy_pj"]["bytes"] == pytest.approx(link["counts"]["bytes"] * 8 * 1.3 * 2 * (T - 1) / T)
+        assert r.bounds_ok()
+    assert runs[1].components["link"]["energy_pj"]["bytes"] == 0 < runs[8].components["link"]["energy_pj"]["bytes"]
+    pp = simulate("a100", "llama2-7b", phase="prefill", batch=4, seq_len=256, overrides=["parallel.pipeline=2"])
+    xfer = pp.extra["pipeline"]["transfer_bytes"]
+    assert xfer > 0 and pp.components["link"]["energy_pj"]["stage_transfer"] == pytest.approx(xfer * 8 * 1.3)

@@ -185,6 +185,12 @@ def _combine(cfg, wl, runs: list[Result], cycles: int, P: int, info: dict) -> Re
         memory_info=dict(r0.memory_info), peak_dynamic_w=r0.peak_dynamic_w * P,
         extra=copy.deepcopy(r0.extra))
     res.extra["pipeline"] = info
+    # the activations crossing stage boundaries, priced per bit of the interconnect when it has a price
+    e_bit = float(getattr(getattr(cfg, "interconnect", None), "energy_per_bit", 0.0) or 0.0)
+    if e_bit > 0 and info.get("transfer_bytes"):
+        link = res.components.setdefault("link", {"counts": {}, "energy_pj": {}})
+        link["counts"]["stage_transfer_bytes"] = int(info["transfer_bytes"])
+        link["energy_pj"]["stage_transfer"] = float(info["transfer_bytes"]) * 8 * e_bit
     summary = getattr(uarch_registry.get(cfg.uarch), "summary", None)
     if callable(summary):
         # busy times are summed over the stages; utilisation is per stage

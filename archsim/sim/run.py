@@ -35,7 +35,12 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
     memory = build_memory(cfg.memory, cfg.clock)
     prog = u.lower(cfg, wl, LowerOptions(all_layers=all_layers, seed=seed), memory=memory)
     dur, counters = u.cost(cfg, prog)
-    start, finish, memc, busy = schedule(prog, dur, memory)
+    start, finish, memc_dev, busy = schedule(prog, dur, memory)
+    # one simulated device may stand for several identical ones (tensor parallel): traffic and
+    # commands of the whole system, busy time of one device
+    D = int(u.devices(cfg))
+    memc = memc_dev * D
+    memc[:, MC_BUSY_CYCLES] = memc_dev[:, MC_BUSY_CYCLES]
     n_layers = len(prog.layer_names)
     weights = prog.layer_weights.astype(np.int64)
     # end of each layer (monotone), the layer's share of the timeline
@@ -98,7 +103,7 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
         macs=int((macs_layer * weights).sum()), expected_macs=int(wl.macs()),
         skipped_macs=int((skipped_layer * weights).sum()), padded_macs=int((padded_layer * weights).sum()),
         peak_macs_per_cycle=float(u.peak_macs_per_cycle(rcfg)),
-        peak_bytes_per_cycle=float(memory.peak_bytes_per_cycle),
+        peak_bytes_per_cycle=float(memory.peak_bytes_per_cycle) * D,
         offchip_bytes=int(tot_memc[MC_READ_BYTES] + tot_memc[MC_WRITE_BYTES]),
         layers=layers, components=components,
         units={nm: int(unit_busy[i]) for i, nm in enumerate(prog.unit_names)},

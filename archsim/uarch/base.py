@@ -47,6 +47,13 @@ class Uarch:
         itself unless the datapath runs several precisions and the workload picks one."""
         return cfg
 
+    def devices(self, cfg) -> int:
+        """Identical devices the simulated program stands for (tensor parallelism simulates one
+        device): the memory model's byte and command counts and the bandwidth peak are multiplied
+        by it, so a result's traffic and energy are the whole system's. The cost kernel's counters
+        must already be system-wide."""
+        return 1
+
     def prices(self, cfg, table) -> dict[str, float]:
         """pJ per count for each counter name (missing names cost nothing)."""
         return {}

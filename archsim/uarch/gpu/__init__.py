@@ -44,7 +44,19 @@ class Gpu(Uarch):
         lat = max(1.0, cfg.memory.latency * cfg.clock)
         return min(cfg.sm.l2_bytes_per_cycle, float(cfg.sm.inflight_bytes) / lat)
 
+    def devices(self, cfg):
+        """Tensor parallelism simulates one of ``parallel.tensor`` identical devices."""
+        return cfg.parallel.tensor
+
     def cost(self, cfg, program):
+        dur, cnt = self._cost_one_device(cfg, program)
+        # every device of the tensor-parallel group does the same work: system-wide counts (the
+        # MAC columns already count all devices, the model's MACs exactly)
+        per_device = [i for i, nm in enumerate(COUNTERS) if nm not in ("array.mac", "array.skipped_mac")]
+        cnt[:, per_device] *= cfg.parallel.tensor
+        return dur, cnt
+
+    def _cost_one_device(self, cfg, program):
         ic = cfg.interconnect
         link_bpc = ic.bandwidth * ic.efficiency / cfg.clock
         return gpu_cost(program.op, program.layer, program.m, program.n, program.k, program.nbytes,
@@ -76,7 +88,10 @@ class Gpu(Uarch):
         return cfg.sm.count * cfg.mma_rate(cfg.precision) * cfg.parallel.tensor
 
     def prices(self, cfg, table):
-        p = {"array.mac": table.mac_pj(cfg.precision),
+        T = cfg.parallel.tensor
+        # a ring all-reduce of a payload moves 2 (T-1) / T of it out of every device
+        link_pj_byte = 8 * cfg.interconnect.energy_per_bit * 2 * (T - 1) / T if T > 1 else 0.0
+        p = {"array.mac": table.mac_pj(cfg.precision), "link.bytes": link_pj_byte,
              "smem.read_bytes": table.sram_pj_per_byte(float(cfg.sm.smem)),
              "l2.read_bytes": table.sram_pj_per_byte(float(cfg.l2.size) / 64),
              "rf.write_bytes": table.sram_pj_per_byte(64 * 1024)}

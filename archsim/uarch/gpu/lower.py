@@ -17,7 +17,8 @@ of the GPU) and a device-side gap after the previous kernel (``sm`` unit), then 
   :meth:`GpuLowerer.decode_attention`); ``gemm`` times them as separate batched GEMMs.
 - Tensor parallelism over ``parallel.tensor`` devices: QKV/up/LM-head split by columns,
   output/down projections by rows followed by a ring all-reduce (``link`` unit), attention
-  split by heads. One device is simulated (all are symmetric); MACs are counted for all.
+  split by heads. One device is simulated (all are symmetric); MACs are counted for all here,
+  the other counts and the memory traffic are multiplied by the devices (``Gpu.devices``).
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
 
 from archsim.config.common import ArchBase, PipelineConfig
-from archsim.config.types import PRECISION_BITS, Bandwidth, Bytes, Precision, Strict, Time
+from archsim.config.types import PRECISION_BITS, Bandwidth, Bytes, Energy, Precision, Strict, Time
 
 # tensor-core formats an unsupported operand format can be widened to (narrowest first)
 _FLOAT_KINDS = ("fp8", "fp16", "bf16")
@@ -91,6 +91,9 @@ class InterconnectConfig(Strict):
     latency: Time = Field(2e-6, description="per-step latency of a collective (ring hop)")
     efficiency: float = Field(1.0, gt=0, le=1, description="achieved fraction of link bandwidth")
     algorithm: Literal["ring"] = "ring"
+    energy_per_bit: Energy = Field(1.3, description=(
+        "energy per bit sent over a link (default: GPU-to-GPU communication in AttAcc's energy "
+        "table, 1.3 pJ/bit; energy_tables.yaml#attacc_hbm3_energy_model nvlink_comm)"))
 
 
 class ParallelConfig(PipelineConfig):
