@@ -18,6 +18,9 @@ recipe       meaning (source)
 ``fp8``      fp8 weights and activations, per-tensor scales (Micikevicius et al., 2022).
 ``mxfp8``    MXFP8 weights and activations (OCP MX v1.0: 32 elements share an 8-bit exponent).
 ``mxfp4``    MXFP4 weights (same block format), activations unchanged.
+``attn_fp8`` FP8 attention (QK^T, softmax, SV) over an fp8 KV cache: FP8 FMHA kernels
+             (TensorRT-LLM use_fp8_context_fmha, FlashAttention-3 FP8); without it attention
+             runs at 16 bits whatever the activations.
 ===========  =====================================================================================
 
 Recipes combine with ``+`` (``w4a16+kv_int8``). MX block formats always carry one 8-bit shared
@@ -39,6 +42,7 @@ RECIPES: dict[str, dict] = {
     "fp8": dict(weights="fp8", activations="fp8"),
     "mxfp8": dict(weights="mxfp8", activations="mxfp8"),
     "mxfp4": dict(weights="mxfp4"),
+    "attn_fp8": dict(attention="fp8", kv_cache="fp8"),
 }
 
 INT_FORMATS = ("int4", "int8", "int16", "int32")
@@ -65,7 +69,7 @@ def resolve(spec):
     upd: dict = {}
     for name in check_recipe(q):
         for k, v in RECIPES[name].items():
-            if k in ("weights", "activations", "kv_cache"):
+            if k in ("weights", "activations", "kv_cache", "attention"):
                 if getattr(p, k) is None and k not in upd:
                     upd[k] = v
             elif k == "group_size":

@@ -82,7 +82,7 @@ class RunFields(Strict):
     source: Optional[str] = Field(None, description="where the model dimensions come from")
     sparsity: SparsitySpec = Field(default_factory=SparsitySpec)
     quant: Optional[str] = Field(None, description="quantisation recipe(s), '+'-joined: "
-                                 "w8a8, w4a16, w4a8, kv_int8, kv_fp8, fp8, mxfp8, mxfp4")
+                                 "w8a8, w4a16, w4a8, kv_int8, kv_fp8, fp8, mxfp8, mxfp4, attn_fp8")
     kv_lens: Optional[list[NonNegativeInt]] = Field(
         None, description="decode: KV length of each request (mixed batch); length = batch")
     kv_len_dist: Optional[KVLenDist] = Field(None, description="decode: KV lengths drawn per request")
