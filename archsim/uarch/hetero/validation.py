@@ -32,3 +32,27 @@ def neupims_ratios(case: dict) -> dict:
     t = neupims_throughputs(case)
     return {"vs_gpu_only": t["neupims"] / t["gpu_only"], "vs_npu_only": t["neupims"] / t["npu_only"],
             "vs_naive_npu_pim": t["neupims"] / t["naive_npu_pim"], **{f"tokens_per_s.{k}": v for k, v in t.items()}}
+
+
+def attacc_energy(case: dict) -> dict:
+    """Decode-step energy of the AttAcc comparison: ``case["gpu"]`` (the GPU-only DGX, default
+    dgx_a100 with A100a HBM3 bandwidth) and ``case["attacc"]`` (attacc_dgx with the case's PIM
+    options) on the case's workload, batch and KV length. Returns the energy per decode step of
+    the whole batch (J) of each and the energy-efficiency ratio (tokens per joule, AttAcc over
+    the DGX: the DGX's step energy over AttAcc's, both generating ``batch`` tokens);
+    ``case["scope"]``: ``all`` (default) or ``dynamic`` (leakage left out)."""
+    wl, B, L = case["workload"], int(case["batch"]), int(case["kv_len"])
+    gpu = simulate(case.get("gpu_arch", "dgx_a100"), wl, batch=B, kv_len=L, phase="decode",
+                   overrides=list(case.get("gpu_overrides", ["memory.bandwidth=2849.2 GB/s",
+                                                              "memory.capacity=1e13"])))
+    att = simulate(case.get("attacc_arch", "attacc_dgx"), wl, batch=B, kv_len=L, phase="decode",
+                   overrides=list(case.get("attacc_overrides", [])))
+    eg, ea = _energy_j(gpu, case.get("scope", "all")), _energy_j(att, case.get("scope", "all"))
+    return {"energy_eff_ratio": eg / ea, "gpu_step_j": eg, "attacc_step_j": ea}
+
+
+def _energy_j(res, scope: str) -> float:
+    """A result's energy in J: ``all``, or ``dynamic`` (every component but leakage)."""
+    if scope == "all":
+        return res.energy_pj * 1e-12
+    return sum(e for c in res.components.values() for k, e in c["energy_pj"].items() if k != "leakage") * 1e-12
