@@ -81,6 +81,16 @@ class Result:
         return float(sum(sum(c["energy_pj"].values()) for c in self.components.values()))
 
     @property
+    def leakage_pj(self) -> float:
+        """The static share of :attr:`energy_pj` (every component's ``leakage`` entry)."""
+        return float(sum(c["energy_pj"].get("leakage", 0.0) for c in self.components.values()))
+
+    @property
+    def dynamic_pj(self) -> float:
+        """:attr:`energy_pj` without leakage."""
+        return self.energy_pj - self.leakage_pj
+
+    @property
     def tokens(self) -> int:
         wl = self.workload
         if getattr(wl, "tokens", 0) <= 0:
@@ -128,8 +138,7 @@ class Result:
 
     def peak_power_w(self) -> float:
         """Leakage plus every unit at full rate (MAC array busy, memory at peak bandwidth)."""
-        leak = sum(v for c in self.components.values() for k, v in c["energy_pj"].items() if k == "leakage")
-        leak_w = leak * 1e-12 / self.seconds if self.seconds else 0.0
+        leak_w = self.leakage_pj * 1e-12 / self.seconds if self.seconds else 0.0
         return leak_w + self.peak_dynamic_w
 
     def to_dict(self) -> dict:

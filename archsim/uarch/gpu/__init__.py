@@ -49,22 +49,19 @@ class Gpu(Uarch):
         return cfg.parallel.tensor
 
     def cost(self, cfg, program):
-        dur, cnt = self._cost_one_device(cfg, program)
-        # every device of the tensor-parallel group does the same work: system-wide counts (the
-        # MAC columns already count all devices, the model's MACs exactly)
-        per_device = [i for i, nm in enumerate(COUNTERS) if nm not in ("array.mac", "array.skipped_mac")]
-        cnt[:, per_device] *= cfg.parallel.tensor
-        return dur, cnt
-
-    def _cost_one_device(self, cfg, program):
         ic = cfg.interconnect
         link_bpc = ic.bandwidth * ic.efficiency / cfg.clock
-        return gpu_cost(program.op, program.layer, program.m, program.n, program.k, program.nbytes,
+        dur, cnt = gpu_cost(program.op, program.layer, program.m, program.n, program.k, program.nbytes,
                         program.aux, max(1, len(program.layer_names)), cfg.tiles.k, cfg.sm.mma_efficiency,
                         self._feed_bpc(cfg),
                         float(cfg.sm.mainloop_overhead_cycles), float(cfg.sm.epilogue_bytes_per_cycle),
                         cfg.accumulator_bytes, prim_table(), vector_rates(cfg.vector),
                         cfg.vector.pipeline_cycles, link_bpc, ic.latency * cfg.clock)
+        # every device of the tensor-parallel group does the same work: system-wide counts (the
+        # MAC columns already count all devices, the model's MACs exactly)
+        per_device = [i for i, nm in enumerate(COUNTERS) if nm not in ("array.mac", "array.skipped_mac")]
+        cnt[:, per_device] *= cfg.parallel.tensor
+        return dur, cnt
 
     def run_config(self, cfg, workload):
         """The tensor cores run each GEMM at its operands' precision (the wider of the two, as
@@ -80,7 +77,7 @@ class Gpu(Uarch):
         if not tally:
             return cfg
         prec = max(tally, key=tally.get)
-        if prec == cfg.precision or cfg.mma_rate(prec) <= 0:
+        if prec == cfg.precision:
             return cfg
         return cfg.model_copy(update={"precision": prec})
 

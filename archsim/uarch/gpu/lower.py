@@ -48,6 +48,12 @@ def mma_precision(op: GemmOp) -> str:
     return b if PRECISION_BITS[b] >= PRECISION_BITS[a] else a
 
 
+def _part(total, n, j):
+    """Share ``j`` of ``total`` split into ``n`` near-equal integer parts (the first
+    ``total % n`` parts one larger); ``total`` and ``j`` may be numpy arrays."""
+    return total // n + (j < total % n)
+
+
 def _bpe(dtype: str) -> float:
     return PRECISION_BITS[dtype] / 8.0
 
@@ -171,8 +177,8 @@ class GpuLowerer:
         has_ld = ld_bytes > 0
         st_bytes = np.where(cc == nc - 1, np.rint(w_store[wv]).astype(np.int64), 0)
         has_st = st_bytes > 0
-        it_c = iters // nc + (cc < iters % nc)
-        mac_c = w_macs[wv] // nc + np.where(cc < w_macs[wv] % nc, 1, 0)
+        it_c = _part(iters, nc, cc)
+        mac_c = _part(w_macs[wv], nc, cc)
         per = has_ld.astype(np.int64) + 1 + has_st
         base = self.pb.count
         off = base + np.concatenate(([0], np.cumsum(per)[:-1]))
@@ -278,9 +284,9 @@ class GpuLowerer:
         start = self.kernel_start(layer)
         nc = CHUNKS
         S = cfg.sm.count
-        ld = [int(kv_bytes) // nc + (1 if c < int(kv_bytes) % nc else 0) for c in range(nc)]
-        it = [k_iters // nc + (1 if c < k_iters % nc else 0) for c in range(nc)]
-        macs_all = [macs_model // nc + (1 if c < macs_model % nc else 0) for c in range(nc)]
+        ld = [_part(int(kv_bytes), nc, c) for c in range(nc)]
+        it = [_part(k_iters, nc, c) for c in range(nc)]
+        macs_all = [_part(macs_model, nc, c) for c in range(nc)]
         g_prev = []
         last = -1
         for c in range(nc):
@@ -373,7 +379,7 @@ class GpuLowerer:
         g_prev, stores = [], []
         last = start
         for j in range(nc):
-            share = lambda x: x // nc + (1 if j < x % nc else 0)  # noqa: E731
+            share = lambda x: int(_part(x, nc, j))  # noqa: E731
             ld = share(ld_tot)
             dl = [start] + ([g_prev[-2]] if len(g_prev) >= 2 else [])
             li = int(self.pb.add(Op.LOAD, U_RD, layer, nbytes=ld, addr=self._alloc(ld),
@@ -411,10 +417,10 @@ class GpuLowerer:
         last = []
         prev_v = -1
         for c in range(nch):
-            el = elements // nch + (c < elements % nch)
-            rw = rows // nch + (c < rows % nch)
-            ib = int(in_bytes) // nch + (c < int(in_bytes) % nch)
-            ob = int(out_bytes) // nch + (c < int(out_bytes) % nch)
+            el = _part(elements, nch, c)
+            rw = _part(rows, nch, c)
+            ib = _part(int(in_bytes), nch, c)
+            ob = _part(int(out_bytes), nch, c)
             ld = -1
             if ib > 0:
                 ld = int(self.pb.add(Op.LOAD, U_RD, layer, nbytes=ib, addr=self._alloc(ib),
@@ -511,7 +517,7 @@ class GpuLowerer:
                     done_att.add(op.layer)
                     self.decode_attention(att_layers[op.layer], layer)
                 continue
-            if op.layer in flash and any(op is f for f in flash[op.layer]):
+            if op.layer in flash and op.role in ("attn_qk", "softmax", "attn_sv"):
                 if op.layer not in done_att:
                     done_att.add(op.layer)
                     self.prefill_attention(flash[op.layer], layer)

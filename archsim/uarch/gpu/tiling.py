@@ -220,11 +220,9 @@ def flash_tiles(hd: int, bpe: float, smem: float, regs: float, acc_bytes: int, m
     kernel: Q tiles of 128 rows (64 when Q plus double-buffered K and V blocks of 64 keys do not
     fit shared memory), fp32 O accumulator and score block in registers."""
     bk = 64
-    bq, need = 64, (64 + 4 * bk) * hd * bpe
-    for cand in (128, 64):
-        need = (cand + 4 * bk) * hd * bpe
+    for bq in (128, 64):                 # 64 rows whether or not they fit
+        need = (bq + 4 * bk) * hd * bpe
         if need <= smem:
-            bq = cand
             break
     by_regs = int(regs // (bq * (hd + bk) * acc_bytes))
     return bq, bk, max(1, min(max_ctas, int(smem // need), by_regs))

@@ -185,7 +185,7 @@ def xpu_segment(cfg, P, wl, ops) -> Seg:
     if P.xpu.uarch == "gpu":
         # the host issues the segment's first launch ahead of time (it is not blocked by the device)
         sec = max(res.cycles - int(round(xc.launch.host * xc.clock)), 0) / xc.clock
-    energy = sum(v for c in res.components.values() for k, v in c["energy_pj"].items() if k != "leakage")
+    energy = res.dynamic_pj
     ar_s = 0.0
     if ar:
         from archsim.uarch.gpu.cost import link_cycles

@@ -53,6 +53,4 @@ def attacc_energy(case: dict) -> dict:
 
 def _energy_j(res, scope: str) -> float:
     """A result's energy in J: ``all``, or ``dynamic`` (every component but leakage)."""
-    if scope == "all":
-        return res.energy_pj * 1e-12
-    return sum(e for c in res.components.values() for k, e in c["energy_pj"].items() if k != "leakage") * 1e-12
+    return (res.energy_pj if scope == "all" else res.dynamic_pj) * 1e-12
