@@ -16,7 +16,7 @@ from archsim.config.types import Precision
 from archsim.workload.graph import GraphBuilder, LayerGroup, Workload
 from archsim.workload.moe import MoESpec, add_ffn, layer_plan
 from archsim.workload.ssm import MambaDims, add_mamba_block
-from archsim.workload.transformer import add_attention_block, add_head, embed
+from archsim.workload.transformer import add_attention_block, add_head, embed, token_rows
 
 
 class HybridSpec(MoESpec):
@@ -57,7 +57,7 @@ class HybridSpec(MoESpec):
 
 def build_hybrid(s: HybridSpec, default_precision: str, all_layers: bool = False) -> Workload:
     gb = GraphBuilder()
-    T = s.batch * (1 if s.phase == "decode" else s.seq_len)
+    T = token_rows(s)
     x = embed(gb, s, default_precision, T)
     groups = [LayerGroup("embed", 1)]
     mixer = lambda i: "attn" if s.is_attn_layer(i) else "mamba"  # noqa: E731

@@ -31,7 +31,8 @@ from archsim.errors import InputFileError, WorkloadError
 from archsim.isa import VecKind
 from archsim.workload.graph import GemmOp, GraphBuilder, LayerGroup, Tensor, VectorOp, Workload
 from archsim.workload.spec import TransformerSpec
-from archsim.workload.transformer import add_attention_block, add_head, add_mlp_block, dtypes, embed, stream_dtype
+from archsim.workload.transformer import (add_attention_block, add_head, add_mlp_block, dtypes, embed, norm_kind_of,
+                                          stream_dtype, token_rows)
 
 
 class RoutingSpec(Strict):
@@ -216,7 +217,7 @@ def add_moe_block(gb: GraphBuilder, s, layer: str, x: Tensor, default: str, pref
     mlp = s.expert_mlp or s.mlp
     gated = mlp in ("swiglu", "geglu")
     nup = 2 * ff if gated else ff
-    norm_kind = VecKind.RMSNORM if s.norm == "rmsnorm" else VecKind.LAYERNORM
+    norm_kind = norm_kind_of(s)
     xn = Tensor(f"{prefix}.moe_norm.out", (T, d), a)
     gb.add(VectorOp(f"{prefix}.moe_norm", layer, norm_kind, T, d, (x,), (xn,), role="norm"))
     logits = Tensor(f"{prefix}.router.out", (T, E), st)
@@ -312,7 +313,7 @@ def add_ffn(gb: GraphBuilder, s, name: str, x: Tensor, default: str, ffn: str, T
 
 def build_moe(s: MoESpec, default_precision: str, all_layers: bool = False) -> Workload:
     gb = GraphBuilder()
-    T = s.batch * (1 if s.phase == "decode" else s.seq_len)
+    T = token_rows(s)
     x = embed(gb, s, default_precision, T)
     groups = [LayerGroup("embed", 1)]
     plan = layer_plan(s, s.n_layers, lambda i: "moe" if s.is_moe_layer(i) else "dense")

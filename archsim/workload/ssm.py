@@ -35,7 +35,7 @@ from archsim.config.types import Precision
 from archsim.isa import VecKind
 from archsim.workload.graph import GemmOp, GraphBuilder, LayerGroup, Tensor, VectorOp, Workload
 from archsim.workload.spec import RunFields
-from archsim.workload.transformer import add_head, dtypes, embed
+from archsim.workload.transformer import add_head, dtypes, embed, norm_kind_of, token_rows
 
 
 class SSMSpec(RunFields):
@@ -120,7 +120,7 @@ def add_mamba_block(gb: GraphBuilder, s, m: MambaDims, layer: str, x: Tensor, de
     L = 1 if decode else s.seq_len
     T = B * L
     D, di, N, K = m.d_model, m.d_inner, m.d_state, m.d_conv
-    norm_kind = VecKind.RMSNORM if getattr(s, "norm", "rmsnorm") == "rmsnorm" else VecKind.LAYERNORM
+    norm_kind = norm_kind_of(s)
     W = lambda nm, shape: Tensor(f"{prefix}.{nm}", shape, w, "weight")  # noqa: E731
     act = lambda nm, shape: Tensor(f"{prefix}.{nm}", shape, a)  # noqa: E731
     xn = act("norm.out", (T, D))
@@ -255,7 +255,7 @@ def _ssd(gb, s, m: MambaDims, layer, prefix, xc, xz, T, B, L, decode, state_in, 
 
 def build_ssm(s: SSMSpec, default_precision: str, all_layers: bool = False) -> Workload:
     gb = GraphBuilder()
-    T = s.batch * (1 if s.phase == "decode" else s.seq_len)
+    T = token_rows(s)
     x = embed(gb, s, default_precision, T)
     groups = [LayerGroup("embed", 1)]
     m = dims_of(s)

@@ -16,6 +16,16 @@ def dtypes(spec, default: str) -> tuple[str, str, str]:
     return w, a, kv
 
 
+def norm_kind_of(s) -> VecKind:
+    """The model's norm: RMSNorm or LayerNorm (RMSNorm when the spec names none)."""
+    return VecKind.RMSNORM if getattr(s, "norm", "rmsnorm") == "rmsnorm" else VecKind.LAYERNORM
+
+
+def token_rows(s) -> int:
+    """Token rows of a pass: the batch in decode, batch x prompt in prefill."""
+    return s.batch * (1 if s.phase == "decode" else s.seq_len)
+
+
 def stream_dtype(spec, default: str) -> str:
     """The precision of the activations that are not a linear layer's input (the residual stream,
     GEMM outputs, norm and activation-function inputs): the activations', but never narrower than
@@ -31,10 +41,7 @@ def attention_dtype(spec, default: str) -> str:
     FP8 / INT8 inference quantises the inputs of the linear layers; the attention kernels
     dequantise an 8-bit KV cache on load and do QK^T and SV in 16 bits unless an FP8 attention
     kernel is enabled explicitly."""
-    p = spec.precision
-    if getattr(p, "attention", None):
-        return p.attention
-    return stream_dtype(spec, default)
+    return spec.precision.attention or stream_dtype(spec, default)
 
 
 def add_attention_block(gb: GraphBuilder, s: TransformerSpec, layer: str, x: Tensor, default: str,
@@ -50,7 +57,7 @@ def add_attention_block(gb: GraphBuilder, s: TransformerSpec, layer: str, x: Ten
     q = 1 if decode else s.seq_len                      # query tokens per request
     ctx = (s.kv_len + 1) if decode else s.seq_len       # keys attended per query
     T = B * q
-    norm_kind = VecKind.RMSNORM if s.norm == "rmsnorm" else VecKind.LAYERNORM
+    norm_kind = norm_kind_of(s)
     xn = normed
     if xn is None:
         xn = Tensor(f"{prefix}.attn_norm.out", (T, d), a)
@@ -107,11 +114,11 @@ def add_mlp_block(gb: GraphBuilder, s, layer: str, x: Tensor, default: str, pref
     st = stream_dtype(s, default)
     d = s.d_model
     ff = d_ff or s.d_ff
-    T = tokens if tokens is not None else s.batch * (1 if s.phase == "decode" else s.seq_len)
+    T = tokens if tokens is not None else token_rows(s)
     mlp = mlp or s.mlp
     inp = x
     if norm:
-        norm_kind = VecKind.RMSNORM if s.norm == "rmsnorm" else VecKind.LAYERNORM
+        norm_kind = norm_kind_of(s)
         inp = Tensor(f"{prefix}.mlp_norm.out", (T, d), a)
         gb.add(VectorOp(f"{prefix}.mlp_norm", layer, norm_kind, T, d, (x,), (inp,), role="norm"))
     gated = mlp in ("swiglu", "geglu")
@@ -140,13 +147,13 @@ def add_parallel_block(gb: GraphBuilder, s, layer: str, x: Tensor, default: str,
     """GPT-J / GPT-NeoX / Falcon layer: one norm feeds attention and the MLP side by side; their
     outputs and the input add into one residual."""
     _, a, _ = dtypes(s, default)
-    T = s.batch * (1 if s.phase == "decode" else s.seq_len)
+    T = token_rows(s)
     d = s.d_model
-    norm_kind = VecKind.RMSNORM if s.norm == "rmsnorm" else VecKind.LAYERNORM
+    norm_kind = norm_kind_of(s)
     xn = Tensor(f"{prefix}.norm.out", (T, d), a)
     gb.add(VectorOp(f"{prefix}.norm", layer, norm_kind, T, d, (x,), (xn,), role="norm"))
     o = add_attention_block(gb, s, layer, x, default, prefix, normed=xn, residual=False)
-    dn = add_mlp_block(gb, s, layer, xn, default, prefix, tokens=T, norm=False, residual=False)
+    dn = add_mlp_block(gb, s, layer, xn, default, prefix, norm=False, residual=False)
     r = Tensor(f"{prefix}.res", (T, d), stream_dtype(s, default))
     gb.add(VectorOp(f"{prefix}.res_add", layer, VecKind.ADD, T, d, (o, dn, x), (r,), role="residual"))
     return r
@@ -156,7 +163,7 @@ def add_head(gb: GraphBuilder, s, x: Tensor, default: str, T: int) -> None:
     """Final norm and (for decoders) the LM head on the last token of each request."""
     w, a, _ = dtypes(s, default)
     d = s.d_model
-    norm_kind = VecKind.RMSNORM if s.norm == "rmsnorm" else VecKind.LAYERNORM
+    norm_kind = norm_kind_of(s)
     xn = Tensor("head.norm.out", (T, d), a)
     gb.add(VectorOp("head.norm", "head", norm_kind, T, d, (x,), (xn,), role="norm"))
     if s.lm_head and getattr(s, "arch", "decoder") == "decoder":
@@ -177,7 +184,7 @@ def embed(gb: GraphBuilder, s, default: str, T: int) -> Tensor:
 
 def build_transformer(s: TransformerSpec, default_precision: str, all_layers: bool = False) -> Workload:
     gb = GraphBuilder()
-    T = s.batch * (1 if s.phase == "decode" else s.seq_len)
+    T = token_rows(s)
     x = embed(gb, s, default_precision, T)
     groups = [LayerGroup("embed", 1)]
     n_build = s.n_layers if all_layers else 1
