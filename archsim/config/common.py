@@ -1,7 +1,7 @@
 """Config sections shared by every microarchitecture."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import Field, PositiveInt, model_validator
 
@@ -46,6 +46,18 @@ class EnergyConfig(Strict):
 
     table: Optional[str] = Field(None, description="energy table name (default: by tech node)")
     leakage_scale: float = Field(1.0, ge=0, description="multiplier on leakage power")
+    mac_pj: dict[Precision, Union[Precision, Energy]] = Field(default_factory=dict, description=(
+        "per-MAC energy by datapath precision, replacing the table's: an energy at this design's "
+        "node (e.g. {int8: 0.25 pJ}) or another precision to price it like (e.g. {int8: fp16}, "
+        "as models that charge one ALU energy whatever the word size)"))
+
+    @model_validator(mode="after")
+    def _mac_aliases_resolve(self):
+        for p, v in self.mac_pj.items():
+            if isinstance(v, str) and isinstance(self.mac_pj.get(v), str):
+                raise ValueError(f"mac_pj.{p}: {v} is itself priced like {self.mac_pj[v]}; give an energy "
+                                 "or a precision the table prices")
+        return self
 
 
 class PipelineConfig(Strict):

@@ -5,7 +5,7 @@ technology node or table needs no re-simulation.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -49,13 +49,14 @@ class EnergyTable:
     node_nm: float
     logic_scale: float
     sram_scale: float
+    mac_override: dict = field(default_factory=dict)   # EnergyConfig.mac_pj of the design
 
     @property
     def name(self) -> str:
         return f"{self.base['id']}@{self.node_nm:g}nm"
 
     def mac_pj(self, precision: str) -> float:
-        return self.base["mac_pj"][precision] * self.logic_scale
+        return mac_price(self.mac_override, precision, lambda p: self.base["mac_pj"][p] * self.logic_scale)
 
     def vector_pj(self, prim: str) -> float:
         return self.base["vector_pj"][prim] * self.logic_scale
@@ -81,12 +82,26 @@ class EnergyTable:
         return self.base["leakage"]["logic_fraction"]
 
 
-def table_for(node_nm: float, name: str | None = None) -> EnergyTable:
+def mac_price(override: dict, precision: str, table_price) -> float:
+    """pJ of one MAC at ``precision``: the design's ``energy.mac_pj`` entry when it has one (an
+    energy, or another precision whose table price it takes), else ``table_price(precision)``."""
+    v = override.get(precision)
+    if v is None:
+        return table_price(precision)
+    return table_price(v) if isinstance(v, str) else float(v)
+
+
+def table_of(cfg) -> EnergyTable:
+    """The energy table that prices a design: its node, ``energy.table`` and ``energy.mac_pj``."""
+    return table_for(cfg.tech_node_nm, cfg.energy.table, cfg.energy.mac_pj)
+
+
+def table_for(node_nm: float, name: str | None = None, mac_override: dict | None = None) -> EnergyTable:
     base = _load(name or "horowitz_45nm")
     sc = _load("scaling")
     ratio_logic = _interp_loglog(sc["logic"], node_nm) / _interp_loglog(sc["logic"], base["tech_node_nm"])
     ratio_sram = _interp_loglog(sc["sram"], node_nm) / _interp_loglog(sc["sram"], base["tech_node_nm"])
-    return EnergyTable(base, float(node_nm), ratio_logic, ratio_sram)
+    return EnergyTable(base, float(node_nm), ratio_logic, ratio_sram, dict(mac_override or {}))
 
 
 def price(counter_names, counters: np.ndarray, prices: dict[str, float]) -> np.ndarray:

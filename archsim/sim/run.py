@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from archsim import uarch as uarch_registry
-from archsim.energy import table_for
+from archsim.energy import table_of
 from archsim.mem.interface import MC_BUSY_CYCLES, MC_READ_BYTES, MC_WRITE_BYTES, MEM_COUNTER_NAMES, build_memory
 from archsim.report.result import LayerRecord, Result
 from archsim.sim.timing import schedule
@@ -54,7 +54,7 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
     res_busy = np.maximum(busy[:, compute_units].max(axis=1) if compute_units else 0, memc[:, MC_BUSY_CYCLES])
     layer_cycles = np.where(weights > 1, np.maximum(span, res_busy), span)
     cycles = int((layer_cycles * weights).sum())
-    table = table_for(cfg.tech_node_nm, cfg.energy.table)
+    table = table_of(cfg)
     rcfg = u.run_config(cfg, wl)             # the precision this run's MACs are priced at
     prices = u.prices(rcfg, table)
     names = list(u.counter_names)

@@ -12,21 +12,23 @@ from numba import njit
 from archsim.isa import Op, ProgramBuilder
 from archsim.uarch import register
 from archsim.uarch.base import Uarch
-from archsim.uarch.dram_pim.api import (PimResult, attention_cycles, eltwise_baseline_cycles, eltwise_cycles,
-                                        gemv_baseline_cycles, gemv_cycles, stream_cycles)
+from archsim.uarch.dram_pim.api import (PimResult, attention_cycles, background_w, eltwise_baseline_cycles,
+                                        eltwise_cycles, gemv_baseline_cycles, gemv_cycles, pim_mac_pj, stream_cycles)
 from archsim.uarch.dram_pim.dram_adapter import resolve
 from archsim.uarch.dram_pim.spec import DramPimConfig, PimUnitConfig
 
-COUNTERS = ("pim.mac_cmd", "pim.macs", "dram.act", "dram.internal_bytes", "dram.external_bytes", "dram.ref",
-            "pim.padded_macs")
+COUNTERS = ("pim.mac_cmd", "pim.macs", "dram.act", "dram.internal_bytes", "dram.in_bank_fj", "dram.io_fj",
+             "pim.padded_macs")
 
 
 @njit(cache=True)
-def pim_cost(op, layer, k, aux, n_layers):
+def pim_cost(op, layer, m, n_, k, nbytes, aux, n_layers):
     """Durations and counters of a lowered PIM program: every Op.GEMM instruction on a
     ``pim_ch*`` unit is one GEMV command group whose cycles and counts the lowering measured
     with the command engine (aux = [cycles, mac_cmds, issued lane-MACs, acts]; ``k`` holds the
-    workload's useful MACs, so lanes left idle by padding are counted as padded MACs)."""
+    workload's useful MACs, so lanes left idle by padding are counted as padded MACs; ``nbytes``
+    the bytes the units read inside the DRAM; ``m`` / ``n`` the group's activation-and-array-read
+    and I/O energies in fJ, priced by the engine's DRAM path segments)."""
     n = op.shape[0]
     dur = np.zeros(n, np.int64)
     cnt = np.zeros((n_layers, 7), np.int64)
@@ -36,6 +38,9 @@ def pim_cost(op, layer, k, aux, n_layers):
             cnt[layer[i], 0] += aux[i, 1]
             cnt[layer[i], 1] += aux[i, 2]
             cnt[layer[i], 2] += aux[i, 3]
+            cnt[layer[i], 3] += nbytes[i]
+            cnt[layer[i], 4] += m[i]
+            cnt[layer[i], 5] += n_[i]
             if aux[i, 2] > k[i]:
                 cnt[layer[i], 6] += aux[i, 2] - k[i]
     return dur, cnt
@@ -92,13 +97,15 @@ class DramPim(Uarch):
                 reps = int(op.M) * count
                 useful = op.macs
             c = r.counters
-            b.add(Op.GEMM, 1, li, m=1, n=1, k=useful,
+            b.add(Op.GEMM, 1, li, m=int(round(r.energy_pj["in_bank_read"] * 1e3)) * reps,
+                  n=int(round(r.energy_pj["io"] * 1e3)) * reps, k=useful, nbytes=int(r.internal_bytes) * reps,
                   aux=[int(np.ceil(r.cycles * per_ck)) * reps, (c["mac_ab"] + c["mac_sb"] + c["mac_pb"]) * reps,
                        r.macs * reps, c["bank_acts"] * reps])
         return b.build()
 
     def cost(self, cfg, program):
-        return pim_cost(program.op, program.layer, program.k, program.aux, max(1, len(program.layer_names)))
+        return pim_cost(program.op, program.layer, program.m, program.n, program.k, program.nbytes, program.aux,
+                        max(1, len(program.layer_names)))
 
     def peak_macs_per_cycle(self, cfg):
         dev = resolve(cfg)
@@ -112,7 +119,14 @@ class DramPim(Uarch):
         return macs_per_ck / (cfg.clock * dev.tck_ns * 1e-9)
 
     def prices(self, cfg, table):
-        return {"pim.macs": 0.32}
+        """MACs at the PIM unit's precision (energy/tables/dram_pim.yaml, or the design's
+        energy.mac_pj); the DRAM-path energies arrive in fJ from the command engine."""
+        return {"pim.macs": pim_mac_pj(cfg), "dram.in_bank_fj": 1e-3, "dram.io_fj": 1e-3}
+
+    def leakage_w(self, cfg, table):
+        """Background power of every channel of every stack (the preset's, or the table's default)."""
+        dev = resolve(cfg)
+        return {"dram": background_w(dev)}
 
 
 register(DramPim())

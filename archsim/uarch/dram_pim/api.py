@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from archsim.energy import mac_price
 from archsim.errors import ConfigError, LoweringError
 from archsim.uarch.dram_pim import engine as E
 from archsim.uarch.dram_pim.attention import build_trace, channel_streams
@@ -83,6 +84,18 @@ def _energy_table() -> dict:
     return yaml.safe_load(p.read_text())
 
 
+def pim_mac_pj(cfg) -> float:
+    """pJ of one MAC of the PIM units at ``pim.precision`` (the design's ``energy.mac_pj`` first)."""
+    tab = _energy_table()["mac_pj"]
+    return mac_price(cfg.energy.mac_pj, cfg.pim.precision, lambda p: tab.get(p, tab["fp16"]))
+
+
+def background_w(dev: PimDevice) -> float:
+    """Background (standby, refresh-independent) power of all channels of all stacks, W."""
+    mw = dev.energy.get("background_mw_per_channel", _energy_table()["background_mw_per_channel_default"])
+    return mw * 1e-3 * dev.channels * dev.stacks
+
+
 def _energy(dev: PimDevice, cfg, tot: dict, cycles: int, *, placement, host_read_bytes=0,
             host_write_bytes=0) -> dict:
     """Energy split: in-bank read (activations + array reads the units consume), PIM compute,
@@ -93,9 +106,7 @@ def _energy(dev: PimDevice, cfg, tot: dict, cycles: int, *, placement, host_read
     rd_seg = sum(seg[s] for s in tab["placement_read_segments"][placement])
     internal = tot.get("_internal_bytes", 0)
     in_bank = act_pj + internal * 8 * rd_seg
-    macs = tot.get("_macs", 0)
-    prec = cfg.pim.precision
-    compute = macs * tab["mac_pj"].get(prec, tab["mac_pj"]["fp16"])
+    compute = tot.get("_macs", 0) * pim_mac_pj(cfg)
     dp_cmds = sum(tot.get(n, 0) for n in E.DATA_NAMES) + tot.get("wr_ab", 0)
     dp_bits = dp_cmds * dev.tx_bytes * 8
     dp_seg = sum(seg[s] for s in tab["data_path_segments"])
@@ -103,19 +114,11 @@ def _energy(dev: PimDevice, cfg, tot: dict, cycles: int, *, placement, host_read
     io = dp_bits * dp_seg + tot.get("wrgb", 0) * dev.tx_bytes * 8 * host_seg
     # host streaming (baseline): array read + full path to the host
     host_bits = (host_read_bytes + host_write_bytes) * 8
-    full = seg["cell_rd_wr"] + dp_seg + host_seg
     in_bank += host_bits * seg["cell_rd_wr"]
     io += host_bits * (dp_seg + host_seg)
-    mw = dev.energy.get("background_mw_per_channel", tab["background_mw_per_channel_default"])
-    background = mw * 1e-3 * dev.channels * dev.stacks * cycles * dev.tck_ns * 1e-9 * 1e12
-    del full
+    background = background_w(dev) * cycles * dev.tck_ns * 1e-9 * 1e12
     return {"in_bank_read": float(in_bank), "pim_compute": float(compute), "io": float(io),
             "background": float(background)}
-
-
-def _bytes_per_mac_cmd(dev, kind_counts, geom):
-    P, R, G, B = (int(x) for x in geom)
-    return None
 
 
 def _summarise(dev, cfg, per, geom, n_streams_total, placement, *, host_rd=0, host_wr=0,

@@ -233,24 +233,24 @@ class Hetero(Uarch):
         return {"xpu.energy_pj": 1.0, "pim.energy_pj": 1.0, "link.bytes": 8.0 * cfg.link.energy_per_bit}
 
     def leakage_w(self, cfg, table):
-        from archsim.energy import table_for
+        from archsim.energy import table_of
         P = parts(cfg)
-        xt = table_for(P.xpu.tech_node_nm, P.xpu.energy.table)
+        xt = table_of(P.xpu)
         w = sum(P.xu.leakage_w(P.xpu, xt).values())
         if P.xpu.uarch != "gpu":
             w *= cfg.xpu.devices
         return {"xpu": w}
 
     def area_mm2(self, cfg, table):
-        from archsim.energy import table_for
+        from archsim.energy import table_of
         P = parts(cfg)
-        xt = table_for(P.xpu.tech_node_nm, P.xpu.energy.table)
+        xt = table_of(P.xpu)
         return {f"xpu.{k}": v * cfg.xpu.devices for k, v in P.xu.area_mm2(P.xpu, xt).items()}
 
     def peak_dynamic_w(self, cfg, table):
-        from archsim.energy import table_for
+        from archsim.energy import table_of
         P = parts(cfg)
-        xt = table_for(P.xpu.tech_node_nm, P.xpu.energy.table)
+        xt = table_of(P.xpu)
         w = P.xu.peak_dynamic_w(P.xpu, xt)
         return w * (cfg.xpu.devices if P.xpu.uarch != "gpu" else 1)
 

@@ -100,3 +100,10 @@ class SramCimConfig(ArchBase):
     macro: MacroConfig
     buffer: BufferConfig
     mapping: MappingConfig = Field(default_factory=MappingConfig)
+
+    @model_validator(mode="after")
+    def _no_mac_price(self):
+        if self.energy.mac_pj:
+            raise ValueError("energy.mac_pj: an SRAM CIM macro is priced per bit-level partial product "
+                             "(energy/tables/sram_cim.yaml), not per MAC; this field does not apply")
+        return self
