@@ -9,10 +9,11 @@ from archsim.config.loader import load_arch
 from archsim.errors import ArchsimError
 from archsim.uarch import names
 from archsim.uarch.gpu.cost import gemm_chunk_cycles, link_cycles
-from archsim.uarch.gpu.tiling import iter_cycles, plan_gemm, resident_ctas
+from archsim.uarch.gpu.tiling import iter_cycles, k_depth, plan_gemm, resident_ctas
 
 
 def naive_chunk(tm, tn, k, tk, rate, eff, bits, feed_bpc, overhead, c, last, epi, acc):
+    tk = max(1, tk * 16 // bits)               # the same stage bytes at every operand width
     iters = -(-k // tk)
     mma = tm * tn * tk / (rate * eff)
     feed = (tm + tn) * tk * bits / 8 / feed_bpc
@@ -33,6 +34,11 @@ def test_chunk_and_ring_by_hand():
     # one 128x256 CTA, 32-deep iterations at 1024 MAC/cycle: 1024 cycles of MMA per iteration;
     # feed (128+256)*32*2 B / 47.4 = 518.5 < 1024; + 20 overhead -> 1044 per iteration, 4 iterations
     assert gemm_chunk_cycles(128, 256, 128, 32, 1024.0, 1.0, 16, 47.4, 20.0, 1, False, 64.0, 4) == 4 * 1044
+    # the same CTA in INT8 at twice the MMA rate: 64-deep iterations (same stage bytes), 1024
+    # cycles of MMA, feed 384*64*1 B / 47.4 = 518.5, + 20 -> 1044 per iteration, 2 iterations:
+    # exactly twice as fast (32-deep iterations would pay the overhead 4 times: 4 * 532)
+    assert gemm_chunk_cycles(128, 256, 128, 32, 2048.0, 1.0, 8, 47.4, 20.0, 1, False, 64.0, 4) == 2 * 1044
+    assert k_depth(32, 8) == 64 and k_depth(64, 8) == 128 and k_depth(32, 4) == 128 and k_depth(32, 32) == 16
     # ring all-reduce of 1 MB over 4 devices at 100 B/cycle, 10-cycle hops:
     # 2*(4-1)/4 * 1e6 / 100 + 6 * 10 = 15000 + 60
     assert link_cycles(1_000_000, 4, 100.0, 10.0) == 15060

@@ -20,11 +20,14 @@ from numba import njit
 
 from archsim.isa import Op
 from archsim.jitcache import drop_stale
+from archsim.uarch.gpu.tiling import k_depth
 from archsim.uarch.systolic.cost import PRIMS, vector_cycles
 
-# kernels here inline the systolic vector-unit arithmetic: drop their cache when it changes
+# kernels here inline the systolic vector-unit arithmetic and the tile depth: drop their cache
+# when those change
 drop_stale(__file__, [Path(__file__).parents[1] / "systolic" / "cost.py",
-                      Path(__file__).parents[1] / "systolic" / "folds.py"])
+                      Path(__file__).parents[1] / "systolic" / "folds.py",
+                      Path(__file__).parent / "tiling.py"])
 
 COUNTERS = (
     "array.mac",
@@ -45,7 +48,9 @@ OP_XFER = int(Op.XFER)
 
 @njit(cache=True)
 def gemm_chunk_cycles(tm, tn, k, tk, rate, eff, bits, feed_bpc, overhead, c, last, epi_bpc, acc_bytes):
-    """One SM running ``c`` co-resident CTAs of tm x tn over ``k`` (main-loop iterations of tk)."""
+    """One SM running ``c`` co-resident CTAs of tm x tn over ``k`` (main-loop iterations of
+    ``tk`` at 16 bits, deeper for narrower operands: :func:`k_depth`)."""
+    tk = k_depth(tk, bits)
     iters = (k + tk - 1) // tk
     mma = tm * tn * tk / (rate * eff)
     feed = (tm + tn) * tk * (bits / 8.0) / feed_bpc

@@ -27,7 +27,7 @@ import numpy as np
 from archsim.config.types import PRECISION_BITS
 from archsim.errors import LoweringError
 from archsim.isa import Op, ProgramBuilder, VecKind
-from archsim.uarch.gpu.tiling import flash_tiles, list_schedule, plan_gemm
+from archsim.uarch.gpu.tiling import flash_tiles, k_depth, list_schedule, plan_gemm
 from archsim.uarch.systolic.cost import prim_table, vector_cycles, vector_rates
 from archsim.workload.graph import GemmOp, VectorOp
 
@@ -146,8 +146,10 @@ class GpuLowerer:
         b_res = self.resident(op.b, K * N * bb * (1 if op.b_shared else G))
         c_res = self.resident(op.c, M * N * cb * G)
         t = cfg.tiles
+        bits = int(max(PRECISION_BITS[op.a.dtype], PRECISION_BITS[op.b.dtype]))
+        tk = int(k_depth(t.k, bits))
         plan = plan_gemm(M, N, K, G, bool(op.b_shared), ab, bb, cb, bool(a_res), bool(b_res), bool(c_res),
-                         tuple(t.m), tuple(t.n), t.k, t.min_m, tuple(t.split_k), t.swizzle,
+                         tuple(t.m), tuple(t.n), tk, t.min_m, tuple(t.split_k), t.swizzle,
                          cfg.sm.count, t.max_ctas_per_sm, rate, cfg.sm.l2_bytes_per_cycle, self.mlp_bpc,
                          cfg.sm.mainloop_overhead_cycles, cfg.sm.epilogue_bytes_per_cycle,
                          cfg.accumulator_bytes, self.l2, self.hbm_bpc, float(cfg.sm.smem),
@@ -156,7 +158,7 @@ class GpuLowerer:
         self.plans[op.name] = dict(tm=plan.tm, tn=plan.tn, split_k=plan.split, per_sm=plan.per_sm,
                                    ctas=plan.ctas, waves=plan.waves)
         start = self.kernel_start(layer)
-        iters = -(-plan.kk // t.k)
+        iters = -(-plan.kk // tk)
         nc = max(1, min(CHUNKS, iters // 4))
         W = plan.waves
         w_hbm = np.asarray(plan.wave_hbm_a) + np.asarray(plan.wave_hbm_b)
@@ -204,11 +206,11 @@ class GpuLowerer:
         j = r(i_g)
         A["m"][j] = plan.tm
         A["n"][j] = plan.tn
-        A["k"][j] = it_c * t.k
+        A["k"][j] = it_c * tk
         A["deps"][j, 0] = np.where(has_ld, i_ld, -1)
         A["deps"][j, 1] = start
         A["aux"][j, 0] = int(round(rate * RATE_SCALE))
-        A["aux"][j, 1] = int(max(PRECISION_BITS[op.a.dtype], PRECISION_BITS[op.b.dtype]))
+        A["aux"][j, 1] = bits
         macs_all = mac_c * self.tp
         macs_all[-1] += int(op.macs) - int(macs_all.sum())     # uneven TP splits: count the model's MACs
         A["aux"][j, 2] = macs_all
@@ -277,9 +279,10 @@ class GpuLowerer:
             kv_bytes += op.b.nbytes * G / max(1, int(op.count)) * reads
             ctx = N if op.role == "attn_qk" else K
             hd = max(hd, K if op.role == "attn_qk" else N)
-            k_iters += G * -(-M // min_m) * -(-ctx // tk)
             prec = mma_precision(op)
             bits = int(max(PRECISION_BITS[op.a.dtype], PRECISION_BITS[op.b.dtype]))
+            tk = int(k_depth(cfg.tiles.k, bits))
+            k_iters += G * -(-M // min_m) * -(-ctx // tk)
             rate = cfg.mma_rate(prec)
         start = self.kernel_start(layer)
         nc = CHUNKS
@@ -343,6 +346,7 @@ class GpuLowerer:
             prec = mma_precision(qk)
             bits = int(max(PRECISION_BITS[qk.a.dtype], PRECISION_BITS[qk.b.dtype]))
             rate = cfg.mma_rate(prec)
+            tk = int(k_depth(cfg.tiles.k, bits))
             bq, bk, c = flash_tiles(hd, bits / 8.0, float(cfg.sm.smem), float(cfg.sm.registers),
                                     cfg.accumulator_bytes, cfg.tiles.max_ctas_per_sm)
             nb = -(-rows // bq)

@@ -48,7 +48,9 @@ class TileConfig(Strict):
 
     m: list[PositiveInt] = Field([64, 128, 256], description="CTA tile rows (M)")
     n: list[PositiveInt] = Field([64, 128, 256], description="CTA tile columns (N)")
-    k: PositiveInt = Field(32, description="k depth of one main-loop iteration")
+    k: PositiveInt = Field(32, description="k depth of one main-loop iteration for 16-bit operands "
+                           "(a stage holds the same bytes at any width: 8-bit operands run 2x as deep, "
+                           "4-bit 4x, 32-bit half)")
     min_m: PositiveInt = Field(16, description="smallest MMA row granule (M is padded to it)")
     split_k: list[PositiveInt] = Field([1, 2, 4, 8], description="split-K factors considered")
     swizzle: PositiveInt = Field(8, description="CTA rasterisation: M tiles per swizzle group")

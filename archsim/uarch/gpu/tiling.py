@@ -39,6 +39,15 @@ class GemmPlan:
     est_cycles: float
 
 
+@njit(cache=True)
+def k_depth(tk, bits):
+    """K depth of one main-loop iteration for operands of ``bits``: ``tiles.k`` is the depth for
+    16-bit operands, and a pipeline stage holds the same bytes whatever the width, so 8-bit
+    operands run twice as deep (CUTLASS / cuBLAS Ampere: 128x256x32 FP16 against 128x256x64
+    INT8 tiles; Hopper: k 64 FP16, 128 FP8) and 32-bit ones half as deep."""
+    return max(1, (tk * 16) // max(1, bits))
+
+
 def _round_up(x: int, g: int) -> int:
     return -(-x // g) * g
 
