@@ -92,3 +92,22 @@ def test_attn_fp8_recipe_runs_attention_at_fp8():
     base = simulate("h100", "llama2-7b", phase="prefill", seq_len=2048, overrides=["workload.quant=fp8"])
     fast = simulate("h100", "llama2-7b", phase="prefill", seq_len=2048, overrides=["workload.quant=fp8+attn_fp8"])
     assert fast.seconds < base.seconds and fast.bounds_ok()
+
+
+def test_stream_precision_sets_every_non_linear_input_activation():
+    """precision.stream=int8 (one word size throughout, as analytical models with a single word
+    size assume): GEMM outputs, the residual stream and the tensor-parallel all-reduce payload
+    are 8-bit, so a TP decode step moves half the all-reduce bytes of the default W8A8 dataflow."""
+    ov = ["workload.precision.weights=int8", "workload.precision.activations=int8"]
+    _, w = load("a100", "llama2-7b", overrides=ov + ["workload.precision.stream=int8"])
+    ops = {op.name.rsplit(".", 1)[-1]: op for op in w.ops() if op.layer == "block"}
+    for fc in ("qkv", "o", "up", "down"):
+        assert ops[fc].a.dtype == "int8" and ops[fc].c.dtype == "int8", fc
+    assert ops["attn_add"].outputs[0].dtype == "int8"
+    assert ops["qk"].a.dtype == "int8"                      # attention follows the stream unless set
+
+    def link_bytes(extra):
+        r = simulate("a100", "llama2-7b", phase="decode", batch=16, kv_len=256,
+                     overrides=ov + ["parallel.tensor=4"] + extra)
+        return r.components["link"]["counts"]["bytes"]
+    assert link_bytes(["workload.precision.stream=int8"]) * 2 == pytest.approx(link_bytes([]), rel=1e-6)

@@ -20,6 +20,12 @@ class PrecisionSpec(Strict):
         "probabilities: QK^T, softmax, SV); unset: the activations', but never narrower than the "
         "hardware's default precision (quantised activations feed the linear layers; attention runs "
         "in 16 bits unless an 8-bit attention kernel is asked for with this field)")
+    stream: Optional[Precision] = Field(
+        None, description="precision of the activations that are not a linear layer's input (GEMM "
+        "outputs, the residual stream, norm and activation-function inputs, tensor-parallel "
+        "all-reduce payloads); unset: the activations', but never narrower than the hardware's "
+        "default precision (quantised activations are the linear layers' inputs, GEMMs dequantise "
+        "their outputs). Set it to the activations' width for models with one word size throughout")
     group_size: Optional[PositiveInt] = Field(
         None, description="elements per quantisation scale of integer weights (e.g. 128); "
         "unset: per output channel (negligible overhead)")

@@ -31,7 +31,9 @@ def stream_dtype(spec, default: str) -> str:
     GEMM outputs, norm and activation-function inputs): the activations', but never narrower than
     the hardware's default. Quantised activations (W8A8, FP8) are the inputs of the linear layers,
     written in 8 bits by the kernel that produces them; the GEMMs dequantise their outputs
-    (TensorRT-LLM, vLLM, FasterTransformer SmoothQuant)."""
+    (TensorRT-LLM, vLLM, FasterTransformer SmoothQuant). ``precision.stream`` sets it outright."""
+    if spec.precision.stream:
+        return spec.precision.stream
     a = spec.precision.activations or default
     return a if PRECISION_BITS[a] >= PRECISION_BITS[default] else default
 
