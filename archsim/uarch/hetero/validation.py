@@ -15,6 +15,11 @@ from archsim.api import simulate
 ATT_X = ["placement.attn_qk=xpu", "placement.softmax=xpu", "placement.attn_sv=xpu", "placement.kv_write=xpu"]
 
 
+# dgx_a100 as AttAcc's "A100a": HBM3 at 3352 GB/s x 0.85 sustained, its read path at 3.59 pJ/bit
+# (arch_configs/attacc_dgx.yaml), the KV cache not limited by the GPUs' capacity
+A100A = ["memory.bandwidth=2849.2 GB/s", "memory.capacity=1e13", "memory.energy_per_bit=3.59 pJ"]
+
+
 def neupims_throughputs(case: dict) -> dict:
     n = int(case.get("devices", 1))
     wl, B = case["workload"], case.get("batch")
@@ -43,8 +48,7 @@ def attacc_energy(case: dict) -> dict:
     ``case["scope"]``: ``all`` (default) or ``dynamic`` (leakage left out)."""
     wl, B, L = case["workload"], int(case["batch"]), int(case["kv_len"])
     gpu = simulate(case.get("gpu_arch", "dgx_a100"), wl, batch=B, kv_len=L, phase="decode",
-                   overrides=list(case.get("gpu_overrides", ["memory.bandwidth=2849.2 GB/s",
-                                                              "memory.capacity=1e13"])))
+                   overrides=list(case.get("gpu_overrides", A100A)))
     att = simulate(case.get("attacc_arch", "attacc_dgx"), wl, batch=B, kv_len=L, phase="decode",
                    overrides=list(case.get("attacc_overrides", [])))
     eg, ea = _energy_j(gpu, case.get("scope", "all")), _energy_j(att, case.get("scope", "all"))
