@@ -9,12 +9,15 @@ def generation_throughput(case: dict) -> dict:
     ``output_len`` tokens each (the first from the prefill, the rest from decode steps whose KV
     length grows from ``input_len`` to ``input_len + output_len - 1``). The decode time is the
     sum over steps, integrated with Simpson's rule on three simulated steps (exact while a
-    step's time is linear in the KV length). Metrics: ``tokens_per_s`` (output tokens),
-    ``prefill_s``, ``decode_s``."""
+    step's time is linear in the KV length). Metrics: ``tokens_per_s`` (output tokens of the
+    whole system), ``tokens_per_s_per_gpu`` (over its tensor x pipeline devices), ``prefill_s``,
+    ``decode_s``."""
     arch, wl = case["arch"], case["workload"]
     ov = list(case.get("overrides", []))
     B, n_in, n_out = int(case["batch"]), int(case["input_len"]), int(case["output_len"])
-    pre = simulate(arch, wl, overrides=ov, phase="prefill", batch=B, seq_len=n_in).seconds
+    first = simulate(arch, wl, overrides=ov, phase="prefill", batch=B, seq_len=n_in)
+    pre = first.seconds
+    gpus = first.cfg.parallel.tensor * first.cfg.parallel.pipeline
     steps = n_out - 1
     dec = 0.0
     if steps > 0:
@@ -22,4 +25,5 @@ def generation_throughput(case: dict) -> dict:
         mid = (lo + hi) // 2
         t = [simulate(arch, wl, overrides=ov, phase="decode", batch=B, kv_len=k).seconds for k in (lo, mid, hi)]
         dec = steps * (t[0] + 4 * t[1] + t[2]) / 6
-    return {"tokens_per_s": B * n_out / (pre + dec), "prefill_s": pre, "decode_s": dec}
+    tps = B * n_out / (pre + dec)
+    return {"tokens_per_s": tps, "tokens_per_s_per_gpu": tps / gpus, "prefill_s": pre, "decode_s": dec}
