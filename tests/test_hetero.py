@@ -61,7 +61,7 @@ def test_serial_schedule_by_hand():
 
 def test_interleaved_overlaps_and_respects_resources():
     cfg, w, ser = _run("neupims", SMALL, ["schedule=serial"], batch=64, kv_len=2048)
-    _, _, il = _run("neupims", SMALL, [], batch=64, kv_len=2048)
+    _, _, il = _run("neupims", SMALL, ["interleave_min_batch=2"], batch=64, kv_len=2048)
     s = il.to_dict()["uarch_summary"]
     assert s["sub_batches"] == 2 and s["batch_split"] == [32, 32]
     busy = s["busy_s"]
@@ -69,6 +69,14 @@ def test_interleaved_overlaps_and_respects_resources():
     assert il.seconds >= max(busy["xpu"], busy["pim"]) - 1e-9
     assert il.seconds <= busy["xpu"] + busy["pim"] + busy["link"] + 1e-6
     assert ser.to_dict()["uarch_summary"]["sub_batches"] == 1
+
+
+def test_neupims_interleaves_large_batches_only():
+    """The preset follows NeuPIMs' policy: sub-batches from batch 256 up, serial below."""
+    _, _, small = _run("neupims", SMALL, [], batch=128, kv_len=256)
+    _, _, large = _run("neupims", SMALL, [], batch=256, kv_len=256)
+    assert small.to_dict()["uarch_summary"]["sub_batches"] == 1
+    assert large.to_dict()["uarch_summary"]["sub_batches"] == 2
 
 
 def test_single_row_buffer_serialises_shared_memory():
@@ -98,7 +106,7 @@ def test_mixed_kv_lengths_between_extremes():
 @pytest.mark.parametrize("arch,wl,batch,kv,ov", [
     ("attacc_dgx", SMALL, 1, 512, []),
     ("attacc_dgx", SMALL, 64, 2048, ["head_chunks=8"]),
-    ("neupims", SMALL, 64, 1024, []),
+    ("neupims", SMALL, 64, 1024, ["interleave_min_batch=2"]),
     ("neupims", SMALL, 16, 512, ["pim.dual_row_buffer=false"]),
 ])
 def test_bounds(arch, wl, batch, kv, ov):

@@ -6,7 +6,8 @@ Systems (8 devices each):
 - gpu:            dgx_a100 (8 x A100-80GB, tensor parallel)
 - gpu+pim:        attacc_dgx (8 x A100a + 40 HBM3-PIM stacks), serial, head-pipelined (heads / 8 groups)
 - npu+pim serial: neupims with 8 devices and 10 HBM2-PIM stacks per device (80 GB, as an A100)
-- npu+pim interleaved: the same with sub-batch interleaving
+- npu+pim interleaved: the same with sub-batch interleaving at every batch (the neupims preset
+  interleaves from batch 256 up only, as NeuPIMs does; interleave_min_batch=2 here)
 
     python tools/hetero_study.py [--quick]
 """
@@ -26,7 +27,7 @@ SYSTEMS = {
     "gpu": lambda h: ("dgx_a100", []),
     "gpu+pim": lambda h: ("attacc_dgx", [f"head_chunks={h // 8}"]),
     "npu+pim serial": lambda h: ("neupims", ["xpu.devices=8", "pim.stacks=10", "schedule=serial"]),
-    "npu+pim interleaved": lambda h: ("neupims", ["xpu.devices=8", "pim.stacks=10"]),
+    "npu+pim interleaved": lambda h: ("neupims", ["xpu.devices=8", "pim.stacks=10", "interleave_min_batch=2"]),
 }
 
 
