@@ -459,3 +459,17 @@ def test_tensor_parallel_energy_is_the_whole_systems():
     pp = simulate("a100", "llama2-7b", phase="prefill", batch=4, seq_len=256, overrides=["parallel.pipeline=2"])
     xfer = pp.extra["pipeline"]["transfer_bytes"]
     assert xfer > 0 and pp.components["link"]["energy_pj"]["stage_transfer"] == pytest.approx(xfer * 8 * 1.3)
+
+
+def test_falcon_180b_shapes():
+    """Falcon-180B: 232 query heads of 64 over 8 KV heads (QKV N = 14848 + 2 x 8 x 64), a parallel
+    block with a 59392-wide GELU MLP; its weights come to the published 180 B parameters."""
+    from archsim.api import load
+    _, w = load("a100", "falcon-180b")
+    ops = {op.name: op for op in w.ops()}
+    assert (ops["block.qkv"].N, ops["block.qkv"].K) == (14848 + 2 * 8 * 64, 14848)
+    assert (ops["block.up"].N, ops["block.down"].K) == (59392, 59392)
+    assert [op.role for op in w.ops() if op.layer == "block"].count("residual") == 1
+    per_layer = sum(op.b.nbytes for op in w.ops() if op.layer == "block" and op.role == "fc") / 2
+    params = 80 * per_layer + 65024 * 14848 * 2          # layers + embedding and LM head
+    assert 178e9 < params < 181e9
