@@ -473,3 +473,23 @@ def test_falcon_180b_shapes():
     per_layer = sum(op.b.nbytes for op in w.ops() if op.layer == "block" and op.role == "fc") / 2
     params = 80 * per_layer + 65024 * 14848 * 2          # layers + embedding and LM head
     assert 178e9 < params < 181e9
+
+
+def test_elementwise_kernel_overlaps_loads_with_arithmetic():
+    """A flat GELU over 2^27 fp16 elements (one row): its loads stream while earlier chunks
+    compute, as the warps of a GPU kernel do, so it takes about the longer of the two (plus a
+    chunk), not their sum; chunks split the elements, not the rows."""
+    from archsim.isa import VecKind
+    from archsim.sim.run import simulate_loaded
+    from archsim.workload.graph import GraphBuilder, LayerGroup, Tensor, VectorOp, Workload
+    cfg = load_arch("a100")
+    E = 2 ** 27
+    gb = GraphBuilder()
+    x, y = Tensor("x", (1, E), "fp16", "state"), Tensor("y", (1, E), "fp16", "state")
+    gb.add(VectorOp("gelu", "op", VecKind.GELU, 1, E, (x,), (y,), role="activation"))
+    wl = Workload("v", gb.g, [LayerGroup("op", 1)], "prefill", 1, 1, 0, 0, spec={"kind": "gemm"})
+    r = simulate_loaded(cfg, wl)
+    # GELU: 6 mul + 2 add at 1 per lane-cycle, exp and div at 1/4 -> 16 lane-cycles per element
+    compute = 16 * E / cfg.vector.lanes
+    memory = 2 * E * 2 / r.peak_bytes_per_cycle
+    assert max(compute, memory) <= r.cycles < max(compute, memory) + 0.5 * min(compute, memory)

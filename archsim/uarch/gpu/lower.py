@@ -417,9 +417,10 @@ class GpuLowerer:
     # -- vector ops -------------------------------------------------------------------------
     def elementwise(self, layer, kind, elements, rows, in_bytes, out_bytes) -> None:
         start = self.kernel_start(layer)
-        nch = max(1, min(VEC_CHUNKS, rows))
+        nch = max(1, min(VEC_CHUNKS, elements))
         last = []
         prev_v = -1
+        vs = []
         for c in range(nch):
             el = _part(elements, nch, c)
             rw = _part(rows, nch, c)
@@ -428,10 +429,11 @@ class GpuLowerer:
             ld = -1
             if ib > 0:
                 ld = int(self.pb.add(Op.LOAD, U_RD, layer, nbytes=ib, addr=self._alloc(ib),
-                                     deps=np.array([start, prev_v], np.int64))[0])
+                                     deps=np.array([start, vs[-2] if len(vs) >= 2 else -1], np.int64))[0])
             v = int(self.pb.add(Op.VECTOR, U_SM, layer, m=el, n=rw, k=0, aux=np.array([int(kind)], np.int64),
-                                deps=np.array([start, ld], np.int64))[0])
+                                deps=np.array([start, ld, prev_v], np.int64))[0])
             prev_v = v
+            vs.append(v)
             if ob > 0:
                 last.append(int(self.pb.add(Op.STORE, U_WR, layer, nbytes=ob, addr=self._alloc(ob),
                                             deps=np.array([v], np.int64))[0]))
