@@ -416,11 +416,13 @@ class GpuLowerer:
 
     # -- vector ops -------------------------------------------------------------------------
     def elementwise(self, layer, kind, elements, rows, in_bytes, out_bytes) -> None:
+        """One element-wise / row kernel on the CUDA cores, in VEC_CHUNKS chunks of its elements:
+        a chunk's load may run while the previous chunk computes (two chunks in flight, as warps
+        hide memory latency behind other warps' arithmetic), its store follows its arithmetic."""
         start = self.kernel_start(layer)
         nch = max(1, min(VEC_CHUNKS, elements))
-        last = []
-        prev_v = -1
-        vs = []
+        stores = []
+        vs = [-1]
         for c in range(nch):
             el = _part(elements, nch, c)
             rw = _part(rows, nch, c)
@@ -430,14 +432,12 @@ class GpuLowerer:
             if ib > 0:
                 ld = int(self.pb.add(Op.LOAD, U_RD, layer, nbytes=ib, addr=self._alloc(ib),
                                      deps=np.array([start, vs[-2] if len(vs) >= 2 else -1], np.int64))[0])
-            v = int(self.pb.add(Op.VECTOR, U_SM, layer, m=el, n=rw, k=0, aux=np.array([int(kind)], np.int64),
-                                deps=np.array([start, ld, prev_v], np.int64))[0])
-            prev_v = v
-            vs.append(v)
+            vs.append(int(self.pb.add(Op.VECTOR, U_SM, layer, m=el, n=rw, k=0, aux=np.array([int(kind)], np.int64),
+                                      deps=np.array([start, ld, vs[-1]], np.int64))[0]))
             if ob > 0:
-                last.append(int(self.pb.add(Op.STORE, U_WR, layer, nbytes=ob, addr=self._alloc(ob),
-                                            deps=np.array([v], np.int64))[0]))
-        self.prev_done = self.join([prev_v] + last[-1:], layer)
+                stores.append(int(self.pb.add(Op.STORE, U_WR, layer, nbytes=ob, addr=self._alloc(ob),
+                                              deps=np.array([vs[-1]], np.int64))[0]))
+        self.prev_done = self.join([vs[-1]] + stores[-1:], layer)
 
     def vector(self, op: VectorOp, layer: int) -> None:
         rows, cols = self.shard_vector(op)
