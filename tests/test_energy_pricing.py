@@ -38,6 +38,8 @@ def test_mac_price_errors_name_the_field():
         load_arch("a100", ["energy.mac_pj={int8: -1}"])
     with pytest.raises(ConfigError, match="energy.mac_pj: an SRAM CIM macro"):
         load_arch("trancim", ["energy.mac_pj={int8: fp16}"])
+    with pytest.raises(ConfigError, match="set it in xpu.set / pim.set"):
+        load_arch("attacc_dgx", ["energy.mac_pj={int8: fp16}"])
     from archsim.cli import main
     res = CliRunner().invoke(main, ["run", "a100", "gpt2", "--set", "energy.mac_pj={int8: fp99}"])
     assert res.exit_code == 2 and "energy.mac_pj" in res.output

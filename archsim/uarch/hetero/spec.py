@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from archsim.config.common import ArchBase, PipelineConfig
 from archsim.config.types import Bandwidth, Bytes, Energy, Strict, Time
@@ -114,6 +114,13 @@ class HeteroConfig(ArchBase):
         if problems:
             raise ValueError("; ".join(problems))
         return v
+
+    @model_validator(mode="after")
+    def _mac_prices_belong_to_the_parts(self):
+        if self.energy.mac_pj:
+            raise ValueError("energy.mac_pj: a hetero system's MACs are priced by its parts; set it in "
+                             "xpu.set / pim.set (e.g. xpu.set=[\"energy.mac_pj={int8: fp16}\"])")
+        return self
 
     def device_of(self, role: str) -> str:
         return self.placement.get(role, DEFAULT_PLACEMENT.get(role, "xpu"))
