@@ -1,7 +1,7 @@
 """Config sections shared by every microarchitecture."""
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import ClassVar, Literal, Optional, Union
 
 from pydantic import Field, PositiveInt, model_validator
 
@@ -82,3 +82,12 @@ class ArchBase(Strict):
     vector: VectorConfig = Field(default_factory=VectorConfig)
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
     source: Optional[str] = Field(None, description="where the numbers come from")
+
+    #: why ``energy.mac_pj`` does not apply to this family (None: it does)
+    no_mac_prices: ClassVar[Optional[str]] = None
+
+    @model_validator(mode="after")
+    def _mac_prices_apply(self):
+        if self.no_mac_prices and self.energy.mac_pj:
+            raise ValueError(f"energy.mac_pj: {self.no_mac_prices}")
+        return self

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import Field, PositiveInt, field_validator, model_validator
+from pydantic import Field, PositiveInt, field_validator
 
 from archsim.config.common import ArchBase, PipelineConfig
 from archsim.config.types import Bandwidth, Bytes, Energy, Strict, Time
@@ -66,6 +66,8 @@ class HeteroConfig(ArchBase):
     """An xPU (gpu or systolic) with PIM stacks, a link between them and a schedule."""
 
     uarch: Literal["hetero"] = "hetero"
+    no_mac_prices = ("a hetero system's MACs are priced by its parts; set it in xpu.set / pim.set "
+                     "(e.g. xpu.set=[\"energy.mac_pj={int8: fp16}\"])")
     xpu: XpuSide
     pim: PimSide
     link: LinkConfig = Field(default_factory=LinkConfig)
@@ -114,13 +116,6 @@ class HeteroConfig(ArchBase):
         if problems:
             raise ValueError("; ".join(problems))
         return v
-
-    @model_validator(mode="after")
-    def _mac_prices_belong_to_the_parts(self):
-        if self.energy.mac_pj:
-            raise ValueError("energy.mac_pj: a hetero system's MACs are priced by its parts; set it in "
-                             "xpu.set / pim.set (e.g. xpu.set=[\"energy.mac_pj={int8: fp16}\"])")
-        return self
 
     def device_of(self, role: str) -> str:
         return self.placement.get(role, DEFAULT_PLACEMENT.get(role, "xpu"))

@@ -93,6 +93,8 @@ class SramCimConfig(ArchBase):
     """A chip of digital SRAM CIM macros, a global buffer, a vector unit and off-chip memory."""
 
     uarch: Literal["sram_cim"] = "sram_cim"
+    no_mac_prices = ("an SRAM CIM macro is priced per bit-level partial product "
+                     "(energy/tables/sram_cim.yaml), not per MAC; this field does not apply")
     mode: Literal["pipeline", "parallel"] = Field(
         "pipeline", description="pipeline: attention chains QK^T -> softmax -> SV over two macro "
         "partitions head after head, K/V written straight into macros; parallel: every layer "
@@ -100,10 +102,3 @@ class SramCimConfig(ArchBase):
     macro: MacroConfig
     buffer: BufferConfig
     mapping: MappingConfig = Field(default_factory=MappingConfig)
-
-    @model_validator(mode="after")
-    def _no_mac_price(self):
-        if self.energy.mac_pj:
-            raise ValueError("energy.mac_pj: an SRAM CIM macro is priced per bit-level partial product "
-                             "(energy/tables/sram_cim.yaml), not per MAC; this field does not apply")
-        return self
