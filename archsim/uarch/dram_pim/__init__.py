@@ -79,10 +79,12 @@ class DramPim(Uarch):
             if op.role == "attn_sv":
                 continue                               # timed with attn_qk
             if op.role == "attn_qk":
-                heads = max(1, count // max(1, workload.batch))
-                key = ("attn", workload.batch, op.N, heads, op.K)
+                # one op per (request, KV head); its M rows are the query heads of the group
+                grp = max(1, int(op.M) // max(1, int(op.attrs.get("attn_rows", 1))))
+                heads = max(1, count // max(1, workload.batch)) * grp
+                key = ("attn", workload.batch, op.N, heads, op.K, grp)
                 if key not in cache:
-                    cache[key] = attention_cycles(cfg, workload.batch, int(op.N), heads, int(op.K))
+                    cache[key] = attention_cycles(cfg, workload.batch, int(op.N), heads, int(op.K), grp)
                 r = cache[key]
                 reps = 1
                 useful = 2 * op.macs                   # QK^T and SV of the batch
