@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from archsim.uarch import register
 from archsim.uarch.base import Uarch
-from archsim.uarch.gpu.cost import COUNTERS, gpu_cost
+from archsim.uarch.gpu.cost import COUNTERS, PER_DEVICE, gpu_cost, ring_bytes
 from archsim.uarch.gpu.lower import UNITS, GpuLowerer, mma_precision
 from archsim.uarch.gpu.spec import GpuConfig
 from archsim.uarch.systolic.cost import PRIMS, prim_table, vector_rates
@@ -59,8 +59,7 @@ class Gpu(Uarch):
                         cfg.vector.pipeline_cycles, link_bpc, ic.latency * cfg.clock)
         # every device of the tensor-parallel group does the same work: system-wide counts (the
         # MAC columns already count all devices, the model's MACs exactly)
-        per_device = [i for i, nm in enumerate(COUNTERS) if nm not in ("array.mac", "array.skipped_mac")]
-        cnt[:, per_device] *= cfg.parallel.tensor
+        cnt[:, PER_DEVICE] *= cfg.parallel.tensor
         return dur, cnt
 
     def run_config(self, cfg, workload):
@@ -85,9 +84,8 @@ class Gpu(Uarch):
         return cfg.sm.count * cfg.mma_rate(cfg.precision) * cfg.parallel.tensor
 
     def prices(self, cfg, table):
-        T = cfg.parallel.tensor
-        # a ring all-reduce of a payload moves 2 (T-1) / T of it out of every device
-        link_pj_byte = 8 * cfg.interconnect.energy_per_bit * 2 * (T - 1) / T if T > 1 else 0.0
+        # per byte of all-reduce payload: the share of it every device of the ring sends
+        link_pj_byte = 8 * cfg.interconnect.energy_per_bit * ring_bytes(1.0, cfg.parallel.tensor)
         p = {"array.mac": table.mac_pj(cfg.precision), "link.bytes": link_pj_byte,
              "smem.read_bytes": table.sram_pj_per_byte(float(cfg.sm.smem)),
              "l2.read_bytes": table.sram_pj_per_byte(float(cfg.l2.size) / 64),

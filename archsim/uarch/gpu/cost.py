@@ -39,6 +39,8 @@ COUNTERS = (
 ) + tuple(f"vector.{p}" for p in PRIMS)
 C_MAC, C_SMEM, C_L2, C_RF, C_LINK, C_SKIP = range(6)
 C_VEC0 = 6
+# counters of one simulated device (the MAC columns already count the whole tensor-parallel group)
+PER_DEVICE = [i for i in range(len(COUNTERS)) if i not in (C_MAC, C_SKIP)]
 
 OP_GEMM = int(Op.GEMM)
 OP_VECTOR = int(Op.VECTOR)
@@ -67,11 +69,19 @@ def gemm_chunk_cycles(tm, tn, k, tk, rate, eff, bits, feed_bpc, overhead, c, las
 
 
 @njit(cache=True)
+def ring_bytes(nbytes, n_dev):
+    """Bytes every device sends in a ring all-reduce of ``nbytes``: 2 (N-1)/N of the payload
+    (reduce-scatter then all-gather); none on one device."""
+    if n_dev <= 1:
+        return 0.0
+    return 2.0 * (n_dev - 1) / n_dev * nbytes
+
+
+@njit(cache=True)
 def link_cycles(nbytes, n_dev, link_bpc, hop_cycles):
     if n_dev <= 1:
         return np.int64(0)
-    steps = 2 * (n_dev - 1)
-    return np.int64(np.ceil(steps / n_dev * nbytes / link_bpc + steps * hop_cycles))
+    return np.int64(np.ceil(ring_bytes(nbytes, n_dev) / link_bpc + 2 * (n_dev - 1) * hop_cycles))
 
 
 @njit(cache=True)

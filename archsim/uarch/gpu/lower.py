@@ -48,6 +48,11 @@ def mma_precision(op: GemmOp) -> str:
     return b if PRECISION_BITS[b] >= PRECISION_BITS[a] else a
 
 
+def operand_bits(op: GemmOp) -> int:
+    """Bits per element of the wider operand of a GEMM (its :func:`mma_precision`)."""
+    return int(PRECISION_BITS[mma_precision(op)])
+
+
 def _part(total, n, j):
     """Share ``j`` of ``total`` split into ``n`` near-equal integer parts (the first
     ``total % n`` parts one larger); ``total`` and ``j`` may be numpy arrays."""
@@ -146,7 +151,7 @@ class GpuLowerer:
         b_res = self.resident(op.b, K * N * bb * (1 if op.b_shared else G))
         c_res = self.resident(op.c, M * N * cb * G)
         t = cfg.tiles
-        bits = int(max(PRECISION_BITS[op.a.dtype], PRECISION_BITS[op.b.dtype]))
+        bits = operand_bits(op)
         tk = int(k_depth(t.k, bits))
         plan = plan_gemm(M, N, K, G, bool(op.b_shared), ab, bb, cb, bool(a_res), bool(b_res), bool(c_res),
                          tuple(t.m), tuple(t.n), tk, t.min_m, tuple(t.split_k), t.swizzle,
@@ -280,7 +285,7 @@ class GpuLowerer:
             ctx = N if op.role == "attn_qk" else K
             hd = max(hd, K if op.role == "attn_qk" else N)
             prec = mma_precision(op)
-            bits = int(max(PRECISION_BITS[op.a.dtype], PRECISION_BITS[op.b.dtype]))
+            bits = operand_bits(op)
             tk = int(k_depth(cfg.tiles.k, bits))
             k_iters += G * -(-M // min_m) * -(-ctx // tk)
             rate = cfg.mma_rate(prec)
@@ -344,7 +349,7 @@ class GpuLowerer:
             grp = max(1, M // max(1, rows))
             keys, hd = N, K
             prec = mma_precision(qk)
-            bits = int(max(PRECISION_BITS[qk.a.dtype], PRECISION_BITS[qk.b.dtype]))
+            bits = operand_bits(qk)
             rate = cfg.mma_rate(prec)
             tk = int(k_depth(cfg.tiles.k, bits))
             bq, bk, c = flash_tiles(hd, bits / 8.0, float(cfg.sm.smem), float(cfg.sm.registers),

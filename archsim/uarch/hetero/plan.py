@@ -188,11 +188,11 @@ def xpu_segment(cfg, P, wl, ops) -> Seg:
     energy = res.dynamic_pj
     ar_s = 0.0
     if ar:
-        from archsim.uarch.gpu.cost import link_cycles
+        from archsim.uarch.gpu.cost import link_cycles, ring_bytes
         ic = cfg.interconnect
         bpc = ic.bandwidth * ic.efficiency / xc.clock
         ar_s = sum(int(link_cycles(int(b), T, bpc, ic.latency * xc.clock)) for b in ar) / xc.clock
-        energy += sum(ar) * 2 * (T - 1) / T * 8 * cfg.link.energy_per_bit
+        energy += ring_bytes(float(sum(ar)), T) * 8 * cfg.link.energy_per_bit
     mult = T if (P.xpu.uarch != "gpu") else 1          # the gpu result already counts every device
     seg = Seg("xpu", sec + ar_s, mem_seconds=res.memory_bound_cycles / xc.clock,
               energy_pj=energy * mult, macs=sum(op.macs for op in ops), ops=tuple(op.name for op in ops),
@@ -322,7 +322,7 @@ def _link_s(cfg, nbytes: float) -> float:
 def allreduce_segment(cfg, P, nbytes: float) -> Seg:
     """The tensor-parallel ring all-reduce of ``nbytes`` per device as its own xPU step (a gpu xPU
     also pays the device-side kernel gap; the host issues the kernel ahead)."""
-    from archsim.uarch.gpu.cost import link_cycles
+    from archsim.uarch.gpu.cost import link_cycles, ring_bytes
     T = cfg.xpu.devices
     if T <= 1 or nbytes <= 0:
         return Seg("xpu", 0.0)
@@ -333,7 +333,7 @@ def allreduce_segment(cfg, P, nbytes: float) -> Seg:
     if x.uarch == "gpu":
         cyc += int(round(x.launch.gap * clk))
     s = cyc / clk
-    energy = nbytes * 2 * (T - 1) / T * 8 * cfg.link.energy_per_bit * T
+    energy = ring_bytes(float(nbytes), T) * 8 * cfg.link.energy_per_bit * T
     return Seg("xpu", s, energy_pj=energy, kinds={"xpu_allreduce": s})
 
 

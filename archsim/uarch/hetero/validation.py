@@ -40,9 +40,10 @@ def neupims_ratios(case: dict) -> dict:
 
 
 def attacc_energy(case: dict) -> dict:
-    """Decode-step energy of the AttAcc comparison: ``case["gpu"]`` (the GPU-only DGX, default
-    dgx_a100 with A100a HBM3 bandwidth) and ``case["attacc"]`` (attacc_dgx with the case's PIM
-    options) on the case's workload, batch and KV length. Returns the energy per decode step of
+    """Decode-step energy of the AttAcc comparison: ``case["gpu_arch"]`` (the GPU-only DGX,
+    default dgx_a100 with ``gpu_overrides``, default the A100a's :data:`A100A`) and
+    ``case["attacc_arch"]`` (default attacc_dgx with ``attacc_overrides``) on the case's
+    workload, batch and KV length. Returns the energy per decode step of
     the whole batch (J) of each and the energy-efficiency ratio (tokens per joule, AttAcc over
     the DGX: the DGX's step energy over AttAcc's, both generating ``batch`` tokens);
     ``case["scope"]``: ``all`` (default) or ``dynamic`` (leakage left out)."""
