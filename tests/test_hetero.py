@@ -239,3 +239,23 @@ def test_attacc_energy_case_compares_dynamic_energy():
     leak = sum(c["energy_pj"].get("leakage", 0.0) for c in r.components.values()) * 1e-12
     assert leak > 0 and _energy_j(r, "all") - _energy_j(r, "dynamic") == pytest.approx(leak)
     assert one["attacc_step_j"] == pytest.approx(_energy_j(r, "dynamic"))
+
+
+def test_systolic_xpu_allreduce_follows_the_interconnect():
+    """A systolic xPU's tensor-parallel all-reduces run over the system's interconnect: its
+    bandwidth sets their time and its energy per bit (not the xPU-PIM link's) their energy, also
+    for runs that differ only there in one process."""
+    from archsim.api import simulate
+    base = ["xpu.devices=2"]
+
+    def run(ov):
+        r = simulate("neupims", "gpt2", phase="decode", batch=8, kv_len=256, overrides=base + ov)
+        return r, r.to_dict()["uarch_summary"]["by_kind_s"]["xpu_allreduce"]
+    r0, t0 = run([])
+    r1, t1 = run(["interconnect.bandwidth=30 GB/s"])
+    assert t1 > t0 and r1.seconds > r0.seconds
+    r2, _ = run(["interconnect.energy_per_bit=0 pJ"])
+    r3, _ = run(["link.energy_per_bit=0 pJ"])
+    assert r2.energy_pj < r0.energy_pj
+    # the link's price moves only the link component
+    assert r3.components["xpu"]["energy_pj"] == r0.components["xpu"]["energy_pj"]

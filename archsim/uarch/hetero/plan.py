@@ -172,9 +172,10 @@ def xpu_segment(cfg, P, wl, ops) -> Seg:
     from archsim.sim.run import simulate_loaded
     xc = _segment_xpu_cfg(P.xpu)
     T = cfg.xpu.devices
-    key = (xc.model_dump_json(), T, tuple((op.name, getattr(op, "M", 0), getattr(op, "N", 0), getattr(op, "K", 0),
-                                            getattr(op, "count", 0), getattr(op, "rows", 0), getattr(op, "cols", 0))
-                                           for op in ops))
+    # the all-reduces of a systolic xPU run over the system's interconnect: part of the key
+    shapes = tuple((op.name, getattr(op, "M", 0), getattr(op, "N", 0), getattr(op, "K", 0), getattr(op, "count", 0),
+                    getattr(op, "rows", 0), getattr(op, "cols", 0)) for op in ops)
+    key = (xc.model_dump_json(), cfg.interconnect.model_dump_json(), T, shapes)
     if key in _XPU_CACHE:
         return replace(_XPU_CACHE[key])
     run_ops, ar = (ops, [])
@@ -192,7 +193,7 @@ def xpu_segment(cfg, P, wl, ops) -> Seg:
         ic = cfg.interconnect
         bpc = ic.bandwidth * ic.efficiency / xc.clock
         ar_s = sum(int(link_cycles(int(b), T, bpc, ic.latency * xc.clock)) for b in ar) / xc.clock
-        energy += ring_bytes(float(sum(ar)), T) * 8 * cfg.link.energy_per_bit
+        energy += ring_bytes(float(sum(ar)), T) * 8 * ic.energy_per_bit
     mult = T if (P.xpu.uarch != "gpu") else 1          # the gpu result already counts every device
     seg = Seg("xpu", sec + ar_s, mem_seconds=res.memory_bound_cycles / xc.clock,
               energy_pj=energy * mult, macs=sum(op.macs for op in ops), ops=tuple(op.name for op in ops),
@@ -333,7 +334,7 @@ def allreduce_segment(cfg, P, nbytes: float) -> Seg:
     if x.uarch == "gpu":
         cyc += int(round(x.launch.gap * clk))
     s = cyc / clk
-    energy = ring_bytes(float(nbytes), T) * 8 * cfg.link.energy_per_bit * T
+    energy = ring_bytes(float(nbytes), T) * 8 * ic.energy_per_bit * T
     return Seg("xpu", s, energy_pj=energy, kinds={"xpu_allreduce": s})
 
 
