@@ -235,6 +235,24 @@ def test_gqa_one_kv_read_serves_the_group():
     assert e.value.path == "q_per_kv"
 
 
+def test_gqa_unit_time_rounds_per_group():
+    # A unit clocked 4x the DRAM CK does a 16-lane burst in 1/4 CK: a group of 8 query heads
+    # needs 8 / 4 = 2 CK per column, under attacc_pim's MAC gap, so GQA costs no MAC time over
+    # its 8 KV heads (rounding each head's quarter CK up to 1 CK would have cost 8 CK).
+    L = 512
+    ovs = ["memory.dram.refresh='off'", "pim.clock_ratio=4"]
+    kw = dict(reference_trace=False, overrides=ovs)
+    dev = resolve(load("attacc_pim", ovs))
+    assert dev.burst_elems == 16 and int(dev.T[E.T_MACGAP]) >= 2
+    g8 = attention_cycles("attacc_pim", 1, [L], 64, 128, 8, **kw)
+    kv8 = attention_cycles("attacc_pim", 1, [L], 8, 128, **kw)
+    slow = attention_cycles("attacc_pim", 1, [L], 64, 128, 8, reference_trace=False,
+                            overrides=["memory.dram.refresh='off'"])
+    # only the per-query-head moves (query broadcast, softmax, score moves) are added
+    assert g8.counters["mac_ab"] == kv8.counters["mac_ab"]
+    assert kv8.cycles < g8.cycles < slow.cycles
+
+
 def test_every_stack_is_timed_busiest_sets_the_time():
     # 2 stacks, two requests of 16 heads: the contiguous deal puts the short request on stack 0
     # and the long one on stack 1; the long one sets the time, counters add up over both.

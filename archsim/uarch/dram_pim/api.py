@@ -194,10 +194,11 @@ def attention_cycles(cfg, batch, kv_lens, heads, head_dim, q_per_kv=1, *, layers
     ch_cap = dev.banks_per_channel * dev.rows * dev.row_bytes
     T = dev.T
     if grp > 1:
-        # one MAC command's column feeds every query head of the group
-        unit_ck = math.ceil(dev.burst_elems / pim.simd_lanes / pim.clock_ratio - 1e-9)
+        # one MAC command's column feeds every query head of the group: the unit works through
+        # grp x burst_elems products on its lanes at its own clock, rounded up to whole DRAM CK
+        unit_ck = math.ceil(grp * dev.burst_elems / pim.simd_lanes / pim.clock_ratio - 1e-9)
         T = dev.T.copy()
-        T[E.T_MACGAP] = max(int(T[E.T_MACGAP]), grp * unit_ck)
+        T[E.T_MACGAP] = max(int(T[E.T_MACGAP]), unit_ck)
     runs = {}
     for blk in blocks:
         key = tuple(blk)
