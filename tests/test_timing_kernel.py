@@ -69,3 +69,15 @@ def test_kernel_matches_naive(n, seed, data):
         for d in deps[i]:
             if d >= 0:
                 assert start[i] >= finish[d]
+    # busy: a DMA queue while any of its transfers is in flight (union of intervals), a
+    # compute unit for the sum of its durations; never more than the whole run
+    for u in range(n_units):
+        idx = np.flatnonzero(unit == u)
+        if u < 2:
+            covered = set()
+            for i in idx:
+                covered.update(range(int(start[i]), int(finish[i])))
+            assert busy[0, u] == len(covered)
+        else:
+            assert busy[0, u] == dur[idx].sum()
+        assert busy[0, u] <= finish.max()

@@ -7,7 +7,9 @@ can start earliest goes next, so the memory model sees requests in time order.
 
 - Memory instructions (LOAD/STORE/PIM) are timed by the memory model through
   :func:`archsim.mem.interface.mem_transfer`; their unit (a DMA queue) is free again one
-  cycle after issue, so transfers pipeline and only the memory model serialises them.
+  cycle after issue, so transfers pipeline and only the memory model serialises them. The
+  queue counts as busy while at least one of its transfers is in flight (the union of their
+  intervals, so its utilisation never exceeds 1).
 - Every other instruction occupies its unit for ``duration`` cycles (from the
   microarchitecture's cost kernel).
 
@@ -46,6 +48,8 @@ def _schedule(op, unit, layer, deps, nbytes, addr, duration, queue, qstart, qend
     heads = qstart.copy()
     mem_counters = np.zeros((n_layers, N_MEM_COUNTERS), np.int64)
     busy = np.zeros((n_layers, n_units), np.int64)
+    # a DMA queue's transfers overlap: it is busy while at least one is in flight
+    covered = np.zeros(n_units, np.int64)
     nd = deps.shape[1]
     big = np.int64(1) << np.int64(62)
     for _ in range(n):
@@ -84,7 +88,10 @@ def _schedule(op, unit, layer, deps, nbytes, addr, duration, queue, qstart, qend
                              nbytes[i], o == OP_STORE, t)
             finish[i] = f
             unit_free[best_u] = t + 1
-            busy[lyr, best_u] += f - t
+            c = covered[best_u]
+            if f > c:
+                busy[lyr, best_u] += f - (t if t > c else c)
+                covered[best_u] = f
         else:
             f = t + duration[i]
             finish[i] = f
