@@ -121,3 +121,34 @@ def test_speculative_reports_accepted_tokens(runner):
     assert sp["accepted_tokens_per_iteration"] == pytest.approx((1 - 0.7 ** 5) / 0.3, rel=1e-9)
     assert sp["accepted_tokens_per_s"] > 0 and sp["accepted_tokens_per_j"] > 0
     assert json.loads(r.output)["tokens_per_s"] == pytest.approx(sp["accepted_tokens_per_s"])
+
+
+def test_table_shows_the_uarch_summary_and_whole_numbers():
+    """The table prints the microarchitecture's own breakdown (hetero: per-token latency, busy
+    time of xPU / PIM / link) and never cuts digits off a number in a narrow terminal."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    from archsim.api import simulate
+    from archsim.report.render import to_table
+    r = simulate("attacc_dgx", "gpt3-175b", phase="decode", batch=32, kv_len=2048)
+    d = r.to_dict()
+    buf = io.StringIO()
+    to_table(d, Console(file=buf, width=80))
+    text = buf.getvalue()
+    assert "hetero summary" in text and "per_token_latency_s" in text
+    assert re.search(r"busy_s\s*│\s*xpu [0-9.]+ s, pim [0-9.]+ s", text)
+    assert "…" not in text
+    # the block's MACs appear whole, perhaps folded over two lines of its cell
+    block = [x for x in d["layers"] if x["name"] == "block"][0]
+    lines = text.splitlines()
+    i = next(k for k, ln in enumerate(lines) if ln.startswith("│ block "))
+    cell = ""
+    for ln in lines[i:]:
+        cells = ln.split("│")
+        if len(cells) < 8 or (ln is not lines[i] and cells[1].strip()):
+            break
+        cell += cells[5].strip()          # the MACs column
+    assert cell == f"{block['macs']:,}"

@@ -136,8 +136,29 @@ def test_cost_matches_naive_twin():
             n_cnt[L, 1 + p.aux[i, 3]] += p.aux[i, 2]
         elif p.aux[i, 3] == K_LINK:
             n_cnt[L, 3] += p.nbytes[i]
+    n_cnt[:, 4:] = p.meta["layer_bytes"]
     assert (dur == n_dur).all() and (cnt == n_cnt).all()
     assert p.unit_names == UNITS
+
+
+def test_memory_traffic_of_a_decode_step():
+    """The xPU reads the FC weights once per step (batch 8 fits one tile row), the PIM units
+    read every request's K and V inside the banks, the KV append crosses the PIM's data path;
+    the xPU's DRAM traffic is the run's off-chip traffic, its peak rate the xPU devices'."""
+    cfg, w, r = _run("attacc_dgx", SMALL, [], batch=8, kv_len=256)
+    c = r.to_dict()["components"]
+    d, L, ff, B = 1024, 4, 4096, 8
+    fc_weights = L * (4 * d * d + 2 * d * ff) * 2 + 1000 * d * 2          # blocks + LM head
+    assert fc_weights <= c["xpu"]["counts"]["dram_read_bytes"] <= 1.05 * fc_weights
+    # K and V (fp16) of the 256 cached tokens and the new one, read in 16-token bursts
+    kv = lambda toks: L * B * 2 * toks * d * 2                             # noqa: E731
+    assert kv(257) <= c["pim"]["counts"]["in_bank_bytes"] <= kv(272)
+    assert c["pim"]["counts"]["io_bytes"] >= L * B * 2 * d * 2            # the new K and V rows
+    rd = sum(x.offchip_read_bytes * x.repeat for x in r.layers)
+    wr = sum(x.offchip_write_bytes * x.repeat for x in r.layers)
+    assert rd == c["xpu"]["counts"]["dram_read_bytes"] and r.offchip_bytes == rd + wr
+    assert r.peak_bytes_per_cycle * cfg.clock == pytest.approx(8 * 2849.2e9, rel=1e-6)   # 8 x A100a HBM3
+    assert r.memory_bound_cycles <= r.cycles and r.bounds_ok()
 
 
 def test_bad_placement_names_the_field():

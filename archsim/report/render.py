@@ -58,6 +58,51 @@ def _fmt(x, unit=""):
     return f"{x:,}{(' ' + unit) if unit else ''}"
 
 
+_UNIT_SUFFIXES = (("_per_s", ""), ("_s", "s"), ("_j", "J"), ("_pj", "pJ"), ("_w", "W"), ("_bytes", "B"))
+
+
+def _unit(key: str):
+    """Unit named by a key's suffix (``busy_s`` -> s), None if it names none."""
+    return next((u for suf, u in _UNIT_SUFFIXES if key.endswith(suf)), None)
+
+
+def _summary_value(v, unit: str, percent: bool = False) -> str:
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        items = [_summary_value(x, unit) for x in v[:8]]
+        return "[" + ", ".join(items) + (", ..." if len(v) > 8 else "") + "]"
+    if percent:
+        return f"{100 * v:.1f} %"
+    if unit == "pJ":
+        v, unit = v * 1e-12, "J"
+    if isinstance(v, float) and unit != "B":
+        return f"{v:.4g} {unit}".strip()
+    return _fmt(v, unit)
+
+
+def summary_table(uarch: str, sm: dict) -> Table:
+    """The microarchitecture's own breakdown (``uarch_summary``): one row per entry; a mapping of
+    plain values on one row (``name value, ...``, in the unit its own or its parent's key names),
+    deeper ones flattened to ``parent.key`` rows."""
+    t = Table(title=f"{uarch} summary", show_header=False)
+    t.add_column("metric", overflow="fold")
+    t.add_column("value", overflow="fold")
+
+    def rows(name: str, obj, unit: str, pct: bool):
+        if isinstance(obj, dict) and all(not isinstance(x, (dict, list, tuple)) for x in obj.values()):
+            t.add_row(name, ", ".join(f"{k} {_summary_value(x, _unit(k) or unit, pct)}" for k, x in obj.items()))
+        elif isinstance(obj, dict):
+            for k, x in obj.items():
+                rows(f"{name}.{k}", x, _unit(k) or unit, pct or "utili" in k)
+        else:
+            t.add_row(name, _summary_value(obj, unit, pct))
+
+    for k, v in sm.items():
+        rows(k, v, _unit(k) or "", "utili" in k)
+    return t
+
+
 def to_table(d: dict, console: Console) -> None:
     t = Table(title=f"{d['arch']} ({d['uarch']}) / {d['workload']['name']} {d['workload']['phase']} "
                     f"batch {d['workload']['batch']}", show_header=False)
@@ -84,9 +129,12 @@ def to_table(d: dict, console: Console) -> None:
     t.add_row("compute / memory bound", f"{b['compute_bound_cycles']:,} / {b['memory_bound_cycles']:,} cycles")
     t.add_row("layers", d["dedup"]["note"])
     console.print(t)
+    if d.get("uarch_summary"):
+        console.print(summary_table(d["uarch"], d["uarch_summary"]))
     lt = Table(title="per layer")
     for c in ("layer", "x", "cycles (each)", "share", "MACs (each)", "energy (each)", "off-chip R/W bytes"):
-        lt.add_column(c, justify="right" if c != "layer" else "left")
+        # a narrow terminal wraps a number onto two lines rather than cutting digits off
+        lt.add_column(c, justify="right" if c != "layer" else "left", overflow="fold")
     # with pipeline stages the layers' cycles are work summed over micro-batches and stages
     denom = sum(r["total_cycles"] for r in d["layers"]) if d.get("pipeline") else d["cycles"]
     for r in d["layers"]:
@@ -96,9 +144,9 @@ def to_table(d: dict, console: Console) -> None:
                    f"{_fmt(r['offchip_read_bytes'])} / {_fmt(r['offchip_write_bytes'])}")
     console.print(lt)
     ct = Table(title="per component")
-    ct.add_column("component")
-    ct.add_column("counts")
-    ct.add_column("energy", justify="right")
+    ct.add_column("component", overflow="fold")
+    ct.add_column("counts", overflow="fold")
+    ct.add_column("energy", justify="right", overflow="fold")
     for comp, v in d["components"].items():
         counts = ", ".join(f"{k} {_fmt(c)}" for k, c in v["counts"].items() if c)
         ct.add_row(comp, counts, _fmt(sum(v["energy_pj"].values()) * 1e-12, "J"))

@@ -74,6 +74,15 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
     pad_cols = [j for j, nm in enumerate(names) if "padded" in nm]
     skipped_layer = counters[:, skip_cols].sum(axis=1) if skip_cols else np.zeros(n_layers, np.int64)
     padded_layer = counters[:, pad_cols].sum(axis=1) if pad_cols else np.zeros(n_layers, np.int64)
+    # off-chip traffic a coarse-grained system reports through its counters
+    ext_rd = np.zeros(n_layers, np.int64)
+    ext_wr = np.zeros(n_layers, np.int64)
+    if u.offchip_counters:
+        ext_rd = counters[:, names.index(u.offchip_counters[0])].astype(np.int64)
+        ext_wr = counters[:, names.index(u.offchip_counters[1])].astype(np.int64)
+    peak_bpc = u.peak_offchip_bytes_per_cycle(cfg)
+    if peak_bpc is None:
+        peak_bpc = float(memory.peak_bytes_per_cycle) * D
     for l in range(n_layers):
         lc = int(layer_cycles[l])
         leak_pj = sum(leak.values()) * lc / cfg.clock * 1e12
@@ -81,7 +90,8 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
             name=layer_names[l], repeat=int(weights[l]), cycles=lc,
             macs=int(macs_layer[l]), dynamic_pj=float(layer_dyn[l].sum() + mem_e_layer[l]),
             leakage_pj=float(leak_pj),
-            offchip_read_bytes=int(memc[l, MC_READ_BYTES]), offchip_write_bytes=int(memc[l, MC_WRITE_BYTES]),
+            offchip_read_bytes=int(memc[l, MC_READ_BYTES] + ext_rd[l]),
+            offchip_write_bytes=int(memc[l, MC_WRITE_BYTES] + ext_wr[l]),
             unit_busy={prog.unit_names[i]: int(busy[l, i]) for i in range(len(prog.unit_names))}))
     tot_counters = (counters * weights[:, None]).sum(axis=0)
     tot_memc = (memc * weights[:, None]).sum(axis=0)
@@ -103,8 +113,9 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
         macs=int((macs_layer * weights).sum()), expected_macs=int(wl.macs()),
         skipped_macs=int((skipped_layer * weights).sum()), padded_macs=int((padded_layer * weights).sum()),
         peak_macs_per_cycle=float(u.peak_macs_per_cycle(rcfg)),
-        peak_bytes_per_cycle=float(memory.peak_bytes_per_cycle) * D,
-        offchip_bytes=int(tot_memc[MC_READ_BYTES] + tot_memc[MC_WRITE_BYTES]),
+        peak_bytes_per_cycle=float(peak_bpc),
+        offchip_bytes=int(tot_memc[MC_READ_BYTES] + tot_memc[MC_WRITE_BYTES]
+                          + ((ext_rd + ext_wr) * weights).sum()),
         layers=layers, components=components,
         units={nm: int(unit_busy[i]) for i, nm in enumerate(prog.unit_names)},
         area=u.area_mm2(cfg, table), energy_table=table.name, all_layers=all_layers,

@@ -27,6 +27,10 @@ class Uarch:
     counter_names: tuple[str, ...] = ()
     #: the counter column holding the MACs the datapath issued
     mac_counter: str = "array.mac"
+    #: (read, write) counter columns holding off-chip traffic that the program does not move
+    #: through the memory model (a system of coarse instructions, e.g. hetero): added to the
+    #: layers' off-chip bytes; ``peak_offchip_bytes_per_cycle`` then gives their peak rate
+    offchip_counters: tuple = ()
 
     def unit_names(self, cfg) -> list[str]:
         raise NotImplementedError
@@ -53,6 +57,11 @@ class Uarch:
         by it, so a result's traffic and energy are the whole system's. The cost kernel's counters
         must already be system-wide."""
         return 1
+
+    def peak_offchip_bytes_per_cycle(self, cfg) -> float | None:
+        """Peak off-chip bytes per cycle of the whole system when ``offchip_counters`` carry its
+        traffic (None: the memory model's peak times ``devices``)."""
+        return None
 
     def prices(self, cfg, table) -> dict[str, float]:
         """pJ per count for each counter name (missing names cost nothing)."""

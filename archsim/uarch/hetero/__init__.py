@@ -30,13 +30,15 @@ import numpy as np
 from archsim.isa import Op, ProgramBuilder
 from archsim.uarch import register
 from archsim.uarch.base import Uarch
-from archsim.uarch.hetero.plan import build_plan, parts
+from archsim.uarch.hetero.plan import BYTE_KINDS, build_plan, parts
 from archsim.uarch.hetero.spec import HeteroConfig
 
 UNITS = ["xpu", "pim", "link_to_pim", "link_to_xpu", "ctrl"]
 U_XPU, U_PIM, U_L2P, U_L2X, U_CTRL = range(5)
 K_XPU, K_PIM, K_LINK, K_SYNC = range(4)
-COUNTERS = ("array.mac", "xpu.energy_pj", "pim.energy_pj", "link.bytes")
+COUNTERS = ("array.mac", "xpu.energy_pj", "pim.energy_pj", "link.bytes",
+            "xpu.dram_read_bytes", "xpu.dram_write_bytes", "pim.in_bank_bytes", "pim.io_bytes")
+C_BYTES = 4                         # first memory-traffic column (plan.BYTE_KINDS order)
 
 
 class _Emitter:
@@ -49,6 +51,12 @@ class _Emitter:
         self.shared_single = cfg.pim.shared_with_xpu and not cfg.pim.dual_row_buffer
         self.totals = {"xpu_s": 0.0, "pim_s": 0.0, "link_s": 0.0, "link_bytes": 0.0}
         self.kinds: dict = {}
+        self.layer_bytes: dict = {}       # layer -> memory traffic (plan.BYTE_KINDS order)
+
+    def count_bytes(self, layer, seg, frac=1.0) -> None:
+        acc = self.layer_bytes.setdefault(layer, [0.0] * len(BYTE_KINDS))
+        for i, b in enumerate(seg.nbytes):
+            acc[i] += b * frac
 
     def cyc(self, s: float) -> int:
         return int(math.ceil(s * self.clock - 1e-9))
@@ -75,6 +83,7 @@ class _Emitter:
         for k, v in seg.kinds.items():
             self.kinds[k] = self.kinds.get(k, 0.0) + v * frac * w
         macs = seg.macs if macs is None else macs
+        self.count_bytes(layer, seg, frac)
         if self.shared_single and seg.mem_seconds > 0:
             m = min(seg.mem_seconds, seg.seconds) * frac
             d = self.add(U_PIM, layer, m, [dep], K_SYNC)
@@ -84,6 +93,7 @@ class _Emitter:
     def pim(self, layer, seg, dep, w, seconds=None, macs=None, energy=None) -> int:
         s = seg.seconds if seconds is None else seconds
         self.totals["pim_s"] += s * w
+        self.count_bytes(layer, seg, s / seg.seconds if seg.seconds else 1.0)
         for k, v in seg.kinds.items():
             self.kinds[k] = self.kinds.get(k, 0.0) + v * w * (s / seg.seconds if seg.seconds else 0.0)
         return self.add(U_PIM, layer, s, [dep], K_PIM, seg.macs if macs is None else macs,
@@ -195,6 +205,7 @@ class Hetero(Uarch):
            "interleaved schedules, shared memory with single or dual row buffers.")
     config_cls = HeteroConfig
     counter_names = COUNTERS
+    offchip_counters = ("xpu.dram_read_bytes", "xpu.dram_write_bytes")
 
     def unit_names(self, cfg):
         return list(UNITS)
@@ -206,7 +217,12 @@ class Hetero(Uarch):
         meta = {"plan": {"sub_batches": plan.sub_batches, "batch_split": plan.batch_split,
                          "capacity": plan.capacity, "schedule": cfg.schedule if plan.sub_batches > 1 else "serial",
                          "work_seconds": em.totals, "by_kind_seconds": em.kinds}}
-        return pb.build(meta=meta)
+        prog = pb.build(meta=meta)
+        lb = np.zeros((max(1, len(prog.layer_names)), len(BYTE_KINDS)), np.int64)
+        for layer, v in em.layer_bytes.items():
+            lb[layer] = np.round(v)
+        prog.meta["layer_bytes"] = lb
+        return prog
 
     def cost(self, cfg, program):
         n_layers = max(1, len(program.layer_names))
@@ -219,6 +235,9 @@ class Hetero(Uarch):
         np.add.at(cnt[:, 1], L[kind == K_XPU], aux[kind == K_XPU, 2])
         np.add.at(cnt[:, 2], L[kind == K_PIM], aux[kind == K_PIM, 2])
         np.add.at(cnt[:, 3], L[kind == K_LINK], program.nbytes[kind == K_LINK])
+        lb = program.meta.get("layer_bytes")
+        if lb is not None:
+            cnt[:, C_BYTES:C_BYTES + len(BYTE_KINDS)] = lb[:n_layers]
         return dur, cnt
 
     def peak_macs_per_cycle(self, cfg):
@@ -228,6 +247,14 @@ class Hetero(Uarch):
             x *= cfg.xpu.devices
         p = P.pu.peak_macs_per_cycle(P.pim) * P.pim.clock
         return (x + p) / cfg.clock
+
+    def peak_offchip_bytes_per_cycle(self, cfg):
+        """The xPU devices' memory at its modelled peak (their DRAM reads and writes are the
+        system's off-chip traffic; the PIM's in-bank and data-path bytes are counted apart)."""
+        from archsim.mem.interface import build_memory
+        P = parts(cfg)
+        per = build_memory(P.xpu.memory, P.xpu.clock).peak_bytes_per_cycle * P.xpu.clock
+        return per * cfg.xpu.devices / cfg.clock
 
     def prices(self, cfg, table):
         return {"xpu.energy_pj": 1.0, "pim.energy_pj": 1.0, "link.bytes": 8.0 * cfg.link.energy_per_bit}

@@ -46,6 +46,20 @@ class Seg:
     ops: tuple = ()
     kinds: dict = field(default_factory=dict)    # seconds by kind (breakdown)
     phases: list = field(default_factory=list)   # dev "ffp": FfPhase list (feed-forward parallelism)
+    nbytes: tuple = (0.0, 0.0, 0.0, 0.0)          # memory traffic, BYTE_KINDS order
+
+
+#: memory traffic of a segment: the xPU's DRAM reads and writes, the bytes the PIM units read
+#: inside the banks, and the bytes crossing the PIM devices' data path (KV append, query, results)
+BYTE_KINDS = ("xpu_read", "xpu_write", "pim_in_bank", "pim_io")
+
+
+def _pim_bytes(r, times=1) -> tuple:
+    return (0.0, 0.0, float(r.internal_bytes) * times, float(r.external_bytes) * times)
+
+
+def _add_bytes(a: tuple, b: tuple) -> tuple:
+    return tuple(x + y for x, y in zip(a, b))
 
 
 @dataclass
@@ -188,6 +202,8 @@ def xpu_segment(cfg, P, wl, ops) -> Seg:
         sec = max(res.cycles - int(round(xc.launch.host * xc.clock)), 0) / xc.clock
     energy = res.dynamic_pj
     ar_s = 0.0
+    # a gpu xPU runs its own all-reduces (its link unit, on the critical path between kernels)
+    ar_in = res.units.get("link", 0) / xc.clock if P.xpu.uarch == "gpu" else 0.0
     if ar:
         from archsim.uarch.gpu.cost import link_cycles, ring_bytes
         ic = cfg.interconnect
@@ -195,9 +211,11 @@ def xpu_segment(cfg, P, wl, ops) -> Seg:
         ar_s = sum(int(link_cycles(int(b), T, bpc, ic.latency * xc.clock)) for b in ar) / xc.clock
         energy += ring_bytes(float(sum(ar)), T) * 8 * ic.energy_per_bit
     mult = T if (P.xpu.uarch != "gpu") else 1          # the gpu result already counts every device
+    rd = sum(r.offchip_read_bytes * r.repeat for r in res.layers) * mult
+    wr = sum(r.offchip_write_bytes * r.repeat for r in res.layers) * mult
     seg = Seg("xpu", sec + ar_s, mem_seconds=res.memory_bound_cycles / xc.clock,
               energy_pj=energy * mult, macs=sum(op.macs for op in ops), ops=tuple(op.name for op in ops),
-              kinds={"xpu_compute": sec, "xpu_allreduce": ar_s})
+              kinds={"xpu_compute": max(sec - ar_in, 0.0), "xpu_allreduce": ar_s + min(ar_in, sec)}, nbytes=(float(rd), float(wr), 0.0, 0.0))
     _XPU_CACHE[key] = seg
     return replace(seg)
 
@@ -241,6 +259,7 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
     from archsim.uarch.dram_pim.api import attention_cycles, gemv_cycles, stream_cycles
     roles = {op.role for op in ops}
     sec, energy, kinds, chunks = 0.0, 0.0, {}, []
+    nb = (0.0, 0.0, 0.0, 0.0)
     qk = [op for op in ops if op.role == "attn_qk"]
     if qk:
         heads = int(spec.get("n_heads") or 1)
@@ -254,6 +273,7 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
         r = _pim_call(attention_cycles, pc, len(ctx), tuple(ctx), heads, hd, max(1, heads // kvh))
         sec += r.seconds
         energy += r.energy_total_pj
+        nb = _add_bytes(nb, _pim_bytes(r))
         kinds["pim_attention"] = r.seconds
         c = min(cfg.head_chunks, heads)
         if c > 1:
@@ -262,10 +282,11 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
             chunks = [r.seconds / c] * c
     for op in ops:
         if op.role == "kv_write":
-            nb = sum(t.nbytes for t in op.outputs)
-            r = _pim_call(stream_cycles, P.pim, 0, int(nb))
+            wb = sum(t.nbytes for t in op.outputs)
+            r = _pim_call(stream_cycles, P.pim, 0, int(wb))
             sec += r.seconds
             energy += r.energy_total_pj
+            nb = _add_bytes(nb, _pim_bytes(r))
             kinds["pim_kv_write"] = kinds.get("pim_kv_write", 0.0) + r.seconds
             if chunks:
                 chunks = [x + r.seconds / len(chunks) for x in chunks]
@@ -274,10 +295,11 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
             reps = int(op.M) * int(op.count)
             sec += r.seconds * reps
             energy += r.energy_total_pj * reps
+            nb = _add_bytes(nb, _pim_bytes(r, reps))
             kinds["pim_gemv"] = kinds.get("pim_gemv", 0.0) + r.seconds * reps
     del roles
     return Seg("pim", sec, energy_pj=energy, macs=sum(op.macs for op in ops), chunks=chunks,
-               ops=tuple(op.name for op in ops), kinds=kinds)
+               ops=tuple(op.name for op in ops), kinds=kinds, nbytes=nb)
 
 
 # -- feed-forward parallelism (AttAcc's ff option) ----------------------------------------------------
@@ -371,7 +393,7 @@ def _ff_gemm_phase(cfg, P, wl, op) -> FfPhase:
             rows, cols = (share, K) if axis == "n" else (N, share)
             r = _pim_call(gemv_cycles, P.pim, rows, cols)
             p = Seg("pim", r.seconds * reqs, energy_pj=r.energy_total_pj * reqs, ops=(op.name,),
-                    kinds={"pim_ff_gemv": r.seconds * reqs})
+                    kinds={"pim_ff_gemv": r.seconds * reqs}, nbytes=_pim_bytes(r, reqs))
             lin = reqs * (K if axis == "n" else share) * a_b
             lout = reqs * (share if axis == "n" else N) * c_b
             ph = FfPhase(x, p, float(lin), float(lout), rows, cols)
@@ -417,6 +439,7 @@ def ff_segment(cfg, P, wl, ops) -> Seg:
     if vec:
         phases.append(FfPhase(xpu_segment(cfg, P, wl, vec)))
     sec, kinds, energy, macs = 0.0, {}, 0.0, 0
+    nb = (0.0, 0.0, 0.0, 0.0)
     for ph in phases:
         tx = ph.x.seconds if ph.x is not None else 0.0
         tp = (_link_s(cfg, ph.link_in) + ph.p.seconds + _link_s(cfg, ph.link_out)) if ph.p is not None else 0.0
@@ -426,10 +449,11 @@ def ff_segment(cfg, P, wl, ops) -> Seg:
                 continue
             energy += s.energy_pj
             macs += s.macs
+            nb = _add_bytes(nb, s.nbytes)
             for k, v in s.kinds.items():
                 kinds[k] = kinds.get(k, 0.0) + v
     return Seg("ffp", sec, energy_pj=energy, macs=macs, ops=tuple(op.name for op in ops), kinds=kinds,
-               phases=phases)
+               phases=phases, nbytes=nb)
 
 
 # -- link traffic ------------------------------------------------------------------------------------
