@@ -89,6 +89,12 @@ def test_tensor_parallel_conserves_macs_and_adds_link():
     assert r4.units["link"] > 0 and r1.units["link"] == 0
     assert r4.bounds_ok() and r1.bounds_ok()
     assert r4.seconds < r1.seconds
+    # area, like leakage and energy, is the whole system's: four devices, four times one;
+    # pipeline stages are devices too
+    a1 = r1.to_dict()["area_mm2"]
+    assert r4.to_dict()["area_mm2"] == pytest.approx(4 * a1)
+    r2 = simulate("a100", "llama2-7b", phase="decode", batch=4, kv_len=256, overrides=["parallel.pipeline=2"])
+    assert r2.to_dict()["area_mm2"] == pytest.approx(2 * a1)
 
 
 def test_fp8_run_is_bounded_and_priced_at_the_fp8_tensor_rate():

@@ -280,3 +280,9 @@ def test_systolic_xpu_allreduce_follows_the_interconnect():
     assert r2.energy_pj < r0.energy_pj
     # the link's price moves only the link component
     assert r3.components["xpu"]["energy_pj"] == r0.components["xpu"]["energy_pj"]
+
+
+def test_area_counts_every_xpu_device_once():
+    _, _, r = _run("attacc_dgx", SMALL)
+    one = simulate("a100", SMALL).to_dict()["area_mm2"]
+    assert r.to_dict()["area_mm2"] == pytest.approx(8 * one)

@@ -181,7 +181,7 @@ def _combine(cfg, wl, runs: list[Result], cycles: int, P: int, info: dict) -> Re
         skipped_macs=sum(r.skipped_macs for r in runs), padded_macs=sum(r.padded_macs for r in runs),
         peak_macs_per_cycle=r0.peak_macs_per_cycle * P, peak_bytes_per_cycle=r0.peak_bytes_per_cycle * P,
         offchip_bytes=sum(r.offchip_bytes for r in runs), layers=layers, components=components, units=units,
-        area=dict(r0.area), energy_table=r0.energy_table, all_layers=r0.all_layers,
+        area={k: v * P for k, v in r0.area.items()}, energy_table=r0.energy_table, all_layers=r0.all_layers,
         memory_info=dict(r0.memory_info), peak_dynamic_w=r0.peak_dynamic_w * P,
         extra=copy.deepcopy(r0.extra))
     res.extra["pipeline"] = info

@@ -100,9 +100,11 @@ class Gpu(Uarch):
         return {"array": peak_mac_w * table.logic_leak_fraction, "sram": table.sram_leakage_w(sram)}
 
     def area_mm2(self, cfg, table):
+        """Tensor-core MACs and on-chip SRAM (shared memory, L2) of every device of the
+        tensor-parallel group, like the leakage and the energy."""
         sram = float(cfg.sm.smem) * cfg.sm.count + float(cfg.l2.size)
-        return {"array": self.peak_macs_per_cycle(cfg) / cfg.parallel.tensor * table.mac_area_mm2(cfg.precision),
-                "sram": table.sram_area_mm2(sram)}
+        return {"array": self.peak_macs_per_cycle(cfg) * table.mac_area_mm2(cfg.precision),
+                "sram": table.sram_area_mm2(sram) * cfg.parallel.tensor}
 
 
 register(Gpu())

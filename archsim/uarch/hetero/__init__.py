@@ -272,7 +272,8 @@ class Hetero(Uarch):
         from archsim.energy import table_of
         P = parts(cfg)
         xt = table_of(P.xpu)
-        return {f"xpu.{k}": v * cfg.xpu.devices for k, v in P.xu.area_mm2(P.xpu, xt).items()}
+        n = cfg.xpu.devices if P.xpu.uarch != "gpu" else 1     # the gpu's area covers its devices
+        return {f"xpu.{k}": v * n for k, v in P.xu.area_mm2(P.xpu, xt).items()}
 
     def peak_dynamic_w(self, cfg, table):
         from archsim.energy import table_of
