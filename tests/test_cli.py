@@ -82,6 +82,8 @@ def test_bad_inputs(runner, tmp_path):
     hf = tmp_path / "config.json"
     hf.write_text(json.dumps({"model_type": "t5", "d_model": 512}))
     _bad(runner, tmp_path, ["systolic_128x128", str(hf)], "supported")
+    _bad(runner, tmp_path, ["a100", "vector", "--set", "workload.op=tanh"], "workload.op")
+    _bad(runner, tmp_path, ["hbm_pim", "vector"], "no matrix-vector layer")
 
 
 def test_hf_import_llama(runner, tmp_path):
@@ -104,7 +106,7 @@ def test_validate_command(runner):
     assert rows and all(x["pass"] for x in rows)
 
 
-@pytest.mark.parametrize("pattern", ["scalesim-", "bounds-", "SA-TPUv1"])
+@pytest.mark.parametrize("pattern", ["scalesim-", "bounds-", "SA-TPUv1", "XPU-A100-gelu-", "XPU-A100-gemm-"])
 def test_validation_cases_pass(pattern):
     from archsim.validate import run_all
     rows = run_all(pattern=pattern)

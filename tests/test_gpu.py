@@ -499,3 +499,32 @@ def test_elementwise_kernel_overlaps_loads_with_arithmetic():
     compute = 16 * E / cfg.vector.lanes
     memory = 2 * E * 2 / r.peak_bytes_per_cycle
     assert max(compute, memory) <= r.cycles < max(compute, memory) + 0.5 * min(compute, memory)
+
+
+def test_timed_call_tail_overlaps_the_kernel():
+    """A host-timed call: launch.fixed before the launch, launch.fixed_after after it, overlapping
+    the GPU: the call takes fixed + host + max(fixed_after, the kernel). A100 preset: fixed 20 us,
+    host 5 us; a GELU of 2^24 fp16 elements runs ~40 us on the GPU."""
+    w = {"kind": "vector", "op": "gelu", "rows": 1, "cols": 1 << 24, "precision": {"activations": "fp16"}}
+    base = simulate("a100", w)
+    gpu = base.seconds - 25e-6
+    assert 30e-6 < gpu < 50e-6
+    # a short tail hides behind the kernel, a long one hides the kernel
+    assert simulate("a100", w, overrides=["launch.fixed_after=10us"]).cycles == base.cycles
+    long = simulate("a100", w, overrides=["launch.fixed_after=1ms"])
+    assert long.seconds == pytest.approx(25e-6 + 1e-3, abs=2e-9)
+    # op by op: every call pays its own tail
+    two = {"kind": "vector", "op": "add", "rows": 1, "cols": 1024, "precision": {"activations": "fp16"}}
+    one = simulate("a100", two, overrides=["launch.sync=per_op", "launch.fixed_after=100us"])
+    assert one.seconds == pytest.approx(25e-6 + 100e-6, abs=2e-9)
+
+
+def test_vector_workload_moves_its_bytes_once():
+    """kind: vector -- one element-wise / row operator: inputs read and output written once."""
+    for op, n_in in (("softmax", 1), ("layernorm", 1), ("add", 2), ("gelu", 1)):
+        r = simulate("a100", {"kind": "vector", "op": op, "rows": 2048, "cols": 4096,
+                              "precision": {"activations": "fp16"}})
+        rd = sum(x.offchip_read_bytes for x in r.layers)
+        wr = sum(x.offchip_write_bytes for x in r.layers)
+        assert (rd, wr) == (n_in * 2048 * 4096 * 2, 2048 * 4096 * 2), op
+        assert r.bounds_ok() and r.macs == 0

@@ -7,9 +7,9 @@ from typing import Callable, Sequence
 
 from archsim.config.loader import apply_overrides, find_preset, load_yaml_file, validate_model
 from archsim.errors import ConfigError, InputFileError, WorkloadError
-from archsim.workload.gemm import build_gemm
+from archsim.workload.gemm import build_gemm, build_vector
 from archsim.workload.sparsity import apply_sparsity
-from archsim.workload.spec import GemmSpec, TransformerSpec
+from archsim.workload.spec import GemmSpec, TransformerSpec, VectorSpec
 from archsim.workload.transformer import build_transformer
 
 def postprocess(wl, spec, attention: bool = True):
@@ -50,6 +50,7 @@ def _kinds() -> dict:
 KINDS: dict[str, tuple[type, Callable]] = {
     "transformer": (TransformerSpec, with_variants(build_transformer)),
     "gemm": (GemmSpec, with_variants(build_gemm)),
+    "vector": (VectorSpec, with_variants(build_vector)),
     **_kinds(),
 }
 

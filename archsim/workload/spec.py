@@ -162,6 +162,24 @@ class TransformerSpec(RunFields):
         return self.head_dim or self.d_model // self.n_heads
 
 
+#: element-wise and row operators of a ``kind: vector`` workload -> (VecKind name, op role, inputs)
+VECTOR_OPS = {"add": ("ADD", "residual", 2), "mul": ("MUL", "gate", 2), "softmax": ("SOFTMAX", "vector", 1),
+              "layernorm": ("LAYERNORM", "norm", 1), "rmsnorm": ("RMSNORM", "norm", 1),
+              "gelu": ("GELU", "activation", 1), "silu": ("SILU", "activation", 1),
+              "relu": ("RELU", "activation", 1), "copy": ("COPY", "vector", 1)}
+
+
+class VectorSpec(RunFields):
+    """One element-wise or row operator over a rows x cols tensor (a norm or softmax works along
+    each row), for micro-benchmarks of the vector datapath."""
+
+    kind: Literal["vector"] = "vector"
+    op: Literal["add", "mul", "softmax", "layernorm", "rmsnorm", "gelu", "silu", "relu", "copy"]
+    rows: PositiveInt
+    cols: PositiveInt
+    offchip: bool = Field(True, description="inputs read from and the output written to off-chip memory")
+
+
 class GemmSpec(RunFields):
     """One GEMM C[M,N] = A[M,K] @ B[K,N] (B a weight), for micro-benchmarks."""
 

@@ -103,6 +103,10 @@ class DramPim(Uarch):
                   n=int(round(r.energy_pj["io"] * 1e3)) * reps, k=useful, nbytes=int(r.internal_bytes) * reps,
                   aux=[int(np.ceil(r.cycles * per_ck)) * reps, (c["mac_ab"] + c["mac_sb"] + c["mac_pb"]) * reps,
                        r.macs * reps, c["bank_acts"] * reps])
+        if not layers:
+            raise LoweringError(f"workload {workload.name!r} has no matrix-vector layer: dram_pim runs GEMVs "
+                                f"and decode attention in the banks; element-wise and row operators run on "
+                                f"the host (use a hetero system for both)")
         return b.build()
 
     def cost(self, cfg, program):

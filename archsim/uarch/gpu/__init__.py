@@ -35,9 +35,10 @@ class Gpu(Uarch):
         """(config without the once-per-run host cost, that cost in cycles): a run split into
         pipeline micro-batches pays ``launch.fixed`` once (with ``launch.sync: per_op`` every op
         pays it, so it stays)."""
-        if cfg.launch.sync != "per_run" or not cfg.launch.fixed:
+        if cfg.launch.sync != "per_run" or not (cfg.launch.fixed or cfg.launch.fixed_after):
             return cfg, 0
-        return (cfg.model_copy(update={"launch": cfg.launch.model_copy(update={"fixed": 0.0})}),
+        # the tail of the call (fixed_after) overlaps the last stage's work: not a serial cost
+        return (cfg.model_copy(update={"launch": cfg.launch.model_copy(update={"fixed": 0.0, "fixed_after": 0.0})}),
                 int(round(cfg.launch.fixed * cfg.clock)))
 
     def _feed_bpc(self, cfg):

@@ -481,7 +481,7 @@ class GpuLowerer:
         """Host setup cycles per layer instance of a forward pass (``launch.layer_setup``): none for
         op-by-op timing or a single-GEMM workload (one kernel call, no runtime pass)."""
         ln = self.cfg.launch
-        if ln.sync != "per_run" or wl.spec.get("kind") == "gemm":
+        if ln.sync != "per_run" or wl.spec.get("kind") in ("gemm", "vector"):
             return 0
         t = ln.layer_setup_prefill if wl.phase == "prefill" and ln.layer_setup_prefill is not None else ln.layer_setup
         return int(round(t * self.clock))
@@ -492,6 +492,7 @@ class GpuLowerer:
         for g in wl.groups:
             self.pb.layer(g.name, g.repeat)
         fixed = int(round(self.cfg.launch.fixed * self.clock))
+        after = int(round(self.cfg.launch.fixed_after * self.clock))
         first = True
         per_op = self.cfg.launch.sync == "per_op"
         setup = self.layer_setup_cycles(wl)
@@ -537,4 +538,9 @@ class GpuLowerer:
                 self.gemm(op, layer)
             else:
                 self.vector(op, layer)
+            if after > 0 and per_op:
+                # the rest of the timed call, after its last launch, overlaps the GPU's work
+                self.sync(U_HOST, layer, after, [])
+        if after > 0 and not per_op and ops:
+            self.sync(U_HOST, self.pb.layer(ops[-1].layer, rep[ops[-1].layer]), after, [])
         return self.pb.build(meta={"tilings": self.plans})

@@ -72,7 +72,12 @@ class LaunchConfig(Strict):
 
     host: Time = Field(5e-6, description="host time to issue one kernel (driver + framework)")
     gap: Time = Field(1e-6, description="device-side gap between dependent kernels")
-    fixed: Time = Field(0.0, description="once per run: host dispatch and final synchronisation")
+    fixed: Time = Field(0.0, description="once per run (per op with sync 'per_op'): host dispatch and "
+                        "synchronisation of the timed call before its first kernel launch")
+    fixed_after: Time = Field(0.0, description=(
+        "host time of the timed call after its last kernel launch (returning through the framework, "
+        "entering the synchronise): it overlaps the GPU's work, so a call takes fixed + launches + "
+        "max(fixed_after, the GPU's remaining work)"))
     layer_setup: Time = Field(0.0, description=(
         "host time per layer per forward pass during which the GPU idles (per_run only): the inference "
         "runtime's per-layer work for a new pass (dynamic-shape inference, per-layer buffer bindings, "

@@ -138,7 +138,7 @@ def _segment_xpu_cfg(x0):
     mem = x0.memory.model_copy(update={"capacity": None})
     upd = {"memory": mem}
     if x0.uarch == "gpu":
-        upd["launch"] = x0.launch.model_copy(update={"fixed": 0.0})
+        upd["launch"] = x0.launch.model_copy(update={"fixed": 0.0, "fixed_after": 0.0})
     return x0.model_copy(update=upd)
 
 
