@@ -286,3 +286,13 @@ def test_area_counts_every_xpu_device_once():
     _, _, r = _run("attacc_dgx", SMALL)
     one = simulate("a100", SMALL).to_dict()["area_mm2"]
     assert r.to_dict()["area_mm2"] == pytest.approx(8 * one)
+
+
+def test_pim_background_power_over_the_whole_step():
+    """The 40 attacc_pim stacks hold the KV cache all step long: their background power is leakage
+    over the step, not part of the PIM calls' (dynamic) energy."""
+    _, _, r = _run("attacc_dgx", SMALL)
+    c = r.to_dict()["components"]
+    assert c["pim"]["energy_pj"]["leakage"] == pytest.approx(40 * 0.48 * r.seconds * 1e12, rel=1e-6)
+    busy_pim = r.to_dict()["uarch_summary"]["busy_s"]["pim"]
+    assert 0 < busy_pim < r.seconds

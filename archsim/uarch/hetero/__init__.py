@@ -266,7 +266,10 @@ class Hetero(Uarch):
         w = sum(P.xu.leakage_w(P.xpu, xt).values())
         if P.xpu.uarch != "gpu":
             w *= cfg.xpu.devices
-        return {"xpu": w}
+        # the PIM stacks hold the KV cache: background power (standby, refresh) over the whole step
+        from archsim.uarch.dram_pim.api import background_w
+        from archsim.uarch.dram_pim.dram_adapter import resolve
+        return {"xpu": w, "pim": background_w(resolve(P.pim))}
 
     def area_mm2(self, cfg, table):
         from archsim.energy import table_of

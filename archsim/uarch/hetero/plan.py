@@ -58,6 +58,12 @@ def _pim_bytes(r, times=1) -> tuple:
     return (0.0, 0.0, float(r.internal_bytes) * times, float(r.external_bytes) * times)
 
 
+def _pim_dyn_pj(r) -> float:
+    """A PIM call's energy without the stacks' background power, which the system charges over
+    the whole step (the stacks hold the KV cache and stay powered and refreshed)."""
+    return r.energy_total_pj - float(r.energy_pj.get("background", 0.0))
+
+
 def _add_bytes(a: tuple, b: tuple) -> tuple:
     return tuple(x + y for x, y in zip(a, b))
 
@@ -272,7 +278,7 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
         pc = _pim_cfg(P, max(ctx))
         r = _pim_call(attention_cycles, pc, len(ctx), tuple(ctx), heads, hd, max(1, heads // kvh))
         sec += r.seconds
-        energy += r.energy_total_pj
+        energy += _pim_dyn_pj(r)
         nb = _add_bytes(nb, _pim_bytes(r))
         kinds["pim_attention"] = r.seconds
         c = min(cfg.head_chunks, heads)
@@ -285,7 +291,7 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
             wb = sum(t.nbytes for t in op.outputs)
             r = _pim_call(stream_cycles, P.pim, 0, int(wb))
             sec += r.seconds
-            energy += r.energy_total_pj
+            energy += _pim_dyn_pj(r)
             nb = _add_bytes(nb, _pim_bytes(r))
             kinds["pim_kv_write"] = kinds.get("pim_kv_write", 0.0) + r.seconds
             if chunks:
@@ -294,7 +300,7 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
             r = _pim_call(gemv_cycles, P.pim, int(op.N), int(op.K))
             reps = int(op.M) * int(op.count)
             sec += r.seconds * reps
-            energy += r.energy_total_pj * reps
+            energy += _pim_dyn_pj(r) * reps
             nb = _add_bytes(nb, _pim_bytes(r, reps))
             kinds["pim_gemv"] = kinds.get("pim_gemv", 0.0) + r.seconds * reps
     del roles
@@ -392,7 +398,7 @@ def _ff_gemm_phase(cfg, P, wl, op) -> FfPhase:
         if share > 0:
             rows, cols = (share, K) if axis == "n" else (N, share)
             r = _pim_call(gemv_cycles, P.pim, rows, cols)
-            p = Seg("pim", r.seconds * reqs, energy_pj=r.energy_total_pj * reqs, ops=(op.name,),
+            p = Seg("pim", r.seconds * reqs, energy_pj=_pim_dyn_pj(r) * reqs, ops=(op.name,),
                     kinds={"pim_ff_gemv": r.seconds * reqs}, nbytes=_pim_bytes(r, reqs))
             lin = reqs * (K if axis == "n" else share) * a_b
             lout = reqs * (share if axis == "n" else N) * c_b
