@@ -396,4 +396,5 @@ def plot(db, x, y, hue, where, workload, out, logx, logy):
 
 #: everything ``python -m archsim.sweep`` offers: run (default), status, export, pareto, plot
 main = DefaultGroup(name="archsim-sweep", commands={**sweep.commands, "pareto": pareto, "plot": plot},
-                    help="archsim design-space sweeps (run is the default command)")
+                    help="archsim design-space sweeps (run is the default command)",
+                    context_settings={"help_option_names": ["-h", "--help"]})
