@@ -40,6 +40,7 @@ def _rows(name):
 
 PUBLIC = _rows("cases_public.csv")
 EXTRA = _rows("cases_extra.csv") if os.path.exists(os.path.join(VAL, "cases_extra.csv")) else []
+LLM = _rows("cases_llm.csv") if os.path.exists(os.path.join(VAL, "cases_llm.csv")) else []
 
 
 # --- validation: SCALE-Sim 3.0.0 runs ---------------------------------------------
@@ -85,11 +86,12 @@ def _extra_config(case):
         ifmap_sram_bank_bandwidth=bw, filter_sram_bank_bandwidth=bw)
 
 
-@pytest.mark.skipif(not EXTRA, reason="cases_extra.csv not present")
+@pytest.mark.skipif(not EXTRA or not LLM, reason="cases_extra.csv / cases_llm.csv not present")
 def test_extra_cases_exact():
-    """Random arrays (non-square too), GEMMs, dataflows, CALC and USER bandwidths."""
-    assert len(EXTRA) >= 100
-    for case in EXTRA:
+    """Random arrays (non-square too), GEMMs, dataflows, CALC and USER bandwidths; and LLM-sized
+    GEMMs on arrays up to 128 x 128 with SRAMs of 32 kB to 6 MB."""
+    assert len(EXTRA) >= 100 and len(LLM) >= 90
+    for case in EXTRA + LLM:
         cfg = _extra_config(case)
         M, N, K = int(case["M"]), int(case["N"]), int(case["K"])
         (row,) = sc.report_rows(cfg, [sc.GemmLayer(case["layer"], M, N, K)])
@@ -109,7 +111,7 @@ def test_extra_cases_exact():
 
 @pytest.mark.skipif(not EXTRA, reason="cases_extra.csv not present")
 def test_extra_cases_calc_dram_mostly_match():
-    calc = [c for c in EXTRA if c["bw_mode"] == "CALC"]
+    calc = [c for c in EXTRA + LLM if c["bw_mode"] == "CALC"]
     hits = total = 0
     for case in calc:
         (row,) = sc.report_rows(_extra_config(case), [

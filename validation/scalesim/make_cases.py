@@ -6,6 +6,7 @@ dependency), e.g.::
     python -m venv /work/venv-scalesim
     /work/venv-scalesim/bin/pip install "numpy<2.4" scalesim==3.0.0
     /work/venv-scalesim/bin/python validation/scalesim/make_cases.py --n 60 --seed 7
+    /work/venv-scalesim/bin/python validation/scalesim/make_cases.py --profile llm --n 45 --seed 2027
 
 Random array shapes (square and non-square), random GEMMs, all three
 dataflows, CALC mode and some bandwidth-limited USER runs.  Each SCALE-Sim run
@@ -99,28 +100,57 @@ def run_scalesim(cfg, topo, out_dir):
     return read_reports(sub[0])
 
 
+def _small_case(rng, case):
+    R = rng.choice([2, 3, 4, 5, 7, 8, 12, 16, 20, 24, 32, 48, 64])
+    C = rng.choice([2, 3, 4, 6, 8, 9, 12, 16, 17, 32, 40, 64])
+    df = ("os", "ws", "is")[case % 3]
+    user = case % 5 == 4
+    mode, bw = ("USER", rng.choice([1, 2, 5, 20, 64])) if user else ("CALC", 10)
+    ik, fk = rng.choice([(512, 512), (64, 64), (8, 16), (2, 4)])
+    ok = rng.choice([256, 64, 4, 1])
+    gemms = []
+    for j in range(3):
+        M = rng.choice([1, 2, rng.randint(1, 40), rng.randint(1, 200)])
+        N = rng.choice([rng.randint(1, 40), rng.randint(1, 300)])
+        K = rng.choice([rng.randint(1, 40), rng.randint(1, 300)])
+        gemms.append((f"g{case}_{j}", M, N, K))
+    return R, C, df, mode, bw, ik, fk, ok, gemms
+
+
+def _llm_case(rng, case):
+    R = rng.choice([8, 16, 32, 64, 128, 12, 24, 48])
+    C = rng.choice([8, 16, 32, 64, 128, 20, 40])
+    df = ("os", "ws", "is")[case % 3]
+    ik, fk = rng.choice([(1024, 1024), (256, 256), (128, 64), (6144, 6144), (32, 64)])
+    ok = rng.choice([256, 1024, 64, 16])
+    gemms = []
+    for j in range(2):
+        M = rng.choice([1, 4, 16, 64, 128, 200])
+        N = rng.choice([64, 256, 768, 512, 1000])
+        K = rng.choice([64, 256, 768, 512, 300])
+        gemms.append((f"h{case}_{j}", M, N, K))
+    return R, C, df, "CALC", 10, ik, fk, ok, gemms
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=60, help="number of SCALE-Sim runs")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--out", default=os.path.join(HERE, "cases_extra.csv"))
+    ap.add_argument("--profile", choices=("small", "llm"), default="small",
+                    help="small: arrays of 2-64 PEs a side, GEMMs up to 300, CALC and USER runs "
+                         "(cases_extra.csv); llm: arrays of 8-128, LLM-sized GEMMs (up to "
+                         "200 x 1000 x 768), SRAMs of 32 kB-6 MB, CALC (cases_llm.csv)")
+    ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    if args.out is None:
+        args.out = os.path.join(HERE, "cases_extra.csv" if args.profile == "small" else "cases_llm.csv")
     rng = random.Random(args.seed)
     rows = []
     for case in range(args.n):
-        R = rng.choice([2, 3, 4, 5, 7, 8, 12, 16, 20, 24, 32, 48, 64])
-        C = rng.choice([2, 3, 4, 6, 8, 9, 12, 16, 17, 32, 40, 64])
-        df = ("os", "ws", "is")[case % 3]
-        user = case % 5 == 4
-        mode, bw = ("USER", rng.choice([1, 2, 5, 20, 64])) if user else ("CALC", 10)
-        ik, fk = rng.choice([(512, 512), (64, 64), (8, 16), (2, 4)])
-        ok = rng.choice([256, 64, 4, 1])
-        gemms = []
-        for j in range(3):
-            M = rng.choice([1, 2, rng.randint(1, 40), rng.randint(1, 200)])
-            N = rng.choice([rng.randint(1, 40), rng.randint(1, 300)])
-            K = rng.choice([rng.randint(1, 40), rng.randint(1, 300)])
-            gemms.append((f"g{case}_{j}", M, N, K))
+        if args.profile == "llm":
+            R, C, df, mode, bw, ik, fk, ok, gemms = _llm_case(rng, case)
+        else:
+            R, C, df, mode, bw, ik, fk, ok, gemms = _small_case(rng, case)
         with tempfile.TemporaryDirectory() as d:
             cfg, topo = write_inputs(d, R, C, df, gemms, mode, bw, ik, fk, ok)
             comp, acc = run_scalesim(cfg, topo, os.path.join(d, "out"))

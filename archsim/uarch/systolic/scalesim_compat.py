@@ -20,8 +20,8 @@ Report quirks reproduced here (see ``docs/scalesim.md``):
 
 Modelled, not exact (documented gaps):
 
-* DRAM read counts (CALC mode): each operand is read once when it fits in half
-  its SRAM (the other half is the prefetch buffer); when it does not, it is
+* DRAM read counts (CALC mode): each operand is read once when it is smaller than
+  half its SRAM (the other half is the prefetch buffer); when it is not, it is
   re-read for every fold whose slice differs from the previous fold's (fold
   order: column folds outer, row folds inner).  SCALE-Sim's prefetch window
   lets some of those re-reads hit, which this does not model (e.g. os
@@ -324,9 +324,10 @@ def dram_counts(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int, 
     """(ifmap reads, filter reads, ofmap writes) to DRAM, in words (modelled).
 
     SCALE-Sim double-buffers each SRAM, so the working set it can hold is half
-    the buffer.  An operand that fits in half its SRAM is read from DRAM once.
+    the buffer.  An operand smaller than half its SRAM is read from DRAM once (one
+    that fills the half exactly is re-read, as SCALE-Sim does).
     One that does not is re-read for every fold, except that consecutive folds
-    needing the same slice share one read when that slice fits in half the
+    needing the same slice share one read when that slice is smaller than half the
     buffer.  Fold order: column folds outer, row folds inner; so os reuses a
     FILTER slice (K x C) across its row folds, and ws/is reuse nothing across
     consecutive folds beyond what a whole-operand fit gives.
@@ -339,14 +340,14 @@ def dram_counts(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int, 
     f_half = cfg.filter_sram_words // 2
     sram_i, sram_f, _sram_o = folds.sram_access_counts(df, R, C, M, N, K)
 
-    ifmap = ifmap_size if ifmap_size <= i_half else sram_i
+    ifmap = ifmap_size if ifmap_size < i_half else sram_i
     if df == folds.DATAFLOW_OS:
-        if filter_size <= f_half or K * min(C, N) <= f_half:
+        if filter_size < f_half or K * min(C, N) < f_half:
             filt = filter_size
         else:
             filt = sram_f
     else:
-        filt = filter_size if filter_size <= f_half else sram_f
+        filt = filter_size if filter_size < f_half else sram_f
 
     if df == folds.DATAFLOW_OS:
         ofmap = M * N
