@@ -25,13 +25,17 @@ def fail(e: ArchsimError) -> None:
 
 
 def guarded(fn):
-    """Run a command body; user errors become a message and exit status 2, no traceback."""
+    """Run a command body; user errors become a message and exit status 2, no traceback. A
+    number in the input too large for the simulator's 64-bit arithmetic is one of them."""
     @functools.wraps(fn)
     def wrapper(*a, **kw):
         try:
             return fn(*a, **kw)
         except ArchsimError as e:
             fail(e)
+        except OverflowError as e:
+            from archsim.errors import OutOfRangeError
+            fail(OutOfRangeError(f"a number in the input is too large for 64-bit arithmetic ({e})"))
     return wrapper
 
 
@@ -62,7 +66,7 @@ def _emit(text: str, out: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
 @click.option("--out", type=click.Path(dir_okay=False), help="write the result to this file")
 @click.option("--trace", type=click.Path(dir_okay=False), help="write a Chrome trace-event JSON (Perfetto)")
-@click.option("--trace-max-events", type=int, default=200_000, show_default=True)
+@click.option("--trace-max-events", type=click.IntRange(min=1), default=200_000, show_default=True)
 @click.option("--all-layers", is_flag=True, help="simulate every layer instead of timing identical ones once")
 @click.option("--seed", type=int, default=0, show_default=True)
 @guarded
@@ -70,10 +74,15 @@ def run(config, workload, phase, batch, seq_len, kv_len, overrides, fmt, out, tr
         all_layers, seed):
     """Simulate WORKLOAD on the hardware CONFIG (defaults: Llama-2-7B decode on the 128x128 preset)."""
     from archsim.api import load
-    from archsim.report.render import chrome_trace, to_csv, to_json, to_table, write_atomic
+    from archsim.errors import OutputError
+    from archsim.report.render import chrome_trace, to_csv, to_json, to_table, write_all_atomic
     from archsim.sim.run import simulate_loaded
 
-    if config == DEFAULT_ARCH and workload == DEFAULT_WORKLOAD and phase is None:
+    for opt, val in (("--out", out), ("--trace", trace)):
+        if val is not None and not val.strip():
+            raise OutputError(f"{opt}: an empty file name")
+    if (config == DEFAULT_ARCH and workload == DEFAULT_WORKLOAD and phase is None
+            and not any(o.replace(" ", "").startswith("workload.phase=") for o in overrides)):
         phase = "decode"
     t0 = time.perf_counter()
     with err_console.status("simulating...", spinner="dots") if err_console.is_terminal else _Null():
@@ -82,18 +91,22 @@ def run(config, workload, phase, batch, seq_len, kv_len, overrides, fmt, out, tr
         res = simulate_loaded(cfg, wl, seed=seed, keep_timeline=bool(trace), all_layers=all_layers)
     d = res.to_dict()
     wall = time.perf_counter() - t0
-    if fmt == "json":
-        _emit(to_json(d), out)
-    elif fmt == "csv":
-        _emit(to_csv(d), out)
-    else:
-        if out:
-            _emit(to_json(d), out)
+    files = []
+    if out:
+        files.append((out, to_csv(d) if fmt == "csv" else to_json(d)))
+    if trace:
+        files.append((trace, json.dumps(chrome_trace(res, trace_max_events))))
+    # the result and the trace are written together or not at all
+    write_all_atomic(files)
+    for path, _ in files:
+        click.echo(f"wrote {'trace ' if path == trace else ''}{path}", err=True)
+    if not out:
+        if fmt == "json":
+            click.echo(to_json(d), nl=False)
+        elif fmt == "csv":
+            click.echo(to_csv(d), nl=False)
         else:
             to_table(d, Console())
-    if trace:
-        write_atomic(trace, json.dumps(chrome_trace(res, trace_max_events)))
-        click.echo(f"wrote trace {trace}", err=True)
     if not d["bounds"]["ok"]:
         click.echo("archsim: warning: a bound does not hold (see 'bounds' in the JSON)", err=True)
     if fmt == "table" and not out:
@@ -222,7 +235,8 @@ def lower(config, workload, phase, batch, seq_len, kv_len, overrides, all_layers
 @main.command()
 @click.option("--filter", "pattern", help="only cases whose id contains this text")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.option("--root", type=click.Path(file_okay=False), help="validation folder (default: the project's)")
+@click.option("--root", type=click.Path(file_okay=False, exists=True),
+              help="validation folder (default: the project's)")
 @guarded
 def validate(pattern, fmt, root):
     """Run the validation cases and compare with published and peer numbers."""

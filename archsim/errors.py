@@ -54,6 +54,15 @@ class InputFileError(ArchsimError):
     """A missing or unreadable input file, or malformed file content."""
 
 
+class OutOfRangeError(ArchsimError):
+    """The inputs drive the simulation past what it can count: a cycle count beyond 64 bits or
+    a non-finite energy (an absurd rate, size or price in the configuration)."""
+
+
+class OutputError(ArchsimError):
+    """An output file cannot be written (missing folder, no permission, not a regular path)."""
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """A ' (did you mean 'x'?)' suffix, or '' when nothing is close."""
     close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)

@@ -154,3 +154,58 @@ def test_table_shows_the_uarch_summary_and_whole_numbers():
             break
         cell += cells[5].strip()          # the MACs column
     assert cell == f"{block['macs']:,}"
+
+
+def test_out_of_range_results_are_errors(runner, tmp_path):
+    """A rate so small that the cycle count leaves 64 bits, or a price that makes the energy
+    infinite, is refused (exit 2, nothing written), never reported as a number."""
+    import re
+    for args, field in ((["systolic_128x128", "llama2-7b", "--set", "memory.bandwidth=1 B/s"], "bandwidth"),
+                        (["systolic_128x128", "gemm", "--set", "memory.energy_per_bit=1e308 pJ"], "energy")):
+        out = tmp_path / "never.json"
+        r = runner.invoke(main, ["run", *args, "--format", "json", "--out", str(out)])
+        assert r.exit_code == 2, r.output
+        assert re.search(field, r.output) and "Traceback" not in r.output
+        assert not out.exists()
+
+
+def test_check_range_refuses_overflowed_cycles():
+    import numpy as np
+
+    from archsim.api import simulate
+    from archsim.errors import OutOfRangeError
+    from archsim.sim.run import MAX_CYCLES, check_range
+    r = simulate("systolic_128x128", "gemm")
+    check_range(r, np.array([0, r.cycles]))
+    with pytest.raises(OutOfRangeError, match="64-bit"):
+        check_range(r, np.array([0, -5]))
+    r.cycles = MAX_CYCLES
+    with pytest.raises(OutOfRangeError, match="64-bit"):
+        check_range(r)
+
+
+def test_outputs_written_together_or_not_at_all(runner, tmp_path):
+    ok, bad = tmp_path / "r.json", "/proc/archsim-no/t.json"
+    r = runner.invoke(main, ["run", "tpuv1", "gemm", "--format", "json", "--out", str(ok), "--trace", bad])
+    assert r.exit_code == 2 and "cannot write" in r.output and "Traceback" not in r.output
+    assert not ok.exists() and not list(tmp_path.glob(".*tmp"))
+    r = runner.invoke(main, ["run", "tpuv1", "gemm", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "directory" in r.output
+    r = runner.invoke(main, ["run", "tpuv1", "gemm", "--out", ""])
+    assert r.exit_code == 2
+    r = runner.invoke(main, ["run", "tpuv1", "gemm", "--out", str(ok), "--trace", str(tmp_path / "t.json")])
+    assert r.exit_code == 0 and ok.exists() and (tmp_path / "t.json").exists()
+
+
+def test_default_run_honours_a_phase_override(runner):
+    r = runner.invoke(main, ["run", "--set", "workload.phase=prefill", "--set", "workload.seq_len=16",
+                             "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["workload"]["phase"] == "prefill"
+    r = runner.invoke(main, ["run", "--set", "workload.phase=train"])
+    assert r.exit_code == 2 and "workload.phase" in r.output
+
+
+def test_validate_needs_an_existing_root(runner, tmp_path):
+    r = runner.invoke(main, ["validate", "--root", str(tmp_path / "none")])
+    assert r.exit_code == 2

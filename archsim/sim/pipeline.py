@@ -198,4 +198,6 @@ def _combine(cfg, wl, runs: list[Result], cycles: int, P: int, info: dict) -> Re
         if isinstance(sm.get("utilisation"), dict):
             sm["utilisation"] = {k: v / P for k, v in sm["utilisation"].items()}
         res.extra["uarch_summary"] = sm
+    from archsim.sim.run import check_range
+    check_range(res)
     return res

@@ -21,6 +21,32 @@ def memory_energy_pj(memory, cfg, table, memc_total: np.ndarray) -> dict[str, fl
             "write": float(memc_total[MC_WRITE_BYTES]) * 8 * pj_bit}
 
 
+#: a run's cycle count must stay well inside int64 (sums over layers and repeats)
+MAX_CYCLES = 1 << 62
+
+
+def check_range(res: Result, finish: np.ndarray | None = None) -> None:
+    """Refuse a result the simulator cannot represent: a cycle count that overflowed 64 bits
+    (negative, or beyond 2^62) or a non-finite energy. Both come from absurd inputs (a bandwidth
+    or clock many orders of magnitude off, a price near the float limit), never from a real
+    design, so they are the user's error, not a number to report."""
+    from archsim.errors import OutOfRangeError
+    over = res.cycles < 0 or res.cycles >= MAX_CYCLES
+    if finish is not None and len(finish):
+        over = over or int(finish.min()) < 0 or int(finish.max()) >= MAX_CYCLES
+    if over:
+        raise OutOfRangeError(
+            f"the run's cycle count leaves the 64-bit range ({res.cycles} cycles): a rate (memory "
+            f"bandwidth, clock, link bandwidth) is orders of magnitude too small or a size too large "
+            f"in {res.cfg.name!r}")
+    e = res.energy_pj
+    if not np.isfinite(e):
+        bad = sorted(f"{comp}.{act}" for comp, c in res.components.items()
+                     for act, v in c["energy_pj"].items() if not np.isfinite(v))
+        raise OutOfRangeError(f"the run's energy is not finite ({', '.join(bad) or 'total'}): an energy "
+                              f"price (energy_per_bit, a pJ table entry) is out of range in {res.cfg.name!r}")
+
+
 def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_layers: bool = False,
                     pipeline: bool = True) -> Result:
     """Simulate an already validated config and built workload graph. With pipeline-parallel
@@ -122,6 +148,7 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
         timeline=(start, finish) if keep_timeline else None,
         memory_info=dict(memory.info, model=memory.name),
         peak_dynamic_w=float(u.peak_dynamic_w(rcfg, table)))
+    check_range(res, finish)
     if wl.spec.get("kind") == "speculative":
         from archsim.workload.speculative import speculative_metrics
         res.extra["speculative"] = speculative_metrics(res)

@@ -58,7 +58,7 @@ def _fmt_table(res: dict) -> str:
 @dram.command("replay", hidden=True)
 @click.argument("trace", type=click.Path(dir_okay=False))
 @click.option("--preset", default="HBM2-2000", show_default=True, help="DRAM preset name or YAML path")
-@click.option("--channels", type=int, default=None, help="number of channels (default: the preset's)")
+@click.option("--channels", type=click.IntRange(min=1), default=None, help="number of channels (default: the preset's)")
 @click.option("--mapping", default="RoBaRaCoCh", show_default=True, help=_MAPPINGS_HELP)
 @click.option("--queue-depth", type=int, default=32, show_default=True, help="read/write queue entries per channel")
 @click.option("--refresh", type=click.Choice(["on", "off", "all_bank", "per_bank"]), default="on", show_default=True)
@@ -83,6 +83,13 @@ def replay(trace, preset, channels, mapping, queue_depth, refresh, page_policy, 
         click.echo(json.dumps(res, indent=1, sort_keys=True))
     else:
         click.echo(_fmt_table(res))
+
+
+def _positive_finite(ctx, param, value):
+    import math
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"must be a positive number, got {value}")
+    return value
 
 
 def selftest_rows(preset_name: str, scale: float = 0.25) -> list[dict]:
@@ -118,7 +125,8 @@ def selftest_rows(preset_name: str, scale: float = 0.25) -> list[dict]:
 
 @dram.command("selftest")
 @click.option("--preset", default="HBM2-2000", show_default=True, help="DRAM preset name or YAML path")
-@click.option("--scale", type=float, default=0.25, show_default=True, help="trace size relative to the reference set")
+@click.option("--scale", type=float, default=0.25, show_default=True, callback=_positive_finite,
+              help="trace size relative to the reference set")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def selftest(preset, scale, fmt):
     """Streaming bandwidth vs peak, refresh overhead and random-access bandwidth of a preset."""

@@ -90,8 +90,12 @@ class DramPim(Uarch):
                 useful = 2 * op.macs                   # QK^T and SV of the batch
             else:
                 if op.M > 8:
-                    raise LoweringError(f"{op.name}: M={op.M} rows is not a GEMV; dram_pim runs decode "
-                                        f"(matrix-vector) layers only")
+                    why = (f"workload.phase is {workload.phase!r}" if workload.phase != "decode"
+                           else f"workload.batch is {workload.batch}")
+                    raise LoweringError(f"{op.name}: M={op.M} rows is not a GEMV ({why}); dram_pim runs "
+                                        f"decode (matrix-vector) layers of up to 8 rows: use --phase "
+                                        f"decode and a batch of at most 8, or a hetero system",
+                                        path="workload.phase" if workload.phase != "decode" else "workload.batch")
                 key = ("gemv", op.N, op.K)
                 if key not in cache:
                     cache[key] = gemv_cycles(cfg, int(op.N), int(op.K))
