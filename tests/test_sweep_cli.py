@@ -1,7 +1,10 @@
 """The sweep commands: a full round trip, and bad input (exit status 2, clear message,
 no results file created or damaged)."""
 import hashlib
+import json
 import socket
+import sqlite3
+from pathlib import Path
 
 import pytest
 import yaml
@@ -67,6 +70,27 @@ def _free_port():
     ({"constraints": ["open('x').read()"]}, "not allowed"),
     ({"objectives": ["min cylces"]}, "did you mean 'cycles'"),
     ({"serach": {"method": "grid"}}, "did you mean 'search'"),
+    # a derived metric may not replace a built-in one (or an alias of one)
+    ({"metrics": {"cycles": "cycles * 2"}}, "metrics.cycles: 'cycles' is a built-in metric"),
+    ({"metrics": {"energy": "energy_pj * 2"}}, "metrics.energy: 'energy' is an alias"),
+    # constraints that can only fail when evaluated are found before any file is made
+    ({"constraints": ["array.rows < 'abc'"]}, "constraints[0]: cannot evaluate"),
+    ({"constraints": ["array.rows * array.cols > 0", "array.rows / 0 < 1"]}, "constraints[1]: cannot evaluate"),
+    ({"constraints": ["10 ** 10 ** 10 > 1"]}, "constraints[0]: cannot evaluate"),
+    ({"constraints": ["1 / (array.rows - 64) < 1"]}, "division by zero (at workload 'prefill', array.rows=64)"),
+    ({"constraints": ["cycles / 0 < 1"]}, "constraints[0]: cannot evaluate"),
+    ({"metrics": {"x": "cycles + 'abc'"}}, "metrics.x: cannot evaluate"),
+    # an evaluator module without the entry points
+    ({"evaluator": {"module": "os"}}, "evaluator.module: 'os' is not a sweep evaluator"),
+    # two workloads with one label (given, or made from the same workload)
+    ({"workloads": [{"workload": "toy-llm", "label": "w"},
+                    {"workload": "toy-llm", "label": "w", "set": {"batch": 2}}]}, "workloads[1].label: duplicate"),
+    ({"workloads": ["toy-llm", "toy-llm"]}, "workloads[1].label"),
+    ({"workloads": [{"workload": "toy-llm", "label": "a"}, {"workload": "toy-llm", "label": "b"}]},
+     "workloads[1]: resolves to the same hardware and workload as workloads[0]"),
+    # a bad base override is named as the spec's own field
+    ({"set": {"clock": 0}}, "set.clock: must be positive"),
+    ({"workloads": [{"workload": "toy-llm", "label": "w", "set": {"batch": 0}}]}, "workloads[0].set.batch:"),
 ])
 def test_bad_spec_exits_2_and_writes_nothing(tmp_path, changes, needle):
     spec = write_spec(tmp_path, **changes)
@@ -114,3 +138,129 @@ def test_other_bad_input(tmp_path):
     assert r.exit_code == 2 and "did you mean 'cycles'" in r.output
     r = invoke("plot", good, "--x", "array.rows", "--y", "cycles", "--where", "array.rows >")
     assert r.exit_code == 2 and "cannot parse" in r.output
+
+
+def test_command_line_budget_satisfies_random_search(tmp_path):
+    """--method/--points/--time are merged into the spec before it is checked."""
+    spec = write_spec(tmp_path)
+    r = invoke(spec, "--out", tmp_path / "a.db", "--method", "random", "--points", 5, "--no-progress", "-j", 1)
+    assert r.exit_code == 0, r.output
+    assert sum(Store.open(tmp_path / "a.db").counts().values()) == 5
+    spec = write_spec(tmp_path, search={"method": "random"})
+    r = invoke(spec, "--out", tmp_path / "b.db", "--time", "1 min", "--no-progress", "-j", 1)
+    assert r.exit_code == 0, r.output
+    assert Store.open(tmp_path / "b.db").counts()["ok"] == 24
+    r = invoke(spec, "--out", tmp_path / "c.db")                 # still no budget anywhere
+    assert r.exit_code == 2 and "search.points" in r.output and "--points" in r.output
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_constraint_error_leaves_existing_file_untouched(tmp_path):
+    spec = write_spec(tmp_path)
+    db = tmp_path / "r.db"
+    assert invoke(spec, "--out", db, "--no-progress", "-j", 1).exit_code == 0
+    before = digest(db)
+    bad = write_spec(tmp_path, constraints=["array.rows < 'abc'"])
+    r = invoke(bad, "--out", db, "--resume", "--no-progress")
+    assert r.exit_code == 2 and "constraints[0]" in r.output and "Traceback" not in r.output
+    assert digest(db) == before
+    st = Store.open(db)
+    assert st.meta()["spec"].get("constraints") == [] and len(st.meta()["runs"]) == 1
+
+
+def test_undefined_derived_metrics_are_counted_and_warned(tmp_path):
+    spec = write_spec(tmp_path, metrics={"never": "cycles / 0", "some": "1 / (array.rows - 32)",
+                                         "fine": "cycles * 2"})
+    db = tmp_path / "r.db"
+    r = invoke(spec, "--out", db, "--no-progress", "-j", 1)
+    assert r.exit_code == 0, r.output
+    assert "metrics.never on 24 of 24 points" in r.output and "metrics.some on 8 of 24 points" in r.output
+    assert "metrics.fine" not in r.output
+    assert "warning: metrics.never is undefined on every point" in r.output and "division by zero" in r.output
+    assert "warning: metrics.some" not in r.output
+    rows = list(Store.open(db).rows())
+    assert len(rows) == 24 and all(x["status"] == "ok" and x["metrics"]["never"] is None for x in rows)
+    r = invoke("status", db)
+    assert r.exit_code == 0 and "metrics.never on 24 of 24 points" in r.output
+    assert "metrics.some on 8 of 24 points" in r.output and "warning: metrics.never" in r.output
+    r = invoke("status", db, "--json")
+    assert json.loads(r.output)["undefined_metrics"] == {"never": 24, "some": 8, "fine": 0}
+
+
+def test_non_finite_result_is_a_failure_not_invalid_json(tmp_path):
+    spec = write_spec(tmp_path, evaluator={"module": "archsim.sweep.testing",
+                                           "options": {"inf_if": "array.rows=32"}})
+    db = tmp_path / "r.db"
+    r = invoke(spec, "--out", db, "--no-progress", "-j", 1)
+    assert r.exit_code == 0 and "16 ok, 8 failed" in r.output, r.output
+    con = sqlite3.connect(str(db))
+    rows = con.execute("SELECT status, error, json_extract(metrics, '$.energy_pj') FROM points").fetchall()
+    assert len(rows) == 24
+    failed = [x for x in rows if x[0] == "failed"]
+    assert len(failed) == 8 and all("energy_pj" in e and "not finite" in e for _, e, _ in failed)
+    r = invoke("status", db)
+    assert r.exit_code == 0 and "not finite" in r.output
+    # a file written before this fix, holding Infinity and NaN: status and export tolerate it
+    con.execute("""UPDATE points SET status='ok', error=NULL,
+                   metrics='{"cycles": 5, "energy_pj": Infinity, "edp": NaN}' WHERE status='failed'""")
+    con.commit()
+    con.close()
+    r = invoke("status", db)
+    assert r.exit_code == 0 and "best cycles (min): 5" in r.output, r.output
+    r = invoke("export", db, "--csv", tmp_path / "r.csv")
+    assert r.exit_code == 0 and "inf" not in (tmp_path / "r.csv").read_text().lower()
+
+
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory):
+    d = tmp_path_factory.mktemp("small")
+    spec = write_spec(d)
+    assert invoke(spec, "--out", d / "r.db", "--no-progress", "-j", 1).exit_code == 0
+    return d / "r.db"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["export", "{db}", "--csv", "nodir/x.csv"], "--csv nodir/x.csv: folder nodir does not exist"),
+    (["export", "{db}", "--parquet", "nodir/x.parquet"], "--parquet nodir/x.parquet: folder nodir"),
+    (["export", "{db}", "--csv", "ok.csv", "--parquet", "nodir/x.parquet"], "--parquet nodir/x.parquet"),
+    (["export", "{db}", "--csv", "/proc/x.csv"], "--csv /proc/x.csv: cannot create a file in /proc"),
+    (["pareto", "{db}", "--x", "cycles", "--y", "energy", "--plot", "p.xyz"], "unknown image format '.xyz'"),
+    (["pareto", "{db}", "--x", "cycles", "--y", "energy", "--plot", "p"], "no file suffix"),
+    (["pareto", "{db}", "--x", "cycles", "--y", "energy", "--plot", "/proc/p.png"], "--plot /proc/p.png"),
+    (["pareto", "{db}", "--x", "cycles", "--y", "energy", "--plot", "nodir/p.png"], "folder nodir does not"),
+    (["plot", "{db}", "--x", "array.rows", "--y", "cycles", "--out", "/proc/p.png"], "--out /proc/p.png"),
+    (["plot", "{db}", "--x", "array.rows", "--y", "cycles", "--out", "nodir/p.png"], "--out nodir/p.png"),
+])
+def test_output_paths_are_checked_before_anything_is_written(tmp_path, small_db, monkeypatch, args, needle):
+    if "/proc/" in needle and not Path("/proc").is_dir():
+        pytest.skip("no /proc")
+    if "parquet" in " ".join(args):
+        pytest.importorskip("pyarrow")
+    monkeypatch.chdir(tmp_path)
+    r = invoke(*[a.format(db=small_db) for a in args])
+    assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output, r.output
+    assert "Pareto front" not in r.output          # the front is not printed before the failure
+    assert not list(tmp_path.iterdir())            # not ok.csv, no temporary file
+
+
+def test_option_combinations(tmp_path):
+    spec = write_spec(tmp_path)
+    db = tmp_path / "r.db"
+    r = invoke(spec, "--out", db, "--retry-failed")
+    assert r.exit_code == 2 and "--retry-failed" in r.output and "--resume" in r.output
+    for t in ("-1", "0", "nan"):
+        r = invoke(spec, "--out", db, "--dask-local", 1, "--connect-timeout", t)
+        assert r.exit_code == 2 and "--connect-timeout: expected a positive number" in r.output, r.output
+        assert "could not convert" not in r.output
+    assert not list(tmp_path.glob("r.db*"))
+
+
+def test_real_simulator_names_the_spec_set_field(tmp_path):
+    pytest.importorskip("archsim.api")
+    p = tmp_path / "spec.yaml"
+    p.write_text(yaml.safe_dump({"arch": "systolic_128x128", "set": {"clock": 0},
+                                 "workloads": [{"workload": "gemm", "label": "g"}],
+                                 "axes": {"array.rows": [32, 64]}}))
+    r = invoke(p, "--out", tmp_path / "r.db")
+    assert r.exit_code == 2 and "set.clock:" in r.output and "workloads[0] (clock)" not in r.output, r.output
+    assert not list(tmp_path.glob("r.db*"))

@@ -130,3 +130,16 @@ def test_optuna_resume_continues_the_study(tmp_path):
         with Store.open(db) as st:
             p2 = run_sweep(sw, st, ex, proposer=make_proposer(sw), budget_points=14, poll=0.05)
     assert p2.done == 6 and len(comparable(db)) == 14
+
+
+def test_constraint_that_fails_on_some_points_fails_those_points(tmp_path, monkeypatch):
+    from archsim.sweep.spec import Sweep
+    monkeypatch.setattr(Sweep, "PROBE_LIMIT", 1)       # the up-front check sees only the first point
+    _, db, prog, _ = sweep(tmp_path, "c", jobs=1, constraints=["1 / (array.rows - 64) < 1",
+                                                               "cycles / (array.cols - 128) < 0"])
+    rows = comparable(db).values()
+    pre = [r for r in rows if r[0] == "failed" and r[5].startswith("constraints[0]:")]
+    post = [r for r in rows if r[0] == "failed" and r[5].startswith("constraints[1]:")]
+    assert len(pre) == 8 and all("division by zero" in r[5] and r[3] is None for r in pre)
+    assert len(post) == 8 and all("division by zero" in r[5] for r in post)
+    assert prog.failed == 16 and prog.infeasible == 0 and len(rows) == 24

@@ -194,3 +194,69 @@ def test_several_archs_are_an_outer_axis():
     assert sw.task(p)["arch"] == {"name": "wide", "array": {"cols": 512}}
     assert sum(1 for q in sw.grid() if sw.violated(q)) == 2
     assert len({sw.point_id(q) for q in sw.grid()}) == 8
+
+
+def test_derived_metric_may_not_replace_a_builtin_one():
+    for name in ("cycles", "energy", "area", "power", "energy_pj"):
+        with pytest.raises(ConfigError) as e:
+            compiled(metrics={name: "cycles * 2"})
+        assert e.value.path == f"metrics.{name}"
+    with pytest.raises(ConfigError, match="metrics.workload"):
+        compiled(metrics={"workload": "cycles * 2"})
+    assert compiled(metrics={"cycles2": "cycles * 2"}).derived
+
+
+def test_evaluator_without_entry_points():
+    with pytest.raises(ConfigError) as e:
+        compiled(evaluator={"module": "os"})
+    assert e.value.path == "evaluator.module" and "resolve()" in str(e.value)
+    with pytest.raises(ConfigError, match="evaluator.module.*cannot import"):
+        compiled(evaluator={"module": "no_such_module_xyz"})
+
+
+def test_duplicate_workload_labels():
+    with pytest.raises(ConfigError) as e:
+        compiled(workloads=[{"workload": "toy-llm", "label": "w", "set": {"batch": 1}},
+                            {"workload": "toy-llm", "label": "x"},
+                            {"workload": "toy-llm", "label": "w", "set": {"batch": 2}}])
+    assert e.value.path == "workloads[2].label" and "workloads[0]" in str(e.value)
+
+
+def test_spec_set_problems_name_the_spec_field():
+    with pytest.raises(ConfigError) as e:
+        compiled(set={"clock": 0})
+    assert e.value.path == "set.clock" and e.value.source is None
+    with pytest.raises(ConfigError) as e:
+        compiled(workloads=[{"workload": "toy-llm", "label": "w", "set": {"batch": 0}}])
+    assert e.value.path == "workloads[0].set.batch"
+
+
+def test_expressions_are_checked_before_anything_runs():
+    # constraints over fields: on every combination of the values they read
+    with pytest.raises(ConfigError) as e:
+        compiled(constraints=["array.rows > 0", "1 / (array.cols - 128) < 1"])
+    assert e.value.path == "constraints[1]" and "array.cols=128" in str(e.value)
+    # over metrics: one that fails whatever the metrics are
+    with pytest.raises(ConfigError, match=r"constraints\[0\].*division by zero"):
+        compiled(constraints=["cycles / 0 < 1"])
+    with pytest.raises(ConfigError, match=r"metrics\.bad.*not supported"):
+        compiled(metrics={"bad": "cycles < 'abc'"})
+    # undefined derived metrics are not errors (stored as null), nor what depends on them
+    sw = compiled(metrics={"a": "cycles / 0", "b": "log(0)", "c": "sqrt(-1)", "d": "10.0 ** 400", "e": "a * 2",
+                           "f": "cycles * 1e308", "g": "(-1) ** 0.5"},
+                  constraints=["e < 5 or cycles > 0"])
+    o = sw.evaluate_metrics(sw.point_at(0), {"cycles": 10.0, "area_mm2": 2.0})
+    assert set(o.undefined) == set("abcdefg") and all(o.metrics[k] is None for k in "abcdefg")
+    assert o.error == "constraints[0]: cannot evaluate 'e < 5 or cycles > 0': e is undefined (null) for this point"
+    sw = compiled(constraints=["log(cycles - 1e3) > 0"])   # fine for some values of cycles
+    assert sw.evaluate_metrics(sw.point_at(0), {"cycles": 10.0**5}).error is None
+    assert "math domain error" in sw.evaluate_metrics(sw.point_at(0), {"cycles": 10.0}).error
+
+
+def test_constraint_that_cannot_be_evaluated_at_one_point_names_itself(monkeypatch):
+    from archsim.sweep.spec import Sweep
+    monkeypatch.setattr(Sweep, "PROBE_LIMIT", 1)       # only the first point is checked up front
+    sw = compiled(constraints=["1 / (array.rows - 64) < 1"])
+    with pytest.raises(expr.ExprEvalError, match=r"^constraints\[0\]: .*division by zero"):
+        for p in sw.grid():
+            sw.violated(p)

@@ -67,3 +67,30 @@ def test_export_csv_and_parquet(tmp_path):
     t = pq.read_table(tmp_path / "r.parquet")
     assert t.column("cycles").to_pylist() == [10, 20]
     assert t.column("energy_pj").to_pylist() == [2.5, 1.0]
+
+
+def test_non_finite_numbers_are_never_written_as_json(tmp_path):
+    st = Store.create(tmp_path / "r.db", {"x": float("inf")})
+    assert _rec(st, "a", metrics={"cycles": 10, "energy_pj": float("inf"), "edp": float("nan")},
+                fields={"memory.energy_per_bit": float("inf")}, config={"e": float("-inf")})
+    _rec(st, "b")
+    (a, b) = list(st.rows(status=None, full=True))
+    assert a["status"] == "failed" and "energy_pj" in a["error"] and "edp" in a["error"]
+    assert a["metrics"] == {"cycles": 10, "energy_pj": None, "edp": None}
+    assert a["fields"] == {"memory.energy_per_bit": "inf"} and a["config"] == {"e": "-inf"}
+    assert b["status"] == "ok"
+    # every JSON column is valid for SQLite's json functions
+    assert st.conn.execute("SELECT COUNT(*) FROM points WHERE json_valid(metrics) AND json_valid(fields) "
+                           "AND json_valid(COALESCE(config, '{}'))").fetchone()[0] == 2
+    assert st.conn.execute("SELECT json_valid(value) FROM meta WHERE key='x'").fetchone()[0] == 1
+
+
+def test_export_checks_every_path_first(tmp_path):
+    from archsim.sweep.store import OutputPathError
+    st = Store.create(tmp_path / "r.db", {})
+    _rec(st, "a")
+    with pytest.raises(OutputPathError, match="folder"):
+        st.export(csv_path=tmp_path / "ok.csv", parquet_path=tmp_path / "nodir" / "x.parquet")
+    assert not (tmp_path / "ok.csv").exists()
+    with pytest.raises(OutputPathError, match="is a folder"):
+        st.export_csv(tmp_path)

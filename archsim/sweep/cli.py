@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 import time
@@ -153,24 +154,26 @@ def run_cmd(spec, out, executor, jobs, scheduler, dask_local, connect_timeout, r
     from archsim.sweep.executors import make_executor
     from archsim.sweep.runner import run_sweep
     from archsim.sweep.search import make_proposer
-    from archsim.sweep.spec import compile_spec, load_spec, parse_duration, spec_summary
-    from archsim.sweep.store import Store, StoreError
+    from archsim.sweep.spec import compile_spec, load_spec, parse_duration, spec_summary, with_search
+    from archsim.sweep.store import Store, StoreError, as_stored
 
+    if retry_failed and not resume:
+        raise ArchsimError("--retry-failed runs the failed points of an existing results file again: "
+                           "it needs --resume")
+    if not (0 < connect_timeout < float("inf")):
+        raise ArchsimError(f"--connect-timeout: expected a positive number of seconds, got {connect_timeout:g}")
     spec_obj, base = load_spec(spec)
-    if method:
-        spec_obj.search.method = method
-    if seed is not None:
-        spec_obj.search.seed = seed
     budget_time = None
     if time_budget is not None:
         try:
             budget_time = parse_duration(time_budget)
         except ValueError as e:
             raise ArchsimError(f"--time: {e}") from None
+        if not (0 < budget_time < float("inf")):
+            raise ArchsimError(f"--time: expected a positive duration, got {time_budget!r}")
+    # the command line's search options are part of the spec before it is checked
+    spec_obj = with_search(spec_obj, method=method, points=points, time=time_budget, seed=seed)
     sw = compile_spec(spec_obj, base)
-    if sw.spec.search.method in ("random", "optuna") and points is None and budget_time is None \
-            and sw.spec.search.points is None and sw.spec.search.time is None:
-        raise ArchsimError(f"{sw.spec.search.method} search needs --points or --time")
     click.echo(f"sweep {sw.spec.name or Path(spec).stem}: {spec_summary(sw)}", err=True)
     if dry_run:
         return
@@ -181,6 +184,7 @@ def run_cmd(spec, out, executor, jobs, scheduler, dask_local, connect_timeout, r
         Store.open(outp, readonly=True).close()      # a results file we can use, before any worker starts
     elif not outp.parent.exists():
         raise StoreError(f"folder {outp.parent} does not exist")
+    proposer = make_proposer(sw)                     # e.g. optuna missing: before any file is touched
     kind = "dask" if (scheduler or dask_local) else executor
     ex = make_executor(kind, jobs=jobs, scheduler=scheduler, dask_local=dask_local, evaluator=sw.evaluator,
                        connect_timeout=connect_timeout)
@@ -193,7 +197,7 @@ def run_cmd(spec, out, executor, jobs, scheduler, dask_local, connect_timeout, r
         if outp.exists():
             store = Store.open(outp)
             old = store.meta().get("spec")
-            if old is not None and old != meta["spec"]:
+            if isinstance(old, dict) and {**old, "search": None} != {**as_stored(meta["spec"]), "search": None}:
                 click.echo("note: the spec differs from the one that started this file; "
                            "points that match are reused", err=True)
             for k, v in meta.items():
@@ -205,7 +209,6 @@ def run_cmd(spec, out, executor, jobs, scheduler, dask_local, connect_timeout, r
                      "archsim_version": __import__("archsim").__version__})
         store.set_meta("runs", runs)
         click.echo(f"executor: {ex.describe()}; results: {outp}", err=True)
-        proposer = make_proposer(sw)
         with _Reporter(progress, "sweep") as rep:
             prog = run_sweep(sw, store, ex, proposer=proposer, retries=retries, retry_failed=retry_failed,
                              budget_points=points, budget_time=budget_time, on_progress=rep)
@@ -217,6 +220,12 @@ def run_cmd(spec, out, executor, jobs, scheduler, dask_local, connect_timeout, r
                f"{f' (stopped by the {prog.stopped_by} budget)' if prog.stopped_by else ''}; "
                f"file holds {counts['ok']} ok of {sum(counts.values())} points")
         click.echo(msg, err=True)
+        if prog.undefined:
+            click.echo("undefined derived metrics (stored as null): " + ", ".join(
+                f"metrics.{n} on {c} of {prog.measured} points" for n, c in prog.undefined.items()), err=True)
+        for n in prog.all_undefined():
+            click.echo(f"warning: metrics.{n} is undefined on every point of this run "
+                       f"({prog.undefined_why.get(n)})", err=True)
     except KeyboardInterrupt:
         click.echo(f"interrupted; finished points are in {outp}; continue with --resume", err=True)
         sys.exit(130)
@@ -244,13 +253,33 @@ def status_cmd(db, n_errors, as_json):
                                  "GROUP BY error ORDER BY c DESC LIMIT ?", (n_errors,)).fetchall()
         versions = [v for (v,) in st.conn.execute(
             "SELECT DISTINCT archsim_version FROM points WHERE archsim_version IS NOT NULL")]
-        best = {}
-        for o in meta.get("objectives", []):
-            m, goal = o["metric"], o["goal"]
-            agg = "MIN" if goal == "min" else "MAX"
-            r = st.conn.execute(f"SELECT {agg}(json_extract(metrics, '$.' || ?)) FROM points "
-                                f"WHERE status='ok'", (m,)).fetchone()
-            best[f"{goal} {m}"] = r[0]
+        # in Python, not with SQLite's json functions: a file written by an older archsim may
+        # hold Infinity or NaN, which they reject as malformed JSON
+        objectives = [o for o in meta.get("objectives") or [] if isinstance(o, dict) and "metric" in o]
+        best: dict = {f"{o.get('goal', 'min')} {o['metric']}": None for o in objectives}
+        derived = list(((meta.get("spec") or {}).get("metrics") or {}))
+        undefined = {n: 0 for n in derived}
+        measured = 0
+        measured_points = ("SELECT status, metrics FROM points "
+                           "WHERE status != 'skipped' AND metrics IS NOT NULL")
+        for status, text in st.conn.execute(measured_points):
+            try:
+                m = json.loads(text) if text else {}
+            except (TypeError, ValueError):
+                m = {}
+            if not isinstance(m, dict):
+                m = {}
+            measured += 1
+            for n in derived:
+                if not _finite(m.get(n)) and not isinstance(m.get(n), (str, bool)):
+                    undefined[n] += 1
+            if status != "ok":
+                continue
+            for o in objectives:
+                goal = o.get("goal", "min")
+                k, v = f"{goal} {o['metric']}", m.get(o["metric"])
+                if _finite(v) and (best[k] is None or (v < best[k] if goal == "min" else v > best[k])):
+                    best[k] = v
     total = meta.get("size")
     finished = sum(counts.values())
     first, last, n = rows
@@ -258,7 +287,8 @@ def status_cmd(db, n_errors, as_json):
     summary = {"file": str(db), "name": (meta.get("spec") or {}).get("name"), "planned": total,
                "stored": finished, **counts, "rate_pts_per_s": rate,
                "last_finished_at": last, "archsim_versions": versions, "best": best,
-               "top_failures": [{"error": e, "count": c} for e, c in errors]}
+               "top_failures": [{"error": e, "count": c} for e, c in errors],
+               "undefined_metrics": undefined}
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
         return
@@ -278,6 +308,18 @@ def status_cmd(db, n_errors, as_json):
         for e, c in errors:
             first_line = (e or "").splitlines()[0] if e else ""
             click.echo(f"    {c} x {first_line[:200]}")
+    if any(undefined.values()):
+        click.echo("  undefined derived metrics (stored as null): " + ", ".join(
+            f"metrics.{n} on {c} of {measured} points" for n, c in undefined.items() if c))
+        for n, c in undefined.items():
+            if c == measured:
+                click.echo(f"  warning: metrics.{n} is undefined on every point")
+
+
+def _finite(v) -> bool:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return isinstance(v, int) or math.isfinite(v)
 
 
 @sweep.command("export")
@@ -290,16 +332,17 @@ def export_cmd(db, csv_path, pq_path, all_rows):
     """Write the results as CSV and/or Parquet (one row per point, one column per field/metric)."""
     from archsim.sweep.store import Store
 
-    if not csv_path and not pq_path:
+    if csv_path is None and pq_path is None:
         raise ArchsimError("give --csv FILE and/or --parquet FILE")
+    if csv_path is not None and pq_path is not None and Path(csv_path).resolve() == Path(pq_path).resolve():
+        raise ArchsimError(f"--csv and --parquet name the same file {csv_path}")
     status = None if all_rows else ("ok",)
     with Store.open(db, readonly=True) as st:
-        if csv_path:
-            n = st.export_csv(csv_path, status)
-            click.echo(f"wrote {n} rows to {csv_path}", err=True)
-        if pq_path:
-            n = st.export_parquet(pq_path, status)
-            click.echo(f"wrote {n} rows to {pq_path}", err=True)
+        # every path is checked before anything is written; the files appear together
+        n = st.export(csv_path=csv_path, parquet_path=pq_path, status=status)
+    for p in (csv_path, pq_path):
+        if p is not None:
+            click.echo(f"wrote {n} rows to {p}", err=True)
 
 
 def _load_rows(db: str, where: Optional[str], workload: Optional[str]):
@@ -337,6 +380,9 @@ def pareto(db, x, y, goal_x, goal_y, where, workload, plot_path, as_json):
     """The Pareto front of two metrics over the finished points of DB."""
     from archsim.sweep import pareto as P
 
+    if plot_path is not None:       # a bad file name or format fails before the front is printed
+        from archsim.sweep.plots import check_plot_path
+        check_plot_path(plot_path, "--plot")
     rows, meta = _load_rows(db, where, workload)
     x, y = P.resolve_name(x, rows), P.resolve_name(y, rows)
     gx = goal_x or P.default_goal(x, meta.get("objectives"))
@@ -363,9 +409,9 @@ def pareto(db, x, y, goal_x, goal_y, where, workload, plot_path, as_json):
             t.add_row(*[str(r["workload"] if n == "workload" else r["fields"].get(n)) for n in names],
                       f"{vals[i, 0]:.5g}", f"{vals[i, 1]:.5g}")
         Console(width=max(120, int(os.environ.get("COLUMNS", "120")))).print(t)
-    if plot_path:
+    if plot_path is not None:
         from archsim.sweep.plots import pareto_plot
-        pareto_plot(keep, vals, mask, x, y, plot_path, gx=gx, gy=gy, hide=hide,
+        pareto_plot(keep, vals, mask, x, y, plot_path, gx=gx, gy=gy, hide=hide, option="--plot",
                     title=f"{(meta.get('spec') or {}).get('name') or Path(db).stem}: {len(keep)} points")
         click.echo(f"wrote {plot_path}", err=True)
 
@@ -384,13 +430,14 @@ def pareto(db, x, y, goal_x, goal_y, where, workload, plot_path, as_json):
 def plot(db, x, y, hue, where, workload, out, logx, logy):
     """Plot a metric of DB's finished points against a field, one series per --hue value."""
     from archsim.sweep import pareto as P
-    from archsim.sweep.plots import field_plot
+    from archsim.sweep.plots import check_plot_path, field_plot
 
+    check_plot_path(out, "--out")
     rows, _ = _load_rows(db, where, workload)
     x, y = P.resolve_name(x, rows), P.resolve_name(y, rows)
     if hue:
         hue = P.resolve_name(hue, rows)
-    field_plot(rows, x, y, out, hue=hue, logx=logx, logy=logy)
+    field_plot(rows, x, y, out, hue=hue, logx=logx, logy=logy, option="--out")
     click.echo(f"wrote {out}", err=True)
 
 

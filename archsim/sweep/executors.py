@@ -219,6 +219,9 @@ class DaskExecutor(Executor):
 
     def __init__(self, scheduler: Optional[str] = None, local_workers: Optional[int] = None,
                  connect_timeout: float = 10.0):
+        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)) \
+                or not 0 < connect_timeout < float("inf"):
+            raise ExecutorError(f"--connect-timeout: expected a positive number of seconds, got {connect_timeout!r}")
         try:
             import distributed
         except ImportError:

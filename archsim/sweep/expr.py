@@ -69,18 +69,30 @@ class Expr:
     text: str
     tree: ast.Expression
     names: set[str] = field(default_factory=set)
+    where: str = "expression"       # the spec path it came from, e.g. "constraints[0]"
 
     def __call__(self, env: Mapping[str, Any]) -> Any:
         try:
             return _eval(self.tree.body, env)
+        except ExprEvalError as e:
+            raise ExprEvalError(f"cannot evaluate {self.text!r}: {e.message}", cause=e.cause) from None
         except ArchsimError:
             raise
         except (TypeError, ValueError, ZeroDivisionError, OverflowError, KeyError) as e:
-            raise ExprEvalError(f"cannot evaluate {self.text!r}: {e}") from None
+            raise ExprEvalError(f"cannot evaluate {self.text!r}: {e}", cause=type(e)) from None
 
 
 class ExprEvalError(ArchsimError):
-    """An expression that parsed but failed on a point's values (e.g. 1/0)."""
+    """An expression that parsed but failed on a point's values (e.g. 1/0).
+
+    ``cause`` is the kind of failure: ``TypeError`` (operands of the wrong type, e.g. a
+    number compared with a string: a mistake in the expression), ``ZeroDivisionError``,
+    ``ValueError`` (a math domain error), ``OverflowError``, or ``KeyError`` (a name
+    missing from the point)."""
+
+    def __init__(self, message: str, cause: type = TypeError):
+        super().__init__(message)
+        self.cause = cause
 
 
 def parse(text: str, where: str = "expression") -> Expr:
@@ -94,7 +106,7 @@ def parse(text: str, where: str = "expression") -> Expr:
         raise ConfigError([(where, f"cannot parse {text!r}{col}: {e.msg}")]) from None
     names: set[str] = set()
     _check(tree.body, text, where, names)
-    return Expr(text.strip(), tree, names)
+    return Expr(text.strip(), tree, names, where)
 
 
 def _check(node: ast.AST, text: str, where: str, names: set[str]) -> None:
@@ -158,7 +170,7 @@ def _eval(node: ast.AST, env: Mapping[str, Any]) -> Any:
     if isinstance(node, (ast.Name, ast.Attribute)):
         name = _dotted(node)
         if name not in env:
-            raise ExprEvalError(f"unknown name {name!r}{did_you_mean(name, env)}")
+            raise ExprEvalError(f"unknown name {name!r}{did_you_mean(name, env)}", cause=KeyError)
         return coerce(env[name])
     if isinstance(node, ast.BoolOp):
         if isinstance(node.op, ast.And):

@@ -30,24 +30,51 @@ def _auto_log(ax, arr: np.ndarray, axis: str, force: Optional[bool]) -> None:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
 
 
-def _save(fig, out: str | Path) -> Path:
-    out = Path(out)
-    if not out.parent.exists():
-        raise ArchsimError(f"folder {out.parent} does not exist")
+def formats() -> dict[str, str]:
+    """Image formats matplotlib writes: suffix -> description."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    return FigureCanvasBase.get_supported_filetypes()
+
+
+def check_plot_path(out: str | Path, option: str = "--out") -> Path:
+    """Check a plot's file name (a known image suffix) and that it can be written, before
+    anything is computed or printed; an error naming the option and the path otherwise."""
+    from archsim.sweep.store import OutputPathError, check_output_path
+    p = Path(out)
+    fmts = formats()
+    ext = p.suffix[1:].lower()
+    known = ", ".join(f".{k}" for k in sorted(fmts))
+    if not ext:
+        raise OutputPathError(f"{option} {p}: no file suffix to tell the image format "
+                              f"(e.g. .png, .svg, .pdf; supported: {known})")
+    if ext not in fmts:
+        raise OutputPathError(f"{option} {p}: unknown image format {'.' + ext!r} (supported: {known})")
+    return check_output_path(p, option)
+
+
+def _save(fig, out: str | Path, option: str = "--out") -> Path:
+    from archsim.sweep.store import OutputPathError
+    out = check_plot_path(out, option)
     tmp = out.with_name("." + out.stem + ".tmp" + out.suffix)
     fig.tight_layout()
     try:
-        fig.savefig(tmp)
-    except ValueError as e:
-        raise ArchsimError(f"cannot write {out}: {e}") from None
-    tmp.replace(out)
+        fig.savefig(tmp, format=out.suffix[1:].lower())
+        tmp.replace(out)
+    except (ValueError, OSError) as e:
+        if tmp.exists():
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+        raise OutputPathError(f"{option} {out}: cannot write ({getattr(e, 'strerror', None) or e})") from None
     return out
 
 
 def pareto_plot(rows: list[dict], vals: np.ndarray, mask: np.ndarray, x: str, y: str,
                 out: str | Path, *, gx: str = "min", gy: str = "min", logx: Optional[bool] = None,
                 logy: Optional[bool] = None, max_labels: int = 25, title: Optional[str] = None,
-                hide: frozenset = frozenset()) -> Path:
+                hide: frozenset = frozenset(), option: str = "--plot") -> Path:
+    check_plot_path(out, option)
     fig, ax = _figure()
     if len(rows) == 0:
         raise ArchsimError("nothing to plot: no finished points with both metrics")
@@ -70,15 +97,17 @@ def pareto_plot(rows: list[dict], vals: np.ndarray, mask: np.ndarray, x: str, y:
     ax.set_title(title or f"{len(rows)} design points")
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(loc="best", fontsize=8)
-    return _save(fig, out)
+    return _save(fig, out, option)
 
 
 def field_plot(rows: list[dict], x: str, y: str, out: str | Path, *, hue: Optional[str] = None,
-               logx: Optional[bool] = None, logy: Optional[bool] = None, title: Optional[str] = None) -> Path:
+               logx: Optional[bool] = None, logy: Optional[bool] = None, title: Optional[str] = None,
+               option: str = "--out") -> Path:
     """``y`` against ``x`` (a field or metric); one coloured series per value of ``hue``.
 
     When several points share an x within a series (other fields vary), the series line
     follows their best (lowest) y, and every point is still drawn."""
+    check_plot_path(out, option)
     fig, ax = _figure()
     xs_raw = [value(r, x) for r in rows]
     xnum = [numeric(v) for v in xs_raw]
@@ -128,5 +157,5 @@ def field_plot(rows: list[dict], x: str, y: str, out: str | Path, *, hue: Option
     ax.grid(True, which="both", alpha=0.25)
     if hue:
         ax.legend(loc="best", fontsize=8, ncol=2 if len(groups) > 8 else 1)
-    return _save(fig, out)
+    return _save(fig, out, option)
 

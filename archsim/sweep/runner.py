@@ -4,7 +4,10 @@ The parent process alone writes the store; every outcome is committed as it arri
 A point whose worker died is resubmitted up to ``retries`` times; a point that failed
 inside the simulator is recorded as ``failed`` with its message; a point that violates
 a constraint over fields is recorded as ``skipped`` without running; one that violates
-a constraint over metrics is recorded as ``infeasible``.
+a constraint over metrics is recorded as ``infeasible``. A point on which a constraint
+cannot be evaluated, or whose result holds a non-finite number, is ``failed`` with a
+message naming the constraint or the metric. Derived metrics undefined on a point are
+stored as null and counted in :class:`Progress` (``undefined``).
 """
 from __future__ import annotations
 
@@ -13,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from archsim.sweep.executors import Executor
+from archsim.sweep.expr import ExprEvalError
 from archsim.sweep.search import Proposer, make_proposer, point_of_row
 from archsim.sweep.spec import Point, Sweep, parse_duration
-from archsim.sweep.store import Store
+from archsim.sweep.store import Store, nonfinite, nonfinite_message
 
 
 @dataclass
@@ -31,6 +35,13 @@ class Progress:
     started: float = field(default_factory=time.time)
     budget_points: Optional[int] = None
     stopped_by: Optional[str] = None  # "points", "time" or None (search exhausted)
+    measured: int = 0                 # points of this run whose derived metrics were computed
+    undefined: dict = field(default_factory=dict)      # derived metric -> points where it was undefined
+    undefined_why: dict = field(default_factory=dict)  # derived metric -> the first reason
+
+    def all_undefined(self) -> list[str]:
+        """Derived metrics that were undefined on every point of this run that computed them."""
+        return [n for n, c in self.undefined.items() if self.measured and c == self.measured]
 
     @property
     def elapsed(self) -> float:
@@ -110,7 +121,16 @@ def run_sweep(sw: Sweep, store: Store, executor: Executor, *, proposer: Optional
                         prog.resumed += 1
                     proposer.tell(p, st, m)
                     continue
-                why = sw.violated(p)
+                try:
+                    why = sw.violated(p)
+                except ExprEvalError as e:      # a constraint that cannot be evaluated here
+                    _record(store, sw, p, "failed", error=str(e), attempts=0)
+                    evaluated += 1
+                    prog.done += 1
+                    prog.failed += 1
+                    proposer.tell(p, "failed", None)
+                    notify()
+                    continue
                 if why is not None:
                     if stored.get(pid, (None,))[0] != "skipped":
                         _record(store, sw, p, "skipped", error=f"violates constraint: {why}")
@@ -138,16 +158,29 @@ def run_sweep(sw: Sweep, store: Store, executor: Executor, *, proposer: Optional
                 del inflight[pid]
                 evaluated += 1
                 prog.done += 1
+                bad_values = nonfinite(out.get("metrics")) if out["status"] == "ok" else []
+                if bad_values:     # never stored as a result (nor as invalid JSON)
+                    out = dict(out, status="failed", metrics=None, error=nonfinite_message(bad_values))
                 if out["status"] == "ok":
-                    metrics, bad = sw.finish(p, out["metrics"])
-                    status = "infeasible" if bad else "ok"
-                    _record(store, sw, p, status, metrics=metrics, out=out, attempts=attempts,
-                            error=f"violates constraint: {bad}" if bad else None)
-                    if bad:
+                    o = sw.evaluate_metrics(p, out["metrics"])
+                    prog.measured += 1
+                    for name, why in o.undefined.items():
+                        prog.undefined[name] = prog.undefined.get(name, 0) + 1
+                        prog.undefined_why.setdefault(name, why)
+                    if o.error:
+                        status, error = "failed", o.error
+                    elif o.violated:
+                        status, error = "infeasible", f"violates constraint: {o.violated}"
+                    else:
+                        status, error = "ok", None
+                    _record(store, sw, p, status, metrics=o.metrics, out=out, attempts=attempts, error=error)
+                    if status == "ok":
+                        prog.ok += 1
+                    elif status == "infeasible":
                         prog.infeasible += 1
                     else:
-                        prog.ok += 1
-                    proposer.tell(p, status, metrics)
+                        prog.failed += 1
+                    proposer.tell(p, status, o.metrics if status != "failed" else None)
                 else:
                     _record(store, sw, p, "failed", out=out, attempts=attempts, error=out.get("error"))
                     prog.failed += 1

@@ -65,7 +65,8 @@ class SearchSpec(_Strict):
     def _time(cls, v):
         if v is None:
             return v
-        parse_duration(v)
+        if not 0 < parse_duration(v) < math.inf:
+            raise ValueError(f"expected a positive duration, got {v!r}")
         return v
 
 
@@ -165,10 +166,22 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def load_evaluator(module: str):
+    """Import an evaluator module and check it has the entry points a sweep calls."""
+    if not isinstance(module, str) or not module.strip():
+        raise ConfigError([("evaluator.module", "expected an importable module name")])
     try:
-        return importlib.import_module(module)
+        mod = importlib.import_module(module)
     except ImportError as e:
         raise ConfigError([("evaluator.module", f"cannot import {module!r}: {e}")]) from None
+    except Exception as e:  # the module itself raised while importing
+        raise ConfigError([("evaluator.module", f"importing {module!r} failed: {type(e).__name__}: {e}")]) from None
+    missing = [f for f in ("resolve", "evaluate") if not callable(getattr(mod, f, None))]
+    if missing:
+        raise ConfigError([("evaluator.module", f"{module!r} is not a sweep evaluator: it has no "
+                                                f"{' and no '.join(f + '()' for f in missing)} (an evaluator "
+                                                f"defines resolve(arch, workload, overrides) and "
+                                                f"evaluate(arch, workload, overrides, options))")])
+    return mod
 
 
 # --------------------------------------------------------------------------- axes
@@ -435,6 +448,7 @@ class Sweep:
     objectives: list[Objective]
     evaluator: str
     options: dict = field(default_factory=dict)
+    metric_names: frozenset = frozenset()   # the evaluator's metrics and their aliases
 
     # -- geometry
     @property
@@ -501,38 +515,148 @@ class Sweep:
         return env
 
     def violated(self, p: Point) -> Optional[str]:
-        """The first constraint (over fields only) that ``p`` violates, or None."""
+        """The first constraint (over fields only) that ``p`` violates, or None. A constraint
+        that cannot be evaluated on ``p`` raises :class:`ExprEvalError` naming it."""
         if not self.pre_constraints:
             return None
         env = self.field_env(p)
         for c in self.pre_constraints:
-            if not c(env):
+            try:
+                ok = c(env)
+            except _expr.ExprEvalError as e:
+                raise _expr.ExprEvalError(f"{c.where}: {e}", cause=e.cause) from None
+            if not ok:
                 return c.text
         return None
 
-    def finish(self, p: Point, metrics: dict[str, Any]) -> tuple[dict[str, Any], Optional[str]]:
-        """Add derived metrics; return (metrics, first violated metric constraint or None)."""
+    def evaluate_metrics(self, p: Point, metrics: dict[str, Any]) -> "MetricsOutcome":
+        """Add the derived metrics to a point's ``metrics`` and check the constraints over metrics.
+
+        A derived metric that is undefined on this point (division by zero, a math domain
+        error, an overflow, a non-finite or complex result, an undefined input) is stored
+        as None and reported in ``undefined``; a constraint that cannot be evaluated is an
+        ``error`` naming it (``constraints[i]: ...``), not a violation."""
         env = self.field_env(p)
         m = dict(metrics)
         env.update(m)
         for alias, real in METRIC_ALIASES.items():
             if real in m and alias not in env:
                 env[alias] = m[real]
+        undefined: dict[str, str] = {}
         for name, e in self.derived.items():
             try:
                 v = e(env)
-            except _expr.ExprEvalError:
+                why = _undefined_value(v)
+            except _expr.ExprEvalError as err:
+                v, why = None, _why(err, e, env)
+            if why is not None:
                 v = None
+                undefined[name] = why
             m[name] = v
             env[name] = v
         for c in self.post_constraints:
             try:
                 ok = c(env)
-            except _expr.ExprEvalError:
-                ok = False
+            except _expr.ExprEvalError as err:
+                return MetricsOutcome(m, None, f"{c.where}: {_why(err, c, env)}", undefined)
             if not ok:
-                return m, c.text
-        return m, None
+                return MetricsOutcome(m, c.text, None, undefined)
+        return MetricsOutcome(m, None, None, undefined)
+
+    def finish(self, p: Point, metrics: dict[str, Any]) -> tuple[dict[str, Any], Optional[str]]:
+        """Add derived metrics; return (metrics, first violated metric constraint or None).
+        A constraint that cannot be evaluated raises :class:`ExprEvalError` naming it."""
+        o = self.evaluate_metrics(p, metrics)
+        if o.error:
+            raise _expr.ExprEvalError(o.error)
+        return o.metrics, o.violated
+
+    # -- checks before anything runs
+    PROBE_LIMIT = 10_000
+    #: made-up metric values for checking expressions over metrics before any point has run
+    PROBES = (0.37, 1000.5, 7.3e9, 3.1e17, 5.5e40)
+
+    def describe(self, p: Point, names=None) -> str:
+        """'workload 'w', field=value, ...' (only the axes that ``names`` read, if given)."""
+        parts = [f"workload {self.workloads[p.workload].label!r}"]
+        for a, s in zip(self.axes, p.steps):
+            if names is None or set(a.fields) & names or (a.label and a.label in names):
+                if a.label:
+                    parts.append(f"{a.label}={a.labels[s]!r}")
+                else:
+                    parts.extend(f"{f}={v!r}" for f, v in zip(a.fields, a.values[s]))
+        return ", ".join(parts)
+
+    def _points_reading(self, names: set[str]):
+        """One point per combination of workload and the values of the axes ``names`` read
+        (other axes at their first value); only the first point of each workload when that
+        is more than PROBE_LIMIT points."""
+        rel = [k for k, a in enumerate(self.axes)
+               if set(a.fields) & names or (a.label and a.label in names)]
+        n = len(self.workloads) * math.prod(len(self.axes[k]) for k in rel)
+        zero = (0,) * len(self.axes)
+        for w in range(len(self.workloads)):
+            if n > self.PROBE_LIMIT:
+                yield Point(w, zero)
+                continue
+            for combo in itertools.product(*(range(len(self.axes[k])) for k in rel)):
+                steps = list(zero)
+                for k, s in zip(rel, combo):
+                    steps[k] = s
+                yield Point(w, tuple(steps))
+
+    def check_expressions(self) -> None:
+        """Evaluate every constraint and derived metric before anything runs, so that one
+        that can only fail (``array.rows < 'abc'``, ``array.rows / 0 < 1``) is a ConfigError
+        naming it (``constraints[i]``, ``metrics.NAME``), not a failure half way.
+
+        Constraints over fields are evaluated on every combination of the values they read
+        (up to PROBE_LIMIT points). Derived metrics and constraints over metrics are
+        evaluated on the first point of every workload with made-up metric values: a
+        constraint that fails for all of them, or a derived metric whose operands have the
+        wrong type for all of them, is an error. (A derived metric that is merely undefined,
+        like ``cycles / 0``, is not: it is stored as null and reported after the run.)"""
+        for c in self.pre_constraints:
+            for p in self._points_reading(c.names):
+                try:
+                    c(self.field_env(p))
+                except _expr.ExprEvalError as e:
+                    raise ConfigError([(c.where, f"{e} (at {self.describe(p, c.names)})")]) from None
+        if not self.derived and not self.post_constraints:
+            return
+        for w in range(len(self.workloads)):
+            p = Point(w, (0,) * len(self.axes))
+            base = self.field_env(p)
+            fails: dict[str, list] = {}
+            for v in self.PROBES:
+                env = dict(base)
+                env.update({m: v for m in self.metric_names | set(METRIC_ALIASES.values())})
+                unknown: set[str] = set()
+                for name, e in self.derived.items():
+                    if e.names & unknown:
+                        unknown.add(name)
+                        env[name] = None
+                        continue
+                    try:
+                        val = e(env)
+                    except _expr.ExprEvalError as err:
+                        if err.cause is TypeError:
+                            fails.setdefault(e.where, []).append(err)
+                        val = None
+                    if _undefined_value(val) is not None:
+                        unknown.add(name)
+                        val = None
+                    env[name] = val
+                for c in self.post_constraints:
+                    if c.names & unknown:
+                        continue
+                    try:
+                        c(env)
+                    except _expr.ExprEvalError as err:
+                        fails.setdefault(c.where, []).append(err)
+            for where, errs in fails.items():
+                if len(errs) == len(self.PROBES):
+                    raise ConfigError([(where, f"{errs[0]} (whatever the values of the metrics it reads)")])
 
     def objective_values(self, metrics: dict[str, Any]) -> Optional[list[float]]:
         out = []
@@ -542,6 +666,35 @@ class Sweep:
                 return None
             out.append(float(v))
         return out
+
+
+@dataclass
+class MetricsOutcome:
+    """What :meth:`Sweep.evaluate_metrics` found for one point."""
+
+    metrics: dict[str, Any]
+    violated: Optional[str] = None    # text of the first violated constraint over metrics
+    error: Optional[str] = None       # a constraint that could not be evaluated ("constraints[i]: ...")
+    undefined: dict[str, str] = field(default_factory=dict)   # derived metric -> why it is undefined
+
+
+def _undefined_value(v: Any) -> Optional[str]:
+    """Why a derived metric's value cannot be stored (None when it can)."""
+    if v is None:
+        return "undefined"
+    if isinstance(v, complex):
+        return f"not a real number ({v})"
+    if isinstance(v, float) and not math.isfinite(v):
+        return f"not finite ({v})"
+    return None
+
+
+def _why(err: "_expr.ExprEvalError", e: "_expr.Expr", env: dict) -> str:
+    nulls = sorted(n for n in e.names if n in env and env[n] is None)
+    if nulls and err.cause is TypeError:
+        return (f"cannot evaluate {e.text!r}: {', '.join(nulls)} "
+                f"{'is' if len(nulls) == 1 else 'are'} undefined (null) for this point")
+    return str(err)
 
 
 def _base_env(w: WorkloadInfo) -> dict:
@@ -591,14 +744,38 @@ def compile_spec(spec: SweepSpec, base_dir: Path = Path("."), evaluator: Optiona
     multi = len(archs) > 1
     base_ovs = [f"{k}={format_value(v)}" for k, v in spec.set.items()]
 
+    entries = [e if isinstance(e, WorkloadEntry) else WorkloadEntry(workload=e) for e in spec.workloads]
+    first_with: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        label = entry.label or _workload_label(entry.workload, entry.set)
+        if label in first_with:
+            j = first_with[label]
+            how = "duplicate label" if entry.label else "no label, and the one made for it is"
+            raise ConfigError([(f"workloads[{i}].label",
+                                f"{how} {label!r}, the label of workloads[{j}] too: results are stored "
+                                f"by label, so every workload needs its own")])
+        first_with[label] = i
+
+    def where_of(p: str, ai: int, i: int, entry: WorkloadEntry) -> tuple[str, bool]:
+        """The spec path behind a problem the evaluator reports at ``p`` (and whether it is
+        one of the spec's own ``set`` values rather than something in the preset)."""
+        if p:
+            for k in reversed(list(entry.set)):          # the workload's own values come last
+                if p == f"workload.{k}" or p.startswith(f"workload.{k}."):
+                    return f"workloads[{i}].set.{k}", True
+            for k in reversed(list(spec.set)):
+                if p == k or p.startswith(f"{k}."):
+                    return f"set.{k}", True
+        where = (f"arch[{ai}] " if multi else "") + f"workloads[{i}]"
+        return where + (f" ({p})" if p else ""), False
+
     workloads: list[WorkloadInfo] = []
     labels: set[str] = set()
+    keys: dict[str, str] = {}
     for ai, arch_src in enumerate(archs):
         arch = _resolve_path(arch_src, base_dir)
         a_label = (Path(arch_src).stem if isinstance(arch_src, str) else str(arch_src.get("name", f"arch{ai}")))
-        for i, entry in enumerate(spec.workloads):
-            if not isinstance(entry, WorkloadEntry):
-                entry = WorkloadEntry(workload=entry)
+        for i, entry in enumerate(entries):
             src = _resolve_path(entry.workload, base_dir)
             w_ovs = [f"workload.{k}={format_value(v)}" for k, v in entry.set.items()]
             label = entry.label or _workload_label(entry.workload, entry.set)
@@ -611,10 +788,15 @@ def compile_spec(spec: SweepSpec, base_dir: Path = Path("."), evaluator: Optiona
             try:
                 cfg, wl = ev.resolve(arch, src, ovs)
             except ConfigError as e:
-                where = (f"arch[{ai}] " if multi else "") + f"workloads[{i}]"
-                raise ConfigError([(where + (f" ({p})" if p else ""), m) for p, m in e.problems],
-                                  source=e.source) from None
+                probs = [where_of(p, ai, i, entry) + (m,) for p, m in e.problems]
+                ours = all(own for _, own, _ in probs)
+                raise ConfigError([(w, m) for w, _, m in probs], source=None if ours else e.source) from None
             key = hashlib.sha256(canonical_json({"arch": cfg, "workload": wl}).encode()).hexdigest()
+            here = (f"arch[{ai}] " if multi else "") + f"workloads[{i}]"
+            if key in keys:
+                raise ConfigError([(here, f"resolves to the same hardware and workload as {keys[key]}, "
+                                          f"so its points would be the same points")])
+            keys[key] = here
             workloads.append(WorkloadInfo(label, src, ovs, cfg, wl, key, arch=arch,
                                           arch_label=a_label if multi else None))
 
@@ -657,6 +839,14 @@ def compile_spec(spec: SweepSpec, base_dir: Path = Path("."), evaluator: Optiona
     for name, text in spec.metrics.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise ConfigError([(f"metrics.{name}", "a derived metric name is a plain identifier")])
+        if name in metric_names or name in METRIC_ALIASES.values():
+            real = METRIC_ALIASES.get(name, name)
+            what = f"an alias of the built-in metric {real!r}" if real != name else "a built-in metric"
+            raise ConfigError([(f"metrics.{name}", f"{name!r} is {what}; a derived metric needs a name of "
+                                                   f"its own (it would replace the simulator's value)")])
+        if name in ("workload", "arch") or name in axis_labels or field_exists(name):
+            raise ConfigError([(f"metrics.{name}", f"{name!r} is already a field name; a derived metric "
+                                                   f"needs a name of its own")])
         e = _expr.parse(text, f"metrics.{name}")
         _check_names(e, f"metrics.{name}", field_exists, metric_names | set(derived) | axis_labels, leaves)
         derived[name] = e
@@ -678,14 +868,33 @@ def compile_spec(spec: SweepSpec, base_dir: Path = Path("."), evaluator: Optiona
         objectives.append(Objective(metric=m, goal=o.goal))
     if not objectives:
         raise ConfigError([("objectives", "at least one objective is needed")])
-    if spec.search.method == "random" and spec.search.points is None and spec.search.time is None:
-        raise ConfigError([("search.points", "random search needs a budget: points or time")])
-    if spec.search.method == "optuna" and spec.search.points is None and spec.search.time is None:
-        raise ConfigError([("search.points", "optuna search needs a budget: points or time")])
+    if spec.search.method in ("random", "optuna") and spec.search.points is None and spec.search.time is None:
+        raise ConfigError([("search.points", f"{spec.search.method} search needs a budget: points or time "
+                                             f"(search.points / search.time, or --points / --time)")])
 
-    return Sweep(spec=spec, workloads=workloads, axes=axes, pre_constraints=pre,
-                 post_constraints=post, derived=derived, objectives=objectives,
-                 evaluator=module, options=dict(spec.evaluator.options))
+    sw = Sweep(spec=spec, workloads=workloads, axes=axes, pre_constraints=pre,
+               post_constraints=post, derived=derived, objectives=objectives,
+               evaluator=module, options=dict(spec.evaluator.options), metric_names=frozenset(metric_names))
+    sw.check_expressions()
+    return sw
+
+
+def with_search(spec: SweepSpec, method: Optional[str] = None, points: Optional[int] = None,
+                time: Union[str, float, None] = None, seed: Optional[int] = None) -> SweepSpec:
+    """``spec`` with the command line's search options merged in (before it is compiled, so
+    that a budget given only on the command line satisfies a random or optuna search)."""
+    upd = {k: v for k, v in (("method", method), ("points", points), ("time", time), ("seed", seed))
+           if v is not None}
+    if not upd:
+        return spec
+    search = spec.search.model_dump()
+    search.update(upd)
+    try:
+        new_search = SearchSpec.model_validate(search)
+    except ValidationError as e:
+        probs = _format_validation(e)
+        raise ConfigError([(f"--{p}" if p in upd else f"search.{p}", m) for p, m in probs]) from None
+    return spec.model_copy(update={"search": new_search})
 
 
 def _lookup(workloads: list[WorkloadInfo], path: str):
@@ -718,5 +927,5 @@ def spec_summary(sw: Sweep) -> str:
     return f"{len(sw.workloads)} workload(s) x {dims or 'no axes'} = {sw.size} points"
 
 
-__all__ = ["SweepSpec", "Sweep", "Point", "Axis", "load_spec", "compile_spec", "parse_axes",
+__all__ = ["SweepSpec", "Sweep", "Point", "Axis", "load_spec", "compile_spec", "parse_axes", "with_search",
            "parse_duration", "format_value", "METRIC_ALIASES", "MAXIMISED", "ArchsimError"]

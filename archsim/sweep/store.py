@@ -10,6 +10,7 @@ the primary key makes "exactly one row per point" a property of the file.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -78,7 +79,7 @@ class Store:
                 ("schema_version", str(SCHEMA_VERSION)),
                 ("created_at", repr(time.time())),
                 ("archsim_version", archsim.__version__),
-                *[(k, json.dumps(v, sort_keys=True, default=str)) for k, v in meta.items()],
+                *[(k, _j(v)) for k, v in meta.items()],
             ])
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.close()
@@ -132,7 +133,7 @@ class Store:
     def set_meta(self, key: str, value: Any) -> None:
         with self.conn:
             self.conn.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                              (key, json.dumps(value, sort_keys=True, default=str)))
+                              (key, _j(value)))
 
     # ------------------------------------------------------------------ points
     def status_of(self) -> dict[str, str]:
@@ -146,6 +147,13 @@ class Store:
         """Commit one finished point. Only a stored failure or skip is ever replaced; returns
         False when the point was already stored as finished."""
         assert status in FINAL, status
+        bad = nonfinite(metrics)
+        if bad:
+            # a number that is not finite is not a result, and not valid JSON either
+            if status in ("ok", "infeasible"):
+                status = "failed"
+                error = nonfinite_message(bad) + (f"; {error}" if error else "")
+            metrics = {k: (None if k in dict(bad) else v) for k, v in metrics.items()}
         self._seq += 1
         with self.conn:
             cur = self.conn.execute(
@@ -207,64 +215,179 @@ class Store:
         for r in rows:
             m = r["metrics"] or {}
             out.append([r["id"], r["status"], r["workload"], *[r["fields"].get(f) for f in fields],
-                        *[m.get(k) for k in metrics], r["error"], r["archsim_version"]])
+                        *[_finite_or_none(m.get(k)) for k in metrics], r["error"], r["archsim_version"]])
         return header, out
 
     def export_csv(self, path: str | os.PathLike, status=("ok",)) -> int:
-        header, rows = self.table(status)
-        with _atomic(path) as tmp:
-            with open(tmp, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(header)
-                for r in rows:
-                    w.writerow(["" if v is None else v for v in r])
-        return len(rows)
+        return self.export(csv_path=path, status=status)
 
     def export_parquet(self, path: str | os.PathLike, status=("ok",)) -> int:
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ArchsimError("Parquet export needs pyarrow: pip install 'archsim[dist]'") from None
+        return self.export(parquet_path=path, status=status)
+
+    def export(self, csv_path=None, parquet_path=None, status=("ok",)) -> int:
+        """Write the table as CSV and/or Parquet: every path is checked before anything is
+        written, and the files appear together or not at all. Returns the number of rows."""
+        targets = [(o, p) for o, p in (("--csv", csv_path), ("--parquet", parquet_path)) if p is not None]
+        if parquet_path is not None:
+            _pyarrow()
+        for opt, p in targets:
+            check_output_path(p, opt)
         header, rows = self.table(status)
-        cols = {}
-        for i, h in enumerate(header):
-            vals = [r[i] for r in rows]
-            kinds = {type(v) for v in vals if v is not None}
-            if kinds <= {int} and kinds:
-                cols[h] = pa.array(vals, pa.int64())
-            elif kinds <= {int, float} and kinds:
-                cols[h] = pa.array([None if v is None else float(v) for v in vals], pa.float64())
-            elif kinds <= {bool} and kinds:
-                cols[h] = pa.array(vals, pa.bool_())
-            else:
-                cols[h] = pa.array([None if v is None else str(v) for v in vals], pa.string())
-        with _atomic(path) as tmp:
-            pq.write_table(pa.table(cols), tmp)
+        with contextlib.ExitStack() as stack:
+            if csv_path is not None:
+                _write_csv(stack.enter_context(_atomic(csv_path, "--csv")), header, rows)
+            if parquet_path is not None:
+                _write_parquet(stack.enter_context(_atomic(parquet_path, "--parquet")), header, rows)
         return len(rows)
+
+
+def _pyarrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ArchsimError("Parquet export needs pyarrow: pip install 'archsim[dist]'") from None
+    return pa, pq
+
+
+def _write_csv(tmp: Path, header: list, rows: list) -> None:
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for r in rows:
+            w.writerow(["" if v is None else v for v in r])
+
+
+def _write_parquet(tmp: Path, header: list, rows: list) -> None:
+    pa, pq = _pyarrow()
+    cols = {}
+    for i, h in enumerate(header):
+        vals = [r[i] for r in rows]
+        kinds = {type(v) for v in vals if v is not None}
+        if kinds <= {int} and kinds:
+            cols[h] = pa.array(vals, pa.int64())
+        elif kinds <= {int, float} and kinds:
+            cols[h] = pa.array([None if v is None else float(v) for v in vals], pa.float64())
+        elif kinds <= {bool} and kinds:
+            cols[h] = pa.array(vals, pa.bool_())
+        else:
+            cols[h] = pa.array([None if v is None else str(v) for v in vals], pa.string())
+    pq.write_table(pa.table(cols), tmp)
+
+
+class OutputPathError(ArchsimError):
+    """An output file (export, plot) that cannot be written."""
+
+
+def check_output_path(path: str | os.PathLike, option: str = "output") -> Path:
+    """Check that ``path`` can be written (by creating and removing the temporary file the
+    write will use) before anything is written; an :class:`OutputPathError` naming the
+    option and the path otherwise."""
+    p = Path(path)
+    if not str(path).strip():
+        raise OutputPathError(f"{option}: an empty file name")
+    if p.is_dir():
+        raise OutputPathError(f"{option} {p}: is a folder, not a file")
+    parent = p.parent
+    if not parent.exists():
+        raise OutputPathError(f"{option} {p}: folder {parent} does not exist")
+    if not parent.is_dir():
+        raise OutputPathError(f"{option} {p}: {parent} is not a folder")
+    if p.exists() and not p.is_file():
+        raise OutputPathError(f"{option} {p}: exists and is not a regular file")
+    tmp = _tmp_name(p)
+    try:
+        with open(tmp, "xb"):
+            pass
+        tmp.unlink()
+    except FileExistsError:
+        pass        # a leftover of an earlier write: it is replaced
+    except OSError as e:
+        raise OutputPathError(f"{option} {p}: cannot create a file in {parent} ({e.strerror or e})") from None
+    return p
+
+
+def _tmp_name(p: Path) -> Path:
+    return p.with_name("." + p.name + ".tmp")
 
 
 class _atomic:
     """Write to a temporary name and move into place only on success."""
 
-    def __init__(self, path):
+    def __init__(self, path, option: str = "output"):
         self.path = Path(path)
-        self.tmp = self.path.with_name("." + self.path.name + ".tmp")
+        self.option = option
+        self.tmp = _tmp_name(self.path)
 
     def __enter__(self):
         return self.tmp
 
     def __exit__(self, et, ev, tb):
         if et is None:
-            os.replace(self.tmp, self.path)
-        elif self.tmp.exists():
-            self.tmp.unlink()
+            try:
+                os.replace(self.tmp, self.path)
+                return False
+            except OSError as e:
+                et, ev = OSError, e
+        if self.tmp.exists():
+            try:
+                self.tmp.unlink()
+            except OSError:
+                pass
+        if et is not None and issubclass(et, OSError):
+            raise OutputPathError(f"{self.option} {self.path}: cannot write ({ev.strerror or ev})") from None
+        return False
+
+
+def nonfinite(metrics: Optional[dict]) -> list[tuple[str, Any]]:
+    """(name, value) of every metric that is a number but not a finite one (inf, nan)."""
+    out = []
+    for k, v in (metrics or {}).items():
+        if isinstance(v, (bool, int, str)) or v is None or not hasattr(v, "__float__"):
+            continue
+        try:
+            if not math.isfinite(float(v)):
+                out.append((k, v))
+        except (TypeError, ValueError, OverflowError):
+            continue
+    return out
+
+
+def nonfinite_message(bad: list[tuple[str, Any]]) -> str:
+    names = ", ".join(f"{k} = {float(v)}" for k, v in bad)
+    return (f"the result has a metric that is not finite ({names}): not stored; "
+            f"an input value is probably out of range")
+
+
+def _finite_or_none(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def _sanitize(v: Any) -> Any:
+    """``v`` with every non-finite float replaced by its name ('inf', '-inf', 'nan'), so
+    that the JSON written is valid (SQLite's json functions reject Infinity and NaN)."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else str(v)
+    if isinstance(v, dict):
+        return {k: _sanitize(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_sanitize(x) for x in v]
+    return v
+
+
+def as_stored(v: Any) -> Any:
+    """``v`` as the store keeps it (and gives it back)."""
+    return None if v is None else json.loads(_j(v))
 
 
 def _j(v: Any, sort: bool = True) -> Optional[str]:
     if v is None:
         return None
-    return json.dumps(v, sort_keys=sort, default=_jsonable, allow_nan=True)
+    try:
+        return json.dumps(v, sort_keys=sort, default=_jsonable, allow_nan=False)
+    except ValueError:      # a non-finite number somewhere (numpy ones become floats first)
+        return json.dumps(_sanitize(json.loads(json.dumps(v, sort_keys=sort, default=_jsonable))),
+                          sort_keys=sort, allow_nan=False)
 
 
 def _jsonable(v):

@@ -8,7 +8,9 @@ formulas, so sweeps over it are fast and deterministic. ``options`` (from the sp
 - ``kill_flag``: a file path; a worker that finds it kills itself with SIGKILL in the
   middle of the point (a worker dying mid-point). The file holds how many deaths to
   stage (empty: one); it is removed with the last one;
-- ``fail_if``: ``"field=value"``; points with that override fail with a ConfigError.
+- ``fail_if``: ``"field=value"``; points with that override fail with a ConfigError;
+- ``inf_if``: ``"field=value"``; points with that override return an infinite energy
+  (and so power and EDP), as an absurd input could make a simulator do.
 """
 from __future__ import annotations
 
@@ -128,7 +130,11 @@ def evaluate(arch, workload, overrides, options=None) -> dict:
     a, w = resolve(arch, workload, overrides)
     if options.get("delay_s"):
         time.sleep(float(options["delay_s"]) / 2)
-    return {"metrics": model(a, w), "config": a, "workload": w, "archsim_version": archsim.__version__}
+    metrics = model(a, w)
+    inf_if = options.get("inf_if")
+    if inf_if and inf_if in overrides:
+        metrics.update(energy_pj=math.inf, power_w=math.inf, edp=math.inf)
+    return {"metrics": metrics, "config": a, "workload": w, "archsim_version": archsim.__version__}
 
 
 def _maybe_die(flag: str) -> None:
