@@ -36,6 +36,10 @@ def guarded(fn):
         except OverflowError as e:
             from archsim.errors import OutOfRangeError
             fail(OutOfRangeError(f"a number in the input is too large for 64-bit arithmetic ({e})"))
+        except MemoryError:
+            from archsim.errors import OutOfRangeError
+            fail(OutOfRangeError("the configuration needs more memory than this machine has: a count "
+                                 "(array.count, sm count, batch, stacks, ...) is far too large"))
     return wrapper
 
 

@@ -81,3 +81,12 @@ def test_selftest_prints_a_table():
     r = CliRunner().invoke(dram, ["selftest", "--preset", "DDR4-2400", "--scale", "0.02"])
     assert r.exit_code == 0, r.output
     assert "streaming read" in r.output and "random read" in r.output
+
+
+def test_binary_trace_and_preset_are_not_text(tmp_path):
+    p = tmp_path / "bin.yaml"
+    p.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)))
+    for args in ([str(p)], ["selftest", "--preset", str(p)]):
+        res = CliRunner().invoke(dram, args)
+        assert res.exit_code == 2 and "not a text file" in res.output, args
+        assert "Traceback" not in res.output

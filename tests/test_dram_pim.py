@@ -371,3 +371,26 @@ def test_run_gqa_decode_on_pim_counts_every_query_head():
     g = attention_cycles("hbm_pim", 4, 256, 16, 64, 4)
     m = attention_cycles("hbm_pim", 4, 256, 16, 64, 1)
     assert g.macs == m.macs and g.internal_bytes * 4 == pytest.approx(m.internal_bytes, rel=0.05)
+
+
+@pytest.mark.parametrize("ov,path,text", [
+    ("memory.dram.timing.tFOO=3", "memory.dram.timing.tFOO", "unknown timing"),
+    ("memory.dram.timing.tRCDD=3", "memory.dram.timing.tRCDD", "did you mean 'tRCDRD'"),
+    ("memory.dram.timing.nCL=20", "memory.dram.timing.nCL", "write 'CL'"),
+    ("memory.dram.timing.tCL=20", "memory.dram.timing.tCL", "write 'CL'"),
+    ("memory.dram.timing.CL=0", "memory.dram.timing.CL", "greater than zero"),
+    ("memory.dram.timing.tRP=-2", "memory.dram.timing.tRP", "greater than zero"),
+    ("memory.dram.timing.CL=true", "memory.dram.timing.CL", "boolean"),
+])
+def test_bad_timing_override_names_it(ov, path, text):
+    from archsim.api import load as load_run
+    with pytest.raises(ConfigError) as e:
+        load_run("hbm_pim", "gpt2", phase="decode", overrides=[ov])
+    assert e.value.path == path and text in str(e.value)
+
+
+def test_unknown_timing_override_reaching_the_preset_is_refused():
+    from archsim.mem.dram.presets import load_preset
+    with pytest.raises(ConfigError) as e:
+        load_preset("HBM2-2000", overrides={"tFOO": 3})
+    assert e.value.path == "timing.tFOO"

@@ -92,3 +92,24 @@ def test_resolved_timing_is_the_public_view():
     r["nRP"] = -1                                   # a copy: the cached preset is untouched
     assert load_preset("HBM2-2000").timing["nRP"] != -1
     assert resolved_timing("HBM2-2000", {"tRC": 50})["nRC"] == 50
+
+
+def test_zero_timing_is_refused():
+    doc = yaml.safe_load((preset_dir() / "DDR4-2400.yaml").read_text())
+    doc["timing"]["CL"] = 0
+    with pytest.raises(ConfigError) as e:
+        resolve(doc)
+    assert e.value.path == "timing.CL"
+
+
+def test_preset_file_not_text_or_duplicate_key(tmp_path):
+    from archsim.errors import InputFileError
+    p = tmp_path / "bin.yaml"
+    p.write_bytes(b"\x7fELF\x00\x01" + bytes(range(128, 256)))
+    with pytest.raises(InputFileError, match="not a text file"):
+        load_preset(p)
+    d = tmp_path / "dup.yaml"
+    text = (preset_dir() / "DDR4-2400.yaml").read_text()
+    d.write_text(text.replace("timing:\n", "timing:\n  tRP: 3\n", 1))
+    with pytest.raises(ConfigError, match="duplicate key 'tRP'"):
+        load_preset(d)

@@ -528,3 +528,36 @@ def test_vector_workload_moves_its_bytes_once():
         wr = sum(x.offchip_write_bytes for x in r.layers)
         assert (rd, wr) == (n_in * 2048 * 4096 * 2, 2048 * 4096 * 2), op
         assert r.bounds_ok() and r.macs == 0
+
+
+@pytest.mark.parametrize("wl,T,heads", [("llama2-7b", 3, "32 query heads"), ("gpt2", 5, "12 query heads")])
+def test_tensor_parallel_must_split_whole_heads(wl, T, heads):
+    from archsim.errors import LoweringError
+    with pytest.raises(LoweringError) as e:
+        simulate("a100", wl, phase="decode", batch=1, kv_len=64,
+                 overrides=[f"parallel.tensor={T}", "workload.n_layers=1"])
+    assert e.value.path == "parallel.tensor" and heads in str(e.value)
+
+
+def test_tensor_parallel_must_split_the_kv_heads_too():
+    from archsim.errors import LoweringError
+    from archsim.workload.spec import check_tensor_parallel_heads
+    with pytest.raises(LoweringError, match="8 KV heads") as e:        # llama2-70b: 64 query, 8 KV heads
+        check_tensor_parallel_heads({"kind": "transformer", "name": "m", "n_heads": 64, "n_kv_heads": 8}, 16,
+                                    "parallel.tensor")
+    assert e.value.path == "parallel.tensor"
+    check_tensor_parallel_heads({"kind": "transformer", "name": "m", "n_heads": 64, "n_kv_heads": 8}, 8,
+                                "parallel.tensor")
+    spec = {"kind": "speculative", "draft_spec": {"kind": "transformer", "name": "d", "n_heads": 12},
+            "target_spec": {"kind": "transformer", "name": "t", "n_heads": 32}}
+    with pytest.raises(LoweringError, match="d has 12"):
+        check_tensor_parallel_heads(spec, 8, "parallel.tensor")
+    check_tensor_parallel_heads({"kind": "mamba", "name": "m"}, 3, "parallel.tensor")
+
+
+def test_capacity_is_a_size_with_units():
+    from archsim.errors import ConfigError
+    with pytest.raises(ConfigError) as e:
+        load_arch("a100", ["memory.capacity=-1"])
+    assert e.value.path == "memory.capacity"
+    assert load_arch("a100", ["memory.capacity=80 GiB"]).memory.capacity == 80 * 2**30

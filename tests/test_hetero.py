@@ -296,3 +296,16 @@ def test_pim_background_power_over_the_whole_step():
     assert c["pim"]["energy_pj"]["leakage"] == pytest.approx(40 * 0.48 * r.seconds * 1e12, rel=1e-6)
     busy_pim = r.to_dict()["uarch_summary"]["busy_s"]["pim"]
     assert 0 < busy_pim < r.seconds
+
+
+def test_xpu_devices_must_split_whole_heads():
+    with pytest.raises(LoweringError) as e:
+        simulate("attacc_dgx", "gpt2", phase="decode", batch=1, kv_len=64, overrides=["xpu.devices=5"])
+    assert e.value.path == "xpu.devices" and "12 query heads" in str(e.value)
+
+
+def test_pim_arch_of_another_family_is_named():
+    with pytest.raises(ConfigError) as e:
+        simulate("attacc_dgx", "gpt2", phase="decode", batch=1, kv_len=64, overrides=["pim.arch=a100"])
+    assert e.value.path == "pim.arch" and "must name a dram_pim configuration" in str(e.value)
+    assert "'gpu'" in str(e.value)

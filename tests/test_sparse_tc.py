@@ -367,3 +367,15 @@ def test_dense_weight_path_equals_mask_of_ones(variant, tmp_path):
     assert prog.meta["sparse"]["optab"][0][9] == 1          # dense-weight path taken
     dur, _ = u.cost(cfg, prog)
     assert dur[prog.op == Op.GEMM].tolist() == d_mask.tolist()
+
+
+@pytest.mark.parametrize("field", ["buffers.shared_memory", "buffers.register_file"])
+def test_buffers_too_small_for_a_tile_are_refused(field):
+    from archsim.errors import ConfigError
+    with pytest.raises(ConfigError) as e:
+        load("stc_2to4", "gemm", overrides=[f"{field}=1 B"])
+    assert e.value.path == field
+    # the limits follow the config: 3 stages x (128 + 128) x 64 fp16 values; 128 x 128 x 4 B
+    load("stc_2to4", "gemm", overrides=["buffers.shared_memory=96 KiB", "buffers.register_file=64 KiB"])
+    with pytest.raises(ConfigError):
+        load("stc_2to4", "gemm", overrides=["buffers.shared_memory=95 KiB"])

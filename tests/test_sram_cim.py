@@ -338,3 +338,13 @@ def test_workload_block_sparse_masks_are_not_skipped_twice():
     assert arr.get("skipped_mac", 0) == 0
     assert arr["mac"] < dense.macs
     assert r.bounds_ok()
+
+
+def test_buffer_too_small_for_one_macro_wave_is_refused():
+    # one wave: 256 int8 inputs + 32 partial sums x 4 B = 384 B
+    with pytest.raises(ConfigError) as e:
+        load("cim_llm", "gpt2", overrides=["buffer.size=1 B"])
+    assert e.value.path == "buffer.size" and "384 B" in str(e.value)
+    load("cim_llm", "gpt2", overrides=["buffer.size=384 B"])
+    with pytest.raises(ConfigError):
+        load("cim_llm", "gpt2", overrides=["buffer.size=383 B"])

@@ -156,3 +156,22 @@ def test_bad_attention_input(ov, path):
     with pytest.raises(WorkloadError) as e:
         load("systolic_128x128", "llama2-7b", phase="decode", batch=4, overrides=[ov])
     assert e.value.path == path
+
+
+@pytest.mark.parametrize("ov,path", [
+    ("workload.kv_len_dist={kind: uniform, low: 10, high: 100, seed: -1}", "workload.kv_len_dist.seed"),
+    ("workload.attn_sparsity={pattern: random, sparsity: 0.5, seed: -1}", "workload.attn_sparsity.seed"),
+    ("workload.kv_len_dist={kind: uniform, low: 10, high: 100, seed: true}", "workload.kv_len_dist.seed"),
+])
+def test_negative_seed_is_refused(ov, path):
+    with pytest.raises(WorkloadError) as e:
+        load("systolic_128x128", "llama2-7b", phase="decode", batch=4, overrides=[ov])
+    assert e.value.path == path
+
+
+def test_duplicate_key_in_a_workload_file(tmp_path):
+    from archsim.errors import InputFileError
+    p = tmp_path / "wl.yaml"
+    p.write_text("kind: gemm\nM: 64\nN: 64\nK: 64\nN: 128\n")
+    with pytest.raises(InputFileError, match=r"duplicate key 'N' in .*wl.yaml line 5"):
+        load("systolic_128x128", p)

@@ -44,3 +44,26 @@ def test_unsupported_model_type_lists_supported():
     assert "unsupported model_type 't5'" in msg
     for t in ("llama", "mixtral", "mamba", "mamba2", "jamba", "gpt2", "opt", "bert"):
         assert t in msg
+
+
+@pytest.mark.parametrize("key,value", [("num_key_value_heads", 0), ("num_key_value_heads", -8),
+                                       ("num_key_value_heads", 3), ("head_dim", 0)])
+def test_bad_head_counts_name_the_key(tmp_path, key, value):
+    import json
+    cfg = json.loads((HF / "llama-2-7b.json").read_text())
+    cfg[key] = value
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps(cfg))
+    with pytest.raises(WorkloadError) as e:
+        load_workload_spec(p)
+    assert e.value.path == f"config.json.{key}"
+
+
+def test_null_kv_heads_means_multi_head(tmp_path):
+    import json
+    cfg = json.loads((HF / "llama-2-7b.json").read_text())
+    cfg["num_key_value_heads"] = None
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps(cfg))
+    spec = load_workload_spec(p)
+    assert spec.n_kv_heads == spec.n_heads

@@ -171,9 +171,18 @@ def test_skew_costs_cycles_with_streamed_weights():
     ("workload.routing.distribution=zipf", "workload.routing"),
     ("workload.routing.counts=[1,2]", "workload.routing"),
     ("workload.capacity_factor=0", "workload.capacity_factor"),
+    ("workload.routing.seed=-1", "workload.routing.seed"),
 ])
 def test_bad_moe_input(ov, field):
     with pytest.raises(WorkloadError) as e:
         load("systolic_128x128", "mixtral-8x7b", overrides=[ov])
     assert e.value.path.startswith(field)
     assert isinstance(e.value, ArchsimError)
+
+
+def test_routing_file_that_is_not_text(tmp_path):
+    from archsim.errors import InputFileError
+    p = tmp_path / "counts.json"
+    p.write_bytes(b"\x00\xff\xfe binary")
+    with pytest.raises(InputFileError, match="not a text file"):
+        load("systolic_128x128", "mixtral-8x7b", overrides=[f"workload.routing.file={p}"])

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal, Optional, Union
 from pydantic import Field, PositiveInt, model_validator
 
 from archsim.config.dram import DramConfig
-from archsim.config.types import Bandwidth, Energy, Frequency, Precision, Strict, Time
+from archsim.config.types import Bandwidth, Bytes, Energy, Frequency, Precision, Strict, Time
 
 
 class MemoryConfig(Strict):
@@ -16,7 +16,8 @@ class MemoryConfig(Strict):
     model: Literal["bandwidth", "dram"] = Field("bandwidth", description="memory model")
     bandwidth: Bandwidth = Field(100e9, description="peak off-chip bandwidth (bandwidth model)")
     latency: Time = Field(100e-9, description="access latency added to every transfer")
-    capacity: Optional[float] = Field(None, description="capacity in bytes (None: unlimited)")
+    capacity: Optional[Bytes] = Field(None, description="capacity, e.g. '80 GiB' (bare number: bytes; "
+                                      "None: unlimited)")
     energy_per_bit: Optional[Energy] = Field(None, description="off-chip access energy per bit "
                                              "(bandwidth model; default from the energy table)")
     dram: Optional[DramConfig] = Field(None, description="bank-level DRAM parameters (model: dram)")

@@ -1,17 +1,42 @@
 """The ``memory.dram`` section of an arch config (``memory.model: dram``)."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
+
+from archsim.config.types import Strict
 
 
-class DramConfig(BaseModel):
+def _timing_name(name: str) -> str:
+    """A timing override's name as the DRAM presets spell it (``CL``, ``CWL``, ``tRCD``, ``tRP``,
+    ...; see ``archsim.mem.dram.presets.TIMING_KEYS``), or a ValueError with the spelling meant."""
+    from archsim.errors import did_you_mean
+    from archsim.mem.dram.presets import TIMING_ALIASES, timing_names
+    names = timing_names()
+    if name in names:
+        return name
+    if name in TIMING_ALIASES:
+        hint = f" (timings are spelled as in the DRAM presets: write {TIMING_ALIASES[name]!r})"
+    else:
+        hint = did_you_mean(name, names) or f" (known: {', '.join(names)})"
+    raise ValueError(f"unknown timing {name!r}{hint}")
+
+
+def _timing_value(v: float) -> float:
+    if not v > 0:
+        raise ValueError("a timing must be greater than zero (CK cycles; tCK_ps in picoseconds)")
+    return v
+
+
+TimingName = Annotated[str, AfterValidator(_timing_name)]
+TimingValue = Annotated[float, AfterValidator(_timing_value)]
+
+
+class DramConfig(Strict):
     """Bank-level DRAM model parameters. Defaults reproduce the controller configuration of
     the peer runs in ``validation/dram`` (32-entry read/write queues per channel, writes
     drained between 80 % / 20 % occupancy, FR-FCFS, open page, all-bank refresh)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     preset: str = Field("HBM2-2000", description="DRAM preset name (arch_configs/dram/<name>.yaml) or path")
     channels: Optional[int] = Field(None, gt=0, description="number of channels (default: the preset's)")
@@ -33,7 +58,9 @@ class DramConfig(BaseModel):
     frontend_per_cycle: int = Field(16, ge=1, description="requests the trace frontend offers per DRAM tick (peer: 16)")
     lookahead: int = Field(32, ge=1, description="transfer engine: bursts a row command may run ahead of "
                            "the column stream (the queue the engine models)")
-    timing: dict[str, float] = Field(default_factory=dict, description="timing overrides (CK cycles), e.g. {tRCD: 16}")
+    timing: dict[TimingName, TimingValue] = Field(
+        default_factory=dict, description="timing overrides in CK cycles under the presets' names (CL, CWL, "
+        "tRCD, tRP, tRAS, tFAW, ...; tCK_ps in ps), e.g. {tRCD: 16}")
 
     @model_validator(mode="after")
     def _watermarks(self):

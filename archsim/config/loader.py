@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import typing
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -41,19 +42,77 @@ def find_preset(name_or_path: str | os.PathLike, kind: str = "arch_configs") -> 
         cand = cand.with_name(cand.name + ".yaml")
     if cand.is_file():
         return cand
+    if p.is_dir():
+        raise InputFileError(f"{str(name_or_path)!r} is a directory, not a YAML file or preset name")
     names = list_presets(kind)
     raise InputFileError(f"no such file or preset: {str(name_or_path)!r}"
                          f"{did_you_mean(p.stem, names)}; presets: {', '.join(names) or 'none'}")
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping gives the same key twice (YAML leaves the choice to the loader; PyYAML keeps
+    the last one silently)."""
+
+    def __init__(self, key, line: int, first_line: int, node_mark):
+        self.key, self.line, self.first_line = key, line, first_line
+        super().__init__(None, None, f"duplicate key {key!r} (first given on line {first_line})", node_mark)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` refusing a key given twice in one mapping (merge keys ``<<`` may
+    still be overridden, as YAML intends)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    continue
+                line = key_node.start_mark.line + 1
+                if first is not None:
+                    raise DuplicateKeyError(key, line, first, key_node.start_mark)
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_load(text: str):
+    """``yaml.safe_load`` that refuses duplicate keys (:class:`DuplicateKeyError`)."""
+    return yaml.load(text, Loader=UniqueKeyLoader)
+
+
+def read_text_file(path: str | os.PathLike, what: str = "") -> str:
+    """The UTF-8 text of a file; :class:`InputFileError` when it cannot be read, is a directory
+    or is not text (binary, another encoding)."""
+    path = Path(path)
+    label = f"{what} {path}" if what else str(path)
+    if path.is_dir():
+        raise InputFileError(f"{label} is a directory, not a file")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputFileError(f"cannot read {label}: {e.strerror or e}") from None
+    if b"\0" in raw:
+        raise InputFileError(f"{label} is not a text file (it holds NUL bytes: a binary file?)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputFileError(f"{label} is not a text file (not UTF-8: byte 0x{raw[e.start]:02x} "
+                             f"at offset {e.start})") from None
+
+
 def load_yaml_file(path: str | os.PathLike) -> dict:
     path = Path(path)
+    text = read_text_file(path)
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise InputFileError(f"cannot read {path}: {e.strerror or e}") from None
-    try:
-        data = yaml.safe_load(text)
+        data = yaml_load(text)
+    except DuplicateKeyError as e:
+        raise InputFileError(f"duplicate key {e.key!r} in {path} line {e.line} (first given on line "
+                             f"{e.first_line}; a key may appear once per section)") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -75,7 +134,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError([(key or text, "empty field name in override")])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml_load(raw) if raw.strip() else ""
+    except DuplicateKeyError as e:
+        raise ConfigError([(key, f"duplicate key {e.key!r} in the override value {raw.strip()!r}")]) from None
     except yaml.YAMLError:
         value = raw
     return key.split("."), value
@@ -127,11 +188,17 @@ def _unwrap(tp):
     return tp
 
 
+_FIELD_MSG = re.compile(r"^([A-Za-z_]\w*(?:\.\w+)*): (.+)$", re.S)
+
+
 def problems_from_validation(err: ValidationError, model_cls: type[BaseModel],
                              prefix: str = "") -> list[tuple[str, str]]:
     probs = []
     for e in err.errors():
-        loc = [str(x) for x in e["loc"]]
+        key_error = "[key]" in e["loc"]                       # a dict key's error names the key
+        loc = [str(x) for x in e["loc"] if x != "[key]"]
+        cause = (e.get("ctx") or {}).get("error")
+        loc += [str(x) for x in getattr(cause, "subpath", ())]  # a number inside a list / dict field
         path = ".".join(([prefix] if prefix else []) + loc)
         if e["type"] == "extra_forbidden":
             hint = did_you_mean(loc[-1], _model_fields_at(model_cls, loc[:-1]))
@@ -142,7 +209,15 @@ def problems_from_validation(err: ValidationError, model_cls: type[BaseModel],
             msg = e["msg"]
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, "):]
-            if "input" in e and e["type"] not in ("model_type",) and not isinstance(e["input"], dict):
+                # a model-level check naming its field first ("buffer.size: too small") reports
+                # it at that field's path
+                m = _FIELD_MSG.match(msg)
+                if m and m.group(1).split(".")[0] in _model_fields_at(model_cls, loc):
+                    path = ".".join(([prefix] if prefix else []) + loc + [m.group(1)])
+                    probs.append((path, m.group(2)))
+                    continue
+            if "input" in e and e["type"] not in ("model_type",) and not isinstance(e["input"], dict) \
+                    and not key_error and not getattr(cause, "subpath", ()):
                 msg += f" (got {e['input']!r})"
         probs.append((path, msg))
     return probs

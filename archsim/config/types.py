@@ -1,13 +1,34 @@
-"""Pydantic field types with units ("1 GHz", "512 KiB", "1.2 TB/s")."""
+"""Pydantic field types with units ("1 GHz", "512 KiB", "1.2 TB/s").
+
+Every quantity has physical bounds (a clock of 1e30 GHz or a bandwidth of 1 B/s is a typo, and
+would overflow the cycle arithmetic later); every config model (:class:`Strict`) also refuses
+booleans for number fields (``rows: true`` is not 1), non-finite floats, and integers beyond
+:data:`MAX_INT` (counts and sizes in cycles and elements are int64 downstream).
+"""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+import types
+import typing
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError, WithJsonSchema,
+                      field_validator)
 
 from archsim import units
 
 _NUM_OR_STR = {"anyOf": [{"type": "number"}, {"type": "string"}]}
+
+#: largest integer any config field takes (array rows / columns, counts, lanes, lengths, ...)
+MAX_INT = 2**31
+#: bounds of the quantities with units (base units: Hz, bytes, bytes/s, s, pJ, W)
+MAX_FREQUENCY = 100e9
+MIN_BANDWIDTH = 1e6
+MAX_BANDWIDTH = 1e18
+MAX_BYTES = 2.0**60
+MAX_TIME = 1.0
+MAX_ENERGY = 1e6
+MAX_POWER = 1e6
 
 
 def _wrap(parser):
@@ -17,6 +38,12 @@ def _wrap(parser):
         except units.UnitError as e:
             raise ValueError(str(e)) from None
     return f
+
+
+def _finite(v: float) -> float:
+    if not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return v
 
 
 def _positive(v: float) -> float:
@@ -31,17 +58,40 @@ def _nonneg(v: float) -> float:
     return v
 
 
-Frequency = Annotated[float, BeforeValidator(_wrap(units.parse_frequency)), AfterValidator(_positive),
+def _at_most(limit: float, shown: str):
+    def f(v: float) -> float:
+        if v > limit:
+            raise ValueError(f"must be at most {shown}")
+        return v
+    return f
+
+
+def _at_least(limit: float, shown: str):
+    def f(v: float) -> float:
+        if v < limit:
+            raise ValueError(f"must be at least {shown}")
+        return v
+    return f
+
+
+Frequency = Annotated[float, BeforeValidator(_wrap(units.parse_frequency)), AfterValidator(_finite),
+                      AfterValidator(_positive), AfterValidator(_at_most(MAX_FREQUENCY, "100 GHz")),
                       WithJsonSchema({**_NUM_OR_STR, "description": "frequency, e.g. '1 GHz' (bare number: Hz)"})]
-Bytes = Annotated[float, BeforeValidator(_wrap(units.parse_bytes)), AfterValidator(_positive),
+Bytes = Annotated[float, BeforeValidator(_wrap(units.parse_bytes)), AfterValidator(_finite),
+                  AfterValidator(_positive), AfterValidator(_at_most(MAX_BYTES, "1 EiB (2**60 bytes)")),
                   WithJsonSchema({**_NUM_OR_STR, "description": "size, e.g. '512 KiB' (bare number: bytes)"})]
-Bandwidth = Annotated[float, BeforeValidator(_wrap(units.parse_bandwidth)), AfterValidator(_positive),
+Bandwidth = Annotated[float, BeforeValidator(_wrap(units.parse_bandwidth)), AfterValidator(_finite),
+                      AfterValidator(_at_least(MIN_BANDWIDTH, "1 MB/s")),
+                      AfterValidator(_at_most(MAX_BANDWIDTH, "1e18 B/s (1 EB/s)")),
                       WithJsonSchema({**_NUM_OR_STR, "description": "bandwidth, e.g. '1.2 TB/s' (bare number: B/s)"})]
-Time = Annotated[float, BeforeValidator(_wrap(units.parse_time)), AfterValidator(_nonneg),
+Time = Annotated[float, BeforeValidator(_wrap(units.parse_time)), AfterValidator(_finite), AfterValidator(_nonneg),
+                 AfterValidator(_at_most(MAX_TIME, "1 s")),
                  WithJsonSchema({**_NUM_OR_STR, "description": "time, e.g. '100 ns' (bare number: s)"})]
-Energy = Annotated[float, BeforeValidator(_wrap(units.parse_energy)), AfterValidator(_nonneg),
+Energy = Annotated[float, BeforeValidator(_wrap(units.parse_energy)), AfterValidator(_finite), AfterValidator(_nonneg),
+                   AfterValidator(_at_most(MAX_ENERGY, "1e6 pJ (1 uJ)")),
                    WithJsonSchema({**_NUM_OR_STR, "description": "energy, e.g. '3.9 pJ' (bare number: pJ)"})]
-Power = Annotated[float, BeforeValidator(_wrap(units.parse_power)), AfterValidator(_nonneg),
+Power = Annotated[float, BeforeValidator(_wrap(units.parse_power)), AfterValidator(_finite), AfterValidator(_nonneg),
+                  AfterValidator(_at_most(MAX_POWER, "1 MW")),
                   WithJsonSchema({**_NUM_OR_STR, "description": "power, e.g. '40 W' (bare number: W)"})]
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "int16", "int32",
@@ -56,7 +106,107 @@ def precision_bytes(p: str) -> float:
     return PRECISION_BITS[p] / 8.0
 
 
+def _number_problem(given: Any, value: Any, integer_field: bool) -> str | None:
+    """Why a validated number is refused (None: fine): a boolean turned into a number, a
+    non-finite float, an integer field beyond :data:`MAX_INT`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(given, bool):
+        return "expected a number, got a boolean"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    if isinstance(value, int) and integer_field and value > MAX_INT:
+        return f"must be at most {MAX_INT} (2**31)"
+    if isinstance(value, int) and integer_field and value < -MAX_INT:
+        return f"must be at least {-MAX_INT} (-2**31)"
+    return None
+
+
+def _strip(tp):
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _is_number(tp) -> bool:
+    """An int or float annotation (possibly constrained, possibly Optional)."""
+    tp = _strip(tp)
+    if typing.get_origin(tp) is typing.Union or typing.get_origin(tp) is types.UnionType:
+        args = [_strip(a) for a in typing.get_args(tp) if a is not type(None)]
+        return bool(args) and all(a in (int, float) for a in args)
+    return tp in (int, float)
+
+
+class NumberError(ValueError):
+    """A refused number inside a field; ``subpath`` leads from the field to it (list indices,
+    dict keys), so the loader can name e.g. ``memory.dram.timing.CL``."""
+
+    def __init__(self, message: str, subpath: tuple = ()):
+        super().__init__(message)
+        self.subpath = tuple(subpath)
+
+
+def _check_numbers(tp, given: Any, value: Any, sub: tuple = ()) -> None:
+    """Walk a validated value along its annotation and raise :class:`NumberError` for the first
+    refused number (see :func:`_number_problem`); ``Any`` parts and nested models are left alone
+    (models check their own fields)."""
+    tp = _strip(tp)
+    origin = typing.get_origin(tp)
+    if tp is Any or (isinstance(tp, type) and issubclass(tp, BaseModel)):
+        return
+    if origin is typing.Union or origin is types.UnionType:
+        args = [_strip(a) for a in typing.get_args(tp)]
+        if isinstance(value, list):
+            arg = next((a for a in args if typing.get_origin(a) in (list, tuple, set)), None)
+        elif isinstance(value, dict):
+            arg = next((a for a in args if typing.get_origin(a) is dict), None)
+        else:
+            ints = any(a is int for a in args) and not any(a is float for a in args)
+            msg = _number_problem(given, value, ints)
+            if msg:
+                raise NumberError(msg, sub)
+            return
+        if arg is not None:
+            _check_numbers(arg, given, value, sub)
+        return
+    if origin in (list, tuple, set) and isinstance(value, (list, tuple)):
+        args = typing.get_args(tp)
+        if isinstance(given, (list, tuple)) and len(given) == len(value):
+            for i, (g, v) in enumerate(zip(given, value)):
+                if origin is tuple and args and args[-1] is not Ellipsis:
+                    el = args[min(i, len(args) - 1)]
+                else:
+                    el = args[0] if args else Any
+                _check_numbers(el, g, v, sub + (i,))
+        return
+    if origin is dict and isinstance(value, dict):
+        args = typing.get_args(tp)
+        if isinstance(given, dict) and len(args) == 2:
+            for k, v in value.items():
+                if k in given:
+                    _check_numbers(args[1], given[k], v, sub + (k,))
+        return
+    msg = _number_problem(given, value, tp is int)
+    if msg:
+        raise NumberError(msg, sub)
+
+
 class Strict(BaseModel):
-    """Base of every config model: unknown keys are errors."""
+    """Base of every config model: unknown keys are errors; booleans are not numbers; numbers
+    are finite and integers at most :data:`MAX_INT`."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    @field_validator("*", mode="wrap")
+    @classmethod
+    def _sane_numbers(cls, v, handler, info):
+        field = cls.model_fields.get(info.field_name) if info.field_name else None
+        try:
+            out = handler(v)
+        except ValidationError:
+            if isinstance(v, bool) and field is not None and _is_number(field.annotation):
+                raise NumberError("expected a number, got a boolean") from None
+            raise
+        if field is not None:
+            _check_numbers(field.annotation, v, out)
+        return out

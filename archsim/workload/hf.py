@@ -16,12 +16,28 @@ def _need(cfg: dict, where: str, *keys):
     raise WorkloadError([(f"config.json.{keys[0]}", "required field missing")], source=where)
 
 
+def _optional_count(cfg: dict, where: str, key: str, default):
+    """``cfg[key]`` when given (a positive integer, else a WorkloadError naming it), ``default``
+    when absent or null (Hugging Face's "not set")."""
+    v = cfg.get(key)
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise WorkloadError([(f"config.json.{key}", f"must be a positive integer or null, got {v!r}")],
+                            source=where)
+    return v
+
+
 def _llama(c: dict, where: str) -> dict:
     d = _need(c, where, "hidden_size")
     h = _need(c, where, "num_attention_heads")
+    kv = _optional_count(c, where, "num_key_value_heads", h)
+    if isinstance(h, int) and h > 0 and h % kv:
+        raise WorkloadError([("config.json.num_key_value_heads", f"{kv} KV heads do not divide the {h} "
+                              "query heads (num_attention_heads)")], source=where)
     return dict(kind="transformer", family=c.get("model_type", "llama"), arch="decoder", d_model=d,
                 n_layers=_need(c, where, "num_hidden_layers"), n_heads=h,
-                n_kv_heads=c.get("num_key_value_heads") or h, head_dim=c.get("head_dim") or None,
+                n_kv_heads=kv, head_dim=_optional_count(c, where, "head_dim", None),
                 d_ff=_need(c, where, "intermediate_size"), vocab_size=c.get("vocab_size", 32000),
                 max_seq_len=c.get("max_position_embeddings", 4096), norm="rmsnorm", mlp="swiglu",
                 position="rope", lm_head=True)
@@ -32,7 +48,7 @@ def _gpt2(c: dict, where: str) -> dict:
     return dict(kind="transformer", family="gpt2", arch="decoder", d_model=d,
                 n_layers=_need(c, where, "n_layer", "num_hidden_layers"),
                 n_heads=_need(c, where, "n_head", "num_attention_heads"),
-                d_ff=c.get("n_inner") or 4 * d, vocab_size=c.get("vocab_size", 50257),
+                d_ff=_optional_count(c, where, "n_inner", None) or 4 * d, vocab_size=c.get("vocab_size", 50257),
                 max_seq_len=c.get("n_positions", 1024), norm="layernorm", mlp="gelu", position="learned",
                 lm_head=True)
 

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Callable, Sequence
 
-from archsim.config.loader import apply_overrides, find_preset, load_yaml_file, validate_model
+from archsim.config.loader import apply_overrides, find_preset, load_yaml_file, read_text_file, validate_model
 from archsim.errors import ConfigError, InputFileError, WorkloadError
 from archsim.workload.gemm import build_gemm, build_vector
 from archsim.workload.sparsity import apply_sparsity
@@ -64,11 +64,14 @@ def _read_source(source) -> tuple[dict, str]:
         return dict(source), "<dict>"
     p = Path(source)
     if p.suffix == ".json" or (p.is_file() and p.name.endswith("config.json")):
+        if p.is_dir():
+            raise InputFileError(f"{str(source)!r} is a directory, not a config.json file")
         if not p.is_file():
             raise InputFileError(f"no such file: {p}")
         from archsim.workload.hf import from_hf_config
+        text = read_text_file(p)
         try:
-            data = json.loads(p.read_text())
+            data = json.loads(text)
         except json.JSONDecodeError as e:
             raise InputFileError(f"malformed JSON in {p} line {e.lineno}: {e.msg}") from None
         return from_hf_config(data, str(p)), str(p)

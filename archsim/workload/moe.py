@@ -44,7 +44,7 @@ class RoutingSpec(Strict):
     alpha: Optional[float] = Field(None, gt=0, description="Dirichlet concentration")
     counts: Optional[list[NonNegativeInt]] = Field(None, description="tokens per expert")
     file: Optional[str] = Field(None, description="file of per-expert token counts (JSON/YAML list or text)")
-    seed: int = 0
+    seed: NonNegativeInt = Field(0, description="seed of the drawn routing")
 
     @model_validator(mode="after")
     def _infer(self):
@@ -111,13 +111,13 @@ def _read_counts(path: str, E: int) -> list[int]:
     p = Path(path)
     if not p.is_file():
         raise InputFileError(f"no such file: {p} (workload.routing.file)")
-    text = p.read_text()
+    from archsim.config.loader import read_text_file, yaml_load
+    text = read_text_file(p, "workload.routing.file")
     try:
         if p.suffix in (".json",):
             data = json.loads(text)
         elif p.suffix in (".yaml", ".yml"):
-            import yaml
-            data = yaml.safe_load(text)
+            data = yaml_load(text)
         else:
             data = [float(x) for x in text.replace(",", " ").split()]
     except Exception as e:     # noqa: BLE001 - any parse failure is the file's fault

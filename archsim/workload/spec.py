@@ -41,7 +41,7 @@ class KVLenDist(Strict):
     mean: Optional[float] = Field(None, gt=0, description="normal: mean; lognormal: mean of the lengths")
     std: Optional[float] = Field(None, ge=0, description="normal: std; lognormal: std of the lengths")
     bucket: PositiveInt = Field(1, description="round lengths up to a multiple (paged KV blocks)")
-    seed: int = 0
+    seed: NonNegativeInt = Field(0, description="seed of the drawn lengths")
 
     @model_validator(mode="after")
     def _check_dist(self):
@@ -65,7 +65,7 @@ class AttnSparsitySpec(Strict):
     token_keep: Union[float, list[float]] = Field(
         1.0, description="fraction of key tokens kept per layer (SpAtten cascade token pruning)")
     head_keep: Union[float, list[float]] = Field(1.0, description="fraction of heads kept per layer")
-    seed: int = 0
+    seed: NonNegativeInt = Field(0, description="seed of the random mask")
 
     @field_validator("token_keep", "head_keep")
     @classmethod
@@ -81,7 +81,7 @@ class RunFields(Strict):
 
     name: str = "workload"
     phase: Literal["prefill", "decode"] = Field("prefill", description="prefill or decode")
-    batch: PositiveInt = Field(1, description="requests in the batch")
+    batch: PositiveInt = Field(1, le=1 << 20, description="requests in the batch")
     seq_len: PositiveInt = Field(128, description="prompt tokens per request (prefill)")
     kv_len: int = Field(0, ge=0, description="tokens already in the KV cache (decode)")
     precision: PrecisionSpec = Field(default_factory=PrecisionSpec)
@@ -190,3 +190,32 @@ class GemmSpec(RunFields):
     count: PositiveInt = Field(1, description="independent GEMMs of this shape")
     a_offchip: bool = Field(True, description="A is read from off-chip memory")
     c_offchip: bool = Field(True, description="C is written to off-chip memory")
+
+
+def attention_heads(spec: dict) -> list[tuple[str, int, int]]:
+    """(model name, query heads, KV heads) of every attention model in a built workload's spec
+    (``Workload.spec``: a transformer, moe or hybrid spec; a speculative spec's draft and target)."""
+    out = []
+    for sub in ("draft_spec", "target_spec"):
+        if isinstance(spec.get(sub), dict):
+            out += attention_heads(spec[sub])
+    h = spec.get("n_heads")
+    if isinstance(h, int) and spec.get("kind", "transformer") in ("transformer", "moe", "hybrid"):
+        out.append((str(spec.get("name", "the workload")), h, int(spec.get("n_kv_heads") or h)))
+    return out
+
+
+def check_tensor_parallel_heads(spec: dict, devices: int, field: str) -> None:
+    """Tensor parallelism over ``devices`` gives every device whole attention heads: the degree
+    must divide the query heads and the KV heads (:class:`LoweringError` naming ``field``)."""
+    from archsim.errors import LoweringError
+    T = int(devices)
+    if T <= 1:
+        return
+    for name, h, kv in attention_heads(spec):
+        if h % T or kv % T:
+            what = f"{h} query heads" + (f" and {kv} KV heads" if kv != h else " (and as many KV heads)")
+            ok = [d for d in range(1, kv + 1) if kv % d == 0 and h % d == 0]
+            raise LoweringError(
+                f"tensor parallelism over {T} devices splits the attention heads, but {name} has {what}: "
+                f"{T} does not divide them (degrees that do: {', '.join(map(str, ok))})", path=field)

@@ -20,6 +20,17 @@ TIMING_KEYS = {
     "tPPD": "nPPD", "tRFC": "nRFC", "tRFCpb": "nRFCpb", "tRREFD": "nRREFD", "tREFI": "nREFI",
     "tREFIpb": "nREFIpb",
 }
+#: other spellings of the timing names (the canonical CK names, JEDEC's t-prefixed latencies)
+#: -> the name a preset or ``memory.dram.timing`` override uses
+TIMING_ALIASES = {**{v: k for k, v in TIMING_KEYS.items()}, "nRCD": "tRCD", "tCL": "CL", "tCWL": "CWL",
+                  "BL": "tBL", "tCK": "tCK_ps", "nCK": "tCK_ps", "RL": "CL", "WL": "CWL"}
+
+
+def timing_names() -> list[str]:
+    """Every timing name a preset's ``timing`` section (or a ``memory.dram.timing`` override) takes."""
+    return ["tCK_ps", *TIMING_KEYS, "tRCD"]
+
+
 REQUIRED = ("tCK_ps", "tBL", "CL", "CWL", "tRP", "tRAS", "tRC", "tWR", "tRTP", "tCCD_S", "tCCD_L",
             "tRRD_S", "tRRD_L", "tFAW", "tWTR_S", "tWTR_L", "tRFC", "tREFI")
 
@@ -91,9 +102,11 @@ def _problems_timing(t: dict, where: str) -> list[tuple[str, str]]:
             probs.append((f"{where}.{k}", "missing"))
     for k, v in t.items():
         if k != "tCK_ps" and k not in TIMING_KEYS and k not in ("tRCD",):
-            probs.append((f"{where}.{k}", f"unknown timing{did_you_mean(k, list(TIMING_KEYS) + ['tRCD', 'tCK_ps'])}"))
-        elif not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or (k == "tCK_ps" and v <= 0):
-            probs.append((f"{where}.{k}", f"must be a non-negative number, got {v!r}"))
+            hint = (f" (write {TIMING_ALIASES[k]!r})" if k in TIMING_ALIASES
+                    else did_you_mean(k, timing_names()))
+            probs.append((f"{where}.{k}", f"unknown timing{hint}"))
+        elif not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
+            probs.append((f"{where}.{k}", f"must be a number greater than zero, got {v!r}"))
     if not probs:
         if t["tRC"] < t["tRAS"] + t["tRP"]:
             probs.append((f"{where}.tRC", f"tRC ({t['tRC']}) must be >= tRAS + tRP "
@@ -114,8 +127,8 @@ def resolve(doc: dict, source: str = "preset", overrides: dict | None = None) ->
     org = dict(doc.get("organisation") or {})
     timing = dict(doc.get("timing") or {})
     if overrides:
-        for k, v in overrides.items():
-            (timing if k in TIMING_KEYS or k in ("tRCD", "tCK_ps") else org)[k] = v
+        # every override is a timing: an unknown name is reported by _problems_timing
+        timing.update(overrides)
     for k in ("bankgroups", "banks_per_group", "rows", "columns", "channel_width_bits", "prefetch"):
         v = org.get(k)
         if not isinstance(v, int) or v <= 0 or (v & (v - 1)):
@@ -171,11 +184,19 @@ def load_preset(name_or_path, overrides: dict | None = None) -> Preset:
     if not (path.suffix in (".yaml", ".yml") and path.exists()):
         path = preset_dir() / f"{name_or_path}.yaml"
         if not path.exists():
+            if Path(str(name_or_path)).is_dir():
+                raise ConfigError([("preset", f"{str(name_or_path)!r} is a directory, not a DRAM preset "
+                                              "name or YAML file")])
             names = preset_names()
             raise ConfigError([("preset", f"unknown DRAM preset {str(name_or_path)!r}"
                                           f"{did_you_mean(str(name_or_path), names)} (known: {', '.join(names)})")])
+    from archsim.config.loader import DuplicateKeyError, read_text_file, yaml_load
+    text = read_text_file(path, "DRAM preset")
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml_load(text)
+    except DuplicateKeyError as e:
+        raise ConfigError([("", f"duplicate key {e.key!r} on line {e.line} (first given on line "
+                                f"{e.first_line})")], source=str(path)) from None
     except yaml.YAMLError as e:
         raise ConfigError([("", f"cannot parse YAML: {e}")], source=str(path)) from None
     if not isinstance(doc, dict):

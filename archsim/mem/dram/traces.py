@@ -73,11 +73,8 @@ def read_trace(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Parse ``LD 0xADDR`` / ``ST 0xADDR`` lines, or CSV ``cycle,op,addr`` (optional header).
     Returns (addresses, is_write, earliest issue cycle). Blank lines and ``#`` comments are
     skipped; a malformed line raises :class:`InputFileError` naming its line number."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise InputFileError(f"cannot read trace {path}: {e.strerror or e}") from None
+    from archsim.config.loader import read_text_file
+    text = read_text_file(Path(path), "trace")
     addrs, writes, cycles = [], [], []
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()

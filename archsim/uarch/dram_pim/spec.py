@@ -36,7 +36,7 @@ class PimUnitConfig(Strict):
         "WRGB, AiM GWRITE) or DRAM writes to a reserved row in all-bank mode (HBM-PIM GRF writes)")
     stream: Literal["channel", "pseudo_channel"] = Field(
         "channel", description="scope of one all-bank command (and of one command stream)")
-    window: PositiveInt = Field(32, description="PIM request-buffer entries per stream")
+    window: PositiveInt = Field(32, le=65536, description="PIM request-buffer entries per stream")
     layout: Literal["head", "row"] = Field(
         "head", description="attention: each (request, head) in one channel (head-wise, AttAcc) or "
         "split across all channels (row-wise)")

@@ -459,6 +459,8 @@ class GpuLowerer:
 
     # -- capacity -------------------------------------------------------------------------
     def check_capacity(self, wl) -> None:
+        from archsim.workload.spec import check_tensor_parallel_heads
+        check_tensor_parallel_heads(wl.spec, self.tp, "parallel.tensor")
         cap = self.cfg.memory.capacity
         if cap is None:
             return

@@ -126,8 +126,22 @@ def parts(cfg):
                                            "not the xPU's")])
         ov = ov + [f"parallel.tensor={cfg.xpu.devices}"]
         x0 = load_arch(cfg.xpu.arch, ov)
+
+    class _NotPim(ConfigError):
+        pass
+
+    def _pim_model(uarch):
+        # checked before the stack count override (a pim.stacks field) meets another family's model
+        if uarch != "dram_pim":
+            name = repr(cfg.pim.arch) if isinstance(cfg.pim.arch, str) else "the inline configuration"
+            raise _NotPim([("pim.arch", f"must name a dram_pim configuration (the PIM side is DRAM-bank PIM "
+                                        f"stacks); {name} is a {uarch!r} configuration")])
+        return registry.config_model(uarch)
     try:
-        p0 = load_arch(cfg.pim.arch, list(cfg.pim.set) + [f"pim.stacks={cfg.pim.stacks * cfg.xpu.devices}"])
+        p0 = load_arch(cfg.pim.arch, list(cfg.pim.set) + [f"pim.stacks={cfg.pim.stacks * cfg.xpu.devices}"],
+                       model_for=_pim_model)
+    except _NotPim as e:
+        raise ConfigError(e.problems) from None
     except ConfigError as e:
         raise _prefixed(e, "pim.arch") from None
     if p0.uarch != "dram_pim":
@@ -487,6 +501,8 @@ def _crossing_bytes(wl, names: set, dev_of) -> tuple[float, float]:
 # -- the plan ----------------------------------------------------------------------------------------
 
 def check_capacity(cfg, P, wl, dev_of) -> dict:
+    from archsim.workload.spec import check_tensor_parallel_heads
+    check_tensor_parallel_heads(wl.spec, cfg.xpu.devices, "xpu.devices")
     rep = wl.group_repeat()
     weights = {"xpu": 0.0, "pim": 0.0}
     kv = {"xpu": 0.0, "pim": 0.0}

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, PositiveInt, model_validator
 
 from archsim.config.common import ArchBase
-from archsim.config.types import Bytes, Strict
+from archsim.config.types import PRECISION_BITS, Bytes, Strict
 
 VARIANTS = ("tc_dense", "stc_2to4", "ds_stc", "rm_stc")
 
@@ -15,7 +15,7 @@ VARIANTS = ("tc_dense", "stc_2to4", "ds_stc", "rm_stc")
 class GpuConfig(Strict):
     """Streaming multiprocessors and tensor cores."""
 
-    sms: PositiveInt = Field(..., description="streaming multiprocessors")
+    sms: PositiveInt = Field(..., le=65536, description="streaming multiprocessors")
     tensor_cores_per_sm: PositiveInt = Field(4, description="tensor cores per SM (one per sub-partition)")
 
 
@@ -105,6 +105,25 @@ class SparseTCConfig(ArchBase):
                              f"{self.warp.m}x{self.warp.n}")
         if self.stc.n > self.stc.m:
             raise ValueError(f"stc: n ({self.stc.n}) must not exceed m ({self.stc.m})")
+        return self
+
+    @model_validator(mode="after")
+    def _buffers_hold_a_tile(self):
+        # the lowering stages a CTA's A and B k-chunks in shared memory, one slot per pipeline
+        # stage, and keeps the CTA's accumulators in the SM's registers
+        b, c = self.buffers, self.cta
+        bpe = PRECISION_BITS[self.precision] / 8.0
+        smem = b.stages * (c.m + c.n) * c.k * bpe
+        if b.shared_memory < smem:
+            raise ValueError(
+                f"buffers.shared_memory: {b.shared_memory:.0f} B cannot stage the CTA tiles: {b.stages} stage(s) "
+                f"x (A {c.m}x{c.k} + B {c.k}x{c.n}) {self.precision} values need {smem:.0f} B (at least "
+                f"buffers.stages x (cta.m + cta.n) x cta.k x the precision's bytes)")
+        rf = c.m * c.n * b.accumulator_bytes
+        if b.register_file < rf:
+            raise ValueError(
+                f"buffers.register_file: {b.register_file:.0f} B cannot hold the CTA's {c.m}x{c.n} accumulators "
+                f"of {b.accumulator_bytes} B: {rf} B needed (cta.m x cta.n x buffers.accumulator_bytes)")
         return self
 
     def macs_per_tc(self) -> int:

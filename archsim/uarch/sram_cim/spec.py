@@ -6,7 +6,7 @@ from typing import Literal, Optional
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from archsim.config.common import ArchBase
-from archsim.config.types import Bytes, Strict
+from archsim.config.types import PRECISION_BITS, Bytes, Strict
 
 
 class MacroConfig(Strict):
@@ -77,7 +77,7 @@ class MappingConfig(Strict):
     stream_macros: Optional[int] = Field(None, ge=1, description="macros reserved for rewrites "
                                          "(default: all macros when the weights do not fit, else "
                                          "what is left after pinning)")
-    stream_groups: PositiveInt = Field(2, description="groups the rewrite macros rotate through (2 = "
+    stream_groups: PositiveInt = Field(2, le=65536, description="groups the rewrite macros rotate through (2 = "
                                        "one group computes while the other is rewritten)")
     pin_weights: bool = Field(True, description="keep as many weight tiles resident across tokens as fit")
     min_pinned_fraction: float = Field(0.1, ge=0, le=1, description="when the weights do not all fit, "
@@ -102,3 +102,18 @@ class SramCimConfig(ArchBase):
     macro: MacroConfig
     buffer: BufferConfig
     mapping: MappingConfig = Field(default_factory=MappingConfig)
+
+    @model_validator(mode="after")
+    def _buffer_holds_a_wave(self):
+        # one MAC wave of one macro goes through the global buffer: its input slice (macro.rows
+        # values) is read from it and its dot products' partial sums are written back
+        mc, b = self.macro, self.buffer
+        bits = mc.input_bits or PRECISION_BITS[self.precision]
+        inputs = -(-mc.rows * bits // 8)
+        sums = mc.weights_per_row * b.accumulator_bytes
+        if b.size < inputs + sums:
+            raise ValueError(
+                f"buffer.size: {b.size:.0f} B cannot hold one MAC wave of a macro: its input slice "
+                f"({mc.rows} values of {bits} bits = {inputs} B) and its partial sums ({mc.weights_per_row} x "
+                f"{b.accumulator_bytes} B = {sums} B) need {inputs + sums} B")
+        return self

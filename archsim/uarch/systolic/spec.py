@@ -15,7 +15,7 @@ class ArrayConfig(Strict):
     rows: PositiveInt = Field(..., description="PE rows (R)")
     cols: PositiveInt = Field(..., description="PE columns (C)")
     dataflow: Literal["os", "ws", "is"] = Field("ws", description="output/weight/input stationary")
-    count: PositiveInt = Field(1, description="number of arrays (cores); each has its own buffers")
+    count: PositiveInt = Field(1, le=65536, description="number of arrays (cores); each has its own buffers")
     preload_overlap: bool = Field(False, description=(
         "stationary operand double-buffered in the PEs (TPU-style): the next fold's weights shift in "
         "while the current fold streams, so a ws/is fold costs max(T, R) and one pipeline drain "
