@@ -151,19 +151,12 @@ def test_flash_attention_keeps_scores_on_chip():
     ("workload.attn_sparsity={sparsity: -0.1, pattern: random}", "workload.attn_sparsity.sparsity"),
     ("workload.attn_sparsity={token_keep: [0.5, 0.5]}", "workload.attn_sparsity.token_keep"),
     ("workload.kv_lens=[1, 2]", "workload.kv_lens"),
-])
-def test_bad_attention_input(ov, path):
-    with pytest.raises(WorkloadError) as e:
-        load("systolic_128x128", "llama2-7b", phase="decode", batch=4, overrides=[ov])
-    assert e.value.path == path
-
-
-@pytest.mark.parametrize("ov,path", [
+    # seeds: non-negative integers
     ("workload.kv_len_dist={kind: uniform, low: 10, high: 100, seed: -1}", "workload.kv_len_dist.seed"),
     ("workload.attn_sparsity={pattern: random, sparsity: 0.5, seed: -1}", "workload.attn_sparsity.seed"),
     ("workload.kv_len_dist={kind: uniform, low: 10, high: 100, seed: true}", "workload.kv_len_dist.seed"),
 ])
-def test_negative_seed_is_refused(ov, path):
+def test_bad_attention_input(ov, path):
     with pytest.raises(WorkloadError) as e:
         load("systolic_128x128", "llama2-7b", phase="decode", batch=4, overrides=[ov])
     assert e.value.path == path
