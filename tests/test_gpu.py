@@ -539,20 +539,35 @@ def test_tensor_parallel_must_split_whole_heads(wl, T, heads):
     assert e.value.path == "parallel.tensor" and heads in str(e.value)
 
 
-def test_tensor_parallel_must_split_the_kv_heads_too():
+def test_tensor_parallel_kv_heads_split_or_replicate():
+    """The degree divides the KV heads (each device its own) or is a multiple of them (each KV
+    head replicated on T / KV-heads devices, as for MQA); anything else is refused."""
     from archsim.errors import LoweringError
     from archsim.workload.spec import check_tensor_parallel_heads
-    with pytest.raises(LoweringError, match="8 KV heads") as e:        # llama2-70b: 64 query, 8 KV heads
-        check_tensor_parallel_heads({"kind": "transformer", "name": "m", "n_heads": 64, "n_kv_heads": 8}, 16,
+    gqa = {"kind": "transformer", "name": "m", "n_heads": 64, "n_kv_heads": 8}   # llama2-70b
+    for T in (2, 8, 16, 32):
+        check_tensor_parallel_heads(gqa, T, "parallel.tensor")
+    with pytest.raises(LoweringError, match="8 KV heads") as e:
+        check_tensor_parallel_heads({"kind": "transformer", "name": "m", "n_heads": 48, "n_kv_heads": 8}, 12,
                                     "parallel.tensor")
     assert e.value.path == "parallel.tensor"
-    check_tensor_parallel_heads({"kind": "transformer", "name": "m", "n_heads": 64, "n_kv_heads": 8}, 8,
-                                "parallel.tensor")
     spec = {"kind": "speculative", "draft_spec": {"kind": "transformer", "name": "d", "n_heads": 12},
             "target_spec": {"kind": "transformer", "name": "t", "n_heads": 32}}
     with pytest.raises(LoweringError, match="d has 12"):
         check_tensor_parallel_heads(spec, 8, "parallel.tensor")
     check_tensor_parallel_heads({"kind": "mamba", "name": "m"}, 3, "parallel.tensor")
+
+
+def test_mqa_kv_head_is_replicated_on_every_device():
+    """MQA (one KV head) on 4 devices with KV read once per group (dgx_a100, shared): every
+    device reads all requests' K and V, so the system reads 4 x the KV cache; MACs conserved."""
+    kw = dict(phase="decode", batch=8, kv_len=4096)
+    ov = ["workload.n_kv_heads=1", "decode_attention_kv=shared"]
+    one = simulate("a100", "llama2-7b", overrides=ov + ["parallel.tensor=1"], **kw)
+    four = simulate("a100", "llama2-7b", overrides=ov + ["parallel.tensor=4"], **kw)
+    kv = 32 * 8 * 4097 * 128 * 2 * 2                 # layers x requests x tokens x head dim x K,V x fp16
+    assert four.macs == one.macs == one.expected_macs and four.bounds_ok()
+    assert four.offchip_bytes - one.offchip_bytes == pytest.approx(3 * kv, rel=0.02)
 
 
 def test_capacity_is_a_size_with_units():

@@ -207,15 +207,18 @@ def attention_heads(spec: dict) -> list[tuple[str, int, int]]:
 
 def check_tensor_parallel_heads(spec: dict, devices: int, field: str) -> None:
     """Tensor parallelism over ``devices`` gives every device whole attention heads: the degree
-    must divide the query heads and the KV heads (:class:`LoweringError` naming ``field``)."""
+    must divide the query heads, and either divide the KV heads or be a multiple of them (then
+    each KV head is replicated on ``devices / KV heads`` devices, as Megatron-style engines do
+    for MQA and narrow GQA). :class:`LoweringError` naming ``field`` otherwise."""
     from archsim.errors import LoweringError
     T = int(devices)
     if T <= 1:
         return
     for name, h, kv in attention_heads(spec):
-        if h % T or kv % T:
+        if h % T or (kv % T and T % kv):
             what = f"{h} query heads" + (f" and {kv} KV heads" if kv != h else " (and as many KV heads)")
-            ok = [d for d in range(1, kv + 1) if kv % d == 0 and h % d == 0]
+            ok = [d for d in range(1, h + 1) if h % d == 0 and (kv % d == 0 or d % kv == 0)]
             raise LoweringError(
                 f"tensor parallelism over {T} devices splits the attention heads, but {name} has {what}: "
-                f"{T} does not divide them (degrees that do: {', '.join(map(str, ok))})", path=field)
+                f"{T} must divide the query heads and divide or be a multiple of the KV heads (degrees "
+                f"that work: {', '.join(map(str, ok))})", path=field)

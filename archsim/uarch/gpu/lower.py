@@ -63,6 +63,12 @@ def _bpe(dtype: str) -> float:
     return PRECISION_BITS[dtype] / 8.0
 
 
+def _kv_heads(op) -> int:
+    """KV heads of an attention GEMM (its K/V operand is [batch, KV heads, ...]); 0 if unknown."""
+    shape = getattr(op.b, "shape", ())
+    return int(shape[1]) if len(shape) == 4 else 0
+
+
 class GpuLowerer:
     def __init__(self, cfg, memory_bytes_per_cycle: float):
         self.cfg = cfg
@@ -123,6 +129,11 @@ class GpuLowerer:
             return M, N, K, G, False
         suffix = op.name.rsplit(".", 1)[-1]
         if op.role in ("attn_qk", "attn_sv"):
+            kvh = _kv_heads(op)
+            if kvh and T > kvh:
+                # fewer KV heads than devices: each KV head is replicated on T / kvh devices, each
+                # taking its share of the group's query heads against all the requests' K/V
+                return -(-M * kvh // T), N, K, G // kvh, False
             return M, N, K, -(-G // T), False
         if op.role == "lm_head" or (op.role == "fc" and suffix in COL_SPLIT):
             return M, -(-N // T), K, G, False
@@ -470,9 +481,12 @@ class GpuLowerer:
             ts = (op.a, op.b, op.c) if isinstance(op, GemmOp) else tuple(op.inputs) + tuple(op.outputs)
             for t in ts:
                 if t.kind in ("weight", "kv_cache", "state"):
-                    seen[t.name] = t.nbytes * rep[op.layer]
+                    # a KV head replicated on several devices is stored on each of them
+                    kvh = len(t.shape) == 4 and t.kind == "kv_cache" and int(t.shape[1])
+                    share = min(self.tp, kvh) if kvh else self.tp
+                    seen[t.name] = t.nbytes * rep[op.layer] / share
         devices = self.tp * self.cfg.parallel.pipeline
-        need = sum(seen.values()) / devices
+        need = sum(seen.values()) / self.cfg.parallel.pipeline
         if need > cap:
             raise LoweringError(
                 f"the model's weights and KV cache need {need / 1e9:.1f} GB per device "
