@@ -36,6 +36,11 @@ def guarded(fn):
         except OverflowError as e:
             from archsim.errors import OutOfRangeError
             fail(OutOfRangeError(f"a number in the input is too large for 64-bit arithmetic ({e})"))
+        except OSError as e:
+            # a file the command was pointed at cannot be read or written
+            from archsim.errors import InputFileError
+            where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+            fail(InputFileError(f"{where}{e.strerror or e}"))
         except MemoryError:
             from archsim.errors import OutOfRangeError
             fail(OutOfRangeError("the configuration needs more memory than this machine has: a count "
@@ -223,14 +228,21 @@ def lower(config, workload, phase, batch, seq_len, kv_len, overrides, all_layers
     prog = u.lower(cfg, wl, LowerOptions(all_layers=all_layers), memory=build_memory(cfg.memory, cfg.clock))
     import os
     import tempfile
+
+    from archsim.errors import OutputError
     d = os.path.dirname(os.path.abspath(out))
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".npz")
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=d, suffix=".npz")
+        os.close(fd)
         prog.save(tmp)
+        from archsim.report.render import default_mode
+        default_mode(tmp)
         os.replace(tmp, out)
+    except OSError as e:
+        raise OutputError(f"cannot write {out}: {e.strerror or e}") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
     click.echo(json.dumps(prog.summary(), indent=2))
     click.echo(f"wrote {out}", err=True)

@@ -195,6 +195,8 @@ def test_outputs_written_together_or_not_at_all(runner, tmp_path):
     assert r.exit_code == 2
     r = runner.invoke(main, ["run", "tpuv1", "gemm", "--out", str(ok), "--trace", str(tmp_path / "t.json")])
     assert r.exit_code == 0 and ok.exists() and (tmp_path / "t.json").exists()
+    r = runner.invoke(main, ["lower", "tpuv1", "gemm", "--out", "/proc/archsim-no/p.npz"])
+    assert r.exit_code == 2 and "cannot write" in r.output and "Traceback" not in r.output
 
 
 def test_default_run_honours_a_phase_override(runner):

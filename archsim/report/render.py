@@ -14,6 +14,13 @@ from rich.table import Table
 from archsim.isa import Op
 
 
+def default_mode(path) -> None:
+    """The permissions a plain open() would give a new file (a temporary file is private)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def _staged(path: Path, text: str) -> str:
     """``text`` in a temporary file next to ``path`` (its folders created); the temporary name."""
     from archsim.errors import OutputError
@@ -29,10 +36,7 @@ def _staged(path: Path, text: str) -> str:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        # as a plain open() would create it: readable by others unless the umask says otherwise
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
+        default_mode(tmp)
     except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
