@@ -42,7 +42,9 @@ def test_csv_trace(tmp_path):
 
 
 @pytest.mark.parametrize("content,needle", [("LD 0x0\nLD 0xZZ\n", ":2:"), ("LD 0x0\nXX 0x40\nLD 0x0\n", ":2:"),
-                                            ("LD 0x0\nLD\n", ":2:")])
+                                            ("LD 0x0\nLD\n", ":2:"),
+                                            ("LD 0x0\nLD 0xffffffffffffffffffffffff\n", ":2: address"),
+                                            ("cycle,op,addr\n99999999999999999999,LD,0x0\n", ":2: cycle")])
 def test_malformed_line_names_its_number(tmp_path, content, needle):
     p = tmp_path / "bad.trace"
     p.write_text(content)

@@ -230,6 +230,7 @@ def test_not_a_config(tmp_path):
     ("Layer,M,N,K,\nx,1,two,3,\n", r":2: layer 'x': N must be an integer"),
     ("Layer,M,N,K,\nx,1,2,3,\ny,0,2,3,\n", r":3: layer 'y': M must be >= 1"),
     ("Layer,M,N,K,\ny,4,2,-3,\n", r":2: layer 'y': K must be >= 1"),
+    ("Layer,M,N,K,\ny,4,2,99999999999999999999999,\n", r":2: layer 'y': K must be at most 2\*\*31"),
     ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
      "Num Filter, Strides,\nconv1, 224, 224, 7, 7, 3, 64, 2,\n", "convolution topology"),
     ("Layer,M,N,K,\n", "no layers"),

@@ -91,8 +91,8 @@ def read_trace(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 cyc_v = int(cyc, 0)
             except ValueError:
                 raise InputFileError(f"{path}:{lineno}: bad cycle {cyc!r}") from None
-            if cyc_v < 0:
-                raise InputFileError(f"{path}:{lineno}: negative cycle {cyc_v}")
+            if cyc_v < 0 or cyc_v >= 1 << 62:
+                raise InputFileError(f"{path}:{lineno}: cycle {cyc_v} out of range (0 to 2**62)")
         else:
             parts = line.split()
             if len(parts) != 2:
@@ -110,8 +110,8 @@ def read_trace(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             a = int(ad, 16) if ad.lower().startswith("0x") else int(ad)
         except ValueError:
             raise InputFileError(f"{path}:{lineno}: bad address {ad!r}") from None
-        if a < 0:
-            raise InputFileError(f"{path}:{lineno}: negative address {ad!r}")
+        if a < 0 or a >= 1 << 63:
+            raise InputFileError(f"{path}:{lineno}: address {ad!r} out of range (0 to 2**63 - 1)")
         addrs.append(a); writes.append(w); cycles.append(cyc_v)
     if not addrs:
         raise InputFileError(f"{path}: no requests in trace")

@@ -161,8 +161,9 @@ def _get_int(cp, section, key, problems, *, required=True, default=None, minimum
     except ValueError:
         problems.add(dotted, f"expected an integer, got {raw!r}")
         return default
-    if value < minimum:
-        problems.add(dotted, f"must be >= {minimum}, got {value}")
+    if value < minimum or value > 2**31:
+        bound = f"must be >= {minimum}" if value < minimum else "must be at most 2**31"
+        problems.add(dotted, f"{bound}, got {value}")
         return default
     return value
 
@@ -302,10 +303,9 @@ def read_topology(path: str) -> list[GemmLayer]:
                 raise InputFileError(
                     f"{path}:{lineno}: layer {name!r}: {label} must be an integer, got {raw!r}"
                 ) from None
-            if value < 1:
-                raise InputFileError(
-                    f"{path}:{lineno}: layer {name!r}: {label} must be >= 1, got {value}"
-                )
+            if value < 1 or value > 2**31:
+                bound = "must be >= 1" if value < 1 else "must be at most 2**31"
+                raise InputFileError(f"{path}:{lineno}: layer {name!r}: {label} {bound}, got {value}")
             dims.append(value)
         layers.append(GemmLayer(name=name, M=dims[0], N=dims[1], K=dims[2], line=lineno))
     if not header_seen:
