@@ -309,3 +309,18 @@ def test_pim_arch_of_another_family_is_named():
         simulate("attacc_dgx", "gpt2", phase="decode", batch=1, kv_len=64, overrides=["pim.arch=a100"])
     assert e.value.path == "pim.arch" and "must name a dram_pim configuration" in str(e.value)
     assert "'gpu'" in str(e.value)
+
+
+def test_xpu_segment_cache_tells_precisions_apart():
+    """Two runs in one process that differ only in the workload's precision (same op names and
+    shapes) must not share a cached xPU segment: INT8 weights halve the FC bytes."""
+    from archsim.uarch.hetero.plan import clear_caches
+    kw = dict(phase="decode", batch=8, kv_len=256)
+    clear_caches()
+    alone = simulate("attacc_dgx", SMALL, overrides=["workload.precision.weights=int8"], **kw)
+    clear_caches()
+    simulate("attacc_dgx", SMALL, **kw)
+    after = simulate("attacc_dgx", SMALL, overrides=["workload.precision.weights=int8"], **kw)
+    assert after.cycles == alone.cycles
+    assert after.to_dict()["components"]["xpu"]["counts"]["dram_read_bytes"] == \
+        alone.to_dict()["components"]["xpu"]["counts"]["dram_read_bytes"]

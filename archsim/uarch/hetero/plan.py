@@ -201,15 +201,25 @@ def _sub_workload(wl, ops):
                     wl.kv_len, 0, spec=wl.spec)
 
 
+def _op_key(op) -> tuple:
+    """Everything about an op that its cost depends on: kind, role, shape, every operand's shape,
+    precision, placement and sparsity, and its attributes (two ops of one name and shape, e.g. the
+    same layer at another precision, must not share a cached segment)."""
+    tensors = (op.a, op.b, op.c) if isinstance(op, GemmOp) else tuple(op.inputs) + tuple(op.outputs)
+    dims = tuple(int(getattr(op, f, 0) or 0) for f in ("M", "N", "K", "count", "rows", "cols"))
+    return (type(op).__name__, op.name, op.role, int(getattr(op, "kind", -1)), dims,
+            bool(getattr(op, "b_shared", False)), repr(sorted(op.attrs.items())),
+            tuple((t.name, tuple(t.shape), t.dtype, t.kind, t.density, t.scale_group, t.scale_bits)
+                  for t in tensors))
+
+
 def xpu_segment(cfg, P, wl, ops) -> Seg:
     """Cost of ``ops`` on the xPU (all devices)."""
     from archsim.sim.run import simulate_loaded
     xc = _segment_xpu_cfg(P.xpu)
     T = cfg.xpu.devices
     # the all-reduces of a systolic xPU run over the system's interconnect: part of the key
-    shapes = tuple((op.name, getattr(op, "M", 0), getattr(op, "N", 0), getattr(op, "K", 0), getattr(op, "count", 0),
-                    getattr(op, "rows", 0), getattr(op, "cols", 0)) for op in ops)
-    key = (xc.model_dump_json(), cfg.interconnect.model_dump_json(), T, shapes)
+    key = (xc.model_dump_json(), cfg.interconnect.model_dump_json(), T, tuple(_op_key(op) for op in ops))
     if key in _XPU_CACHE:
         return replace(_XPU_CACHE[key])
     run_ops, ar = (ops, [])
