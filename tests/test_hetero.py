@@ -324,3 +324,21 @@ def test_xpu_segment_cache_tells_precisions_apart():
     assert after.cycles == alone.cycles
     assert after.to_dict()["components"]["xpu"]["counts"]["dram_read_bytes"] == \
         alone.to_dict()["components"]["xpu"]["counts"]["dram_read_bytes"]
+
+
+def test_pim_operands_at_the_units_precision():
+    """The KV cache the PIM reads in its banks must be stored at the units' precision: an INT8 KV
+    cache on FP16 units is refused naming the field; with INT8 units it halves the in-bank bytes.
+    A 16-bit float is a 16-bit float (bf16 KV on fp16 units runs)."""
+    kw = dict(phase="decode", batch=4, kv_len=512)
+    with pytest.raises(ConfigError) as e:
+        simulate("attacc_dgx", SMALL, overrides=["workload.quant=kv_int8"], **kw)
+    assert e.value.path == "pim.set" and "int8" in str(e.value)
+    fp16 = simulate("attacc_dgx", SMALL, **kw)
+    int8 = simulate("attacc_dgx", SMALL, overrides=["workload.quant=kv_int8", 'pim.set=["pim.precision=int8"]'], **kw)
+    b = lambda r: r.to_dict()["components"]["pim"]["counts"]["in_bank_bytes"]  # noqa: E731
+    assert b(int8) * 2 == b(fp16)
+    simulate("attacc_dgx", SMALL, overrides=["workload.precision.kv_cache=bf16"], **kw)
+    with pytest.raises(ConfigError) as e:
+        simulate("hbm_pim", "gpt2", overrides=["workload.precision.weights=int8"], **kw)
+    assert e.value.path == "pim.precision"

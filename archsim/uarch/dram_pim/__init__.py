@@ -69,6 +69,8 @@ class DramPim(Uarch):
         rep = workload.group_repeat()
         layers = {}
         cache = {}
+        from archsim.uarch.hetero.plan import check_pim_operands
+        check_pim_operands(list(workload.ops()), cfg.pim.precision, "pim.precision")
         for op in workload.ops():
             if not hasattr(op, "M"):
                 continue

@@ -285,8 +285,28 @@ def _balanced_order(ctx, heads, stacks):
     return [L for b in buckets for L in b]
 
 
+def check_pim_operands(ops, pim_precision: str, field: str) -> None:
+    """The operand a PIM unit reads inside the banks (the KV cache of attention, the weights of a
+    GEMV) is laid out and computed at the unit's precision: a workload that stores it at another
+    precision is a ConfigError naming ``field`` (the model would otherwise price the wrong bytes)."""
+    from archsim.config.types import PRECISION_BITS
+
+    def same_format(a: str, b: str) -> bool:
+        # a 16-bit float is a 16-bit float to the bank layout and the unit's lanes (fp16 / bf16)
+        return a == b or (PRECISION_BITS[a] == PRECISION_BITS[b] and a.startswith("int") == b.startswith("int"))
+
+    for op in ops:
+        if isinstance(op, GemmOp) and op.role in ("attn_qk", "attn_sv", "fc", "lm_head"):
+            if not same_format(op.b.dtype, pim_precision):
+                what = "KV cache" if op.role.startswith("attn") else "weights"
+                raise ConfigError([(field, f"{op.name}: the workload keeps its {what} in {op.b.dtype} but the "
+                                           f"PIM units compute {pim_precision}; set the PIM's precision to "
+                                           f"{op.b.dtype} (pim.precision) or store the {what} in {pim_precision}")])
+
+
 def pim_segment(cfg, P, wl, ops, spec) -> Seg:
     from archsim.uarch.dram_pim.api import attention_cycles, gemv_cycles, stream_cycles
+    check_pim_operands(ops, P.pim.pim.precision, "pim.set")
     roles = {op.role for op in ops}
     sec, energy, kinds, chunks = 0.0, 0.0, {}, []
     nb = (0.0, 0.0, 0.0, 0.0)
