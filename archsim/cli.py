@@ -54,15 +54,6 @@ def main():
     """archsim: cycle-level accelerator simulation for LLM workloads."""
 
 
-def _emit(text: str, out: str | None) -> None:
-    if out:
-        from archsim.report.render import write_atomic
-        write_atomic(out, text)
-        click.echo(f"wrote {out}", err=True)
-    else:
-        click.echo(text, nl=False)
-
-
 @main.command()
 @click.argument("config", required=False, default=DEFAULT_ARCH)
 @click.argument("workload", required=False, default=DEFAULT_WORKLOAD)
@@ -83,13 +74,14 @@ def run(config, workload, phase, batch, seq_len, kv_len, overrides, fmt, out, tr
         all_layers, seed):
     """Simulate WORKLOAD on the hardware CONFIG (defaults: Llama-2-7B decode on the 128x128 preset)."""
     from archsim.api import load
-    from archsim.errors import OutputError
-    from archsim.report.render import chrome_trace, to_csv, to_json, to_table, write_all_atomic
+    from archsim.report.files import write_texts
+    from archsim.report.render import chrome_trace, to_csv, to_json, to_table
     from archsim.sim.run import simulate_loaded
 
-    for opt, val in (("--out", out), ("--trace", trace)):
-        if val is not None and not val.strip():
-            raise OutputError(f"{opt}: an empty file name")
+    from archsim.report.files import check_writable
+    for path, opt in ((out, "--out"), (trace, "--trace")):
+        if path is not None:
+            check_writable(path, opt, make_dirs=True)     # before the run, not after it
     if (config == DEFAULT_ARCH and workload == DEFAULT_WORKLOAD and phase is None
             and not any(o.replace(" ", "").startswith("workload.phase=") for o in overrides)):
         phase = "decode"
@@ -101,13 +93,13 @@ def run(config, workload, phase, batch, seq_len, kv_len, overrides, fmt, out, tr
     d = res.to_dict()
     wall = time.perf_counter() - t0
     files = []
-    if out:
-        files.append((out, to_csv(d) if fmt == "csv" else to_json(d)))
-    if trace:
-        files.append((trace, json.dumps(chrome_trace(res, trace_max_events))))
+    if out is not None:
+        files.append((out, to_csv(d) if fmt == "csv" else to_json(d), "--out"))
+    if trace is not None:
+        files.append((trace, json.dumps(chrome_trace(res, trace_max_events)), "--trace"))
     # the result and the trace are written together or not at all
-    write_all_atomic(files)
-    for path, _ in files:
+    write_texts(files)
+    for path, _, _ in files:
         click.echo(f"wrote {'trace ' if path == trace else ''}{path}", err=True)
     if not out:
         if fmt == "json":
@@ -226,24 +218,9 @@ def lower(config, workload, phase, batch, seq_len, kv_len, overrides, all_layers
                    kv_len=kv_len, all_layers=all_layers)
     u = uarch.get(cfg.uarch)
     prog = u.lower(cfg, wl, LowerOptions(all_layers=all_layers), memory=build_memory(cfg.memory, cfg.clock))
-    import os
-    import tempfile
-
-    from archsim.errors import OutputError
-    d = os.path.dirname(os.path.abspath(out))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=d, suffix=".npz")
-        os.close(fd)
+    from archsim.report.files import atomic_outputs
+    with atomic_outputs([(out, "--out")], make_dirs=True) as (tmp,):
         prog.save(tmp)
-        from archsim.report.render import default_mode
-        default_mode(tmp)
-        os.replace(tmp, out)
-    except OSError as e:
-        raise OutputError(f"cannot write {out}: {e.strerror or e}") from None
-    finally:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
     click.echo(json.dumps(prog.summary(), indent=2))
     click.echo(f"wrote {out}", err=True)
 

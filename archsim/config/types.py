@@ -106,34 +106,13 @@ def precision_bytes(p: str) -> float:
     return PRECISION_BITS[p] / 8.0
 
 
-def _number_problem(given: Any, value: Any, integer_field: bool) -> str | None:
-    """Why a validated number is refused (None: fine): a boolean turned into a number, a
-    non-finite float, an integer field beyond :data:`MAX_INT`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if isinstance(given, bool):
-        return "expected a number, got a boolean"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "must be a finite number"
-    if isinstance(value, int) and integer_field and value > MAX_INT:
-        return f"must be at most {MAX_INT} (2**31)"
-    if isinstance(value, int) and integer_field and value < -MAX_INT:
-        return f"must be at least {-MAX_INT} (-2**31)"
-    return None
-
-
-def _strip(tp):
-    while typing.get_origin(tp) is Annotated:
-        tp = typing.get_args(tp)[0]
-    return tp
-
-
 def _is_number(tp) -> bool:
     """An int or float annotation (possibly constrained, possibly Optional)."""
-    tp = _strip(tp)
-    if typing.get_origin(tp) is typing.Union or typing.get_origin(tp) is types.UnionType:
-        args = [_strip(a) for a in typing.get_args(tp) if a is not type(None)]
-        return bool(args) and all(a in (int, float) for a in args)
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return bool(args) and all(_is_number(a) for a in args)
     return tp in (int, float)
 
 
@@ -146,49 +125,31 @@ class NumberError(ValueError):
         self.subpath = tuple(subpath)
 
 
-def _check_numbers(tp, given: Any, value: Any, sub: tuple = ()) -> None:
-    """Walk a validated value along its annotation and raise :class:`NumberError` for the first
-    refused number (see :func:`_number_problem`); ``Any`` parts and nested models are left alone
-    (models check their own fields)."""
-    tp = _strip(tp)
-    origin = typing.get_origin(tp)
-    if tp is Any or (isinstance(tp, type) and issubclass(tp, BaseModel)):
+def _check_numbers(given: Any, value: Any, sub: tuple = ()) -> None:
+    """Walk a validated value next to what was given and raise :class:`NumberError` for the
+    first refused number: a boolean that became a number, a non-finite float, an integer beyond
+    :data:`MAX_INT`. Nested models check their own fields."""
+    if isinstance(value, BaseModel) or isinstance(value, (bool, str)) or value is None:
         return
-    if origin is typing.Union or origin is types.UnionType:
-        args = [_strip(a) for a in typing.get_args(tp)]
-        if isinstance(value, list):
-            arg = next((a for a in args if typing.get_origin(a) in (list, tuple, set)), None)
-        elif isinstance(value, dict):
-            arg = next((a for a in args if typing.get_origin(a) is dict), None)
-        else:
-            ints = any(a is int for a in args) and not any(a is float for a in args)
-            msg = _number_problem(given, value, ints)
-            if msg:
-                raise NumberError(msg, sub)
-            return
-        if arg is not None:
-            _check_numbers(arg, given, value, sub)
-        return
-    if origin in (list, tuple, set) and isinstance(value, (list, tuple)):
-        args = typing.get_args(tp)
-        if isinstance(given, (list, tuple)) and len(given) == len(value):
-            for i, (g, v) in enumerate(zip(given, value)):
-                if origin is tuple and args and args[-1] is not Ellipsis:
-                    el = args[min(i, len(args) - 1)]
-                else:
-                    el = args[0] if args else Any
-                _check_numbers(el, g, v, sub + (i,))
-        return
-    if origin is dict and isinstance(value, dict):
-        args = typing.get_args(tp)
-        if isinstance(given, dict) and len(args) == 2:
+    if isinstance(value, dict):
+        if isinstance(given, dict):
             for k, v in value.items():
                 if k in given:
-                    _check_numbers(args[1], given[k], v, sub + (k,))
+                    _check_numbers(given[k], v, sub + (k,))
         return
-    msg = _number_problem(given, value, tp is int)
-    if msg:
-        raise NumberError(msg, sub)
+    if isinstance(value, (list, tuple)):
+        if isinstance(given, (list, tuple)) and len(given) == len(value):
+            for i, (g, v) in enumerate(zip(given, value)):
+                _check_numbers(g, v, sub + (i,))
+        return
+    if not isinstance(value, (int, float)):
+        return
+    if isinstance(given, bool):
+        raise NumberError("expected a number, got a boolean", sub)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise NumberError("must be a finite number", sub)
+    if isinstance(value, int) and abs(value) > MAX_INT:
+        raise NumberError(f"must be at most {MAX_INT} (2**31) in size", sub)
 
 
 class Strict(BaseModel):
@@ -207,6 +168,5 @@ class Strict(BaseModel):
             if isinstance(v, bool) and field is not None and _is_number(field.annotation):
                 raise NumberError("expected a number, got a boolean") from None
             raise
-        if field is not None:
-            _check_numbers(field.annotation, v, out)
+        _check_numbers(v, out)
         return out

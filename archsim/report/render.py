@@ -1,75 +1,14 @@
-"""Rendering of results: rich tables, CSV, Chrome trace-event JSON, atomic file writes."""
+"""Rendering of results: rich tables, CSV, Chrome trace-event JSON (files are written by archsim.report.files)."""
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
-import tempfile
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from archsim.isa import Op
-
-
-def default_mode(path) -> None:
-    """The permissions a plain open() would give a new file (a temporary file is private)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
-def _staged(path: Path, text: str) -> str:
-    """``text`` in a temporary file next to ``path`` (its folders created); the temporary name."""
-    from archsim.errors import OutputError
-    if not str(path) or path.name in ("", ".", ".."):
-        raise OutputError(f"cannot write {str(path)!r}: not a file name")
-    if path.is_dir():
-        raise OutputError(f"cannot write {path}: it is a folder")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        default_mode(tmp)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
-        raise
-    return tmp
-
-
-def write_all_atomic(files) -> None:
-    """Write every ``(path, text)`` or none: each goes to a temporary file first, and the renames
-    happen only when all of them were written (a bad second path leaves the first untouched)."""
-    from archsim.errors import OutputError
-    staged = []
-    try:
-        for path, text in files:
-            path = Path(path)
-            staged.append((_staged(path, text), path))
-        for tmp, path in staged:
-            try:
-                os.replace(tmp, path)
-            except OSError as e:
-                raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        for tmp, _ in staged:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
-
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half written);
-    an unwritable path is an :class:`archsim.errors.OutputError` naming it."""
-    write_all_atomic([(path, text)])
 
 
 def to_json(d: dict) -> str:

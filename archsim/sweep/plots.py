@@ -6,7 +6,8 @@ from typing import Optional
 
 import numpy as np
 
-from archsim.errors import ArchsimError
+from archsim.errors import ArchsimError, OutputError
+from archsim.report.files import atomic_outputs, check_writable
 from archsim.sweep.pareto import label, numeric, value, varying_fields
 
 _LABELS = {"cycles": "cycles", "seconds": "latency [s]", "energy_pj": "energy [pJ]",
@@ -39,34 +40,26 @@ def formats() -> dict[str, str]:
 def check_plot_path(out: str | Path, option: str = "--out") -> Path:
     """Check a plot's file name (a known image suffix) and that it can be written, before
     anything is computed or printed; an error naming the option and the path otherwise."""
-    from archsim.sweep.store import OutputPathError, check_output_path
     p = Path(out)
     fmts = formats()
     ext = p.suffix[1:].lower()
     known = ", ".join(f".{k}" for k in sorted(fmts))
     if not ext:
-        raise OutputPathError(f"{option} {p}: no file suffix to tell the image format "
-                              f"(e.g. .png, .svg, .pdf; supported: {known})")
+        raise OutputError(f"{option} {p}: no file suffix to tell the image format "
+                          f"(e.g. .png, .svg, .pdf; supported: {known})")
     if ext not in fmts:
-        raise OutputPathError(f"{option} {p}: unknown image format {'.' + ext!r} (supported: {known})")
-    return check_output_path(p, option)
+        raise OutputError(f"{option} {p}: unknown image format {'.' + ext!r} (supported: {known})")
+    return check_writable(p, option)
 
 
 def _save(fig, out: str | Path, option: str = "--out") -> Path:
-    from archsim.sweep.store import OutputPathError
     out = check_plot_path(out, option)
-    tmp = out.with_name("." + out.stem + ".tmp" + out.suffix)
     fig.tight_layout()
-    try:
-        fig.savefig(tmp, format=out.suffix[1:].lower())
-        tmp.replace(out)
-    except (ValueError, OSError) as e:
-        if tmp.exists():
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-        raise OutputPathError(f"{option} {out}: cannot write ({getattr(e, 'strerror', None) or e})") from None
+    with atomic_outputs([(out, option)]) as (tmp,):
+        try:
+            fig.savefig(tmp, format=out.suffix[1:].lower())
+        except ValueError as e:
+            raise OutputError(f"{option} {out}: cannot write ({e})") from None
     return out
 
 

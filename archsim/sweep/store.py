@@ -10,7 +10,6 @@ the primary key makes "exactly one row per point" a property of the file.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
@@ -21,7 +20,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
 import archsim
-from archsim.errors import ArchsimError, InputFileError
+from archsim.errors import ArchsimError, InputFileError, OutputError
+from archsim.report.files import atomic_outputs
 
 SCHEMA_VERSION = 1
 FINAL = ("ok", "infeasible", "skipped", "failed")
@@ -227,17 +227,14 @@ class Store:
     def export(self, csv_path=None, parquet_path=None, status=("ok",)) -> int:
         """Write the table as CSV and/or Parquet: every path is checked before anything is
         written, and the files appear together or not at all. Returns the number of rows."""
-        targets = [(o, p) for o, p in (("--csv", csv_path), ("--parquet", parquet_path)) if p is not None]
+        writers = [(p, o, w) for p, o, w in ((csv_path, "--csv", _write_csv), (parquet_path, "--parquet",
+                                                                                _write_parquet)) if p is not None]
         if parquet_path is not None:
             _pyarrow()
-        for opt, p in targets:
-            check_output_path(p, opt)
-        header, rows = self.table(status)
-        with contextlib.ExitStack() as stack:
-            if csv_path is not None:
-                _write_csv(stack.enter_context(_atomic(csv_path, "--csv")), header, rows)
-            if parquet_path is not None:
-                _write_parquet(stack.enter_context(_atomic(parquet_path, "--parquet")), header, rows)
+        with atomic_outputs([(p, o) for p, o, _ in writers]) as tmps:
+            header, rows = self.table(status)
+            for tmp, (_, _, write) in zip(tmps, writers):
+                write(tmp, header, rows)
         return len(rows)
 
 
@@ -275,68 +272,8 @@ def _write_parquet(tmp: Path, header: list, rows: list) -> None:
     pq.write_table(pa.table(cols), tmp)
 
 
-class OutputPathError(ArchsimError):
-    """An output file (export, plot) that cannot be written."""
-
-
-def check_output_path(path: str | os.PathLike, option: str = "output") -> Path:
-    """Check that ``path`` can be written (by creating and removing the temporary file the
-    write will use) before anything is written; an :class:`OutputPathError` naming the
-    option and the path otherwise."""
-    p = Path(path)
-    if not str(path).strip():
-        raise OutputPathError(f"{option}: an empty file name")
-    if p.is_dir():
-        raise OutputPathError(f"{option} {p}: is a folder, not a file")
-    parent = p.parent
-    if not parent.exists():
-        raise OutputPathError(f"{option} {p}: folder {parent} does not exist")
-    if not parent.is_dir():
-        raise OutputPathError(f"{option} {p}: {parent} is not a folder")
-    if p.exists() and not p.is_file():
-        raise OutputPathError(f"{option} {p}: exists and is not a regular file")
-    tmp = _tmp_name(p)
-    try:
-        with open(tmp, "xb"):
-            pass
-        tmp.unlink()
-    except FileExistsError:
-        pass        # a leftover of an earlier write: it is replaced
-    except OSError as e:
-        raise OutputPathError(f"{option} {p}: cannot create a file in {parent} ({e.strerror or e})") from None
-    return p
-
-
-def _tmp_name(p: Path) -> Path:
-    return p.with_name("." + p.name + ".tmp")
-
-
-class _atomic:
-    """Write to a temporary name and move into place only on success."""
-
-    def __init__(self, path, option: str = "output"):
-        self.path = Path(path)
-        self.option = option
-        self.tmp = _tmp_name(self.path)
-
-    def __enter__(self):
-        return self.tmp
-
-    def __exit__(self, et, ev, tb):
-        if et is None:
-            try:
-                os.replace(self.tmp, self.path)
-                return False
-            except OSError as e:
-                et, ev = OSError, e
-        if self.tmp.exists():
-            try:
-                self.tmp.unlink()
-            except OSError:
-                pass
-        if et is not None and issubclass(et, OSError):
-            raise OutputPathError(f"{self.option} {self.path}: cannot write ({ev.strerror or ev})") from None
-        return False
+#: an output file that cannot be written (the one error of archsim.report.files)
+OutputPathError = OutputError
 
 
 def nonfinite(metrics: Optional[dict]) -> list[tuple[str, Any]]:
