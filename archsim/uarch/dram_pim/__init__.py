@@ -12,8 +12,9 @@ from numba import njit
 from archsim.isa import Op, ProgramBuilder
 from archsim.uarch import register
 from archsim.uarch.base import Uarch
-from archsim.uarch.dram_pim.api import (PimResult, attention_cycles, background_w, eltwise_baseline_cycles,
-                                        eltwise_cycles, gemv_baseline_cycles, gemv_cycles, pim_mac_pj, stream_cycles)
+from archsim.uarch.dram_pim.api import (PimResult, attention_cycles, background_w, check_pim_operands,
+                                        eltwise_baseline_cycles, eltwise_cycles, gemv_baseline_cycles, gemv_cycles,
+                                        pim_mac_pj, stream_cycles)
 from archsim.uarch.dram_pim.dram_adapter import resolve
 from archsim.uarch.dram_pim.spec import DramPimConfig, PimUnitConfig
 
@@ -69,7 +70,6 @@ class DramPim(Uarch):
         rep = workload.group_repeat()
         layers = {}
         cache = {}
-        from archsim.uarch.hetero.plan import check_pim_operands
         check_pim_operands(list(workload.ops()), cfg.pim.precision, "pim.precision")
         for op in workload.ops():
             if not hasattr(op, "M"):

@@ -149,6 +149,26 @@ def _summarise(dev, cfg, per, geom, n_streams_total, placement, *, host_rd=0, ho
                      n_streams_total, [int(c[E.C_CYCLES]) for c in per])
 
 
+def check_pim_operands(ops, pim_precision: str, field: str) -> None:
+    """The operand a PIM unit reads inside the banks (the KV cache of attention, the weights of a
+    GEMV) is laid out and computed at the unit's precision: a workload that stores it at another
+    precision is a ConfigError naming ``field`` (the model would otherwise price the wrong bytes)."""
+    from archsim.config.types import PRECISION_BITS
+    from archsim.workload.graph import GemmOp
+
+    def same_format(a: str, b: str) -> bool:
+        # a 16-bit float is a 16-bit float to the bank layout and the unit's lanes (fp16 / bf16)
+        return a == b or (PRECISION_BITS[a] == PRECISION_BITS[b] and a.startswith("int") == b.startswith("int"))
+
+    for op in ops:
+        if isinstance(op, GemmOp) and op.role in ("attn_qk", "attn_sv", "fc", "lm_head"):
+            if not same_format(op.b.dtype, pim_precision):
+                what = "KV cache" if op.role.startswith("attn") else "weights"
+                raise ConfigError([(field, f"{op.name}: the workload keeps its {what} in {op.b.dtype} but the "
+                                           f"PIM units compute {pim_precision}; set the PIM's precision to "
+                                           f"{op.b.dtype} (pim.precision) or store the {what} in {pim_precision}")])
+
+
 def attention_cycles(cfg, batch, kv_lens, heads, head_dim, q_per_kv=1, *, layers=1, overrides=None,
                      placement=None, power_constrained=None, reference_trace=None) -> PimResult:
     """Decode attention (QK^T, softmax, SV) of ``batch`` requests x ``heads`` query heads on the

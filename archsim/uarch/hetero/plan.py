@@ -106,6 +106,13 @@ def _prefixed(e: ConfigError, prefix: str) -> ConfigError:
     return ConfigError([(f"{prefix}.{p}" if p else prefix, m) for p, m in e.problems])
 
 
+def _uarch_of(source):
+    """The ``uarch`` a hardware description names (a preset, a path or an inline dict)."""
+    from archsim.config.loader import find_preset, load_yaml_file
+    data = source if isinstance(source, dict) else load_yaml_file(find_preset(source, "arch_configs"))
+    return data.get("uarch")
+
+
 def parts(cfg):
     """(xpu config, pim config, xpu uarch) of a hetero config, loaded once."""
     key = cfg.model_dump_json()
@@ -127,25 +134,16 @@ def parts(cfg):
         ov = ov + [f"parallel.tensor={cfg.xpu.devices}"]
         x0 = load_arch(cfg.xpu.arch, ov)
 
-    class _NotPim(ConfigError):
-        pass
-
-    def _pim_model(uarch):
-        # checked before the stack count override (a pim.stacks field) meets another family's model
-        if uarch != "dram_pim":
-            name = repr(cfg.pim.arch) if isinstance(cfg.pim.arch, str) else "the inline configuration"
-            raise _NotPim([("pim.arch", f"must name a dram_pim configuration (the PIM side is DRAM-bank PIM "
-                                        f"stacks); {name} is a {uarch!r} configuration")])
-        return registry.config_model(uarch)
+    # the family is checked before the stack-count override meets another family's model
+    pim_uarch = _uarch_of(cfg.pim.arch)
+    if pim_uarch != "dram_pim":
+        name = repr(cfg.pim.arch) if isinstance(cfg.pim.arch, str) else "the inline configuration"
+        raise ConfigError([("pim.arch", f"must name a dram_pim configuration (the PIM side is DRAM-bank PIM "
+                                        f"stacks); {name} is a {pim_uarch!r} configuration")])
     try:
-        p0 = load_arch(cfg.pim.arch, list(cfg.pim.set) + [f"pim.stacks={cfg.pim.stacks * cfg.xpu.devices}"],
-                       model_for=_pim_model)
-    except _NotPim as e:
-        raise ConfigError(e.problems) from None
+        p0 = load_arch(cfg.pim.arch, list(cfg.pim.set) + [f"pim.stacks={cfg.pim.stacks * cfg.xpu.devices}"])
     except ConfigError as e:
         raise _prefixed(e, "pim.arch") from None
-    if p0.uarch != "dram_pim":
-        raise ConfigError([("pim.arch", f"the PIM side must be a dram_pim microarchitecture, got {p0.uarch!r}")])
     out = SimpleNamespace(xpu=x0, pim=p0, xu=registry.get(x0.uarch), pu=registry.get("dram_pim"),
                           xpu_cap=cfg.xpu.capacity if cfg.xpu.capacity is not None else x0.memory.capacity)
     _PARTS[key] = out
@@ -245,7 +243,8 @@ def xpu_segment(cfg, P, wl, ops) -> Seg:
     wr = sum(r.offchip_write_bytes * r.repeat for r in res.layers) * mult
     seg = Seg("xpu", sec + ar_s, mem_seconds=res.memory_bound_cycles / xc.clock,
               energy_pj=energy * mult, macs=sum(op.macs for op in ops), ops=tuple(op.name for op in ops),
-              kinds={"xpu_compute": max(sec - ar_in, 0.0), "xpu_allreduce": ar_s + min(ar_in, sec)}, nbytes=(float(rd), float(wr), 0.0, 0.0))
+              kinds={"xpu_compute": max(sec - ar_in, 0.0), "xpu_allreduce": ar_s + min(ar_in, sec)},
+              nbytes=(float(rd), float(wr), 0.0, 0.0))
     _XPU_CACHE[key] = seg
     return replace(seg)
 
@@ -285,27 +284,8 @@ def _balanced_order(ctx, heads, stacks):
     return [L for b in buckets for L in b]
 
 
-def check_pim_operands(ops, pim_precision: str, field: str) -> None:
-    """The operand a PIM unit reads inside the banks (the KV cache of attention, the weights of a
-    GEMV) is laid out and computed at the unit's precision: a workload that stores it at another
-    precision is a ConfigError naming ``field`` (the model would otherwise price the wrong bytes)."""
-    from archsim.config.types import PRECISION_BITS
-
-    def same_format(a: str, b: str) -> bool:
-        # a 16-bit float is a 16-bit float to the bank layout and the unit's lanes (fp16 / bf16)
-        return a == b or (PRECISION_BITS[a] == PRECISION_BITS[b] and a.startswith("int") == b.startswith("int"))
-
-    for op in ops:
-        if isinstance(op, GemmOp) and op.role in ("attn_qk", "attn_sv", "fc", "lm_head"):
-            if not same_format(op.b.dtype, pim_precision):
-                what = "KV cache" if op.role.startswith("attn") else "weights"
-                raise ConfigError([(field, f"{op.name}: the workload keeps its {what} in {op.b.dtype} but the "
-                                           f"PIM units compute {pim_precision}; set the PIM's precision to "
-                                           f"{op.b.dtype} (pim.precision) or store the {what} in {pim_precision}")])
-
-
 def pim_segment(cfg, P, wl, ops, spec) -> Seg:
-    from archsim.uarch.dram_pim.api import attention_cycles, gemv_cycles, stream_cycles
+    from archsim.uarch.dram_pim.api import attention_cycles, check_pim_operands, gemv_cycles, stream_cycles
     check_pim_operands(ops, P.pim.pim.precision, "pim.set")
     roles = {op.role for op in ops}
     sec, energy, kinds, chunks = 0.0, 0.0, {}, []
