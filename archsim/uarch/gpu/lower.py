@@ -63,9 +63,9 @@ def _bpe(dtype: str) -> float:
     return PRECISION_BITS[dtype] / 8.0
 
 
-def _kv_heads(op) -> int:
-    """KV heads of an attention GEMM (its K/V operand is [batch, KV heads, ...]); 0 if unknown."""
-    shape = getattr(op.b, "shape", ())
+def _kv_heads(t) -> int:
+    """KV heads of a K or V tensor ([batch, KV heads, ...]); 0 if it is not one."""
+    shape = getattr(t, "shape", ())
     return int(shape[1]) if len(shape) == 4 else 0
 
 
@@ -129,7 +129,7 @@ class GpuLowerer:
             return M, N, K, G, False
         suffix = op.name.rsplit(".", 1)[-1]
         if op.role in ("attn_qk", "attn_sv"):
-            kvh = _kv_heads(op)
+            kvh = _kv_heads(op.b)
             if kvh and T > kvh:
                 # fewer KV heads than devices: each KV head is replicated on T / kvh devices, each
                 # taking its share of the group's query heads against all the requests' K/V
@@ -482,7 +482,7 @@ class GpuLowerer:
             for t in ts:
                 if t.kind in ("weight", "kv_cache", "state"):
                     # a KV head replicated on several devices is stored on each of them
-                    kvh = len(t.shape) == 4 and t.kind == "kv_cache" and int(t.shape[1])
+                    kvh = _kv_heads(t) if t.kind == "kv_cache" else 0
                     share = min(self.tp, kvh) if kvh else self.tp
                     seen[t.name] = t.nbytes * rep[op.layer] / share
         devices = self.tp * self.cfg.parallel.pipeline

@@ -92,10 +92,11 @@ class _Emitter:
 
     def pim(self, layer, seg, dep, w, seconds=None, macs=None, energy=None) -> int:
         s = seg.seconds if seconds is None else seconds
+        frac = s / seg.seconds if seg.seconds else 1.0          # the share of the segment run here
         self.totals["pim_s"] += s * w
-        self.count_bytes(layer, seg, s / seg.seconds if seg.seconds else 1.0)
+        self.count_bytes(layer, seg, frac)
         for k, v in seg.kinds.items():
-            self.kinds[k] = self.kinds.get(k, 0.0) + v * w * (s / seg.seconds if seg.seconds else 0.0)
+            self.kinds[k] = self.kinds.get(k, 0.0) + v * w * frac
         return self.add(U_PIM, layer, s, [dep], K_PIM, seg.macs if macs is None else macs,
                         seg.energy_pj if energy is None else energy)
 
