@@ -11,16 +11,11 @@ from archsim.config.types import Strict
 def _timing_name(name: str) -> str:
     """A timing override's name as the DRAM presets spell it (``CL``, ``CWL``, ``tRCD``, ``tRP``,
     ...; see ``archsim.mem.dram.presets.TIMING_KEYS``), or a ValueError with the spelling meant."""
-    from archsim.errors import did_you_mean
-    from archsim.mem.dram.presets import TIMING_ALIASES, timing_names
-    names = timing_names()
-    if name in names:
-        return name
-    if name in TIMING_ALIASES:
-        hint = f" (timings are spelled as in the DRAM presets: write {TIMING_ALIASES[name]!r})"
-    else:
-        hint = did_you_mean(name, names) or f" (known: {', '.join(names)})"
-    raise ValueError(f"unknown timing {name!r}{hint}")
+    from archsim.mem.dram.presets import unknown_timing
+    bad = unknown_timing(name)
+    if bad:
+        raise ValueError(bad)
+    return name
 
 
 def _timing_value(v: float) -> float:

@@ -31,6 +31,18 @@ def timing_names() -> list[str]:
     return ["tCK_ps", *TIMING_KEYS, "tRCD"]
 
 
+def unknown_timing(name: str) -> str | None:
+    """Why ``name`` is not a timing name (with the spelling meant, or the closest one), or None."""
+    names = timing_names()
+    if name in names:
+        return None
+    if name in TIMING_ALIASES:
+        hint = f" (timings are spelled as in the DRAM presets: write {TIMING_ALIASES[name]!r})"
+    else:
+        hint = did_you_mean(name, names) or f" (known: {', '.join(names)})"
+    return f"unknown timing {name!r}{hint}"
+
+
 REQUIRED = ("tCK_ps", "tBL", "CL", "CWL", "tRP", "tRAS", "tRC", "tWR", "tRTP", "tCCD_S", "tCCD_L",
             "tRRD_S", "tRRD_L", "tFAW", "tWTR_S", "tWTR_L", "tRFC", "tREFI")
 
@@ -101,10 +113,9 @@ def _problems_timing(t: dict, where: str) -> list[tuple[str, str]]:
         if k not in t:
             probs.append((f"{where}.{k}", "missing"))
     for k, v in t.items():
-        if k != "tCK_ps" and k not in TIMING_KEYS and k not in ("tRCD",):
-            hint = (f" (write {TIMING_ALIASES[k]!r})" if k in TIMING_ALIASES
-                    else did_you_mean(k, timing_names()))
-            probs.append((f"{where}.{k}", f"unknown timing{hint}"))
+        bad = unknown_timing(k)
+        if bad:
+            probs.append((f"{where}.{k}", bad))
         elif not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
             probs.append((f"{where}.{k}", f"must be a number greater than zero, got {v!r}"))
     if not probs:
