@@ -6,7 +6,9 @@ A case file (YAML) holds one case or ``cases: [...]``. Fields:
 - ``id``, ``source`` (citation), optional ``notes``/``setup``
 - ``kind``: ``run`` (default; simulate ``arch`` x ``workload``), ``python`` (call
   ``function: "module:function"`` with the case dict; it returns {metric: value}), or
-  ``scalesim`` (a SCALE-Sim cfg + topology pair; metrics are report columns of layer 0)
+  ``scalesim`` (a SCALE-Sim cfg + topology pair; metrics are report columns of layer 0), or
+  ``scalesim_table`` (``table``: a CSV of SCALE-Sim runs, one GEMM per row; metrics ``rows``,
+  ``rows exact`` and ``<column> exact``, counts of rows reproduced)
 - for ``run``: ``arch``, ``workload`` (name, path or inline dict), ``overrides``, ``phase``,
   ``batch``, ``seq_len``, ``kv_len``
 - one metric: ``metric``, ``reference``, ``tolerance`` ({rel: 0.05} | {abs: 2} | {range: [lo, hi]}),
@@ -82,6 +84,12 @@ def scalesim_metrics(case: dict, wanted: list[str]) -> dict:
     return {w: row[w] for w in wanted}
 
 
+def scalesim_table_metrics(case: dict, wanted: list[str]) -> dict:
+    from archsim.uarch.systolic.scalesim_compat import table_matches
+    counts = table_matches(str(Path(case["_file"]).parent / case["table"]))
+    return {w: counts.get(w) for w in wanted}
+
+
 def _specs(case: dict) -> dict:
     if "metrics" in case:
         return case["metrics"]
@@ -119,6 +127,8 @@ def run_case(case: dict) -> list[dict]:
             vals = run_metrics(case, list(specs))
         elif kind == "scalesim":
             vals = scalesim_metrics(case, list(specs))
+        elif kind == "scalesim_table":
+            vals = scalesim_table_metrics(case, list(specs))
         elif kind in ("python", "dram_trace") or "function" in case:
             fn_path = case.get("function", "archsim.mem.dram:validate_case")
             mod, _, fn = fn_path.partition(":")

@@ -58,7 +58,7 @@ def make_cases(workdir: str, quick: bool) -> list[tuple[str, str, str]]:
     cases = []
     cfg = os.path.join(workdir, "a128_os_calc.cfg")
     with open(cfg, "w") as fh:
-        fh.write(_cases_script().CFG_TEMPLATE.format(R=128, C=128, df="os", mode="CALC", bw=10, ik=1024,
+        fh.write(_cases_script().CFG_TEMPLATE.format(R=128, C=128, df="os", mode="CALC", bw=10, ibw=10, fbw=10, ik=1024,
                                                       fk=1024, ok=512))
     topo = os.path.join(workdir, "gpt2_pf128_qkv.csv")
     with open(topo, "w") as fh:

@@ -43,11 +43,11 @@ ReadRequestBuffer: 32
 WriteRequestBuffer: 32
 [layout]
 IfmapCustomLayout: False
-IfmapSRAMBankBandwidth: {bw}
+IfmapSRAMBankBandwidth: {ibw}
 IfmapSRAMBankNum: 1
 IfmapSRAMBankPort: 2
 FilterCustomLayout: False
-FilterSRAMBankBandwidth: {bw}
+FilterSRAMBankBandwidth: {fbw}
 FilterSRAMBankNum: 1
 FilterSRAMBankPort: 2
 [sparsity]
@@ -66,13 +66,16 @@ FIELDS = ["case", "layer", "M", "N", "K", "array_rows", "array_cols", "dataflow"
           "total_cycles", "stall_cycles", "overall_util_pct", "mapping_eff_pct",
           "compute_util_pct", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
           "dram_ifmap_reads", "dram_filter_reads", "dram_ofmap_writes"]
+#: cases_user.csv also records the IFMAP / FILTER fill bandwidths (the SRAM bank bandwidths).
+FIELDS_USER = FIELDS[:13] + ["ifmap_bank_bw", "filter_bank_bw"] + FIELDS[13:]
 
 
-def write_inputs(d, R, C, df, gemms, mode="CALC", bw=10, ik=512, fk=512, ok=256):
+def write_inputs(d, R, C, df, gemms, mode="CALC", bw=10, ik=512, fk=512, ok=256, ibw=None, fbw=None):
     cfg = os.path.join(d, "case.cfg")
     topo = os.path.join(d, "topo.csv")
     with open(cfg, "w") as fh:
-        fh.write(CFG_TEMPLATE.format(R=R, C=C, df=df, mode=mode, bw=bw, ik=ik, fk=fk, ok=ok))
+        fh.write(CFG_TEMPLATE.format(R=R, C=C, df=df, mode=mode, bw=bw, ik=ik, fk=fk, ok=ok,
+                                    ibw=ibw or bw, fbw=fbw or bw))
     with open(topo, "w") as fh:
         fh.write("Layer,M,N,K,\n")
         for name, M, N, K in gemms:
@@ -132,27 +135,76 @@ def _llm_case(rng, case):
     return R, C, df, "CALC", 10, ik, fk, ok, gemms
 
 
+def _user_case(rng, case):
+    """Bandwidth-limited USER runs: fill and drain rates set apart, SRAMs from 1 kB."""
+    R = rng.choice([2, 4, 5, 8, 12, 16, 24, 32, 64])
+    C = rng.choice([2, 3, 4, 8, 9, 16, 20, 32, 64])
+    df = ("os", "ws", "is")[case % 3]
+    bw = rng.choice([1, 2, 4, 8, 16, 32, 64])
+    ibw = rng.choice([1, 2, 3, 8, 10, 16, 32, 64])
+    fbw = rng.choice([1, 2, 4, 5, 10, 16, 32, 64])
+    ik = rng.choice([1, 2, 8, 32, 64, 256])
+    fk = rng.choice([1, 4, 16, 32, 64, 256])
+    ok = rng.choice([1, 4, 16, 64, 256])
+    gemms = []
+    for j in range(3):
+        M = rng.choice([1, 2, rng.randint(1, 64), rng.randint(1, 160)])
+        N = rng.choice([rng.randint(1, 64), rng.randint(1, 256)])
+        K = rng.choice([rng.randint(1, 64), rng.randint(1, 256)])
+        gemms.append((f"u{case}_{j}", M, N, K))
+    return R, C, df, "USER", bw, ik, fk, ok, gemms, ibw, fbw
+
+
+def _user_llm_case(rng, case):
+    """USER runs of LLM-sized GEMMs on larger arrays and SRAMs."""
+    R = rng.choice([16, 32, 64, 128, 24])
+    C = rng.choice([16, 32, 64, 128, 40])
+    df = ("os", "ws", "is")[case % 3]
+    bw = rng.choice([8, 16, 32, 64, 128])
+    ibw = rng.choice([4, 8, 16, 32, 64])
+    fbw = rng.choice([4, 8, 16, 32, 64, 128])
+    ik, fk = rng.choice([(32, 32), (64, 128), (256, 256), (1024, 512)])
+    ok = rng.choice([16, 64, 256])
+    gemms = []
+    for j in range(2):
+        M = rng.choice([1, 8, 32, 64, 128])
+        N = rng.choice([64, 256, 512, 768])
+        K = rng.choice([64, 256, 512, 768])
+        gemms.append((f"v{case}_{j}", M, N, K))
+    return R, C, df, "USER", bw, ik, fk, ok, gemms, ibw, fbw
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=60, help="number of SCALE-Sim runs")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--profile", choices=("small", "llm"), default="small",
+    ap.add_argument("--profile", choices=("small", "llm", "user", "user_llm"), default="small",
                     help="small: arrays of 2-64 PEs a side, GEMMs up to 300, CALC and USER runs "
                          "(cases_extra.csv); llm: arrays of 8-128, LLM-sized GEMMs (up to "
-                         "200 x 1000 x 768), SRAMs of 32 kB-6 MB, CALC (cases_llm.csv)")
+                         "200 x 1000 x 768), SRAMs of 32 kB-6 MB, CALC (cases_llm.csv); user: "
+                         "bandwidth-limited USER runs with their own fill rates, SRAMs from 1 kB "
+                         "(cases_user.csv); user_llm: USER runs of LLM-sized GEMMs on arrays of "
+                         "16-128, SRAMs of 32 kB-1 MB (cases_user_llm.csv)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.out is None:
-        args.out = os.path.join(HERE, "cases_extra.csv" if args.profile == "small" else "cases_llm.csv")
+        args.out = os.path.join(HERE, {"small": "cases_extra.csv", "llm": "cases_llm.csv",
+                                       "user": "cases_user.csv",
+                                       "user_llm": "cases_user_llm.csv"}[args.profile])
     rng = random.Random(args.seed)
     rows = []
     for case in range(args.n):
+        ibw = fbw = None
         if args.profile == "llm":
             R, C, df, mode, bw, ik, fk, ok, gemms = _llm_case(rng, case)
+        elif args.profile == "user":
+            R, C, df, mode, bw, ik, fk, ok, gemms, ibw, fbw = _user_case(rng, case)
+        elif args.profile == "user_llm":
+            R, C, df, mode, bw, ik, fk, ok, gemms, ibw, fbw = _user_llm_case(rng, case)
         else:
             R, C, df, mode, bw, ik, fk, ok, gemms = _small_case(rng, case)
         with tempfile.TemporaryDirectory() as d:
-            cfg, topo = write_inputs(d, R, C, df, gemms, mode, bw, ik, fk, ok)
+            cfg, topo = write_inputs(d, R, C, df, gemms, mode, bw, ik, fk, ok, ibw, fbw)
             comp, acc = run_scalesim(cfg, topo, os.path.join(d, "out"))
         for (name, M, N, K), c, a in zip(gemms, comp, acc):
             rows.append({
@@ -160,6 +212,7 @@ def main():
                 "array_rows": R, "array_cols": C, "dataflow": df,
                 "ifmap_sram_kb": ik, "filter_sram_kb": fk, "ofmap_sram_kb": ok,
                 "bw_mode": mode, "bandwidth": bw,
+                **({"ifmap_bank_bw": ibw, "filter_bank_bw": fbw} if args.profile.startswith("user") else {}),
                 "total_cycles": c["Total Cycles"], "stall_cycles": c["Stall Cycles"],
                 "overall_util_pct": c["Overall Util %"],
                 "mapping_eff_pct": c["Mapping Efficiency %"],
@@ -173,7 +226,7 @@ def main():
             })
         print(f"case {case}: {df} {R}x{C} {mode} done", flush=True)
     with open(args.out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS)
+        w = csv.DictWriter(fh, fieldnames=FIELDS_USER if args.profile.startswith("user") else FIELDS)
         w.writeheader()
         w.writerows(rows)
     print(f"wrote {len(rows)} rows to {args.out}")

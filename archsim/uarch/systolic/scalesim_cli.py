@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
 
 import click
@@ -76,6 +75,11 @@ def render_table(cfg, rows: list[dict]) -> str:
             else:
                 cells.append(str(v))
         table.add_row(*cells)
+    closed = [r["Layer"] for r in rows if r.get("Buffers") == "closed form"]
+    if closed:
+        table.caption = (f"{len(closed)} layer(s) beyond the buffer replay's limit "
+                         f"({', '.join(closed[:5])}{', ...' if len(closed) > 5 else ''}): stalls "
+                         "and DRAM counts from closed forms")
     buf = io.StringIO()
     Console(file=buf, width=max(200, 16 * len(scalesim_compat.REPORT_COLUMNS)),
             force_terminal=False, color_system=None).print(table)
@@ -94,9 +98,14 @@ def scalesim(cfg: str, topology: str, fmt: str, out_path: str | None) -> None:
 
     Prints what SCALE-Sim reports (Total Cycles, Stall Cycles, Overall Util %,
     Mapping Efficiency %, Compute Util %, SRAM and DRAM access counts) under
-    SCALE-Sim's own column names, so the two can be diffed.
+    SCALE-Sim's own column names, so the two can be diffed.  Stalls and DRAM counts
+    replay SCALE-Sim's SRAM buffers (CALC and USER bandwidth modes).
     """
+    from archsim.report.files import check_writable, write_texts
+
     try:
+        if out_path:
+            check_writable(out_path, "--out")
         config, rows = scalesim_compat.run(cfg, topology)
         if fmt == "csv":
             text = render_csv(rows)
@@ -105,13 +114,7 @@ def scalesim(cfg: str, topology: str, fmt: str, out_path: str | None) -> None:
         else:
             text = render_table(config, rows)
         if out_path:
-            tmp = out_path + ".tmp"
-            try:
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                os.replace(tmp, out_path)
-            except OSError as exc:
-                raise ArchsimError(f"cannot write {out_path}: {exc}") from None
+            write_texts([(out_path, text, "--out")], make_dirs=False)
         else:
             click.echo(text, nl=False)
     except ArchsimError as exc:

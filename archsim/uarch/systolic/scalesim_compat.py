@@ -18,22 +18,19 @@ Report quirks reproduced here (see ``docs/scalesim.md``):
 * os "SRAM OFMAP Writes" adds ``R+C`` per fold (in
   :func:`folds.sram_access_counts`).
 
-Modelled, not exact (documented gaps):
+Stall cycles, total cycles and DRAM counts come from a replay of SCALE-Sim's
+double-buffered SRAMs (:mod:`archsim.uarch.systolic.scalesim_buffers`): its
+prefetch windows in ``USER`` mode, its bandwidth-estimating read buffer in
+``CALC`` mode, and its OFMAP write buffer in both.  The replay walks every
+stall-free cycle, so a layer beyond :data:`REPLAY_LIMIT` array-port visits (far
+beyond what SCALE-Sim itself can run) falls back to closed forms, marked in the
+row's ``Buffers`` field:
 
-* DRAM read counts (CALC mode): each operand is read once when it is smaller than
-  half its SRAM (the other half is the prefetch buffer); when it is not, it is
-  re-read for every fold whose slice differs from the previous fold's (fold
-  order: column folds outer, row folds inner).  SCALE-Sim's prefetch window
-  lets some of those re-reads hit, which this does not model (e.g. os
-  out-projection FILTER: 589824 here, 622504 in SCALE-Sim).  USER mode fetches
-  in whole request blocks and re-streams more; not modelled.
-* DRAM OFMAP writes: the words written to the OFMAP SRAM that are real data (os:
-  ``M*N``; ws/is: one partial sum per K fold), plus ``C-1`` when the output
-  spills half the OFMAP buffer and that half holds a whole number of array
-  rows (observed in SCALE-Sim's write-buffer drain; cause not reproduced).
-* Stall cycles: 0 in ``CALC`` mode (see :func:`calc_mode_stall_cycles`).  In
-  ``USER`` mode, a simple bandwidth bound is reported instead of SCALE-Sim's
-  buffer algorithm (which has no closed form).
+* DRAM reads: an operand smaller than half its SRAM is read once; otherwise it
+  is re-read for every fold whose slice differs from the previous fold's (fold
+  order: column folds outer, row folds inner).  SCALE-Sim's windows let some
+  re-reads hit, which this does not see.  DRAM OFMAP writes: the words written.
+* Stalls: 0 in ``CALC`` mode; in ``USER`` mode a bandwidth bound.
 """
 
 from __future__ import annotations
@@ -47,7 +44,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from archsim.errors import ConfigError, InputFileError
-from archsim.uarch.systolic import folds
+from archsim.uarch.systolic import folds, scalesim_buffers
+
+#: A layer whose buffer replay would visit more array ports (stall-free cycles x the ports
+#: read or written per cycle) than this, or whose operands hold more elements than
+#: :data:`REPLAY_MAX_ELEMENTS`, is reported with closed forms instead (about 10 s of replay).
+REPLAY_LIMIT = 4_000_000_000
+REPLAY_MAX_ELEMENTS = 100_000_000
 
 #: SCALE-Sim's report column names, in the order archsim prints them.
 REPORT_COLUMNS = (
@@ -321,7 +324,8 @@ def read_topology(path: str) -> list[GemmLayer]:
 
 
 def dram_counts(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int, int]:
-    """(ifmap reads, filter reads, ofmap writes) to DRAM, in words (modelled).
+    """(ifmap reads, filter reads, ofmap writes) to DRAM, in words: the closed form used
+    beyond the replay limit.
 
     SCALE-Sim double-buffers each SRAM, so the working set it can hold is half
     the buffer.  An operand smaller than half its SRAM is read from DRAM once (one
@@ -353,8 +357,7 @@ def dram_counts(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int, 
         ofmap = M * N
     else:
         ofmap = M * N * folds._ceil_div(K, R)
-    # SCALE-Sim sometimes reports C - 1 more OFMAP words when the outputs spill half the
-    # buffer; the mechanism is not understood, so it is not reproduced (a gap of < 0.01%).
+    # The replay adds the empty slots of partial lines drained mid-batch (up to C - 1 words).
     return int(ifmap), int(filt), int(ofmap)
 
 
@@ -373,7 +376,7 @@ def calc_mode_stall_cycles(cfg: ScaleSimConfig, M: int, N: int, K: int) -> int:
 
 def user_mode_stall_cycles(cfg: ScaleSimConfig, M: int, N: int, K: int, compute_cycles: int,
                            dram: tuple[int, int, int]) -> int:
-    """A bandwidth bound on stalls in USER mode (not SCALE-Sim's buffer algorithm).
+    """A bandwidth bound on stalls in USER mode, used beyond the replay limit.
 
     An operand that fits its SRAM is prefetched before cycle 0 (SCALE-Sim
     leaves that prefetch out of "Total Cycles"), so it costs no stall.  The
@@ -398,11 +401,44 @@ def user_mode_stall_cycles(cfg: ScaleSimConfig, M: int, N: int, K: int, compute_
 # ---------------------------------------------------------------------------
 
 
+def replay_cost(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int]:
+    """(array-port visits, operand elements) of replaying one layer's buffers."""
+    df = cfg.dataflow_code
+    R, C = cfg.array_rows, cfg.array_cols
+    cycles = int(folds.gemm_compute_cycles(df, R, C, M, N, K))
+    return cycles * (R + 2 * C), M * K + K * N
+
+
+def replayable(cfg: ScaleSimConfig, M: int, N: int, K: int) -> bool:
+    visits, elements = replay_cost(cfg, M, N, K)
+    return visits <= REPLAY_LIMIT and elements <= REPLAY_MAX_ELEMENTS
+
+
+def replay_layer(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int, tuple[int, int, int]]:
+    """(total cycles, stall cycles, DRAM words) of SCALE-Sim's buffers for one layer."""
+    user = cfg.bandwidth_mode == "USER"
+    bw = cfg.bandwidths[0] if cfg.bandwidths else cfg.array_cols
+    out = scalesim_buffers.replay(
+        cfg.dataflow_code, cfg.array_rows, cfg.array_cols, M, N, K,
+        cfg.ifmap_sram_words, cfg.filter_sram_words, cfg.ofmap_sram_words,
+        (cfg.ifmap_sram_bank_bandwidth or bw) if user else 0,
+        (cfg.filter_sram_bank_bandwidth or bw) if user else 0,
+        bw if user else cfg.array_cols, user)
+    if out[scalesim_buffers.TOTAL] < 0:
+        raise ConfigError([(f"{_ARCH}.IfmapSramSzkB / FilterSramSzkB",
+                            "the SRAM is too small for SCALE-Sim's prefetch buffer")],
+                          source=cfg.path)
+    dram = (int(out[scalesim_buffers.DRAM_IFMAP]), int(out[scalesim_buffers.DRAM_FILTER]),
+            int(out[scalesim_buffers.DRAM_OFMAP]))
+    return int(out[scalesim_buffers.TOTAL]), int(out[scalesim_buffers.STALL]), dram
+
+
 def report_rows(cfg: ScaleSimConfig, layers: list[GemmLayer]) -> list[dict]:
-    """One dict per layer with the SCALE-Sim column names of :data:`REPORT_COLUMNS`.
+    """One dict per layer with the SCALE-Sim column names of :data:`REPORT_COLUMNS`, and
+    ``Buffers``: ``replayed`` or ``closed form`` (beyond the replay limit).
 
     "Compute Cycles" is the stall-free count as SCALE-Sim prints it (with its
-    ``-1``); "Total Cycles" = that + "Stall Cycles".
+    ``-1``); "Total Cycles" is SCALE-Sim's (the last OFMAP write accepted).
     """
     df = cfg.dataflow_code
     R, C = cfg.array_rows, cfg.array_cols
@@ -414,12 +450,17 @@ def report_rows(cfg: ScaleSimConfig, layers: list[GemmLayer]) -> list[dict]:
     out = []
     for i, lay in enumerate(layers):
         compute = int(cyc[i]) - 1  # report quirk: index of the last cycle
-        dram = dram_counts(cfg, lay.M, lay.N, lay.K)
-        if cfg.bandwidth_mode == "CALC":
-            stall = calc_mode_stall_cycles(cfg, lay.M, lay.N, lay.K)
+        if replayable(cfg, lay.M, lay.N, lay.K):
+            total, stall, dram = replay_layer(cfg, lay.M, lay.N, lay.K)
+            buffers = "replayed"
         else:
-            stall = user_mode_stall_cycles(cfg, lay.M, lay.N, lay.K, compute, dram)
-        total = compute + stall
+            dram = dram_counts(cfg, lay.M, lay.N, lay.K)
+            if cfg.bandwidth_mode == "CALC":
+                stall = calc_mode_stall_cycles(cfg, lay.M, lay.N, lay.K)
+            else:
+                stall = user_mode_stall_cycles(cfg, lay.M, lay.N, lay.K, compute, dram)
+            total = compute + stall
+            buffers = "closed form"
         macs = lay.M * lay.N * lay.K
         out.append({
             "Layer": lay.name,
@@ -435,8 +476,59 @@ def report_rows(cfg: ScaleSimConfig, layers: list[GemmLayer]) -> list[dict]:
             "DRAM IFMAP Reads": dram[0],
             "DRAM Filter Reads": dram[1],
             "DRAM OFMAP Writes": dram[2],
+            "Buffers": buffers,
         })
     return out
+
+
+#: Reference-table columns (``validation/scalesim/cases_*.csv``) and the report columns
+#: they hold.
+TABLE_COLUMNS = {
+    "total_cycles": "Total Cycles", "stall_cycles": "Stall Cycles",
+    "overall_util_pct": "Overall Util %", "mapping_eff_pct": "Mapping Efficiency %",
+    "compute_util_pct": "Compute Util %", "sram_ifmap_reads": "SRAM IFMAP Reads",
+    "sram_filter_reads": "SRAM Filter Reads", "sram_ofmap_writes": "SRAM OFMAP Writes",
+    "dram_ifmap_reads": "DRAM IFMAP Reads", "dram_filter_reads": "DRAM Filter Reads",
+    "dram_ofmap_writes": "DRAM OFMAP Writes",
+}
+
+
+def table_row_case(row: dict, source: str) -> tuple[ScaleSimConfig, GemmLayer]:
+    """The config and layer of one reference-table row (one SCALE-Sim run of one GEMM; the
+    SRAM bank bandwidths default to ``bandwidth``, as the tables' runs set them)."""
+    bw = int(row["bandwidth"])
+    cfg = ScaleSimConfig(
+        path=source, run_name=str(row.get("case", "")),
+        array_rows=int(row["array_rows"]), array_cols=int(row["array_cols"]),
+        ifmap_sram_kb=int(row["ifmap_sram_kb"]), filter_sram_kb=int(row["filter_sram_kb"]),
+        ofmap_sram_kb=int(row["ofmap_sram_kb"]), dataflow=row["dataflow"],
+        bandwidth_mode=row["bw_mode"], bandwidths=(bw,),
+        ifmap_sram_bank_bandwidth=int(row.get("ifmap_bank_bw") or bw),
+        filter_sram_bank_bandwidth=int(row.get("filter_bank_bw") or bw))
+    return cfg, GemmLayer(row["layer"], int(row["M"]), int(row["N"]), int(row["K"]))
+
+
+def table_matches(path: str) -> dict:
+    """Per report column, how many rows of a reference table archsim reproduces exactly
+    (floats to 1e-9 relative); ``rows``: the table's length; ``rows exact``: rows with every
+    column equal."""
+    text = _read_text(path, "SCALE-Sim reference table")
+    rows = list(csv.DictReader(text.splitlines()))
+    counts = {col: 0 for col in TABLE_COLUMNS.values()}
+    exact_rows = 0
+    for ref in rows:
+        cfg, layer = table_row_case(ref, path)
+        (ours,) = report_rows(cfg, [layer])
+        all_equal = True
+        for key, col in TABLE_COLUMNS.items():
+            want = float(ref[key])
+            got = ours[col]
+            equal = (got == int(want)) if isinstance(got, int) else abs(got - want) <= 1e-9 * max(abs(want), 1.0)
+            counts[col] += equal
+            all_equal &= equal
+        exact_rows += all_equal
+    return {"rows": len(rows), "rows exact": exact_rows,
+            **{f"{col} exact": n for col, n in counts.items()}}
 
 
 def run(cfg_path: str, topology_path: str) -> tuple[ScaleSimConfig, list[dict]]:

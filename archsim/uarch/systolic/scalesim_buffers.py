@@ -1,0 +1,388 @@
+"""SCALE-Sim's double-buffered SRAM model, replayed cycle line by cycle line.
+
+SCALE-Sim 3.0.0 times a layer by walking its demand matrices (one row per array
+cycle, the operand addresses the array edge reads or writes that cycle) through
+three buffers.  The stall-free schedule is the fold geometry of
+:mod:`archsim.uarch.systolic.folds`; what this module adds is the buffers, so
+that bandwidth-limited (``USER``) runs get SCALE-Sim's stall cycles, total
+cycles and DRAM counts, and the OFMAP write count of every run is SCALE-Sim's.
+
+**IFMAP / FILTER read buffers** (``USER`` mode).  Each operand's prefetch order
+(the operand cut into the dataflow's folds; for some operands read along
+anti-diagonals) is cut into *sets* of ``ceil(words / 100)`` elements.  Half the
+SRAM (rounded up) is the active part, the rest the prefetch part; measured in
+sets, ``A`` and ``P``.  At cycle 0 the first ``A`` sets are resident (the fill
+before cycle 0 is not counted).  A read of an element outside the resident
+window ``[start, start + A)`` (cyclic over the sets) advances the window by
+``P`` sets, as often as needed; every advance issues one prefetch of
+``ceil(prefetch words / bank bandwidth)`` request lines that finishes
+``lines + 1`` cycles after the previous prefetch finished.  When that is later
+than the request, the line's delay grows by twice the difference (SCALE-Sim
+adds it twice); when it is earlier, the delay shrinks by the difference, which
+can reach below the hit latency of one cycle.  DRAM reads are the words of every
+request line issued, the first fill included.
+
+**OFMAP write buffer** (every mode).  Writes fill request lines of
+``Bandwidth`` words (``ArrayWidth`` in ``CALC`` mode).  When the buffer holds
+more than its drain part (half the SRAM, rounded down) and no drain is in
+flight, the partial line is closed and up to ``ceil(drain words / Bandwidth)``
+lines are drained, one line per cycle; the words drained are the lines' slots,
+less the empty slots of the last line only (so a partial line in the middle of
+a drain counts as full).  A write that finds the buffer full while a drain is
+in flight waits for it.
+
+Per cycle line the array waits for the slowest of the three; the stall count
+grows by the largest delay (IFMAP and FILTER less their hit latency).  "Total
+Cycles" is the latest cycle at which an OFMAP line was accepted.
+
+The replay costs one pass over the stall-free cycles with a few integer
+operations per array-edge port, in a ``@njit`` kernel; state is per operand
+set, not per address.  ``docs/scalesim.md`` compares it with SCALE-Sim runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from archsim.uarch.systolic.folds import DATAFLOW_IS, DATAFLOW_OS, DATAFLOW_WS
+
+#: Result slots of :func:`replay`.
+TOTAL, STALL, DRAM_IFMAP, DRAM_FILTER, DRAM_OFMAP = range(5)
+
+
+@njit(cache=True)
+def _cdiv(a, b):
+    return (a + b - 1) // b
+
+
+# --- element ids: IFMAP (m, k) -> m*K + k; FILTER (k, n) -> k*N + n ------------------------
+
+
+@njit(cache=True)
+def _prefetch_shape(df, op, R, C, M, N, K):
+    """(rows, cols, anti-diagonal order?) of an operand's prefetch matrix."""
+    if df == DATAFLOW_OS:
+        if op == 0:
+            return _cdiv(M, R) * K, R, True
+        return _cdiv(N, C) * K, C, True
+    if df == DATAFLOW_WS:
+        if op == 0:
+            return _cdiv(K, R) * M, R, True
+        return _cdiv(N, C) * K, C, False
+    if op == 0:
+        return _cdiv(M, C) * K, C, False
+    return _cdiv(K, R) * N, R, True
+
+
+@njit(cache=True)
+def _prefetch_elem(df, op, row, col, R, C, M, N, K):
+    """Element id at (row, col) of an operand's prefetch matrix, -1 for padding."""
+    if df == DATAFLOW_OS:
+        if op == 0:
+            m = (row // K) * R + col
+            return m * K + row % K if m < M else -1
+        n = (row // K) * C + col
+        return (row % K) * N + n if n < N else -1
+    if df == DATAFLOW_WS:
+        if op == 0:
+            k = (row // M) * R + col
+            return (row % M) * K + k if k < K else -1
+        n = (row // K) * C + col
+        return (row % K) * N + n if n < N else -1
+    if op == 0:
+        m = (row // K) * C + col
+        return m * K + row % K if m < M else -1
+    k = (row // N) * R + col
+    return k * N + row % N if k < K else -1
+
+
+@njit(cache=True)
+def _set_of_elements(df, op, R, C, M, N, K, elems_per_set):
+    """Set index of every element of an operand, in its prefetch order."""
+    n_ids = M * K if op == 0 else K * N
+    sets = np.empty(n_ids, dtype=np.int64)
+    rows, cols, diagonal = _prefetch_shape(df, op, R, C, M, N, K)
+    pos = 0
+    if diagonal:
+        for d in range(rows + cols - 1):
+            top = min(d, rows - 1)
+            bottom = max(0, d - cols + 1)
+            for row in range(top, bottom - 1, -1):
+                e = _prefetch_elem(df, op, row, d - row, R, C, M, N, K)
+                if e >= 0:
+                    sets[e] = pos // elems_per_set
+                    pos += 1
+    else:
+        for row in range(rows):
+            for col in range(cols):
+                e = _prefetch_elem(df, op, row, col, R, C, M, N, K)
+                if e >= 0:
+                    sets[e] = pos // elems_per_set
+                    pos += 1
+    return sets
+
+
+@njit(cache=True)
+def _demand(df, op, fc, fr, line, c, R, C, M, N, K):
+    """Element id read (op 0 IFMAP, 1 FILTER) or written (op 2 OFMAP: 0 / -1) by array
+    port ``c`` at ``line`` of fold (column fold ``fc``, row fold ``fr``); -1 when idle."""
+    if df == DATAFLOW_OS:  # Sr = M, Sc = N, T = K; all three skewed
+        u = line - c
+        if op == 0:
+            m = fr * R + c
+            return m * K + u if 0 <= u < K and m < M else -1
+        n = fc * C + c
+        if n >= N:
+            return -1
+        if op == 1:
+            return u * N + n if 0 <= u < K else -1
+        j = u - (K - 1)
+        return 0 if 0 <= j < R and fr * R + R - 1 - j < M else -1
+    if df == DATAFLOW_WS:  # Sr = K, Sc = N, T = M
+        if op == 0:  # skewed, after R idle rows
+            m = line - c - R
+            k = fr * R + c
+            return m * K + k if 0 <= m < M and k < K else -1
+        n = fc * C + c
+        if n >= N:
+            return -1
+        if op == 1:  # the weights, bottom row first, not skewed
+            k = fr * R + R - 1 - line
+            return k * N + n if line < R and k < K else -1
+        m = line - c - (2 * R - 1)
+        return 0 if 0 <= m < M else -1
+    # is: Sr = K, Sc = M, T = N
+    if op == 0:  # the stationary inputs, bottom row first, not skewed
+        k = fr * R + R - 1 - line
+        m = fc * C + c
+        return m * K + k if line < R and k < K and m < M else -1
+    if op == 1:  # skewed, after R idle rows
+        n = line - c - R
+        k = fr * R + c
+        return k * N + n if 0 <= n < N and k < K else -1
+    n = line - c - (2 * R - 1)
+    return 0 if 0 <= n < N and fc * C + c < M else -1
+
+
+# --- the read buffer ---------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _resident(s, start, end):
+    if start < end:
+        return start <= s < end
+    return s >= start or s < end
+
+
+@njit(cache=True)
+def _read_line(df, op, fc, fr, line, width, R, C, M, N, K, cycle, sets, st):
+    """Delay of one cycle line's reads of one operand; ``st`` = [start, end, last prefetch
+    done, prefetches, sets L, active A, prefetch P, lines per prefetch]."""
+    offset = 1  # hit latency
+    for c in range(width):
+        e = _demand(df, op, fc, fr, line, c, R, C, M, N, K)
+        if e < 0:
+            continue
+        s = sets[e]
+        while not _resident(s, st[0], st[1]):
+            if st[6] == 0:  # nothing left to prefetch into: cannot happen for a valid operand
+                return -1 << 40
+            st[0] = (st[0] + st[6]) % st[4]
+            st[1] = (st[0] + st[5]) % st[4]
+            st[2] += st[7] + 1
+            st[3] += 1
+            wait = st[2] - (cycle + offset)
+            offset += wait
+            if wait > 0:
+                offset += wait
+    return offset - 1
+
+
+@njit(cache=True)
+def _read_state(n_ids, rows, cols, words, bw, elems_per_set):
+    """Initial window of a read buffer, and the words of its first fill."""
+    active = (words + 1) // 2
+    prefetch = words - active
+    n_sets = n_ids // elems_per_set + 1
+    a = min(_cdiv(active, elems_per_set), n_sets)
+    p = min(_cdiv(prefetch, elems_per_set), n_sets - a)
+    st = np.zeros(8, dtype=np.int64)
+    st[0], st[1], st[2] = 0, a, -1
+    st[4], st[5], st[6], st[7] = n_sets, a, p, _cdiv(prefetch, bw)
+    first_fill = min(_cdiv(active, bw), _cdiv(rows * cols, bw)) * bw
+    return st, first_fill
+
+
+@njit(cache=True)
+def _calc_read_line(df, op, fc, fr, line, width, R, C, M, N, K, last_set, cst):
+    """CALC mode: count the words one cycle line's reads fetch; ``cst`` = [current set, its
+    fill, first resident set, set capacity, words fetched]."""
+    for c in range(width):
+        e = _demand(df, op, fc, fr, line, c, R, C, M, N, K)
+        if e < 0:
+            continue
+        held = last_set[e]
+        if held >= 0 and cst[2] <= held <= cst[0]:
+            continue
+        last_set[e] = cst[0]
+        cst[4] += 1
+        cst[1] += 1
+        if cst[1] == cst[3]:
+            cst[0] += 1
+            cst[1] = 0
+            if cst[0] == cst[2] + 100 // 2:  # the active half is full: the window moves on
+                cst[2] += 100 - 100 // 2
+    return 0
+
+
+# --- the write buffer --------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _drain(wst, lines, start_cycle):
+    """Drain up to one drain part of closed lines from ``start_cycle``; returns the cycle the
+    last line leaves.  ``wst`` = [free, drain done, open-line fill, closed lines, first undrained,
+    words written to DRAM, words, drain words, bandwidth]."""
+    bw = wst[8]
+    first = wst[4]
+    last = min(first + _cdiv(wst[7], bw), wst[3])
+    n = last - first
+    if n <= 0:
+        return start_cycle - 1
+    words = n * bw - (bw - lines[last - 1])
+    wst[5] += words
+    wst[0] += words
+    wst[4] = last
+    return start_cycle + n - 1
+
+
+@njit(cache=True)
+def _close_line(wst, lines, fill):
+    if wst[3] == lines.shape[0]:
+        grown = np.empty(2 * lines.shape[0], dtype=np.int64)
+        grown[: lines.shape[0]] = lines
+        lines = grown
+    lines[wst[3]] = fill
+    wst[3] += 1
+    return lines
+
+
+@njit(cache=True)
+def _write_line(df, fc, fr, line, R, C, M, N, K, cycle, wst, lines):
+    current = cycle
+    bw = wst[8]
+    for c in range(C):
+        if _demand(df, 2, fc, fr, line, c, R, C, M, N, K) < 0:
+            continue
+        wst[2] += 1
+        wst[0] -= 1
+        if wst[2] == bw:
+            lines = _close_line(wst, lines, bw)
+            wst[2] = 0
+        if current < wst[1]:
+            if wst[0] <= 0:
+                current = wst[1]
+        elif wst[0] < wst[6] - wst[7]:
+            if wst[2] > 0:
+                lines = _close_line(wst, lines, wst[2])
+                wst[2] = 0
+            wst[1] = _drain(wst, lines, current)
+    return current, lines
+
+
+# --- the replay ----------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def replay(df, R, C, M, N, K, ifmap_words, filter_words, ofmap_words,
+           ifmap_bw, filter_bw, ofmap_bw, user):
+    """Replay one GEMM through SCALE-Sim's buffers.
+
+    ``user``: bandwidth-limited reads (``USER`` mode); otherwise (``CALC``) reads never stall
+    and the read counts are SCALE-Sim's bandwidth-estimating buffer's.
+    Returns int64[5]: total cycles (SCALE-Sim's "Total Cycles"), stall cycles, DRAM IFMAP
+    reads, DRAM FILTER reads, DRAM OFMAP writes (words).
+    """
+    out = np.full(5, -1, dtype=np.int64)
+    if df == DATAFLOW_OS:
+        Sr, Sc, T = M, N, K
+        fold_len = K + R + C - 2
+        iw, fw = R, C
+    elif df == DATAFLOW_WS:
+        Sr, Sc, T = K, N, M
+        fold_len = M + 2 * R + C - 2
+        iw, fw = R, C
+    else:
+        Sr, Sc, T = K, M, N
+        fold_len = N + 2 * R + C - 2
+        iw, fw = C, R
+    row_folds = _cdiv(Sr, R)
+    col_folds = _cdiv(Sc, C)
+
+    i_eps = _cdiv(ifmap_words, 100)
+    f_eps = _cdiv(filter_words, 100)
+    if user:
+        i_sets = _set_of_elements(df, 0, R, C, M, N, K, i_eps)
+        f_sets = _set_of_elements(df, 1, R, C, M, N, K, f_eps)
+        ir, ic, _d = _prefetch_shape(df, 0, R, C, M, N, K)
+        fr_, fc_, _d = _prefetch_shape(df, 1, R, C, M, N, K)
+        i_st, i_fill = _read_state(M * K, ir, ic, ifmap_words, ifmap_bw, i_eps)
+        f_st, f_fill = _read_state(K * N, fr_, fc_, filter_words, filter_bw, f_eps)
+    else:
+        # CALC: an element is fetched when it is not in a resident set; sets hold a hundredth
+        # of the SRAM, the window keeps the current block of 50 sets
+        i_sets = np.full(M * K, -1, dtype=np.int64)
+        f_sets = np.full(K * N, -1, dtype=np.int64)
+        i_st = np.zeros(8, dtype=np.int64)
+        f_st = np.zeros(8, dtype=np.int64)
+        i_st[3] = ifmap_words // 100
+        f_st[3] = filter_words // 100
+        i_fill = f_fill = 0
+
+    wst = np.zeros(9, dtype=np.int64)
+    wst[0] = ofmap_words
+    wst[6] = ofmap_words
+    wst[7] = ofmap_words - (ofmap_words + 1) // 2
+    wst[8] = ofmap_bw
+    lines = np.empty(1024, dtype=np.int64)
+
+    stall = 0
+    total = 0
+    i = 0
+    for fc in range(col_folds):
+        for fr in range(row_folds):
+            for line in range(fold_len):
+                cycle = i + stall
+                delay = 0
+                if user:
+                    d_i = _read_line(df, 0, fc, fr, line, iw, R, C, M, N, K, cycle, i_sets, i_st)
+                    d_f = _read_line(df, 1, fc, fr, line, fw, R, C, M, N, K, cycle, f_sets, f_st)
+                    if d_i < -(1 << 39) or d_f < -(1 << 39):
+                        return out
+                    delay = max(d_i, d_f)
+                else:
+                    _calc_read_line(df, 0, fc, fr, line, iw, R, C, M, N, K, i_sets, i_st)
+                    _calc_read_line(df, 1, fc, fr, line, fw, R, C, M, N, K, f_sets, f_st)
+                done, lines = _write_line(df, fc, fr, line, R, C, M, N, K, cycle, wst, lines)
+                delay = max(delay, done - cycle)
+                total = max(total, done)
+                stall += delay
+                i += 1
+    # the rest of the OFMAP buffer drains after the last line
+    if wst[2] > 0:
+        lines = _close_line(wst, lines, wst[2])
+        wst[2] = 0
+    cycle = total
+    while wst[4] < wst[3]:
+        cycle = _drain(wst, lines, cycle) + 1
+    out[TOTAL] = total
+    out[STALL] = stall
+    if user:
+        out[DRAM_IFMAP] = i_fill + i_st[3] * i_st[7] * ifmap_bw
+        out[DRAM_FILTER] = f_fill + f_st[3] * f_st[7] * filter_bw
+    else:
+        out[DRAM_IFMAP] = i_st[4]
+        out[DRAM_FILTER] = f_st[4]
+    out[DRAM_OFMAP] = wst[5]
+    return out
