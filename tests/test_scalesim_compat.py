@@ -43,6 +43,8 @@ PUBLIC = _rows("cases_public.csv")
 EXTRA = _rows("cases_extra.csv") if os.path.exists(os.path.join(VAL, "cases_extra.csv")) else []
 LLM = _rows("cases_llm.csv") if os.path.exists(os.path.join(VAL, "cases_llm.csv")) else []
 USER = _rows("cases_user.csv") if os.path.exists(os.path.join(VAL, "cases_user.csv")) else []
+USER_LLM = (_rows("cases_user_llm.csv") if os.path.exists(os.path.join(VAL, "cases_user_llm.csv"))
+            else [])
 
 
 # --- validation: SCALE-Sim 3.0.0 runs ---------------------------------------------
@@ -77,15 +79,15 @@ def test_public_case_dram_counts():
     assert misses == []
 
 
-@pytest.mark.skipif(not EXTRA or not LLM or not USER, reason="reference CSVs not present")
+@pytest.mark.skipif(not (EXTRA and LLM and USER and USER_LLM), reason="reference CSVs not present")
 def test_extra_cases_exact():
     """Random arrays (non-square too), GEMMs, dataflows, CALC and USER bandwidths; LLM-sized
     GEMMs on arrays up to 128 x 128 with SRAMs of 32 kB to 6 MB; and bandwidth-limited USER
-    runs with their own fill rates and SRAMs from 1 kB.  Every column, stalls and DRAM counts
-    included, equals SCALE-Sim's."""
-    assert len(EXTRA) >= 100 and len(LLM) >= 90 and len(USER) >= 180
-    assert sum(int(c["stall_cycles"]) > 0 for c in EXTRA + USER) >= 50
-    for case in EXTRA + LLM + USER:
+    runs with their own fill rates and SRAMs from 1 kB, of small and LLM-sized GEMMs.  Every
+    column, stalls and DRAM counts included, equals SCALE-Sim's."""
+    assert len(EXTRA) >= 100 and len(LLM) >= 90 and len(USER) >= 180 and len(USER_LLM) >= 120
+    assert sum(int(c["stall_cycles"]) > 0 for c in EXTRA + USER + USER_LLM) >= 100
+    for case in EXTRA + LLM + USER + USER_LLM:
         cfg, layer = sc.table_row_case(case, "cases.csv")
         (row,) = sc.report_rows(cfg, [layer])
         where = f"{case['layer']} {case['dataflow']} {cfg.array_rows}x{cfg.array_cols}"

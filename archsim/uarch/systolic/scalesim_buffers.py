@@ -101,7 +101,7 @@ def _prefetch_elem(df, op, row, col, R, C, M, N, K):
 def _set_of_elements(df, op, R, C, M, N, K, elems_per_set):
     """Set index of every element of an operand, in its prefetch order."""
     n_ids = M * K if op == 0 else K * N
-    sets = np.empty(n_ids, dtype=np.int64)
+    sets = np.empty(n_ids, dtype=np.int32)
     rows, cols, diagonal = _prefetch_shape(df, op, R, C, M, N, K)
     pos = 0
     if diagonal:
@@ -165,6 +165,24 @@ def _demand(df, op, fc, fr, line, c, R, C, M, N, K):
     return 0 if 0 <= n < N and fc * C + c < M else -1
 
 
+@njit(cache=True)
+def _ports(df, op, line, width, R, M, N, K):
+    """[lo, hi) of the array ports that can be busy at ``line`` of a fold: a skewed operand
+    whose rows ``[u0, u1)`` carry data is at port ``c`` on lines ``c + u0 .. c + u1 - 1``; an
+    unskewed one (ws FILTER, is IFMAP) on the first R lines only."""
+    if df == DATAFLOW_OS:
+        u0, u1 = (0, K) if op < 2 else (K - 1, K - 1 + R)
+    elif df == DATAFLOW_WS:
+        if op == 1:
+            return 0, (width if line < R else 0)
+        u0, u1 = (R, R + M) if op == 0 else (2 * R - 1, 2 * R - 1 + M)
+    else:
+        if op == 0:
+            return 0, (width if line < R else 0)
+        u0, u1 = (R, R + N) if op == 1 else (2 * R - 1, 2 * R - 1 + N)
+    return max(0, line - u1 + 1), min(width, line - u0 + 1)
+
+
 # --- the read buffer ---------------------------------------------------------------------------
 
 
@@ -180,7 +198,8 @@ def _read_line(df, op, fc, fr, line, width, R, C, M, N, K, cycle, sets, st):
     """Delay of one cycle line's reads of one operand; ``st`` = [start, end, last prefetch
     done, prefetches, sets L, active A, prefetch P, lines per prefetch]."""
     offset = 1  # hit latency
-    for c in range(width):
+    lo, hi = _ports(df, op, line, width, R, M, N, K)
+    for c in range(lo, hi):
         e = _demand(df, op, fc, fr, line, c, R, C, M, N, K)
         if e < 0:
             continue
@@ -218,7 +237,8 @@ def _read_state(n_ids, rows, cols, words, bw, elems_per_set):
 def _calc_read_line(df, op, fc, fr, line, width, R, C, M, N, K, last_set, cst):
     """CALC mode: count the words one cycle line's reads fetch; ``cst`` = [current set, its
     fill, first resident set, set capacity, words fetched]."""
-    for c in range(width):
+    lo, hi = _ports(df, op, line, width, R, M, N, K)
+    for c in range(lo, hi):
         e = _demand(df, op, fc, fr, line, c, R, C, M, N, K)
         if e < 0:
             continue
@@ -260,9 +280,16 @@ def _drain(wst, lines, start_cycle):
 @njit(cache=True)
 def _close_line(wst, lines, fill):
     if wst[3] == lines.shape[0]:
-        grown = np.empty(2 * lines.shape[0], dtype=np.int64)
-        grown[: lines.shape[0]] = lines
-        lines = grown
+        first = wst[4]
+        if 2 * first >= wst[3]:  # drained lines are not looked at again: keep the undrained ones
+            for j in range(wst[3] - first):
+                lines[j] = lines[first + j]
+            wst[3] -= first
+            wst[4] = 0
+        else:
+            grown = np.empty(2 * lines.shape[0], dtype=np.int64)
+            grown[: lines.shape[0]] = lines
+            lines = grown
     lines[wst[3]] = fill
     wst[3] += 1
     return lines
@@ -272,7 +299,8 @@ def _close_line(wst, lines, fill):
 def _write_line(df, fc, fr, line, R, C, M, N, K, cycle, wst, lines):
     current = cycle
     bw = wst[8]
-    for c in range(C):
+    lo, hi = _ports(df, 2, line, C, R, M, N, K)
+    for c in range(lo, hi):
         if _demand(df, 2, fc, fr, line, c, R, C, M, N, K) < 0:
             continue
         wst[2] += 1
@@ -332,8 +360,8 @@ def replay(df, R, C, M, N, K, ifmap_words, filter_words, ofmap_words,
     else:
         # CALC: an element is fetched when it is not in a resident set; sets hold a hundredth
         # of the SRAM, the window keeps the current block of 50 sets
-        i_sets = np.full(M * K, -1, dtype=np.int64)
-        f_sets = np.full(K * N, -1, dtype=np.int64)
+        i_sets = np.full(M * K, -1, dtype=np.int32)
+        f_sets = np.full(K * N, -1, dtype=np.int32)
         i_st = np.zeros(8, dtype=np.int64)
         f_st = np.zeros(8, dtype=np.int64)
         i_st[3] = ifmap_words // 100
