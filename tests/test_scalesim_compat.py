@@ -6,8 +6,10 @@ import os
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings, strategies as st
 
 from archsim.errors import ArchsimError, ConfigError, InputFileError
+from archsim.uarch.systolic import folds
 from archsim.uarch.systolic import scalesim_compat as sc
 from archsim.uarch.systolic.scalesim_buffers import replay
 from archsim.uarch.systolic.scalesim_cli import scalesim as scalesim_cmd
@@ -344,3 +346,32 @@ def test_validate_table_case_fails_on_a_changed_row(tmp_path):
     got = {r["metric"]: (r["simulated"], r["pass"]) for r in run_case(case)}
     assert got == {"rows exact": (5, False), "Stall Cycles exact": (5, False),
                    "DRAM IFMAP Reads exact": (6, True)}
+
+
+_dims = st.integers(1, 31)  # operands of at most 961 elements
+
+
+@settings(max_examples=150, deadline=None)
+@given(df=st.integers(0, 2), R=st.integers(1, 20), C=st.integers(1, 20), M=_dims, N=_dims, K=_dims,
+       ofmap_words=st.integers(4, 3000))
+def test_replay_calc_never_stalls(df, R, C, M, N, K, ofmap_words):
+    """CALC mode: the OFMAP drain (ArrayWidth words per cycle) keeps up with the array, reads do
+    not stall, so Total Cycles is the stall-free count; operands that fit are read once."""
+    out = replay(df, R, C, M, N, K, 2048, 2048, ofmap_words, 0, 0, C, False)
+    assert out[1] == 0
+    assert out[0] == folds.gemm_compute_cycles(df, R, C, M, N, K) - 1
+    # 2048 words: sets of 20 elements; an operand within one block of 50 sets is read once
+    assert (out[2], out[3]) == (M * K, K * N)
+
+
+@settings(max_examples=150, deadline=None)
+@given(df=st.integers(0, 2), R=st.integers(1, 20), C=st.integers(1, 20), M=_dims, N=_dims, K=_dims,
+       fill_bw=st.integers(1, 64), words=st.integers(1922, 20000))
+def test_replay_user_resident_operands_do_not_stall(df, R, C, M, N, K, fill_bw, words):
+    """USER mode, operands within the active half: nothing is prefetched after cycle 0, so any fill
+    bandwidth gives no stall; the DRAM reads are the first fill, in whole request lines."""
+    out = replay(df, R, C, M, N, K, words, words, 4096, fill_bw, fill_bw, C, True)
+    assert out[1] == 0
+    assert out[0] == folds.gemm_compute_cycles(df, R, C, M, N, K) - 1
+    for op, n in ((0, M * K), (1, K * N)):
+        assert n <= out[2 + op] < n + 20 * 31 + fill_bw  # + the padding of edge folds
