@@ -375,3 +375,14 @@ def test_replay_user_resident_operands_do_not_stall(df, R, C, M, N, K, fill_bw, 
     assert out[0] == folds.gemm_compute_cycles(df, R, C, M, N, K) - 1
     for op, n in ((0, M * K), (1, K * N)):
         assert n <= out[2 + op] < n + 20 * 31 + fill_bw  # + the padding of edge folds
+
+
+def test_layer_beyond_64_bit_counts_refused(tmp_path):
+    # 2^31 on every side of a 32 x 32 os array: 2^52 folds of 2^31 + 94 cycles, beyond 2^62
+    topo = _topo(tmp_path, "Layer,M,N,K,\nsmall,4,4,4,\nbig,2147483648,2147483648,2147483648,\n")
+    with pytest.raises(InputFileError, match=r"t\.csv:3: layer 'big' .* exceed 2\*\*62"):
+        sc.run(_cfg(tmp_path, R=32, C=32), topo)
+    out = tmp_path / "never.csv"
+    res = CliRunner().invoke(scalesim_cmd, [_cfg(tmp_path, R=32, C=32), topo, "--format", "csv",
+                                            "--out", str(out)])
+    assert res.exit_code == 2 and "too large" in res.output and not out.exists()

@@ -401,6 +401,24 @@ def user_mode_stall_cycles(cfg: ScaleSimConfig, M: int, N: int, K: int, compute_
 # ---------------------------------------------------------------------------
 
 
+_COUNT_LIMIT = 2**62
+
+
+def _check_countable(cfg: ScaleSimConfig, lay: GemmLayer, source: str) -> None:
+    """Refuse a layer whose cycles or access counts would not fit the 64-bit counters (in exact
+    integers: every SRAM count is at most twice M*N*K, plus the per-fold extras)."""
+    R, C = cfg.array_rows, cfg.array_cols
+    sr, sc, t = {"os": (lay.M, lay.N, lay.K), "ws": (lay.K, lay.N, lay.M),
+                 "is": (lay.K, lay.M, lay.N)}[cfg.dataflow]
+    folds_ = -(-sr // R) * -(-sc // C)
+    cycles = folds_ * (t + 2 * R + C)
+    if max(cycles, 2 * lay.M * lay.N * lay.K + folds_ * (R + C)) >= _COUNT_LIMIT:
+        where = f"{source}:{lay.line}: " if lay.line else (f"{source}: " if source else "")
+        raise InputFileError(
+            f"{where}layer {lay.name!r} ({lay.M} x {lay.N} x {lay.K}) is too large: on a "
+            f"{R} x {C} array its cycle or access counts exceed 2**62")
+
+
 def replay_cost(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int]:
     """(array-port visits, operand elements) of replaying one layer's buffers."""
     df = cfg.dataflow_code
@@ -433,7 +451,7 @@ def replay_layer(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int,
     return int(out[scalesim_buffers.TOTAL]), int(out[scalesim_buffers.STALL]), dram
 
 
-def report_rows(cfg: ScaleSimConfig, layers: list[GemmLayer]) -> list[dict]:
+def report_rows(cfg: ScaleSimConfig, layers: list[GemmLayer], source: str = "") -> list[dict]:
     """One dict per layer with the SCALE-Sim column names of :data:`REPORT_COLUMNS`, and
     ``Buffers``: ``replayed`` or ``closed form`` (beyond the replay limit).
 
@@ -442,6 +460,8 @@ def report_rows(cfg: ScaleSimConfig, layers: list[GemmLayer]) -> list[dict]:
     """
     df = cfg.dataflow_code
     R, C = cfg.array_rows, cfg.array_cols
+    for lay in layers:
+        _check_countable(cfg, lay, source)
     M = np.array([lay.M for lay in layers], dtype=np.int64)
     N = np.array([lay.N for lay in layers], dtype=np.int64)
     K = np.array([lay.K for lay in layers], dtype=np.int64)
@@ -535,4 +555,4 @@ def run(cfg_path: str, topology_path: str) -> tuple[ScaleSimConfig, list[dict]]:
     """Read both files and return (config, report rows)."""
     cfg = read_config(cfg_path)
     layers = read_topology(topology_path)
-    return cfg, report_rows(cfg, layers)
+    return cfg, report_rows(cfg, layers, topology_path)
