@@ -386,3 +386,13 @@ def test_layer_beyond_64_bit_counts_refused(tmp_path):
     res = CliRunner().invoke(scalesim_cmd, [_cfg(tmp_path, R=32, C=32), topo, "--format", "csv",
                                             "--out", str(out)])
     assert res.exit_code == 2 and "too large" in res.output and not out.exists()
+
+
+def test_sram_of_fewer_than_two_words_refused(tmp_path):
+    # WordSize 1024 B leaves one word in 1 kB: no room for the active and the prefetch half
+    text = open(_cfg(tmp_path, mode="USER")).read()
+    p = tmp_path / "w.cfg"
+    p.write_text(text.replace("IfmapSramSzkB: 64", "IfmapSramSzkB: 1")
+                 .replace("Dataflow", "WordSize: 1024\nDataflow"))
+    with pytest.raises(ConfigError, match=r"IfmapSramSzkB: 1 kB holds 1 word\(s\)"):
+        sc.read_config(str(p))

@@ -253,7 +253,6 @@ def _calc_read_line(df, op, fc, fr, line, width, R, C, M, N, K, last_set, cst):
             cst[1] = 0
             if cst[0] == cst[2] + 100 // 2:  # the active half is full: the window moves on
                 cst[2] += 100 - 100 // 2
-    return 0
 
 
 # --- the write buffer --------------------------------------------------------------------------

@@ -234,6 +234,13 @@ def read_config(path: str) -> ScaleSimConfig:
             word_bytes = _get_int(cp, _ARCH, key, problems, default=1)
             break
 
+    if word_bytes:
+        for key, kb in (("IfmapSramSzkB", ik), ("FilterSramSzkB", fk), ("OfmapSramSzkB", ok)):
+            if kb and kb * 1024 // word_bytes < 2:
+                # each buffer is an active and a prefetch (drain) half of at least one word
+                problems.add(f"{_ARCH}.{key}", f"{kb} kB holds {kb * 1024 // word_bytes} word(s) "
+                             f"of WordSize {word_bytes} B; the double buffer needs at least 2")
+
     run_name = ""
     if cp.has_section("general") and cp.has_option("general", "run_name"):
         run_name = _strip_value(cp.get("general", "run_name"))
@@ -442,8 +449,8 @@ def replay_layer(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int,
         (cfg.ifmap_sram_bank_bandwidth or bw) if user else 0,
         (cfg.filter_sram_bank_bandwidth or bw) if user else 0,
         bw if user else cfg.array_cols, user)
-    if out[scalesim_buffers.TOTAL] < 0:
-        raise ConfigError([(f"{_ARCH}.IfmapSramSzkB / FilterSramSzkB",
+    if out[scalesim_buffers.TOTAL] < 0:  # a read buffer with no prefetch half (read_config
+        raise ConfigError([(f"{_ARCH}.IfmapSramSzkB / FilterSramSzkB",  # refuses those)
                             "the SRAM is too small for SCALE-Sim's prefetch buffer")],
                           source=cfg.path)
     dram = (int(out[scalesim_buffers.DRAM_IFMAP]), int(out[scalesim_buffers.DRAM_FILTER]),
