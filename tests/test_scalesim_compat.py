@@ -102,6 +102,9 @@ def test_extra_cases_exact():
         assert row["Buffers"] == "replayed", where
         for ref_key, col in EXACT_INT[:2] + DRAM:
             assert row[col] == int(case[ref_key]), (where, col)
+        for ref_key, col in sc.TABLE_COLUMNS.items():  # the windows and bandwidths, when recorded
+            if case.get(ref_key):
+                assert row[col] == pytest.approx(float(case[ref_key]), rel=1e-9, abs=0), (where, col)
         assert row["Overall Util %"] == pytest.approx(float(case["overall_util_pct"]),
                                                       rel=1e-9), where
 
@@ -115,8 +118,12 @@ def test_replay_hand_case_user_prefetch():
     # late prefetch delays the line by twice its lateness, so 2 + 2 = 4 stall cycles and
     # Total Cycles 11 + 4 = 15.  DRAM IFMAP reads: first fill 2 + 5 prefetches x 2 = 12; the
     # FILTER (1000 words) fits: 12; one OFMAP word drains after the last line.
+    # Windows: reads served at cycle + delay + 1, lines 0 and 11 -> SRAM 1..16; the OFMAP word
+    # accepted at 15 and drained at 15; the first fills answer before cycle 0, one request line
+    # per cycle (IFMAP 2 lines: -2; FILTER 12 lines: -12, nothing later: stop -1), the IFMAP's
+    # last prefetch is done at 14.
     out = replay(0, 1, 1, 1, 1, 12, 4, 1000, 1000, 1, 1, 1, True)
-    assert list(out) == [15, 4, 12, 12, 1]
+    assert list(out) == [15, 4, 12, 12, 1,  1, 16, 1, 16, 15, 15,  -2, 14, -12, -1, 15, 15]
 
 
 def test_replay_hand_case_write_drain():
@@ -124,8 +131,11 @@ def test_replay_hand_case_write_drain():
     # words (active 2, drain 2) at 1 word per cycle: the second word of line 1 leaves 1 word
     # free (< active 2), so lines 0-1 drain in cycles 1-2; the last two after the run.  No
     # stall; reads in CALC mode fetch each element once (IFMAP 2, FILTER 2); DRAM writes 4.
+    # Windows: IFMAP / FILTER read at lines 0-1, served a cycle later (1..2); OFMAP 0..2; the
+    # reads' one set (10 words at 10 per cycle) is prefetched at -1; drains at 1-2 and, from the
+    # last line's cycle, 2-3.
     out = replay(0, 2, 2, 2, 2, 1, 1000, 1000, 4, 1, 1, 1, False)
-    assert list(out) == [2, 0, 2, 2, 4]
+    assert list(out) == [2, 0, 2, 2, 4,  1, 2, 1, 2, 0, 2,  -1, -1, -1, -1, 1, 3]
 
 
 @pytest.mark.skipif(not USER, reason="cases_user.csv not present")
@@ -271,8 +281,10 @@ def test_cli_csv_matches_reference():
                                             "--format", "csv"])
     assert res.exit_code == 0, res.output
     (row,) = list(csv.DictReader(res.output.splitlines()))
-    assert list(row) == list(sc.REPORT_COLUMNS)
+    assert list(row) == list(sc.ALL_COLUMNS)
     assert int(row["Total Cycles"]) == int(case["total_cycles"])
+    assert int(row["DRAM Filter Reads"]) == int(case["dram_filter_reads"])
+    assert int(row["Total Cycles (incl. prefetch)"]) > int(row["Total Cycles"])
     assert float(row["Compute Util %"]) == pytest.approx(float(case["compute_util_pct"]), rel=1e-12)
     assert int(row["SRAM OFMAP Writes"]) == int(case["sram_ofmap_writes"])
 

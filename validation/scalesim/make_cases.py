@@ -66,6 +66,17 @@ FIELDS = ["case", "layer", "M", "N", "K", "array_rows", "array_cols", "dataflow"
           "total_cycles", "stall_cycles", "overall_util_pct", "mapping_eff_pct",
           "compute_util_pct", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
           "dram_ifmap_reads", "dram_filter_reads", "dram_ofmap_writes"]
+#: SCALE-Sim's further report columns (COMPUTE_REPORT, DETAILED_ACCESS_REPORT, BANDWIDTH_REPORT).
+EXTRA_FIELDS = {
+    "total_cycles_incl_prefetch": "Total Cycles (incl. prefetch)",
+    **{f"{mem}_{op}_{edge}": f"{mem.upper()} {name} {edge.title()} Cycle"
+       for mem in ("sram", "dram") for op, name in (("ifmap", "IFMAP"), ("filter", "Filter"),
+                                                    ("ofmap", "OFMAP"))
+       for edge in ("start", "stop")},
+    **{f"avg_{op}_{mem}_bw": f"Avg {op.upper()} {mem.upper()} BW"
+       for mem in ("sram", "dram") for op in ("ifmap", "filter", "ofmap")},
+}
+FIELDS += list(EXTRA_FIELDS)
 #: cases_user.csv also records the IFMAP / FILTER fill bandwidths (the SRAM bank bandwidths).
 FIELDS_USER = FIELDS[:13] + ["ifmap_bank_bw", "filter_bank_bw"] + FIELDS[13:]
 
@@ -84,13 +95,17 @@ def write_inputs(d, R, C, df, gemms, mode="CALC", bw=10, ik=512, fk=512, ok=256,
 
 
 def read_reports(run_dir):
-    """Parse SCALE-Sim's COMPUTE_REPORT.csv and DETAILED_ACCESS_REPORT.csv by column name."""
+    """Parse SCALE-Sim's COMPUTE_REPORT.csv, DETAILED_ACCESS_REPORT.csv and BANDWIDTH_REPORT.csv
+    by column name; one dict per layer (the bandwidth columns merged into the second)."""
     def table(name):
         with open(os.path.join(run_dir, name)) as fh:
             rows = [[c.strip() for c in r] for r in csv.reader(fh)]
         head = rows[0]
         return [dict(zip(head, r)) for r in rows[1:] if any(r)]
-    return table("COMPUTE_REPORT.csv"), table("DETAILED_ACCESS_REPORT.csv")
+    access = table("DETAILED_ACCESS_REPORT.csv")
+    for row, bw in zip(access, table("BANDWIDTH_REPORT.csv")):
+        row.update(bw)
+    return table("COMPUTE_REPORT.csv"), access
 
 
 def run_scalesim(cfg, topo, out_dir):
@@ -223,6 +238,7 @@ def main():
                 "dram_ifmap_reads": a["DRAM IFMAP Reads"],
                 "dram_filter_reads": a["DRAM Filter Reads"],
                 "dram_ofmap_writes": a["DRAM OFMAP Writes"],
+                **{key: {**c, **a}[col] for key, col in EXTRA_FIELDS.items()},
             })
         print(f"case {case}: {df} {R}x{C} {mode} done", flush=True)
     with open(args.out, "w", newline="") as fh:

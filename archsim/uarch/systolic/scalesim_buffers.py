@@ -47,8 +47,11 @@ from numba import njit
 
 from archsim.uarch.systolic.folds import DATAFLOW_IS, DATAFLOW_OS, DATAFLOW_WS
 
-#: Result slots of :func:`replay`.
-TOTAL, STALL, DRAM_IFMAP, DRAM_FILTER, DRAM_OFMAP = range(5)
+#: Result slots of :func:`replay`: the counts, then (first, last) cycle pairs.
+(TOTAL, STALL, DRAM_IFMAP, DRAM_FILTER, DRAM_OFMAP,
+ SRAM_IFMAP_START, SRAM_IFMAP_STOP, SRAM_FILTER_START, SRAM_FILTER_STOP,
+ SRAM_OFMAP_START, SRAM_OFMAP_STOP, DRAM_IFMAP_START, DRAM_IFMAP_STOP,
+ DRAM_FILTER_START, DRAM_FILTER_STOP, DRAM_OFMAP_START, DRAM_OFMAP_STOP) = range(17)
 
 
 @njit(cache=True)
@@ -195,18 +198,20 @@ def _resident(s, start, end):
 
 @njit(cache=True)
 def _read_line(df, op, fc, fr, line, width, R, C, M, N, K, cycle, sets, st):
-    """Delay of one cycle line's reads of one operand; ``st`` = [start, end, last prefetch
-    done, prefetches, sets L, active A, prefetch P, lines per prefetch]."""
+    """USER mode: (delay, any read) of one cycle line's reads of one operand; ``st`` = [start,
+    end, last prefetch done, prefetches, sets L, active A, prefetch P, lines per prefetch]."""
     offset = 1  # hit latency
+    busy = False
     lo, hi = _ports(df, op, line, width, R, M, N, K)
     for c in range(lo, hi):
         e = _demand(df, op, fc, fr, line, c, R, C, M, N, K)
         if e < 0:
             continue
+        busy = True
         s = sets[e]
         while not _resident(s, st[0], st[1]):
             if st[6] == 0:  # nothing left to prefetch into: cannot happen for a valid operand
-                return -1 << 40
+                return -1 << 40, busy
             st[0] = (st[0] + st[6]) % st[4]
             st[1] = (st[0] + st[5]) % st[4]
             st[2] += st[7] + 1
@@ -215,12 +220,12 @@ def _read_line(df, op, fc, fr, line, width, R, C, M, N, K, cycle, sets, st):
             offset += wait
             if wait > 0:
                 offset += wait
-    return offset - 1
+    return offset - 1, busy
 
 
 @njit(cache=True)
 def _read_state(n_ids, rows, cols, words, bw, elems_per_set):
-    """Initial window of a read buffer, and the words of its first fill."""
+    """Initial window of a read buffer, and the request lines of its first fill."""
     active = (words + 1) // 2
     prefetch = words - active
     n_sets = n_ids // elems_per_set + 1
@@ -229,96 +234,155 @@ def _read_state(n_ids, rows, cols, words, bw, elems_per_set):
     st = np.zeros(8, dtype=np.int64)
     st[0], st[1], st[2] = 0, a, -1
     st[4], st[5], st[6], st[7] = n_sets, a, p, _cdiv(prefetch, bw)
-    first_fill = min(_cdiv(active, bw), _cdiv(rows * cols, bw)) * bw
-    return st, first_fill
+    return st, min(_cdiv(active, bw), _cdiv(rows * cols, bw))
+
+
+#: CALC read state: current set, its fill, first resident set, set capacity, words fetched,
+#: first request's cycle, prefetch window start / end, window moves, first / last DRAM cycle.
+_C_SET, _C_FILL, _C_FIRST, _C_CAP, _C_WORDS, _C_REQ, _C_START, _C_END, _C_MOVES, _C_D0, _C_D1 = \
+    range(11)
+#: The fill rate (words per cycle) SCALE-Sim's CALC read buffers start from.
+_CALC_FILL_BW = 10
 
 
 @njit(cache=True)
-def _calc_read_line(df, op, fc, fr, line, width, R, C, M, N, K, last_set, cst):
-    """CALC mode: count the words one cycle line's reads fetch; ``cst`` = [current set, its
-    fill, first resident set, set capacity, words fetched]."""
+def _calc_prefetch(cst):
+    """Issue the prefetch of the window [start, end]: one request line per cycle, answered one
+    cycle later.  The first one (the active half) ends two cycles before the first request and
+    takes 50 sets at the default fill rate."""
+    if cst[_C_MOVES] == 0:
+        cst[_C_END] = cst[_C_REQ] - 2
+        cst[_C_START] = cst[_C_END] - _cdiv(50 * cst[_C_CAP], _CALC_FILL_BW) + 1
+        cst[_C_D0] = cst[_C_START] + 1
+    cst[_C_D1] = cst[_C_END] + 1
+
+
+@njit(cache=True)
+def _calc_read_line(df, op, fc, fr, line, width, R, C, M, N, K, cycle, last_set, cst):
+    """CALC mode: fetch the elements of one cycle line that are not resident; returns whether
+    the line reads at all."""
+    busy = False
     lo, hi = _ports(df, op, line, width, R, M, N, K)
     for c in range(lo, hi):
         e = _demand(df, op, fc, fr, line, c, R, C, M, N, K)
         if e < 0:
             continue
+        if not busy:
+            busy = True
+            if cst[_C_REQ] < -(1 << 61):
+                cst[_C_REQ] = cycle
         held = last_set[e]
-        if held >= 0 and cst[2] <= held <= cst[0]:
+        if held >= 0 and cst[_C_FIRST] <= held <= cst[_C_SET]:
             continue
-        last_set[e] = cst[0]
-        cst[4] += 1
-        cst[1] += 1
-        if cst[1] == cst[3]:
-            cst[0] += 1
-            cst[1] = 0
-            if cst[0] == cst[2] + 100 // 2:  # the active half is full: the window moves on
-                cst[2] += 100 - 100 // 2
+        last_set[e] = cst[_C_SET]
+        cst[_C_WORDS] += 1
+        cst[_C_FILL] += 1
+        if cst[_C_FILL] == cst[_C_CAP]:
+            cst[_C_SET] += 1
+            cst[_C_FILL] = 0
+            if cst[_C_SET] == cst[_C_FIRST] + 100 // 2:  # the active half is full: prefetch it,
+                _calc_prefetch(cst)                       # the window moves on
+                cst[_C_MOVES] += 1
+                cst[_C_FIRST] += 100 - 100 // 2
+                cst[_C_START] = cst[_C_END] + 1
+                cst[_C_END] = cycle
+    return busy
+
+
+@njit(cache=True)
+def _calc_finish(cst):
+    """The prefetch of what is left after the last line."""
+    if cst[_C_MOVES] == 0:
+        n_sets = cst[_C_SET] + 1 if cst[_C_FILL] > 0 else cst[_C_SET]
+        n = _cdiv(n_sets * cst[_C_CAP], _CALC_FILL_BW)
+        cst[_C_D0] = -n
+        cst[_C_D1] = -1
+    else:
+        cst[_C_D1] = cst[_C_END] + 1
 
 
 # --- the write buffer --------------------------------------------------------------------------
 
+#: Write buffer state: free words, drain done, open-line fill, closed lines, first undrained line,
+#: words written to DRAM, words, drain words, bandwidth, first / last DRAM cycle.
+_W_FREE, _W_DONE, _W_OPEN, _W_LINES, _W_NEXT, _W_WORDS, _W_SIZE, _W_DRAIN, _W_BW, _W_D0, _W_D1 = \
+    range(11)
+
 
 @njit(cache=True)
 def _drain(wst, lines, start_cycle):
-    """Drain up to one drain part of closed lines from ``start_cycle``; returns the cycle the
-    last line leaves.  ``wst`` = [free, drain done, open-line fill, closed lines, first undrained,
-    words written to DRAM, words, drain words, bandwidth]."""
-    bw = wst[8]
-    first = wst[4]
-    last = min(first + _cdiv(wst[7], bw), wst[3])
+    """Drain up to one drain part of closed lines from ``start_cycle``, one line per cycle;
+    returns the cycle the last line leaves."""
+    bw = wst[_W_BW]
+    first = wst[_W_NEXT]
+    last = min(first + _cdiv(wst[_W_DRAIN], bw), wst[_W_LINES])
     n = last - first
     if n <= 0:
         return start_cycle - 1
     words = n * bw - (bw - lines[last - 1])
-    wst[5] += words
-    wst[0] += words
-    wst[4] = last
+    wst[_W_WORDS] += words
+    wst[_W_FREE] += words
+    wst[_W_NEXT] = last
+    if wst[_W_D0] < -(1 << 61):
+        wst[_W_D0] = start_cycle
+    wst[_W_D1] = max(wst[_W_D1], start_cycle + n - 1)
     return start_cycle + n - 1
 
 
 @njit(cache=True)
 def _close_line(wst, lines, fill):
-    if wst[3] == lines.shape[0]:
-        first = wst[4]
-        if 2 * first >= wst[3]:  # drained lines are not looked at again: keep the undrained ones
-            for j in range(wst[3] - first):
+    if wst[_W_LINES] == lines.shape[0]:
+        first = wst[_W_NEXT]
+        if 2 * first >= wst[_W_LINES]:  # drained lines are not looked at again
+            for j in range(wst[_W_LINES] - first):
                 lines[j] = lines[first + j]
-            wst[3] -= first
-            wst[4] = 0
+            wst[_W_LINES] -= first
+            wst[_W_NEXT] = 0
         else:
             grown = np.empty(2 * lines.shape[0], dtype=np.int64)
             grown[: lines.shape[0]] = lines
             lines = grown
-    lines[wst[3]] = fill
-    wst[3] += 1
+    lines[wst[_W_LINES]] = fill
+    wst[_W_LINES] += 1
     return lines
 
 
 @njit(cache=True)
 def _write_line(df, fc, fr, line, R, C, M, N, K, cycle, wst, lines):
+    """(cycle the line's writes are accepted, lines, any write)."""
     current = cycle
-    bw = wst[8]
+    busy = False
+    bw = wst[_W_BW]
     lo, hi = _ports(df, 2, line, C, R, M, N, K)
     for c in range(lo, hi):
         if _demand(df, 2, fc, fr, line, c, R, C, M, N, K) < 0:
             continue
-        wst[2] += 1
-        wst[0] -= 1
-        if wst[2] == bw:
+        busy = True
+        wst[_W_OPEN] += 1
+        wst[_W_FREE] -= 1
+        if wst[_W_OPEN] == bw:
             lines = _close_line(wst, lines, bw)
-            wst[2] = 0
-        if current < wst[1]:
-            if wst[0] <= 0:
-                current = wst[1]
-        elif wst[0] < wst[6] - wst[7]:
-            if wst[2] > 0:
-                lines = _close_line(wst, lines, wst[2])
-                wst[2] = 0
-            wst[1] = _drain(wst, lines, current)
-    return current, lines
+            wst[_W_OPEN] = 0
+        if current < wst[_W_DONE]:
+            if wst[_W_FREE] <= 0:
+                current = wst[_W_DONE]
+        elif wst[_W_FREE] < wst[_W_SIZE] - wst[_W_DRAIN]:
+            if wst[_W_OPEN] > 0:
+                lines = _close_line(wst, lines, wst[_W_OPEN])
+                wst[_W_OPEN] = 0
+            wst[_W_DONE] = _drain(wst, lines, current)
+    return current, lines, busy
 
 
 # --- the replay ----------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _mark(out, slot, cycle):
+    """Record a busy cycle in the (first, last) pair at ``slot``."""
+    if out[slot] < -(1 << 61):
+        out[slot] = cycle
+    out[slot + 1] = cycle
 
 
 @njit(cache=True)
@@ -328,28 +392,30 @@ def replay(df, R, C, M, N, K, ifmap_words, filter_words, ofmap_words,
 
     ``user``: bandwidth-limited reads (``USER`` mode); otherwise (``CALC``) reads never stall
     and the read counts are SCALE-Sim's bandwidth-estimating buffer's.
-    Returns int64[5]: total cycles (SCALE-Sim's "Total Cycles"), stall cycles, DRAM IFMAP
-    reads, DRAM FILTER reads, DRAM OFMAP writes (words).
+    Returns int64[17], indexed by the slot names of this module: total cycles (SCALE-Sim's
+    "Total Cycles"), stall cycles, DRAM IFMAP / FILTER reads and OFMAP writes (words), then
+    the first and last cycle of each SRAM's accesses and of each DRAM stream.  Total is -1
+    when a read buffer has no prefetch half.
     """
-    out = np.full(5, -1, dtype=np.int64)
+    out = np.full(17, -(1 << 62), dtype=np.int64)
     if df == DATAFLOW_OS:
-        Sr, Sc, T = M, N, K
+        Sr, Sc = M, N
         fold_len = K + R + C - 2
         iw, fw = R, C
     elif df == DATAFLOW_WS:
-        Sr, Sc, T = K, N, M
+        Sr, Sc = K, N
         fold_len = M + 2 * R + C - 2
         iw, fw = R, C
     else:
-        Sr, Sc, T = K, M, N
+        Sr, Sc = K, M
         fold_len = N + 2 * R + C - 2
         iw, fw = C, R
     row_folds = _cdiv(Sr, R)
     col_folds = _cdiv(Sc, C)
 
-    i_eps = _cdiv(ifmap_words, 100)
-    f_eps = _cdiv(filter_words, 100)
     if user:
+        i_eps = _cdiv(ifmap_words, 100)
+        f_eps = _cdiv(filter_words, 100)
         i_sets = _set_of_elements(df, 0, R, C, M, N, K, i_eps)
         f_sets = _set_of_elements(df, 1, R, C, M, N, K, f_eps)
         ir, ic, _d = _prefetch_shape(df, 0, R, C, M, N, K)
@@ -361,21 +427,23 @@ def replay(df, R, C, M, N, K, ifmap_words, filter_words, ofmap_words,
         # of the SRAM, the window keeps the current block of 50 sets
         i_sets = np.full(M * K, -1, dtype=np.int32)
         f_sets = np.full(K * N, -1, dtype=np.int32)
-        i_st = np.zeros(8, dtype=np.int64)
-        f_st = np.zeros(8, dtype=np.int64)
-        i_st[3] = ifmap_words // 100
-        f_st[3] = filter_words // 100
+        i_st = np.zeros(11, dtype=np.int64)
+        f_st = np.zeros(11, dtype=np.int64)
+        i_st[_C_CAP] = ifmap_words // 100
+        f_st[_C_CAP] = filter_words // 100
+        i_st[_C_REQ] = f_st[_C_REQ] = -(1 << 62)
         i_fill = f_fill = 0
 
-    wst = np.zeros(9, dtype=np.int64)
-    wst[0] = ofmap_words
-    wst[6] = ofmap_words
-    wst[7] = ofmap_words - (ofmap_words + 1) // 2
-    wst[8] = ofmap_bw
+    wst = np.zeros(11, dtype=np.int64)
+    wst[_W_FREE] = wst[_W_SIZE] = ofmap_words
+    wst[_W_DRAIN] = ofmap_words - (ofmap_words + 1) // 2
+    wst[_W_BW] = ofmap_bw
+    wst[_W_D0] = wst[_W_D1] = -(1 << 62)
     lines = np.empty(1024, dtype=np.int64)
 
     stall = 0
     total = 0
+    done = 0
     i = 0
     for fc in range(col_folds):
         for fr in range(row_folds):
@@ -383,33 +451,53 @@ def replay(df, R, C, M, N, K, ifmap_words, filter_words, ofmap_words,
                 cycle = i + stall
                 delay = 0
                 if user:
-                    d_i = _read_line(df, 0, fc, fr, line, iw, R, C, M, N, K, cycle, i_sets, i_st)
-                    d_f = _read_line(df, 1, fc, fr, line, fw, R, C, M, N, K, cycle, f_sets, f_st)
+                    d_i, r_i = _read_line(df, 0, fc, fr, line, iw, R, C, M, N, K, cycle, i_sets,
+                                          i_st)
+                    d_f, r_f = _read_line(df, 1, fc, fr, line, fw, R, C, M, N, K, cycle, f_sets,
+                                          f_st)
                     if d_i < -(1 << 39) or d_f < -(1 << 39):
+                        out[TOTAL] = -1
                         return out
                     delay = max(d_i, d_f)
                 else:
-                    _calc_read_line(df, 0, fc, fr, line, iw, R, C, M, N, K, i_sets, i_st)
-                    _calc_read_line(df, 1, fc, fr, line, fw, R, C, M, N, K, f_sets, f_st)
-                done, lines = _write_line(df, fc, fr, line, R, C, M, N, K, cycle, wst, lines)
+                    d_i = d_f = 0
+                    r_i = _calc_read_line(df, 0, fc, fr, line, iw, R, C, M, N, K, cycle, i_sets,
+                                          i_st)
+                    r_f = _calc_read_line(df, 1, fc, fr, line, fw, R, C, M, N, K, cycle, f_sets,
+                                          f_st)
+                if r_i:
+                    _mark(out, SRAM_IFMAP_START, cycle + d_i + 1)
+                if r_f:
+                    _mark(out, SRAM_FILTER_START, cycle + d_f + 1)
+                done, lines, w = _write_line(df, fc, fr, line, R, C, M, N, K, cycle, wst, lines)
+                if w:
+                    _mark(out, SRAM_OFMAP_START, done)
                 delay = max(delay, done - cycle)
                 total = max(total, done)
                 stall += delay
                 i += 1
-    # the rest of the OFMAP buffer drains after the last line
-    if wst[2] > 0:
-        lines = _close_line(wst, lines, wst[2])
-        wst[2] = 0
-    cycle = total
-    while wst[4] < wst[3]:
+    # the rest of the OFMAP buffer drains from the cycle the last line was accepted
+    if wst[_W_OPEN] > 0:
+        lines = _close_line(wst, lines, wst[_W_OPEN])
+        wst[_W_OPEN] = 0
+    cycle = done
+    while wst[_W_NEXT] < wst[_W_LINES]:
         cycle = _drain(wst, lines, cycle) + 1
     out[TOTAL] = total
     out[STALL] = stall
     if user:
-        out[DRAM_IFMAP] = i_fill + i_st[3] * i_st[7] * ifmap_bw
-        out[DRAM_FILTER] = f_fill + f_st[3] * f_st[7] * filter_bw
+        out[DRAM_IFMAP] = (i_fill + i_st[3] * i_st[7]) * ifmap_bw
+        out[DRAM_FILTER] = (f_fill + f_st[3] * f_st[7]) * filter_bw
+        # the first fill answers at cycles -lines .. -1; each prefetch when it is done
+        out[DRAM_IFMAP_START], out[DRAM_IFMAP_STOP] = -i_fill, max(-1, i_st[2])
+        out[DRAM_FILTER_START], out[DRAM_FILTER_STOP] = -f_fill, max(-1, f_st[2])
     else:
-        out[DRAM_IFMAP] = i_st[4]
-        out[DRAM_FILTER] = f_st[4]
-    out[DRAM_OFMAP] = wst[5]
+        _calc_finish(i_st)
+        _calc_finish(f_st)
+        out[DRAM_IFMAP] = i_st[_C_WORDS]
+        out[DRAM_FILTER] = f_st[_C_WORDS]
+        out[DRAM_IFMAP_START], out[DRAM_IFMAP_STOP] = i_st[_C_D0], i_st[_C_D1]
+        out[DRAM_FILTER_START], out[DRAM_FILTER_STOP] = f_st[_C_D0], f_st[_C_D1]
+    out[DRAM_OFMAP] = wst[_W_WORDS]
+    out[DRAM_OFMAP_START], out[DRAM_OFMAP_STOP] = wst[_W_D0], wst[_W_D1]
     return out

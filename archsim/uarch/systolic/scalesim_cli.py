@@ -12,14 +12,9 @@ import click
 from archsim.errors import ArchsimError
 from archsim.uarch.systolic import scalesim_compat
 
-_INT_COLUMNS = {
-    "Total Cycles", "Stall Cycles", "Compute Cycles",
-    "SRAM IFMAP Reads", "SRAM Filter Reads", "SRAM OFMAP Writes",
-    "DRAM IFMAP Reads", "DRAM Filter Reads", "DRAM OFMAP Writes",
-}
-
-
 def _fmt_cell(col: str, value) -> str:
+    if value is None:
+        return ""  # beyond the replay limit: not computed
     if isinstance(value, float):
         return repr(value)  # full precision, as SCALE-Sim writes Python floats
     return str(value)
@@ -28,9 +23,9 @@ def _fmt_cell(col: str, value) -> str:
 def render_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(scalesim_compat.REPORT_COLUMNS)
+    w.writerow(scalesim_compat.ALL_COLUMNS)
     for r in rows:
-        w.writerow([_fmt_cell(c, r[c]) for c in scalesim_compat.REPORT_COLUMNS])
+        w.writerow([_fmt_cell(c, r[c]) for c in scalesim_compat.ALL_COLUMNS])
     return buf.getvalue()
 
 
@@ -54,35 +49,45 @@ def render_json(cfg, rows: list[dict]) -> str:
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
 
+def _table_cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+#: The second table: the DRAM side of the run (the bandwidth estimate, in CALC mode).
+_DRAM_TABLE = ("Layer", "Total Cycles (incl. prefetch)") + tuple(
+    c for c in scalesim_compat.TIMING_COLUMNS if c.startswith(("DRAM", "Avg")) and "DRAM" in c)
+
+
 def render_table(cfg, rows: list[dict]) -> str:
     from rich.console import Console
     from rich.table import Table
 
     title = (f"SCALE-Sim compatible report: {cfg.run_name} "
              f"({cfg.array_rows}x{cfg.array_cols}, {cfg.dataflow}, {cfg.bandwidth_mode})")
-    table = Table(title=title)
-    for col in scalesim_compat.REPORT_COLUMNS:
-        table.add_column(col, justify="left" if col == "Layer" else "right",
-                         no_wrap=(col == "Layer"))
-    for r in rows:
-        cells = []
-        for col in scalesim_compat.REPORT_COLUMNS:
-            v = r[col]
-            if col in _INT_COLUMNS:
-                cells.append(f"{v:,}")
-            elif isinstance(v, float):
-                cells.append(f"{v:.4f}")
-            else:
-                cells.append(str(v))
-        table.add_row(*cells)
+    tables = [Table(title=title), Table(title="DRAM streams: first / last cycle and average "
+                                              "words per cycle")]
+    for table, columns in zip(tables, (scalesim_compat.REPORT_COLUMNS, _DRAM_TABLE)):
+        for col in columns:
+            table.add_column(col, justify="left" if col == "Layer" else "right",
+                             no_wrap=(col == "Layer"))
+        for r in rows:
+            table.add_row(*[_table_cell(r[col]) for col in columns])
     closed = [r["Layer"] for r in rows if r.get("Buffers") == "closed form"]
     if closed:
-        table.caption = (f"{len(closed)} layer(s) beyond the buffer replay's limit "
-                         f"({', '.join(closed[:5])}{', ...' if len(closed) > 5 else ''}): stalls "
-                         "and DRAM counts from closed forms")
+        tables[0].caption = (f"{len(closed)} layer(s) beyond the buffer replay's limit "
+                             f"({', '.join(closed[:5])}{', ...' if len(closed) > 5 else ''}): "
+                             "stalls and DRAM counts from closed forms, no DRAM windows")
     buf = io.StringIO()
-    Console(file=buf, width=max(200, 16 * len(scalesim_compat.REPORT_COLUMNS)),
-            force_terminal=False, color_system=None).print(table)
+    console = Console(file=buf, width=max(200, 16 * len(scalesim_compat.REPORT_COLUMNS)),
+                      force_terminal=False, color_system=None)
+    for table in tables:
+        console.print(table)
     return buf.getvalue()
 
 

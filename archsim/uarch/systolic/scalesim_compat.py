@@ -69,6 +69,18 @@ REPORT_COLUMNS = (
     "DRAM OFMAP Writes",
 )
 
+#: SCALE-Sim's further columns: the run including the first fill (its COMPUTE_REPORT), the first
+#: and last cycle of each SRAM's and DRAM stream's accesses (DETAILED_ACCESS_REPORT) and the
+#: average bandwidths in words per cycle (BANDWIDTH_REPORT; in CALC mode the DRAM ones are its
+#: bandwidth estimate).  None for a layer reported with closed forms.
+_STREAMS = (("SRAM", "IFMAP"), ("SRAM", "Filter"), ("SRAM", "OFMAP"),
+            ("DRAM", "IFMAP"), ("DRAM", "Filter"), ("DRAM", "OFMAP"))
+WINDOW_COLUMNS = tuple(f"{mem} {op} {edge} Cycle" for mem, op in _STREAMS
+                       for edge in ("Start", "Stop"))
+BANDWIDTH_COLUMNS = tuple(f"Avg {op.upper()} {mem} BW" for mem, op in _STREAMS)
+TIMING_COLUMNS = ("Total Cycles (incl. prefetch)",) + WINDOW_COLUMNS + BANDWIDTH_COLUMNS
+ALL_COLUMNS = REPORT_COLUMNS + TIMING_COLUMNS
+
 _ARCH = "architecture_presets"
 _RUN = "run_presets"
 _LAYOUT = "layout"
@@ -439,8 +451,9 @@ def replayable(cfg: ScaleSimConfig, M: int, N: int, K: int) -> bool:
     return visits <= REPLAY_LIMIT and elements <= REPLAY_MAX_ELEMENTS
 
 
-def replay_layer(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int, tuple[int, int, int]]:
-    """(total cycles, stall cycles, DRAM words) of SCALE-Sim's buffers for one layer."""
+def replay_layer(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int, tuple, dict]:
+    """(total cycles, stall cycles, DRAM words, access windows) of SCALE-Sim's buffers for one
+    layer; the windows are keyed by :data:`WINDOW_COLUMNS`."""
     user = cfg.bandwidth_mode == "USER"
     bw = cfg.bandwidths[0] if cfg.bandwidths else cfg.array_cols
     out = scalesim_buffers.replay(
@@ -455,11 +468,30 @@ def replay_layer(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int,
                           source=cfg.path)
     dram = (int(out[scalesim_buffers.DRAM_IFMAP]), int(out[scalesim_buffers.DRAM_FILTER]),
             int(out[scalesim_buffers.DRAM_OFMAP]))
-    return int(out[scalesim_buffers.TOTAL]), int(out[scalesim_buffers.STALL]), dram
+    windows = {col: int(out[scalesim_buffers.SRAM_IFMAP_START + j])
+               for j, col in enumerate(WINDOW_COLUMNS)}
+    return int(out[scalesim_buffers.TOTAL]), int(out[scalesim_buffers.STALL]), dram, windows
+
+
+def _timing_columns(total: int, sram: tuple, dram: tuple, windows: dict | None) -> dict:
+    """SCALE-Sim's further columns from the replay's windows: SRAM bandwidth = accesses over
+    Total Cycles; DRAM bandwidth = words over the stream's window (stop - start + 1)."""
+    if windows is None:
+        return dict.fromkeys(TIMING_COLUMNS)
+    first_read = min(windows["DRAM IFMAP Start Cycle"], windows["DRAM Filter Start Cycle"])
+    cols = {"Total Cycles (incl. prefetch)": windows["DRAM OFMAP Stop Cycle"] - first_read}
+    cols.update(windows)
+    for (mem, op), words, col in zip(_STREAMS, tuple(sram) + tuple(dram), BANDWIDTH_COLUMNS):
+        if mem == "SRAM":
+            cols[col] = words / total
+        else:
+            span = windows[f"DRAM {op} Stop Cycle"] - windows[f"DRAM {op} Start Cycle"] + 1
+            cols[col] = words / span
+    return cols
 
 
 def report_rows(cfg: ScaleSimConfig, layers: list[GemmLayer], source: str = "") -> list[dict]:
-    """One dict per layer with the SCALE-Sim column names of :data:`REPORT_COLUMNS`, and
+    """One dict per layer with the SCALE-Sim column names of :data:`ALL_COLUMNS`, and
     ``Buffers``: ``replayed`` or ``closed form`` (beyond the replay limit).
 
     "Compute Cycles" is the stall-free count as SCALE-Sim prints it (with its
@@ -477,8 +509,9 @@ def report_rows(cfg: ScaleSimConfig, layers: list[GemmLayer], source: str = "") 
     out = []
     for i, lay in enumerate(layers):
         compute = int(cyc[i]) - 1  # report quirk: index of the last cycle
+        windows = None
         if replayable(cfg, lay.M, lay.N, lay.K):
-            total, stall, dram = replay_layer(cfg, lay.M, lay.N, lay.K)
+            total, stall, dram, windows = replay_layer(cfg, lay.M, lay.N, lay.K)
             buffers = "replayed"
         else:
             dram = dram_counts(cfg, lay.M, lay.N, lay.K)
@@ -489,6 +522,7 @@ def report_rows(cfg: ScaleSimConfig, layers: list[GemmLayer], source: str = "") 
             total = compute + stall
             buffers = "closed form"
         macs = lay.M * lay.N * lay.K
+        sram_i = (int(sram[i, 0]), int(sram[i, 1]), int(sram[i, 2]))
         out.append({
             "Layer": lay.name,
             "Total Cycles": total,
@@ -497,19 +531,20 @@ def report_rows(cfg: ScaleSimConfig, layers: list[GemmLayer], source: str = "") 
             "Overall Util %": 100.0 * macs / (total * R * C),
             "Mapping Efficiency %": 100.0 * float(me[i]),
             "Compute Util %": 100.0 * float(cu[i]),
-            "SRAM IFMAP Reads": int(sram[i, 0]),
-            "SRAM Filter Reads": int(sram[i, 1]),
-            "SRAM OFMAP Writes": int(sram[i, 2]),
+            "SRAM IFMAP Reads": sram_i[0],
+            "SRAM Filter Reads": sram_i[1],
+            "SRAM OFMAP Writes": sram_i[2],
             "DRAM IFMAP Reads": dram[0],
             "DRAM Filter Reads": dram[1],
             "DRAM OFMAP Writes": dram[2],
+            **_timing_columns(total, sram_i, dram, windows),
             "Buffers": buffers,
         })
     return out
 
 
 #: Reference-table columns (``validation/scalesim/cases_*.csv``) and the report columns
-#: they hold.
+#: they hold; the timing ones are optional in a table.
 TABLE_COLUMNS = {
     "total_cycles": "Total Cycles", "stall_cycles": "Stall Cycles",
     "overall_util_pct": "Overall Util %", "mapping_eff_pct": "Mapping Efficiency %",
@@ -517,6 +552,10 @@ TABLE_COLUMNS = {
     "sram_filter_reads": "SRAM Filter Reads", "sram_ofmap_writes": "SRAM OFMAP Writes",
     "dram_ifmap_reads": "DRAM IFMAP Reads", "dram_filter_reads": "DRAM Filter Reads",
     "dram_ofmap_writes": "DRAM OFMAP Writes",
+    "total_cycles_incl_prefetch": "Total Cycles (incl. prefetch)",
+    **{f"{mem.lower()}_{op.lower()}_{edge}": f"{mem} {op} {edge.title()} Cycle"
+       for mem, op in _STREAMS for edge in ("start", "stop")},
+    **{f"avg_{op.lower()}_{mem.lower()}_bw": f"Avg {op.upper()} {mem} BW" for mem, op in _STREAMS},
 }
 
 
@@ -536,21 +575,25 @@ def table_row_case(row: dict, source: str) -> tuple[ScaleSimConfig, GemmLayer]:
 
 
 def table_matches(path: str) -> dict:
-    """Per report column, how many rows of a reference table archsim reproduces exactly
-    (floats to 1e-9 relative); ``rows``: the table's length; ``rows exact``: rows with every
-    column equal."""
+    """Per report column the table has, how many of its rows archsim reproduces exactly (floats
+    to 1e-9 relative); ``rows``: the table's length; ``rows exact``: rows with every column
+    equal."""
     text = _read_text(path, "SCALE-Sim reference table")
     rows = list(csv.DictReader(text.splitlines()))
-    counts = {col: 0 for col in TABLE_COLUMNS.values()}
+    present = {key: col for key, col in TABLE_COLUMNS.items() if rows and rows[0].get(key)}
+    counts = {col: 0 for col in present.values()}
     exact_rows = 0
     for ref in rows:
         cfg, layer = table_row_case(ref, path)
         (ours,) = report_rows(cfg, [layer])
         all_equal = True
-        for key, col in TABLE_COLUMNS.items():
+        for key, col in present.items():
             want = float(ref[key])
             got = ours[col]
-            equal = (got == int(want)) if isinstance(got, int) else abs(got - want) <= 1e-9 * max(abs(want), 1.0)
+            if isinstance(got, int):
+                equal = got == want
+            else:
+                equal = got is not None and abs(got - want) <= 1e-9 * max(abs(want), 1.0)
             counts[col] += equal
             all_equal &= equal
         exact_rows += all_equal
