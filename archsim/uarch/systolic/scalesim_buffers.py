@@ -4,25 +4,31 @@ SCALE-Sim 3.0.0 times a layer by walking its demand matrices (one row per array
 cycle, the operand addresses the array edge reads or writes that cycle) through
 three buffers.  The stall-free schedule is the fold geometry of
 :mod:`archsim.uarch.systolic.folds`; what this module adds is the buffers, so
-that bandwidth-limited (``USER``) runs get SCALE-Sim's stall cycles, total
-cycles and DRAM counts, and the OFMAP write count of every run is SCALE-Sim's.
+that a run gets SCALE-Sim's stall cycles, total cycles, DRAM counts, the first
+and last cycle of every SRAM and DRAM stream, and from those its bandwidths.
 
-**IFMAP / FILTER read buffers** (``USER`` mode).  Each operand's prefetch order
+**IFMAP / FILTER read buffers, USER mode.**  Each operand's prefetch order
 (the operand cut into the dataflow's folds; for some operands read along
 anti-diagonals) is cut into *sets* of ``ceil(words / 100)`` elements.  Half the
 SRAM (rounded up) is the active part, the rest the prefetch part; measured in
-sets, ``A`` and ``P``.  At cycle 0 the first ``A`` sets are resident (the fill
-before cycle 0 is not counted).  A read of an element outside the resident
-window ``[start, start + A)`` (cyclic over the sets) advances the window by
-``P`` sets, as often as needed; every advance issues one prefetch of
-``ceil(prefetch words / bank bandwidth)`` request lines that finishes
-``lines + 1`` cycles after the previous prefetch finished.  When that is later
-than the request, the line's delay grows by twice the difference (SCALE-Sim
-adds it twice); when it is earlier, the delay shrinks by the difference, which
-can reach below the hit latency of one cycle.  DRAM reads are the words of every
-request line issued, the first fill included.
+sets, ``A`` and ``P``.  At cycle 0 the first ``A`` sets are resident (the fill,
+answered at cycles ``-lines .. -1``, is not counted).  A read of an element
+outside the resident window ``[start, start + A)`` (cyclic over the sets)
+advances the window by ``P`` sets, as often as needed; every advance issues one
+prefetch of ``ceil(prefetch words / bank bandwidth)`` request lines that
+finishes ``lines + 1`` cycles after the previous prefetch finished.  When that
+is later than the request, the line's delay grows by twice the difference
+(SCALE-Sim adds it twice); when it is earlier, the delay shrinks by the
+difference, which can reach below the hit latency of one cycle.  DRAM reads are
+the words of every request line issued, the first fill included.
 
-**OFMAP write buffer** (every mode).  Writes fill request lines of
+**IFMAP / FILTER read buffers, CALC mode** (never stall).  Elements are fetched
+on demand into sets of ``floor(words / 100)``; one is fetched again once the
+window (the current block of 50 sets) has moved past it.  Each time the window
+moves, the block before it is prefetched over the interval between the two
+previous moves, which sets SCALE-Sim's estimated bandwidth.
+
+**OFMAP write buffer** (both modes).  Writes fill request lines of
 ``Bandwidth`` words (``ArrayWidth`` in ``CALC`` mode).  When the buffer holds
 more than its drain part (half the SRAM, rounded down) and no drain is in
 flight, the partial line is closed and up to ``ceil(drain words / Bandwidth)``
@@ -35,9 +41,10 @@ Per cycle line the array waits for the slowest of the three; the stall count
 grows by the largest delay (IFMAP and FILTER less their hit latency).  "Total
 Cycles" is the latest cycle at which an OFMAP line was accepted.
 
-The replay costs one pass over the stall-free cycles with a few integer
-operations per array-edge port, in a ``@njit`` kernel; state is per operand
-set, not per address.  ``docs/scalesim.md`` compares it with SCALE-Sim runs.
+The replay is one ``@njit`` pass over the stall-free cycles, visiting only the
+array ports a line can use, with a table of one entry per operand element (its
+set in the prefetch order, or the set it was last fetched into).
+``docs/scalesim.md`` compares it with SCALE-Sim runs.
 """
 
 from __future__ import annotations

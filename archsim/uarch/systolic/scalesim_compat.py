@@ -18,13 +18,14 @@ Report quirks reproduced here (see ``docs/scalesim.md``):
 * os "SRAM OFMAP Writes" adds ``R+C`` per fold (in
   :func:`folds.sram_access_counts`).
 
-Stall cycles, total cycles and DRAM counts come from a replay of SCALE-Sim's
+Stall cycles, total cycles, DRAM counts, the first / last cycle of every SRAM
+and DRAM stream and the average bandwidths come from a replay of SCALE-Sim's
 double-buffered SRAMs (:mod:`archsim.uarch.systolic.scalesim_buffers`): its
 prefetch windows in ``USER`` mode, its bandwidth-estimating read buffer in
 ``CALC`` mode, and its OFMAP write buffer in both.  The replay walks every
 stall-free cycle, so a layer beyond :data:`REPLAY_LIMIT` array-port visits (far
 beyond what SCALE-Sim itself can run) falls back to closed forms, marked in the
-row's ``Buffers`` field:
+row's ``Buffers`` field (and without the windows and bandwidths):
 
 * DRAM reads: an operand smaller than half its SRAM is read once; otherwise it
   is re-read for every fold whose slice differs from the previous fold's (fold
