@@ -52,7 +52,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from archsim.uarch.systolic.folds import DATAFLOW_IS, DATAFLOW_OS, DATAFLOW_WS
+from archsim.uarch.systolic.folds import DATAFLOW_OS, DATAFLOW_WS
 
 #: Result slots of :func:`replay`: the counts, then (first, last) cycle pairs.
 (TOTAL, STALL, DRAM_IFMAP, DRAM_FILTER, DRAM_OFMAP,
