@@ -211,3 +211,18 @@ def test_default_run_honours_a_phase_override(runner):
 def test_validate_needs_an_existing_root(runner, tmp_path):
     r = runner.invoke(main, ["validate", "--root", str(tmp_path / "none")])
     assert r.exit_code == 2
+
+
+def test_validate_reports_malformed_cases_as_errors(runner, tmp_path):
+    (tmp_path / "c.yaml").write_text("""cases:
+  - {id: s1, kind: scalesim, topology: x.csv, metrics: {Total Cycles: {ref: 2, tol_abs: 0}}}
+  - {id: r1, workload: gpt2, metric: cycles, reference: 3, tolerance: {rel: 0.1}}
+  - {id: d1, kind: dram_trace, pattern: seq_read, metrics: {bandwidth_GBps: {ref: 1}}}
+  - {id: m1, kind: scalesim, config: a.cfg, topology: b.csv}
+""")
+    r = runner.invoke(main, ["validate", "--root", str(tmp_path)])
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output  # 1: a case could not run
+    for text in ("s1.config: a scalesim case needs config", "r1.arch: a run case needs arch",
+                 "d1.preset: a dram_trace case needs preset", "m1: no metrics"):
+        assert text in " ".join(r.output.split()), text
+    assert "0 of 4 checks pass" in r.output

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -408,3 +409,17 @@ def test_sram_of_fewer_than_two_words_refused(tmp_path):
                  .replace("Dataflow", "WordSize: 1024\nDataflow"))
     with pytest.raises(ConfigError, match=r"IfmapSramSzkB: 1 kB holds 1 word\(s\)"):
         sc.read_config(str(p))
+
+
+def test_validate_table_case_bad_table_is_an_error_row(tmp_path):
+    from archsim.validate import run_case
+    (tmp_path / "t.csv").write_text("layer,M,N,K\nx,1,2,3\n")
+    (tmp_path / "u.csv").write_text(open(os.path.join(VAL, "cases_user.csv")).read()
+                                    .replace(",os,", ",xs,", 1))
+    base = {"kind": "scalesim_table", "_file": str(tmp_path / "c.yaml"),
+            "metrics": {"rows exact": {"ref": 1, "tol_abs": 0}}}
+    for table, message in (("t.csv", "missing column"), ("u.csv", r"u\.csv:\d+: dataflow"),
+                           ("nope.csv", "not found"), (None, "needs table")):
+        (row,) = run_case({**base, "id": "t", "table": table})
+        assert row["status"] == "error" and not row["pass"]
+        assert re.search(message, row["message"]), row["message"]

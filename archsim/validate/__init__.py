@@ -119,10 +119,30 @@ def check(value, spec) -> tuple[bool, float | None, str]:
     return value == ref, err, "exact"
 
 
+#: The fields each case kind needs (besides ``id`` and its metrics).
+_REQUIRED = {"run": ("arch", "workload"), "scalesim": ("config", "topology"),
+             "scalesim_table": ("table",), "dram_trace": ("preset", "pattern"),
+             "python": ("function",)}
+
+
+def _check_fields(case: dict, kind: str) -> None:
+    missing = [f for f in _REQUIRED.get(kind, ()) if case.get(f) in (None, "")]
+    if missing:
+        raise ArchsimError(f"a {kind} case needs {', '.join(missing)}",
+                           path=f"{case['id']}.{missing[0]}")
+
+
 def run_case(case: dict) -> list[dict]:
-    specs = _specs(case)
+    try:
+        specs = _specs(case)
+    except KeyError as e:
+        return [{"id": case["id"], "metric": "?", "reference": None, "simulated": None, "error": None,
+                 "tolerance": "", "pass": False, "status": "error",
+                 "message": f"{case['id']}: no metrics (give metrics, or metric + reference): "
+                            f"missing {e.args[0]!r}", "source": case.get("source", "")}]
     kind = case.get("kind", "run")
     try:
+        _check_fields(case, "python" if kind not in _REQUIRED and "function" in case else kind)
         if kind == "run":
             vals = run_metrics(case, list(specs))
         elif kind == "scalesim":
@@ -169,5 +189,9 @@ def print_table(rows: list[dict], console) -> None:
                   "-" if r["error"] is None else f"{100 * r['error']:+.2f}%", r["tolerance"],
                   {"pass": "[green]yes[/]", "fail": "[red]no[/]", "error": "[red]error[/]"}[r["status"]])
     console.print(t)
+    errors = dict.fromkeys((r["id"], r.get("message", "")) for r in rows if r["status"] == "error")
+    from rich.markup import escape
+    for case_id, message in errors:
+        console.print(f"[red]error[/] {escape(f'{case_id}: {message}')}", highlight=False)
     n = sum(r["pass"] for r in rows)
     console.print(f"{n} of {len(rows)} checks pass")

@@ -560,19 +560,44 @@ TABLE_COLUMNS = {
 }
 
 
-def table_row_case(row: dict, source: str) -> tuple[ScaleSimConfig, GemmLayer]:
+_TABLE_INPUTS = ("layer", "M", "N", "K", "array_rows", "array_cols", "dataflow", "ifmap_sram_kb",
+                 "filter_sram_kb", "ofmap_sram_kb", "bw_mode", "bandwidth")
+
+
+def table_row_case(row: dict, source: str, line: int = 0) -> tuple[ScaleSimConfig, GemmLayer]:
     """The config and layer of one reference-table row (one SCALE-Sim run of one GEMM; the
-    SRAM bank bandwidths default to ``bandwidth``, as the tables' runs set them)."""
-    bw = int(row["bandwidth"])
+    SRAM bank bandwidths default to ``bandwidth``, as the tables' runs set them).  A bad value
+    is an InputFileError naming the file, line and column."""
+    where = f"{source}:{line}" if line else source
+
+    def positive(col, value=None):
+        raw = row.get(col) if value is None else value
+        try:
+            v = int(raw)
+        except (TypeError, ValueError):
+            raise InputFileError(f"{where}: {col} must be an integer, got {raw!r}") from None
+        if not 1 <= v <= 2**31:
+            raise InputFileError(f"{where}: {col} must be in 1..2**31, got {v}")
+        return v
+
+    bw = positive("bandwidth")
+    mode = str(row.get("bw_mode", "")).strip().upper()
+    if mode not in ("CALC", "USER"):
+        raise InputFileError(f"{where}: bw_mode must be CALC or USER, got {row.get('bw_mode')!r}")
+    try:
+        dataflow = folds.DATAFLOW_NAMES[folds.dataflow_code(row.get("dataflow", ""))]
+    except ValueError as exc:
+        raise InputFileError(f"{where}: dataflow: {exc}") from None
     cfg = ScaleSimConfig(
         path=source, run_name=str(row.get("case", "")),
-        array_rows=int(row["array_rows"]), array_cols=int(row["array_cols"]),
-        ifmap_sram_kb=int(row["ifmap_sram_kb"]), filter_sram_kb=int(row["filter_sram_kb"]),
-        ofmap_sram_kb=int(row["ofmap_sram_kb"]), dataflow=row["dataflow"],
-        bandwidth_mode=row["bw_mode"], bandwidths=(bw,),
-        ifmap_sram_bank_bandwidth=int(row.get("ifmap_bank_bw") or bw),
-        filter_sram_bank_bandwidth=int(row.get("filter_bank_bw") or bw))
-    return cfg, GemmLayer(row["layer"], int(row["M"]), int(row["N"]), int(row["K"]))
+        array_rows=positive("array_rows"), array_cols=positive("array_cols"),
+        ifmap_sram_kb=positive("ifmap_sram_kb"), filter_sram_kb=positive("filter_sram_kb"),
+        ofmap_sram_kb=positive("ofmap_sram_kb"), dataflow=dataflow,
+        bandwidth_mode=mode, bandwidths=(bw,),
+        ifmap_sram_bank_bandwidth=positive("ifmap_bank_bw", row.get("ifmap_bank_bw") or bw),
+        filter_sram_bank_bandwidth=positive("filter_bank_bw", row.get("filter_bank_bw") or bw))
+    layer = GemmLayer(str(row["layer"]), positive("M"), positive("N"), positive("K"), line=line)
+    return cfg, layer
 
 
 def table_matches(path: str) -> dict:
@@ -580,16 +605,27 @@ def table_matches(path: str) -> dict:
     to 1e-9 relative); ``rows``: the table's length; ``rows exact``: rows with every column
     equal."""
     text = _read_text(path, "SCALE-Sim reference table")
-    rows = list(csv.DictReader(text.splitlines()))
+    reader = csv.DictReader(text.splitlines())
+    header = reader.fieldnames or []
+    missing = [c for c in _TABLE_INPUTS if c not in header]
+    if missing:
+        raise InputFileError(f"{path}: missing column(s) {', '.join(missing)} (a make_cases.py table "
+                             "has one row per GEMM: the run's inputs, then SCALE-Sim's columns)")
+    rows = list(reader)
     present = {key: col for key, col in TABLE_COLUMNS.items() if rows and rows[0].get(key)}
+    if not present:
+        raise InputFileError(f"{path}: no report column to compare (e.g. total_cycles)")
     counts = {col: 0 for col in present.values()}
     exact_rows = 0
-    for ref in rows:
-        cfg, layer = table_row_case(ref, path)
-        (ours,) = report_rows(cfg, [layer])
+    for line, ref in enumerate(rows, start=2):
+        cfg, layer = table_row_case(ref, path, line)
+        (ours,) = report_rows(cfg, [layer], path)
         all_equal = True
         for key, col in present.items():
-            want = float(ref[key])
+            try:
+                want = float(ref[key])
+            except (TypeError, ValueError):
+                raise InputFileError(f"{path}:{line}: {key} must be a number, got {ref[key]!r}") from None
             got = ours[col]
             if isinstance(got, int):
                 equal = got == want
