@@ -232,7 +232,7 @@ def attention_cycles(cfg, batch, kv_lens, heads, head_dim, q_per_kv=1, *, layers
             raise LoweringError(f"layout does not fit: {len(busiest)} heads of KV cache need "
                                 f"{need / 2**30:.2f} GiB per channel, a channel holds {ch_cap / 2**30:.2f} GiB "
                                 f"(pim.stacks={dev.stacks}, batch={batch}, kv_len up to {max(kv)}); add "
-                                f"stacks or shorten the batch")
+                                f"stacks or shorten the batch", path="pim.stacks")
         ch, kind, sub, addr, g = build_trace(dev, placement, blk, head_dim, dbyte, C,
                                              max_seq_len=pim.max_seq_len, reference=ref, group=grp)
         streams = channel_streams(ch, kind, sub, addr, g, C)
@@ -273,7 +273,8 @@ def gemv_cycles(cfg, rows, cols, *, overrides=None, placement=None, power_constr
     wbytes = rows * cols * dev.elem_bytes
     if wbytes > dev.capacity_bytes:
         raise LoweringError(f"layout does not fit: a {rows} x {cols} weight matrix needs {wbytes / 2**30:.2f} GiB, "
-                            f"the PIM devices hold {dev.capacity_bytes / 2**30:.2f} GiB")
+                            f"the PIM devices hold {dev.capacity_bytes / 2**30:.2f} GiB "
+                            f"(pim.stacks={dev.stacks}); add stacks", path="pim.stacks")
     stream = gemv_stream(dev, pim, geom, rpu, cols)
     per = _run_streams([stream] * n_streams, geom, dev.T)
     P, R, G, B = (int(x) for x in geom)
