@@ -394,3 +394,21 @@ def test_unknown_timing_override_reaching_the_preset_is_refused():
     with pytest.raises(ConfigError) as e:
         load_preset("HBM2-2000", overrides={"tFOO": 3})
     assert e.value.path == "timing.tFOO"
+
+
+def test_attacc_table_counts_rows(tmp_path):
+    from archsim.errors import InputFileError
+    from archsim.uarch.dram_pim.validation import attacc_table
+    ref = (tmp_path / "t.csv")
+    head = ("seq_len_L,heads_per_hbm,d_head,bytes_per_elem,pim_level,power_constrained,mem_cycles,"
+            "n_MAC_cmds,n_SFM_cmds,n_MVGB_cmds,n_MVSB_cmds,n_WRGB_cmds\n")
+    # the reference's row, and the same row with a MAC count one off and cycles 20 % off
+    ref.write_text(head + "2048,130,128,2,bank,True,37593,66576,146,9344,10400,1040\n"
+                   "2048,130,128,2,bank,True,31000,66577,146,9344,10400,1040\n"
+                   "4096,130,128,2,bank,True,1,1,1,1,1,1\n")
+    got = attacc_table({"_file": str(tmp_path / "c.yaml"), "table": "t.csv", "seq_lens": [2048]})
+    assert (got["rows"], got["mem_cycles within 10%"], got["commands exact"]) == (2, 1, 1)
+    assert 0.15 < got["max mem_cycles error"] < 0.25
+    (tmp_path / "bad.csv").write_text("seq_len_L,heads_per_hbm\n2048,x\n")
+    with pytest.raises(InputFileError, match="bad.csv:2"):
+        attacc_table({"_file": str(tmp_path / "c.yaml"), "table": "bad.csv"})

@@ -18,6 +18,46 @@ def attacc_case(case: dict) -> dict:
             "n_SFM_cmds": c["sfm"], "n_MVGB_cmds": c["mvgb"], "n_MVSB_cmds": c["mvsb"], "n_WRGB_cmds": c["wrgb"]}
 
 
+_ATTACC_COMMANDS = ("n_MAC_cmds", "n_SFM_cmds", "n_MVGB_cmds", "n_MVSB_cmds", "n_WRGB_cmds")
+
+
+def attacc_table(case: dict) -> dict:
+    """Rows of AttAcc's Ramulator reference table (``table``, relative to the case file; only the
+    ``seq_lens`` listed) run as :func:`attacc_case`.  Metrics: ``rows``; ``mem_cycles within
+    10%`` and ``commands exact``, counts of rows; ``max mem_cycles error``, relative.  INT8 rows
+    run with d_head 160 (MT-530B's, see validation/dram_pim/attacc_ramulator.yaml)."""
+    import csv
+    from pathlib import Path
+
+    from archsim.errors import InputFileError
+    path = Path(case["_file"]).parent / case["table"]
+    try:
+        rows = list(csv.DictReader(path.read_text().splitlines()))
+    except OSError as exc:
+        raise InputFileError(f"cannot read AttAcc reference table {path}: {exc}") from None
+    keep = {int(x) for x in case.get("seq_lens", [])}
+    within = exact = n = 0
+    worst = 0.0
+    for line, r in enumerate(rows, start=2):
+        try:
+            L, ebytes = int(r["seq_len_L"]), int(r["bytes_per_elem"])
+            if keep and L not in keep:
+                continue
+            got = attacc_case({"placement": r["pim_level"], "power_constrained": r["power_constrained"] == "True",
+                               "seq_len": L, "heads": int(r["heads_per_hbm"]),
+                               "d_head": 160 if ebytes == 1 else int(r["d_head"]), "bytes_per_elem": ebytes})
+            err = got["mem_cycles"] / int(r["mem_cycles"]) - 1.0
+            same = all(got[k] == int(r[k]) for k in _ATTACC_COMMANDS)
+        except (KeyError, ValueError) as exc:
+            raise InputFileError(f"{path}:{line}: bad or missing column: {exc}") from None
+        n += 1
+        within += abs(err) <= 0.10
+        exact += same
+        worst = max(worst, abs(err))
+    return {"rows": n, "mem_cycles within 10%": within, "commands exact": exact,
+            "max mem_cycles error": worst}
+
+
 def pimsim_case(case: dict) -> dict:
     """Samsung PIMSimulator benchmarks: gemv / add / mul / relu (PIM and host baseline cycles,
     speed-up) and plain-stack read / write bandwidth."""
