@@ -230,11 +230,14 @@ def lower(config, workload, phase, batch, seq_len, kv_len, overrides, all_layers
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--root", type=click.Path(file_okay=False, exists=True),
               help="validation folder (default: the project's)")
+@click.option("--jobs", "-j", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="run the cases in this many processes (0: one per CPU when more than 16 cases "
+                   "are selected, else 1)")
 @guarded
-def validate(pattern, fmt, root):
+def validate(pattern, fmt, root, jobs):
     """Run the validation cases and compare with published and peer numbers."""
     from archsim.validate import print_table, run_all
-    rows = run_all(root=root, pattern=pattern)
+    rows = run_all(root=root, pattern=pattern, jobs=jobs)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
     else:

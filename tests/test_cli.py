@@ -226,3 +226,10 @@ def test_validate_reports_malformed_cases_as_errors(runner, tmp_path):
                  "d1.preset: a dram_trace case needs preset", "m1: no metrics"):
         assert text in " ".join(r.output.split()), text
     assert "0 of 4 checks pass" in r.output
+
+
+def test_validate_jobs_give_the_same_rows(runner):
+    one = runner.invoke(main, ["validate", "--filter", "SA-TPU", "--format", "json"])
+    two = runner.invoke(main, ["validate", "--filter", "SA-TPU", "--format", "json", "-j", "2"])
+    assert one.exit_code == two.exit_code == 0, two.output
+    assert json.loads(one.output) == json.loads(two.output) and len(json.loads(one.output)) > 1
