@@ -231,8 +231,8 @@ def lower(config, workload, phase, batch, seq_len, kv_len, overrides, all_layers
 @click.option("--root", type=click.Path(file_okay=False, exists=True),
               help="validation folder (default: the project's)")
 @click.option("--jobs", "-j", type=click.IntRange(0, 256), default=0, show_default=True,
-              help="run the cases in this many processes (0: one per CPU when more than 16 cases "
-                   "are selected, else 1)")
+              help="run the cases in this many processes (0: one per CPU, at most 8, when more "
+                   "than 16 cases are selected, else 1)")
 @guarded
 def validate(pattern, fmt, root, jobs):
     """Run the validation cases and compare with published and peer numbers."""

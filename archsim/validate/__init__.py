@@ -170,12 +170,13 @@ def run_case(case: dict) -> list[dict]:
 
 def run_all(root=None, pattern: str | None = None, jobs: int = 1) -> list[dict]:
     """Rows of every case (whose id contains ``pattern``), in case order; ``jobs`` > 1 runs the
-    cases in that many worker processes, 0 one per CPU when more than 16 cases are selected
-    (a worker's start costs about as much as a few small cases)."""
+    cases in that many worker processes, 0 one per CPU (at most 8: each holds the compiled
+    kernels) when more than 16 cases are selected (a worker's start costs about as much as a
+    few small cases)."""
     cases = [c for c in load_cases(root) if not pattern or pattern in c["id"]]
     if jobs == 0:
         import os
-        jobs = (os.cpu_count() or 1) if len(cases) > 16 else 1
+        jobs = min(os.cpu_count() or 1, 8) if len(cases) > 16 else 1
     if jobs > 1 and len(cases) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
