@@ -7,11 +7,13 @@ dependency), e.g.::
     /work/venv-scalesim/bin/pip install "numpy<2.4" scalesim==3.0.0
     /work/venv-scalesim/bin/python validation/scalesim/make_cases.py --n 60 --seed 7
     /work/venv-scalesim/bin/python validation/scalesim/make_cases.py --profile llm --n 45 --seed 2027
+    /work/venv-scalesim/bin/python validation/scalesim/make_cases.py --profile user --n 60 --seed 11
+    /work/venv-scalesim/bin/python validation/scalesim/make_cases.py --profile user_llm --n 60 --seed 5
 
 Random array shapes (square and non-square), random GEMMs, all three
-dataflows, CALC mode and some bandwidth-limited USER runs.  Each SCALE-Sim run
-writes COMPUTE_REPORT.csv and DETAILED_ACCESS_REPORT.csv into a scratch
-directory; the rows are copied into the CSV below, one per GEMM.
+dataflows, CALC mode and bandwidth-limited USER runs.  Each SCALE-Sim run
+writes COMPUTE_REPORT.csv, DETAILED_ACCESS_REPORT.csv and BANDWIDTH_REPORT.csv
+into a scratch directory; every column is copied into the CSV, one row per GEMM.
 """
 
 from __future__ import annotations
