@@ -10,9 +10,9 @@ traces are written).  Otherwise, ``--scalesim-python`` (or the environment
 variable ``SCALESIM_PYTHON``) may name the interpreter of a separate
 environment that has it, e.g.::
 
-    python -m venv /work/venv-scalesim
-    /work/venv-scalesim/bin/pip install "numpy<2.4" scalesim==3.0.0
-    python tools/compare_scalesim.py cfg topo --scalesim-python /work/venv-scalesim/bin/python
+    python -m venv .venv-scalesim
+    .venv-scalesim/bin/pip install "numpy<2.4" scalesim==3.0.0
+    python tools/compare_scalesim.py cfg topo --scalesim-python .venv-scalesim/bin/python
 
 Without either, the tool says SCALE-Sim is not installed and prints archsim's
 numbers only.  SCALE-Sim's COMPUTE_REPORT.csv, DETAILED_ACCESS_REPORT.csv and

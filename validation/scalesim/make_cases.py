@@ -1,14 +1,15 @@
-"""Regenerate cases_extra.csv by running SCALE-Sim (PyPI ``scalesim`` 3.0.0).
+"""Regenerate the reference tables (cases_extra / _llm / _user / _user_llm.csv) by running
+SCALE-Sim (PyPI ``scalesim`` 3.0.0).
 
 Needs an environment with ``scalesim`` and ``numpy<2.4`` (not a project
 dependency), e.g.::
 
-    python -m venv /work/venv-scalesim
-    /work/venv-scalesim/bin/pip install "numpy<2.4" scalesim==3.0.0
-    /work/venv-scalesim/bin/python validation/scalesim/make_cases.py --n 60 --seed 7
-    /work/venv-scalesim/bin/python validation/scalesim/make_cases.py --profile llm --n 45 --seed 2027
-    /work/venv-scalesim/bin/python validation/scalesim/make_cases.py --profile user --n 60 --seed 11
-    /work/venv-scalesim/bin/python validation/scalesim/make_cases.py --profile user_llm --n 60 --seed 5
+    python -m venv .venv-scalesim
+    .venv-scalesim/bin/pip install "numpy<2.4" scalesim==3.0.0
+    .venv-scalesim/bin/python validation/scalesim/make_cases.py --n 60 --seed 7
+    .venv-scalesim/bin/python validation/scalesim/make_cases.py --profile llm --n 45 --seed 2027
+    .venv-scalesim/bin/python validation/scalesim/make_cases.py --profile user --n 60 --seed 11
+    .venv-scalesim/bin/python validation/scalesim/make_cases.py --profile user_llm --n 60 --seed 5
 
 Random array shapes (square and non-square), random GEMMs, all three
 dataflows, CALC mode and bandwidth-limited USER runs.  Each SCALE-Sim run
