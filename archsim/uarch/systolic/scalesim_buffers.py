@@ -52,18 +52,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from archsim.uarch.systolic.folds import DATAFLOW_OS, DATAFLOW_WS
+from archsim.uarch.systolic.folds import DATAFLOW_IS, DATAFLOW_OS, DATAFLOW_WS, fold_counts, fold_cycles
+from archsim.uarch.systolic.folds import _ceil_div as _cdiv
 
 #: Result slots of :func:`replay`: the counts, then (first, last) cycle pairs.
 (TOTAL, STALL, DRAM_IFMAP, DRAM_FILTER, DRAM_OFMAP,
  SRAM_IFMAP_START, SRAM_IFMAP_STOP, SRAM_FILTER_START, SRAM_FILTER_STOP,
  SRAM_OFMAP_START, SRAM_OFMAP_STOP, DRAM_IFMAP_START, DRAM_IFMAP_STOP,
  DRAM_FILTER_START, DRAM_FILTER_STOP, DRAM_OFMAP_START, DRAM_OFMAP_STOP) = range(17)
-
-
-@njit(cache=True)
-def _cdiv(a, b):
-    return (a + b - 1) // b
 
 
 # --- element ids: IFMAP (m, k) -> m*K + k; FILTER (k, n) -> k*N + n ------------------------
@@ -405,20 +401,9 @@ def replay(df, R, C, M, N, K, ifmap_words, filter_words, ofmap_words,
     when a read buffer has no prefetch half.
     """
     out = np.full(17, -(1 << 62), dtype=np.int64)
-    if df == DATAFLOW_OS:
-        Sr, Sc = M, N
-        fold_len = K + R + C - 2
-        iw, fw = R, C
-    elif df == DATAFLOW_WS:
-        Sr, Sc = K, N
-        fold_len = M + 2 * R + C - 2
-        iw, fw = R, C
-    else:
-        Sr, Sc = K, M
-        fold_len = N + 2 * R + C - 2
-        iw, fw = C, R
-    row_folds = _cdiv(Sr, R)
-    col_folds = _cdiv(Sc, C)
+    row_folds, col_folds, T = fold_counts(df, R, C, M, N, K)
+    fold_len = fold_cycles(df, R, C, T)
+    iw, fw = (C, R) if df == DATAFLOW_IS else (R, C)  # IFMAP / FILTER ports of the array edge
 
     if user:
         i_eps = _cdiv(ifmap_words, 100)
