@@ -381,19 +381,6 @@ def dram_counts(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int, 
     return int(ifmap), int(filt), int(ofmap)
 
 
-def calc_mode_stall_cycles(cfg: ScaleSimConfig, M: int, N: int, K: int) -> int:
-    """Stall cycles in SCALE-Sim's CALC mode: always 0.
-
-    In CALC mode the DRAM read bandwidth is whatever the run needs, so IFMAP
-    and FILTER reads never stall.  Only the OFMAP write buffer can stall, and
-    it drains ArrayWidth words per cycle.  The array produces at most one
-    output word per column per cycle (os drains one row of C outputs per
-    cycle; ws/is emit at most one partial sum per column per cycle), so the
-    drain rate always keeps up and the buffer never fills.
-    """
-    return 0
-
-
 def user_mode_stall_cycles(cfg: ScaleSimConfig, M: int, N: int, K: int, compute_cycles: int,
                            dram: tuple[int, int, int]) -> int:
     """A bandwidth bound on stalls in USER mode, used beyond the replay limit.
@@ -428,8 +415,7 @@ def _check_countable(cfg: ScaleSimConfig, lay: GemmLayer, source: str) -> None:
     """Refuse a layer whose cycles or access counts would not fit the 64-bit counters (in exact
     integers: every SRAM count is at most twice M*N*K, plus the per-fold extras)."""
     R, C = cfg.array_rows, cfg.array_cols
-    sr, sc, t = {"os": (lay.M, lay.N, lay.K), "ws": (lay.K, lay.N, lay.M),
-                 "is": (lay.K, lay.M, lay.N)}[cfg.dataflow]
+    sr, sc, t = (int(x) for x in folds.spatial_dims(cfg.dataflow_code, lay.M, lay.N, lay.K))
     folds_ = -(-sr // R) * -(-sc // C)
     cycles = folds_ * (t + 2 * R + C)
     if max(cycles, 2 * lay.M * lay.N * lay.K + folds_ * (R + C)) >= _COUNT_LIMIT:
@@ -439,17 +425,11 @@ def _check_countable(cfg: ScaleSimConfig, lay: GemmLayer, source: str) -> None:
             f"{R} x {C} array its cycle or access counts exceed 2**62")
 
 
-def replay_cost(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int]:
-    """(array-port visits, operand elements) of replaying one layer's buffers."""
-    df = cfg.dataflow_code
-    R, C = cfg.array_rows, cfg.array_cols
-    cycles = int(folds.gemm_compute_cycles(df, R, C, M, N, K))
-    return cycles * (R + 2 * C), M * K + K * N
-
-
-def replayable(cfg: ScaleSimConfig, M: int, N: int, K: int) -> bool:
-    visits, elements = replay_cost(cfg, M, N, K)
-    return visits <= REPLAY_LIMIT and elements <= REPLAY_MAX_ELEMENTS
+def replayable(cfg: ScaleSimConfig, M: int, N: int, K: int, stall_free_cycles: int) -> bool:
+    """Whether replaying the layer stays within :data:`REPLAY_LIMIT` (stall-free cycles x the
+    ports read or written per cycle) and :data:`REPLAY_MAX_ELEMENTS` (operand elements)."""
+    visits = stall_free_cycles * (cfg.array_rows + 2 * cfg.array_cols)
+    return visits <= REPLAY_LIMIT and M * K + K * N <= REPLAY_MAX_ELEMENTS
 
 
 def replay_layer(cfg: ScaleSimConfig, M: int, N: int, K: int) -> tuple[int, int, tuple, dict]:
@@ -511,15 +491,15 @@ def report_rows(cfg: ScaleSimConfig, layers: list[GemmLayer], source: str = "") 
     for i, lay in enumerate(layers):
         compute = int(cyc[i]) - 1  # report quirk: index of the last cycle
         windows = None
-        if replayable(cfg, lay.M, lay.N, lay.K):
+        if replayable(cfg, lay.M, lay.N, lay.K, int(cyc[i])):
             total, stall, dram, windows = replay_layer(cfg, lay.M, lay.N, lay.K)
             buffers = "replayed"
         else:
             dram = dram_counts(cfg, lay.M, lay.N, lay.K)
-            if cfg.bandwidth_mode == "CALC":
-                stall = calc_mode_stall_cycles(cfg, lay.M, lay.N, lay.K)
-            else:
-                stall = user_mode_stall_cycles(cfg, lay.M, lay.N, lay.K, compute, dram)
+            # CALC reads never stall and the OFMAP drain (ArrayWidth words per cycle) keeps up
+            # with the array (tests/test_scalesim_compat.py checks it on the replay)
+            stall = (0 if cfg.bandwidth_mode == "CALC"
+                     else user_mode_stall_cycles(cfg, lay.M, lay.N, lay.K, compute, dram))
             total = compute + stall
             buffers = "closed form"
         macs = lay.M * lay.N * lay.K
