@@ -146,13 +146,8 @@ def run_archsim(cfg: str, topology: str) -> dict:
 
 
 def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.6f}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
+    from archsim.uarch.systolic.scalesim_cli import format_cell  # after compared_columns()'s path
+    return format_cell(v, digits=6)
 
 
 def _diff(a, b) -> str:

@@ -49,19 +49,20 @@ def render_json(cfg, rows: list[dict]) -> str:
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
 
-def _table_cell(value) -> str:
+def format_cell(value, digits: int = 4) -> str:
+    """A report value for people: thousands separators, ``digits`` decimals, "-" for none."""
     if value is None:
         return "-"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:.{digits}f}"
     return str(value)
 
 
 #: The second table: the DRAM side of the run (the bandwidth estimate, in CALC mode).
 _DRAM_TABLE = ("Layer", "Total Cycles (incl. prefetch)") + tuple(
-    c for c in scalesim_compat.TIMING_COLUMNS if c.startswith(("DRAM", "Avg")) and "DRAM" in c)
+    c for c in scalesim_compat.WINDOW_COLUMNS + scalesim_compat.BANDWIDTH_COLUMNS if "DRAM" in c)
 
 
 def render_table(cfg, rows: list[dict]) -> str:
@@ -77,7 +78,7 @@ def render_table(cfg, rows: list[dict]) -> str:
             table.add_column(col, justify="left" if col == "Layer" else "right",
                              no_wrap=(col == "Layer"))
         for r in rows:
-            table.add_row(*[_table_cell(r[col]) for col in columns])
+            table.add_row(*[format_cell(r[col]) for col in columns])
     closed = [r["Layer"] for r in rows if r.get("Buffers") == "closed form"]
     if closed:
         tables[0].caption = (f"{len(closed)} layer(s) beyond the buffer replay's limit "
