@@ -119,46 +119,47 @@ def check(value, spec) -> tuple[bool, float | None, str]:
     return value == ref, err, "exact"
 
 
-#: The fields each case kind needs (besides ``id`` and its metrics).
-_REQUIRED = {"run": ("arch", "workload"), "scalesim": ("config", "topology"),
-             "scalesim_table": ("table",), "dram_trace": ("preset", "pattern"),
-             "python": ("function",)}
+def python_metrics(case: dict, wanted: list[str]) -> dict:
+    """A ``python`` case's ``function`` ("module:function"; ``dram_trace`` cases default to the
+    DRAM trace replay), called with the case."""
+    mod, _, fn = case.get("function", "archsim.mem.dram:validate_case").partition(":")
+    return getattr(importlib.import_module(mod), fn)(case)
 
 
-def _check_fields(case: dict, kind: str) -> None:
-    missing = [f for f in _REQUIRED.get(kind, ()) if case.get(f) in (None, "")]
-    if missing:
-        raise ArchsimError(f"a {kind} case needs {', '.join(missing)}",
-                           path=f"{case['id']}.{missing[0]}")
+#: Per case kind: the function that returns {metric: value}, and the fields it needs.
+_KINDS = {"run": (run_metrics, ("arch", "workload")),
+          "scalesim": (scalesim_metrics, ("config", "topology")),
+          "scalesim_table": (scalesim_table_metrics, ("table",)),
+          "dram_trace": (python_metrics, ("preset", "pattern")),
+          "python": (python_metrics, ("function",))}
+
+
+def _error_rows(case: dict, specs: dict, message: str) -> list[dict]:
+    return [{"id": case["id"], "metric": m, "reference": s.get("ref"), "simulated": None, "error": None,
+             "tolerance": "", "pass": False, "status": "error", "message": message,
+             "source": case.get("source", "")} for m, s in specs.items()]
 
 
 def run_case(case: dict) -> list[dict]:
     try:
         specs = _specs(case)
     except KeyError as e:
-        return [{"id": case["id"], "metric": "?", "reference": None, "simulated": None, "error": None,
-                 "tolerance": "", "pass": False, "status": "error",
-                 "message": f"{case['id']}: no metrics (give metrics, or metric + reference): "
-                            f"missing {e.args[0]!r}", "source": case.get("source", "")}]
+        return _error_rows(case, {"?": {}}, f"{case['id']}: no metrics (give metrics, or metric + "
+                                            f"reference): missing {e.args[0]!r}")
     kind = case.get("kind", "run")
+    if kind not in _KINDS and "function" in case:
+        kind = "python"
     try:
-        _check_fields(case, "python" if kind not in _REQUIRED and "function" in case else kind)
-        if kind == "run":
-            vals = run_metrics(case, list(specs))
-        elif kind == "scalesim":
-            vals = scalesim_metrics(case, list(specs))
-        elif kind == "scalesim_table":
-            vals = scalesim_table_metrics(case, list(specs))
-        elif kind in ("python", "dram_trace") or "function" in case:
-            fn_path = case.get("function", "archsim.mem.dram:validate_case")
-            mod, _, fn = fn_path.partition(":")
-            vals = getattr(importlib.import_module(mod), fn)(case)
-        else:
+        if kind not in _KINDS:
             raise ArchsimError(f"unknown case kind {kind!r}", path=f"{case['id']}.kind")
+        metrics, required = _KINDS[kind]
+        missing = [f for f in required if case.get(f) in (None, "")]
+        if missing:
+            raise ArchsimError(f"a {kind} case needs {', '.join(missing)}",
+                               path=f"{case['id']}.{missing[0]}")
+        vals = metrics(case, list(specs))
     except ArchsimError as e:
-        return [{"id": case["id"], "metric": m, "reference": s.get("ref"), "simulated": None, "error": None,
-                 "tolerance": "", "pass": False, "status": "error", "message": str(e),
-                 "source": case.get("source", "")} for m, s in specs.items()]
+        return _error_rows(case, specs, str(e))
     rows = []
     for m, s in specs.items():
         ok, err, tol = check(vals.get(m), s)
