@@ -1,6 +1,10 @@
 """Validation-case functions (``kind: python``) for the DRAM-PIM model."""
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
+from archsim.errors import InputFileError
 from archsim.uarch.dram_pim import api
 
 
@@ -26,10 +30,6 @@ def attacc_table(case: dict) -> dict:
     ``seq_lens`` listed) run as :func:`attacc_case`.  Metrics: ``rows``; ``mem_cycles within
     10%`` and ``commands exact``, counts of rows; ``max mem_cycles error``, relative.  INT8 rows
     run with d_head 160 (MT-530B's, see validation/dram_pim/attacc_ramulator.yaml)."""
-    import csv
-    from pathlib import Path
-
-    from archsim.errors import InputFileError
     path = Path(case["_file"]).parent / case["table"]
     try:
         rows = list(csv.DictReader(path.read_text().splitlines()))
