@@ -379,3 +379,38 @@ def test_buffers_too_small_for_a_tile_are_refused(field):
     load("stc_2to4", "gemm", overrides=["buffers.shared_memory=96 KiB", "buffers.register_file=64 KiB"])
     with pytest.raises(ConfigError):
         load("stc_2to4", "gemm", overrides=["buffers.shared_memory=95 KiB"])
+
+
+def test_ctas_dealt_past_the_last_sm_run_in_the_same_wave():
+    """CTAs are dealt to SMs from where the previous op stopped. The first S CTAs of an op form
+    one wave wherever they land: the CTAs that wrap past the last SM must not queue their tile
+    loads behind every step of the others (they did, and a latency-bound GEMM ran two waves)."""
+    from archsim.mem.interface import build_memory
+    from archsim.sim.timing import schedule
+    from archsim.uarch.sparse_tc.lower import SparseTCLowerer
+
+    # 4 SMs, 4 CTAs of 4 rows each over 8 k chunks of 8; loads latency-bound (100 ns, 1 stage)
+    arch = tiny_arch("tc_dense", gpu={"sms": 4}, buffers={"stages": 1},
+                     memory={"bandwidth": "100 GB/s", "latency": "100 ns"})
+    cfg, wl = load(arch, {"kind": "gemm", "M": 4, "N": 16, "K": 64})
+    mem = build_memory(cfg.memory, cfg.clock)
+    spans = []
+    for first_sm in (0, 2, 3):
+        low = SparseTCLowerer(cfg, mem.peak_bytes_per_cycle)
+        low.next_sm = first_sm
+        prog = low.run(wl)
+        dur, _ = registry.get(cfg.uarch).cost(cfg, prog)
+        start, finish, _, _ = schedule(prog, dur, mem)
+        g = prog.op == Op.GEMM
+        assert sorted(set(prog.unit[g] - 4)) == [0, 1, 2, 3]
+        # every CTA's first k step waits for its own tile after the 100-cycle latency; the tile
+        # loads (64 B at 100 B/cycle: one cycle each) are issued back to back, none a wave later
+        first = [start[g & (prog.unit == 4 + s)].min() for s in range(4)]
+        assert min(first) >= 100 and max(first) - min(first) <= 4
+        spans.append(int(finish.max()))
+    assert spans[1] == spans[0] and spans[2] == spans[0]
+
+
+def test_decode_cycles_grow_with_the_batch():
+    c = [simulate("tc_dense", "opt-1.3b", phase="decode", batch=b, kv_len=512).cycles for b in (1, 2, 4)]
+    assert c[0] <= c[1] <= c[2]

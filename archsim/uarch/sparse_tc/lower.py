@@ -149,9 +149,13 @@ class SparseTCLowerer(SystolicLowerer):
         g, im, in_, j = (x.ravel() for x in np.meshgrid(np.arange(G), np.arange(nmb), np.arange(nnb),
                                                         np.arange(J), indexing="ij"))
         cta = (g * nmb + im) * nnb + in_
+        # CTAs are dealt to SMs from where the previous op stopped; a CTA's wave is its own index
+        # over the SM count (the first S CTAs run together whichever SMs they land on). Steps are
+        # issued wave by wave, k step by k step, in CTA order within a step: the CTA that loads a
+        # shared tile (first CTA column for A, first row for B) precedes the CTAs that read it
         sm = ((cta + self.next_sm) % self.S).astype(np.int64)
-        local = (cta + self.next_sm) // self.S * J + j
-        order = np.lexsort((sm, local))
+        local = cta // self.S * J + j
+        order = np.lexsort((cta, local))
         g, im, in_, j, sm, local = (x[order] for x in (g, im, in_, j, sm, local))
         S_ = g.shape[0]
         rows = np.minimum(bm, Mh - im * bm)
