@@ -97,6 +97,38 @@ def test_tensor_parallel_conserves_macs_and_adds_link():
     assert r2.to_dict()["area_mm2"] == pytest.approx(2 * a1)
 
 
+def test_tensor_parallel_splits_mamba_channels():
+    """Mamba blocks split like a Megatron MLP: in_proj / dt_proj by columns, the conv, the scan and
+    the gate on each device's channels, x_proj and out_proj by rows with their partial sums
+    all-reduced. Decode of mamba-2.8b (d_model 2560, dt_rank 160, d_state 16) at batch 8: per
+    layer the all-reduces carry 8 x (2560 + 160 + 2 x 16) fp16 values = 44,032 B on each of the
+    two devices, 64 layers."""
+    from archsim.api import load
+    from archsim.uarch.gpu.lower import GpuLowerer
+    r1 = simulate("a100", "mamba-2.8b", phase="decode", batch=8, kv_len=512)
+    r2 = simulate("a100", "mamba-2.8b", phase="decode", batch=8, kv_len=512, overrides=["parallel.tensor=2"])
+    assert r1.macs == r2.macs == r1.expected_macs and r2.bounds_ok()
+    assert r2.to_dict()["components"]["link"]["counts"]["bytes"] == 2 * 64 * 8 * (2560 + 160 + 32) * 2
+    cfg, wl = load("a100", "mamba-2.8b", phase="decode", batch=8, kv_len=512, overrides=["parallel.tensor=2"])
+    low = GpuLowerer(cfg, 1.0)
+    ops = {op.name.rsplit(".", 1)[-1]: op for op in wl.ops() if op.layer == "block"}
+    assert low.shard_gemm(ops["in_proj"])[:4] == (8, 5120, 2560, 1)        # 2 x d_inner / 2 columns
+    assert low.shard_gemm(ops["out_proj"]) == (8, 2560, 2560, 1, True)    # d_inner / 2 rows, reduced
+    assert low.shard_gemm(ops["x_proj"]) == (8, 192, 2560, 1, True)
+    assert low.shard_vector(ops["scan"]) == (8 * 5120 // 2, 16)
+    assert low.shard_vector(ops["conv1d"]) == (8, 2560)
+    assert low.shard_vector(ops["norm"]) == (8, 2560)                      # the residual stream is whole
+    # Mamba-2 prefill: heads split, the single B/C group's C B^T computed on both devices
+    p = [simulate("a100", "mamba2-2.7b", phase="prefill", batch=1, seq_len=2048,
+                  overrides=[f"parallel.tensor={T}"]) for T in (1, 2)]
+    assert p[1].macs == p[0].macs and p[1].seconds < 0.75 * p[0].seconds
+    cfg, wl = load("a100", "mamba2-2.7b", phase="prefill", batch=1, seq_len=2048, overrides=["parallel.tensor=2"])
+    low = GpuLowerer(cfg, 1.0)
+    ops = {op.name.rsplit(".", 1)[-1]: op for op in wl.ops() if op.layer == "block"}
+    assert low.shard_gemm(ops["ssd_cb"])[3] == ops["ssd_cb"].count
+    assert low.shard_gemm(ops["ssd_diag"])[3] == ops["ssd_diag"].count // 2
+
+
 def test_fp8_run_is_bounded_and_priced_at_the_fp8_tensor_rate():
     """An FP8 workload on the bf16-default h100 preset: the tensor cores issue its GEMMs at the
     FP8 rate (4096 MACs per SM and cycle), so utilisation is measured against that peak and the

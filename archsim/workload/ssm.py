@@ -223,7 +223,7 @@ def _ssd(gb, s, m: MambaDims, layer, prefix, xc, xz, T, B, L, decode, state_in, 
     # intra-chunk: C B^T per (request, chunk, group), masked by the decay L per head
     cb = act("ssd_cb.out", (B * nc * G, Q, Q))
     gb.add(GemmOp(f"{prefix}.ssd_cb", layer, Q, Q, N, xc, act("ssd_Bt", (B * nc * G, N, Q)), cb,
-                  count=B * nc * G, role="ssd"))
+                  count=B * nc * G, role="ssd", attrs={"groups": G}))
     lm = act("ssd_decay.out", (B * nc * H, Q, Q))
     gb.add(VectorOp(f"{prefix}.ssd_decay", layer, VecKind.SOFTMAX, B * nc * H * Q, Q, (cb, dt, Alog), (lm,),
                     role="ssd", attrs={"note": "segsum, exp and mask: adds, one exp, one multiply per element"}))

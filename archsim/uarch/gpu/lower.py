@@ -38,8 +38,15 @@ U_HOST, U_SM, U_RD, U_WR, U_LINK, U_CTRL = range(6)
 FLAG_LAST = 1
 RATE_SCALE = 1000
 
-COL_SPLIT = ("qkv", "up", "gate", "q", "k", "v")
-ROW_SPLIT = ("o", "down", "out")
+# Megatron-style tensor parallelism: column-split layers (outputs over the devices, no reduction)
+# and row-split ones (inputs over the devices, partial sums all-reduced). Mamba blocks split their
+# channels (Mamba-1) or heads (Mamba-2) the same way: in_proj and dt_proj by columns, the conv,
+# the scan and the gate stay on each device's channels, x_proj and out_proj by rows.
+COL_SPLIT = ("qkv", "up", "gate", "q", "k", "v", "in_proj", "dt_proj")
+ROW_SPLIT = ("o", "down", "out", "out_proj", "x_proj")
+# vector ops over a Mamba block's channels (split with them): by suffix, (rows or columns)
+SSM_CHANNEL_OPS = {"conv1d": "cols", "skip": "cols", "gate_norm": "cols", "ssd_sum": "cols",
+                   "ssd_decay": "rows"}
 
 
 def mma_precision(op: GemmOp) -> str:
@@ -139,6 +146,14 @@ class GpuLowerer:
             return M, -(-N // T), K, G, False
         if op.role == "fc" and suffix in ROW_SPLIT:
             return M, N, -(-K // T), G, True
+        if op.role == "ssd":
+            # Mamba-2 chunked scan: one GEMM per (request, chunk, head), or per (request, chunk,
+            # group) for C B^T; the heads split, a group shared by heads on several devices is
+            # computed on each of them
+            groups = int(op.attrs.get("groups", 0))
+            if groups:
+                return M, N, K, G // groups * -(-groups // T), False
+            return M, N, K, -(-G // T), False
         return M, N, K, G, False
 
     def shard_vector(self, op: VectorOp):
@@ -148,8 +163,16 @@ class GpuLowerer:
             return rows, cols
         if op.role == "softmax":
             return -(-rows // T), cols
-        if op.role in ("activation", "gate", "rope", "kv_write"):
+        if op.role in ("activation", "gate", "rope", "kv_write", "conv1d"):
             return rows, -(-cols // T)
+        if op.role == "scan":
+            # rows: (request x [chunk step x] channel) or (request x head x head dim)
+            return -(-rows // T), cols
+        how = SSM_CHANNEL_OPS.get(op.name.rsplit(".", 1)[-1]) if op.role in ("ssd", "norm", "residual") else None
+        if how == "cols":
+            return rows, -(-cols // T)
+        if how == "rows":
+            return -(-rows // T), cols
         return rows, cols
 
     # -- GEMM -------------------------------------------------------------------------------
