@@ -69,13 +69,15 @@ def main():
 @click.option("--trace-max-events", type=click.IntRange(min=1), default=200_000, show_default=True)
 @click.option("--all-layers", is_flag=True, help="simulate every layer instead of timing identical ones once")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ops", "show_ops", is_flag=True,
+              help="also print the per-op breakdown (the time each op adds to its layer)")
 @guarded
 def run(config, workload, phase, batch, seq_len, kv_len, overrides, fmt, out, trace, trace_max_events,
-        all_layers, seed):
+        all_layers, seed, show_ops):
     """Simulate WORKLOAD on the hardware CONFIG (defaults: Llama-2-7B decode on the 128x128 preset)."""
     from archsim.api import load
     from archsim.report.files import write_texts
-    from archsim.report.render import chrome_trace, to_csv, to_json, to_table
+    from archsim.report.render import chrome_trace, ops_table, to_csv, to_json, to_table
     from archsim.sim.run import simulate_loaded
 
     from archsim.report.files import check_writable
@@ -108,6 +110,8 @@ def run(config, workload, phase, batch, seq_len, kv_len, overrides, fmt, out, tr
             click.echo(to_csv(d), nl=False)
         else:
             to_table(d, Console())
+            if show_ops:
+                ops_table(d, Console())
     if not d["bounds"]["ok"]:
         click.echo("archsim: warning: a bound does not hold (see 'bounds' in the JSON)", err=True)
     if fmt == "table" and not out:

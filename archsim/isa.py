@@ -68,6 +68,10 @@ class Program:
     layer_names: list[str] = field(default_factory=list)
     layer_weights: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     meta: dict = field(default_factory=dict)
+    # the workload op (or fused group of ops) each instruction belongs to: an index into
+    # ``op_names``, -1 for none; empty when the lowerer does not attribute instructions
+    op_tag: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    op_names: list[str] = field(default_factory=list)
 
     FIELDS = ("op", "unit", "layer", "m", "n", "k", "nbytes", "addr", "deps", "aux")
 
@@ -92,19 +96,25 @@ class Program:
             raise ArchsimError("instruction unit out of range")
         if n and (self.layer.min() < 0 or self.layer.max() >= len(self.layer_names)):
             raise ArchsimError("instruction layer out of range")
+        if len(self.op_tag) not in (0, n):
+            raise ArchsimError(f"program op_tag has {len(self.op_tag)} rows, expected {n}")
+        if len(self.op_tag) and (self.op_tag.min() < -1 or self.op_tag.max() >= len(self.op_names)):
+            raise ArchsimError("instruction op tag out of range")
         if len(self.layer_weights) != len(self.layer_names):
             raise ArchsimError("layer_weights and layer_names differ in length")
 
     def save(self, path) -> None:
         np.savez_compressed(path, **{f: getattr(self, f) for f in self.FIELDS},
                             unit_names=np.array(self.unit_names), layer_names=np.array(self.layer_names),
-                            layer_weights=self.layer_weights)
+                            layer_weights=self.layer_weights, op_tag=self.op_tag,
+                            op_names=np.array(self.op_names, dtype=str))
 
     @classmethod
     def load(cls, path) -> "Program":
         z = np.load(path)
+        tags = {"op_tag": z["op_tag"], "op_names": [str(x) for x in z["op_names"]]} if "op_tag" in z else {}
         return cls(**{f: z[f] for f in cls.FIELDS}, unit_names=list(z["unit_names"]),
-                   layer_names=list(z["layer_names"]), layer_weights=z["layer_weights"])
+                   layer_names=list(z["layer_names"]), layer_weights=z["layer_weights"], **tags)
 
     def summary(self) -> dict:
         counts = {Op(o).name: int(c) for o, c in zip(*np.unique(self.op, return_counts=True))}
@@ -123,6 +133,30 @@ class ProgramBuilder:
         self.layer_weights: list[int] = []
         self._chunks: list[dict] = []
         self.count = 0
+        self.op_names: list[str] = []
+        self.op_members: list[list[str]] = []
+        self._tag_index: dict[str, int] = {}
+        self._tag = -1
+        self._chunk_tags: list[int] = []
+
+    def tag(self, name: str, members=None) -> int:
+        """Attribute the instructions added from now on to the workload op ``name`` (or to a
+        group of ops lowered together, e.g. a fused attention kernel: ``members`` lists the
+        workload ops it covers; default: the op itself). Returns the tag's index."""
+        i = self._tag_index.get(name)
+        if i is None:
+            i = self._tag_index[name] = len(self.op_names)
+            self.op_names.append(name)
+            self.op_members.append([])
+        for m in (members if members is not None else [name]):
+            if m not in self.op_members[i]:
+                self.op_members[i].append(m)
+        self._tag = i
+        return i
+
+    def untag(self) -> None:
+        """Instructions added from now on belong to no op."""
+        self._tag = -1
 
     def layer(self, name: str, weight: int = 1) -> int:
         if name in self.layer_names:
@@ -157,12 +191,14 @@ class ProgramBuilder:
                                  nbytes=col(nbytes, np.int64), addr=col(addr, np.int64), deps=d, aux=a))
         idx = np.arange(self.count, self.count + size, dtype=np.int64)
         self.count += size
+        self._chunk_tags.append(self._tag)
         return idx
 
     def add_arrays(self, arrays: dict) -> np.ndarray:
         """Append a chunk given as complete arrays (deps already absolute)."""
         size = arrays["op"].shape[0]
         self._chunks.append(arrays)
+        self._chunk_tags.append(self._tag)
         idx = np.arange(self.count, self.count + size, dtype=np.int64)
         self.count += size
         return idx
@@ -177,7 +213,13 @@ class ProgramBuilder:
         cat["op"] = cat["op"].astype(np.uint8)
         cat["unit"] = cat["unit"].astype(np.int32)
         cat["layer"] = cat["layer"].astype(np.int32)
+        tags = {}
+        if self.op_names:
+            sizes = [c["op"].shape[0] for c in self._chunks]
+            tags = {"op_tag": np.repeat(np.asarray(self._chunk_tags, np.int32), sizes),
+                    "op_names": list(self.op_names)}
+            meta = {**(meta or {}), "op_members": [list(m) for m in self.op_members]}
         p = Program(**cat, unit_names=self.unit_names, layer_names=self.layer_names,
-                    layer_weights=np.asarray(self.layer_weights, np.int64), meta=meta or {})
+                    layer_weights=np.asarray(self.layer_weights, np.int64), meta=meta or {}, **tags)
         p.validate()
         return p

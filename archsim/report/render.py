@@ -135,6 +135,32 @@ def to_table(d: dict, console: Console) -> None:
     console.print(ct)
 
 
+def ops_table(d: dict, console: Console, top: int = 0) -> None:
+    """Per simulated layer instance, its ops by the time they add to the layer (``top`` > 0: the
+    longest ``top`` of each layer)."""
+    rows = d.get("ops") or []
+    if not rows:
+        console.print("no per-op breakdown for this run")
+        return
+    if d.get("ops_scope"):
+        console.print(f"per-op breakdown of {d['ops_scope']}")
+    layers: dict = {}
+    for r in rows:
+        layers.setdefault(r["layer"], []).append(r)
+    for name, ops in layers.items():
+        span = max(r["end"] for r in ops)
+        t = Table(title=f"per op: {name} (one instance, {span:,} cycles from its first instruction)")
+        for c in ("op", "added cycles", "share", "span", "busiest unit", "MACs", "off-chip"):
+            t.add_column(c, justify="left" if c == "op" else "right", overflow="fold")
+        ops = sorted(ops, key=lambda r: -r["added_cycles"])
+        for r in ops[:top] if top > 0 else ops:
+            t.add_row(r["name"], _fmt(r["added_cycles"]), f"{100 * r['added_cycles'] / span:.1f} %" if span else "-",
+                      _fmt(r["span_cycles"]), _fmt(r["busy_cycles"]),
+                      "-" if r["macs"] is None else _fmt(float(r["macs"])),
+                      "-" if r["offchip_bytes"] is None else _fmt(float(r["offchip_bytes"]), "B"))
+        console.print(t)
+
+
 def chrome_trace(result, max_events: int = 200_000) -> dict:
     """Chrome trace-event JSON (Perfetto) of the per-unit timeline, capped at ``max_events``.
     Times are microseconds; for a weighted (deduplicated) run the timeline shows each
@@ -146,8 +172,11 @@ def chrome_trace(result, max_events: int = 200_000) -> dict:
     events = [{"name": "process_name", "ph": "M", "pid": 0, "args": {"name": result.cfg.name}}]
     for u, name in enumerate(p.unit_names):
         events.append({"name": "thread_name", "ph": "M", "pid": 0, "tid": u, "args": {"name": name}})
+    tags = p.op_tag if len(p.op_tag) == len(p) else None
     for i in sel:
-        events.append({"name": Op(int(p.op[i])).name, "cat": p.layer_names[p.layer[i]], "ph": "X", "pid": 0,
+        kind = Op(int(p.op[i])).name
+        name = f"{p.op_names[tags[i]]} {kind}" if tags is not None and tags[i] >= 0 else kind
+        events.append({"name": name, "cat": p.layer_names[p.layer[i]], "ph": "X", "pid": 0,
                        "tid": int(p.unit[i]), "ts": float(start[i]) * us,
                        "dur": float(max(finish[i] - start[i], 0)) * us,
                        "args": {"m": int(p.m[i]), "n": int(p.n[i]), "k": int(p.k[i]), "bytes": int(p.nbytes[i])}})

@@ -2,7 +2,7 @@
 
 JSON keys (stable): ``archsim_version, arch, uarch, workload, cycles, seconds, energy_pj,
 power_w, tokens_per_s, tokens_per_j, macs, utilization, area_mm2, edp, bounds, dedup,
-layers, components, units, memory, config``.
+layers, components, units, memory, config``, and ``ops`` (:mod:`archsim.report.ops`).
 """
 from __future__ import annotations
 

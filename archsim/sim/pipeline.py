@@ -185,6 +185,9 @@ def _combine(cfg, wl, runs: list[Result], cycles: int, P: int, info: dict) -> Re
         memory_info=dict(r0.memory_info), peak_dynamic_w=r0.peak_dynamic_w * P,
         extra=copy.deepcopy(r0.extra))
     res.extra["pipeline"] = info
+    if res.extra.get("ops"):
+        res.extra["ops_scope"] = (f"the first micro-batch ({info['microbatch_sizes'][0]} request(s)) through "
+                                  f"every layer, as one device would run it")
     # the activations crossing stage boundaries, priced per bit of the interconnect when it has a price
     e_bit = float(getattr(getattr(cfg, "interconnect", None), "energy_per_bit", 0.0) or 0.0)
     if e_bit > 0 and info.get("transfer_bytes"):

@@ -149,6 +149,8 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
         memory_info=dict(memory.info, model=memory.name),
         peak_dynamic_w=float(u.peak_dynamic_w(rcfg, table)))
     check_range(res, finish)
+    from archsim.report.ops import op_breakdown
+    res.extra["ops"] = op_breakdown(prog, wl, dur, start, finish, bytes_from_instructions=not u.offchip_counters)
     if wl.spec.get("kind") == "speculative":
         from archsim.workload.speculative import speculative_metrics
         res.extra["speculative"] = speculative_metrics(res)

@@ -105,6 +105,12 @@ class DramPim(Uarch):
                 reps = int(op.M) * count
                 useful = op.macs
             c = r.counters
+            if op.role == "attn_qk":
+                grp_ops = [o.name for o in workload.ops() if o.layer == op.layer
+                           and o.role in ("attn_qk", "softmax", "attn_sv")]
+                b.tag(op.name.rsplit(".", 1)[0] + ".attention", grp_ops)
+            else:
+                b.tag(op.name)
             b.add(Op.GEMM, 1, li, m=int(round(r.energy_pj["in_bank_read"] * 1e3)) * reps,
                   n=int(round(r.energy_pj["io"] * 1e3)) * reps, k=useful, nbytes=int(r.internal_bytes) * reps,
                   aux=[int(np.ceil(r.cycles * per_ck)) * reps, (c["mac_ab"] + c["mac_sb"] + c["mac_pb"]) * reps,

@@ -70,6 +70,11 @@ def _bpe(dtype: str) -> float:
     return PRECISION_BITS[dtype] / 8.0
 
 
+def _group_name(ops) -> str:
+    """Name of ops lowered as one kernel (a fused attention): their common prefix + '.attention'."""
+    return ops[0].name.rsplit(".", 1)[0] + ".attention"
+
+
 def _kv_heads(t) -> int:
     """KV heads of a K or V tensor ([batch, KV heads, ...]); 0 if it is not one."""
     shape = getattr(t, "shape", ())
@@ -555,6 +560,8 @@ class GpuLowerer:
         done_att = set()
         for op in ops:
             layer = self.pb.layer(op.layer, rep[op.layer])
+            if (fixed > 0 and (first or per_op)) or (setup > 0 and op.layer not in set_up):
+                self.pb.tag(f"{op.layer}.(runtime)", members=[])
             if fixed > 0 and (first or per_op):
                 # per_op: the host waits for the previous op, then pays one timed call
                 self.sync(U_HOST, layer, fixed, [self.prev_done])
@@ -566,13 +573,16 @@ class GpuLowerer:
             if op.layer in att_layers and (self.is_decode_attention(op) or op.role == "softmax"):
                 if op.layer not in done_att:
                     done_att.add(op.layer)
+                    self.pb.tag(_group_name(att_layers[op.layer]), [o.name for o in att_layers[op.layer]])
                     self.decode_attention(att_layers[op.layer], layer)
                 continue
             if op.layer in flash and op.role in ("attn_qk", "softmax", "attn_sv"):
                 if op.layer not in done_att:
                     done_att.add(op.layer)
+                    self.pb.tag(_group_name(flash[op.layer]), [o.name for o in flash[op.layer]])
                     self.prefill_attention(flash[op.layer], layer)
                 continue
+            self.pb.tag(op.name)
             if isinstance(op, GemmOp):
                 self.gemm(op, layer)
             else:
@@ -581,5 +591,6 @@ class GpuLowerer:
                 # the rest of the timed call, after its last launch, overlaps the GPU's work
                 self.sync(U_HOST, layer, after, [])
         if after > 0 and not per_op and ops:
+            self.pb.tag(f"{ops[-1].layer}.(runtime)", members=[])
             self.sync(U_HOST, self.pb.layer(ops[-1].layer, rep[ops[-1].layer]), after, [])
         return self.pb.build(meta={"tilings": self.plans})

@@ -69,9 +69,19 @@ class _Emitter:
                                aux=np.array([self.cyc(seconds), int(macs), int(round(energy)), kind],
                                             np.int64))[0])
 
+    def _tag(self, seg) -> None:
+        """Attribute what follows to the segment's workload ops (named by the first and last)."""
+        ops = list(seg.ops)
+        if not ops:
+            self.pb.tag(f"({seg.dev})", members=[])
+            return
+        name = ops[0] if len(ops) == 1 else f"{ops[0]} .. {ops[-1].rsplit('.', 1)[-1]}"
+        self.pb.tag(f"{name} [{seg.dev}]" if seg.dev == "pim" else name, ops)
+
     def link(self, unit, layer, nbytes, dep, w) -> int:
         if nbytes <= 0:
             return dep
+        self.pb.tag("(link to PIM)" if unit == U_L2P else "(link to xPU)", members=[])
         lk = self.cfg.link
         s = lk.latency + nbytes / (self.links * lk.bandwidth)
         self.totals["link_s"] += s * w
@@ -79,6 +89,7 @@ class _Emitter:
         return self.add(unit, layer, s, [dep], K_LINK, nbytes=nbytes)
 
     def xpu(self, layer, seg, dep, w, frac=1.0, macs=None) -> int:
+        self._tag(seg)
         self.totals["xpu_s"] += seg.seconds * frac * w
         for k, v in seg.kinds.items():
             self.kinds[k] = self.kinds.get(k, 0.0) + v * frac * w
@@ -91,6 +102,7 @@ class _Emitter:
         return self.add(U_XPU, layer, seg.seconds * frac, [dep], K_XPU, macs, seg.energy_pj * frac)
 
     def pim(self, layer, seg, dep, w, seconds=None, macs=None, energy=None) -> int:
+        self._tag(seg)
         s = seg.seconds if seconds is None else seconds
         frac = s / seg.seconds if seg.seconds else 1.0          # the share of the segment run here
         self.totals["pim_s"] += s * w
@@ -166,6 +178,7 @@ class _Emitter:
             for name, w in inst:
                 layer = pb.layer(name, w)
                 if first and plan.fixed_seconds > 0:
+                    self.pb.tag("(runtime)", members=[])
                     last = self.add(U_XPU, layer, plan.fixed_seconds, [], K_SYNC)
                     self.totals["xpu_s"] += plan.fixed_seconds
                 first = False

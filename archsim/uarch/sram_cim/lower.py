@@ -489,10 +489,12 @@ class CimLowerer:
             if op.name in handled:
                 continue
             layer = self.pb.layer(op.layer, rep[op.layer])
+            self.pb.tag(op.name)
             if isinstance(op, GemmOp):
                 trio = self._trio(wl, op) if (self.cfg.mode == "pipeline" and self.S >= 2) else None
                 if trio is not None:
                     sm, sv = trio
+                    self.pb.tag(op.name.rsplit(".", 1)[0] + ".attention", [op.name, sm.name, sv.name])
                     self.attention_pipeline(wl, op, sm, sv, layer)
                     handled.update((sm.name, sv.name))
                 else:

@@ -346,6 +346,7 @@ class SystolicLowerer:
                 else:
                     self.resident.update(t.name for t in op.outputs)
             layer = self.pb.layer(op.layer, rep[op.layer])
+            self.pb.tag(op.name)
             if isinstance(op, GemmOp):
                 self.gemm(wl, op, layer)
             else:
