@@ -38,6 +38,30 @@ OP_SYNC = int(Op.SYNC)
 
 
 @njit(cache=True)
+def _head_time(u, heads, qend, queue, deps, finish, unit_free, cand, wait_first, wait_next, big):
+    """Earliest start of unit ``u``'s head instruction into ``cand[u]``: ``big`` when the unit
+    is done, or when a dependency has not issued yet (then ``u`` waits on that instruction)."""
+    h = heads[u]
+    if h >= qend[u]:
+        cand[u] = big
+        return
+    i = queue[h]
+    t = unit_free[u]
+    for j in range(deps.shape[1]):
+        d = deps[i, j]
+        if d >= 0:
+            f = finish[d]
+            if f < 0:
+                wait_next[u] = wait_first[d]
+                wait_first[d] = u
+                cand[u] = big
+                return
+            if f > t:
+                t = f
+    cand[u] = t
+
+
+@njit(cache=True)
 def _schedule(op, unit, layer, deps, nbytes, addr, duration, queue, qstart, qend,
               n_layers, mem_kind, mem_params, mem_state):
     n = op.shape[0]
@@ -50,29 +74,22 @@ def _schedule(op, unit, layer, deps, nbytes, addr, duration, queue, qstart, qend
     busy = np.zeros((n_layers, n_units), np.int64)
     # a DMA queue's transfers overlap: it is busy while at least one is in flight
     covered = np.zeros(n_units, np.int64)
-    nd = deps.shape[1]
     big = np.int64(1) << np.int64(62)
+    # each unit's head start time, kept up to date: it changes only when the unit issues or
+    # when the instruction its head waits on issues (units waiting on an instruction form a
+    # list: wait_first[instruction] -> wait_next[unit] -> ...)
+    cand = np.full(n_units, big, np.int64)
+    wait_first = np.full(n, -1, np.int64)
+    wait_next = np.full(n_units, -1, np.int64)
+    for u in range(n_units):
+        _head_time(u, heads, qend, queue, deps, finish, unit_free, cand, wait_first, wait_next, big)
     for _ in range(n):
+        # the ready head that can start earliest; ties to the lowest unit
         best_u = -1
         best_t = big
         for u in range(n_units):
-            h = heads[u]
-            if h >= qend[u]:
-                continue
-            i = queue[h]
-            t = unit_free[u]
-            ready = True
-            for j in range(nd):
-                d = deps[i, j]
-                if d >= 0:
-                    f = finish[d]
-                    if f < 0:
-                        ready = False
-                        break
-                    if f > t:
-                        t = f
-            if ready and t < best_t:
-                best_t = t
+            if cand[u] < best_t:
+                best_t = cand[u]
                 best_u = u
         if best_u < 0:
             # cannot happen for a valid program (deps point backwards)
@@ -97,6 +114,12 @@ def _schedule(op, unit, layer, deps, nbytes, addr, duration, queue, qstart, qend
             finish[i] = f
             unit_free[best_u] = f
             busy[lyr, best_u] += duration[i]
+        _head_time(best_u, heads, qend, queue, deps, finish, unit_free, cand, wait_first, wait_next, big)
+        w = wait_first[i]
+        while w >= 0:
+            nxt = wait_next[w]
+            _head_time(w, heads, qend, queue, deps, finish, unit_free, cand, wait_first, wait_next, big)
+            w = nxt
     return start, finish, mem_counters, busy, True
 
 

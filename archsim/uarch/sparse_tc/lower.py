@@ -31,6 +31,23 @@ from archsim.uarch.systolic.lower import SystolicLowerer, _Alloc
 from archsim.workload.graph import GemmOp
 
 
+def _issue_order(C: int, J: int, S: int):
+    """(CTA, k step) of every step of ``C`` CTAs with ``J`` k steps on ``S`` SMs, in issue order:
+    wave (S CTAs) by wave, within a wave k step by k step, within a step CTA by CTA."""
+    full, rem = divmod(C, S)
+    parts_c, parts_j = [], []
+    if full:
+        parts_c.append(np.broadcast_to((np.arange(full, dtype=np.int64)[:, None, None] * S
+                                        + np.arange(S, dtype=np.int64)[None, None, :]), (full, J, S)).ravel())
+        parts_j.append(np.broadcast_to(np.arange(J, dtype=np.int64)[None, :, None], (full, J, S)).ravel())
+    if rem:
+        parts_c.append(np.broadcast_to(full * S + np.arange(rem, dtype=np.int64)[None, :], (J, rem)).ravel())
+        parts_j.append(np.broadcast_to(np.arange(J, dtype=np.int64)[:, None], (J, rem)).ravel())
+    if len(parts_c) == 1:
+        return parts_c[0], parts_j[0]
+    return np.concatenate(parts_c), np.concatenate(parts_j)
+
+
 class _Flat:
     """Concatenates per-op arrays; returns the offset of each."""
 
@@ -146,17 +163,14 @@ class SparseTCLowerer(SystolicLowerer):
         opid = len(self.optab)
         self.optab.append(row)
         # ---- CTA steps ------------------------------------------------------------------------
-        g, im, in_, j = (x.ravel() for x in np.meshgrid(np.arange(G), np.arange(nmb), np.arange(nnb),
-                                                        np.arange(J), indexing="ij"))
-        cta = (g * nmb + im) * nnb + in_
         # CTAs are dealt to SMs from where the previous op stopped; a CTA's wave is its own index
         # over the SM count (the first S CTAs run together whichever SMs they land on). Steps are
         # issued wave by wave, k step by k step, in CTA order within a step: the CTA that loads a
         # shared tile (first CTA column for A, first row for B) precedes the CTAs that read it
-        sm = ((cta + self.next_sm) % self.S).astype(np.int64)
-        local = cta // self.S * J + j
-        order = np.lexsort((cta, local))
-        g, im, in_, j, sm, local = (x[order] for x in (g, im, in_, j, sm, local))
+        cta, j = _issue_order(G * nmb * nnb, J, self.S)
+        g, r = np.divmod(cta, nmb * nnb)
+        im, in_ = np.divmod(r, nnb)
+        sm = (cta + self.next_sm) % self.S
         S_ = g.shape[0]
         rows = np.minimum(bm, Mh - im * bm)
         cols = np.minimum(bn, Nh - in_ * bn)
