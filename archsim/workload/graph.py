@@ -108,6 +108,12 @@ class VectorOp:
 AnyOp = Union[GemmOp, VectorOp]
 
 
+def attention_name(op_name: str) -> str:
+    """Name of a layer's attention ops lowered together (a fused kernel, a pipelined or in-memory
+    attention), from one of their names: ``block.qk`` -> ``block.attention``."""
+    return op_name.rsplit(".", 1)[0] + ".attention"
+
+
 @dataclass
 class LayerGroup:
     name: str

@@ -17,6 +17,7 @@ from archsim.uarch.dram_pim.api import (PimResult, attention_cycles, background_
                                         pim_mac_pj, stream_cycles)
 from archsim.uarch.dram_pim.dram_adapter import resolve
 from archsim.uarch.dram_pim.spec import DramPimConfig, PimUnitConfig
+from archsim.workload.graph import attention_name
 
 COUNTERS = ("pim.mac_cmd", "pim.macs", "dram.act", "dram.internal_bytes", "dram.in_bank_fj", "dram.io_fj",
              "pim.padded_macs")
@@ -108,7 +109,7 @@ class DramPim(Uarch):
             if op.role == "attn_qk":
                 grp_ops = [o.name for o in workload.ops() if o.layer == op.layer
                            and o.role in ("attn_qk", "softmax", "attn_sv")]
-                b.tag(op.name.rsplit(".", 1)[0] + ".attention", grp_ops)
+                b.tag(attention_name(op.name), grp_ops)
             else:
                 b.tag(op.name)
             b.add(Op.GEMM, 1, li, m=int(round(r.energy_pj["in_bank_read"] * 1e3)) * reps,

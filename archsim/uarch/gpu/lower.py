@@ -29,7 +29,7 @@ from archsim.errors import LoweringError
 from archsim.isa import Op, ProgramBuilder, VecKind
 from archsim.uarch.gpu.tiling import flash_tiles, k_depth, list_schedule, plan_gemm
 from archsim.uarch.systolic.cost import prim_table, vector_cycles, vector_rates
-from archsim.workload.graph import GemmOp, VectorOp
+from archsim.workload.graph import GemmOp, VectorOp, attention_name
 
 CHUNKS = 8
 VEC_CHUNKS = 4
@@ -68,11 +68,6 @@ def _part(total, n, j):
 
 def _bpe(dtype: str) -> float:
     return PRECISION_BITS[dtype] / 8.0
-
-
-def _group_name(ops) -> str:
-    """Name of ops lowered as one kernel (a fused attention): their common prefix + '.attention'."""
-    return ops[0].name.rsplit(".", 1)[0] + ".attention"
 
 
 def _kv_heads(t) -> int:
@@ -573,13 +568,13 @@ class GpuLowerer:
             if op.layer in att_layers and (self.is_decode_attention(op) or op.role == "softmax"):
                 if op.layer not in done_att:
                     done_att.add(op.layer)
-                    self.pb.tag(_group_name(att_layers[op.layer]), [o.name for o in att_layers[op.layer]])
+                    self.pb.tag(attention_name(op.name), [o.name for o in att_layers[op.layer]])
                     self.decode_attention(att_layers[op.layer], layer)
                 continue
             if op.layer in flash and op.role in ("attn_qk", "softmax", "attn_sv"):
                 if op.layer not in done_att:
                     done_att.add(op.layer)
-                    self.pb.tag(_group_name(flash[op.layer]), [o.name for o in flash[op.layer]])
+                    self.pb.tag(attention_name(op.name), [o.name for o in flash[op.layer]])
                     self.prefill_attention(flash[op.layer], layer)
                 continue
             self.pb.tag(op.name)

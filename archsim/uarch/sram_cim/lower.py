@@ -29,7 +29,7 @@ from archsim.errors import LoweringError
 from archsim.isa import Op, ProgramBuilder
 from archsim.uarch.sram_cim.cost import BUF_STAGED, VEC_TRANSPOSE, wave_cycles
 from archsim.uarch.sram_cim.tiles import buffer_flags, ceil_div, make_tiles, reduce_rounds
-from archsim.workload.graph import GemmOp, VectorOp
+from archsim.workload.graph import GemmOp, VectorOp, attention_name
 
 U_RD, U_WR, U_VEC, U_CTRL, U_TR, U_RES, U_RESW = range(7)
 U_S0 = 7
@@ -494,7 +494,7 @@ class CimLowerer:
                 trio = self._trio(wl, op) if (self.cfg.mode == "pipeline" and self.S >= 2) else None
                 if trio is not None:
                     sm, sv = trio
-                    self.pb.tag(op.name.rsplit(".", 1)[0] + ".attention", [op.name, sm.name, sv.name])
+                    self.pb.tag(attention_name(op.name), [op.name, sm.name, sv.name])
                     self.attention_pipeline(wl, op, sm, sv, layer)
                     handled.update((sm.name, sv.name))
                 else:
