@@ -70,14 +70,15 @@ def main():
 @click.option("--all-layers", is_flag=True, help="simulate every layer instead of timing identical ones once")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--ops", "show_ops", is_flag=True,
-              help="also print the per-op breakdown (the time each op adds to its layer)")
+              help="per-op breakdown (the time each op adds to its layer): a second table, or with "
+                   "--format csv the per-op rows instead of the per-layer ones (JSON always has it)")
 @guarded
 def run(config, workload, phase, batch, seq_len, kv_len, overrides, fmt, out, trace, trace_max_events,
         all_layers, seed, show_ops):
     """Simulate WORKLOAD on the hardware CONFIG (defaults: Llama-2-7B decode on the 128x128 preset)."""
     from archsim.api import load
     from archsim.report.files import write_texts
-    from archsim.report.render import chrome_trace, ops_table, to_csv, to_json, to_table
+    from archsim.report.render import chrome_trace, ops_csv, ops_table, to_csv, to_json, to_table
     from archsim.sim.run import simulate_loaded
 
     from archsim.report.files import check_writable
@@ -95,8 +96,9 @@ def run(config, workload, phase, batch, seq_len, kv_len, overrides, fmt, out, tr
     d = res.to_dict()
     wall = time.perf_counter() - t0
     files = []
+    csv_text = (lambda: ops_csv(d)) if show_ops else (lambda: to_csv(d))
     if out is not None:
-        files.append((out, to_csv(d) if fmt == "csv" else to_json(d), "--out"))
+        files.append((out, csv_text() if fmt == "csv" else to_json(d), "--out"))
     if trace is not None:
         files.append((trace, json.dumps(chrome_trace(res, trace_max_events)), "--trace"))
     # the result and the trace are written together or not at all
@@ -107,7 +109,7 @@ def run(config, workload, phase, batch, seq_len, kv_len, overrides, fmt, out, tr
         if fmt == "json":
             click.echo(to_json(d), nl=False)
         elif fmt == "csv":
-            click.echo(to_csv(d), nl=False)
+            click.echo(csv_text(), nl=False)
         else:
             to_table(d, Console())
             if show_ops:

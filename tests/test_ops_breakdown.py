@@ -113,3 +113,13 @@ def test_cli_ops_table_and_trace_names(tmp_path):
     assert "per op: block" in res.output and "block.qkv" in res.output
     names = {e["name"] for e in json.loads(tr.read_text())["traceEvents"] if e.get("ph") == "X"}
     assert any(n.startswith("block.qkv ") for n in names)
+
+
+def test_cli_ops_csv_rows_add_up(tmp_path):
+    out = tmp_path / "ops.csv"
+    res = CliRunner().invoke(main, ["run", "systolic_128x128", "gemm", "--ops", "--format", "csv", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("layer,name,added_cycles") and len(lines) == 2
+    r = simulate("systolic_128x128", "gemm")
+    assert lines[1].split(",")[:3] == [r.layers[0].name, "gemm", str(r.cycles)]

@@ -29,6 +29,21 @@ def to_csv(d: dict) -> str:
     return buf.getvalue()
 
 
+OPS_COLUMNS = ("layer", "name", "added_cycles", "span_cycles", "start", "end", "busy_cycles", "macs",
+               "offchip_bytes", "ops")
+
+
+def ops_csv(d: dict) -> str:
+    """The per-op breakdown as CSV (one row per op of each simulated layer; ``ops``: the workload
+    ops a row covers, space-separated)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(OPS_COLUMNS)
+    for r in d.get("ops") or []:
+        w.writerow([" ".join(r[c]) if c == "ops" else ("" if r[c] is None else r[c]) for c in OPS_COLUMNS])
+    return buf.getvalue()
+
+
 def _fmt(x, unit=""):
     if x is None:
         return "-"
