@@ -291,6 +291,22 @@ def warp_rowmerge(rb, cb, j, k0, k1, wm, wma, wna, K, CB, J, dense_a, dense_b, s
 
 
 @njit(cache=True)
+def _add_sums(cnt, bits, Ly, acc):
+    """Add one GEMM instruction's warp-tile sums (see ``acc`` in :func:`sparse_tc_cost`)."""
+    cnt[Ly, C_SPILL] += acc[0]
+    cnt[Ly, C_BSTALL] += acc[1]
+    cnt[Ly, C_MAC] += acc[2]
+    cnt[Ly, C_SKIP] += acc[3]
+    bits[Ly, 0] += acc[4]
+    bits[Ly, 1] += acc[5]
+    cnt[Ly, C_ACC_R] += acc[6]
+    cnt[Ly, C_ACC_W] += acc[6]
+    cnt[Ly, C_MERGE] += acc[7]
+    cnt[Ly, C_CONFL] += acc[8]
+    cnt[Ly, C_DEC] += acc[9]
+
+
+@njit(cache=True)
 def sparse_tc_cost(op, layer, m, n, k, nbytes, aux, n_layers, variant, optab, par, acnt, comp, bcnt,
                    bscat, rm_ptr, rm_idx, rm_p, rm_mf, rm_mb, rm_mz, dspre, prim, rates, pipeline):
     N = op.shape[0]
@@ -312,6 +328,14 @@ def sparse_tc_cost(op, layer, m, n, k, nbytes, aux, n_layers, variant, optab, pa
     out = np.zeros(9, np.int64)
     lanes = np.zeros(R, np.float64)
     mrg = np.zeros(R, np.float64)
+    # per-instruction sums over its warp tiles: spill, B stall, MACs, skipped, A bits, B bits,
+    # accumulator accesses, merges, conflicts, decodes
+    acc = np.zeros(10, np.int64)
+    # a dense tile's cycles and counts depend only on its shape and operand widths: the last one
+    # is kept (consecutive steps of a GEMM mostly share it)
+    memo_key = np.full(5, -1, np.int64)
+    memo_acc = np.zeros(10, np.int64)
+    memo_dur = np.int64(0)
     for i in range(N):
         o = op[i]
         Ly = layer[i]
@@ -327,6 +351,16 @@ def sparse_tc_cost(op, layer, m, n, k, nbytes, aux, n_layers, variant, optab, pa
             dense_b = optab[t, T_DENSE_B] == 1
             stats = optab[t, T_STATS] == 1
             abits = optab[t, T_ABITS]; bbits = optab[t, T_BBITS]
+            plain = variant == 0 or (variant == 1 and dense_a)
+            if plain and memo_key[0] == m[i] and memo_key[1] == n[i] and memo_key[2] == k[i] \
+                    and memo_key[3] == abits and memo_key[4] == bbits:
+                dur[i] = memo_dur
+                _add_sums(cnt, bits, Ly, memo_acc)
+                cnt[Ly, C_SMEM] += nbytes[i]
+                cnt[Ly, C_L2] += nbytes[i]
+                continue
+            for q in range(10):
+                acc[q] = 0
             r0 = im * bm
             r1 = min(Mh, r0 + bm)
             c0 = inn * bn
@@ -382,22 +416,31 @@ def sparse_tc_cost(op, layer, m, n, k, nbytes, aux, n_layers, variant, optab, pa
                         out[8] = 0
                     tc[w % T] += cyc
                     w += 1
-                    cnt[Ly, C_SPILL] += out[7]
-                    cnt[Ly, C_BSTALL] += out[8]
-                    cnt[Ly, C_MAC] += out[0]
-                    cnt[Ly, C_SKIP] += wma * wna * kt - out[0]
-                    bits[Ly, 0] += out[1]
-                    bits[Ly, 1] += out[2]
-                    cnt[Ly, C_ACC_R] += out[3]
-                    cnt[Ly, C_ACC_W] += out[3]
-                    cnt[Ly, C_MERGE] += out[4]
-                    cnt[Ly, C_CONFL] += out[5]
-                    cnt[Ly, C_DEC] += out[6]
+                    acc[0] += out[7]
+                    acc[1] += out[8]
+                    acc[2] += out[0]
+                    acc[3] += wma * wna * kt - out[0]
+                    acc[4] += out[1]
+                    acc[5] += out[2]
+                    acc[6] += out[3]
+                    acc[7] += out[4]
+                    acc[8] += out[5]
+                    acc[9] += out[6]
             best = 0
             for q in range(T):
                 if tc[q] > best:
                     best = tc[q]
             dur[i] = best
+            _add_sums(cnt, bits, Ly, acc)
+            if plain:
+                memo_key[0] = m[i]
+                memo_key[1] = n[i]
+                memo_key[2] = k[i]
+                memo_key[3] = abits
+                memo_key[4] = bbits
+                memo_dur = best
+                for q in range(10):
+                    memo_acc[q] = acc[q]
             cnt[Ly, C_SMEM] += nbytes[i]
             cnt[Ly, C_L2] += nbytes[i]
         elif o == OP_VECTOR:
