@@ -61,3 +61,25 @@ def test_bad_speculative_input(spec):
     with pytest.raises(WorkloadError) as e:
         load("systolic_128x128", dict(spec, target="mamba-130m"))
     assert e.value.path == "workload.target"
+
+
+@pytest.mark.parametrize("arch", ["aim", "hbm_pim", "attacc_pim", "neupims"])
+def test_verify_pass_on_pim_conserves_macs(arch):
+    """The target verifies k + 1 = 5 positions per request: PIM units take one query row at a time,
+    so every row's attention is run and counted (one row was, 5.8 M MACs short on AiM); in a hetero
+    system the draft's 48-block passes hand their last block's tail to the draft head once per
+    block, not once per head instance."""
+    b = 1 if arch in ("aim", "hbm_pim", "attacc_pim") else 4
+    r = simulate(arch, "spec-llama2-7b", phase="decode", batch=b, kv_len=512)
+    assert r.bounds_ok()
+    assert r.macs - r.padded_macs + r.skipped_macs == r.expected_macs
+
+
+def test_pim_attention_time_grows_with_the_verified_rows():
+    one = simulate("attacc_pim", {"kind": "transformer", "family": "llama", "d_model": 4096, "n_layers": 1,
+                                  "n_heads": 32, "d_ff": 11008, "vocab_size": 32000, "phase": "decode",
+                                  "batch": 1, "kv_len": 2048})
+    r = simulate("attacc_pim", "spec-llama2-7b", phase="decode", batch=1, kv_len=2048)
+    att1 = next(o for o in one.extra["ops"] if o["name"] == "block.attention")["added_cycles"]
+    att5 = next(o for o in r.extra["ops"] if o["name"] == "target.block.attention")["added_cycles"]
+    assert att5 == pytest.approx(5 * att1, rel=0.02)

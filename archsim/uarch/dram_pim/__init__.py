@@ -82,14 +82,18 @@ class DramPim(Uarch):
             if op.role == "attn_sv":
                 continue                               # timed with attn_qk
             if op.role == "attn_qk":
-                # one op per (request, KV head); its M rows are the query heads of the group
-                grp = max(1, int(op.M) // max(1, int(op.attrs.get("attn_rows", 1))))
+                # one op per (request, KV head); its M rows are the query heads of the group times
+                # the query rows per request (more than one when a speculative pass verifies
+                # several positions): the units take one query row at a time, as they take the
+                # activation rows of an FC layer
+                rows = max(1, int(op.attrs.get("attn_rows", 1)))
+                grp = max(1, int(op.M) // rows)
                 heads = max(1, count // max(1, workload.batch)) * grp
                 key = ("attn", workload.batch, op.N, heads, op.K, grp)
                 if key not in cache:
                     cache[key] = attention_cycles(cfg, workload.batch, int(op.N), heads, int(op.K), grp)
                 r = cache[key]
-                reps = 1
+                reps = rows
                 useful = 2 * op.macs                   # QK^T and SV of the batch
             else:
                 if op.M > 8:

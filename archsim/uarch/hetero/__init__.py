@@ -173,7 +173,9 @@ class _Emitter:
         first = True
         for gp in plan.groups:
             inst = [(gp.name, gp.repeat)]
-            if gp.has_pim and gp.repeat > 1:
+            if gp.repeat > 1 and (gp.has_pim or pending is not None):
+                # a PIM block's first instance has no tail of a previous block to run; a group
+                # after PIM blocks runs their last tail once, in its first instance
                 inst = [(f"{gp.name}.first", 1), (gp.name, gp.repeat - 1)]
             for name, w in inst:
                 layer = pb.layer(name, w)

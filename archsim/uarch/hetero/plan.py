@@ -301,15 +301,18 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
         ctx = _balanced_order(ctx, heads, P.pim.pim.stacks)
         pc = _pim_cfg(P, max(ctx))
         r = _pim_call(attention_cycles, pc, len(ctx), tuple(ctx), heads, hd, max(1, heads // kvh))
-        sec += r.seconds
-        energy += _pim_dyn_pj(r)
-        nb = _add_bytes(nb, _pim_bytes(r))
-        kinds["pim_attention"] = r.seconds
+        # the units take one query row at a time: a pass verifying several positions per request
+        # (speculative decoding) runs the attention once per row
+        rows = max(1, int(qk[0].attrs.get("attn_rows", 1)))
+        sec += r.seconds * rows
+        energy += _pim_dyn_pj(r) * rows
+        nb = _add_bytes(nb, _pim_bytes(r, rows))
+        kinds["pim_attention"] = r.seconds * rows
         c = min(cfg.head_chunks, heads)
         if c > 1:
             # each head's KV sits in its own channels, so head groups arriving one after another
             # keep every channel busy: the attention time is shared evenly by the head groups
-            chunks = [r.seconds / c] * c
+            chunks = [r.seconds * rows / c] * c
     for op in ops:
         if op.role == "kv_write":
             wb = sum(t.nbytes for t in op.outputs)
