@@ -412,3 +412,16 @@ def test_attacc_table_counts_rows(tmp_path):
     (tmp_path / "bad.csv").write_text("seq_len_L,heads_per_hbm\n2048,x\n")
     with pytest.raises(InputFileError, match="bad.csv:2"):
         attacc_table({"_file": str(tmp_path / "c.yaml"), "table": "bad.csv"})
+
+
+def test_decode_with_mixed_kv_lengths_conserves_macs():
+    """One attention op per KV length, each covering its own requests (the op's count over the KV
+    heads), not the whole batch: MACs conserved (12.5 M short before on AiM, batch 3), and the
+    attention lies between the batch at the shortest and at the longest length."""
+    from archsim.api import simulate
+    mix = simulate("aim", "opt-1.3b", phase="decode", batch=3, overrides=["workload.kv_lens=[255, 255, 1023]"])
+    assert mix.bounds_ok()
+    att = lambda r: sum(o["added_cycles"] for o in r.extra["ops"] if o["name"].endswith(".attention"))  # noqa: E731
+    lo = simulate("aim", "opt-1.3b", phase="decode", batch=3, kv_len=255)
+    hi = simulate("aim", "opt-1.3b", phase="decode", batch=3, kv_len=1023)
+    assert att(lo) < att(mix) < att(hi)

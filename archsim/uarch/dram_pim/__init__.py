@@ -88,10 +88,13 @@ class DramPim(Uarch):
                 # activation rows of an FC layer
                 rows = max(1, int(op.attrs.get("attn_rows", 1)))
                 grp = max(1, int(op.M) // rows)
-                heads = max(1, count // max(1, workload.batch)) * grp
-                key = ("attn", workload.batch, op.N, heads, op.K, grp)
+                # the op covers the requests of one KV length (all of them when they share it)
+                kvh = int(op.b.shape[1]) if len(op.b.shape) == 4 else max(1, count // max(1, workload.batch))
+                n_req = max(1, count // kvh)
+                heads = kvh * grp
+                key = ("attn", n_req, op.N, heads, op.K, grp)
                 if key not in cache:
-                    cache[key] = attention_cycles(cfg, workload.batch, int(op.N), heads, int(op.K), grp)
+                    cache[key] = attention_cycles(cfg, n_req, int(op.N), heads, int(op.K), grp)
                 r = cache[key]
                 reps = rows
                 useful = 2 * op.macs                   # QK^T and SV of the batch
