@@ -55,8 +55,9 @@ class InputFileError(ArchsimError):
 
 
 class OutOfRangeError(ArchsimError):
-    """The inputs drive the simulation past what it can count: a cycle count beyond 64 bits or
-    a non-finite energy (an absurd rate, size or price in the configuration)."""
+    """The inputs drive the simulation past what it can count or hold: a cycle count beyond 64
+    bits, a non-finite energy (an absurd rate, size or price in the configuration), or more
+    instructions than this machine's memory can simulate."""
 
 
 class OutputError(ArchsimError):

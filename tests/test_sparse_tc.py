@@ -414,3 +414,17 @@ def test_ctas_dealt_past_the_last_sm_run_in_the_same_wave():
 def test_decode_cycles_grow_with_the_batch():
     c = [simulate("tc_dense", "opt-1.3b", phase="decode", batch=b, kv_len=512).cycles for b in (1, 2, 4)]
     assert c[0] <= c[1] <= c[2]
+
+
+def test_a_program_too_large_for_memory_is_refused_up_front(monkeypatch):
+    """Every CTA step is an instruction: a Llama-2-7B prefill of 4 x 2048 tokens needs about
+    1.7 M of them (one block lowered, the others weighted). With room for 0.53 M (0.2 GB at 300 B
+    each, 80% of it usable), the run stops before lowering with an error naming the field (a
+    prefill of 131,072 tokens on a 24 GB machine used to be killed for want of memory)."""
+    import archsim.isa as isa
+    from archsim.errors import OutOfRangeError
+    monkeypatch.setattr(isa, "available_memory_bytes", lambda: 2e8)
+    with pytest.raises(OutOfRangeError) as e:
+        simulate("tc_dense", "llama2-7b", phase="prefill", batch=4, seq_len=2048)
+    assert e.value.path == "workload.seq_len" and "gpu microarchitecture" in str(e.value)
+    simulate("tc_dense", "gpt2", phase="prefill", batch=1, seq_len=64)          # a small one still runs

@@ -115,15 +115,22 @@ class SparseTCLowerer(SystolicLowerer):
                 ratio /= 2.0
         return k
 
+    def _tiles(self, op: GemmOp):
+        """(bm, bn, bk, J, nmb, nnb): CTA tile, k chunk, chunks and CTA rows / columns of a GEMM
+        (the core's rows are the weight's output features, its columns the activation rows)."""
+        cfg = self.cfg
+        Mh, Nh, K = int(op.N), int(op.M), int(op.K)
+        bm = min(cfg.cta.m, -(-Mh // cfg.warp.m) * cfg.warp.m)
+        bn = min(cfg.cta.n, -(-Nh // cfg.warp.n) * cfg.warp.n)
+        bk = min(self._k_chunk(op), K)
+        return bm, bn, bk, -(-K // bk), -(-Mh // bm), -(-Nh // bn)
+
     def gemm(self, wl, op: GemmOp, layer: int) -> None:
         cfg, v = self.cfg, self.variant
         wm, wn = cfg.warp.m, cfg.warp.n
         Mh, Nh, K, G = int(op.N), int(op.M), int(op.K), int(op.count)
-        bm = min(cfg.cta.m, -(-Mh // wm) * wm)
-        bn = min(cfg.cta.n, -(-Nh // wn) * wn)
-        bk = min(self._k_chunk(op), K)
-        RB, CB, J = -(-Mh // wm), -(-Nh // wn), -(-K // bk)
-        nmb, nnb = -(-Mh // bm), -(-Nh // bn)
+        bm, bn, bk, J, nmb, nnb = self._tiles(op)
+        RB, CB = -(-Mh // wm), -(-Nh // wn)
         ab = PRECISION_BITS[op.b.dtype]          # core A operand = the weight
         bb = PRECISION_BITS[op.a.dtype]
         cb_bits = PRECISION_BITS[op.c.dtype]
@@ -303,6 +310,16 @@ class SparseTCLowerer(SystolicLowerer):
         self.density_info[op.name] = {"weights": st.a_density, "activations": st.b_density}
 
     def run(self, wl):
+        # every CTA step is an instruction (plus the tile loads of the first CTA row and column):
+        # refuse a program this machine cannot hold before building any of it
+        steps = 0
+        for op in wl.ops():
+            if isinstance(op, GemmOp):
+                _, _, _, J, nmb, nnb = self._tiles(op)
+                steps += int(op.count) * nmb * nnb * J * (1.0 + 1.0 / nnb + 1.0 / nmb)
+        self.pb.reserve(int(steps), "workload.seq_len" if wl.phase == "prefill" else "workload.batch",
+                        "model the dense tensor cores wave by wave with the gpu microarchitecture "
+                        "(a100 / h100 presets)")
         prog = super().run(wl)
         prog.meta["sparse"] = dict(
             optab=np.stack(self.optab) if self.optab else np.zeros((1, N_OPT), np.int64),
