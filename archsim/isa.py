@@ -194,10 +194,6 @@ class ProgramBuilder:
         self._tag = i
         return i
 
-    def untag(self) -> None:
-        """Instructions added from now on belong to no op."""
-        self._tag = -1
-
     def layer(self, name: str, weight: int = 1) -> int:
         if name in self.layer_names:
             return self.layer_names.index(name)
@@ -226,10 +222,10 @@ class ProgramBuilder:
             if aux.ndim == 1:
                 aux = np.broadcast_to(aux, (size, aux.shape[0]))
             a[:, : aux.shape[1]] = aux
+        self.reserve(size)
         self._chunks.append(dict(op=col(op, np.uint8), unit=col(unit, np.int32), layer=col(layer, np.int32),
                                  m=col(m, np.int64), n=col(n, np.int64), k=col(k, np.int64),
                                  nbytes=col(nbytes, np.int64), addr=col(addr, np.int64), deps=d, aux=a))
-        self.reserve(size)
         idx = np.arange(self.count, self.count + size, dtype=np.int64)
         self.count += size
         self._chunk_tags.append(self._tag)
