@@ -331,8 +331,8 @@ def sparse_tc_cost(op, layer, m, n, k, nbytes, aux, n_layers, variant, optab, pa
     # per-instruction sums over its warp tiles: spill, B stall, MACs, skipped, A bits, B bits,
     # accumulator accesses, merges, conflicts, decodes
     acc = np.zeros(10, np.int64)
-    # a dense tile's cycles and counts depend only on its shape and operand widths: the last one
-    # is kept (consecutive steps of a GEMM mostly share it)
+    # a tile of dense operands (any core) costs what its shape and operand widths say: the last
+    # one is kept (consecutive steps of a GEMM mostly share it)
     memo_key = np.full(5, -1, np.int64)
     memo_acc = np.zeros(10, np.int64)
     memo_dur = np.int64(0)
@@ -351,7 +351,8 @@ def sparse_tc_cost(op, layer, m, n, k, nbytes, aux, n_layers, variant, optab, pa
             dense_b = optab[t, T_DENSE_B] == 1
             stats = optab[t, T_STATS] == 1
             abits = optab[t, T_ABITS]; bbits = optab[t, T_BBITS]
-            plain = variant == 0 or (variant == 1 and dense_a)
+            plain = (variant == 0 or (variant == 1 and dense_a)
+                     or (variant >= 2 and dense_a and dense_b and not stats))
             if plain and memo_key[0] == m[i] and memo_key[1] == n[i] and memo_key[2] == k[i] \
                     and memo_key[3] == abits and memo_key[4] == bbits:
                 dur[i] = memo_dur
