@@ -200,21 +200,30 @@ def _resident(s, start, end):
 
 
 @njit(cache=True)
-def _read_line(df, op, fc, fr, line, width, R, C, M, N, K, cycle, sets, st):
-    """USER mode: (delay, any read) of one cycle line's reads of one operand; ``st`` = [start,
-    end, last prefetch done, prefetches, sets L, active A, prefetch P, lines per prefetch]."""
-    offset = 1  # hit latency
-    busy = False
+def _line_demands(df, op, fc, fr, line, width, R, C, M, N, K, elems):
+    """The operand elements one cycle line reads, in port order, into ``elems``; returns how
+    many."""
+    n = 0
     lo, hi = _ports(df, op, line, width, R, M, N, K)
     for c in range(lo, hi):
         e = _demand(df, op, fc, fr, line, c, R, C, M, N, K)
-        if e < 0:
-            continue
-        busy = True
-        s = sets[e]
+        if e >= 0:
+            elems[n] = e
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _read_line(elems, n, cycle, sets, st):
+    """USER mode: the delay of one cycle line's ``n`` reads ``elems`` of one operand; ``st`` =
+    [start, end, last prefetch done, prefetches, sets L, active A, prefetch P, lines per
+    prefetch]."""
+    offset = 1  # hit latency
+    for q in range(n):
+        s = sets[elems[q]]
         while not _resident(s, st[0], st[1]):
             if st[6] == 0:  # nothing left to prefetch into: cannot happen for a valid operand
-                return -1 << 40, busy
+                return -1 << 40
             st[0] = (st[0] + st[6]) % st[4]
             st[1] = (st[0] + st[5]) % st[4]
             st[2] += st[7] + 1
@@ -223,7 +232,7 @@ def _read_line(df, op, fc, fr, line, width, R, C, M, N, K, cycle, sets, st):
             offset += wait
             if wait > 0:
                 offset += wait
-    return offset - 1, busy
+    return offset - 1
 
 
 @njit(cache=True)
@@ -261,19 +270,13 @@ def _calc_prefetch(cst):
 
 
 @njit(cache=True)
-def _calc_read_line(df, op, fc, fr, line, width, R, C, M, N, K, cycle, last_set, cst):
-    """CALC mode: fetch the elements of one cycle line that are not resident; returns whether
-    the line reads at all."""
-    busy = False
-    lo, hi = _ports(df, op, line, width, R, M, N, K)
-    for c in range(lo, hi):
-        e = _demand(df, op, fc, fr, line, c, R, C, M, N, K)
-        if e < 0:
-            continue
-        if not busy:
-            busy = True
-            if cst[_C_REQ] < -(1 << 61):
-                cst[_C_REQ] = cycle
+def _calc_read_line(elems, n, cycle, last_set, cst):
+    """CALC mode: fetch the ``n`` elements ``elems`` one cycle line reads that are not
+    resident."""
+    if n > 0 and cst[_C_REQ] < -(1 << 61):
+        cst[_C_REQ] = cycle
+    for q in range(n):
+        e = elems[q]
         held = last_set[e]
         if held >= 0 and cst[_C_FIRST] <= held <= cst[_C_SET]:
             continue
@@ -289,7 +292,6 @@ def _calc_read_line(df, op, fc, fr, line, width, R, C, M, N, K, cycle, last_set,
                 cst[_C_FIRST] += 100 - 100 // 2
                 cst[_C_START] = cst[_C_END] + 1
                 cst[_C_END] = cycle
-    return busy
 
 
 @njit(cache=True)
@@ -432,6 +434,8 @@ def replay(df, R, C, M, N, K, ifmap_words, filter_words, ofmap_words,
     wst[_W_BW] = ofmap_bw
     wst[_W_D0] = wst[_W_D1] = -(1 << 62)
     lines = np.empty(1024, dtype=np.int64)
+    i_elems = np.empty(max(1, iw), dtype=np.int64)      # one cycle line's reads of each operand
+    f_elems = np.empty(max(1, fw), dtype=np.int64)
 
     stall = 0
     total = 0
@@ -442,21 +446,20 @@ def replay(df, R, C, M, N, K, ifmap_words, filter_words, ofmap_words,
             for line in range(fold_len):
                 cycle = i + stall
                 delay = 0
+                n_i = _line_demands(df, 0, fc, fr, line, iw, R, C, M, N, K, i_elems)
+                n_f = _line_demands(df, 1, fc, fr, line, fw, R, C, M, N, K, f_elems)
+                r_i, r_f = n_i > 0, n_f > 0
                 if user:
-                    d_i, r_i = _read_line(df, 0, fc, fr, line, iw, R, C, M, N, K, cycle, i_sets,
-                                          i_st)
-                    d_f, r_f = _read_line(df, 1, fc, fr, line, fw, R, C, M, N, K, cycle, f_sets,
-                                          f_st)
+                    d_i = _read_line(i_elems, n_i, cycle, i_sets, i_st)
+                    d_f = _read_line(f_elems, n_f, cycle, f_sets, f_st)
                     if d_i < -(1 << 39) or d_f < -(1 << 39):
                         out[TOTAL] = -1
                         return out
                     delay = max(d_i, d_f)
                 else:
                     d_i = d_f = 0
-                    r_i = _calc_read_line(df, 0, fc, fr, line, iw, R, C, M, N, K, cycle, i_sets,
-                                          i_st)
-                    r_f = _calc_read_line(df, 1, fc, fr, line, fw, R, C, M, N, K, cycle, f_sets,
-                                          f_st)
+                    _calc_read_line(i_elems, n_i, cycle, i_sets, i_st)
+                    _calc_read_line(f_elems, n_f, cycle, f_sets, f_st)
                 if r_i:
                     _mark(out, SRAM_IFMAP_START, cycle + d_i + 1)
                 if r_f:
