@@ -121,6 +121,12 @@ def run_scalesim(cfg, topo, out_dir):
     return read_reports(sub[0])
 
 
+def _gemms(prefix, case, n, draw_m, draw_n, draw_k):
+    """``n`` GEMMs named ``<prefix><case>_<j>``, each drawn M, then N, then K (the order the
+    stored tables' random streams were drawn in)."""
+    return [(f"{prefix}{case}_{j}", draw_m(), draw_n(), draw_k()) for j in range(n)]
+
+
 def _small_case(rng, case):
     R = rng.choice([2, 3, 4, 5, 7, 8, 12, 16, 20, 24, 32, 48, 64])
     C = rng.choice([2, 3, 4, 6, 8, 9, 12, 16, 17, 32, 40, 64])
@@ -129,12 +135,9 @@ def _small_case(rng, case):
     mode, bw = ("USER", rng.choice([1, 2, 5, 20, 64])) if user else ("CALC", 10)
     ik, fk = rng.choice([(512, 512), (64, 64), (8, 16), (2, 4)])
     ok = rng.choice([256, 64, 4, 1])
-    gemms = []
-    for j in range(3):
-        M = rng.choice([1, 2, rng.randint(1, 40), rng.randint(1, 200)])
-        N = rng.choice([rng.randint(1, 40), rng.randint(1, 300)])
-        K = rng.choice([rng.randint(1, 40), rng.randint(1, 300)])
-        gemms.append((f"g{case}_{j}", M, N, K))
+    gemms = _gemms("g", case, 3, lambda: rng.choice([1, 2, rng.randint(1, 40), rng.randint(1, 200)]),
+                   lambda: rng.choice([rng.randint(1, 40), rng.randint(1, 300)]),
+                   lambda: rng.choice([rng.randint(1, 40), rng.randint(1, 300)]))
     return R, C, df, mode, bw, ik, fk, ok, gemms
 
 
@@ -144,12 +147,8 @@ def _llm_case(rng, case):
     df = ("os", "ws", "is")[case % 3]
     ik, fk = rng.choice([(1024, 1024), (256, 256), (128, 64), (6144, 6144), (32, 64)])
     ok = rng.choice([256, 1024, 64, 16])
-    gemms = []
-    for j in range(2):
-        M = rng.choice([1, 4, 16, 64, 128, 200])
-        N = rng.choice([64, 256, 768, 512, 1000])
-        K = rng.choice([64, 256, 768, 512, 300])
-        gemms.append((f"h{case}_{j}", M, N, K))
+    gemms = _gemms("h", case, 2, lambda: rng.choice([1, 4, 16, 64, 128, 200]),
+                   lambda: rng.choice([64, 256, 768, 512, 1000]), lambda: rng.choice([64, 256, 768, 512, 300]))
     return R, C, df, "CALC", 10, ik, fk, ok, gemms
 
 
@@ -164,12 +163,9 @@ def _user_case(rng, case):
     ik = rng.choice([1, 2, 8, 32, 64, 256])
     fk = rng.choice([1, 4, 16, 32, 64, 256])
     ok = rng.choice([1, 4, 16, 64, 256])
-    gemms = []
-    for j in range(3):
-        M = rng.choice([1, 2, rng.randint(1, 64), rng.randint(1, 160)])
-        N = rng.choice([rng.randint(1, 64), rng.randint(1, 256)])
-        K = rng.choice([rng.randint(1, 64), rng.randint(1, 256)])
-        gemms.append((f"u{case}_{j}", M, N, K))
+    gemms = _gemms("u", case, 3, lambda: rng.choice([1, 2, rng.randint(1, 64), rng.randint(1, 160)]),
+                   lambda: rng.choice([rng.randint(1, 64), rng.randint(1, 256)]),
+                   lambda: rng.choice([rng.randint(1, 64), rng.randint(1, 256)]))
     return R, C, df, "USER", bw, ik, fk, ok, gemms, ibw, fbw
 
 
@@ -183,12 +179,8 @@ def _user_llm_case(rng, case):
     fbw = rng.choice([4, 8, 16, 32, 64, 128])
     ik, fk = rng.choice([(32, 32), (64, 128), (256, 256), (1024, 512)])
     ok = rng.choice([16, 64, 256])
-    gemms = []
-    for j in range(2):
-        M = rng.choice([1, 8, 32, 64, 128])
-        N = rng.choice([64, 256, 512, 768])
-        K = rng.choice([64, 256, 512, 768])
-        gemms.append((f"v{case}_{j}", M, N, K))
+    gemms = _gemms("v", case, 2, lambda: rng.choice([1, 8, 32, 64, 128]),
+                   lambda: rng.choice([64, 256, 512, 768]), lambda: rng.choice([64, 256, 512, 768]))
     return R, C, df, "USER", bw, ik, fk, ok, gemms, ibw, fbw
 
 
