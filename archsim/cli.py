@@ -96,9 +96,9 @@ def run(config, workload, phase, batch, seq_len, kv_len, overrides, fmt, out, tr
     d = res.to_dict()
     wall = time.perf_counter() - t0
     files = []
-    csv_text = (lambda: ops_csv(d)) if show_ops else (lambda: to_csv(d))
+    render_csv = ops_csv if show_ops else to_csv
     if out is not None:
-        files.append((out, csv_text() if fmt == "csv" else to_json(d), "--out"))
+        files.append((out, render_csv(d) if fmt == "csv" else to_json(d), "--out"))
     if trace is not None:
         files.append((trace, json.dumps(chrome_trace(res, trace_max_events)), "--trace"))
     # the result and the trace are written together or not at all
@@ -109,7 +109,7 @@ def run(config, workload, phase, batch, seq_len, kv_len, overrides, fmt, out, tr
         if fmt == "json":
             click.echo(to_json(d), nl=False)
         elif fmt == "csv":
-            click.echo(csv_text(), nl=False)
+            click.echo(render_csv(d), nl=False)
         else:
             to_table(d, Console())
             if show_ops:

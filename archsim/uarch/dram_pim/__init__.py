@@ -72,6 +72,10 @@ class DramPim(Uarch):
         layers = {}
         cache = {}
         check_pim_operands(list(workload.ops()), cfg.pim.precision, "pim.precision")
+        attention_ops: dict = {}        # layer -> its attention ops, timed as one
+        for op in workload.ops():
+            if op.role in ("attn_qk", "softmax", "attn_sv"):
+                attention_ops.setdefault(op.layer, []).append(op.name)
         for op in workload.ops():
             if not hasattr(op, "M"):
                 continue
@@ -114,9 +118,7 @@ class DramPim(Uarch):
                 useful = op.macs
             c = r.counters
             if op.role == "attn_qk":
-                grp_ops = [o.name for o in workload.ops() if o.layer == op.layer
-                           and o.role in ("attn_qk", "softmax", "attn_sv")]
-                b.tag(attention_name(op.name), grp_ops)
+                b.tag(attention_name(op.name), attention_ops.get(op.layer, []))
             else:
                 b.tag(op.name)
             b.add(Op.GEMM, 1, li, m=int(round(r.energy_pj["in_bank_read"] * 1e3)) * reps,

@@ -555,15 +555,16 @@ class GpuLowerer:
         done_att = set()
         for op in ops:
             layer = self.pb.layer(op.layer, rep[op.layer])
-            if (fixed > 0 and (first or per_op)) or (setup > 0 and op.layer not in set_up):
-                self.pb.tag(f"{op.layer}.(runtime)", members=[])
+            runtime = f"{op.layer}.(runtime)"
             if fixed > 0 and (first or per_op):
                 # per_op: the host waits for the previous op, then pays one timed call
+                self.pb.tag(runtime, members=[])
                 self.sync(U_HOST, layer, fixed, [self.prev_done])
             first = False
             if setup > 0 and op.layer not in set_up:
                 # the runtime prepares the layer while the GPU waits (additive, not hidden)
                 set_up.add(op.layer)
+                self.pb.tag(runtime, members=[])
                 self.sync(U_HOST, layer, setup, [self.prev_done])
             if op.layer in att_layers and (self.is_decode_attention(op) or op.role == "softmax"):
                 if op.layer not in done_att:
