@@ -235,12 +235,18 @@ def load_arch(source: str | os.PathLike | dict, overrides: Sequence[str] = (),
               model_for=None):
     """Load and validate a hardware description.
 
-    ``source`` is a path, a preset name or a dict; overrides whose first component is
+    ``source`` is a path, a preset name, a dict or an already validated config (which is
+    re-validated with the overrides applied); overrides whose first component is
     ``workload`` are ignored here. ``model_for(uarch_name) -> model class`` resolves the
     microarchitecture's config model (``archsim.uarch.config_model`` by default).
     """
     if isinstance(source, dict):
         data, where = source, "<dict>"
+    elif isinstance(source, BaseModel):
+        data, where = source.model_dump(), f"<{type(source).__name__}>"
+    elif not isinstance(source, (str, os.PathLike)):
+        raise ConfigError([("arch", f"expected a preset name, a path, a dict or a loaded config, "
+                                    f"not {type(source).__name__}")])
     else:
         path = find_preset(source, "arch_configs")
         data, where = load_yaml_file(path), str(path)

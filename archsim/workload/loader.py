@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Callable, Sequence
+
+from pydantic import BaseModel
 
 from archsim.config.loader import apply_overrides, find_preset, load_yaml_file, read_text_file, validate_model
 from archsim.errors import ConfigError, InputFileError, WorkloadError
@@ -62,6 +65,11 @@ def register_kind(kind: str, spec_cls: type, builder: Callable) -> None:
 def _read_source(source) -> tuple[dict, str]:
     if isinstance(source, dict):
         return dict(source), "<dict>"
+    if isinstance(source, BaseModel):          # a spec from load_workload_spec, re-validated
+        return source.model_dump(), f"<{type(source).__name__}>"
+    if not isinstance(source, (str, os.PathLike)):
+        raise WorkloadError([("workload", f"expected a workload name, a path, a dict or a workload "
+                                          f"spec, not {type(source).__name__}")])
     p = Path(source)
     if p.suffix == ".json" or (p.is_file() and p.name.endswith("config.json")):
         if p.is_dir():
