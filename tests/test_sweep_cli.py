@@ -264,3 +264,20 @@ def test_real_simulator_names_the_spec_set_field(tmp_path):
     r = invoke(p, "--out", tmp_path / "r.db")
     assert r.exit_code == 2 and "set.clock:" in r.output and "workloads[0] (clock)" not in r.output, r.output
     assert not list(tmp_path.glob("r.db*"))
+
+
+def test_status_lists_why_points_are_infeasible(tmp_path):
+    p = tmp_path / "spec.yaml"
+    p.write_text(yaml.safe_dump({"name": "fit", "arch": "h100",
+                                 "workloads": [{"workload": "llama2-70b", "label": "decode",
+                                                "set": {"phase": "decode", "batch": 1, "kv_len": 256}}],
+                                 "axes": {"parallel.tensor": [1, 2]}}))
+    db = tmp_path / "r.db"
+    r = invoke(p, "--out", db, "--no-progress")
+    assert r.exit_code == 0 and "1 ok, 0 failed, 1 infeasible" in r.output, r.output
+    r = invoke("status", db)
+    assert "infeasible:\n    1 x memory.capacity: the model's weights" in r.output, r.output
+    summary = json.loads(invoke("status", db, "--json").output)
+    assert summary["infeasible"] == 1 and summary["top_failures"] == []
+    assert summary["top_infeasible"][0]["count"] == 1
+    assert "memory.capacity" in summary["top_infeasible"][0]["reason"]

@@ -143,3 +143,29 @@ def test_constraint_that_fails_on_some_points_fails_those_points(tmp_path, monke
     assert len(pre) == 8 and all("division by zero" in r[5] and r[3] is None for r in pre)
     assert len(post) == 8 and all("division by zero" in r[5] for r in post)
     assert prog.failed == 16 and prog.infeasible == 0 and len(rows) == 24
+
+
+def test_a_design_that_cannot_hold_the_model_is_infeasible_not_failed(tmp_path):
+    """One H100 cannot hold Llama-2-70B (about 140 GB of FP16 weights); two can. The lowering
+    error of the first point is the point's infeasibility, stored with its reason and told to
+    the search as such; the run goes on."""
+    spec = {"name": "fit", "arch": "h100",
+            "workloads": [{"workload": "llama2-70b", "label": "decode",
+                           "set": {"phase": "decode", "batch": 1, "kv_len": 256}}],
+            "axes": {"parallel.tensor": [1, 2]},
+            "objectives": ["max tokens_per_s"]}
+    sw = compile_spec(*load_spec(spec))
+    told = []
+    proposer = make_proposer(sw)
+    tell = proposer.tell
+    proposer.tell = lambda p, status, metrics: (told.append(status), tell(p, status, metrics))
+    db = tmp_path / "fit.db"
+    with LocalExecutor(1, evaluator=sw.evaluator) as ex, Store.create(db, {"size": sw.size}) as st:
+        prog = run_sweep(sw, st, ex, proposer=proposer, poll=0.05)
+    assert (prog.ok, prog.infeasible, prog.failed) == (1, 1, 0)
+    assert sorted(told) == ["infeasible", "ok"]
+    rows = {r[2]["parallel.tensor"]: r for r in comparable(db).values()}
+    assert rows[2][0] == "ok" and rows[2][3]["tokens_per_s"] > 0
+    status, *_, error = rows[1]
+    assert status == "infeasible" and error.startswith("memory.capacity: the model's weights")
+    assert Store.open(db).counts()["infeasible"] == 1

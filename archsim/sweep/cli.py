@@ -237,7 +237,7 @@ def run_cmd(spec, out, executor, jobs, scheduler, dask_local, connect_timeout, r
 
 @sweep.command("status")
 @click.argument("db", type=click.Path(dir_okay=False))
-@click.option("--errors", "n_errors", type=int, default=5, show_default=True, help="failure messages to show")
+@click.option("--errors", "n_errors", type=int, default=5, show_default=True, help="failure and infeasibility messages to show")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary")
 @_handle_errors
 def status_cmd(db, n_errors, as_json):
@@ -251,6 +251,8 @@ def status_cmd(db, n_errors, as_json):
                                "WHERE status != 'skipped'").fetchone()
         errors = st.conn.execute("SELECT error, COUNT(*) c FROM points WHERE status='failed' "
                                  "GROUP BY error ORDER BY c DESC LIMIT ?", (n_errors,)).fetchall()
+        reasons = st.conn.execute("SELECT error, COUNT(*) c FROM points WHERE status='infeasible' "
+                                  "GROUP BY error ORDER BY c DESC LIMIT ?", (n_errors,)).fetchall()
         versions = [v for (v,) in st.conn.execute(
             "SELECT DISTINCT archsim_version FROM points WHERE archsim_version IS NOT NULL")]
         # in Python, not with SQLite's json functions: a file written by an older archsim may
@@ -288,6 +290,7 @@ def status_cmd(db, n_errors, as_json):
                "stored": finished, **counts, "rate_pts_per_s": rate,
                "last_finished_at": last, "archsim_versions": versions, "best": best,
                "top_failures": [{"error": e, "count": c} for e, c in errors],
+               "top_infeasible": [{"reason": e, "count": c} for e, c in reasons],
                "undefined_metrics": undefined}
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
@@ -303,11 +306,12 @@ def status_cmd(db, n_errors, as_json):
     for k, v in best.items():
         if v is not None:
             click.echo(f"  best {k.split()[1]} ({k.split()[0]}): {v:.6g}")
-    if errors:
-        click.echo("  failures:")
-        for e, c in errors:
-            first_line = (e or "").splitlines()[0] if e else ""
-            click.echo(f"    {c} x {first_line[:200]}")
+    for title, top in (("failures", errors), ("infeasible", reasons)):
+        if top:
+            click.echo(f"  {title}:")
+            for e, c in top:
+                first_line = (e or "").splitlines()[0] if e else ""
+                click.echo(f"    {c} x {first_line[:200]}")
     if any(undefined.values()):
         click.echo("  undefined derived metrics (stored as null): " + ", ".join(
             f"metrics.{n} on {c} of {measured} points" for n, c in undefined.items() if c))

@@ -4,7 +4,9 @@ The parent process alone writes the store; every outcome is committed as it arri
 A point whose worker died is resubmitted up to ``retries`` times; a point that failed
 inside the simulator is recorded as ``failed`` with its message; a point that violates
 a constraint over fields is recorded as ``skipped`` without running; one that violates
-a constraint over metrics is recorded as ``infeasible``. A point on which a constraint
+a constraint over metrics, or whose workload the hardware cannot hold or map (the worker's
+``infeasible``: a model larger than the memory, a tile larger than the buffers), is recorded as
+``infeasible``. A point on which a constraint
 cannot be evaluated, or whose result holds a non-finite number, is ``failed`` with a
 message naming the constraint or the metric. Derived metrics undefined on a point are
 stored as null and counted in :class:`Progress` (``undefined``).
@@ -181,6 +183,10 @@ def run_sweep(sw: Sweep, store: Store, executor: Executor, *, proposer: Optional
                     else:
                         prog.failed += 1
                     proposer.tell(p, status, o.metrics if status != "failed" else None)
+                elif out["status"] == "infeasible":     # the hardware cannot run the workload
+                    _record(store, sw, p, "infeasible", out=out, attempts=attempts, error=out.get("error"))
+                    prog.infeasible += 1
+                    proposer.tell(p, "infeasible", None)
                 else:
                     _record(store, sw, p, "failed", out=out, attempts=attempts, error=out.get("error"))
                     prog.failed += 1

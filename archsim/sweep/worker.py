@@ -1,8 +1,10 @@
 """What runs on a worker: evaluate one point and return a plain, picklable dict.
 
 Workers never touch the results store; the parent commits what they return.
-User-caused errors (:class:`archsim.errors.ArchsimError`) and bugs alike come back as a
-``failed`` outcome with a message, so one bad point never stops a sweep. Only the death
+A point whose workload cannot be mapped onto its hardware (:class:`archsim.errors.LoweringError`:
+the model does not fit the memory, no tile fits the buffers, the heads do not split over the
+devices) comes back ``infeasible``; other user-caused errors (:class:`archsim.errors.ArchsimError`)
+and bugs come back ``failed``, each with its message, so one bad point never stops a sweep. Only the death
 of the worker process itself (signal, ``os._exit``, out of memory) is retried.
 """
 from __future__ import annotations
@@ -35,11 +37,13 @@ def run_point(task: dict) -> dict:
     t0 = time.time()
     out: dict = {"id": task["id"], "host": socket.gethostname(), "pid": os.getpid(), "started": t0}
     try:
-        from archsim.errors import ArchsimError
+        from archsim.errors import ArchsimError, LoweringError
         mod = _evaluator(task["evaluator"])
         res = mod.evaluate(task["arch"], task["workload"], list(task["overrides"]), dict(task.get("options") or {}))
         out.update(status="ok", metrics=res["metrics"], config=res.get("config"),
                    workload=res.get("workload"), archsim_version=res.get("archsim_version"))
+    except LoweringError as e:  # noqa: F821 (imported above): the design point cannot run it
+        out.update(status="infeasible", error=str(e))
     except ArchsimError as e:   # noqa: F821 (imported above)
         out.update(status="failed", error=str(e))
     except Exception as e:  # a bug in the simulator: keep the sweep going, keep the evidence
