@@ -126,9 +126,10 @@ class Program:
 
 
 #: memory one instruction takes through lowering, timing and reporting (fields, the lowerers'
-#: temporaries, the concatenated program, the schedule): measured peak resident memory over
-#: instructions of a 19.6 M-instruction sparse tensor-core run, 4.9 GB, rounded up
-BYTES_PER_INSTRUCTION = 300
+#: temporaries, the program, the schedule): measured peak resident memory over instructions of
+#: a 14.1 M-instruction sparse tensor-core run (Mixtral-8x7B prefill, batch 16 x 2048 tokens on
+#: rm_stc), 2.9 GB or 206 B each, rounded up
+BYTES_PER_INSTRUCTION = 250
 
 
 def available_memory_bytes() -> float:
@@ -147,28 +148,37 @@ def available_memory_bytes() -> float:
         return float("inf")
 
 
+_DTYPES = {"op": np.uint8, "unit": np.int32, "layer": np.int32, "m": np.int64, "n": np.int64,
+           "k": np.int64, "nbytes": np.int64, "addr": np.int64, "deps": np.int64, "aux": np.int64}
+_WIDTH = {"deps": MAX_DEPS, "aux": N_AUX}
+
+
 class ProgramBuilder:
-    """Concatenates vectorised chunks of instructions (each chunk built with numpy)."""
+    """Appends vectorised chunks of instructions (each chunk built with numpy) to growable
+    struct-of-arrays buffers: every chunk is written once, into its place in the program, and
+    :meth:`build` hands out the filled part without copying the program again."""
 
     def __init__(self, unit_names: list[str]):
         self.unit_names = list(unit_names)
         self.layer_names: list[str] = []
         self.layer_weights: list[int] = []
-        self._chunks: list[dict] = []
         self.count = 0
+        self._cap = 0
+        self._buf: dict[str, np.ndarray] = {}
+        self._tags = np.zeros(0, np.int32)             # op tag of every instruction
         self.op_names: list[str] = []
         self.op_members: list[list[str]] = []
         self._tag_index: dict[str, int] = {}
         self._tag = -1
-        self._chunk_tags: list[int] = []
         # instructions this machine can hold (see BYTES_PER_INSTRUCTION); checked by reserve()
         self.max_instructions = int(min(available_memory_bytes() * 0.8 / BYTES_PER_INSTRUCTION, 2 ** 62))
 
     def reserve(self, n: int, path: str = "workload.batch",
-                hint: str = "simulate the same hardware at a coarser grain") -> None:
+                hint: str = "simulate the same hardware at a coarser grain", allocate: bool = False) -> None:
         """Refuse, before building them, ``n`` more instructions than this machine's memory can
         simulate (:class:`OutOfRangeError` naming ``path``): a clear error instead of the
-        process being killed for want of memory."""
+        process being killed for want of memory. ``allocate``: ``n`` is the lowerer's estimate
+        of what follows; size the buffers for it now rather than growing them on the way."""
         total = self.count + int(n)
         if total > self.max_instructions:
             from archsim.errors import OutOfRangeError
@@ -178,6 +188,37 @@ class ProgramBuilder:
                 f"the lowered program would hold about {total / 1e6:.0f} M instructions (about {need:.0f} GB "
                 f"to simulate) but {have:.1f} GB of memory is available: reduce {path} (or the other "
                 f"sizes of the workload), or {hint}", path=path)
+        if allocate and total > self._cap:
+            # pages of the spare room are never touched, and build() gives them back
+            self._resize(total + total // 4)
+
+    def _grow(self, size: int) -> int:
+        """Room for ``size`` more instructions (checked against the memory, then the buffers
+        grown by half again when full); returns where they go."""
+        self.reserve(size)
+        need = self.count + size
+        if need > self._cap or not self._buf:
+            self._resize(max(need, self._cap + self._cap // 2, 1024))
+        return self.count
+
+    def _resize(self, cap: int) -> None:
+        """Buffers of ``cap`` instructions holding the ones added so far."""
+        if self.count and not self._buf:
+            raise RuntimeError("this ProgramBuilder has built its program; start a new one")
+        for f, dt in _DTYPES.items():
+            buf = np.empty((cap, _WIDTH[f]) if f in _WIDTH else (cap,), dt)
+            if self.count:
+                buf[: self.count] = self._buf[f][: self.count]
+            self._buf[f] = buf
+        tags = np.empty(cap, np.int32)
+        tags[: self.count] = self._tags[: self.count]
+        self._tags = tags
+        self._cap = cap
+
+    def _commit(self, at: int, size: int) -> np.ndarray:
+        self._tags[at: at + size] = self._tag
+        self.count = at + size
+        return np.arange(at, at + size, dtype=np.int64)
 
     def tag(self, name: str, members=None) -> int:
         """Attribute the instructions added from now on to the workload op ``name`` (or to a
@@ -208,54 +249,73 @@ class ProgramBuilder:
         size = max(np.size(x) for x in (op, unit, layer, m, n, k, nbytes, addr))
         if deps is not None and np.ndim(deps) == 2:
             size = max(size, np.shape(deps)[0])
-        def col(x, dt):
-            return np.broadcast_to(np.asarray(x, dtype=dt), (size,)).copy()
-        d = np.full((size, MAX_DEPS), -1, np.int64)
         if deps is not None:
             deps = np.asarray(deps, dtype=np.int64)
             if deps.ndim == 1:
                 deps = deps[:, None] if deps.shape[0] == size else np.broadcast_to(deps, (size, deps.shape[0]))
-            d[:, : deps.shape[1]] = deps
-        a = np.zeros((size, N_AUX), np.int64)
         if aux is not None:
             aux = np.asarray(aux, dtype=np.int64)
             if aux.ndim == 1:
                 aux = np.broadcast_to(aux, (size, aux.shape[0]))
+        at = self._grow(size)
+        end = at + size
+        b = self._buf
+        for f, x in (("op", op), ("unit", unit), ("layer", layer), ("m", m), ("n", n), ("k", k),
+                     ("nbytes", nbytes), ("addr", addr)):
+            b[f][at:end] = np.broadcast_to(np.asarray(x, dtype=_DTYPES[f]), (size,))
+        d = b["deps"][at:end]
+        d[...] = -1
+        if deps is not None:
+            d[:, : deps.shape[1]] = deps
+        a = b["aux"][at:end]
+        a[...] = 0
+        if aux is not None:
             a[:, : aux.shape[1]] = aux
-        self.reserve(size)
-        self._chunks.append(dict(op=col(op, np.uint8), unit=col(unit, np.int32), layer=col(layer, np.int32),
-                                 m=col(m, np.int64), n=col(n, np.int64), k=col(k, np.int64),
-                                 nbytes=col(nbytes, np.int64), addr=col(addr, np.int64), deps=d, aux=a))
-        idx = np.arange(self.count, self.count + size, dtype=np.int64)
-        self.count += size
-        self._chunk_tags.append(self._tag)
-        return idx
+        return self._commit(at, size)
+
+    def claim(self, size: int, op=0, unit=0, layer=0) -> dict[str, np.ndarray]:
+        """``size`` new instructions of ``op`` on ``unit`` in ``layer`` (no dependencies, zero
+        sizes), returned as views into the program for the caller to fill in place; they must
+        be filled before the next instruction is added (the buffers may move then)."""
+        at = self._grow(size)
+        end = at + size
+        v = {f: self._buf[f][at:end] for f in Program.FIELDS}
+        v["op"][...], v["unit"][...], v["layer"][...] = op, unit, layer
+        for f in ("m", "n", "k", "nbytes", "addr", "aux"):
+            v[f][...] = 0
+        v["deps"][...] = -1
+        self._commit(at, size)
+        return v
 
     def add_arrays(self, arrays: dict) -> np.ndarray:
         """Append a chunk given as complete arrays (deps already absolute)."""
         size = arrays["op"].shape[0]
-        self.reserve(size)
-        self._chunks.append(arrays)
-        self._chunk_tags.append(self._tag)
-        idx = np.arange(self.count, self.count + size, dtype=np.int64)
-        self.count += size
-        return idx
+        at = self._grow(size)
+        for f in Program.FIELDS:
+            self._buf[f][at: at + size] = arrays[f]
+        return self._commit(at, size)
+
+    def _take(self, arr: np.ndarray) -> np.ndarray:
+        """The filled rows of a buffer, the spare capacity given back in place when it owns its
+        memory (a realloc, no copy); a copy otherwise."""
+        if arr.shape[0] != self.count:
+            try:
+                arr.resize((self.count,) + arr.shape[1:], refcheck=False)
+            except ValueError:
+                arr = arr[: self.count].copy()
+        return arr
 
     def build(self, meta: dict | None = None) -> Program:
-        if self._chunks:
-            cat = {f: np.concatenate([c[f] for c in self._chunks]) for f in Program.FIELDS}
-        else:
-            cat = {f: np.zeros((0, MAX_DEPS) if f == "deps" else (0, N_AUX) if f == "aux" else 0,
-                               dtype=np.int64) for f in Program.FIELDS}
-            cat["op"] = cat["op"].astype(np.uint8)
-        cat["op"] = cat["op"].astype(np.uint8)
-        cat["unit"] = cat["unit"].astype(np.int32)
-        cat["layer"] = cat["layer"].astype(np.int32)
+        """The program of everything added; the builder hands its buffers over (adding to it
+        afterwards starts new ones)."""
+        if not self._buf:
+            self._resize(0)
+        cat = {f: self._take(self._buf[f]) for f in Program.FIELDS}
+        tags_all = self._take(self._tags)
+        self._buf, self._tags, self._cap = {}, np.zeros(0, np.int32), 0
         tags = {}
         if self.op_names:
-            sizes = [c["op"].shape[0] for c in self._chunks]
-            tags = {"op_tag": np.repeat(np.asarray(self._chunk_tags, np.int32), sizes),
-                    "op_names": list(self.op_names)}
+            tags = {"op_tag": tags_all, "op_names": list(self.op_names)}
             meta = {**(meta or {}), "op_members": [list(m) for m in self.op_members]}
         p = Program(**cat, unit_names=self.unit_names, layer_names=self.layer_names,
                     layer_weights=np.asarray(self.layer_weights, np.int64), meta=meta or {}, **tags)

@@ -418,7 +418,7 @@ def test_decode_cycles_grow_with_the_batch():
 
 def test_a_program_too_large_for_memory_is_refused_up_front(monkeypatch):
     """Every CTA step is an instruction: a Llama-2-7B prefill of 4 x 2048 tokens needs about
-    1.7 M of them (one block lowered, the others weighted). With room for 0.53 M (0.2 GB at 300 B
+    1.7 M of them (one block lowered, the others weighted). With room for 0.64 M (0.2 GB at 250 B
     each, 80% of it usable), the run stops before lowering with an error naming the field (a
     prefill of 131,072 tokens on a 24 GB machine used to be killed for want of memory)."""
     import archsim.isa as isa

@@ -215,12 +215,12 @@ class SparseTCLowerer(SystolicLowerer):
         lb = b_off & (im == 0)
         sc = c_off & (j == J - 1)
         per = la.astype(np.int64) + lb + 1 + sc
+        entry = self.entry(wl, op, layer)       # (may add a join) before the steps' indices
         base = self.pb.count
         off = base + np.concatenate(([0], np.cumsum(per)[:-1]))
         i_la, i_lb = off, off + la
         i_g = off + la + lb
         i_sc = i_g + 1
-        entry = self.entry(wl, op, layer)
         # which load serves each step: the loader step of the same A / B tile
         ga_ = np.zeros_like(g) if op.b_shared else g
         a_key = (ga_ * nmb + im) * J + j
@@ -252,11 +252,7 @@ class SparseTCLowerer(SystolicLowerer):
         for q in np.nonzero(early)[0]:
             slot[q] = self.sm_hist[int(sm[q])][int(pos[q])]
         n_inst = int(per.sum())
-        A = dict(op=np.full(n_inst, Op.GEMM, np.uint8), unit=np.zeros(n_inst, np.int32),
-                 layer=np.full(n_inst, layer, np.int32), m=np.zeros(n_inst, np.int64),
-                 n=np.zeros(n_inst, np.int64), k=np.zeros(n_inst, np.int64),
-                 nbytes=np.zeros(n_inst, np.int64), addr=np.zeros(n_inst, np.int64),
-                 deps=np.full((n_inst, 4), -1, np.int64), aux=np.zeros((n_inst, 4), np.int64))
+        A = self.pb.claim(n_inst, Op.GEMM, 0, layer)        # at base; filled in place below
         r = lambda idx: idx - base  # noqa: E731
         a_base = self.alloc(op.b.name, op.b.nbytes * (1 if op.b_shared else G) + 4096)
         b_base = self.alloc(op.a.name, op.a.nbytes * G + 4096) if b_off else 0
@@ -295,7 +291,6 @@ class SparseTCLowerer(SystolicLowerer):
             A["nbytes"][jj] = np.ceil(rows[sc] * cols[sc] * cb_bits / 8).astype(np.int64)
             A["addr"][jj] = c_base + (((g[sc] * nmb + im[sc]) * nnb + in_[sc]) * bm * bn * cb_bits // 8)
             A["deps"][jj, 0] = i_g[sc]
-        self.pb.add_arrays(A)
         # remember the last GEMMs per SM (slot chaining into the next op)
         finals = []
         for q in np.unique(sm):
@@ -319,7 +314,7 @@ class SparseTCLowerer(SystolicLowerer):
                 steps += int(op.count) * nmb * nnb * J * (1.0 + 1.0 / nnb + 1.0 / nmb)
         self.pb.reserve(int(steps), "workload.seq_len" if wl.phase == "prefill" else "workload.batch",
                         "model the dense tensor cores wave by wave with the gpu microarchitecture "
-                        "(a100 / h100 presets)")
+                        "(a100 / h100 presets)", allocate=True)
         prog = super().run(wl)
         prog.meta["sparse"] = dict(
             optab=np.stack(self.optab) if self.optab else np.zeros((1, N_OPT), np.int64),
