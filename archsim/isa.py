@@ -296,14 +296,9 @@ class ProgramBuilder:
         return self._commit(at, size)
 
     def _take(self, arr: np.ndarray) -> np.ndarray:
-        """The filled rows of a buffer, the spare capacity given back in place when it owns its
-        memory (a realloc, no copy); a copy otherwise."""
-        if arr.shape[0] != self.count:
-            try:
-                arr.resize((self.count,) + arr.shape[1:], refcheck=False)
-            except ValueError:
-                arr = arr[: self.count].copy()
-        return arr
+        """The filled rows of a buffer: a contiguous view (the spare rows behind it were never
+        written, so they take address space, not memory)."""
+        return arr[: self.count]
 
     def build(self, meta: dict | None = None) -> Program:
         """The program of everything added; the builder hands its buffers over (adding to it
