@@ -428,3 +428,21 @@ def test_a_program_too_large_for_memory_is_refused_up_front(monkeypatch):
         simulate("tc_dense", "llama2-7b", phase="prefill", batch=4, seq_len=2048)
     assert e.value.path == "workload.seq_len" and "gpu microarchitecture" in str(e.value)
     simulate("tc_dense", "gpt2", phase="prefill", batch=1, seq_len=64)          # a small one still runs
+
+
+def test_chunk_compliance_is_every_overlapping_group():
+    """A 2:4 CTA chunk is compliant when every 4-wide group it overlaps is: groups [T, F, T]
+    over K = 12 with 6-deep chunks -> chunk 0 covers groups 0-1 (not compliant), chunk 1
+    groups 1-2 (not compliant); with 4-deep chunks each chunk is its own group."""
+    from archsim.uarch.sparse_tc.lower import _chunk_all
+    comp = np.array([[1, 0, 1], [1, 1, 1]], np.int8)
+    assert _chunk_all(comp, 12, 6, 4).tolist() == [[False, False], [True, True]]
+    assert _chunk_all(comp, 12, 4, 4).tolist() == [[True, False, True], [True, True, True]]
+    assert _chunk_all(comp, 10, 8, 4).tolist() == [[False, True], [True, True]]
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        m, K, bk = int(rng.choice([4, 8])), int(rng.integers(1, 200)), int(rng.choice([4, 6, 7, 16, 32]))
+        c = rng.random((3, -(-K // m))) < 0.8
+        want = [[c[r, (j * bk) // m: -(-min(K, (j + 1) * bk) // m)].all() for j in range(-(-K // bk))]
+                for r in range(3)]
+        assert _chunk_all(c, K, bk, m).tolist() == want

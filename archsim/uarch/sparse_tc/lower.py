@@ -191,7 +191,7 @@ class SparseTCLowerer(SystolicLowerer):
         elif v == "stc_2to4":
             c = cfg.stc
             # compliance of the CTA chunk: every warp row-block and group in range compliant
-            ok_rb = _chunk_all(st.comp, bk // c.m if bk % c.m == 0 else None, K, bk, c.m)   # (RB, J)
+            ok_rb = _chunk_all(st.comp, K, bk, c.m)                                  # (RB, J)
             cs = np.concatenate((np.zeros((1, J), np.int64), np.cumsum(1 - ok_rb, axis=0)), axis=0)
             comp_ok = (cs[rb_hi, j] - cs[rb_lo, j]) == 0
             kept = rows * np.ceil(kts * c.n / c.m)
@@ -402,12 +402,12 @@ def _chunk_mean(x: np.ndarray, bk: int) -> np.ndarray:
     return xs / kts[:, None]
 
 
-def _chunk_all(comp: np.ndarray, groups_per_chunk, K: int, bk: int, m: int) -> np.ndarray:
+def _chunk_all(comp: np.ndarray, K: int, bk: int, m: int) -> np.ndarray:
     """(RB, K4) compliance flags -> (RB, J): every group overlapping the chunk compliant."""
-    RB, K4 = comp.shape
     J = -(-K // bk)
-    out = np.ones((RB, J), bool)
-    for jj in range(J):
-        g0, g1 = (jj * bk) // m, -(-min(K, (jj + 1) * bk) // m)
-        out[:, jj] = comp[:, g0:g1].all(axis=1)
-    return out
+    jj = np.arange(J)
+    g0 = (jj * bk) // m
+    g1 = -(-np.minimum(K, (jj + 1) * bk) // m)
+    bad = np.concatenate((np.zeros((comp.shape[0], 1), np.int64),
+                          np.cumsum(~comp.astype(bool), axis=1)), axis=1)
+    return (bad[:, g1] - bad[:, g0]) == 0
