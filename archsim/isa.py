@@ -30,7 +30,6 @@ class Op(IntEnum):
 
 
 # timing-kernel classes of ops: which are timed by the memory model
-MEMORY_OPS = (Op.LOAD, Op.STORE)
 
 
 class VecKind(IntEnum):

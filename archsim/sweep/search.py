@@ -6,7 +6,6 @@ resumed sweep walks the same points); Optuna adapts to the results it is told.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Iterator, Optional
 
 import numpy as np
@@ -111,7 +110,6 @@ class OptunaSearch(Proposer):
         self._turn = 0
         self._known: dict[str, Any] = {}          # point id -> objective values, or None (failed)
         self._waiting: dict[str, list] = {}       # point id -> trials waiting for its result
-        self._space = sw.size
         self._exhausted = False
 
     def _values(self, status: str, metrics: Optional[dict]):
@@ -197,5 +195,3 @@ def point_of_row(sw: Sweep, row: dict) -> Optional[Point]:
     return p if sw.point_id(p) == row["id"] else None
 
 
-def log_size(n: int) -> str:
-    return f"{n:,}" if n < 10**7 else f"~10^{math.log10(n):.1f}"

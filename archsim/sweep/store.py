@@ -136,10 +136,6 @@ class Store:
                               (key, _j(value)))
 
     # ------------------------------------------------------------------ points
-    def status_of(self) -> dict[str, str]:
-        """id -> status of every stored point."""
-        return dict(self.conn.execute("SELECT id, status FROM points"))
-
     def record(self, *, id: str, status: str, workload: str, fields: dict, overrides: list,
                metrics: Optional[dict] = None, config: Any = None, workload_config: Any = None,
                error: Optional[str] = None, attempts: int = 1, archsim_version: Optional[str] = None,

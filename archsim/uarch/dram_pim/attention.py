@@ -96,14 +96,6 @@ def _blk(ch, kind, sub, addr):
     return (ch, np.full(ch.size, kind, np.int64), np.full(ch.size, sub, np.int64), addr)
 
 
-def _cat(blocks):
-    blocks = [b for b in blocks if b is not None and b[0].size]
-    if not blocks:
-        z = np.zeros(0, np.int64)
-        return (z, z, z, z)
-    return tuple(np.concatenate([b[i] for b in blocks]) for i in range(4))
-
-
 def _slice(blk, lo, hi):
     return tuple(x[lo:hi] for x in blk)
 
