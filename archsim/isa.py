@@ -29,9 +29,6 @@ class Op(IntEnum):
     XFER = 7        # on-chip / inter-device transfer (link)
 
 
-# timing-kernel classes of ops: which are timed by the memory model
-
-
 class VecKind(IntEnum):
     """Vector instruction kinds; the cost kernel turns them into primitive-op counts."""
 

@@ -4,12 +4,12 @@ The parent process alone writes the store; every outcome is committed as it arri
 A point whose worker died is resubmitted up to ``retries`` times; a point that failed
 inside the simulator is recorded as ``failed`` with its message; a point that violates
 a constraint over fields is recorded as ``skipped`` without running; one that violates
-a constraint over metrics, or whose workload the hardware cannot hold or map (the worker's
-``infeasible``: a model larger than the memory, a tile larger than the buffers), is recorded as
-``infeasible``. A point on which a constraint
-cannot be evaluated, or whose result holds a non-finite number, is ``failed`` with a
-message naming the constraint or the metric. Derived metrics undefined on a point are
-stored as null and counted in :class:`Progress` (``undefined``).
+a constraint over metrics, or whose workload its hardware cannot hold or map (the worker's
+``infeasible``: a model larger than the memory, a tile larger than the buffers), is recorded
+as ``infeasible``. A point on which a constraint cannot be evaluated, or whose result holds
+a non-finite number, is ``failed`` with a message naming the constraint or the metric.
+Derived metrics undefined on a point are stored as null and counted in :class:`Progress`
+(``undefined``).
 """
 from __future__ import annotations
 

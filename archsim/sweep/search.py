@@ -193,5 +193,3 @@ def point_of_row(sw: Sweep, row: dict) -> Optional[Point]:
             return None
     p = Point(w, tuple(steps))
     return p if sw.point_id(p) == row["id"] else None
-
-

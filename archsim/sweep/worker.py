@@ -1,11 +1,12 @@
 """What runs on a worker: evaluate one point and return a plain, picklable dict.
 
 Workers never touch the results store; the parent commits what they return.
-A point whose workload cannot be mapped onto its hardware (:class:`archsim.errors.LoweringError`:
-the model does not fit the memory, no tile fits the buffers, the heads do not split over the
-devices) comes back ``infeasible``; other user-caused errors (:class:`archsim.errors.ArchsimError`)
-and bugs come back ``failed``, each with its message, so one bad point never stops a sweep. Only the death
-of the worker process itself (signal, ``os._exit``, out of memory) is retried.
+A point whose workload cannot be mapped onto its hardware
+(:class:`archsim.errors.LoweringError`: the model does not fit the memory, no tile fits the
+buffers, the heads do not split over the devices) comes back ``infeasible``; other
+user-caused errors (:class:`archsim.errors.ArchsimError`) and bugs come back ``failed``, each
+with its message, so one bad point never stops a sweep. Only the death of the worker process
+itself (signal, ``os._exit``, out of memory) is retried.
 """
 from __future__ import annotations
 
