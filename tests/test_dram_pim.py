@@ -425,3 +425,17 @@ def test_decode_with_mixed_kv_lengths_conserves_macs():
     lo = simulate("aim", "opt-1.3b", phase="decode", batch=3, kv_len=255)
     hi = simulate("aim", "opt-1.3b", phase="decode", batch=3, kv_len=1023)
     assert att(lo) < att(mix) < att(hi)
+
+
+def test_internal_bandwidth_is_four_times_the_bus_on_hbm_pim():
+    """8 units per pseudo-channel x 32 B per tCCD_L (4 tCK) = 64 B/tCK against a 64-bit bus at
+    2 transfers per tCK = 16 B/tCK: 4x (FIMDRAM). A GEMV sustains less (activations, register
+    writes between the MACs), and a longer MAC interval lowers both."""
+    from archsim.uarch.dram_pim.validation import internal_bandwidth_case
+    r = internal_bandwidth_case({"arch": "hbm_pim", "rows": 1024, "cols": 1024})
+    assert r["internal_to_external"] == pytest.approx(4.0)
+    assert 1.0 < r["sustained_to_external"] < 4.0
+    slow = internal_bandwidth_case({"arch": "hbm_pim", "rows": 1024, "cols": 1024,
+                                    "overrides": ["memory.dram.timing.tCCD_L=8"]})
+    assert slow["internal_to_external"] == pytest.approx(2.0)
+    assert slow["sustained_to_external"] < r["sustained_to_external"]

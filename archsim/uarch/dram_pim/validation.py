@@ -89,3 +89,32 @@ def gemv_speedup_case(case: dict) -> dict:
     p = api.gemv_cycles(case["arch"], int(case["rows"]), int(case["cols"]), overrides=ov)
     b = api.gemv_baseline_cycles(case["arch"], int(case["rows"]), int(case["cols"]), overrides=ov)
     return {"speedup": b.cycles / p.cycles, "energy_per_bit_reduction": b.energy_total_pj / p.energy_total_pj}
+
+
+def internal_bandwidth_case(case: dict) -> dict:
+    """Processing bandwidth of a PIM device against its external bandwidth.
+
+    ``internal_to_external``: the bytes the units of one command stream (a pseudo-channel in
+    all-bank mode) read from their banks per CK, one burst per unit every MAC interval (the
+    device's ``mac_gap``: tCCD_L, or the unit clock when slower), over the bytes the stream's
+    data bus moves per CK (one burst per tBL). ``sustained_to_external``: the same ratio
+    measured on the engine: the extra weight bytes of a GEMV twice as tall over its extra
+    cycles (the fixed start and end cancel; the rows' activations and precharges and the input
+    loads repeated per block of output rows stay), against all data buses of the devices.
+    Overrides: ``overrides``."""
+    from archsim.uarch.dram_pim.dram_adapter import resolve
+    from archsim.uarch.dram_pim.gemv import units_per_stream
+
+    ov = list(case.get("overrides", []))
+    cfg = api.load(case.get("arch", "hbm_pim"), ov)
+    dev = resolve(cfg)
+    geom, _ = dev.stream_geom(cfg.pim.stream)
+    units = units_per_stream(dev, cfg.pim.placement, cfg.pim.banks_per_unit, geom)
+    internal = units * dev.tx_bytes / dev.mac_gap
+    external = dev.tx_bytes / dev.timing["nBL"] * (dev.pch if cfg.pim.stream != "pseudo_channel" else 1)
+    rows, cols = int(case.get("rows", 4096)), int(case.get("cols", 4096))
+    a = api.gemv_cycles(cfg, rows, cols)
+    b = api.gemv_cycles(cfg, 2 * rows, cols)
+    extra_bytes = rows * cols * dev.elem_bytes
+    sustained = extra_bytes / max(1, b.cycles - a.cycles) / (dev.peak_external_bytes_per_ck * dev.stacks)
+    return {"internal_to_external": internal / external, "sustained_to_external": sustained}
