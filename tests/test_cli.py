@@ -106,7 +106,8 @@ def test_validate_command(runner):
     assert rows and all(x["pass"] for x in rows)
 
 
-@pytest.mark.parametrize("pattern", ["scalesim-", "bounds-", "SA-TPUv1", "XPU-A100-gelu-", "XPU-A100-gemm-"])
+@pytest.mark.parametrize("pattern", ["scalesim-", "bounds-", "SA-TPUv1", "SA-NeuPIMs", "XPU-A100-gelu-",
+                                     "XPU-A100-gemm-", "STC-", "CIM-", "PIM-", "ramulator21_"])
 def test_validation_cases_pass(pattern):
     from archsim.validate import run_all
     rows = run_all(pattern=pattern)
