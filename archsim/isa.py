@@ -211,10 +211,14 @@ class ProgramBuilder:
         self._tags = tags
         self._cap = cap
 
-    def _commit(self, at: int, size: int) -> np.ndarray:
-        self._tags[at: at + size] = self._tag
-        self.count = at + size
-        return np.arange(at, at + size, dtype=np.int64)
+    def _rows(self, size: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """``size`` new instructions (attributed to the current tag) as views into the program,
+        for the caller to write, and their absolute indices."""
+        at = self._grow(size)
+        end = at + size
+        self._tags[at:end] = self._tag
+        self.count = end
+        return {f: self._buf[f][at:end] for f in Program.FIELDS}, np.arange(at, end, dtype=np.int64)
 
     def tag(self, name: str, members=None) -> int:
         """Attribute the instructions added from now on to the workload op ``name`` (or to a
@@ -253,56 +257,45 @@ class ProgramBuilder:
             aux = np.asarray(aux, dtype=np.int64)
             if aux.ndim == 1:
                 aux = np.broadcast_to(aux, (size, aux.shape[0]))
-        at = self._grow(size)
-        end = at + size
-        b = self._buf
+        v, idx = self._rows(size)
         for f, x in (("op", op), ("unit", unit), ("layer", layer), ("m", m), ("n", n), ("k", k),
                      ("nbytes", nbytes), ("addr", addr)):
-            b[f][at:end] = np.broadcast_to(np.asarray(x, dtype=_DTYPES[f]), (size,))
-        d = b["deps"][at:end]
-        d[...] = -1
+            v[f][...] = np.broadcast_to(np.asarray(x, dtype=_DTYPES[f]), (size,))
+        v["deps"][...] = -1
         if deps is not None:
-            d[:, : deps.shape[1]] = deps
-        a = b["aux"][at:end]
-        a[...] = 0
+            v["deps"][:, : deps.shape[1]] = deps
+        v["aux"][...] = 0
         if aux is not None:
-            a[:, : aux.shape[1]] = aux
-        return self._commit(at, size)
+            v["aux"][:, : aux.shape[1]] = aux
+        return idx
 
     def claim(self, size: int, op=0, unit=0, layer=0) -> dict[str, np.ndarray]:
         """``size`` new instructions of ``op`` on ``unit`` in ``layer`` (no dependencies, zero
         sizes), returned as views into the program for the caller to fill in place; they must
         be filled before the next instruction is added (the buffers may move then)."""
-        at = self._grow(size)
-        end = at + size
-        v = {f: self._buf[f][at:end] for f in Program.FIELDS}
+        v, _ = self._rows(size)
         v["op"][...], v["unit"][...], v["layer"][...] = op, unit, layer
         for f in ("m", "n", "k", "nbytes", "addr", "aux"):
             v[f][...] = 0
         v["deps"][...] = -1
-        self._commit(at, size)
         return v
 
     def add_arrays(self, arrays: dict) -> np.ndarray:
         """Append a chunk given as complete arrays (deps already absolute)."""
-        size = arrays["op"].shape[0]
-        at = self._grow(size)
+        v, idx = self._rows(arrays["op"].shape[0])
         for f in Program.FIELDS:
-            self._buf[f][at: at + size] = arrays[f]
-        return self._commit(at, size)
-
-    def _take(self, arr: np.ndarray) -> np.ndarray:
-        """The filled rows of a buffer: a contiguous view (the spare rows behind it were never
-        written, so they take address space, not memory)."""
-        return arr[: self.count]
+            v[f][...] = arrays[f]
+        return idx
 
     def build(self, meta: dict | None = None) -> Program:
         """The program of everything added; the builder hands its buffers over (adding to it
         afterwards starts new ones)."""
         if not self._buf:
             self._resize(0)
-        cat = {f: self._take(self._buf[f]) for f in Program.FIELDS}
-        tags_all = self._take(self._tags)
+        # contiguous views of the filled rows: the spare rows behind them were never written, so
+        # they take address space, not memory
+        cat = {f: self._buf[f][: self.count] for f in Program.FIELDS}
+        tags_all = self._tags[: self.count]
         self._buf, self._tags, self._cap = {}, np.zeros(0, np.int32), 0
         tags = {}
         if self.op_names:

@@ -150,9 +150,8 @@ def to_table(d: dict, console: Console) -> None:
     console.print(ct)
 
 
-def ops_table(d: dict, console: Console, top: int = 0) -> None:
-    """Per simulated layer instance, its ops by the time they add to the layer (``top`` > 0: the
-    longest ``top`` of each layer)."""
+def ops_table(d: dict, console: Console) -> None:
+    """Per simulated layer instance, its ops by the time they add to the layer."""
     rows = d.get("ops") or []
     if not rows:
         console.print("no per-op breakdown for this run")
@@ -167,8 +166,7 @@ def ops_table(d: dict, console: Console, top: int = 0) -> None:
         t = Table(title=f"per op: {name} (one instance, {span:,} cycles from its first instruction)")
         for c in ("op", "added cycles", "share", "span", "busiest unit", "MACs", "off-chip"):
             t.add_column(c, justify="left" if c == "op" else "right", overflow="fold")
-        ops = sorted(ops, key=lambda r: -r["added_cycles"])
-        for r in ops[:top] if top > 0 else ops:
+        for r in sorted(ops, key=lambda r: -r["added_cycles"]):
             t.add_row(r["name"], _fmt(r["added_cycles"]), f"{100 * r['added_cycles'] / span:.1f} %" if span else "-",
                       _fmt(r["span_cycles"]), _fmt(r["busy_cycles"]),
                       "-" if r["macs"] is None else _fmt(float(r["macs"])),

@@ -108,10 +108,10 @@ def internal_bandwidth_case(case: dict) -> dict:
     ov = list(case.get("overrides", []))
     cfg = api.load(case.get("arch", "hbm_pim"), ov)
     dev = resolve(cfg)
-    geom, _ = dev.stream_geom(cfg.pim.stream)
+    geom, n_streams = dev.stream_geom(cfg.pim.stream)
     units = units_per_stream(dev, cfg.pim.placement, cfg.pim.banks_per_unit, geom)
     internal = units * dev.tx_bytes / dev.mac_gap
-    external = dev.tx_bytes / dev.timing["nBL"] * (dev.pch if cfg.pim.stream != "pseudo_channel" else 1)
+    external = dev.peak_external_bytes_per_ck / n_streams
     rows, cols = int(case.get("rows", 4096)), int(case.get("cols", 4096))
     a = api.gemv_cycles(cfg, rows, cols)
     b = api.gemv_cycles(cfg, 2 * rows, cols)

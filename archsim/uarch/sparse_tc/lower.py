@@ -192,12 +192,12 @@ class SparseTCLowerer(SystolicLowerer):
             c = cfg.stc
             # compliance of the CTA chunk: every warp row-block and group in range compliant
             ok_rb = _chunk_all(st.comp, K, bk, c.m)                                  # (RB, J)
-            cs = np.concatenate((np.zeros((1, J), np.int64), np.cumsum(1 - ok_rb, axis=0)), axis=0)
+            cs = _prefix(~ok_rb, 0)
             comp_ok = (cs[rb_hi, j] - cs[rb_lo, j]) == 0
             kept = rows * np.ceil(kts * c.n / c.m)
             a_bytes = np.where(comp_ok, np.ceil(kept * (ab + c.metadata_bits) / 8), dense_a_bytes).astype(np.int64)
         else:
-            cs = np.concatenate((np.zeros((1, J), np.int64), np.cumsum(st.rb_nnz, axis=0)), axis=0)
+            cs = _prefix(st.rb_nnz, 0)
             nnz = cs[rb_hi, j] - cs[rb_lo, j]
             a_bytes = np.ceil((nnz * ab + rows * kts) / 8).astype(np.int64)
         dense_b_bytes = np.ceil(cols * kts * bb / 8).astype(np.int64)
@@ -206,7 +206,7 @@ class SparseTCLowerer(SystolicLowerer):
                 bnnz = cols * kts
             else:
                 cb_lo, cb_hi = in_ * bn // wn, (in_ * bn + cols + wn - 1) // wn
-                cs = np.concatenate((np.zeros((J, 1), np.int64), np.cumsum(st.b_nnz, axis=1)), axis=1)
+                cs = _prefix(st.b_nnz, 1)
                 bnnz = cs[j, cb_hi] - cs[j, cb_lo]
             b_bytes = np.ceil((bnnz * bb + cols * kts) / 8).astype(np.int64)
         else:
@@ -217,7 +217,7 @@ class SparseTCLowerer(SystolicLowerer):
         per = la.astype(np.int64) + lb + 1 + sc
         entry = self.entry(wl, op, layer)       # (may add a join) before the steps' indices
         base = self.pb.count
-        off = base + np.concatenate(([0], np.cumsum(per)[:-1]))
+        off = base + _prefix(per, 0)[:-1]
         i_la, i_lb = off, off + la
         i_g = off + la + lb
         i_sc = i_g + 1
@@ -238,7 +238,7 @@ class SparseTCLowerer(SystolicLowerer):
         # slot dependency: the GEMM `stages` steps earlier on the same SM
         by_sm = np.argsort(sm, kind="stable")
         counts = np.bincount(sm, minlength=self.S)
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        starts = _prefix(counts, 0)[:-1]
         pos = np.empty(S_, np.int64)
         pos[by_sm] = np.arange(S_) - np.repeat(starts, counts)
         slot = np.full(S_, -1, np.int64)
@@ -402,12 +402,19 @@ def _chunk_mean(x: np.ndarray, bk: int) -> np.ndarray:
     return xs / kts[:, None]
 
 
+def _prefix(x: np.ndarray, axis: int) -> np.ndarray:
+    """Running sums of ``x`` along ``axis`` with a leading zero: the sum over [a, b) is
+    ``p[b] - p[a]``."""
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (1, 0)
+    return np.pad(np.cumsum(x, axis=axis, dtype=np.int64), pad)
+
+
 def _chunk_all(comp: np.ndarray, K: int, bk: int, m: int) -> np.ndarray:
     """(RB, K4) compliance flags -> (RB, J): every group overlapping the chunk compliant."""
     J = -(-K // bk)
     jj = np.arange(J)
     g0 = (jj * bk) // m
     g1 = -(-np.minimum(K, (jj + 1) * bk) // m)
-    bad = np.concatenate((np.zeros((comp.shape[0], 1), np.int64),
-                          np.cumsum(~comp.astype(bool), axis=1)), axis=1)
+    bad = _prefix(~comp.astype(bool), 1)
     return (bad[:, g1] - bad[:, g0]) == 0

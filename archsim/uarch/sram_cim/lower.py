@@ -489,16 +489,17 @@ class CimLowerer:
             if op.name in handled:
                 continue
             layer = self.pb.layer(op.layer, rep[op.layer])
+            trio = (self._trio(wl, op) if isinstance(op, GemmOp) and self.cfg.mode == "pipeline"
+                    and self.S >= 2 else None)
+            if trio is not None:
+                sm, sv = trio
+                self.pb.tag(attention_name(op.name), [op.name, sm.name, sv.name])
+                self.attention_pipeline(wl, op, sm, sv, layer)
+                handled.update((sm.name, sv.name))
+                continue
             self.pb.tag(op.name)
             if isinstance(op, GemmOp):
-                trio = self._trio(wl, op) if (self.cfg.mode == "pipeline" and self.S >= 2) else None
-                if trio is not None:
-                    sm, sv = trio
-                    self.pb.tag(attention_name(op.name), [op.name, sm.name, sv.name])
-                    self.attention_pipeline(wl, op, sm, sv, layer)
-                    handled.update((sm.name, sv.name))
-                else:
-                    self.gemm(wl, op, layer)
+                self.gemm(wl, op, layer)
             else:
                 self.vector(wl, op, layer)
         return self.pb.build(meta={"cim": self.info})
