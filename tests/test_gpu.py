@@ -223,6 +223,43 @@ def test_per_query_head_decode_attention_reads_a_gqa_group_once_per_query_head()
     assert block_loads(mha, "shared")[0] == block_loads(mha, "per_query_head")[0]
 
 
+def test_unsplit_decode_attention_streams_at_an_sms_share_in_waves():
+    """decode_attention_split=none: one CTA per (request, head) streams its whole K and V at the
+    SM's share of the memory bandwidth, CTAs in waves over the SMs. By hand, 12 SMs, 8 heads of
+    64, KV length 1023 (+1 new key): a CTA moves 1024 x 64 x 2 (K, V) x 2 B = 262144 B at
+    bandwidth / 12, i.e. 12 / CTAs of the kernel's bytes over the bandwidth per wave. Batch 1
+    (8 CTAs, one wave): the busiest SM streams 12/8 = 1.5 x the memory time, so the SMs wait 0.5 x
+    it; batch 2 (16 CTAs, two waves of 12 + 4): 2 x 12/16 = 1.5 x, again 0.5 x; batch 3 (24 CTAs,
+    two full waves): 1.0 x, no wait, the same cycles as the split (kv) kernel."""
+    from archsim.api import load
+    from archsim.isa import Op
+    from archsim.sim.run import simulate_loaded
+    from archsim.uarch.gpu.lower import U_SM
+    ov = ["sm.count=12", "memory.bandwidth=200 GB/s", "launch.layer_setup=0 us"]
+    wl = dict(name="t", kind="transformer", d_model=512, n_layers=1, n_heads=8, d_ff=2048, vocab_size=1000,
+              norm="layernorm", mlp="gelu", position="learned", phase="decode", kv_len=1023,
+              precision={"weights": "fp16", "activations": "fp16"})
+
+    def run(batch, split):
+        cfg, w = load("a100", dict(wl, batch=batch), overrides=ov + [f"decode_attention_split={split}"])
+        r = simulate_loaded(cfg, w)
+        p = r.program
+        L = p.layer_names.index([g.name for g in w.groups if g.name not in ("embed", "head")][0])
+        waits = int(p.m[(p.op == Op.SYNC) & (p.unit == U_SM) & (p.layer == L)].sum())
+        return r, waits, cfg
+
+    for batch, excess in ((1, 0.5), (2, 0.5), (3, 0.0)):
+        rk, wk, cfg = run(batch, "kv")
+        rn, wn, _ = run(batch, "none")
+        mem = batch * 8 * 1024 * 64 * 2 * 2 / (200e9 / cfg.clock)      # the kernel's bytes at the bandwidth
+        assert wn - wk == pytest.approx(excess * mem, abs=8), batch
+        assert rn.macs == rk.macs
+        if excess:
+            assert rn.cycles - rk.cycles == pytest.approx(excess * mem, abs=8), batch
+        else:
+            assert rn.cycles == rk.cycles
+
+
 def test_per_op_sync_pays_one_timed_call_per_op():
     """launch.sync=per_op: the host waits for each op and pays launch.fixed before the next, so
     a run of n ops is at least n x fixed longer than the kernels alone, and never shorter than the

@@ -3,7 +3,8 @@ batch and KV length for Llama-2-70B and GPT-3 175B. Writes a markdown table into
 (between the study markers) and plots to docs/img/hetero_*.png.
 
 Systems (8 devices each):
-- gpu:            dgx_a100 (8 x A100-80GB, tensor parallel)
+- gpu:            dgx_a100 (8 x A100-80GB, tensor parallel) with a FlashDecoding-style decode
+                  attention (decode_attention_split=kv: every SM streams at any batch)
 - gpu+pim:        attacc_dgx (8 x A100a + 40 HBM3-PIM stacks), serial, head-pipelined (heads / 8 groups)
 - npu+pim serial: neupims with 8 devices and 10 HBM2-PIM stacks per device (80 GB, as an A100)
 - npu+pim interleaved: the same with sub-batch interleaving at every batch (the neupims preset
@@ -24,7 +25,7 @@ from archsim.errors import ArchsimError
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"llama2-70b": 64, "gpt3-175b": 96}
 SYSTEMS = {
-    "gpu": lambda h: ("dgx_a100", []),
+    "gpu": lambda h: ("dgx_a100", ["decode_attention_split=kv"]),
     "gpu+pim": lambda h: ("attacc_dgx", [f"head_chunks={h // 8}"]),
     "npu+pim serial": lambda h: ("neupims", ["xpu.devices=8", "pim.stacks=10", "schedule=serial"]),
     "npu+pim interleaved": lambda h: ("neupims", ["xpu.devices=8", "pim.stacks=10", "interleave_min_batch=2"]),

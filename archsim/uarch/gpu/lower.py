@@ -90,6 +90,7 @@ class GpuLowerer:
         self.plans: dict[str, dict] = {}
         lat_cycles = max(1.0, cfg.memory.latency * cfg.clock)
         self.mlp_bpc = float(cfg.sm.inflight_bytes) / lat_cycles
+        self.feed_bpc = min(cfg.sm.l2_bytes_per_cycle, self.mlp_bpc)      # one SM's operand pull rate
         self.host_cycles = int(round(cfg.launch.host * cfg.clock))
         self.gap_cycles = int(round(cfg.launch.gap * cfg.clock))
 
@@ -290,7 +291,13 @@ class GpuLowerer:
         through the memory model and tensor-core work with the query rows (the heads of a GQA group)
         padded to the MMA granule; KV splits keep every SM busy whatever the batch and lengths.
         With ``decode_attention_kv: per_query_head`` a GQA group's K and V are streamed once per
-        query head instead."""
+        query head instead.
+
+        With ``decode_attention_split: none`` nothing is split: one CTA per request and KV head
+        (per query head with ``per_query_head``) streams its whole K and V at the SM's share of
+        the memory bandwidth (its in-flight limit if lower); CTAs go in launch order to the first
+        free SM (:func:`list_schedule`); the kernel lasts as long as the busiest SM's streaming
+        when that is longer than the bytes take at the memory's bandwidth."""
         cfg = self.cfg
         T = self.tp
         min_m = cfg.tiles.min_m
@@ -303,6 +310,7 @@ class GpuLowerer:
         rate = 0.0
         exps = 0
         rows = 0
+        ctas = {"attn_qk": [], "attn_sv": []}     # per op: (CTAs, bytes each)
         for op in ops:
             if not isinstance(op, GemmOp):
                 rows_, cols_ = self.shard_vector(op)
@@ -315,7 +323,8 @@ class GpuLowerer:
             if cfg.decode_attention_kv == "per_query_head":
                 # M = query heads of the group x query rows per request
                 reads = max(1, M // max(1, int(op.attrs.get("attn_rows", 1))))
-            kv_bytes += op.b.nbytes * G / max(1, int(op.count)) * reads
+            one = op.b.nbytes / max(1, int(op.count))            # one request's K (or V) head
+            kv_bytes += one * G * reads
             ctx = N if op.role == "attn_qk" else K
             hd = max(hd, K if op.role == "attn_qk" else N)
             prec = mma_precision(op)
@@ -323,12 +332,16 @@ class GpuLowerer:
             tk = int(k_depth(cfg.tiles.k, bits))
             k_iters += G * -(-M // min_m) * -(-ctx // tk)
             rate = cfg.mma_rate(prec)
+            ctas[op.role].append((G * reads, one))
         start = self.kernel_start(layer)
         nc = CHUNKS
         S = cfg.sm.count
         ld = [_part(int(kv_bytes), nc, c) for c in range(nc)]
         it = [_part(k_iters, nc, c) for c in range(nc)]
         macs_all = [_part(macs_model, nc, c) for c in range(nc)]
+        stream = 0
+        if cfg.decode_attention_split == "none":
+            stream = max(0, int(round(self._unsplit_stream_cycles(ctas) - kv_bytes / self.hbm_bpc)))
         g_prev = []
         last = -1
         for c in range(nc):
@@ -342,6 +355,10 @@ class GpuLowerer:
                                                (S << 8) | (1 << 1)], np.int64))[0])
             g_prev.append(gi)
             last = gi
+        if stream > 0:
+            # the kernel ends when its busiest SM has streamed its CTAs: the loads above time the
+            # bytes at the memory's bandwidth, the SMs wait for the rest
+            last = self.sync(U_SM, layer, stream, [last])
         if exps:
             last = int(self.pb.add(Op.VECTOR, U_SM, layer, m=int(exps), n=int(rows), k=0,
                                    aux=np.array([int(VecKind.SOFTMAX)], np.int64),
@@ -352,6 +369,21 @@ class GpuLowerer:
             last = int(self.pb.add(Op.STORE, U_WR, layer, nbytes=int(out_b), addr=self._alloc(out_b),
                                    deps=np.array([last], np.int64))[0])
         self.prev_done = last
+
+    def _unsplit_stream_cycles(self, ctas) -> float:
+        """Cycles of the busiest SM when every CTA of a decode-attention kernel streams its
+        request's whole K and V head (``decode_attention_split: none``) at the SM's rate (the
+        memory bandwidth over the SMs, or its operand pull rate if lower), CTAs dispatched in
+        launch order to the first free SM. ``ctas[role]``: (CTAs, bytes each) per op."""
+        S = self.cfg.sm.count
+        bpc = min(self.hbm_bpc / S, self.feed_bpc)
+        qk, sv = ctas["attn_qk"], ctas["attn_sv"]
+        if len(qk) == len(sv) and all(a[0] == b[0] for a, b in zip(qk, sv)):
+            parts = [(a[0], a[1] + b[1]) for a, b in zip(qk, sv)]    # K and V of a request: one CTA
+        else:
+            parts = qk + sv
+        work = np.concatenate([np.full(int(n), nbytes / bpc) for n, nbytes in parts] or [np.zeros(0)])
+        return float(list_schedule(work, S))
 
     # -- prefill (context) attention -----------------------------------------------------------
     def prefill_attention(self, ops, layer: int) -> None:

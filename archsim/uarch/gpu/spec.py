@@ -128,6 +128,15 @@ class GpuConfig(ArchBase):
     decode_attention: Literal["fused", "gemm"] = Field("fused", description=(
         "decode attention kernels: one fused FlashDecoding / paged-attention kernel per layer for all "
         "requests and heads (KV read once, scores on chip), or separate batched GEMM / softmax kernels"))
+    decode_attention_split: Literal["kv", "none"] = Field("kv", description=(
+        "how the fused decode-attention kernel spreads its work over the SMs: 'kv': every (request, "
+        "KV head)'s cache is split over the SMs (FlashDecoding, multi-block masked MHA), all SMs "
+        "stream whatever the batch; 'none': one CTA per request and KV head (per query head with "
+        "decode_attention_kv: per_query_head) reads its whole cache, CTAs go in launch order to the "
+        "first free SM and each streams at the SM's share of the memory bandwidth (bandwidth / SMs; "
+        "its in-flight limit if lower), so a small batch leaves SMs and bandwidth idle and a partial "
+        "last wave costs a full one (masked-MHA kernels without multi-block mode; the GPU model of "
+        "AttAcc's reference simulator)"))
     decode_attention_kv: Literal["shared", "per_query_head"] = Field("shared", description=(
         "how the fused decode-attention kernel reads the KV cache of a grouped-query (GQA / MQA) "
         "model: 'shared': once per KV head, the group's query heads together (FlashDecoding, XQA); "

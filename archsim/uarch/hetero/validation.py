@@ -59,3 +59,46 @@ def attacc_energy(case: dict) -> dict:
 def _energy_j(res, scope: str) -> float:
     """A result's energy in J: ``all``, or ``dynamic`` (every component but leakage)."""
     return (res.energy_pj if scope == "all" else res.dynamic_pj) * 1e-12
+
+
+def attacc_grid(case: dict) -> dict:
+    """Runs of AttAcc's public reference model (``case["table"]``, a CSV beside the case file,
+    one run per row) replayed on archsim, as one decode step at the mean context ``lin +
+    lout // 2``: ``system: gpu`` rows on ``case["gpu_arch"]`` (default dgx_a100 with the A100a's
+    :data:`A100A` overrides), ``attacc`` rows on ``case["attacc_arch"]`` (default attacc_dgx; ``pim``
+    bank / bg / buffer as the placement, ``ff`` as ff_parallel, ``pipe`` as one head chunk per
+    GPU's heads). ``case["models"]`` maps the table's model names to workload dicts;
+    ``case["system"]`` picks the rows. Metrics: ``rows``, ``within_tol`` (share of rows whose
+    tokens/s is within ``case["row_tol"]``, default 0.15, of the reference), ``mean_abs_error``,
+    ``max_abs_error`` (relative)."""
+    import csv
+    from pathlib import Path
+
+    table = Path(case["_file"]).parent / case["table"]
+    with open(table, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["system"] == case.get("system", "gpu")]
+    place = {"bank": None, "bg": "bankgroup", "buffer": "buffer_die"}
+    gpus = int(case.get("gpus", 8))
+    errs = []
+    for r in rows:
+        wl = dict(case["models"][r["model"]])
+        B, kv = int(r["batch"]), int(r["lin"]) + int(r["lout"]) // 2
+        if r["system"] == "gpu":
+            arch, ov = case.get("gpu_arch", "dgx_a100"), list(case.get("gpu_overrides", A100A))
+        else:
+            arch, ov = case.get("attacc_arch", "attacc_dgx"), ["xpu.capacity=1e13"]
+            if r["pipe"] == "1":
+                ov.append(f"head_chunks={max(1, int(wl['n_heads']) // gpus)}")
+            if r["ff"] == "1":
+                ov.append("ff_parallel=true")
+            sets = [f"pim.placement={place[r['pim']]}"] if place[r["pim"]] else []
+            if r["power_constrained"] == "0":
+                sets.append("pim.power_constrained=false")
+            if sets:
+                ov.append("pim.set=[" + ",".join(f'"{s}"' for s in sets) + "]")
+        res = simulate(arch, wl, batch=B, kv_len=kv, phase="decode", overrides=ov)
+        errs.append(res.tokens_per_s / float(r["tokens_per_s"]) - 1.0)
+    tol = float(case.get("row_tol", 0.15))
+    n = max(1, len(errs))
+    return {"rows": len(errs), "within_tol": sum(abs(e) <= tol for e in errs) / n,
+            "mean_abs_error": sum(abs(e) for e in errs) / n, "max_abs_error": max((abs(e) for e in errs), default=0.0)}
