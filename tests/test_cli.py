@@ -107,7 +107,8 @@ def test_validate_command(runner):
 
 
 @pytest.mark.parametrize("pattern", ["scalesim-", "bounds-", "SA-TPUv1", "SA-NeuPIMs", "XPU-A100-gelu-",
-                                     "XPU-A100-gemm-", "STC-", "CIM-", "PIM-", "ramulator21_"])
+                                     "XPU-A100-gemm-", "STC-", "CIM-", "PIM-", "ramulator21_", "hbmpim-pimsim-sweep",
+                                     "hbmpim-gemv-4096", "hbmpim-add", "HX-AttAcc-refsim-grid-attacc"])
 def test_validation_cases_pass(pattern):
     from archsim.validate import run_all
     rows = run_all(pattern=pattern)

@@ -147,21 +147,21 @@ def _hb_stream(groups):
 
 
 def test_half_bank_mode_overlaps_row_switch_with_other_half():
-    # HBM-PIM timing (hbm_pim.yaml): tRCD 14, tRP 14, tRAS 33, tRTP 5, MAC gap tCCD_L 4, ACT 2 CK.
+    # HBM-PIM timing (hbm_pim.yaml): tRCD 14, tRP 14, tRAS 33, tRTP 3, MAC gap tCCD_L 4, ACT 2 CK.
     dev = resolve(load("hbm_pim", ["memory.dram.refresh='off'"]))
     geom, _ = dev.stream_geom("pseudo_channel")
     # even row 0 x8 | odd row 0 x8 | even row 1 x8 | odd row 1 x8 (barriers between)
     hb = _hb_stream([(E.K_MAC_HB, 0, 0, 8), (E.K_MAC_HB, 1, 0, 8), (E.K_MAC_HB, 0, 1, 8), (E.K_MAC_HB, 1, 1, 8)])
     c = E.run_stream(*hb, geom, dev.T)
     # ACT even 0, ACT odd 2 (a row command passes the barrier); even MACs 14..42, odd 46..74;
-    # PRE even at max(0 + tRAS, 42 + tRTP) = 47 while the odd half reads, ACT even 61,
-    # even row 1 at max(61 + 14, 74 + 4) = 78..106; PRE odd max(2 + 33, 74 + 5) = 79, ACT 93,
-    # odd row 1 at max(93 + 14, 106 + 4) = 110..138 -> 139 cycles.
+    # PRE even at max(0 + tRAS, 42 + tRTP) = 45 while the odd half reads, ACT even 59,
+    # even row 1 at max(59 + 14, 74 + 4) = 78..106; PRE odd max(2 + 33, 74 + 3) = 77, ACT 91,
+    # odd row 1 at max(91 + 14, 106 + 4) = 110..138 -> 139 cycles.
     assert c[E.C_CYCLES] == 139
     assert c[E.C_ACT_HB] == 4 and c[E.C_PRE_HB] == 2 and c[E.C_MAC_HB] == 32
-    # the same reads in all-bank mode: MACs 14..74, PRE at 74 + 5 = 79, ACT 93, MACs 107..167
+    # the same reads in all-bank mode: MACs 14..74, PRE at 74 + 3 = 77, ACT 91, MACs 105..165
     ab = _hb_stream([(E.K_MAC_AB, 0, 0, 16), (E.K_MAC_AB, 0, 1, 16)])
-    assert E.run_stream(*ab, geom, dev.T)[E.C_CYCLES] == 168
+    assert E.run_stream(*ab, geom, dev.T)[E.C_CYCLES] == 166
 
 
 def test_half_bank_write_waits_write_recovery_before_precharge():
@@ -366,6 +366,16 @@ def test_run_gqa_decode_on_pim_counts_every_query_head():
     mha = simulate("hbm_pim", dict(wl, n_kv_heads=16), phase="decode", batch=4, kv_len=256)
     for r in (gqa, mha):
         assert r.macs - r.padded_macs == r.expected_macs and r.bounds_ok()
+
+    def op_cycles(r, name):
+        return sum(o["added_cycles"] for o in r.extra["ops"] if o["name"] == name)
+    # HBM-PIM's GEMV runs whole output tiles of 512 units x 8 rows: the QKV projection of 1536
+    # outputs (GQA) costs what the 3072 of MHA do, both one 4096-row tile
+    assert op_cycles(gqa, "block.qkv") == op_cycles(mha, "block.qkv")
+    ex = ["pim.output_group=exact"]
+    gqa = simulate("hbm_pim", wl, phase="decode", batch=4, kv_len=256, overrides=ex)
+    mha = simulate("hbm_pim", dict(wl, n_kv_heads=16), phase="decode", batch=4, kv_len=256, overrides=ex)
+    assert op_cycles(gqa, "block.qkv") < op_cycles(mha, "block.qkv")
     assert gqa.cycles < mha.cycles               # a smaller QKV projection and KV read once per group
     from archsim.uarch.dram_pim import attention_cycles
     g = attention_cycles("hbm_pim", 4, 256, 16, 64, 4)
@@ -439,3 +449,43 @@ def test_internal_bandwidth_is_four_times_the_bus_on_hbm_pim():
                                     "overrides": ["memory.dram.timing.tCCD_L=8"]})
     assert slow["internal_to_external"] == pytest.approx(2.0)
     assert slow["sustained_to_external"] < r["sustained_to_external"]
+
+
+def test_hbm_pim_gemv_runs_whole_output_tiles_in_half_bank_mode():
+    """HBM-PIM GEMV as PIMSimulator's kernel issues it, counted per pseudo-channel (64 streams):
+    4096 x 4096 FP16 on 512 units is one output tile of 8 rows per unit; 256 bursts per row, so
+    8 x 256 = 2048 half-bank MACs; the input goes in 32 tiles of 8 bursts written into the odd
+    half's register row (256 writes carrying host data) plus 5 host-data mode writes (CRF program,
+    HAB -> HAB_PIM and back, HAB -> SB x 2), 8 result writes without host data, 4 SB -> HAB
+    writes and 16 + 16 park reads. A 1024-row GEMV runs the same whole tile (padded), unless
+    pim.output_group is exact."""
+    r = gemv_cycles("hbm_pim", 4096, 4096)
+    c = r.counters
+    assert r.streams == 64
+    assert c["mac_hb"] == 64 * 2048 and c["mac_ab"] == 0
+    assert c["wr_hb_dq"] == 64 * (256 + 5) and c["wr_hb"] == c["wr_hb_dq"] + 64 * 8
+    assert c["wr"] == 64 * 4 and c["rd"] == 64 * 32
+    assert r.external_bytes == 32 * (c["wr_hb_dq"] + c["wr"] + c["rd"])
+    a, b = gemv_cycles("hbm_pim", 1024, 1024), gemv_cycles("hbm_pim", 4096, 1024)
+    assert a.cycles == b.cycles and a.macs == b.macs
+    exact = gemv_cycles("hbm_pim", 1024, 1024, overrides=["pim.output_group=exact"])
+    assert exact.cycles < a.cycles and exact.macs * 4 == a.macs
+
+
+def test_a_refresh_postponed_a_whole_interval_is_forced():
+    """refresh_policy postponed: a write stream keeps its banks in write recovery, so the waiting
+    refresh never finds every bank closed; when the next refresh falls due it is forced (all banks
+    precharged, REF) instead of dropped. 4096 all-bank writes to one row with tREFI 300: the run
+    refreshes about every second interval."""
+    dev = resolve(load("hbm_pim"))
+    geom, _ = dev.stream_geom("pseudo_channel")
+    T = dev.T.copy()
+    T[E.T_REFI], T[E.T_RFC], T[E.T_REFRESH] = 300, 60, 2
+    n = 4096
+    k = np.full(n, E.K_WR_AB, np.int64)
+    z = np.zeros(n, np.int64)
+    c = E.run_stream(k, z, z, z, geom, T)
+    cycles = c[E.C_CYCLES]
+    P = geom[0]
+    assert cycles > n * 4                                      # tCCD_L between all-bank writes
+    assert c[E.C_REF] >= P * (cycles // 300 // 2 - 1)          # forced every second interval at least

@@ -107,7 +107,7 @@ def _energy(dev: PimDevice, cfg, tot: dict, cycles: int, *, placement, host_read
     internal = tot.get("_internal_bytes", 0)
     in_bank = act_pj + internal * 8 * rd_seg
     compute = tot.get("_macs", 0) * pim_mac_pj(cfg)
-    dp_cmds = sum(tot.get(n, 0) for n in E.DATA_NAMES) + tot.get("wr_ab", 0)
+    dp_cmds = sum(tot.get(n, 0) for n in E.DATA_NAMES) + tot.get("wr_ab", 0) + tot.get("wr_hb_dq", 0)
     dp_bits = dp_cmds * dev.tx_bytes * 8
     dp_seg = sum(seg[s] for s in tab["data_path_segments"])
     host_seg = sum(seg[s] for s in tab["host_extra_segments"])
@@ -141,7 +141,7 @@ def _summarise(dev, cfg, per, geom, n_streams_total, placement, *, host_rd=0, ho
     macs = internal // dev.tx_bytes * dev.burst_elems
     d["_internal_bytes"] = internal
     d["_macs"] = macs
-    ext = dev.tx_bytes * (sum(d[n] for n in E.DATA_NAMES) + d["rd"] + d["wr"] + d["wr_ab"])
+    ext = dev.tx_bytes * (sum(d[n] for n in E.DATA_NAMES) + d["rd"] + d["wr"] + d["wr_ab"] + d["wr_hb_dq"])
     energy = _energy(dev, cfg, d, cycles, placement=placement, host_read_bytes=host_rd,
                      host_write_bytes=host_wr)
     d.pop("_internal_bytes"); d.pop("_macs")

@@ -92,10 +92,11 @@ CMD_CK = 1              # a command's transfer to the device (tCMD) before its r
 (C_CYCLES, C_ACT_AB, C_ACT_SB, C_ACT_PB, C_ACT, C_PRE_AB, C_PRE_SB, C_PRE_PB, C_PRE, C_REF,
  C_MAC_AB, C_MAC_SB, C_MAC_PB, C_RD, C_WR, C_WR_AB, C_BANK_ACTS, C_D0) = range(18)
 C_ACT_HB, C_PRE_HB, C_MAC_HB, C_WR_HB = C_D0 + 6, C_D0 + 7, C_D0 + 8, C_D0 + 9
-N_C = C_D0 + 10
+C_WR_HB_DQ = C_D0 + 10          # half-bank writes whose data comes from the host (sub 1)
+N_C = C_D0 + 11
 COUNTER_NAMES = ("cycles", "act_ab", "act_sb", "act_pb", "act", "pre_ab", "pre_sb", "pre_pb", "pre",
                  "ref", "mac_ab", "mac_sb", "mac_pb", "rd", "wr", "wr_ab", "bank_acts") + DATA_NAMES + (
-                 "act_hb", "pre_hb", "mac_hb", "wr_hb")
+                 "act_hb", "pre_hb", "mac_hb", "wr_hb", "wr_hb_dq")
 
 # quantities kept per scope level
 Q_ACT, Q_PRE, Q_RD, Q_WR = range(4)
@@ -340,11 +341,15 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
         # ---- postponed refresh (T_REFRESH == 2): precharge open banks as soon as each may
         # close, keep scheduling everything else, REF once no bank is open ----
         ref_ready = INF
+        force = False
         if postponed:
             if t >= ref_due:
+                # a refresh still waiting when the next one falls due is postponed no further:
+                # it is forced as a blocking refresh (the stream would otherwise starve it)
+                force = ref_wait
                 ref_wait = True
                 ref_due += refi
-            if ref_wait:
+            if ref_wait and not force:
                 best = INF
                 bb = -1
                 for i in range(nb):
@@ -378,7 +383,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     continue
                 ref_ready = best
         # ---- refresh (priority: blocks every other command) ----
-        elif t >= ref_due:
+        if force or (not postponed and t >= ref_due):
             tr = t
             need_pre = False
             for i in range(nb):
@@ -405,7 +410,10 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
             row_free, col_free = _row_issue(tr, 1, col_free, one_bus)
             ref_block = tr + T[T_RFC]
             last_issue = max(last_issue, tr)
-            ref_due += refi
+            if force:
+                ref_wait = False
+            else:
+                ref_due += refi
             t = tr
             continue
         # ---- pass 1: the window ----
@@ -697,6 +705,8 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                         cnt[C_WR_AB] += 1
                     else:
                         cnt[C_WR_HB] += 1
+                        if sub[j] == 1:
+                            cnt[C_WR_HB_DQ] += 1
                 else:
                     s = sub[j]
                     if s < 0 or s > 5:

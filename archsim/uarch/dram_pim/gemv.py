@@ -69,6 +69,8 @@ def gemv_stream(dev, pim, geom, rows_per_unit, cols, reserved_row=None):
     n_tiles = math.ceil(kb_total / tile_b)
     out_regs = int(pim.output_registers)
     n_og = math.ceil(rows_per_unit / out_regs)
+    if pim.output_group == "padded":
+        rows_per_unit = n_og * out_regs              # the last group runs full, zero weights in it
     bpu = pim.banks_per_unit if pim.placement == "bank" else (B if pim.placement == "bankgroup" else 1)
     total_q = rows_per_unit * kb_total
     per_bank_q = max(1, math.ceil(total_q / bpu))
@@ -86,13 +88,29 @@ def gemv_stream(dev, pim, geom, rows_per_unit, cols, reserved_row=None):
     mk = mac_kind(pim.placement)
     q0 = 0
     nbpp = R * G * B
+    # two banks per unit driven as halves (HBM-PIM): register writes go to the odd half while the
+    # even half may stay open for MACs, and the kernel runs between PIM mode switches
+    halves = pim.buffer_write == "row" and pim.placement == "bank" and bpu == 2 and (R * G * B) % 2 == 0
+    wr_k, wr_b = (E.K_WR_HB, 1) if halves else (E.K_WR_AB, 0)
+    if halves:
+        mk = E.K_MAC_HB              # a MAC reads the even or the odd bank of every unit
+
+    def put_list(lst):
+        for k, b, r, sb in lst:
+            put(k, sb, [b], r)
+
+    if halves:
+        put_list(_mode_switch(dev, geom, "enter"))
     for o in range(n_og):
         rows_o = min(out_regs, rows_per_unit - o * out_regs)
+        if halves:
+            put_list(_mode_switch(dev, geom, "pim_on"))
         for t in range(n_tiles):
             nb_t = min(tile_b, kb_total - t * tile_b)
-            if o == 0 or n_tiles > 1:
+            if o == 0 or n_tiles > 1 or halves:
                 if pim.buffer_write == "row":
-                    put(E.K_WR_AB, 0, np.zeros(nb_t), res_row)
+                    # input-vector bursts from the host (sub 1: the write carries host data)
+                    put(wr_k, 1 if halves else 0, np.full(nb_t, wr_b), res_row)
                 else:
                     # one broadcast write per burst, spread over the bank groups' data paths
                     put(E.K_DATA, E.D_WRGB, (np.arange(nb_t) % G) * B, -1)
@@ -105,13 +123,17 @@ def gemv_stream(dev, pim, geom, rows_per_unit, cols, reserved_row=None):
         # read-out of rows_o results from every unit of the stream
         units = units_per_stream(dev, pim.placement, pim.banks_per_unit, geom)
         if pim.buffer_write == "row":
-            put(E.K_WR_AB, 0, np.zeros(rows_o), out_row)
+            put(wr_k, 0, np.full(rows_o, wr_b), out_row)
         else:
             n_ro = math.ceil(rows_o * units * dev.elem_bytes / dev.tx_bytes)
             i = np.arange(n_ro)
             flat = ((i % P) * nbpp + ((i // P) % (R * G)) * B).astype(np.int64)
             put(E.K_DATA, E.D_READOUT, flat, -1)
         put(E.K_BARRIER, 0, [0], -1)
+        if halves:
+            put_list(_mode_switch(dev, geom, "pim_off"))
+    if halves:
+        put_list(_mode_switch(dev, geom, "exit"))
     cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64)
     return cat(kinds), cat(subs), cat(banks), cat(rows)
 
@@ -147,29 +169,30 @@ def stream_rw(nbytes_rd, nbytes_wr, geom, dev, row0=0):
 
 
 def _mode_switch(dev, geom, where):
-    """Commands that take one stream from normal (single-bank) mode into the PIM mode and back,
-    as HBM-PIM's host library issues them (PIMSimulator PIMKernel: park-in, SB -> HAB, CRF
-    program, HAB -> HAB_PIM ... HAB_PIM -> HAB, HAB -> SB, park-out). Rows in the reserved
-    region: 0x17ff (SB -> HAB), 0x1fff (HAB -> SB), 0x3fff (registers), 1 << 12 (park).
-    Returns (kind, bank, row) lists."""
+    """Commands that take one stream between normal (single-bank) mode and the PIM mode, as
+    HBM-PIM's host library issues them (PIMSimulator PIMKernel). ``where``: ``enter`` (park-in,
+    SB -> HAB, CRF program), ``pim_on`` (HAB -> HAB_PIM), ``pim_off`` (HAB_PIM -> HAB), ``exit``
+    (HAB -> SB, park-out). Rows in the reserved region (as the device decodes them): 0x17ff
+    (SB -> HAB), 0x1fff (HAB -> SB), 0x3fff (registers), 1 << 12 (park).
+    Returns (kind, bank, row, sub) tuples; sub 1 marks a half-bank write carrying host data."""
     P, R, G, B = (int(x) for x in geom)
     top = dev.rows - 1
     park, to_hab, to_sb = min(1 << 12, top), min(0x17ff, top), min(0x1fff, top)
+    # park-in / park-out: one read to every bank of the stream (bank index outer, bank group inner)
+    parked = [(E.K_RD, (g * B + b) % (P * R * G * B), park, 0) for b in range(B) for g in range(G)]
+    bar = (E.K_BARRIER, 0, -1, 0)
     out = []
     if where == "enter":
-        # park-in: one read to every bank of the stream (bank index outer, bank group inner)
-        out += [(E.K_RD, (g * B + b) % (P * R * G * B), park) for b in range(B) for g in range(G)]
-        out.append((E.K_BARRIER, 0, -1))
+        out += parked + [bar]
         # SB -> HAB: writes to banks 0 and 1 of bank groups 0 and 2
         for g in (0, 2) if G > 2 else (0,):
-            out += [(E.K_WR, g * B, to_hab), (E.K_WR, g * B + 1, to_hab)]
-        out.append((E.K_BARRIER, 0, -1))
-        out += [(E.K_WR_HB, 1, top), (E.K_BARRIER, 0, -1)]       # program CRF (odd half)
-        out += [(E.K_WR_HB, 0, top), (E.K_BARRIER, 0, -1)]       # HAB -> HAB_PIM
+            out += [(E.K_WR, g * B, to_hab, 0), (E.K_WR, g * B + 1, to_hab, 0)]
+        out += [bar, (E.K_WR_HB, 1, top, 1), bar]                     # program CRF (odd half)
+    elif where in ("pim_on", "pim_off"):
+        out += [(E.K_WR_HB, 0, top, 1), bar]                          # HAB <-> HAB_PIM
     else:
-        out += [(E.K_WR_HB, 0, top), (E.K_BARRIER, 0, -1)]       # HAB_PIM -> HAB
-        out += [(E.K_WR_HB, 0, to_sb), (E.K_WR_HB, 1, to_sb), (E.K_BARRIER, 0, -1)]  # HAB -> SB
-        out += [(E.K_RD, 0, park), (E.K_RD, 1, park), (E.K_BARRIER, 0, -1)]          # park-out
+        out += [(E.K_WR_HB, 0, to_sb, 1), (E.K_WR_HB, 1, to_sb, 1), bar]    # HAB -> SB
+        out += parked + [bar]                                               # park-out
     return out
 
 
@@ -184,8 +207,7 @@ def eltwise_stream(dev, pim, geom, op, n_bursts_per_unit, mode_switch=True):
         ADD / MUL, for each half (even, odd): grf reads of operand 0 into the unit registers,
                    barrier, grf reads of operand 1 with the operation, barrier, grf writes
                    of the result into the half, barrier;
-        ReLU,      for each half: grf reads (FILL + ReLU), barrier, grf writes, barrier;
-        then one dummy write into the odd half (PIMSimulator's GRF_TO_BANK_DUMMY), barrier.
+        ReLU,      for each half: grf reads (FILL + ReLU), barrier, grf writes, barrier.
 
     With one bank per unit every command covers all banks (all-bank read / write)."""
     grf = max(1, int(pim.global_buffer_bytes // dev.tx_bytes))
@@ -195,18 +217,18 @@ def eltwise_stream(dev, pim, geom, op, n_bursts_per_unit, mode_switch=True):
     cpr = dev.cols_per_row
     in0, in1, res = 0, dev.rows // 4, dev.rows // 2
     rd_k, wr_k = (E.K_MAC_HB, E.K_WR_HB) if half else (E.K_MAC_AB, E.K_WR_AB)
-    kinds, banks, rows = [], [], []
+    kinds, subs, banks, rows = [], [], [], []
 
-    def put(k, b, r, n):
+    def put(k, b, r, n, sb=0):
         kinds.append(np.full(n, k, np.int64)); banks.append(np.full(n, b, np.int64))
-        rows.append(np.full(n, r, np.int64))
+        rows.append(np.full(n, r, np.int64)); subs.append(np.full(n, sb, np.int64))
 
     def put_list(lst):
-        for k, b, r in lst:
-            put(k, b, r, 1)
+        for k, b, r, sb in lst:
+            put(k, b, r, 1, sb)
 
     if mode_switch and half:
-        put_list(_mode_switch(dev, geom, "enter"))
+        put_list(_mode_switch(dev, geom, "enter") + _mode_switch(dev, geom, "pim_on"))
     for t in range(n_tiles):
         c = grf * t
         r_off = c // cpr
@@ -216,8 +238,6 @@ def eltwise_stream(dev, pim, geom, op, n_bursts_per_unit, mode_switch=True):
             if op in ("add", "mul"):
                 put(rd_k, hb, in1 + r_off, grf); put(E.K_BARRIER, 0, -1, 1)
             put(wr_k, hb, res + r_off, grf); put(E.K_BARRIER, 0, -1, 1)
-        put(wr_k, 1 if half else 0, res + r_off, 1); put(E.K_BARRIER, 0, -1, 1)
     if mode_switch and half:
-        put_list(_mode_switch(dev, geom, "exit"))
-    k = np.concatenate(kinds)
-    return k, np.zeros(k.size, np.int64), np.concatenate(banks), np.concatenate(rows)
+        put_list(_mode_switch(dev, geom, "pim_off") + _mode_switch(dev, geom, "exit"))
+    return np.concatenate(kinds), np.concatenate(subs), np.concatenate(banks), np.concatenate(rows)

@@ -25,6 +25,11 @@ class PimUnitConfig(Strict):
                                        "(HBM-PIM GRF_A: 8 x 32 B)")
     output_registers: PositiveInt = Field(8, description="output rows a unit accumulates at once "
                                           "(HBM-PIM GRF_B: 8)")
+    output_group: Literal["exact", "padded"] = Field(
+        "exact", description="a GEMV's last output group per unit: 'exact' accumulates only the rows "
+        "left; 'padded' always a full group of output_registers rows, zero weights filling it (a "
+        "microkernel whose loop counts are fixed to the register file, as HBM-PIM's CRF GEMV: a "
+        "1024 x 1024 GEMV on 512 units costs the MACs of 4096 x 1024)")
     mac_interval_ck: Optional[PositiveInt] = Field(None, description="minimum gap between all-bank / "
                                                    "same-bank MAC commands without a power limit "
                                                    "(default tCCD_L)")

@@ -113,8 +113,44 @@ def internal_bandwidth_case(case: dict) -> dict:
     internal = units * dev.tx_bytes / dev.mac_gap
     external = dev.peak_external_bytes_per_ck / n_streams
     rows, cols = int(case.get("rows", 4096)), int(case.get("cols", 4096))
+    if cfg.pim.output_group == "padded":
+        # whole output tiles (every unit a full group of output registers), or the padding
+        # would hide the extra rows
+        tile = units * n_streams * dev.stacks * int(cfg.pim.output_registers)
+        rows = -(-rows // tile) * tile
     a = api.gemv_cycles(cfg, rows, cols)
     b = api.gemv_cycles(cfg, 2 * rows, cols)
     extra_bytes = rows * cols * dev.elem_bytes
     sustained = extra_bytes / max(1, b.cycles - a.cycles) / (dev.peak_external_bytes_per_ck * dev.stacks)
     return {"internal_to_external": internal / external, "sustained_to_external": sustained}
+
+
+def pimsim_sweep(case: dict) -> dict:
+    """Rows of ``case["table"]`` (a CSV of PIMSimulator benchmark runs beside the case file:
+    test gemv / add / mul / relu, rows, cols, elements, non_pim_cycles, pim_cycles) replayed
+    through :func:`pimsim_case` with the case's ``pim_overrides``. Metrics: ``rows``, and per
+    side (``pim``, ``non_pim``) the share of rows within ``case["row_tol"]`` (default 0.10) of the
+    reference cycles and the mean absolute relative error."""
+    import csv
+    from pathlib import Path
+
+    with open(Path(case["_file"]).parent / case["table"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    tol = float(case.get("row_tol", 0.10))
+    errs = {"pim": [], "non_pim": []}
+    for r in rows:
+        c = {"arch": case.get("arch", "hbm_pim"), "test": r["test"].lower(),
+             "pim_overrides": case.get("pim_overrides", [])}
+        if c["test"] == "gemv":
+            c.update(rows=int(r["rows"]), cols=int(r["cols"]))
+        else:
+            c["elements"] = int(r["elements"])
+        out = pimsim_case(c)
+        errs["pim"].append(out["pim"] / float(r["pim_cycles"]) - 1.0)
+        errs["non_pim"].append(out["non_pim"] / float(r["non_pim_cycles"]) - 1.0)
+    res = {"rows": len(rows)}
+    for side, e in errs.items():
+        n = max(1, len(e))
+        res[f"{side}_within_tol"] = sum(abs(x) <= tol for x in e) / n
+        res[f"{side}_mean_abs_error"] = sum(abs(x) for x in e) / n
+    return res
