@@ -8,12 +8,16 @@ unit's banks one after the other. Per stream:
     for each output group (<= output_registers rows per unit):
         for each input tile (<= global_buffer_bytes of x):
             input-vector write into the unit buffers (one broadcast write per burst;
-            a data-path command, or an all-bank DRAM write to a reserved row in 'row' mode)
+            a data-path command, or a DRAM write to a reserved row in 'row' mode: all-bank,
+            or into the odd bank half with two banks per unit, as HBM-PIM)
             barrier
             one MAC command per (row, burst): every unit consumes one column burst
             barrier
-        result read-out (data-path commands; all-bank writes of the output registers into
-        a result row in 'row' mode)
+        result read-out (data-path commands; writes of the output registers into a result
+        row in 'row' mode)
+
+With two banks per unit and 'row' writes (HBM-PIM) a MAC reads one bank of every unit's pair
+(half-bank command) and PIM mode switches frame the kernel (see :func:`_mode_switch`).
 
 The baseline is the same DRAM without PIM: the host streams W and x with plain reads
 (bank-interleaved rows, every pseudo-channel its own stream) and writes y back.
