@@ -68,7 +68,7 @@ def attacc_grid(case: dict) -> dict:
     :data:`A100A` overrides), ``attacc`` rows on ``case["attacc_arch"]`` (default attacc_dgx; ``pim``
     bank / bg / buffer as the placement, ``ff`` as ff_parallel, ``pipe`` as one head chunk per
     GPU's heads). ``case["models"]`` maps the table's model names to workload dicts;
-    ``case["system"]`` picks the rows. Metrics: ``rows``, ``within_tol`` (share of rows whose
+    ``case["system"]`` and ``case["gpu"]`` (default A100a) pick the rows. Metrics: ``rows``, ``within_tol`` (share of rows whose
     tokens/s is within ``case["row_tol"]``, default 0.15, of the reference), ``mean_abs_error``,
     ``max_abs_error`` (relative)."""
     import csv
@@ -76,7 +76,8 @@ def attacc_grid(case: dict) -> dict:
 
     table = Path(case["_file"]).parent / case["table"]
     with open(table, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["system"] == case.get("system", "gpu")]
+        rows = [r for r in csv.DictReader(f)
+                if r["system"] == case.get("system", "gpu") and r["gpu"] == case.get("gpu", "A100a")]
     place = {"bank": None, "bg": "bankgroup", "buffer": "buffer_die"}
     gpus = int(case.get("gpus", 8))
     errs = []
