@@ -16,7 +16,8 @@ of the GPU) and a device-side gap after the previous kernel (``sm`` unit), then 
   every request and head of a layer are one FlashDecoding / paged-attention kernel (see
   :meth:`GpuLowerer.decode_attention`); ``gemm`` times them as separate batched GEMMs.
 - Tensor parallelism over ``parallel.tensor`` devices: QKV/up/LM-head split by columns,
-  output/down projections by rows followed by a ring all-reduce (``link`` unit), attention
+  output/down projections by rows followed by a ring all-reduce (``link`` unit; MoE experts
+  the same, one all-reduce after the combine), attention
   split by heads. One device is simulated (all are symmetric); MACs are counted for all here,
   the other counts and the memory traffic are multiplied by the devices (``Gpu.devices``).
 """
@@ -143,10 +144,13 @@ class GpuLowerer:
                 # taking its share of the group's query heads against all the requests' K/V
                 return -(-M * kvh // T), N, K, G // kvh, False
             return M, N, K, -(-G // T), False
-        if op.role == "lm_head" or (op.role == "fc" and suffix in COL_SPLIT):
+        if op.role == "lm_head" or (op.role in ("fc", "expert") and suffix in COL_SPLIT):
             return M, -(-N // T), K, G, False
         if op.role == "fc" and suffix in ROW_SPLIT:
             return M, N, -(-K // T), G, True
+        if op.role == "expert" and suffix in ROW_SPLIT:
+            # an expert's down projection leaves partial sums: reduced once, after the combine
+            return M, N, -(-K // T), G, False
         if op.role == "ssd":
             # Mamba-2 chunked scan: one GEMM per (request, chunk, head), or per (request, chunk,
             # group) for C B^T; the heads split, a group shared by heads on several devices is
@@ -516,6 +520,10 @@ class GpuLowerer:
         in_b = sum(t.nbytes * frac for t in op.inputs if not self.resident(t, t.nbytes * frac))
         out_b = sum(t.nbytes * frac for t in op.outputs if not self.resident(t, t.nbytes * frac))
         self.elementwise(layer, op.kind, rows * cols, rows, in_b, out_b)
+        if op.role == "combine" and self.tp > 1:
+            # the experts' row-split down projections left partial sums: one all-reduce of the
+            # combined tokens x d_model
+            self.all_reduce(layer, sum(t.nbytes for t in op.outputs))
 
     def all_reduce(self, layer: int, nbytes: float) -> None:
         start = self.kernel_start(layer)
