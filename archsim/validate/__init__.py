@@ -90,6 +90,38 @@ def scalesim_table_metrics(case: dict, wanted: list[str]) -> dict:
     return {w: counts.get(w) for w in wanted}
 
 
+def table_rows(case: dict, what: str, fn) -> list:
+    """``fn(row)`` for every row of the CSV ``case["table"]`` beside the case file (rows for which
+    it returns None are left out). An unreadable file, or a row with a missing or bad column, is
+    an InputFileError naming ``what`` and the file (and line)."""
+    import csv
+
+    from archsim.errors import InputFileError
+    path = Path(case["_file"]).parent / case["table"]
+    try:
+        rows = list(csv.DictReader(path.read_text().splitlines()))
+    except OSError as exc:
+        raise InputFileError(f"cannot read {what} {path}: {exc}") from None
+    out = []
+    for line, r in enumerate(rows, start=2):
+        try:
+            v = fn(r)
+        except (KeyError, ValueError) as exc:
+            raise InputFileError(f"{path}:{line}: bad or missing column: {exc}") from None
+        if v is not None:
+            out.append(v)
+    return out
+
+
+def error_summary(errs, tol: float, prefix: str = "") -> dict:
+    """Relative errors of table rows summarised: ``within_tol`` (the share within ``tol``),
+    ``mean_abs_error``, ``max_abs_error``; keys after ``prefix``."""
+    n = max(1, len(errs))
+    return {f"{prefix}within_tol": sum(abs(e) <= tol for e in errs) / n,
+            f"{prefix}mean_abs_error": sum(abs(e) for e in errs) / n,
+            f"{prefix}max_abs_error": max((abs(e) for e in errs), default=0.0)}
+
+
 def _specs(case: dict) -> dict:
     if "metrics" in case:
         return case["metrics"]

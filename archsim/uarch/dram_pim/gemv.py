@@ -40,6 +40,12 @@ def units_per_stream(dev, placement, banks_per_unit, geom):
     return P
 
 
+def bank_halves(pim, dev) -> bool:
+    """Two banks per unit, driven as an even and an odd half (HBM-PIM's HAB mode: a command to
+    an even / odd bank acts on every even / odd bank)."""
+    return pim.banks_per_unit == 2 and dev.banks % 2 == 0
+
+
 def mac_kind(placement):
     return {"bank": E.K_MAC_AB, "bankgroup": E.K_MAC_SB, "buffer_die": E.K_MAC_PB}[placement]
 
@@ -94,7 +100,7 @@ def gemv_stream(dev, pim, geom, rows_per_unit, cols, reserved_row=None):
     nbpp = R * G * B
     # two banks per unit driven as halves (HBM-PIM): register writes go to the odd half while the
     # even half may stay open for MACs, and the kernel runs between PIM mode switches
-    halves = pim.buffer_write == "row" and pim.placement == "bank" and bpu == 2 and (R * G * B) % 2 == 0
+    halves = pim.buffer_write == "row" and pim.placement == "bank" and bank_halves(pim, dev)
     wr_k, wr_b = (E.K_WR_HB, 1) if halves else (E.K_WR_AB, 0)
     if halves:
         mk = E.K_MAC_HB              # a MAC reads the even or the odd bank of every unit
@@ -216,7 +222,7 @@ def eltwise_stream(dev, pim, geom, op, n_bursts_per_unit, mode_switch=True):
     With one bank per unit every command covers all banks (all-bank read / write)."""
     grf = max(1, int(pim.global_buffer_bytes // dev.tx_bytes))
     bpu = pim.banks_per_unit
-    half = bpu == 2 and dev.banks % 2 == 0
+    half = bank_halves(pim, dev)
     n_tiles = math.ceil(n_bursts_per_unit / (grf * bpu))
     cpr = dev.cols_per_row
     in0, in1, res = 0, dev.rows // 4, dev.rows // 2

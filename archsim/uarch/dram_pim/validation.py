@@ -1,11 +1,8 @@
 """Validation-case functions (``kind: python``) for the DRAM-PIM model."""
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
-from archsim.errors import InputFileError
 from archsim.uarch.dram_pim import api
+from archsim.validate import error_summary, table_rows
 
 
 def attacc_case(case: dict) -> dict:
@@ -30,32 +27,21 @@ def attacc_table(case: dict) -> dict:
     ``seq_lens`` listed) run as :func:`attacc_case`.  Metrics: ``rows``; ``mem_cycles within
     10%`` and ``commands exact``, counts of rows; ``max mem_cycles error``, relative.  INT8 rows
     run with d_head 160 (MT-530B's, see validation/dram_pim/attacc_ramulator.yaml)."""
-    path = Path(case["_file"]).parent / case["table"]
-    try:
-        rows = list(csv.DictReader(path.read_text().splitlines()))
-    except OSError as exc:
-        raise InputFileError(f"cannot read AttAcc reference table {path}: {exc}") from None
     keep = {int(x) for x in case.get("seq_lens", [])}
-    within = exact = n = 0
-    worst = 0.0
-    for line, r in enumerate(rows, start=2):
-        try:
-            L, ebytes = int(r["seq_len_L"]), int(r["bytes_per_elem"])
-            if keep and L not in keep:
-                continue
-            got = attacc_case({"placement": r["pim_level"], "power_constrained": r["power_constrained"] == "True",
-                               "seq_len": L, "heads": int(r["heads_per_hbm"]),
-                               "d_head": 160 if ebytes == 1 else int(r["d_head"]), "bytes_per_elem": ebytes})
-            err = got["mem_cycles"] / int(r["mem_cycles"]) - 1.0
-            same = all(got[k] == int(r[k]) for k in _ATTACC_COMMANDS)
-        except (KeyError, ValueError) as exc:
-            raise InputFileError(f"{path}:{line}: bad or missing column: {exc}") from None
-        n += 1
-        within += abs(err) <= 0.10
-        exact += same
-        worst = max(worst, abs(err))
-    return {"rows": n, "mem_cycles within 10%": within, "commands exact": exact,
-            "max mem_cycles error": worst}
+
+    def one(r):
+        L, ebytes = int(r["seq_len_L"]), int(r["bytes_per_elem"])
+        if keep and L not in keep:
+            return None
+        got = attacc_case({"placement": r["pim_level"], "power_constrained": r["power_constrained"] == "True",
+                           "seq_len": L, "heads": int(r["heads_per_hbm"]),
+                           "d_head": 160 if ebytes == 1 else int(r["d_head"]), "bytes_per_elem": ebytes})
+        return (got["mem_cycles"] / int(r["mem_cycles"]) - 1.0, all(got[k] == int(r[k]) for k in _ATTACC_COMMANDS))
+
+    res = table_rows(case, "AttAcc reference table", one)
+    return {"rows": len(res), "mem_cycles within 10%": sum(abs(err) <= 0.10 for err, _ in res),
+            "commands exact": sum(same for _, same in res),
+            "max mem_cycles error": max((abs(err) for err, _ in res), default=0.0)}
 
 
 def pimsim_case(case: dict) -> dict:
@@ -131,26 +117,18 @@ def pimsim_sweep(case: dict) -> dict:
     through :func:`pimsim_case` with the case's ``pim_overrides``. Metrics: ``rows``, and per
     side (``pim``, ``non_pim``) the share of rows within ``case["row_tol"]`` (default 0.10) of the
     reference cycles and the mean absolute relative error."""
-    import csv
-    from pathlib import Path
+    base = {"arch": case.get("arch", "hbm_pim"), "pim_overrides": case.get("pim_overrides", [])}
 
-    with open(Path(case["_file"]).parent / case["table"], newline="") as f:
-        rows = list(csv.DictReader(f))
-    tol = float(case.get("row_tol", 0.10))
-    errs = {"pim": [], "non_pim": []}
-    for r in rows:
-        c = {"arch": case.get("arch", "hbm_pim"), "test": r["test"].lower(),
-             "pim_overrides": case.get("pim_overrides", [])}
+    def one(r):
+        c = dict(base, test=r["test"].lower())
         if c["test"] == "gemv":
             c.update(rows=int(r["rows"]), cols=int(r["cols"]))
         else:
             c["elements"] = int(r["elements"])
         out = pimsim_case(c)
-        errs["pim"].append(out["pim"] / float(r["pim_cycles"]) - 1.0)
-        errs["non_pim"].append(out["non_pim"] / float(r["non_pim_cycles"]) - 1.0)
-    res = {"rows": len(rows)}
-    for side, e in errs.items():
-        n = max(1, len(e))
-        res[f"{side}_within_tol"] = sum(abs(x) <= tol for x in e) / n
-        res[f"{side}_mean_abs_error"] = sum(abs(x) for x in e) / n
-    return res
+        return out["pim"] / float(r["pim_cycles"]) - 1.0, out["non_pim"] / float(r["non_pim_cycles"]) - 1.0
+
+    errs = table_rows(case, "PIMSimulator table", one)
+    tol = float(case.get("row_tol", 0.10))
+    return {"rows": len(errs), **error_summary([e for e, _ in errs], tol, "pim_"),
+            **error_summary([e for _, e in errs], tol, "non_pim_")}

@@ -41,10 +41,6 @@ class Gpu(Uarch):
         return (cfg.model_copy(update={"launch": cfg.launch.model_copy(update={"fixed": 0.0, "fixed_after": 0.0})}),
                 int(round(cfg.launch.fixed * cfg.clock)))
 
-    def _feed_bpc(self, cfg):
-        lat = max(1.0, cfg.memory.latency * cfg.clock)
-        return min(cfg.sm.l2_bytes_per_cycle, float(cfg.sm.inflight_bytes) / lat)
-
     def devices(self, cfg):
         """Tensor parallelism simulates one of ``parallel.tensor`` identical devices."""
         return cfg.parallel.tensor
@@ -54,7 +50,7 @@ class Gpu(Uarch):
         link_bpc = ic.bandwidth * ic.efficiency / cfg.clock
         dur, cnt = gpu_cost(program.op, program.layer, program.m, program.n, program.k, program.nbytes,
                         program.aux, max(1, len(program.layer_names)), cfg.tiles.k, cfg.sm.mma_efficiency,
-                        self._feed_bpc(cfg),
+                        cfg.feed_bytes_per_cycle(),
                         float(cfg.sm.mainloop_overhead_cycles), float(cfg.sm.epilogue_bytes_per_cycle),
                         cfg.accumulator_bytes, prim_table(), vector_rates(cfg.vector),
                         cfg.vector.pipeline_cycles, link_bpc, ic.latency * cfg.clock)

@@ -89,9 +89,7 @@ class GpuLowerer:
         self.prev_done = -1
         self.addr = 0
         self.plans: dict[str, dict] = {}
-        lat_cycles = max(1.0, cfg.memory.latency * cfg.clock)
-        self.mlp_bpc = float(cfg.sm.inflight_bytes) / lat_cycles
-        self.feed_bpc = min(cfg.sm.l2_bytes_per_cycle, self.mlp_bpc)      # one SM's operand pull rate
+        self.mlp_bpc = cfg.inflight_bytes_per_cycle()
         self.host_cycles = int(round(cfg.launch.host * cfg.clock))
         self.gap_cycles = int(round(cfg.launch.gap * cfg.clock))
 
@@ -380,7 +378,7 @@ class GpuLowerer:
         memory bandwidth over the SMs, or its operand pull rate if lower), CTAs dispatched in
         launch order to the first free SM. ``ctas[role]``: (CTAs, bytes each) per op."""
         S = self.cfg.sm.count
-        bpc = min(self.hbm_bpc / S, self.feed_bpc)
+        bpc = min(self.hbm_bpc / S, self.cfg.feed_bytes_per_cycle())
         qk, sv = ctas["attn_qk"], ctas["attn_sv"]
         if len(qk) == len(sv) and all(a[0] == b[0] for a, b in zip(qk, sv)):
             parts = [(a[0], a[1] + b[1]) for a, b in zip(qk, sv)]    # K and V of a request: one CTA

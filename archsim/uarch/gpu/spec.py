@@ -169,6 +169,15 @@ class GpuConfig(ArchBase):
         wider = [p for p in kind if rates.get(p, 0.0) > 0 and PRECISION_BITS[p] >= bits]
         return min(wider, key=lambda p: PRECISION_BITS[p]) if wider else precision
 
+    def inflight_bytes_per_cycle(self) -> float:
+        """Bytes one SM can pull per cycle with its loads in flight (Little's law over the
+        memory latency)."""
+        return float(self.sm.inflight_bytes) / max(1.0, self.memory.latency * self.clock)
+
+    def feed_bytes_per_cycle(self) -> float:
+        """One SM's operand pull rate: the L2 -> SM bandwidth or the in-flight limit."""
+        return min(self.sm.l2_bytes_per_cycle, self.inflight_bytes_per_cycle())
+
     def mma_rate(self, precision: str) -> float:
         r = self.sm.mma_macs_per_cycle.get(self.mma_exec(precision), 0.0)
         return r if r > 0 else self.sm.cuda_macs_per_cycle

@@ -68,20 +68,16 @@ def attacc_grid(case: dict) -> dict:
     :data:`A100A` overrides), ``attacc`` rows on ``case["attacc_arch"]`` (default attacc_dgx; ``pim``
     bank / bg / buffer as the placement, ``ff`` as ff_parallel, ``pipe`` as one head chunk per
     GPU's heads). ``case["models"]`` maps the table's model names to workload dicts;
-    ``case["system"]`` and ``case["gpu"]`` (default A100a) pick the rows. Metrics: ``rows``, ``within_tol`` (share of rows whose
-    tokens/s is within ``case["row_tol"]``, default 0.15, of the reference), ``mean_abs_error``,
-    ``max_abs_error`` (relative)."""
-    import csv
-    from pathlib import Path
+    ``case["system"]`` and ``case["gpu"]`` (default A100a) pick the rows. Metrics: ``rows`` and
+    :func:`archsim.validate.error_summary` of the tokens/s (``case["row_tol"]``, default 0.15)."""
+    from archsim.validate import error_summary, table_rows
 
-    table = Path(case["_file"]).parent / case["table"]
-    with open(table, newline="") as f:
-        rows = [r for r in csv.DictReader(f)
-                if r["system"] == case.get("system", "gpu") and r["gpu"] == case.get("gpu", "A100a")]
     place = {"bank": None, "bg": "bankgroup", "buffer": "buffer_die"}
     gpus = int(case.get("gpus", 8))
-    errs = []
-    for r in rows:
+
+    def one(r):
+        if r["system"] != case.get("system", "gpu") or r["gpu"] != case.get("gpu", "A100a"):
+            return None
         wl = dict(case["models"][r["model"]])
         B, kv = int(r["batch"]), int(r["lin"]) + int(r["lout"]) // 2
         if r["system"] == "gpu":
@@ -98,8 +94,7 @@ def attacc_grid(case: dict) -> dict:
             if sets:
                 ov.append("pim.set=[" + ",".join(f'"{s}"' for s in sets) + "]")
         res = simulate(arch, wl, batch=B, kv_len=kv, phase="decode", overrides=ov)
-        errs.append(res.tokens_per_s / float(r["tokens_per_s"]) - 1.0)
-    tol = float(case.get("row_tol", 0.15))
-    n = max(1, len(errs))
-    return {"rows": len(errs), "within_tol": sum(abs(e) <= tol for e in errs) / n,
-            "mean_abs_error": sum(abs(e) for e in errs) / n, "max_abs_error": max((abs(e) for e in errs), default=0.0)}
+        return res.tokens_per_s / float(r["tokens_per_s"]) - 1.0
+
+    errs = table_rows(case, "AttAcc model table", one)
+    return {"rows": len(errs), **error_summary(errs, float(case.get("row_tol", 0.15)))}
