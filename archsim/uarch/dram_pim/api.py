@@ -291,7 +291,8 @@ def stream_cycles(cfg, read_bytes, write_bytes, *, overrides=None) -> PimResult:
     n_streams *= dev.stacks
     rd = math.ceil(read_bytes / n_streams)
     wr = math.ceil(write_bytes / n_streams)
-    per = _run_streams([stream_rw(rd, wr, geom, dev)] * (n_streams // dev.stacks), geom, dev.T)
+    stream = stream_rw(rd, wr, geom, dev, mapping=cfg.pim.host_mapping)
+    per = _run_streams([stream] * (n_streams // dev.stacks), geom, dev.T)
     return _summarise(dev, cfg, per, geom, n_streams, "bank", host_rd=read_bytes, host_wr=write_bytes)
 
 

@@ -128,7 +128,8 @@ def resolve(cfg, *, power_constrained: bool | None = None) -> PimDevice:
                    | (E.CTRL_ONE_BUS if pim.command_bus == "single" else 0)
                    | (E.CTRL_TAGGED_BARRIER if pim.barrier_policy == "tagged" else 0)
                    | (E.CTRL_INTAKE_ONE if pim.intake == "one_per_cycle" else 0)
-                   | (E.CTRL_DATA_END if pim.stream_end == "last_data" else 0))
+                   | (E.CTRL_DATA_END if pim.stream_end == "last_data" else 0)
+                   | (E.CTRL_COL_FIRST if pim.scheduler == "column_first" else 0))
     # staggered refresh: the stream's rank (the first) refreshes first at tREFI / ranks
     T[E.T_REF0] = int(t["nREFI"]) // pim.refresh_ranks if pim.refresh_ranks > 1 else 0
     return PimDevice(preset, channels, pch, ranks, bg, banks, preset.rows, preset.cols_per_row,

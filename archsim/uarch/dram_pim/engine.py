@@ -38,10 +38,22 @@ CommandQueue when all are set):
 - CTRL_INTAKE_ONE: requests enter the window one per cycle (the i-th request, barriers not
   counted, from cycle i + 1 on);
 - CTRL_DATA_END: the stream ends when the last data has left the bus (read: command transfer
-  1 CK + nCL + nBL, write: nCWL + nBL after the command), not with the last command.
+  1 CK + nCL + nBL, write: nCWL + nBL after the command), not with the last command;
+- CTRL_COL_FIRST: any column command that may issue now goes before every row command (the
+  command queue is scanned for an issuable column command first, for an ACT only when none
+  is); without it the oldest command that may issue goes first, whatever its kind.
 
 T[T_REF0] (when > 0) is the time of the first refresh (a controller staggering the refreshes
 of several ranks refreshes rank r first at (r + 1) nREFI / ranks).
+
+T[T_REFRESH] = 2 (postponed refresh, DRAMSim2's bookkeeping): a due refresh precharges each
+open bank as soon as it may close while every other command, ACTs included, keeps issuing; REF
+goes out right behind the last PRE (the command queue times a REF against nothing, not even
+tRP) once no bank is open. The controller holds one pending refresh: with ranks staggered, the
+next rank's refresh falls due T[T_REF0] later and takes it over, so a refresh still waiting
+then is never issued; with one rank a refresh falling due while one waits merges into it. A
+stream that keeps reopening its banks (a write stream in write recovery, a row switch in
+progress when the refresh falls due) can therefore skip refreshes (counter ``ref_skipped``).
 
 Timing relations (CK cycles; levels as in the AttAcc HBM3-PIM model):
 
@@ -83,6 +95,7 @@ CTRL_ONE_BUS = 2        # one command per cycle on a single command bus (row and
 CTRL_TAGGED_BARRIER = 4  # a barrier tags the last request of its group (PIMSimulator "BAR")
 CTRL_INTAKE_ONE = 8     # requests enter the window one per cycle
 CTRL_DATA_END = 16      # the stream ends when the last data has left the bus
+CTRL_COL_FIRST = 32     # issuable column commands before any row command
 # refreshes without any column command in between after which the stream is declared stalled
 # (the refresh interval leaves no room for an ACT and its column command): counters[C_CYCLES] = -1
 STALL_REFRESHES = 8
@@ -93,10 +106,11 @@ CMD_CK = 1              # a command's transfer to the device (tCMD) before its r
  C_MAC_AB, C_MAC_SB, C_MAC_PB, C_RD, C_WR, C_WR_AB, C_BANK_ACTS, C_D0) = range(18)
 C_ACT_HB, C_PRE_HB, C_MAC_HB, C_WR_HB = C_D0 + 6, C_D0 + 7, C_D0 + 8, C_D0 + 9
 C_WR_HB_DQ = C_D0 + 10          # half-bank writes whose data comes from the host (sub 1)
-N_C = C_D0 + 11
+C_REF_SKIP = C_D0 + 11          # postponed refreshes never issued (taken over / merged)
+N_C = C_D0 + 12
 COUNTER_NAMES = ("cycles", "act_ab", "act_sb", "act_pb", "act", "pre_ab", "pre_sb", "pre_pb", "pre",
                  "ref", "mac_ab", "mac_sb", "mac_pb", "rd", "wr", "wr_ab", "bank_acts") + DATA_NAMES + (
-                 "act_hb", "pre_hb", "mac_hb", "wr_hb", "wr_hb_dq")
+                 "act_hb", "pre_hb", "mac_hb", "wr_hb", "wr_hb_dq", "ref_skipped")
 
 # quantities kept per scope level
 Q_ACT, Q_PRE, Q_RD, Q_WR = range(4)
@@ -300,11 +314,13 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
     first_ref = T[T_REF0] if T[T_REF0] > 0 else refi
     ref_due = first_ref if (T[T_REFRESH] != 0 and refi > 0) else INF
     postponed = T[T_REFRESH] == 2
+    ref_drop = INF               # postponed: when the next rank's refresh takes the slot over
     eager = (T[T_CTRL] & CTRL_EAGER_PRE) != 0
     one_bus = (T[T_CTRL] & CTRL_ONE_BUS) != 0
     tagged = (T[T_CTRL] & CTRL_TAGGED_BARRIER) != 0
     intake = (T[T_CTRL] & CTRL_INTAKE_ONE) != 0
     data_end = (T[T_CTRL] & CTRL_DATA_END) != 0
+    col_first = (T[T_CTRL] & CTRL_COL_FIRST) != 0
     # tag[j]: request j is the last of its group (a barrier follows it); arrive[j]: first cycle
     # request j may issue with one-per-cycle intake (the i-th request, barriers not counted: i + 1)
     tag = np.zeros(n, np.bool_)
@@ -339,17 +355,21 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
         if head >= n:
             break
         # ---- postponed refresh (T_REFRESH == 2): precharge open banks as soon as each may
-        # close, keep scheduling everything else, REF once no bank is open ----
+        # close, keep scheduling everything else, REF once no bank is open; one pending slot ----
         ref_ready = INF
-        force = False
         if postponed:
+            if ref_wait and t >= ref_drop:
+                ref_wait = False
+                ref_drop = INF
+                cnt[C_REF_SKIP] += P
             if t >= ref_due:
-                # a refresh still waiting when the next one falls due is postponed no further:
-                # it is forced as a blocking refresh (the stream would otherwise starve it)
-                force = ref_wait
+                if ref_wait:
+                    cnt[C_REF_SKIP] += P
                 ref_wait = True
+                if T[T_REF0] > 0:
+                    ref_drop = ref_due + T[T_REF0]
                 ref_due += refi
-            if ref_wait and not force:
+            if ref_wait:
                 best = INF
                 bb = -1
                 for i in range(nb):
@@ -360,9 +380,9 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                             best = tp
                             bb = i
                 if bb < 0:
-                    # every bank closed: REF (no ACT may slip in), then no ACT for nRFC
+                    # every bank closed: REF right behind the last PRE (DRAMSim2's command
+                    # queue times a REF against nothing, not even tRP), then no ACT for nRFC
                     tr = max(t, row_free)
-                    tr = max(tr, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, S_AB, 0, 0, P, nbpp) + T[T_RP])
                     cnt[C_REF] += P
                     refs_idle += 1
                     if refs_idle >= STALL_REFRESHES:
@@ -372,6 +392,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     ref_block = tr + T[T_RFC]
                     last_issue = max(last_issue, tr)
                     ref_wait = False
+                    ref_drop = INF
                     t = tr
                     continue
                 if best <= t:
@@ -383,7 +404,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     continue
                 ref_ready = best
         # ---- refresh (priority: blocks every other command) ----
-        if force or (not postponed and t >= ref_due):
+        if not postponed and t >= ref_due:
             tr = t
             need_pre = False
             for i in range(nb):
@@ -410,10 +431,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
             row_free, col_free = _row_issue(tr, 1, col_free, one_bus)
             ref_block = tr + T[T_RFC]
             last_issue = max(last_issue, tr)
-            if force:
-                ref_wait = False
-            else:
-                ref_due += refi
+            ref_due += refi
             t = tr
             continue
         # ---- pass 1: the window ----
@@ -533,7 +551,23 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
         # ---- pass 2: pick ----
         pick = -1
         tnext = INF
+        # the oldest request waiting to close or open the rows of several banks: no younger
+        # request opens one of them meanwhile (it would undo the precharge the oldest needs)
+        hscope = S_NONE
+        hbank = 0
+        if nw > 0 and (wcmd[0] == CMD_ACT or wcmd[0] == CMD_PRE):
+            hs = _scope_of(kind[wi[0]])
+            if hs != S_BANK:
+                hscope = hs
+                hbank = bank[wi[0]]
+        if col_first:
+            for w in range(nw):
+                if welig[w] and wcmd[w] == CMD_FINAL and wrdy[w] <= t:
+                    pick = w
+                    break
         for w in range(nw):
+            if pick >= 0:
+                break
             if not welig[w]:
                 continue
             if w > 0 and wcmd[w] != CMD_FINAL:
@@ -543,6 +577,9 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     if hitkeys[h] == bw:
                         blocked = True
                         break
+                if (not blocked and hscope != S_NONE and wcmd[w] == CMD_ACT
+                        and (_scope_of(kind[wi[w]]) != S_BANK or _covers(hscope, hbank, hbank % B, bw, P, nbpp, B))):
+                    blocked = True
                 if blocked:
                     continue
             if wrdy[w] <= t:
@@ -589,7 +626,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
         if pick < 0:
             tnext = min(tnext, ref_ready, t_arr)
             if tnext < INF:
-                t = t + 1 if tick_mode else min(tnext, ref_due)
+                t = t + 1 if tick_mode else min(tnext, ref_due, ref_drop)
                 continue
             # only held-back row commands are left: release the earliest one
             best = INF
@@ -600,7 +637,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
             if pick < 0:
                 break
             if best > t:
-                t = t + 1 if tick_mode else min(best, ref_due, ref_ready)
+                t = t + 1 if tick_mode else min(best, ref_due, ref_ready, ref_drop)
                 continue
         # ---- issue ----
         j = wi[pick]

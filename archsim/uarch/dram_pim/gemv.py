@@ -148,9 +148,13 @@ def gemv_stream(dev, pim, geom, rows_per_unit, cols, reserved_row=None):
     return cat(kinds), cat(subs), cat(banks), cat(rows)
 
 
-def stream_rw(nbytes_rd, nbytes_wr, geom, dev, row0=0):
+def stream_rw(nbytes_rd, nbytes_wr, geom, dev, row0=0, mapping="bankgroup_column_bank"):
     """Host streaming: plain reads of ``nbytes_rd`` then writes of ``nbytes_wr`` on one stream,
-    consecutive rows interleaved over the stream's banks."""
+    consecutive rows interleaved over the stream's banks. ``mapping`` (``pim.host_mapping``)
+    orders the address fields above the burst offset, lowest first:
+    ``bankgroup_column_bank`` (bank group, column, bank, rank / pseudo-channel, row: consecutive
+    bursts alternate bank groups, tCCD_S apart) or ``bank_bankgroup_column`` (bank, bank group,
+    column, rank / pseudo-channel, row: every bank takes one burst of the same column in turn)."""
     P, R, G, B = (int(x) for x in geom)
     nb = P * R * G * B
     cpr = dev.cols_per_row
@@ -159,18 +163,20 @@ def stream_rw(nbytes_rd, nbytes_wr, geom, dev, row0=0):
     for k, nbytes in ((E.K_RD, nbytes_rd), (E.K_WR, nbytes_wr)):
         n = math.ceil(nbytes / dev.tx_bytes)
         q = base + np.arange(n, dtype=np.int64)
-        # host address mapping: bank group in the lowest bits above the burst offset, so
-        # consecutive bursts alternate bank groups (tCCD_S apart, not tCCD_L), then column,
-        # bank, rank, row
-        g = q % G
-        rest = q // G
-        rest //= cpr                          # column
-        i = rest % (nb // G)
-        rc = rest // (nb // G)                # row
-        b = i % B
-        rest2 = i // B
-        r = rest2 % R
-        p = rest2 // R
+        if mapping == "bank_bankgroup_column":
+            b = q % B
+            g = (q // B) % G
+            rest = q // (B * G) // cpr            # past the column
+            i = rest % (P * R)
+        else:
+            g = q % G
+            rest = q // G // cpr                  # past the column
+            b = rest % B
+            rest = rest // B
+            i = rest % (P * R)
+        rc = rest // (P * R)                      # row
+        r = i % R
+        p = i // R
         flat = ((p * R + r) * G + g) * B + b
         out.append((np.full(n, k, np.int64), np.zeros(n, np.int64), flat.astype(np.int64),
                     (row0 + rc).astype(np.int64)))

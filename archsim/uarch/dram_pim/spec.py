@@ -55,7 +55,9 @@ class PimUnitConfig(Strict):
         "blocking", description="all-bank refresh when tREFI elapses: 'blocking' (Ramulator-style: "
         "precharge all, REF, every other command waits) or 'postponed' (DRAMSim2 / PIMSimulator "
         "controller: each open bank is precharged as soon as it may close, other commands, ACTs "
-        "included, keep issuing meanwhile, and REF goes out once no bank is open)")
+        "included, keep issuing meanwhile, and REF goes out right behind the last PRE once no bank is "
+        "open; the controller holds one pending refresh, so one still waiting when the next rank's "
+        "refresh falls due is never issued, and with one rank the next due merges into it)")
     precharge_policy: Literal["on_demand", "eager"] = Field(
         "on_demand", description="when open rows close: 'on_demand' (open page: a row closes when "
         "a request needs another row of its bank) or 'eager' (DRAMSim2 / PIMSimulator controller: in "
@@ -65,6 +67,18 @@ class PimUnitConfig(Strict):
         "split", description="'split': a row and a column command per cycle (HBM's separate row / "
         "column command buses); 'single': one command per cycle, as DRAMSim2-derived controllers "
         "(PIMSimulator) issue")
+    scheduler: Literal["oldest_ready", "column_first"] = Field(
+        "oldest_ready", description="which command issues when several may: 'oldest_ready' (the "
+        "oldest request whose next command meets its timing, row or column) or 'column_first' "
+        "(DRAMSim2 / PIMSimulator command queue: any column command that may issue goes first, an "
+        "ACT only when none may)")
+    host_mapping: Literal["bankgroup_column_bank", "bank_bankgroup_column"] = Field(
+        "bankgroup_column_bank", description="how the host's plain streams (the no-PIM baselines, "
+        "bandwidth runs) spread consecutive bursts over a pseudo-channel, lowest address bits first: "
+        "'bankgroup_column_bank' (bank group, column, bank, row: four banks open, consecutive bursts "
+        "alternate bank groups) or 'bank_bankgroup_column' (bank, bank group, column, row: every bank "
+        "open on the same row, one burst each in turn; PIMSimulator's Scheme8 "
+        "rank:row:col:bg:bank:chan)")
     barrier_policy: Literal["lookahead", "tagged"] = Field(
         "lookahead", description="'lookahead' (Ramulator-style request buffer: no column command "
         "passes a barrier, but rows behind it open early); 'tagged' (PIMSimulator / DRAMSim2 command "
