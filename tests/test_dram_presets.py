@@ -113,3 +113,31 @@ def test_preset_file_not_text_or_duplicate_key(tmp_path):
     d.write_text(text.replace("timing:\n", "timing:\n  tRP: 3\n", 1))
     with pytest.raises(ConfigError, match="duplicate key 'tRP'"):
         load_preset(d)
+
+
+def test_ddr5_write_spacing_turnarounds_and_precharge_spacing():
+    """JESD79-5 relations on a DDR5-4800 (34-34-34 bin, CWL 32, BL16 = 8 CK, tCS 2, tPPD 2):
+    two writes to one bank group wait tCCD_L_WR = 48 CK (20 ns; the second write waits for the
+    first's internal read-modify-write), to different groups tCCD_S_WR = 8; read -> write in a
+    rank CL + BL + 2 + 2 - CWL = 14 (read and write preambles); write -> read in another rank
+    CWL + BL + tCS - CL = 8; PRE -> PRE tPPD = 2. Two-tick commands (ACT, RD, WR) keep the rank
+    level relations; DDR4 keeps tCCD for writes and its own turnarounds."""
+    doc = yaml.safe_load((preset_dir() / "DDR5-4800.yaml").read_text())
+    doc["timing"].update(CL=34, CWL=32, tRCD=34, tRP=34, tRC=111, tCCD_S_WR=8, tCCD_L_WR=48)
+    p = resolve(doc)
+    t = effective_table(p.tables.entries)
+    lv = [x.lower() for x in p.standard.levels]
+    rank, bg = lv.index("rank"), lv.index("bankgroup")
+    c = CMD_NAMES.index
+    assert t[(bg, c("WR"), c("WR"), 1, False)] == 48
+    assert t[(rank, c("WR"), c("WR"), 1, False)] == 8
+    assert t[(rank, c("RD"), c("WR"), 1, False)] == 14
+    assert t[(rank, c("WR"), c("RD"), 1, True)] == 8
+    assert t[(rank, c("PRE"), c("PRE"), 1, False)] == 2
+    d4 = load_preset("DDR4-2400")
+    t4 = effective_table(d4.tables.entries)
+    tm = d4.timing
+    assert t4[(bg, c("WR"), c("WR"), 1, False)] == tm["nCCDL"]
+    assert t4[(rank, c("RD"), c("WR"), 1, False)] == tm["nCL"] + tm["nBL"] + 2 - tm["nCWL"]
+    # the shipped preset carries tCCD_L_WR = max(16 nCK, 20 ns) at 4800 MT/s
+    assert load_preset("DDR5-4800").timing["nCCDLWR"] == 48

@@ -34,4 +34,37 @@ def validate_case(case: dict) -> dict:
     return {m: res[m] for m in metrics}
 
 
-__all__ = ["validate_case"]
+def ramulator_table(case: dict) -> dict:
+    """Rows of ``case["table"]`` (a CSV of Ramulator 2.1 trace runs beside the case file:
+    preset, channels, pattern, mapping, queue_depth, dram_cycles, row_hits, row_misses,
+    row_conflicts, refresh_cmds) replayed through :func:`validate_case`'s trace replay. Metrics:
+    ``rows``; ``cycles_*`` (relative error of the simulated cycles: share within
+    ``case["row_tol"]``, default 0.05, mean and largest); ``row_outcomes_exact`` and
+    ``refreshes_exact`` (share of rows whose hit / miss / conflict counts, refresh count equal
+    the peer's)."""
+    from archsim.mem.dram.presets import load_preset
+    from archsim.mem.dram.sim import run_trace
+    from archsim.mem.dram.traces import geometry, pattern
+    from archsim.validate import error_summary, table_rows
+
+    traces: dict = {}
+
+    def one(r):
+        p = load_preset(r["preset"])
+        ch = int(r["channels"])
+        key = (r["preset"], ch, r["pattern"])
+        if key not in traces:
+            traces[key] = pattern(r["pattern"], **geometry(p, ch), scale=1.0, seed=12345)
+        addrs, writes = traces[key]
+        res = run_trace(p, addrs, writes, channels=ch, mapping=r["mapping"], queue_depth=int(r["queue_depth"]),
+                        refresh="all_bank", check_capacity=False)
+        outcomes = all(res[k] == int(r[k]) for k in ("row_hits", "row_misses", "row_conflicts"))
+        return res["dram_cycles"] / int(r["dram_cycles"]) - 1.0, outcomes, res["refresh_cmds"] == int(r["refresh_cmds"])
+
+    rows = table_rows(case, "Ramulator table", one)
+    n = max(1, len(rows))
+    return {"rows": len(rows), **error_summary([e for e, _, _ in rows], float(case.get("row_tol", 0.05)), "cycles_"),
+            "row_outcomes_exact": sum(o for _, o, _ in rows) / n, "refreshes_exact": sum(f for _, _, f in rows) / n}
+
+
+__all__ = ["validate_case", "ramulator_table"]

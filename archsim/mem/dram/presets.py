@@ -18,7 +18,7 @@ TIMING_KEYS = {
     "tCCD_S": "nCCDS", "tCCD_L": "nCCDL", "tCCDR": "nCCDR", "tRRD_S": "nRRDS", "tRRD_L": "nRRDL",
     "tFAW": "nFAW", "tWTR_S": "nWTRS", "tWTR_L": "nWTRL", "tRTW": "nRTW", "tCS": "nCS",
     "tPPD": "nPPD", "tRFC": "nRFC", "tRFCpb": "nRFCpb", "tRREFD": "nRREFD", "tREFI": "nREFI",
-    "tREFIpb": "nREFIpb",
+    "tREFIpb": "nREFIpb", "tCCD_S_WR": "nCCDSWR", "tCCD_L_WR": "nCCDLWR",
 }
 #: other spellings of the timing names (the canonical CK names, JEDEC's t-prefixed latencies)
 #: -> the name a preset or ``memory.dram.timing`` override uses
@@ -161,6 +161,8 @@ def resolve(doc: dict, source: str = "preset", overrides: dict | None = None) ->
     ck.setdefault("nCS", 2)
     ck.setdefault("nPPD", 2)
     ck.setdefault("nCCDR", ck["nCCDS"] + 1)
+    ck.setdefault("nCCDSWR", ck["nCCDS"])
+    ck.setdefault("nCCDLWR", ck["nCCDL"])
     ck.setdefault("nRTW", ck["nCL"] + ck["nBL"] + 2 - ck["nCWL"])
     ck.setdefault("nRREFD", ck["nRRDL"])
     ck.setdefault("nRFCpb", ck["nRFC"] // 2)

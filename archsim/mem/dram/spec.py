@@ -56,19 +56,24 @@ def _c(level, pre, fol, expr, window=1, sibling=False):
 
 
 # --- DDR-style (Channel / Rank / BankGroup / Bank), JESD79-4 (DDR4) relations -------------
-def _ddr_constraints(rank="Rank", bankgroup="BankGroup"):
+def _ddr_constraints(rank="Rank", bankgroup="BankGroup", ddr5=False):
+    """JESD79-4 relations; ``ddr5`` takes JESD79-5's differences: write-to-write spacings of
+    their own (tCCD_S_WR, tCCD_L_WR: a second write to a bank group waits for the first's
+    internal read-modify-write), read and write preambles of 2 cycles each in the read-to-write
+    turnaround, a rank switch after a write timed from its data, and PRE-to-PRE tPPD."""
     r, g = rank, bankgroup
+    ww_s, ww_l = ("nCCDSWR", "nCCDLWR") if ddr5 else ("nCCDS", "nCCDL")
     out = [
         # data bus occupancy
         _c("Channel", _RD, _RD, "nBL"), _c("Channel", _WR, _WR, "nBL"),
         # column to column, different bank group (tCCD_S)
-        _c(r, _RD, _RD, "nCCDS"), _c(r, _WR, _WR, "nCCDS"),
+        _c(r, _RD, _RD, "nCCDS"), _c(r, _WR, _WR, ww_s),
         # read-to-write and write-to-read turnaround (tWTR_S, preamble 2 cycles)
-        _c(r, _RD, _WR, "nCL + nBL + 2 - nCWL"),
+        _c(r, _RD, _WR, "nCL + nBL + 4 - nCWL" if ddr5 else "nCL + nBL + 2 - nCWL"),
         _c(r, _WR, _RD, "nCWL + nBL + nWTRS"),
         # rank-to-rank switching
         _c(r, _RD, _CAS, "nBL + nCS", sibling=True),
-        _c(r, _WR, _RD, "nCS", sibling=True),
+        _c(r, _WR, _RD, "nCWL + nBL + nCS - nCL" if ddr5 else "nCS", sibling=True),
         # CAS <-> PREab
         _c(r, "RD", "PREA", "nRTP"), _c(r, "WR", "PREA", "nCWL + nBL + nWR"),
         # ACT <-> ACT (tRRD_S, tFAW)
@@ -79,7 +84,7 @@ def _ddr_constraints(rank="Rank", bankgroup="BankGroup"):
         _c(r, "RDA", "REF", "nRP + nRTP"), _c(r, "WRA", "REF", "nCWL + nBL + nWR + nRP"),
         _c(r, "REF", ("ACT", "PREA"), "nRFC"),
         # same bank group (tCCD_L, tWTR_L, tRRD_L)
-        _c(g, _RD, _RD, "nCCDL"), _c(g, _WR, _WR, "nCCDL"),
+        _c(g, _RD, _RD, "nCCDL"), _c(g, _WR, _WR, ww_l),
         _c(g, _WR, _RD, "nCWL + nBL + nWTRL"),
         _c(g, "ACT", "ACT", "nRRDL"),
         # bank
@@ -89,6 +94,8 @@ def _ddr_constraints(rank="Rank", bankgroup="BankGroup"):
         _c("Bank", "RD", "PRE", "nRTP"), _c("Bank", "WR", "PRE", "nCWL + nBL + nWR"),
         _c("Bank", "RDA", "ACT", "nRTP + nRP"), _c("Bank", "WRA", "ACT", "nCWL + nBL + nWR + nRP"),
     ]
+    if ddr5:
+        out.append(_c(r, ("PRE", "PREA"), ("PRE", "PREA"), "nPPD"))
     return tuple(out)
 
 
@@ -166,7 +173,7 @@ STANDARDS: dict[str, Standard] = {
     "DDR4": Standard("DDR4", ("Channel", "Rank", "BankGroup", "Bank"), "Rank", _ddr_constraints()),
     # DDR5: one 32-bit sub-channel is modelled as a channel; ACT/RD/WR are 2-cycle commands.
     "DDR5": Standard("DDR5", ("Channel", "Rank", "BankGroup", "Bank"), "Rank",
-                     _ddr_constraints() + _ddr_pb_constraints(),
+                     _ddr_constraints(ddr5=True) + _ddr_pb_constraints(),
                      cmd_ticks={"ACT": 2, "RD": 2, "WR": 2, "RDA": 2, "WRA": 2}, per_bank_refresh=True),
     "LPDDR5": Standard("LPDDR5", ("Channel", "Rank", "BankGroup", "Bank"), "Rank",
                        _ddr_constraints() + _ddr_pb_constraints(), per_bank_refresh=True),
