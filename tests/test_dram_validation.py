@@ -40,7 +40,7 @@ def test_cycle_exact_on_a_row():
 
 def test_grid_rows_cycle_exact():
     """The short-pattern rows of the Ramulator 2.1 grid (ramulator21_grid.csv: other mappings,
-    queue depths, HBM3 and DDR5): every one reproduces the peer's cycles, row outcomes and
+    queue depths, HBM3 and DDR5, no refresh and per-bank refresh): every one reproduces the peer's cycles, row outcomes and
     refreshes exactly (the whole table runs in archsim validate)."""
     import csv
 
@@ -55,7 +55,7 @@ def test_grid_rows_cycle_exact():
         ch = int(r["channels"])
         a, w = pattern(r["pattern"], **geometry(p, ch))
         got = run_trace(p, a, w, channels=ch, mapping=r["mapping"], queue_depth=int(r["queue_depth"]),
-                        check_capacity=False)
+                        refresh=r["refresh"], check_capacity=False)
         want = tuple(int(r[k]) for k in ("dram_cycles", "row_hits", "row_misses", "row_conflicts", "refresh_cmds"))
         have = tuple(got[k] for k in ("dram_cycles", "row_hits", "row_misses", "row_conflicts", "refresh_cmds"))
         assert have == want, (r["preset"], r["pattern"], r["mapping"], r["queue_depth"])

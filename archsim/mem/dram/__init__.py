@@ -36,7 +36,7 @@ def validate_case(case: dict) -> dict:
 
 def ramulator_table(case: dict) -> dict:
     """Rows of ``case["table"]`` (a CSV of Ramulator 2.1 trace runs beside the case file:
-    preset, channels, pattern, mapping, queue_depth, dram_cycles, row_hits, row_misses,
+    preset, channels, pattern, mapping, queue_depth, refresh, dram_cycles, row_hits, row_misses,
     row_conflicts, refresh_cmds) replayed through :func:`validate_case`'s trace replay. Metrics:
     ``rows``; ``cycles_*`` (relative error of the simulated cycles: share within
     ``case["row_tol"]``, default 0.05, mean and largest); ``row_outcomes_exact`` and
@@ -57,7 +57,7 @@ def ramulator_table(case: dict) -> dict:
             traces[key] = pattern(r["pattern"], **geometry(p, ch), scale=1.0, seed=12345)
         addrs, writes = traces[key]
         res = run_trace(p, addrs, writes, channels=ch, mapping=r["mapping"], queue_depth=int(r["queue_depth"]),
-                        refresh="all_bank", check_capacity=False)
+                        refresh=r.get("refresh") or "all_bank", check_capacity=False)
         outcomes = all(res[k] == int(r[k]) for k in ("row_hits", "row_misses", "row_conflicts"))
         return res["dram_cycles"] / int(r["dram_cycles"]) - 1.0, outcomes, res["refresh_cmds"] == int(r["refresh_cmds"])
 
