@@ -44,18 +44,12 @@ def test_grid_rows_cycle_exact():
     refreshes exactly (the whole table runs in archsim validate)."""
     import csv
 
-    from archsim.mem.dram.presets import load_preset
-    from archsim.mem.dram.sim import run_trace
-    from archsim.mem.dram.traces import geometry, pattern
+    from archsim.mem.dram import _replay
     rows = [r for r in csv.DictReader((VDIR / "ramulator21_grid.csv").read_text().splitlines())
             if r["pattern"] in ("stride_row", "stride_row_skew", "stride_bank")]
     assert {r["standard"] for r in rows} == {"HBM2", "DDR4", "HBM3", "DDR5"} and len(rows) >= 24
     for r in rows:
-        p = load_preset(r["preset"])
-        ch = int(r["channels"])
-        a, w = pattern(r["pattern"], **geometry(p, ch))
-        got = run_trace(p, a, w, channels=ch, mapping=r["mapping"], queue_depth=int(r["queue_depth"]),
-                        refresh=r["refresh"], check_capacity=False)
+        got = _replay(r)
         want = tuple(int(r[k]) for k in ("dram_cycles", "row_hits", "row_misses", "row_conflicts", "refresh_cmds"))
         have = tuple(got[k] for k in ("dram_cycles", "row_hits", "row_misses", "row_conflicts", "refresh_cmds"))
         assert have == want, (r["preset"], r["pattern"], r["mapping"], r["queue_depth"])

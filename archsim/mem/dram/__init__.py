@@ -15,21 +15,33 @@ from archsim.jitcache import drop_stale
 drop_stale(str(Path(__file__).resolve().parents[1] / "interface.py"), [Path(__file__).resolve().parent])
 
 
-def validate_case(case: dict) -> dict:
-    """Run one ``validation/dram/*.yaml`` case (``kind: dram_trace``); returns
-    ``{metric: simulated value}`` for every metric the case lists."""
+def _replay(case: dict, traces: dict | None = None) -> dict:
+    """Replay one synthetic-pattern run described by ``case`` (preset, pattern, and optionally
+    channels, mapping, queue_depth, refresh, xor, scale, seed; values may be strings, as in a
+    CSV row); returns the full metrics dict of :func:`archsim.mem.dram.sim.run_trace`. A
+    ``traces`` dict caches the generated patterns between calls."""
     from archsim.mem.dram.presets import load_preset
     from archsim.mem.dram.sim import run_trace
     from archsim.mem.dram.traces import geometry, pattern
 
     p = load_preset(case["preset"])
     ch = int(case.get("channels") or p.channels)
-    g = geometry(p, ch)
-    addrs, writes = pattern(case["pattern"], **g, scale=float(case.get("scale", 1.0)),
-                            seed=int(case.get("seed", 12345)))
-    res = run_trace(p, addrs, writes, channels=ch, mapping=case.get("mapping", "RoBaRaCoCh"),
-                    queue_depth=int(case.get("queue_depth", 32)), refresh=case.get("refresh", "all_bank"),
-                    xor=case.get("xor", "none"), check_capacity=False)
+    key = (case["preset"], ch, case["pattern"], float(case.get("scale", 1.0)), int(case.get("seed", 12345)))
+    tr = traces.get(key) if traces is not None else None
+    if tr is None:
+        tr = pattern(case["pattern"], **geometry(p, ch), scale=key[3], seed=key[4])
+        if traces is not None:
+            traces[key] = tr
+    addrs, writes = tr
+    return run_trace(p, addrs, writes, channels=ch, mapping=case.get("mapping") or "RoBaRaCoCh",
+                     queue_depth=int(case.get("queue_depth") or 32), refresh=case.get("refresh") or "all_bank",
+                     xor=case.get("xor") or "none", check_capacity=False)
+
+
+def validate_case(case: dict) -> dict:
+    """Run one ``validation/dram/*.yaml`` case (``kind: dram_trace``); returns
+    ``{metric: simulated value}`` for every metric the case lists."""
+    res = _replay(case)
     metrics = case.get("metrics") or {"bandwidth_GBps": {}, "row_hit_rate": {}}
     return {m: res[m] for m in metrics}
 
@@ -37,27 +49,17 @@ def validate_case(case: dict) -> dict:
 def ramulator_table(case: dict) -> dict:
     """Rows of ``case["table"]`` (a CSV of Ramulator 2.1 trace runs beside the case file:
     preset, channels, pattern, mapping, queue_depth, refresh, dram_cycles, row_hits, row_misses,
-    row_conflicts, refresh_cmds) replayed through :func:`validate_case`'s trace replay. Metrics:
+    row_conflicts, refresh_cmds) replayed as :func:`validate_case` replays a case. Metrics:
     ``rows``; ``cycles_*`` (relative error of the simulated cycles: share within
     ``case["row_tol"]``, default 0.05, mean and largest); ``row_outcomes_exact`` and
     ``refreshes_exact`` (share of rows whose hit / miss / conflict counts, refresh count equal
     the peer's)."""
-    from archsim.mem.dram.presets import load_preset
-    from archsim.mem.dram.sim import run_trace
-    from archsim.mem.dram.traces import geometry, pattern
     from archsim.validate import error_summary, table_rows
 
     traces: dict = {}
 
     def one(r):
-        p = load_preset(r["preset"])
-        ch = int(r["channels"])
-        key = (r["preset"], ch, r["pattern"])
-        if key not in traces:
-            traces[key] = pattern(r["pattern"], **geometry(p, ch), scale=1.0, seed=12345)
-        addrs, writes = traces[key]
-        res = run_trace(p, addrs, writes, channels=ch, mapping=r["mapping"], queue_depth=int(r["queue_depth"]),
-                        refresh=r.get("refresh") or "all_bank", check_capacity=False)
+        res = _replay(r, traces)
         outcomes = all(res[k] == int(r[k]) for k in ("row_hits", "row_misses", "row_conflicts"))
         return res["dram_cycles"] / int(r["dram_cycles"]) - 1.0, outcomes, res["refresh_cmds"] == int(r["refresh_cmds"])
 
