@@ -599,6 +599,51 @@ def test_vector_workload_moves_its_bytes_once():
         assert r.bounds_ok() and r.macs == 0
 
 
+LOOPED = ["row_kernel.onchip_elements=1024", "row_kernel.loops.layernorm=3"]
+
+
+@pytest.mark.parametrize("rows,cols,reads", [
+    (4096, 1024, 1),      # held on chip (persistent): read once
+    (4096, 8192, 1),      # looped: 864 rows in flight x 16 KiB = 13.5 MiB <= 20 MiB of L2: re-reads hit
+    (4096, 16384, 3),     # 864 x 32 KiB = 27 MiB > 20 MiB: each of the three loops reads from HBM
+    (4096, 32768, 3),
+    (10, 1 << 20, 1),     # 10 rows in flight x 2 MiB = 20 MiB: still fits
+    (11, 1 << 20, 3),     # 11 x 2 MiB = 22 MiB: does not
+])
+def test_looped_row_kernel_rereads_miss_l2_by_hand(rows, cols, reads):
+    """A row kernel whose row is longer than it keeps on chip reads the row once per loop; the
+    re-reads come from HBM once the rows in flight (108 SMs x 2048 / 256 threads = 864 CTAs,
+    or fewer rows) overflow the 20 MiB activation share of the A100's 40 MiB L2."""
+    w = {"kind": "vector", "op": "layernorm", "rows": rows, "cols": cols, "precision": {"activations": "fp16"}}
+    r = simulate("a100", w, overrides=LOOPED)
+    rd = sum(x.offchip_read_bytes for x in r.layers)
+    wr = sum(x.offchip_write_bytes for x in r.layers)
+    assert (rd, wr) == (reads * rows * cols * 2, rows * cols * 2)
+    # the default row kernel (fused engine kernels) holds any row: one read
+    base = simulate("a100", w)
+    assert sum(x.offchip_read_bytes for x in base.layers) == rows * cols * 2
+    # memory-bound: each extra read costs its bytes at the sustained 1870 GB/s
+    extra = (reads - 1) * rows * cols * 2
+    assert r.seconds - base.seconds == pytest.approx(extra / 1870e9, rel=0.03, abs=1e-9)
+
+
+def test_looped_row_kernel_loops_by_op_and_occupancy():
+    """Welford LayerNorm and RMSNorm loop twice, softmax three times (defaults); fewer threads
+    per CTA means more rows in flight, so a smaller row already overflows L2."""
+    w = {"kind": "vector", "op": "rmsnorm", "rows": 4096, "cols": 32768, "precision": {"activations": "fp16"}}
+    rd = lambda r: sum(x.offchip_read_bytes for x in r.layers)   # noqa: E731
+    n = 4096 * 32768 * 2
+    assert rd(simulate("a100", w, overrides=["row_kernel.onchip_elements=1024"])) == 2 * n
+    assert rd(simulate("a100", {**w, "op": "layernorm"}, overrides=["row_kernel.onchip_elements=1024"])) == 2 * n
+    assert rd(simulate("a100", {**w, "op": "softmax"}, overrides=["row_kernel.onchip_elements=1024"])) == 3 * n
+    w8k = {**w, "cols": 8192}
+    m = 4096 * 8192 * 2
+    assert rd(simulate("a100", w8k, overrides=["row_kernel.onchip_elements=1024"])) == m
+    # 128 threads: 16 CTAs per SM, 1728 rows x 16 KiB = 27 MiB > 20 MiB
+    assert rd(simulate("a100", w8k, overrides=["row_kernel.onchip_elements=1024",
+                                              "row_kernel.cta_threads=128"])) == 2 * m
+
+
 @pytest.mark.parametrize("wl,T,heads", [("llama2-7b", 3, "32 query heads"), ("gpt2", 5, "12 query heads")])
 def test_tensor_parallel_must_split_whole_heads(wl, T, heads):
     from archsim.errors import LoweringError

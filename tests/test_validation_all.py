@@ -13,8 +13,6 @@ KNOWN_MISSES = {
     ("HX-AttAcc-bank-pc-pipe-MT530B-INT8-B91", "tokens_per_s"),
     ("HX-NeuPIMs-GPT3-7B-TP4-B512", "vs_gpu_only"),
     ("HX-NeuPIMs-GPT3-7B-TP4-B512", "vs_npu_only"),
-    ("XPU-A100-layernorm-4096x16384", "seconds"),
-    ("XPU-A100-layernorm-4096x32768", "seconds"),
     ("XPU-A100x4-trtllm05-llama70b-tp4-B64-in2048-out2048", "tokens_per_s"),
     ("XPU-A100-trtllm05-gptj6b-B32-in2048-out128", "tokens_per_s"),
     ("XPU-H100-trtllm-llama7b-fp8-B768-in128-out128", "tokens_per_s"),

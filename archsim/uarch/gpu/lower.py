@@ -28,6 +28,7 @@ import numpy as np
 from archsim.config.types import PRECISION_BITS
 from archsim.errors import LoweringError
 from archsim.isa import Op, ProgramBuilder, VecKind
+from archsim.uarch.gpu.spec import ROW_LOOPS
 from archsim.uarch.gpu.tiling import flash_tiles, k_depth, list_schedule, plan_gemm
 from archsim.uarch.systolic.cost import prim_table, vector_cycles, vector_rates
 from archsim.workload.graph import GemmOp, VectorOp, attention_name
@@ -45,6 +46,10 @@ RATE_SCALE = 1000
 # the scan and the gate stay on each device's channels, x_proj and out_proj by rows.
 COL_SPLIT = ("qkv", "up", "gate", "q", "k", "v", "in_proj", "dt_proj")
 ROW_SPLIT = ("o", "down", "out", "out_proj", "x_proj")
+# row-reduction kernels (one CTA per row; RowKernelConfig)
+ROW_KERNELS = {int(VecKind.LAYERNORM): "layernorm", int(VecKind.RMSNORM): "rmsnorm",
+               int(VecKind.SOFTMAX): "softmax"}
+
 # vector ops over a Mamba block's channels (split with them): by suffix, (rows or columns)
 SSM_CHANNEL_OPS = {"conv1d": "cols", "skip": "cols", "gate_norm": "cols", "ssd_sum": "cols",
                    "ssd_decay": "rows"}
@@ -512,10 +517,26 @@ class GpuLowerer:
                                               deps=np.array([vs[-1]], np.int64))[0]))
         self.prev_done = self.join([vs[-1]] + stores[-1:], layer)
 
+    def row_reads(self, op: VectorOp, rows: int, cols: int, row_bytes: float) -> int:
+        """HBM reads of a row kernel's input rows (1 unless a looped row kernel's re-reads
+        miss L2; ``RowKernelConfig``)."""
+        rk = self.cfg.row_kernel
+        name = ROW_KERNELS.get(int(op.kind))
+        if name is None or rk.onchip_elements is None or cols <= rk.onchip_elements:
+            return 1
+        in_flight = min(rows, self.cfg.sm.count * max(1, self.cfg.sm.max_threads // rk.cta_threads))
+        if in_flight * row_bytes <= self.act_l2:
+            return 1
+        return int(rk.loops.get(name, ROW_LOOPS[name]))
+
     def vector(self, op: VectorOp, layer: int) -> None:
         rows, cols = self.shard_vector(op)
         frac = rows * cols / max(1, int(op.rows) * int(op.cols))
         in_b = sum(t.nbytes * frac for t in op.inputs if not self.resident(t, t.nbytes * frac))
+        x = op.inputs[0] if op.inputs else None
+        if x is not None and not self.resident(x, x.nbytes * frac):
+            reads = self.row_reads(op, rows, cols, x.nbytes * frac / max(1, rows))
+            in_b += (reads - 1) * x.nbytes * frac
         out_b = sum(t.nbytes * frac for t in op.outputs if not self.resident(t, t.nbytes * frac))
         self.elementwise(layer, op.kind, rows * cols, rows, in_b, out_b)
         if op.role == "combine" and self.tp > 1:

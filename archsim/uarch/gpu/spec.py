@@ -30,6 +30,7 @@ class SmConfig(Strict):
                                   "(async-copy pipeline stages); with the memory latency this bounds "
                                   "the bandwidth one SM can pull (Little's law)")
     registers: Bytes = Field(256 * 1024, description="register file per SM; CTA accumulators may use half")
+    max_threads: PositiveInt = Field(2048, description="most resident threads per SM (occupancy limit)")
     mma_efficiency: float = Field(1.0, gt=0, le=1, description=(
         "sustained fraction of the MMA peak under full tensor load (clock held below boost by the "
         "power limit)"))
@@ -64,6 +65,32 @@ class TileConfig(Strict):
         if not v:
             raise ValueError("needs at least one value")
         return sorted(set(v))
+
+
+# passes over a looped row of each row-reduction kernel, by default
+ROW_LOOPS = {"layernorm": 2, "rmsnorm": 2, "softmax": 3}
+
+
+class RowKernelConfig(Strict):
+    """Row-reduction kernels (LayerNorm, RMSNorm, softmax), one CTA per row. A row no longer than
+    ``onchip_elements`` is held in the CTA's registers and read from memory once; a longer row is
+    looped over in chunks, once per loop of the kernel (statistics loops, then the output loop).
+    A loop's re-read of the row hits L2 while the rows in flight (resident CTAs x row bytes) fit
+    in the activation share of L2 (``activation_l2_fraction``): all CTAs sweep their rows at
+    about the same pace, so a chunk's reuse distance is that footprint (least-recently-used
+    replacement keeps it or loses it); otherwise every loop reads the row from HBM again."""
+
+    onchip_elements: Optional[PositiveInt] = Field(None, description=(
+        "longest row (elements) a CTA keeps on chip; None: every row (fused engine kernels that "
+        "stage the row in registers / shared memory). torch.compile (Inductor): 1024, its "
+        "persistent-reduction limit for inner reductions"))
+    cta_threads: PositiveInt = Field(256, description=(
+        "threads per CTA of a looped row kernel (Inductor: 8 warps for its 2048-element chunk)"))
+    loops: dict[Literal["layernorm", "rmsnorm", "softmax"], PositiveInt] = Field(
+        default_factory=lambda: dict(ROW_LOOPS), description=(
+            "passes over a looped row: LayerNorm 2 (Welford mean and variance, then the output; "
+            "3 where the variance is a second reduction after the mean, as in PyTorch 2.0's "
+            "Inductor), RMSNorm 2, softmax 3 (max, sum of exponentials, output)"))
 
 
 class LaunchConfig(Strict):
@@ -117,6 +144,7 @@ class GpuConfig(ArchBase):
     l2: L2Config
     tiles: TileConfig = Field(default_factory=TileConfig)
     launch: LaunchConfig = Field(default_factory=LaunchConfig)
+    row_kernel: RowKernelConfig = Field(default_factory=RowKernelConfig)
     interconnect: InterconnectConfig = Field(default_factory=InterconnectConfig)
     parallel: ParallelConfig = Field(default_factory=ParallelConfig)
     accumulator_bytes: PositiveInt = Field(4, description="bytes per partial sum (split-K workspace)")
