@@ -644,6 +644,31 @@ def test_looped_row_kernel_loops_by_op_and_occupancy():
                                               "row_kernel.cta_threads=128"])) == 2 * m
 
 
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 4096), cols=st.integers(1, 1 << 16), l2_mib=st.integers(1, 128),
+       threads=st.sampled_from([64, 128, 256, 512, 1024]))
+def test_row_kernel_reads_monotone(rows, cols, l2_mib, threads):
+    """Row-kernel HBM reads (lowering only): 1 or the op's loops; never fewer with more rows,
+    longer rows or fewer threads per CTA (more rows in flight), never more with a larger L2."""
+    from archsim.uarch.gpu.lower import GpuLowerer
+    from archsim.workload.graph import VectorOp
+    from archsim.isa import VecKind
+
+    def reads(r, c, mib, th):
+        cfg = load_arch("a100", overrides=["row_kernel.onchip_elements=1024", f"l2.size={mib} MiB",
+                                           f"row_kernel.cta_threads={th}"])
+        low = GpuLowerer(cfg, 1.0)
+        op = VectorOp("x.norm", 0, VecKind.LAYERNORM, r, c, (), ())
+        return low.row_reads(op, r, c, 2.0 * c)
+
+    n = reads(rows, cols, l2_mib, threads)
+    assert n in (1, 2)
+    assert n <= reads(min(4096, rows + 1), cols, l2_mib, threads)
+    assert n <= reads(rows, min(1 << 16, 2 * cols), l2_mib, threads)
+    assert n >= reads(rows, cols, 2 * l2_mib, threads)
+    assert n <= reads(rows, cols, l2_mib, max(32, threads // 2))
+
+
 @pytest.mark.parametrize("wl,T,heads", [("llama2-7b", 3, "32 query heads"), ("gpt2", 5, "12 query heads")])
 def test_tensor_parallel_must_split_whole_heads(wl, T, heads):
     from archsim.errors import LoweringError
