@@ -33,6 +33,24 @@ def test_replay_table_and_options(trace):
     assert "bandwidth" in r.output and "row hit rate" in r.output
 
 
+def test_replay_lpddr5_wck_option(tmp_path):
+    """LPDDR5: reads 200 cycles apart each find WCK stopped and pay a CAS (sync, the default);
+    --wck always_on issues none. Both show the ACT-2 and CAS counts in the table."""
+    p = tmp_path / "t.csv"
+    p.write_text("cycle,op,addr\n" + "".join(f"{200 * i},LD,0x{i * 4096:x}\n" for i in range(8)))
+    out = {}
+    for wck in ("sync", "always_on"):
+        r = CliRunner().invoke(dram, [str(p), "--preset", "LPDDR5-6400", "--wck", wck, "--format", "json"])
+        assert r.exit_code == 0, r.output
+        out[wck] = json.loads(r.output)["commands"]
+    assert out["sync"]["cas"] == out["sync"]["rd"] > 0 and out["always_on"]["cas"] == 0
+    assert out["sync"]["act2"] == out["sync"]["act"] > 0
+    r = CliRunner().invoke(dram, [str(p), "--preset", "LPDDR5-6400"])
+    assert "ACT-2" in r.output and "CAS" in r.output
+    r = CliRunner().invoke(dram, [str(p), "--preset", "LPDDR5-6400", "--wck", "sometimes"])
+    assert r.exit_code == 2 and "--wck" in r.output
+
+
 def test_csv_trace(tmp_path):
     p = tmp_path / "t.csv"
     p.write_text("cycle,op,addr\n0,LD,0x0\n5,ST,0x40\n900,LD,0x80\n")

@@ -7,7 +7,7 @@ from hypothesis import example, given, settings, strategies as st
 from archsim.mem.dram import kernel as K
 from archsim.mem.dram.mapping import build_mapping
 from archsim.mem.dram.presets import load_preset
-from archsim.mem.dram.sim import static_arrays
+from archsim.mem.dram.sim import controller_rules, static_arrays
 
 ACT, PRE, PREA, RD, WR, REF = K.ACT, K.PRE, K.PREA, K.RD, K.WR, K.REF
 
@@ -83,8 +83,13 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
     NB = preset.banks_per_channel
     dual = preset.standard.dual_bus
     RL = preset.tables.read_latency
-    refi = preset.tables.timing["nREFI"]
+    tm = preset.tables.timing
+    refi = tm["nREFI"]
     rscope_n = preset.level_sizes[1] if preset.standard.levels[1] != "BankGroup" else 1
+    # LPDDR5: pending ACT-2 (request, deadline), WCK expiry, access whose CAS issued
+    split, wck = preset.standard.split_act, preset.standard.wck_sync
+    a2 = [None] * C; wexp = [0] * C; cas = [None] * C
+    wck_rd, wck_wr = tm["nCL"] + tm["nBL"] + tm["nWCKPST"], tm["nCWL"] + tm["nBL"] + tm["nWCKPST"]
     openr = {}
     rq = [[] for _ in range(C)]; wq = [[] for _ in range(C)]; aq = [[] for _ in range(C)]; pq = [[] for _ in range(C)]
     wmode = [False] * C
@@ -122,12 +127,23 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
                 col_ok = (not dual) or slot == 0
                 row_ok = (not dual) or slot == 1
                 sel = None
+                forced = False
+                opening = [a2[c][0]] if a2[c] else []       # the request whose ACT-2 is pending
+                if cas[c]:
+                    kind, q, cm = cas[c]
+                    cas[c] = None
+                    sel = (kind, {"A": aq[c], "R": rq[c], "W": wq[c]}[kind].index(q), cm)
+                    forced = True
+                elif a2[c] and a2[c][1] <= t:
+                    aq[c].append(a2[c][0]); a2[c] = None
+                    cnt["ACT2"] = cnt.get("ACT2", 0) + 1
+                    continue
 
                 def cmd_of(q):
                     o = openr.get((c, bank[q]), -1)
                     return ACT if o < 0 else ((WR if isw[q] else RD) if o == row[q] else PRE)
 
-                if col_ok:
+                if col_ok and sel is None:
                     best = None
                     for k, q in enumerate(aq[c]):
                         cm = WR if isw[q] else RD
@@ -140,7 +156,7 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
                     per = NB // rscope_n
                     banks = range(s * per, (s + 1) * per)
                     cm = PREA if any(openr.get((c, b), -1) >= 0 for b in banks) else REF
-                    blocked = cm == PREA and any(bank[q] in banks for q in aq[c])
+                    blocked = (cm == PREA and any(bank[q] in banks for q in aq[c] + opening)) or bool(opening)
                     path = (s,) if preset.standard.levels[1] != "BankGroup" else ()
                     if row_ok and not blocked and d.ready_at(cm, c, path) <= t:
                         sel = ("P", 0, cm)
@@ -156,14 +172,27 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
                         colc = cm in (RD, WR)
                         if (colc and not col_ok) or (not colc and not row_ok):
                             continue
-                        if cm == PRE and any(bank[x] == bank[q] for x in aq[c]):
+                        if cm == PRE and any(bank[x] == bank[q] for x in aq[c] + opening):
+                            continue
+                        if cm == ACT and opening:
                             continue
                         if d.ready_at(cm, c, d.ids(bank[q])) <= t:
                             sel = ("W" if wmode[c] else "R", k, cm)
                             break
                 if sel is None:
+                    if a2[c]:
+                        aq[c].append(a2[c][0]); a2[c] = None
+                        cnt["ACT2"] = cnt.get("ACT2", 0) + 1
                     continue
                 kind, k, cm = sel
+                if wck and not forced and kind != "P" and cm in (RD, WR) and t >= wexp[c]:
+                    if a2[c] and a2[c][1] <= t + 1:
+                        aq[c].append(a2[c][0]); a2[c] = None
+                        cnt["ACT2"] = cnt.get("ACT2", 0) + 1
+                    else:
+                        cas[c] = (kind, {"A": aq[c], "R": rq[c], "W": wq[c]}[kind][k], cm)
+                        cnt["CAS"] = cnt.get("CAS", 0) + 1
+                    continue
                 cnt[cm] = cnt.get(cm, 0) + 1
                 if kind == "P":
                     s = pq[c][0][1]
@@ -190,7 +219,11 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
                 d.issue(iss, c, d.ids(bank[q]), t)
                 if cm == ACT:
                     openr[(c, bank[q])] = row[q]
-                    buf.pop(k); aq[c].append(q)
+                    buf.pop(k)
+                    if split:
+                        a2[c] = (q, t + tm["nAAD"])
+                    else:
+                        aq[c].append(q)
                 elif cm == PRE:
                     openr[(c, bank[q])] = -1
                 else:
@@ -198,9 +231,11 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
                         openr[(c, bank[q])] = -1
                     depart[q] = t + (0 if isw[q] else RL)
                     buf.pop(k)
+                    if wck:
+                        wexp[c] = max(wexp[c], t + (wck_wr if isw[q] else wck_rd))
 
 
-def kernel_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, closed=False):
+def kernel_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, closed=False, wck_always_on=False):
     L, lsize, ncount, NB, bnode, haswin, hassib, rscope = static_arrays(preset)
     loff = np.zeros(L, dtype=np.int64)
     for lv in range(1, L):
@@ -213,14 +248,14 @@ def kernel_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, c
                              t.c_start, t.c_fol, t.c_lat, t.c_win, t.c_sib, haswin, hassib,
                              preset.standard.dual_bus, False, t.read_latency, 1 if refresh else 0,
                              t.timing["nREFI"], t.timing["nREFIpb"], Q, Q, 0.8, 0.2, 16, closed,
-                             C, NB, arrive, depart, cc, first)
+                             C, NB, arrive, depart, cc, first, *controller_rules(preset, wck_always_on))
     return ticks, arrive, depart, first, cc
 
 
 @settings(max_examples=12, deadline=None)
 @given(st.data())
 def test_controller_matches_naive_twin(data):
-    name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000"]))
+    name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000", "LPDDR5-6400"]))
     p = load_preset(name)
     C = data.draw(st.sampled_from([1, 2]))
     n = data.draw(st.integers(5, 50))
@@ -243,6 +278,48 @@ def test_controller_matches_naive_twin(data):
     tot = cc.sum(axis=0)
     assert tot[K.CC_ACT] == cnt.get(ACT, 0) and tot[K.CC_RD] == cnt.get(RD, 0) and tot[K.CC_WR] == cnt.get(WR, 0)
     assert tot[K.CC_REF] == cnt.get(REF, 0) and tot[K.CC_PRE] == cnt.get(PRE, 0)
+    assert tot[K.CC_ACT2] == cnt.get("ACT2", 0) and tot[K.CC_CAS] == cnt.get("CAS", 0)
+
+
+def test_lpddr5_split_activation_and_wck_sync_by_hand():
+    """LPDDR5-6400 (tRCD 15, tRRD_S 4, CL 17, BL 2, tWCKPST 1), two reads at t = 0 to banks 0 and
+    4 (bank groups 0 and 1) of channel 0; a read at cycle 100 on channel 1 keeps the run going.
+    Tick 1: ACT-1 of A. Tick 2: nothing else can issue (B's ACT-1 waits for A's ACT-2, and for
+    tRRD_S until 5 anyway): A's ACT-2. Tick 5: ACT-1 of B, tick 6 its ACT-2. Tick 16 (1 + tRCD):
+    A's read, but WCK is stopped: CAS at 16, the read at 17 (data at 17 + CL + BL = 36); WCK runs
+    until 17 + 17 + 2 + 1 = 37. Tick 20 (5 + tRCD): B's read with WCK running, no CAS (data at 39).
+    With WCK always on A's read goes at 16 (35)."""
+    p = load_preset("LPDDR5-6400")
+    ch, bank, row = np.array([0, 0, 1]), np.array([0, 4, 0]), np.zeros(3, np.int64)
+    isw, addr, cyc = np.zeros(3, np.bool_), np.array([0, 512, 1]), np.array([0, 0, 100])
+    t, a, d, f, cc = kernel_controller(p, 2, ch, bank, row, isw, addr, cyc, False)
+    assert t == 100 and list(a[:2]) == [0, 1] and list(d[:2]) == [36, 39]
+    assert cc[0, [K.CC_ACT, K.CC_ACT2, K.CC_CAS, K.CC_RD]].tolist() == [2, 2, 1, 2]
+    t, a, d, f, cc = kernel_controller(p, 2, ch, bank, row, isw, addr, cyc, False, wck_always_on=True)
+    assert list(d[:2]) == [35, 39] and cc[0, K.CC_CAS] == 0 and cc[0, K.CC_ACT2] == 2
+    # the DDR4 controller has neither rule
+    t, a, d, f, cc = kernel_controller(load_preset("DDR4-2400"), 2, ch, bank, row, isw, addr, cyc, False)
+    assert cc[0, K.CC_ACT2] == 0 and cc[0, K.CC_CAS] == 0
+
+
+def test_lpddr5_no_activation_while_an_act2_is_pending():
+    """200 reads and writes over four bank groups and three rows, queued at once, refresh on:
+    the same timeline as the tick-by-tick twin; one ACT-2 at a time, so at the end the ACT-1s
+    lead the ACT-2s by at most the one still pending; the write-drain switches let WCK stop, so
+    some accesses pay a CAS."""
+    p = load_preset("LPDDR5-6400")
+    rng = np.random.default_rng(3)
+    n = 200
+    ch = np.zeros(n, np.int64)
+    bank = rng.choice([0, 4, 8, 12], n).astype(np.int64)
+    row = rng.integers(0, 3, n).astype(np.int64)
+    isw = rng.random(n) < 0.2
+    addr = (row * 16 + bank) * 64 + rng.integers(0, 64, n)
+    cyc = np.zeros(n, np.int64)
+    t, a, d, f, cc = kernel_controller(p, 1, ch, bank, row, isw, addr, cyc, True)
+    t2, a2, d2, f2, cnt = naive_controller(p, 1, list(ch), list(bank), list(row), list(isw), list(addr), list(cyc), True)
+    assert (t, list(d)) == (t2, d2)
+    assert 0 < cc[0, K.CC_ACT] - cc[0, K.CC_ACT2] <= 1 and cc[0, K.CC_CAS] == cnt["CAS"] > 0
 
 
 @settings(max_examples=10, deadline=None)
@@ -251,7 +328,7 @@ def test_controller_matches_naive_twin_queue_depths_and_closed_page(data):
     """The queue scan evaluates one request per (bank, hits open row) class, found through bit
     masks over queue positions (several words beyond 64 entries); closed page auto-precharges
     unless another queued request hits the row. Both against the tick-by-tick twin."""
-    name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000"]))
+    name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000", "LPDDR5-6400"]))
     p = load_preset(name)
     Q = data.draw(st.sampled_from([2, 5, 32, 70]))
     closed = data.draw(st.booleans())
@@ -564,7 +641,7 @@ def test_controller_matches_naive_twin_across_queue_compaction():
     the last one. 300 requests offered at once into 4-entry queues: the read queue stays full
     and is compacted several times. Against the tick-by-tick twin."""
     rng = np.random.default_rng(11)
-    for name, wshare in [("DDR4-2400", 0.0), ("HBM2-2000", 0.0), ("DDR4-2400", 0.3)]:
+    for name, wshare in [("DDR4-2400", 0.0), ("HBM2-2000", 0.0), ("DDR4-2400", 0.3), ("LPDDR5-6400", 0.3)]:
         p = load_preset(name)
         C, n = 1, 300
         NB = p.banks_per_channel

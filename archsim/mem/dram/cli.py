@@ -44,7 +44,9 @@ def _fmt_table(res: dict) -> str:
         ("row hit rate", f"{100 * res['row_hit_rate']:.2f} %"),
         ("read latency avg / p99", f"{res['avg_read_latency_ns']:.1f} / {res['p99_read_latency_ns']:.1f} ns"),
         ("refresh commands", res["refresh_cmds"]),
-        ("commands ACT/PRE/RD/WR/REF", "/".join(str(res["commands"][k]) for k in ("act", "pre", "rd", "wr", "ref"))),
+        ("commands ACT/PRE/RD/WR/REF", "/".join(str(res["commands"][k]) for k in ("act", "pre", "rd", "wr", "ref"))
+         + (f" (ACT-2 {res['commands']['act2']}, CAS {res['commands']['cas']})"
+            if res["commands"]["act2"] or res["commands"]["cas"] else "")),
         ("energy", f"{res['energy_total_nJ']:.1f} nJ (" + ", ".join(
             f"{k} {v:.1f}" for k, v in res["energy_nJ"].items() if k != "total") + ")"),
         ("average power", f"{res['avg_power_mW']:.1f} mW"),
@@ -63,8 +65,10 @@ def _fmt_table(res: dict) -> str:
 @click.option("--queue-depth", type=int, default=32, show_default=True, help="read/write queue entries per channel")
 @click.option("--refresh", type=click.Choice(["on", "off", "all_bank", "per_bank"]), default="on", show_default=True)
 @click.option("--page-policy", type=click.Choice(["open", "closed"]), default="open", show_default=True)
+@click.option("--wck", type=click.Choice(["sync", "always_on"]), default="sync", show_default=True,
+              help="LPDDR5 WCK clock: synchronised by a CAS before an access once stopped, or kept running")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def replay(trace, preset, channels, mapping, queue_depth, refresh, page_policy, fmt):
+def replay(trace, preset, channels, mapping, queue_depth, refresh, page_policy, wck, fmt):
     """Replay TRACE (lines 'LD 0xADDR' / 'ST 0xADDR', or CSV 'cycle,op,addr')."""
     from archsim.mem.dram.presets import load_preset
     from archsim.mem.dram.sim import run_trace
@@ -76,7 +80,8 @@ def replay(trace, preset, channels, mapping, queue_depth, refresh, page_policy, 
         addrs, writes, cycles = read_trace(trace)
         ref = {"on": "all_bank", "off": "off"}.get(refresh, refresh)
         res = run_trace(p, addrs, writes, cycles, channels=channels, mapping=mapping,
-                        queue_depth=queue_depth, refresh=ref, page_policy=page_policy)
+                        queue_depth=queue_depth, refresh=ref, page_policy=page_policy,
+                        wck_always_on=wck == "always_on")
     except ArchsimError as e:
         _fail(e)
     if fmt == "json":

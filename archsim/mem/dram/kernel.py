@@ -34,7 +34,8 @@ F_COL = 102
 CC_ACT, CC_PRE, CC_PREA, CC_RD, CC_WR, CC_REF, CC_REFPB = 0, 1, 2, 3, 4, 5, 6
 CC_RHIT, CC_RMISS, CC_RCONF, CC_WHIT, CC_WMISS, CC_WCONF = 7, 8, 9, 10, 11, 12
 CC_RSERVED, CC_WSERVED, CC_FWD, CC_COALESCED, CC_RACCEPT, CC_WACCEPT = 13, 14, 15, 16, 17, 18
-N_CC = 19
+CC_ACT2, CC_CAS = 19, 20       # LPDDR5: second activate commands, WCK-sync CAS commands
+N_CC = 21
 
 
 # ------------------------------------------------------------------ timing state
@@ -663,12 +664,40 @@ def _row_changed(qbuf, bm, hm, hd, colb, pb, t_row, c, b, NB, orow, W):
 
 
 @njit(cache=True)
+def _issue_act2(abuf, abr, alen, a2q, c):
+    """The pending ACT-2 of channel ``c``: its request's column command becomes selectable."""
+    q = a2q[c]
+    for k in range(alen[c]):
+        if abuf[c, k] == q:
+            abr[c, k] = -1
+            break
+    a2q[c] = -1
+
+
+@njit(cache=True)
+def _find_pos(abuf, alen, qbuf, lm, qend, c, sel_buf, q):
+    """Position of request ``q`` in channel ``c``'s active buffer (``sel_buf`` 0) or read / write
+    queue (2 / 3); queue positions move when a queue is compacted."""
+    if sel_buf == 0:
+        for k in range(alen[c]):
+            if abuf[c, k] == q:
+                return k
+        return -1
+    qr = 2 * c + (sel_buf - 2)
+    for k in range(qend[qr]):
+        if qbuf[qr, k] == q and (lm[qr, k >> 6] >> np.uint64(k & 63)) & np.uint64(1):
+            return k
+    return -1
+
+
+@njit(cache=True)
 def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                    L, lsize, ncount, loff, bnode, rscope,
                    c_start, c_fol, c_lat, c_win, c_sib, haswin, hassib,
                    dual_bus, edge_rules, read_latency, refresh_mode, n_refi, n_refipb,
                    q_read, q_write, wr_hi, wr_lo, frontend_per_cycle, closed_page,
-                   C, NB, arrive, depart, cc, first_cmd):
+                   C, NB, arrive, depart, cc, first_cmd,
+                   split_act=False, n_aad=8, wck_sync=False, wck_rd=0, wck_wr=0):
     """Replay a request trace; returns the number of controller ticks simulated.
 
     Semantics: the frontend offers requests in trace order (one before the first tick, then
@@ -679,6 +708,18 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     next command is timing-ready (FR-FCFS). With separate row/column command buses one command
     of each kind may issue per tick. Reads forward from queued writes to the same address;
     writes to a queued address coalesce.
+
+    LPDDR5 (JESD209-5) controller rules:
+
+    - ``split_act``: an activation is two commands. ACT-1 (the ``ACT`` of the tables) opens
+      the bank's activation; its ACT-2 must follow within ``n_aad`` ticks. The ACT-2 goes out
+      at the first tick nothing else can issue, or at its deadline ahead of everything; while
+      it is pending no other ACT-1 issues and the activating bank serves no command.
+    - ``wck_sync``: a read or write needs the WCK clock synchronised. Each access keeps it
+      running until its data burst ends plus the postamble (``wck_rd`` / ``wck_wr`` ticks
+      after the command); an access chosen after that first issues a CAS (WCK2CK sync) and
+      issues itself on the next tick, which the channel gives to nothing else. A CAS that
+      would take the last tick of a pending ACT-2 gives way to the ACT-2.
     """
     N = len(t_ch)
     n_nodes = loff[L - 1] + C * ncount[L - 1]
@@ -750,6 +791,15 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     # until the bank's open row changes, so the bound stays valid until then (it is dropped
     # there); a class head whose bound lies in the future is skipped with this one load.
     pb = np.full((2 * C, QP), -16, dtype=np.int64)
+
+    # LPDDR5: the request whose ACT-2 is pending and its deadline; the WCK expiry tick; the
+    # access whose CAS issued (its buffer and command)
+    a2q = np.full(C, -1, dtype=np.int64)
+    a2dl = np.zeros(C, dtype=np.int64)
+    wexp = np.zeros(C, dtype=np.int64)
+    casq = np.full(C, -1, dtype=np.int64)
+    casb = np.zeros(C, dtype=np.int64)
+    casc = np.zeros(C, dtype=np.int64)
 
     next_ref = n_refi if refresh_mode == 1 else (n_refipb if refresh_mode == 2 else INF)
     ref_step = n_refi if refresh_mode == 1 else n_refipb
@@ -932,8 +982,22 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                 sel_buf = -1        # 0 active, 1 priority, 2 read, 3 write
                 sel_pos = -1
                 sel_cmd = -1
+                forced = False
+                if casq[c] >= 0:
+                    # the access of last tick's CAS: this tick is its own
+                    sel_buf = casb[c]
+                    sel_cmd = casc[c]
+                    sel_pos = _find_pos(abuf, alen, qbuf, lm, qend, c, sel_buf, casq[c])
+                    casq[c] = -1
+                    forced = True
+                elif a2q[c] >= 0 and a2dl[c] <= t:
+                    # an ACT-2 at its deadline goes ahead of everything
+                    _issue_act2(abuf, abr, alen, a2q, c)
+                    cc[c, CC_ACT2] += 1
+                    n_issued += 1
+                    continue
                 # 1. active buffer (column commands)
-                if col_ok:
+                if col_ok and sel_buf < 0:
                     best_arr = INF
                     for k in range(alen[c]):
                         r = abr[c, k]
@@ -973,6 +1037,8 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     cmd, blocked_a, r = _prio_candidate(kd, sx, c, NB, n_scope, open_row, act_cnt, ncount,
                                                         rscope, L, ready, loff, pnode)
                     ok = row_ok and not blocked_a
+                    if a2q[c] >= 0 and (kd == REF or sx == t_bank[a2q[c]]):
+                        ok = False          # would close or refresh the activating bank
                     if ok and edge_rules and not rising:
                         if cmd != PRE and cmd != PREA:
                             ok = False
@@ -1031,6 +1097,8 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                                 cmd = ACT if open_row[cb] < 0 else PRE
                                 if cmd == PRE and act_cnt[cb] > 0:
                                     continue
+                                if cmd == ACT and a2q[c] >= 0:
+                                    continue        # no ACT-1 while an ACT-2 is pending
                                 if edge_rules and not rising:
                                     if cmd != PRE:
                                         continue
@@ -1055,6 +1123,23 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                             elif r < minr:
                                 minr = r
                 if sel_buf < 0:
+                    if a2q[c] >= 0:
+                        # a free tick: the pending ACT-2
+                        _issue_act2(abuf, abr, alen, a2q, c)
+                        cc[c, CC_ACT2] += 1
+                        n_issued += 1
+                    continue
+                if wck_sync and not forced and sel_buf != 1 and _is_col(sel_cmd) and t >= wexp[c]:
+                    if a2q[c] >= 0 and a2dl[c] <= t + 1:
+                        # the CAS would take the ACT-2's last tick
+                        _issue_act2(abuf, abr, alen, a2q, c)
+                        cc[c, CC_ACT2] += 1
+                    else:
+                        casq[c] = abuf[c, sel_pos] if sel_buf == 0 else qbuf[2 * c + (sel_buf - 2), sel_pos]
+                        casb[c] = sel_buf
+                        casc[c] = sel_cmd
+                        cc[c, CC_CAS] += 1
+                    n_issued += 1
                     continue
                 # ---- issue
                 n_issued += 1
@@ -1165,6 +1250,10 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     rise_pc[c] = b // banks_per_pc
                     rise_bank[c] = b
                     rise_edge[c] = t + (3 if cmd == ACT else 1)
+                if final and wck_sync:
+                    e = t + (wck_wr if isw else wck_rd)
+                    if e > wexp[c]:
+                        wexp[c] = e
                 if final:
                     # retire
                     if isw:
@@ -1180,11 +1269,14 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                         alen[c] -= 1
                         act_cnt[cb] -= 1
                 elif cmd == ACT:
-                    # promote to the active buffer
+                    # promote to the active buffer (held there until its ACT-2 with split_act)
                     abuf[c, alen[c]] = q
-                    abr[c, alen[c]] = -1
+                    abr[c, alen[c]] = INF if split_act else -1
                     alen[c] += 1
                     act_cnt[cb] += 1
+                    if split_act:
+                        a2q[c] = q
+                        a2dl[c] = t + n_aad
                 if sel_buf >= 2 and (final or cmd == ACT):
                     # remove from its queue (written out, as the append): the next request of
                     # its class becomes the class head if it was one
@@ -1359,6 +1451,8 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
             else:
                 nxt[c] = minr if minr > t else t + 1
                 nmode[c] = wmode[c]
+            if a2q[c] >= 0 or casq[c] >= 0:
+                nxt[c] = t + 1
             last_proc[c] = t
             snap_r[c] = qlen[2 * c]
             snap_w[c] = qlen[2 * c + 1]

@@ -18,7 +18,8 @@ TIMING_KEYS = {
     "tCCD_S": "nCCDS", "tCCD_L": "nCCDL", "tCCDR": "nCCDR", "tRRD_S": "nRRDS", "tRRD_L": "nRRDL",
     "tFAW": "nFAW", "tWTR_S": "nWTRS", "tWTR_L": "nWTRL", "tRTW": "nRTW", "tCS": "nCS",
     "tPPD": "nPPD", "tRFC": "nRFC", "tRFCpb": "nRFCpb", "tRREFD": "nRREFD", "tREFI": "nREFI",
-    "tREFIpb": "nREFIpb", "tCCD_S_WR": "nCCDSWR", "tCCD_L_WR": "nCCDLWR",
+    "tREFIpb": "nREFIpb", "tCCD_S_WR": "nCCDSWR", "tCCD_L_WR": "nCCDLWR", "tBL_max": "nBLmax",
+    "tRPab": "nRPab", "tAAD": "nAAD", "tWCKPST": "nWCKPST",
 }
 #: other spellings of the timing names (the canonical CK names, JEDEC's t-prefixed latencies)
 #: -> the name a preset or ``memory.dram.timing`` override uses
@@ -163,6 +164,10 @@ def resolve(doc: dict, source: str = "preset", overrides: dict | None = None) ->
     ck.setdefault("nCCDR", ck["nCCDS"] + 1)
     ck.setdefault("nCCDSWR", ck["nCCDS"])
     ck.setdefault("nCCDLWR", ck["nCCDL"])
+    ck.setdefault("nBLmax", ck["nBL"])
+    ck.setdefault("nRPab", ck["nRP"])
+    ck.setdefault("nAAD", 8)            # LPDDR5 ACT-1 to ACT-2, at most (JESD209-5 tAAD)
+    ck.setdefault("nWCKPST", 1)         # LPDDR5 WCK postamble after a burst
     ck.setdefault("nRTW", ck["nCL"] + ck["nBL"] + 2 - ck["nCWL"])
     ck.setdefault("nRREFD", ck["nRRDL"])
     ck.setdefault("nRFCpb", ck["nRFC"] // 2)

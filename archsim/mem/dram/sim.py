@@ -38,8 +38,9 @@ def run_trace(preset: Preset | str, addrs, is_write=None, cycles=None, *, channe
               mapping: str = "RoBaRaCoCh", xor: str = "none", channel_interleave: str = "cacheline",
               queue_depth: int = 32, write_queue_depth: int | None = None, refresh: str = "all_bank",
               page_policy: str = "open", write_high_watermark: float = 0.8, write_low_watermark: float = 0.2,
-              frontend_per_cycle: int = 16, check_capacity: bool = True) -> dict:
-    """Replay a request trace; returns the metrics dict (see ``archsim dram --format json``)."""
+              frontend_per_cycle: int = 16, check_capacity: bool = True, wck_always_on: bool = False) -> dict:
+    """Replay a request trace; returns the metrics dict (see ``archsim dram --format json``).
+    ``wck_always_on``: LPDDR5 with the WCK clock kept running (no CAS sync before accesses)."""
     if isinstance(preset, str):
         preset = load_preset(preset)
     addrs = np.ascontiguousarray(addrs, dtype=np.int64)
@@ -83,8 +84,17 @@ def run_trace(preset: Preset | str, addrs, is_write=None, cycles=None, *, channe
                              preset.standard.dual_bus, preset.standard.edge_rules, t.read_latency, rmode,
                              t.timing["nREFI"], t.timing["nREFIpb"], queue_depth, qw,
                              write_high_watermark, write_low_watermark, frontend_per_cycle,
-                             page_policy == "closed", C, NB, arrive, depart, cc, first)
+                             page_policy == "closed", C, NB, arrive, depart, cc, first,
+                             *controller_rules(preset, wck_always_on))
     return summarize(preset, C, int(ticks), cc, arrive, depart, is_write, N, mapping, queue_depth, refresh)
+
+
+def controller_rules(preset, wck_always_on: bool = False) -> tuple:
+    """The standard's controller rules as :func:`run_controller`'s trailing arguments
+    (split activation and its tAAD; WCK sync and the ticks an access keeps WCK running)."""
+    std, tm = preset.standard, preset.tables.timing
+    return (bool(std.split_act), int(tm["nAAD"]), bool(std.wck_sync and not wck_always_on),
+            int(tm["nCL"] + tm["nBL"] + tm["nWCKPST"]), int(tm["nCWL"] + tm["nBL"] + tm["nWCKPST"]))
 
 
 def summarize(preset, C, ticks, cc, arrive, depart, is_write, N, mapping, queue_depth, refresh) -> dict:
@@ -102,7 +112,8 @@ def summarize(preset, C, ticks, cc, arrive, depart, is_write, N, mapping, queue_
     conf = int(tot[K.CC_RCONF] + tot[K.CC_WCONF])
     nreq = hits + misses + conf
     counts = {"act": int(tot[K.CC_ACT]), "pre": int(tot[K.CC_PRE] + tot[K.CC_PREA]),
-              "rd": int(tot[K.CC_RD]), "wr": int(tot[K.CC_WR]), "ref": int(tot[K.CC_REF] + tot[K.CC_REFPB])}
+              "rd": int(tot[K.CC_RD]), "wr": int(tot[K.CC_WR]), "ref": int(tot[K.CC_REF] + tot[K.CC_REFPB]),
+              "act2": int(tot[K.CC_ACT2]), "cas": int(tot[K.CC_CAS])}
     en = energy_nj(preset, counts, sim_ns * 1e-9, C)
     buses = preset.level_sizes[1] if preset.standard.levels[1] == "PseudoChannel" else 1
     nbl = preset.tables.timing["nBL"]

@@ -47,6 +47,8 @@ class Standard:
     edge_rules: bool = False             # HBM3: column cmds on rising edges, PRE pairing on falling
     per_bank_refresh: bool = False
     read_latency: str = "nCL + nBL"
+    split_act: bool = False              # LPDDR5: ACT-1 / ACT-2 (the second within tAAD)
+    wck_sync: bool = False               # LPDDR5: a CAS (WCK2CK sync) before an access once WCK stopped
 
 
 def _c(level, pre, fol, expr, window=1, sibling=False):
@@ -96,6 +98,23 @@ def _ddr_constraints(rank="Rank", bankgroup="BankGroup", ddr5=False):
     ]
     if ddr5:
         out.append(_c(r, ("PRE", "PREA"), ("PRE", "PREA"), "nPPD"))
+    return tuple(out)
+
+
+def _lpddr5_constraints():
+    """JESD209-5 (bank-group mode) differences from the DDR table: a write-to-read turnaround
+    within a bank group timed from the end of the longest burst (WL + BL/n_max + tWTR_L), the
+    all-bank precharge's own tRPab before the next ACT, and PRE-to-PRE tPPD."""
+    r, g = "Rank", "BankGroup"
+    out = []
+    for c in _ddr_constraints():
+        level, pre, fol, expr, _w, _s = c
+        if level == g and pre == _WR and fol == _RD:
+            c = _c(g, _WR, _RD, "nCWL + nBLmax + nWTRL")
+        elif level == r and pre == ("PREA",) and fol == ("ACT",):
+            c = _c(r, "PREA", "ACT", "nRPab")
+        out.append(c)
+    out.append(_c(r, ("PRE", "PREA"), ("PRE", "PREA"), "nPPD"))
     return tuple(out)
 
 
@@ -176,7 +195,8 @@ STANDARDS: dict[str, Standard] = {
                      _ddr_constraints(ddr5=True) + _ddr_pb_constraints(),
                      cmd_ticks={"ACT": 2, "RD": 2, "WR": 2, "RDA": 2, "WRA": 2}, per_bank_refresh=True),
     "LPDDR5": Standard("LPDDR5", ("Channel", "Rank", "BankGroup", "Bank"), "Rank",
-                       _ddr_constraints() + _ddr_pb_constraints(), per_bank_refresh=True),
+                       _lpddr5_constraints() + _ddr_pb_constraints(), per_bank_refresh=True,
+                       split_act=True, wck_sync=True),
     "GDDR6": Standard("GDDR6", ("Channel", "BankGroup", "Bank"), "Channel",
                       _ddr_constraints(rank="Channel") + _ddr_pb_constraints(rank="Channel"),
                       per_bank_refresh=True),
