@@ -56,3 +56,21 @@ def test_grid_rows_cycle_exact():
         want = tuple(int(r[k]) for k in ("dram_cycles", "row_hits", "row_misses", "row_conflicts", "refresh_cmds"))
         have = tuple(got[k] for k in ("dram_cycles", "row_hits", "row_misses", "row_conflicts", "refresh_cmds"))
         assert have == want, (r["preset"], r["pattern"], r["mapping"], r["queue_depth"])
+
+
+def test_per_bank_refresh_rate_by_standard():
+    """Per-bank refresh over 20,000 idle ticks of one channel: HBM2-2000 sends one REFpb to the
+    channel every tREFIpb = 122 ticks (tREFI / 32 banks of the channel): 163; HBM3-6400 one to
+    each of its two pseudo-channels every tREFIpb = 195 CK = 390 ticks (tREFI / 32 banks of a
+    pseudo-channel, JESD238), so every bank still gets one per tREFI: 2 x 51 = 102."""
+    import numpy as np
+
+    from archsim.mem.dram.presets import load_preset
+    from archsim.mem.dram.sim import run_trace
+    got = {}
+    for name in ("HBM2-2000", "HBM3-6400"):
+        r = run_trace(load_preset(name), np.array([0, 64]), cycles=np.array([0, 20000]), channels=1,
+                      refresh="per_bank")
+        assert r["dram_cycles"] == 20000
+        got[name] = r["refresh_cmds"]
+    assert got == {"HBM2-2000": 20000 // 122, "HBM3-6400": 2 * (20000 // 390)}

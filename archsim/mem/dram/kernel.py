@@ -801,7 +801,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     casb = np.zeros(C, dtype=np.int64)
     casc = np.zeros(C, dtype=np.int64)
 
-    next_ref = n_refi if refresh_mode == 1 else (n_refipb if refresh_mode == 2 else INF)
+    next_ref = n_refi if refresh_mode == 1 else (n_refipb if refresh_mode >= 2 else INF)
     ref_step = n_refi if refresh_mode == 1 else n_refipb
     t = np.int64(0)
     i = 0
@@ -947,11 +947,20 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                         pkind[c, plen[c]] = REF
                         pidx[c, plen[c]] = sidx
                         plen[c] += 1
-                else:
+                elif refresh_mode == 2:
                     pkind[c, plen[c]] = REFPB
                     pidx[c, plen[c]] = pb_rr[c]
                     plen[c] += 1
                     pb_rr[c] = (pb_rr[c] + 1) % NB
+                else:
+                    # one bank of every refresh scope (pseudo-channel) at once, each scope
+                    # stepping through its own banks
+                    per = NB // n_scope
+                    for sidx in range(n_scope):
+                        pkind[c, plen[c]] = REFPB
+                        pidx[c, plen[c]] = sidx * per + pb_rr[c]
+                        plen[c] += 1
+                    pb_rr[c] = (pb_rr[c] + 1) % per
                 nxt[c] = t
             next_ref += ref_step
         # ---- controllers (the channels due at t)

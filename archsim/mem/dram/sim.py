@@ -76,7 +76,7 @@ def run_trace(preset: Preset | str, addrs, is_write=None, cycles=None, *, channe
     depart = np.full(N, -1, dtype=np.int64)
     first = np.full(N, -1, dtype=np.int64)
     cc = np.zeros((C, K.N_CC), dtype=np.int64)
-    rmode = {"off": 0, "all_bank": 1, "per_bank": 2}[refresh]
+    rmode = {"off": 0, "all_bank": 1, "per_bank": 3 if preset.standard.refpb_per_scope else 2}[refresh]
     qw = write_queue_depth or queue_depth
     ticks = K.run_controller(ch, bank, row, is_write, addrs, cycles,
                              L, lsize, ncount, loff, bnode, rscope,

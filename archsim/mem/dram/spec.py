@@ -49,6 +49,10 @@ class Standard:
     read_latency: str = "nCL + nBL"
     split_act: bool = False              # LPDDR5: ACT-1 / ACT-2 (the second within tAAD)
     wck_sync: bool = False               # LPDDR5: a CAS (WCK2CK sync) before an access once WCK stopped
+    # per-bank refresh: tREFIpb apart, one bank of the channel (False), or one bank of every
+    # refresh scope at once, each scope stepping through its own banks (HBM3: JESD238 defines
+    # the per-bank refresh interval per pseudo-channel)
+    refpb_per_scope: bool = False
 
 
 def _c(level, pre, fol, expr, window=1, sibling=False):
@@ -205,7 +209,8 @@ STANDARDS: dict[str, Standard] = {
     "HBM3": Standard("HBM3", ("Channel", "PseudoChannel", "Sid", "BankGroup", "Bank"), "PseudoChannel",
                      _hbm3_constraints(), cmd_ticks={"ACT": 1.5, "RD": 1, "WR": 1, "RDA": 1, "WRA": 1,
                                                      "PRE": 0.5, "PREA": 0.5, "REF": 0.5, "REFPB": 0.5},
-                     tick_multiplier=2, dual_bus=True, edge_rules=True, per_bank_refresh=True),
+                     tick_multiplier=2, dual_bus=True, edge_rules=True, per_bank_refresh=True,
+                     refpb_per_scope=True),
 }
 STANDARDS["HBM2E"] = STANDARDS["HBM2"]
 
