@@ -51,6 +51,21 @@ def test_replay_lpddr5_wck_option(tmp_path):
     assert r.exit_code == 2 and "--wck" in r.output
 
 
+def test_replay_scheduler_option(trace):
+    for sched in ("frfcfs", "frfcfs_rowhit"):
+        r = CliRunner().invoke(dram, [str(trace), "--preset", "HBM2-2000", "--scheduler", sched, "--format", "json"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output)["requests"] == 201
+    r = CliRunner().invoke(dram, [str(trace), "--scheduler", "fcfs"])
+    assert r.exit_code == 2 and "--scheduler" in r.output
+    import numpy as np
+    from archsim.errors import ConfigError
+    from archsim.mem.dram.sim import run_trace
+    with pytest.raises(ConfigError) as e:
+        run_trace("HBM2-2000", np.array([0, 64]), scheduler="frfcfs_row_hit")
+    assert "scheduler" in str(e.value) and "frfcfs_rowhit" in str(e.value)
+
+
 def test_csv_trace(tmp_path):
     p = tmp_path / "t.csv"
     p.write_text("cycle,op,addr\n0,LD,0x0\n5,ST,0x40\n900,LD,0x80\n")

@@ -77,7 +77,7 @@ class NaiveDRAM:
                 self.ready[(n, f)] = max(self.ready.get((n, f), -1), past + lat)
 
 
-def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=16, closed=False):
+def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=16, closed=False, rowhit=False):
     d = NaiveDRAM(preset, C)
     N = len(ch)
     NB = preset.banks_per_channel
@@ -176,6 +176,9 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
                             continue
                         if cm == ACT and opening:
                             continue
+                        if rowhit and cm == PRE and any(bank[x] == bank[q] and cmd_of(x) in (RD, WR)
+                                                        and arrive[x] <= arrive[q] for x in buf):
+                            continue
                         if d.ready_at(cm, c, d.ids(bank[q])) <= t:
                             sel = ("W" if wmode[c] else "R", k, cm)
                             break
@@ -235,7 +238,8 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
                         wexp[c] = max(wexp[c], t + (wck_wr if isw[q] else wck_rd))
 
 
-def kernel_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, closed=False, wck_always_on=False):
+def kernel_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, closed=False, wck_always_on=False,
+                      rowhit=False):
     L, lsize, ncount, NB, bnode, haswin, hassib, rscope = static_arrays(preset)
     loff = np.zeros(L, dtype=np.int64)
     for lv in range(1, L):
@@ -248,7 +252,7 @@ def kernel_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, c
                              t.c_start, t.c_fol, t.c_lat, t.c_win, t.c_sib, haswin, hassib,
                              preset.standard.dual_bus, False, t.read_latency, 1 if refresh else 0,
                              t.timing["nREFI"], t.timing["nREFIpb"], Q, Q, 0.8, 0.2, 16, closed,
-                             C, NB, arrive, depart, cc, first, *controller_rules(preset, wck_always_on))
+                             C, NB, arrive, depart, cc, first, *controller_rules(preset, wck_always_on), rowhit)
     return ticks, arrive, depart, first, cc
 
 
@@ -332,6 +336,7 @@ def test_controller_matches_naive_twin_queue_depths_and_closed_page(data):
     p = load_preset(name)
     Q = data.draw(st.sampled_from([2, 5, 32, 70]))
     closed = data.draw(st.booleans())
+    rowhit = data.draw(st.booleans())
     C = 1 if Q == 70 else data.draw(st.sampled_from([1, 2]))
     n = data.draw(st.integers(75, 110)) if Q == 70 else data.draw(st.integers(5, 50))
     NB = p.banks_per_channel
@@ -346,9 +351,10 @@ def test_controller_matches_naive_twin_queue_depths_and_closed_page(data):
         np.cumsum(np.array(data.draw(st.lists(st.integers(0, 40), min_size=n, max_size=n)), np.int64)) \
         * data.draw(st.sampled_from([0, 1, 20]))
     refresh = data.draw(st.booleans())
-    t1, a1, d1, f1, cc = kernel_controller(p, C, ch, bank, row, isw, addr, cyc, refresh, Q=Q, closed=closed)
+    t1, a1, d1, f1, cc = kernel_controller(p, C, ch, bank, row, isw, addr, cyc, refresh, Q=Q, closed=closed,
+                                           rowhit=rowhit)
     t2, a2, d2, f2, cnt = naive_controller(p, C, list(ch), list(bank), list(row), list(isw), list(addr),
-                                           list(cyc), refresh, Q=Q, closed=closed)
+                                           list(cyc), refresh, Q=Q, closed=closed, rowhit=rowhit)
     assert (t1, list(a1), list(d1), list(f1)) == (t2, a2, d2, f2)
     tot = cc.sum(axis=0)
     assert tot[K.CC_ACT] == cnt.get(ACT, 0) and tot[K.CC_RD] == cnt.get(RD, 0) and tot[K.CC_WR] == cnt.get(WR, 0)

@@ -17,7 +17,7 @@ drop_stale(str(Path(__file__).resolve().parents[1] / "interface.py"), [Path(__fi
 
 def _replay(case: dict, traces: dict | None = None) -> dict:
     """Replay one synthetic-pattern run described by ``case`` (preset, pattern, and optionally
-    channels, mapping, queue_depth, refresh, xor, wck, scale, seed; values may be strings, as in a
+    channels, mapping, queue_depth, refresh, xor, wck, scheduler, scale, seed; values may be strings, as in a
     CSV row); returns the full metrics dict of :func:`archsim.mem.dram.sim.run_trace`. A
     ``traces`` dict caches the generated patterns between calls."""
     from archsim.mem.dram.presets import load_preset
@@ -36,7 +36,8 @@ def _replay(case: dict, traces: dict | None = None) -> dict:
     return run_trace(p, addrs, writes, channels=ch, mapping=case.get("mapping") or "RoBaRaCoCh",
                      queue_depth=int(case.get("queue_depth") or 32), refresh=case.get("refresh") or "all_bank",
                      xor=case.get("xor") or "none", check_capacity=False,
-                     wck_always_on=(case.get("wck") or "sync") == "always_on")
+                     wck_always_on=(case.get("wck") or "sync") == "always_on",
+                     scheduler=case.get("scheduler") or "frfcfs")
 
 
 def validate_case(case: dict) -> dict:
@@ -49,7 +50,7 @@ def validate_case(case: dict) -> dict:
 
 def ramulator_table(case: dict) -> dict:
     """Rows of ``case["table"]`` (a CSV of Ramulator 2.1 trace runs beside the case file:
-    preset, channels, pattern, mapping, queue_depth, refresh, [wck,] dram_cycles, row_hits, row_misses,
+    preset, channels, pattern, mapping, queue_depth, refresh, [wck, scheduler,] dram_cycles, row_hits, row_misses,
     row_conflicts, refresh_cmds) replayed as :func:`validate_case` replays a case. Metrics:
     ``rows``; ``cycles_*`` (relative error of the simulated cycles: share within
     ``case["row_tol"]``, default 0.05, mean and largest); ``row_outcomes_exact`` and

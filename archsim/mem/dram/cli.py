@@ -67,8 +67,10 @@ def _fmt_table(res: dict) -> str:
 @click.option("--page-policy", type=click.Choice(["open", "closed"]), default="open", show_default=True)
 @click.option("--wck", type=click.Choice(["sync", "always_on"]), default="sync", show_default=True,
               help="LPDDR5 WCK clock: synchronised by a CAS before an access once stopped, or kept running")
+@click.option("--scheduler", type=click.Choice(["frfcfs", "frfcfs_rowhit"]), default="frfcfs", show_default=True,
+              help="FR-FCFS, or FR-FCFS that never closes a row an older queued request hits")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def replay(trace, preset, channels, mapping, queue_depth, refresh, page_policy, wck, fmt):
+def replay(trace, preset, channels, mapping, queue_depth, refresh, page_policy, wck, scheduler, fmt):
     """Replay TRACE (lines 'LD 0xADDR' / 'ST 0xADDR', or CSV 'cycle,op,addr')."""
     from archsim.mem.dram.presets import load_preset
     from archsim.mem.dram.sim import run_trace
@@ -81,7 +83,7 @@ def replay(trace, preset, channels, mapping, queue_depth, refresh, page_policy, 
         ref = {"on": "all_bank", "off": "off"}.get(refresh, refresh)
         res = run_trace(p, addrs, writes, cycles, channels=channels, mapping=mapping,
                         queue_depth=queue_depth, refresh=ref, page_policy=page_policy,
-                        wck_always_on=wck == "always_on")
+                        wck_always_on=wck == "always_on", scheduler=scheduler)
     except ArchsimError as e:
         _fail(e)
     if fmt == "json":

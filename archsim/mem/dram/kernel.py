@@ -664,6 +664,17 @@ def _row_changed(qbuf, bm, hm, hd, colb, pb, t_row, c, b, NB, orow, W):
 
 
 @njit(cache=True)
+def _oldest_hit(qbuf, bm, hm, qr, bi, W):
+    """The oldest request of queue ``qr`` that hits its bank's open row (bank row ``bi`` of the
+    bank masks; the caller knows there is one)."""
+    for w in range(W):
+        x = bm[bi, w] & hm[qr, w]
+        if x != 0:
+            return qbuf[qr, w * 64 + _ctz(x)]
+    return -1
+
+
+@njit(cache=True)
 def _issue_act2(abuf, abr, alen, a2q, c):
     """The pending ACT-2 of channel ``c``: its request's column command becomes selectable."""
     q = a2q[c]
@@ -697,7 +708,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                    dual_bus, edge_rules, read_latency, refresh_mode, n_refi, n_refipb,
                    q_read, q_write, wr_hi, wr_lo, frontend_per_cycle, closed_page,
                    C, NB, arrive, depart, cc, first_cmd,
-                   split_act=False, n_aad=8, wck_sync=False, wck_rd=0, wck_wr=0):
+                   split_act=False, n_aad=8, wck_sync=False, wck_rd=0, wck_wr=0, rowhit_first=False):
     """Replay a request trace; returns the number of controller ticks simulated.
 
     Semantics: the frontend offers requests in trace order (one before the first tick, then
@@ -708,6 +719,9 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     next command is timing-ready (FR-FCFS). With separate row/column command buses one command
     of each kind may issue per tick. Reads forward from queued writes to the same address;
     writes to a queued address coalesce.
+
+    ``rowhit_first`` (FR-FCFS with row-hit protection): a request may not close a bank's open row
+    while the same queue holds a request that hits that row and arrived no later than it.
 
     LPDDR5 (JESD209-5) controller rules:
 
@@ -1108,6 +1122,10 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                                     continue
                                 if cmd == ACT and a2q[c] >= 0:
                                     continue        # no ACT-1 while an ACT-2 is pending
+                                if cmd == PRE and rowhit_first and colb[cb, qr - 2 * c] > 0:
+                                    # an older (or as old) hit of the open row keeps it open
+                                    if arrive[_oldest_hit(qbuf, bm, hm, qr, qr * NB + b, W)] <= arrive[q]:
+                                        continue
                                 if edge_rules and not rising:
                                     if cmd != PRE:
                                         continue

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from archsim.errors import ConfigError, InputFileError
+from archsim.errors import ConfigError, InputFileError, did_you_mean
 from archsim.mem.dram import kernel as K
 from archsim.mem.dram.energy import energy_nj
 from archsim.mem.dram.mapping import build_mapping
 from archsim.mem.dram.presets import Preset, load_preset
+
+#: request schedulers of the controller (``run_trace(scheduler=...)``)
+SCHEDULERS = ("frfcfs", "frfcfs_rowhit")
 
 
 def static_arrays(preset: Preset):
@@ -38,9 +41,15 @@ def run_trace(preset: Preset | str, addrs, is_write=None, cycles=None, *, channe
               mapping: str = "RoBaRaCoCh", xor: str = "none", channel_interleave: str = "cacheline",
               queue_depth: int = 32, write_queue_depth: int | None = None, refresh: str = "all_bank",
               page_policy: str = "open", write_high_watermark: float = 0.8, write_low_watermark: float = 0.2,
-              frontend_per_cycle: int = 16, check_capacity: bool = True, wck_always_on: bool = False) -> dict:
+              frontend_per_cycle: int = 16, check_capacity: bool = True, wck_always_on: bool = False,
+              scheduler: str = "frfcfs") -> dict:
     """Replay a request trace; returns the metrics dict (see ``archsim dram --format json``).
-    ``wck_always_on``: LPDDR5 with the WCK clock kept running (no CAS sync before accesses)."""
+    ``wck_always_on``: LPDDR5 with the WCK clock kept running (no CAS sync before accesses).
+    ``scheduler``: ``frfcfs`` (timing-ready first, then oldest) or ``frfcfs_rowhit`` (the same,
+    but no request closes a row that an older or as old request of its queue hits)."""
+    if scheduler not in SCHEDULERS:
+        raise ConfigError([("scheduler", f"unknown scheduler {scheduler!r}{did_you_mean(scheduler, SCHEDULERS)} "
+                                         f"(known: {', '.join(SCHEDULERS)})")])
     if isinstance(preset, str):
         preset = load_preset(preset)
     addrs = np.ascontiguousarray(addrs, dtype=np.int64)
@@ -85,7 +94,7 @@ def run_trace(preset: Preset | str, addrs, is_write=None, cycles=None, *, channe
                              t.timing["nREFI"], t.timing["nREFIpb"], queue_depth, qw,
                              write_high_watermark, write_low_watermark, frontend_per_cycle,
                              page_policy == "closed", C, NB, arrive, depart, cc, first,
-                             *controller_rules(preset, wck_always_on))
+                             *controller_rules(preset, wck_always_on), scheduler == "frfcfs_rowhit")
     return summarize(preset, C, int(ticks), cc, arrive, depart, is_write, N, mapping, queue_depth, refresh)
 
 
