@@ -291,3 +291,28 @@ def test_overdue_refresh_is_part_of_the_equivalence():
           (786688, 65536, False, 112400), (851968, 65536, False, 112400), (917504, 32, False, 112200),
           (983296, 65536, False, 112200), (1048704, 65536, False, 117200), (1114144, 32, False, 117200)]
     _same_as_burst(tr, preset="LPDDR5-6400", mapping="RoCoBaRaCh", xor="bank")
+
+
+def test_accelerator_dram_refuses_settings_it_does_not_model():
+    """memory.dram settings of the trace-replay controller (queues, write drain, frontend, closed
+    page, per-bank refresh) are refused by the accelerator's transfer engine and the PIM engine
+    with the field named (exit status 2 on the command line), not silently ignored."""
+    from archsim.api import simulate
+    from archsim.errors import ConfigError
+    for ov, field in (("memory.dram.refresh=per_bank", "memory.dram.refresh"),
+                      ("memory.dram.page_policy=closed", "memory.dram.page_policy"),
+                      ("memory.dram.queue_depth=16", "memory.dram.queue_depth"),
+                      ("memory.dram.frontend_per_cycle=4", "memory.dram.frontend_per_cycle")):
+        with pytest.raises(ConfigError) as e:
+            simulate("systolic_128x128", "gpt2", phase="decode", batch=1, kv_len=16,
+                     overrides=["memory.model=dram", ov, "workload.n_layers=1"])
+        assert field in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        simulate("hbm_pim", "gpt2", phase="decode", batch=1, kv_len=16,
+                 overrides=["memory.dram.refresh=per_bank", "workload.n_layers=1"])
+    assert "memory.dram.refresh" in str(e.value) and "all_bank or off" in str(e.value)
+    # the defaults, and all_bank / off, still run
+    r = simulate("systolic_128x128", "gpt2", phase="decode", batch=1, kv_len=16,
+                 overrides=["memory.model=dram", "memory.dram.refresh='off'", "memory.dram.queue_depth=32",
+                            "workload.n_layers=1"])
+    assert r.seconds > 0

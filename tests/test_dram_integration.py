@@ -38,10 +38,14 @@ def test_transfer_is_bounded_by_peak_and_latency():
 
 def test_memory_config_takes_a_dram_section():
     from archsim.config.common import MemoryConfig
-    mc = MemoryConfig(model="dram", dram={"preset": "DDR4-3200", "queue_depth": 16})
-    assert isinstance(mc.dram, DramConfig) and mc.dram.queue_depth == 16
+    mc = MemoryConfig(model="dram", dram={"preset": "DDR4-3200", "lookahead": 16})
+    assert isinstance(mc.dram, DramConfig) and mc.dram.lookahead == 16
     m = build_memory(mc, 1.0e9)
     assert m.info["preset"] == "DDR4-3200"
+    # a trace-replay controller setting the transfer engine does not model is refused, not ignored
+    mc = MemoryConfig(model="dram", dram={"preset": "DDR4-3200", "queue_depth": 16})
+    with pytest.raises(ConfigError, match="memory.dram.queue_depth"):
+        build_memory(mc, 1.0e9)
 
 
 def test_bad_dram_field_is_a_config_error():

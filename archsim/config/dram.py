@@ -42,15 +42,25 @@ class DramConfig(Strict):
     channel_interleave: Literal["cacheline", "mapping"] = Field(
         "cacheline", description="channel bits right above the transaction offset (cacheline) or where "
         "the mapping's Ch token puts them")
-    queue_depth: int = Field(32, gt=0, description="read queue entries per channel")
-    write_queue_depth: Optional[int] = Field(None, gt=0, description="write queue entries (default: queue_depth)")
-    write_high_watermark: float = Field(0.8, gt=0, le=1, description="switch to write drain above this occupancy")
-    write_low_watermark: float = Field(0.2, ge=0, lt=1, description="back to reads below this occupancy")
-    page_policy: Literal["open", "closed"] = Field("open", description="row-buffer policy")
-    refresh: Literal["all_bank", "per_bank", "off"] = Field("all_bank", description="refresh scheme")
+    # settings of the trace-replay controller (archsim dram replay); the models of a simulated
+    # accelerator (transfer engine) and of a PIM device refuse a change (build.REPLAY_ONLY)
+    queue_depth: int = Field(32, gt=0, description=(
+        "read queue entries per channel (trace-replay controller; the transfer engine's window is "
+        "lookahead)"))
+    write_queue_depth: Optional[int] = Field(None, gt=0, description=(
+        "write queue entries (default: queue_depth; trace-replay controller)"))
+    write_high_watermark: float = Field(0.8, gt=0, le=1, description=(
+        "switch to write drain above this occupancy (trace-replay controller)"))
+    write_low_watermark: float = Field(0.2, ge=0, lt=1, description=(
+        "back to reads below this occupancy (trace-replay controller)"))
+    page_policy: Literal["open", "closed"] = Field("open", description=(
+        "row-buffer policy (closed: trace-replay controller)"))
+    refresh: Literal["all_bank", "per_bank", "off"] = Field("all_bank", description=(
+        "refresh scheme (per_bank: trace-replay controller)"))
     fidelity: Literal["row_visit", "burst"] = Field(
         "row_visit", description="transfer engine of the timing kernel: row-visit aggregation or per burst")
-    frontend_per_cycle: int = Field(16, ge=1, description="requests the trace frontend offers per DRAM tick (peer: 16)")
+    frontend_per_cycle: int = Field(16, ge=1, description=(
+        "requests the trace frontend offers per DRAM tick (peer: 16; trace-replay controller)"))
     lookahead: int = Field(32, ge=1, description="transfer engine: bursts a row command may run ahead of "
                            "the column stream (the queue the engine models)")
     timing: dict[TimingName, TimingValue] = Field(

@@ -21,9 +21,42 @@ def dram_config(section, path: str = "memory.dram") -> DramConfig:
         raise ConfigError(probs) from None
 
 
+#: settings of ``memory.dram`` that only the trace-replay controller (``archsim dram replay``)
+#: honours, with what to use instead in the models of a simulated accelerator
+REPLAY_ONLY = {
+    "queue_depth": "its look-ahead window is memory.dram.lookahead",
+    "write_queue_depth": "its look-ahead window is memory.dram.lookahead",
+    "write_high_watermark": "it has no separate write queue to drain",
+    "write_low_watermark": "it has no separate write queue to drain",
+    "frontend_per_cycle": "its requests are the simulated accelerator's transfers",
+    "page_policy": "it keeps rows open (open page)",
+}
+
+
+def replay_only_settings(cfg: DramConfig, model: str, path: str = "memory.dram") -> list:
+    """Problems (path, message) for settings ``cfg`` changes from their defaults that ``model``
+    (the accelerator's DRAM transfer engine, or the PIM command engine) would ignore: the
+    request queues, write drain, frontend and page policy of the trace-replay controller, and
+    per-bank refresh (both refresh all banks every tREFI)."""
+    base = DramConfig()
+    probs = []
+    for field, alt in REPLAY_ONLY.items():
+        if getattr(cfg, field) != getattr(base, field):
+            probs.append((f"{path}.{field}", f"set to {getattr(cfg, field)!r}, but only the trace-replay "
+                                             f"controller (archsim dram replay) models it; {model}: {alt}"))
+    if cfg.refresh == "per_bank":
+        probs.append((f"{path}.refresh", f"per_bank is modelled by the trace-replay controller only (archsim "
+                                         f"dram replay --refresh per_bank); {model} refreshes all banks every "
+                                         f"tREFI: set all_bank or off"))
+    return probs
+
+
 def build_dram_model(mem_cfg, clock_hz: float):
     from archsim.mem.interface import MEM_DRAM, MemoryModel
     cfg = dram_config(getattr(mem_cfg, "dram", mem_cfg))
+    probs = replay_only_settings(cfg, "the transfer engine of a simulated accelerator")
+    if probs:
+        raise ConfigError(probs)
     try:
         preset = load_preset(cfg.preset, overrides=cfg.timing or None)
     except ConfigError as e:

@@ -95,6 +95,8 @@ def resolve(cfg, *, power_constrained: bool | None = None) -> PimDevice:
     if pim.placement != "bank" and pim.banks_per_unit != 1:
         problems.append(("pim.banks_per_unit", f"only meaningful for placement 'bank' (got placement "
                          f"{pim.placement!r})"))
+    from archsim.mem.dram.build import replay_only_settings
+    problems += replay_only_settings(d, "the PIM command engine")
     if d.refresh != "off" and t["nREFI"] <= t["nRFC"] + max(t["nRCDRD"], t["nRCDWR"]):
         # after a refresh no ACT for tRFC, then tRCD to the first column command: a shorter
         # refresh interval never lets a column command through
