@@ -675,8 +675,10 @@ def _oldest_hit(qbuf, bm, hm, qr, bi, W):
 
 
 @njit(cache=True)
-def _issue_act2(abuf, abr, alen, a2q, c):
-    """The pending ACT-2 of channel ``c``: its request's column command becomes selectable."""
+def _issue_act2(abuf, abr, alen, a2q, cc, c):
+    """The pending ACT-2 of channel ``c`` (counted): its request's column command becomes
+    selectable."""
+    cc[c, CC_ACT2] += 1
     q = a2q[c]
     for k in range(alen[c]):
         if abuf[c, k] == q:
@@ -1015,8 +1017,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     forced = True
                 elif a2q[c] >= 0 and a2dl[c] <= t:
                     # an ACT-2 at its deadline goes ahead of everything
-                    _issue_act2(abuf, abr, alen, a2q, c)
-                    cc[c, CC_ACT2] += 1
+                    _issue_act2(abuf, abr, alen, a2q, cc, c)
                     n_issued += 1
                     continue
                 # 1. active buffer (column commands)
@@ -1152,15 +1153,13 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                 if sel_buf < 0:
                     if a2q[c] >= 0:
                         # a free tick: the pending ACT-2
-                        _issue_act2(abuf, abr, alen, a2q, c)
-                        cc[c, CC_ACT2] += 1
+                        _issue_act2(abuf, abr, alen, a2q, cc, c)
                         n_issued += 1
                     continue
                 if wck_sync and not forced and sel_buf != 1 and _is_col(sel_cmd) and t >= wexp[c]:
                     if a2q[c] >= 0 and a2dl[c] <= t + 1:
                         # the CAS would take the ACT-2's last tick
-                        _issue_act2(abuf, abr, alen, a2q, c)
-                        cc[c, CC_ACT2] += 1
+                        _issue_act2(abuf, abr, alen, a2q, cc, c)
                     else:
                         casq[c] = abuf[c, sel_pos] if sel_buf == 0 else qbuf[2 * c + (sel_buf - 2), sel_pos]
                         casb[c] = sel_buf

@@ -62,11 +62,14 @@ def _c(level, pre, fol, expr, window=1, sibling=False):
 
 
 # --- DDR-style (Channel / Rank / BankGroup / Bank), JESD79-4 (DDR4) relations -------------
-def _ddr_constraints(rank="Rank", bankgroup="BankGroup", ddr5=False):
+def _ddr_constraints(rank="Rank", bankgroup="BankGroup", ddr5=False, ppd=None):
     """JESD79-4 relations; ``ddr5`` takes JESD79-5's differences: write-to-write spacings of
     their own (tCCD_S_WR, tCCD_L_WR: a second write to a bank group waits for the first's
     internal read-modify-write), read and write preambles of 2 cycles each in the read-to-write
-    turnaround, a rank switch after a write timed from its data, and PRE-to-PRE tPPD."""
+    turnaround, a rank switch after a write timed from its data, and PRE-to-PRE tPPD (``ppd``,
+    default with ``ddr5``). Write-to-read within a bank group counts the longest burst
+    (tBL_max, JESD209-5's BL/n_max; tBL unless a preset sets it) and all-bank precharge to ACT
+    tRPab (tRP unless set)."""
     r, g = rank, bankgroup
     ww_s, ww_l = ("nCCDSWR", "nCCDLWR") if ddr5 else ("nCCDS", "nCCDL")
     out = [
@@ -84,14 +87,14 @@ def _ddr_constraints(rank="Rank", bankgroup="BankGroup", ddr5=False):
         _c(r, "RD", "PREA", "nRTP"), _c(r, "WR", "PREA", "nCWL + nBL + nWR"),
         # ACT <-> ACT (tRRD_S, tFAW)
         _c(r, "ACT", "ACT", "nRRDS"), _c(r, "ACT", "ACT", "nFAW", window=4),
-        _c(r, "ACT", "PREA", "nRAS"), _c(r, "PREA", "ACT", "nRP"),
+        _c(r, "ACT", "PREA", "nRAS"), _c(r, "PREA", "ACT", "nRPab"),
         # refresh
         _c(r, "ACT", "REF", "nRC"), _c(r, ("PRE", "PREA"), "REF", "nRP"),
         _c(r, "RDA", "REF", "nRP + nRTP"), _c(r, "WRA", "REF", "nCWL + nBL + nWR + nRP"),
         _c(r, "REF", ("ACT", "PREA"), "nRFC"),
         # same bank group (tCCD_L, tWTR_L, tRRD_L)
         _c(g, _RD, _RD, "nCCDL"), _c(g, _WR, _WR, ww_l),
-        _c(g, _WR, _RD, "nCWL + nBL + nWTRL"),
+        _c(g, _WR, _RD, "nCWL + nBLmax + nWTRL"),
         _c(g, "ACT", "ACT", "nRRDL"),
         # bank
         _c("Bank", "ACT", "ACT", "nRC"),
@@ -100,25 +103,8 @@ def _ddr_constraints(rank="Rank", bankgroup="BankGroup", ddr5=False):
         _c("Bank", "RD", "PRE", "nRTP"), _c("Bank", "WR", "PRE", "nCWL + nBL + nWR"),
         _c("Bank", "RDA", "ACT", "nRTP + nRP"), _c("Bank", "WRA", "ACT", "nCWL + nBL + nWR + nRP"),
     ]
-    if ddr5:
+    if ddr5 if ppd is None else ppd:
         out.append(_c(r, ("PRE", "PREA"), ("PRE", "PREA"), "nPPD"))
-    return tuple(out)
-
-
-def _lpddr5_constraints():
-    """JESD209-5 (bank-group mode) differences from the DDR table: a write-to-read turnaround
-    within a bank group timed from the end of the longest burst (WL + BL/n_max + tWTR_L), the
-    all-bank precharge's own tRPab before the next ACT, and PRE-to-PRE tPPD."""
-    r, g = "Rank", "BankGroup"
-    out = []
-    for c in _ddr_constraints():
-        level, pre, fol, expr, _w, _s = c
-        if level == g and pre == _WR and fol == _RD:
-            c = _c(g, _WR, _RD, "nCWL + nBLmax + nWTRL")
-        elif level == r and pre == ("PREA",) and fol == ("ACT",):
-            c = _c(r, "PREA", "ACT", "nRPab")
-        out.append(c)
-    out.append(_c(r, ("PRE", "PREA"), ("PRE", "PREA"), "nPPD"))
     return tuple(out)
 
 
@@ -199,7 +185,7 @@ STANDARDS: dict[str, Standard] = {
                      _ddr_constraints(ddr5=True) + _ddr_pb_constraints(),
                      cmd_ticks={"ACT": 2, "RD": 2, "WR": 2, "RDA": 2, "WRA": 2}, per_bank_refresh=True),
     "LPDDR5": Standard("LPDDR5", ("Channel", "Rank", "BankGroup", "Bank"), "Rank",
-                       _lpddr5_constraints() + _ddr_pb_constraints(), per_bank_refresh=True,
+                       _ddr_constraints(ppd=True) + _ddr_pb_constraints(), per_bank_refresh=True,
                        split_act=True, wck_sync=True),
     "GDDR6": Standard("GDDR6", ("Channel", "BankGroup", "Bank"), "Channel",
                       _ddr_constraints(rank="Channel") + _ddr_pb_constraints(rank="Channel"),

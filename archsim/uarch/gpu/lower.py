@@ -28,7 +28,6 @@ import numpy as np
 from archsim.config.types import PRECISION_BITS
 from archsim.errors import LoweringError
 from archsim.isa import Op, ProgramBuilder, VecKind
-from archsim.uarch.gpu.spec import ROW_LOOPS
 from archsim.uarch.gpu.tiling import flash_tiles, k_depth, list_schedule, plan_gemm
 from archsim.uarch.systolic.cost import prim_table, vector_cycles, vector_rates
 from archsim.workload.graph import GemmOp, VectorOp, attention_name
@@ -527,7 +526,7 @@ class GpuLowerer:
         in_flight = min(rows, self.cfg.sm.count * max(1, self.cfg.sm.max_threads // rk.cta_threads))
         if in_flight * row_bytes <= self.act_l2:
             return 1
-        return int(rk.loops.get(name, ROW_LOOPS[name]))
+        return int(rk.loops[name])
 
     def vector(self, op: VectorOp, layer: int) -> None:
         rows, cols = self.shard_vector(op)

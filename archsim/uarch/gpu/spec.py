@@ -90,7 +90,13 @@ class RowKernelConfig(Strict):
         default_factory=lambda: dict(ROW_LOOPS), description=(
             "passes over a looped row: LayerNorm 2 (Welford mean and variance, then the output; "
             "3 where the variance is a second reduction after the mean, as in PyTorch 2.0's "
-            "Inductor), RMSNorm 2, softmax 3 (max, sum of exponentials, output)"))
+            "Inductor), RMSNorm 2, softmax 3 (max, sum of exponentials, output); kernels left out "
+            "keep these"))
+
+    @field_validator("loops")
+    @classmethod
+    def _all_kernels(cls, v):
+        return {**ROW_LOOPS, **v}
 
 
 class LaunchConfig(Strict):
