@@ -186,3 +186,35 @@ def test_routing_file_that_is_not_text(tmp_path):
     p.write_bytes(b"\x00\xff\xfe binary")
     with pytest.raises(InputFileError, match="not a text file"):
         load("systolic_128x128", "mixtral-8x7b", overrides=[f"workload.routing.file={p}"])
+
+
+def test_idle_experts_stay_resident():
+    """Decode at batch 1 routes to 2 of Mixtral's 8 experts; the other 6 run nothing this pass
+    but their weights are still stored, so the model needs the same memory as with all active."""
+    _, wl = load("a100", "mixtral-8x7b", phase="decode", batch=1, kv_len=100)
+    d, h, kvh, hd, ff, E, V, n = 4096, 32, 8, 128, 14336, 8, 32000, 32
+    counts = wl.spec["routing_counts"]["block"]
+    assert sum(1 for c in counts if c) <= 2
+    rep = wl.group_repeat()
+    stored = {}
+    for op, t in wl.stored_tensors():
+        stored[t.name] = t.nbytes * rep[op.layer]
+    layer_w = 2 * (d * (h + 2 * kvh) * hd + d * d + d * E + E * 3 * d * ff)
+    kv = 2 * 2 * kvh * hd * 101                       # K and V of 101 positions, bf16
+    weights = sum(v for k, v in stored.items() if ".w" in k and "block" in k and "cache" not in k)
+    assert weights == n * layer_w
+    assert len(stored) == len(set(stored))            # each tensor once
+    tot = sum(stored.values())
+    assert tot >= n * (layer_w + kv)
+    assert tot < n * (layer_w + kv) + 2 * 2 * V * d + 10 * 2 * d * n   # + embeddings / norms
+
+
+@pytest.mark.parametrize("arch,ov,field", [
+    ("a100", [], "memory.capacity"),
+    ("attacc_dgx", ["xpu.devices=1", "pim.stacks=1", "xpu.capacity=40e9"], "pim.stacks"),
+])
+def test_moe_decode_that_does_not_fit_is_refused(arch, ov, field):
+    # 93 GB of bf16 weights: refused at batch 1 although only two experts run
+    with pytest.raises(ArchsimError) as e:
+        simulate(arch, "mixtral-8x7b", phase="decode", batch=1, kv_len=64, overrides=ov)
+    assert e.value.path == field

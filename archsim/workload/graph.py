@@ -22,6 +22,9 @@ import networkx as nx
 from archsim.config.types import precision_bytes
 from archsim.isa import VecKind
 
+#: tensor kinds that stay in memory between passes (what a device must hold)
+STORED_KINDS = ("weight", "kv_cache", "state")
+
 
 @dataclass(frozen=True)
 class Tensor:
@@ -139,6 +142,18 @@ class Workload:
         order = {n: i for i, n in enumerate(self.graph.nodes)}
         names = nx.lexicographical_topological_sort(self.graph, key=lambda n: order[n])
         return [self.graph.nodes[n]["op"] for n in names]
+
+    def stored_tensors(self):
+        """(op, tensor) for every tensor the model keeps in memory across passes: weights, KV cache
+        and recurrent state, each once, plus the weights an op carries without reading them this
+        pass (``attrs["idle_weights"]``: the experts no token was routed to)."""
+        seen = set()
+        for op in self.ops():
+            ts = (op.a, op.b, op.c) if isinstance(op, GemmOp) else tuple(op.inputs) + tuple(op.outputs)
+            for t in ts + tuple(op.attrs.get("idle_weights", ())):
+                if t.kind in STORED_KINDS and t.name not in seen:
+                    seen.add(t.name)
+                    yield op, t
 
     def group_repeat(self) -> dict[str, int]:
         return {g.name: g.repeat for g in self.groups}

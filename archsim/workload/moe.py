@@ -221,8 +221,14 @@ def add_moe_block(gb: GraphBuilder, s, layer: str, x: Tensor, default: str, pref
     xn = Tensor(f"{prefix}.moe_norm.out", (T, d), a)
     gb.add(VectorOp(f"{prefix}.moe_norm", layer, norm_kind, T, d, (x,), (xn,), role="norm"))
     logits = Tensor(f"{prefix}.router.out", (T, E), st)
+    # the experts no token is routed to this pass run no op, yet their weights stay resident:
+    # the router carries them for the capacity checks (Workload.stored_tensors)
+    idle = tuple(Tensor(f"{prefix}.e{e}.{part}.w", shape, w, "weight")
+                 for e in range(E) if counts[e] == 0
+                 for part, shape in (("up", (d, nup)), ("down", (ff, d))))
     gb.add(GemmOp(f"{prefix}.router", layer, T, E, d, xn, Tensor(f"{prefix}.router.w", (d, E), w, "weight"),
-                  logits, role="router", attrs={"routing_counts": [int(c) for c in counts]}))
+                  logits, role="router", attrs={"routing_counts": [int(c) for c in counts],
+                                                "idle_weights": idle}))
     gates = Tensor(f"{prefix}.router.probs", (T, E), st)
     gb.add(VectorOp(f"{prefix}.router_softmax", layer, VecKind.SOFTMAX, T, E, (logits,), (gates,), role="router"))
     sel = Tensor(f"{prefix}.router.topk", (T, k), st)

@@ -557,17 +557,14 @@ class GpuLowerer:
         if cap is None:
             return
         rep = wl.group_repeat()
-        seen = {}
-        for op in wl.ops():
-            ts = (op.a, op.b, op.c) if isinstance(op, GemmOp) else tuple(op.inputs) + tuple(op.outputs)
-            for t in ts:
-                if t.kind in ("weight", "kv_cache", "state"):
-                    # a KV head replicated on several devices is stored on each of them
-                    kvh = _kv_heads(t) if t.kind == "kv_cache" else 0
-                    share = min(self.tp, kvh) if kvh else self.tp
-                    seen[t.name] = t.nbytes * rep[op.layer] / share
+        need = 0.0
+        for op, t in wl.stored_tensors():
+            # a KV head replicated on several devices is stored on each of them
+            kvh = _kv_heads(t) if t.kind == "kv_cache" else 0
+            share = min(self.tp, kvh) if kvh else self.tp
+            need += t.nbytes * rep[op.layer] / share
         devices = self.tp * self.cfg.parallel.pipeline
-        need = sum(seen.values()) / self.cfg.parallel.pipeline
+        need /= self.cfg.parallel.pipeline
         if need > cap:
             raise LoweringError(
                 f"the model's weights and KV cache need {need / 1e9:.1f} GB per device "

@@ -519,20 +519,8 @@ def check_capacity(cfg, P, wl, dev_of) -> dict:
     rep = wl.group_repeat()
     weights = {"xpu": 0.0, "pim": 0.0}
     kv = {"xpu": 0.0, "pim": 0.0}
-    seen = set()
-    for op in wl.ops():
-        dev = dev_of(op)
-        ts = (op.a, op.b, op.c) if isinstance(op, GemmOp) else tuple(op.inputs) + tuple(op.outputs)
-        for t in ts:
-            if t.name in seen:
-                continue
-            if t.kind == "weight":
-                weights[dev] += t.nbytes * rep[op.layer]
-            elif t.kind in ("kv_cache", "state"):
-                kv[dev] += t.nbytes * rep[op.layer]
-            else:
-                continue
-            seen.add(t.name)
+    for op, t in wl.stored_tensors():
+        (weights if t.kind == "weight" else kv)[dev_of(op)] += t.nbytes * rep[op.layer]
     stages = cfg.parallel.pipeline          # every pipeline stage has its own devices and stacks
     pim_cap = cfg.pim.stacks * cfg.xpu.devices * cfg.pim.capacity_per_stack * stages
     xpu_cap = None if P.xpu_cap is None else P.xpu_cap * cfg.xpu.devices * stages
