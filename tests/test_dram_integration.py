@@ -53,3 +53,15 @@ def test_bad_dram_field_is_a_config_error():
         model(preset="HBM2-2000", queue_depth=-1)
     with pytest.raises(ConfigError, match="unknown DRAM preset"):
         model(preset="HBM7")
+
+
+def test_dram_section_under_the_bandwidth_model_is_refused():
+    from archsim.config.common import MemoryConfig
+    from archsim.errors import ArchsimError
+    with pytest.raises(ValueError, match="model: dram"):
+        MemoryConfig(model="bandwidth", dram={"preset": "HBM3-6400"})
+    from archsim.config import load_arch
+    with pytest.raises(ArchsimError) as e:
+        load_arch("systolic_128x128", ["memory.dram.preset=NOPE"])
+    assert "memory" in str(e.value) and "model: dram" in str(e.value)
+    assert load_arch("systolic_128x128", ["memory.model=dram", "memory.dram.preset=HBM3-6400"]).memory.dram

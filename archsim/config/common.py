@@ -26,6 +26,10 @@ class MemoryConfig(Strict):
     def _dram_needs_section(self):
         if self.model == "dram" and self.dram is None:
             raise ValueError("model 'dram' needs a 'dram' section (e.g. dram: {preset: HBM2-2000})")
+        if self.model == "bandwidth" and self.dram is not None:
+            # the bandwidth pipe reads none of it: refuse rather than ignore a DRAM description
+            raise ValueError("a 'dram' section is read only with model: dram (model is 'bandwidth'); set "
+                             "memory.model=dram or drop memory.dram")
         return self
 
 
