@@ -146,10 +146,15 @@ class Workload:
     def stored_tensors(self):
         """(op, tensor) for every tensor the model keeps in memory across passes: weights, KV cache
         and recurrent state, each once, plus the weights an op carries without reading them this
-        pass (``attrs["idle_weights"]``: the experts no token was routed to)."""
+        pass (``attrs["idle_weights"]``: the experts no token was routed to); a gather's weight
+        operand (the rows it reads) counts as the whole table it reads them from
+        (``attrs["gathers_from"]``: the embedding table)."""
         seen = set()
         for op in self.ops():
             ts = (op.a, op.b, op.c) if isinstance(op, GemmOp) else tuple(op.inputs) + tuple(op.outputs)
+            whole = op.attrs.get("gathers_from")
+            if whole is not None:
+                ts = tuple(whole if t.kind == "weight" else t for t in ts)
             for t in ts + tuple(op.attrs.get("idle_weights", ())):
                 if t.kind in STORED_KINDS and t.name not in seen:
                     seen.add(t.name)

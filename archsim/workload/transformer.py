@@ -180,7 +180,10 @@ def embed(gb: GraphBuilder, s, default: str, T: int) -> Tensor:
     w, _, _ = dtypes(s, default)
     table = Tensor("embed.table_rows", (T, s.d_model), w, "weight")
     x = Tensor("embed.out", (T, s.d_model), stream_dtype(s, default))
-    gb.add(VectorOp("embed.lookup", "embed", VecKind.COPY, T, s.d_model, (table,), (x,), role="embedding"))
+    # the op reads T rows; the memory holds the whole table (Workload.stored_tensors)
+    whole = Tensor("embed.table", (s.vocab_size, s.d_model), w, "weight")
+    gb.add(VectorOp("embed.lookup", "embed", VecKind.COPY, T, s.d_model, (table,), (x,), role="embedding",
+                    attrs={"gathers_from": whole}))
     return x
 
 
