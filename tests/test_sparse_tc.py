@@ -446,3 +446,10 @@ def test_chunk_compliance_is_every_overlapping_group():
         want = [[c[r, (j * bk) // m: -(-min(K, (j + 1) * bk) // m)].all() for j in range(-(-K // bk))]
                 for r in range(3)]
         assert _chunk_all(c, K, bk, m).tolist() == want
+
+
+def test_warp_tile_that_does_not_divide_the_cta_tile_names_warp():
+    from archsim.errors import ConfigError
+    with pytest.raises(ConfigError) as e:
+        load("ds_stc", "gemm", overrides=["warp.n=48"])
+    assert e.value.path == "warp" and "128x128" in str(e.value) and "32x48" in str(e.value)

@@ -101,7 +101,7 @@ class SparseTCConfig(ArchBase):
     @model_validator(mode="after")
     def _tiles(self):
         if self.cta.m % self.warp.m or self.cta.n % self.warp.n:
-            raise ValueError(f"cta tile {self.cta.m}x{self.cta.n} must be a multiple of the warp tile "
+            raise ValueError(f"warp: the CTA tile {self.cta.m}x{self.cta.n} must be a multiple of the warp tile "
                              f"{self.warp.m}x{self.warp.n}")
         if self.stc.n > self.stc.m:
             raise ValueError(f"stc: n ({self.stc.n}) must not exceed m ({self.stc.m})")
