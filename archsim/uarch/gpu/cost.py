@@ -6,6 +6,8 @@
   the feed is the CTA's A and B k-slices over the smaller of the L2->SM bandwidth and the
   in-flight-limited pull rate; the last chunk adds the accumulator write-out.
 - VECTOR: the systolic package's vector-unit arithmetic (pipeline + ops / lane rates).
+  A structured-sparse weight (``sm.sparse_mma``) arrives at twice the MMA rate (``aux[0]``) with
+  its B panel compressed (``aux[1] >> 8``: the bytes saved, in 1/256 of a dense panel).
 - SYNC: ``m`` cycles (kernel launch / device gap computed by the lowerer; 0 for joins);
   ``aux[0]`` MACs a kernel skipped (masked tiles of causal attention), counted, not timed.
 - XFER: ring all-reduce over ``aux[0]`` devices: ``2 (N-1)/N x bytes / link rate +
@@ -42,6 +44,9 @@ C_VEC0 = 6
 # counters of one simulated device (the MAC columns already count the whole tensor-parallel group)
 PER_DEVICE = [i for i in range(len(COUNTERS)) if i not in (C_MAC, C_SKIP)]
 
+# aux[1] of a GEMM chunk: operand bits | (B panel bytes saved against a dense panel, in 1/256) << 8,
+# so a plain bit width is a dense GEMM
+B_DENSE = 256
 OP_GEMM = int(Op.GEMM)
 OP_VECTOR = int(Op.VECTOR)
 OP_SYNC = int(Op.SYNC)
@@ -49,13 +54,15 @@ OP_XFER = int(Op.XFER)
 
 
 @njit(cache=True)
-def gemm_chunk_cycles(tm, tn, k, tk, rate, eff, bits, feed_bpc, overhead, c, last, epi_bpc, acc_bytes):
+def gemm_chunk_cycles(tm, tn, k, tk, rate, eff, bits, feed_bpc, overhead, c, last, epi_bpc, acc_bytes,
+                      b_q=B_DENSE):
     """One SM running ``c`` co-resident CTAs of tm x tn over ``k`` (main-loop iterations of
-    ``tk`` at 16 bits, deeper for narrower operands: :func:`k_depth`)."""
+    ``tk`` at 16 bits, deeper for narrower operands: :func:`k_depth`); the B panel is ``b_q`` /
+    256 of a dense one (a compressed structured-sparse weight)."""
     tk = k_depth(tk, bits)
     iters = (k + tk - 1) // tk
     mma = tm * tn * tk / (rate * eff)
-    feed = (tm + tn) * tk * (bits / 8.0) / feed_bpc
+    feed = (tm + tn * (b_q / B_DENSE)) * tk * (bits / 8.0) / feed_bpc
     one = (mma if mma > feed else feed) + overhead
     per = c * mma
     if c * feed > per:
@@ -98,10 +105,12 @@ def gpu_cost(op, layer, m, n, k, nbytes, aux, n_layers, tk, eff, feed_bpc, overh
             last = (aux[i, 3] & 1) == 1
             ctas = aux[i, 3] >> 8
             c = (aux[i, 3] >> 1) & 127
-            dur[i] = gemm_chunk_cycles(m[i], n[i], k[i], tk, rate, eff, aux[i, 1], feed_bpc, overhead, c,
-                                       last, epi_bpc, acc_bytes)
+            bits = aux[i, 1] & 255
+            b_q = B_DENSE - (aux[i, 1] >> 8)
+            dur[i] = gemm_chunk_cycles(m[i], n[i], k[i], tk, rate, eff, bits, feed_bpc, overhead, c,
+                                       last, epi_bpc, acc_bytes, b_q)
             cnt[L, C_MAC] += aux[i, 2]
-            opnd = ctas * (m[i] + n[i]) * k[i] * aux[i, 1] // 8
+            opnd = ctas * (m[i] * B_DENSE + n[i] * b_q) * k[i] * bits // (8 * B_DENSE)
             cnt[L, C_SMEM] += opnd
             cnt[L, C_L2] += opnd
             if last:

@@ -28,6 +28,7 @@ import numpy as np
 from archsim.config.types import PRECISION_BITS
 from archsim.errors import LoweringError
 from archsim.isa import Op, ProgramBuilder, VecKind
+from archsim.uarch.gpu.cost import B_DENSE
 from archsim.uarch.gpu.tiling import flash_tiles, k_depth, list_schedule, plan_gemm
 from archsim.uarch.systolic.cost import prim_table, vector_cycles, vector_rates
 from archsim.workload.graph import GemmOp, VectorOp, attention_name
@@ -63,6 +64,37 @@ def mma_precision(op: GemmOp) -> str:
 def operand_bits(op: GemmOp) -> int:
     """Bits per element of the wider operand of a GEMM (its :func:`mma_precision`)."""
     return int(PRECISION_BITS[mma_precision(op)])
+
+
+def sparse_mma_of(cfg, op):
+    """The GPU's structured-sparse MMA config if ``op``'s weight runs on it (``sm.sparse_mma`` set,
+    the weight pruned so that every group of ``m`` along K keeps at most ``n`` values, at a
+    precision the tensor cores run), else None: the weight runs dense."""
+    sp = cfg.sm.sparse_mma
+    at = op.attrs.get("sparsity")
+    if sp is None or at is None or op.b.kind != "weight":
+        return None
+    if cfg.sm.mma_macs_per_cycle.get(cfg.mma_exec(mma_precision(op)), 0.0) <= 0:
+        return None                                  # CUDA-core precision: no tensor cores at all
+    mask = at.get("mask")
+    if mask is not None:
+        K = mask.shape[0]
+        g = -(-K // sp.m)
+        padded = np.zeros((g * sp.m, mask.shape[1]), bool)
+        padded[:K] = mask != 0
+        ok = bool((padded.reshape(g, sp.m, -1).sum(axis=1) <= sp.n).all())
+    elif at["pattern"] == "nm":
+        n, m = int(at["n"]), int(at["m"])
+        # the most non-zeros a group of the hardware's m can hold under n:m
+        if sp.m % m == 0:
+            ok = n * (sp.m // m) <= sp.n
+        elif m % sp.m == 0:
+            ok = min(n, sp.m) <= sp.n
+        else:
+            ok = False
+    else:
+        ok = False                                   # unstructured or block: no n:m guarantee
+    return sp if ok else None
 
 
 def _part(total, n, j):
@@ -188,21 +220,31 @@ class GpuLowerer:
         M, N, K, G, allreduce = self.shard_gemm(op)
         ab, bb, cb = _bpe(op.a.dtype), _bpe(op.b.dtype), _bpe(op.c.dtype)
         rate = cfg.mma_rate(mma_precision(op))
-        a_res = self.resident(op.a, M * K * ab * G)
-        b_res = self.resident(op.b, K * N * bb * (1 if op.b_shared else G))
-        c_res = self.resident(op.c, M * N * cb * G)
         t = cfg.tiles
         bits = operand_bits(op)
         tk = int(k_depth(t.k, bits))
+        sp = sparse_mma_of(cfg, op)
+        b_feed = 1.0
+        if sp is not None:
+            # compressed weight: the kept values and their indices, at m / n times the MMA rate
+            kept = sp.n / sp.m
+            rate *= sp.m / sp.n
+            b_feed = kept * (1.0 + sp.metadata_bits / bits)
+            bb = kept * (bb + sp.metadata_bits / 8.0)
+        a_res = self.resident(op.a, M * K * ab * G)
+        b_res = self.resident(op.b, K * N * bb * (1 if op.b_shared else G))
+        c_res = self.resident(op.c, M * N * cb * G)
         plan = plan_gemm(M, N, K, G, bool(op.b_shared), ab, bb, cb, bool(a_res), bool(b_res), bool(c_res),
                          tuple(t.m), tuple(t.n), tk, t.min_m, tuple(t.split_k), t.swizzle,
                          cfg.sm.count, t.max_ctas_per_sm, rate, cfg.sm.l2_bytes_per_cycle, self.mlp_bpc,
                          cfg.sm.mainloop_overhead_cycles, cfg.sm.epilogue_bytes_per_cycle,
                          cfg.accumulator_bytes, self.l2, self.hbm_bpc, float(cfg.sm.smem),
                          float(cfg.sm.registers), t.stages, cfg.sm.mma_efficiency,
-                         float(self.host_cycles + self.gap_cycles), self.act_l2)
+                         float(self.host_cycles + self.gap_cycles), self.act_l2, b_feed)
         self.plans[op.name] = dict(tm=plan.tm, tn=plan.tn, split_k=plan.split, per_sm=plan.per_sm,
                                    ctas=plan.ctas, waves=plan.waves)
+        if sp is not None:
+            self.plans[op.name]["sparse_mma"] = f"{sp.n}:{sp.m}"
         start = self.kernel_start(layer)
         iters = -(-plan.kk // tk)
         nc = max(1, min(CHUNKS, iters // 4))
@@ -256,9 +298,15 @@ class GpuLowerer:
         A["deps"][j, 0] = np.where(has_ld, i_ld, -1)
         A["deps"][j, 1] = start
         A["aux"][j, 0] = int(round(rate * RATE_SCALE))
-        A["aux"][j, 1] = bits
-        macs_all = mac_c * self.tp
-        macs_all[-1] += int(op.macs) - int(macs_all.sum())     # uneven TP splits: count the model's MACs
+        A["aux"][j, 1] = bits | ((B_DENSE - int(round(b_feed * B_DENSE))) << 8)
+        # MACs the tensor cores issue: the kept weights' share of the model's (a structured-sparse
+        # core skips the rest, counted below)
+        if sp is None:
+            issued, macs_all = int(op.macs), mac_c * self.tp
+        else:
+            issued = int(op.macs) * sp.n // sp.m
+            macs_all = mac_c * self.tp * sp.n // sp.m
+        macs_all[-1] += issued - int(macs_all.sum())     # uneven TP splits: count the model's MACs
         A["aux"][j, 2] = macs_all
         w_ctas = np.asarray(plan.wave_ctas, np.int64)
         c_w = np.minimum(min(plan.per_sm, 127), -(-w_ctas // cfg.sm.count))
@@ -274,6 +322,8 @@ class GpuLowerer:
             A["deps"][j, 0] = i_g[has_st]
         self.pb.add_arrays(A)
         finals = [int(i_g[-1])] + ([int(i_st[has_st][-1])] if has_st.any() else [])
+        if issued < int(op.macs):
+            finals.append(self.sync(U_CTRL, layer, 0, finals[:1], skipped_macs=int(op.macs) - issued))
         self.prev_done = self.join(finals, layer)
         if split:
             self.elementwise(layer, VecKind.ADD, M * N * G * (plan.split - 1), M, 0 if ws_res else ws_bytes,
@@ -562,7 +612,11 @@ class GpuLowerer:
             # a KV head replicated on several devices is stored on each of them
             kvh = _kv_heads(t) if t.kind == "kv_cache" else 0
             share = min(self.tp, kvh) if kvh else self.tp
-            need += t.nbytes * rep[op.layer] / share
+            nbytes = t.nbytes
+            sp = sparse_mma_of(self.cfg, op) if isinstance(op, GemmOp) and t is op.b else None
+            if sp is not None:       # stored compressed: kept values and their indices
+                nbytes *= sp.n / sp.m * (1.0 + sp.metadata_bits / 8.0 / t.bytes_per_element)
+            need += nbytes * rep[op.layer] / share
         devices = self.tp * self.cfg.parallel.pipeline
         need /= self.cfg.parallel.pipeline
         if need > cap:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveInt, field_validator, model_validator
 
 from archsim.config.common import ArchBase, PipelineConfig
 from archsim.config.types import PRECISION_BITS, Bandwidth, Bytes, Energy, Precision, Strict, Time
@@ -12,6 +12,23 @@ from archsim.config.types import PRECISION_BITS, Bandwidth, Bytes, Energy, Preci
 # tensor-core formats an unsupported operand format can be widened to (narrowest first)
 _FLOAT_KINDS = ("fp8", "fp16", "bf16")
 _INT_KINDS = ("int4", "int8", "int16", "int32", "mxint8")
+
+
+class SparseMmaConfig(Strict):
+    """Structured-sparse tensor-core MMA (NVIDIA Ampere / Hopper 2:4): a weight with at most ``n``
+    non-zeros in every ``m`` consecutive values along K is stored compressed (its kept values plus
+    a ``metadata_bits`` index per kept value) and multiplied at ``m / n`` times the dense MMA rate,
+    the index selecting the matching activation values. Other weights run dense."""
+
+    n: PositiveInt = Field(2, description="non-zeros kept per group")
+    m: PositiveInt = Field(4, description="group length along K")
+    metadata_bits: NonNegativeInt = Field(2, description="index bits stored per kept value")
+
+    @model_validator(mode="after")
+    def _n_below_m(self):
+        if self.n >= self.m:
+            raise ValueError(f"n: {self.n} kept of every {self.m} is no sparsity; n must be below m")
+        return self
 
 
 class SmConfig(Strict):
@@ -38,6 +55,9 @@ class SmConfig(Strict):
         0.0, ge=0, description="cycles per main-loop (k-tile) iteration not overlapped with MMA issue "
                                "(barrier, pipeline-stage wait, address arithmetic)")
     epilogue_bytes_per_cycle: float = Field(64, gt=0, description="accumulator write-out rate per SM")
+    sparse_mma: Optional[SparseMmaConfig] = Field(None, description=(
+        "structured-sparse tensor cores (2:4 on Ampere / Hopper); None: dense tensor cores only, "
+        "pruned weights run dense"))
 
 
 class L2Config(Strict):
@@ -186,7 +206,8 @@ class GpuConfig(ArchBase):
         bpe = 2
         smallest = (min(self.tiles.m) + min(self.tiles.n)) * self.tiles.k * bpe * 2
         if smallest > self.sm.smem:
-            raise ValueError(f"the smallest tile ({smallest} B double-buffered) does not fit sm.smem")
+            raise ValueError(f"sm.smem: {self.sm.smem:.0f} B does not hold the smallest tile double-buffered "
+                             f"({smallest} B: (min tiles.m + min tiles.n) x tiles.k x 2 B x 2)")
         return self
 
     def mma_exec(self, precision: str) -> str:

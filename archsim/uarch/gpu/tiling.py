@@ -129,12 +129,13 @@ def resident_ctas(tm, tn, tk, bpe, acc_bytes, stages, smem, regs, max_ctas) -> i
     return max(0, min(max_ctas, by_smem, by_regs))
 
 
-def iter_cycles(tm, tn, tk, rate, eff, bpe, feed_bpc, overhead, c):
+def iter_cycles(tm, tn, tk, rate, eff, bpe, feed_bpc, overhead, c, b_feed=1.0):
     """Cycles of one main-loop iteration of ``c`` co-resident CTAs on one SM: the tensor cores
     and the operand feed are shared; one CTA's barrier/stage-wait overhead is hidden by the
-    others' MMAs."""
+    others' MMAs. ``b_feed``: the B (weight) panel's bytes relative to a dense one (a compressed
+    structured-sparse weight with its index metadata: below 1)."""
     mma = tm * tn * tk / (rate * eff)
-    feed = (tm + tn) * tk * bpe / feed_bpc
+    feed = (tm + tn * b_feed) * tk * bpe / feed_bpc
     return max(c * mma, c * feed, max(mma, feed) + overhead)
 
 
@@ -144,7 +145,8 @@ def plan_gemm(M: int, N: int, K: int, G: int, b_shared: bool, a_bpe: float, b_bp
               tms: tuple, tns: tuple, tk: int, min_m: int, splits: tuple, swizzle: int,
               n_sm: int, max_ctas: int, rate: float, l2_bpc: float, mlp_bpc: float, overhead: float,
               epi_bpc: float, acc_bytes: int, l2_bytes: float, hbm_bpc: float, smem: float,
-              regs: float, stages: int, eff: float, kernel_cycles: float, ws_l2: float) -> GemmPlan:
+              regs: float, stages: int, eff: float, kernel_cycles: float, ws_l2: float,
+              b_feed: float = 1.0) -> GemmPlan:
     best = None
     m_g = _round_up(M, min_m)
     n_g = _round_up(N, 8)
@@ -162,7 +164,7 @@ def plan_gemm(M: int, N: int, K: int, G: int, b_shared: bool, a_bpe: float, b_bp
                 kk = -(-K // s)
                 iters = -(-kk // tk)
                 cta = iters * iter_cycles(tm, tn, tk, rate, eff, max(a_bpe, b_bpe), min(l2_bpc, mlp_bpc),
-                                          overhead, c_res) + c_res * tm * tn * acc_bytes / epi_bpc
+                                          overhead, c_res, b_feed) + c_res * tm * tn * acc_bytes / epi_bpc
                 nm, nn = -(-M // tm), -(-N // tn)
                 ctas = G * nm * nn * s
                 waves = -(-ctas // slots)

@@ -27,3 +27,27 @@ def generation_throughput(case: dict) -> dict:
         dec = steps * (t[0] + 4 * t[1] + t[2]) / 6
     tps = B * n_out / (pre + dec)
     return {"tokens_per_s": tps, "tokens_per_s_per_gpu": tps / gpus, "prefill_s": pre, "decode_s": dec}
+
+
+#: workload overrides that prune every prunable weight 2:4 along K
+PRUNE_2TO4 = ("workload.sparsity.weights.pattern=nm", "workload.sparsity.weights.n=2",
+              "workload.sparsity.weights.m=4")
+
+
+def sparse_speedup(case: dict) -> dict:
+    """Speed-up of 2:4-pruned weights on the GPU's structured-sparse tensor cores over the same
+    model dense: of one call (``workload`` a single GEMM or a phase of a model; ratio of seconds),
+    or of static-batch generation when the case gives ``input_len`` / ``output_len`` (ratio of
+    output tokens/s, :func:`generation_throughput`). ``prune`` replaces the 2:4 overrides.
+    Metrics: ``speedup``, ``dense_s`` and ``sparse_s`` (seconds of the call or of the generation)."""
+    prune = list(case.get("prune", PRUNE_2TO4))
+    ov = list(case.get("overrides", []))
+    if "output_len" in case:
+        d = generation_throughput(case)
+        s = generation_throughput(dict(case, overrides=ov + prune))
+        dense_s, sparse_s = d["prefill_s"] + d["decode_s"], s["prefill_s"] + s["decode_s"]
+    else:
+        kw = {k: case[k] for k in ("phase", "batch", "seq_len", "kv_len") if k in case}
+        dense_s = simulate(case["arch"], case["workload"], overrides=ov, **kw).seconds
+        sparse_s = simulate(case["arch"], case["workload"], overrides=ov + prune, **kw).seconds
+    return {"speedup": dense_s / sparse_s, "dense_s": dense_s, "sparse_s": sparse_s}

@@ -313,8 +313,8 @@ class SparseTCLowerer(SystolicLowerer):
                 _, _, _, J, nmb, nnb = self._tiles(op)
                 steps += int(op.count) * nmb * nnb * J * (1.0 + 1.0 / nnb + 1.0 / nmb)
         self.pb.reserve(int(steps), "workload.seq_len" if wl.phase == "prefill" else "workload.batch",
-                        "model the dense tensor cores wave by wave with the gpu microarchitecture "
-                        "(a100 / h100 presets)", allocate=True)
+                        "model the tensor cores wave by wave with the gpu microarchitecture "
+                        "(a100 / h100 presets: dense, or 2:4 weights on their sm.sparse_mma)", allocate=True)
         prog = super().run(wl)
         prog.meta["sparse"] = dict(
             optab=np.stack(self.optab) if self.optab else np.zeros((1, N_OPT), np.int64),
