@@ -136,7 +136,9 @@ def test_cost_matches_naive_twin():
             n_cnt[L, 1 + p.aux[i, 3]] += p.aux[i, 2]
         elif p.aux[i, 3] == K_LINK:
             n_cnt[L, 3] += p.nbytes[i]
-    n_cnt[:, 4:] = p.meta["layer_bytes"]
+        if p.aux[i, 3] == 0:
+            n_cnt[L, 8] += p.k[i]                     # MACs the xPU skipped
+    n_cnt[:, 4:8] = p.meta["layer_bytes"]
     assert (dur == n_dur).all() and (cnt == n_cnt).all()
     assert p.unit_names == UNITS
 
@@ -342,3 +344,25 @@ def test_pim_operands_at_the_units_precision():
     with pytest.raises(ConfigError) as e:
         simulate("hbm_pim", "gpt2", overrides=["workload.precision.weights=int8"], **kw)
     assert e.value.path == "pim.precision"
+
+
+def test_pruned_fc_layers_on_a_sparse_xpu():
+    """2:4-pruned FC weights on the attacc_dgx's A100s (sparse tensor cores): the xPU issues half
+    of the FC MACs and skips the rest; attention (on PIM) and the LM head stay dense; the FC
+    weights the xPU streams shrink to 0.5625, so the step is faster."""
+    prune = ["workload.sparsity.weights.pattern=nm", "workload.sparsity.weights.n=2", "workload.sparsity.weights.m=4"]
+    _, _, d = _run("attacc_dgx", SMALL, [], batch=8, kv_len=256)
+    _, _, s = _run("attacc_dgx", SMALL, prune, batch=8, kv_len=256)
+    d_, L, ff, B = 1024, 4, 4096, 8
+    fc_macs = L * B * (4 * d_ * d_ + 2 * d_ * ff)                 # QKV, O, up, down of 4 blocks
+    assert s.skipped_macs == fc_macs // 2 and d.skipped_macs == 0
+    assert s.macs + s.skipped_macs == s.expected_macs == d.macs and s.bounds_ok()
+    fc_weights = L * (4 * d_ * d_ + 2 * d_ * ff) * 2
+    cd, cs = d.to_dict()["components"], s.to_dict()["components"]
+    saved = cd["xpu"]["counts"]["dram_read_bytes"] - cs["xpu"]["counts"]["dram_read_bytes"]
+    assert saved == pytest.approx(fc_weights * 7 / 16, rel=0.02)
+    assert cs["pim"]["counts"]["in_bank_bytes"] == cd["pim"]["counts"]["in_bank_bytes"]
+    assert s.seconds < d.seconds
+    # the capacity check holds the pruned weights compressed
+    held = [r.to_dict()["uarch_summary"]["capacity"]["weights_bytes"]["xpu"] for r in (d, s)]
+    assert held[0] - held[1] == fc_weights * 7 // 16

@@ -37,8 +37,10 @@ UNITS = ["xpu", "pim", "link_to_pim", "link_to_xpu", "ctrl"]
 U_XPU, U_PIM, U_L2P, U_L2X, U_CTRL = range(5)
 K_XPU, K_PIM, K_LINK, K_SYNC = range(4)
 COUNTERS = ("array.mac", "xpu.energy_pj", "pim.energy_pj", "link.bytes",
-            "xpu.dram_read_bytes", "xpu.dram_write_bytes", "pim.in_bank_bytes", "pim.io_bytes")
+            "xpu.dram_read_bytes", "xpu.dram_write_bytes", "pim.in_bank_bytes", "pim.io_bytes",
+            "array.skipped_mac")
 C_BYTES = 4                         # first memory-traffic column (plan.BYTE_KINDS order)
+C_SKIP = 8                          # MACs the xPU skipped (an instruction's k)
 
 
 class _Emitter:
@@ -61,10 +63,10 @@ class _Emitter:
     def cyc(self, s: float) -> int:
         return int(math.ceil(s * self.clock - 1e-9))
 
-    def add(self, unit, layer, seconds, deps, kind, macs=0, energy=0.0, nbytes=0) -> int:
+    def add(self, unit, layer, seconds, deps, kind, macs=0, energy=0.0, nbytes=0, skipped=0) -> int:
         deps = [int(d) for d in deps if d is not None and d >= 0][:4]
         op = Op.XFER if kind == K_LINK else (Op.SYNC if kind == K_SYNC else Op.GEMM)
-        return int(self.pb.add(op, unit, layer, nbytes=int(nbytes),
+        return int(self.pb.add(op, unit, layer, nbytes=int(nbytes), k=int(skipped),
                                deps=np.array(deps or [-1], np.int64),
                                aux=np.array([self.cyc(seconds), int(macs), int(round(energy)), kind],
                                             np.int64))[0])
@@ -88,18 +90,21 @@ class _Emitter:
         self.totals["link_bytes"] += nbytes * w
         return self.add(unit, layer, s, [dep], K_LINK, nbytes=nbytes)
 
-    def xpu(self, layer, seg, dep, w, frac=1.0, macs=None) -> int:
+    def xpu(self, layer, seg, dep, w, frac=1.0, macs=None, skipped=None) -> int:
         self._tag(seg)
         self.totals["xpu_s"] += seg.seconds * frac * w
         for k, v in seg.kinds.items():
             self.kinds[k] = self.kinds.get(k, 0.0) + v * frac * w
         macs = seg.macs if macs is None else macs
+        skipped = seg.skipped_macs if skipped is None else skipped
         self.count_bytes(layer, seg, frac)
         if self.shared_single and seg.mem_seconds > 0:
             m = min(seg.mem_seconds, seg.seconds) * frac
             d = self.add(U_PIM, layer, m, [dep], K_SYNC)
-            return self.add(U_XPU, layer, seg.seconds * frac - m, [d], K_XPU, macs, seg.energy_pj * frac)
-        return self.add(U_XPU, layer, seg.seconds * frac, [dep], K_XPU, macs, seg.energy_pj * frac)
+            return self.add(U_XPU, layer, seg.seconds * frac - m, [d], K_XPU, macs, seg.energy_pj * frac,
+                            skipped=skipped)
+        return self.add(U_XPU, layer, seg.seconds * frac, [dep], K_XPU, macs, seg.energy_pj * frac,
+                        skipped=skipped)
 
     def pim(self, layer, seg, dep, w, seconds=None, macs=None, energy=None) -> int:
         self._tag(seg)
@@ -158,7 +163,8 @@ class _Emitter:
         px = dep
         for j, cs in enumerate(ps.chunks):
             mx = xs.macs // n + (1 if j < xs.macs % n else 0)
-            px = self.xpu(layer, xs, px, w, frac=1.0 / n, macs=mx)
+            sx = xs.skipped_macs // n + (1 if j < xs.skipped_macs % n else 0)
+            px = self.xpu(layer, xs, px, w, frac=1.0 / n, macs=mx, skipped=sx)
             lk = self.link(U_L2P, layer, ps.link_in / n, px, w)
             mp = ps.macs // n + (1 if j < ps.macs % n else 0)
             last_p = self.pim(layer, ps, lk, w, seconds=cs, macs=mp,
@@ -251,6 +257,7 @@ class Hetero(Uarch):
         np.add.at(cnt[:, 1], L[kind == K_XPU], aux[kind == K_XPU, 2])
         np.add.at(cnt[:, 2], L[kind == K_PIM], aux[kind == K_PIM, 2])
         np.add.at(cnt[:, 3], L[kind == K_LINK], program.nbytes[kind == K_LINK])
+        np.add.at(cnt[:, C_SKIP], L[kind == K_XPU], program.k[kind == K_XPU])
         lb = program.meta.get("layer_bytes")
         if lb is not None:
             cnt[:, C_BYTES:C_BYTES + len(BYTE_KINDS)] = lb[:n_layers]

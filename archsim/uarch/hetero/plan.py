@@ -40,7 +40,8 @@ class Seg:
     seconds: float
     mem_seconds: float = 0.0          # xPU: time its memory traffic occupies the DRAM at peak
     energy_pj: float = 0.0
-    macs: int = 0
+    macs: int = 0                     # MACs the device issues
+    skipped_macs: int = 0             # the ops' MACs it skipped (causal tiles, pruned weights)
     link_in: float = 0.0              # bytes arriving from the other device before the segment
     chunks: list = field(default_factory=list)   # PIM attention per head group (head pipelining)
     ops: tuple = ()
@@ -241,8 +242,10 @@ def xpu_segment(cfg, P, wl, ops) -> Seg:
     mult = T if (P.xpu.uarch != "gpu") else 1          # the gpu result already counts every device
     rd = sum(r.offchip_read_bytes * r.repeat for r in res.layers) * mult
     wr = sum(r.offchip_write_bytes * r.repeat for r in res.layers) * mult
+    skipped = int(res.skipped_macs) * mult
     seg = Seg("xpu", sec + ar_s, mem_seconds=res.memory_bound_cycles / xc.clock,
-              energy_pj=energy * mult, macs=sum(op.macs for op in ops), ops=tuple(op.name for op in ops),
+              energy_pj=energy * mult, macs=sum(op.macs for op in ops) - skipped, skipped_macs=skipped,
+              ops=tuple(op.name for op in ops),
               kinds={"xpu_compute": max(sec - ar_in, 0.0), "xpu_allreduce": ar_s + min(ar_in, sec)},
               nbytes=(float(rd), float(wr), 0.0, 0.0))
     _XPU_CACHE[key] = seg
@@ -448,7 +451,7 @@ def _ff_gemm_phase(cfg, P, wl, op) -> FfPhase:
     best = min((lo, hi), key=lambda j: max(at(j)[1], at(j)[2]))
     ph = at(best)[0]
     if ph.p is not None:
-        xm = ph.x.macs if ph.x is not None else 0
+        xm = ph.x.macs + ph.x.skipped_macs if ph.x is not None else 0
         ph.p = replace(ph.p, macs=int(op.macs) - int(xm))
     return ph
 
@@ -471,7 +474,7 @@ def ff_segment(cfg, P, wl, ops) -> Seg:
             vec.append(op)
     if vec:
         phases.append(FfPhase(xpu_segment(cfg, P, wl, vec)))
-    sec, kinds, energy, macs = 0.0, {}, 0.0, 0
+    sec, kinds, energy, macs, skipped = 0.0, {}, 0.0, 0, 0
     nb = (0.0, 0.0, 0.0, 0.0)
     for ph in phases:
         tx = ph.x.seconds if ph.x is not None else 0.0
@@ -482,11 +485,12 @@ def ff_segment(cfg, P, wl, ops) -> Seg:
                 continue
             energy += s.energy_pj
             macs += s.macs
+            skipped += s.skipped_macs
             nb = _add_bytes(nb, s.nbytes)
             for k, v in s.kinds.items():
                 kinds[k] = kinds.get(k, 0.0) + v
-    return Seg("ffp", sec, energy_pj=energy, macs=macs, ops=tuple(op.name for op in ops), kinds=kinds,
-               phases=phases, nbytes=nb)
+    return Seg("ffp", sec, energy_pj=energy, macs=macs, skipped_macs=skipped, ops=tuple(op.name for op in ops),
+               kinds=kinds, phases=phases, nbytes=nb)
 
 
 # -- link traffic ------------------------------------------------------------------------------------
@@ -519,8 +523,16 @@ def check_capacity(cfg, P, wl, dev_of) -> dict:
     rep = wl.group_repeat()
     weights = {"xpu": 0.0, "pim": 0.0}
     kv = {"xpu": 0.0, "pim": 0.0}
+    sparse_of = None
+    if P.xpu.uarch == "gpu":
+        from archsim.uarch.gpu.lower import sparse_mma_of
+        sparse_of = sparse_mma_of
     for op, t in wl.stored_tensors():
-        (weights if t.kind == "weight" else kv)[dev_of(op)] += t.nbytes * rep[op.layer]
+        nbytes = t.nbytes
+        sp = sparse_of(P.xpu, op) if sparse_of and isinstance(op, GemmOp) and t is op.b else None
+        if sp is not None and dev_of(op) == "xpu":    # stored compressed for the sparse tensor cores
+            nbytes *= sp.n / sp.m * (1.0 + sp.metadata_bits / 8.0 / t.bytes_per_element)
+        (weights if t.kind == "weight" else kv)[dev_of(op)] += nbytes * rep[op.layer]
     stages = cfg.parallel.pipeline          # every pipeline stage has its own devices and stacks
     pim_cap = cfg.pim.stacks * cfg.xpu.devices * cfg.pim.capacity_per_stack * stages
     xpu_cap = None if P.xpu_cap is None else P.xpu_cap * cfg.xpu.devices * stages
