@@ -116,6 +116,8 @@ def run(config, workload, phase, batch, seq_len, kv_len, overrides, fmt, out, tr
                 ops_table(d, Console())
     if not d["bounds"]["ok"]:
         click.echo("archsim: warning: a bound does not hold (see 'bounds' in the JSON)", err=True)
+    for note in d.get("notes", ()):
+        click.echo(f"archsim: note: {note}", err=True)
     if fmt == "table" and not out:
         click.echo(f"simulated in {wall:.2f} s wall", err=True)
 

@@ -235,3 +235,25 @@ def test_validate_jobs_give_the_same_rows(runner):
     two = runner.invoke(main, ["validate", "--filter", "SA-TPU", "--format", "json", "-j", "2"])
     assert one.exit_code == two.exit_code == 0, two.output
     assert json.loads(one.output) == json.loads(two.output) and len(json.loads(one.output)) > 1
+
+
+def test_pruned_weights_run_dense_is_noted(tmp_path):
+    """A dense datapath multiplies the zeros of pruned weights: the run says so (stderr and JSON)
+    and its result is the dense one; hardware that exploits the pruning adds no note."""
+    def run(arch, *extra):
+        out = tmp_path / "r.json"
+        r = CliRunner().invoke(main, ["run", arch, "llama2-7b", "--phase", "decode", "--batch", "2", "--kv-len",
+                                      "64", "--set", "workload.n_layers=1", "--out", str(out), *extra])
+        assert r.exit_code == 0, r.output
+        return json.loads(out.read_text()), r.output
+    prune = ["--set", "workload.sparsity.weights.density=0.5"]
+    d, text = run("systolic_128x128", *prune)
+    assert len(d["notes"]) == 1 and "runs all 4 pruned GEMMs dense" in d["notes"][0]
+    assert "archsim: note: workload.sparsity" in text
+    dense, text = run("systolic_128x128")
+    assert "notes" not in dense and dense["cycles"] == d["cycles"] and "note" not in text
+    # the a100's sparse tensor cores take 2:4 weights but not unstructured ones
+    nm, _ = run("a100", "--set", "workload.sparsity.weights.pattern=nm")
+    assert "notes" not in nm
+    un, _ = run("a100", *prune)
+    assert "gpu runs all 4 pruned GEMMs dense" in un["notes"][0]

@@ -157,4 +157,22 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
     summary = getattr(u, "summary", None)
     if callable(summary):
         res.extra["uarch_summary"] = summary(res)
+    note = dense_pruning_note(u, cfg, wl)
+    if note:
+        res.extra.setdefault("notes", []).append(note)
     return res
+
+
+def dense_pruning_note(u, cfg, wl) -> str:
+    """A note when the workload prunes weights that this datapath runs dense ('' otherwise)."""
+    from archsim.workload.sparsity import pruned_ops
+    pruned = pruned_ops(wl)
+    if not pruned:
+        return ""
+    used = u.sparse_weight_ops(cfg, wl)
+    dense = [op.name for op in pruned if op.name not in used]
+    if not dense:
+        return ""
+    what = f"all {len(pruned)}" if len(dense) == len(pruned) else f"{len(dense)} of the {len(pruned)}"
+    return (f"workload.sparsity: {cfg.uarch} runs {what} pruned GEMMs dense, zeros stored and multiplied "
+            f"(no sparse datapath for their pruning): {', '.join(dense[:4])}{' ...' if len(dense) > 4 else ''}")

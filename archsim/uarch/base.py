@@ -46,6 +46,12 @@ class Uarch:
     def peak_macs_per_cycle(self, cfg) -> float:
         raise NotImplementedError
 
+    def sparse_weight_ops(self, cfg, workload) -> set:
+        """Names of the pruned GEMMs (``workload.sparsity.pruned_ops``) whose weights this
+        datapath exploits (skips, compresses); the others run dense, which the result notes.
+        Default: none (a dense datapath multiplies the zeros)."""
+        return set()
+
     def run_config(self, cfg, workload):
         """The config that prices this run's MACs and sets its peak (utilisation): ``cfg``
         itself unless the datapath runs several precisions and the workload picks one."""

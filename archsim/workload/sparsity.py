@@ -116,6 +116,41 @@ def prunable(op) -> bool:
     return isinstance(op, GemmOp) and op.b.kind == "weight" and op.role not in NOT_PRUNED_ROLES
 
 
+def pruned_ops(wl) -> list:
+    """The prunable GEMMs of a built workload whose weights are actually pruned (a density below
+    1, an n:m pattern or a mask)."""
+    out = []
+    for op in wl.ops():
+        at = op.attrs.get("sparsity") if prunable(op) else None
+        if at is None or at["pattern"] == "dense" and at.get("mask") is None:
+            continue
+        if at["pattern"] == "nm" or at.get("mask") is not None or float(op.b.density) < 1.0:
+            out.append(op)
+    return out
+
+
+def nm_compliant(attrs: dict, n: int, m: int) -> bool:
+    """Whether a weight pruned as ``attrs`` (``GemmOp.attrs["sparsity"]``) keeps at most ``n``
+    values in every group of ``m`` along K: its mask checked group by group, or its n':m' pattern
+    bounding the non-zeros a group can hold (1:2, 2:8 and 1:4 all meet 2:4); unstructured and block
+    pruning give no such guarantee."""
+    mask = attrs.get("mask")
+    if mask is not None:
+        K = mask.shape[0]
+        g = -(-K // m)
+        padded = np.zeros((g * m, mask.shape[1]), bool)
+        padded[:K] = mask != 0
+        return bool((padded.reshape(g, m, -1).sum(axis=1) <= n).all())
+    if attrs["pattern"] != "nm":
+        return False
+    pn, pm = int(attrs["n"]), int(attrs["m"])
+    if m % pm == 0:
+        return pn * (m // pm) <= n
+    if pm % m == 0:
+        return min(pn, m) <= n
+    return False
+
+
 def _suffix_match(name: str, key: str) -> bool:
     return name == key or name.endswith("." + key)
 

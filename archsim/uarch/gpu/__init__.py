@@ -5,7 +5,7 @@ from __future__ import annotations
 from archsim.uarch import register
 from archsim.uarch.base import Uarch
 from archsim.uarch.gpu.cost import COUNTERS, PER_DEVICE, gpu_cost, ring_bytes
-from archsim.uarch.gpu.lower import UNITS, GpuLowerer, mma_precision
+from archsim.uarch.gpu.lower import UNITS, GpuLowerer, mma_precision, sparse_mma_of
 from archsim.uarch.gpu.spec import GpuConfig
 from archsim.uarch.systolic.cost import PRIMS, prim_table, vector_rates
 from archsim.workload.graph import GemmOp
@@ -30,6 +30,11 @@ class Gpu(Uarch):
         """Weights and KV cache of the whole batch against one device's memory (the share of one
         of tensor x pipeline devices)."""
         GpuLowerer(cfg, 1.0).check_capacity(workload)
+
+    def sparse_weight_ops(self, cfg, workload):
+        """The pruned GEMMs the structured-sparse tensor cores take (``sm.sparse_mma``)."""
+        from archsim.workload.sparsity import pruned_ops
+        return {op.name for op in pruned_ops(workload) if sparse_mma_of(cfg, op) is not None}
 
     def split_run_overhead(self, cfg):
         """(config without the once-per-run host cost, that cost in cycles): a run split into

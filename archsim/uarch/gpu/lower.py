@@ -32,6 +32,7 @@ from archsim.uarch.gpu.cost import B_DENSE
 from archsim.uarch.gpu.tiling import flash_tiles, k_depth, list_schedule, plan_gemm
 from archsim.uarch.systolic.cost import prim_table, vector_cycles, vector_rates
 from archsim.workload.graph import GemmOp, VectorOp, attention_name
+from archsim.workload.sparsity import nm_compliant
 
 CHUNKS = 8
 VEC_CHUNKS = 4
@@ -76,24 +77,7 @@ def sparse_mma_of(cfg, op):
         return None
     if cfg.sm.mma_macs_per_cycle.get(cfg.mma_exec(mma_precision(op)), 0.0) <= 0:
         return None                                  # CUDA-core precision: no tensor cores at all
-    mask = at.get("mask")
-    if mask is not None:
-        K = mask.shape[0]
-        g = -(-K // sp.m)
-        padded = np.zeros((g * sp.m, mask.shape[1]), bool)
-        padded[:K] = mask != 0
-        ok = bool((padded.reshape(g, sp.m, -1).sum(axis=1) <= sp.n).all())
-    elif at["pattern"] == "nm":
-        n, m = int(at["n"]), int(at["m"])
-        # the most non-zeros a group of the hardware's m can hold under n:m
-        if sp.m % m == 0:
-            ok = n * (sp.m // m) <= sp.n
-        elif m % sp.m == 0:
-            ok = min(n, sp.m) <= sp.n
-        else:
-            ok = False
-    else:
-        ok = False                                   # unstructured or block: no n:m guarantee
+    ok = nm_compliant(at, sp.n, sp.m)
     return sp if ok else None
 
 

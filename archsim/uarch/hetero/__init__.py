@@ -263,6 +263,12 @@ class Hetero(Uarch):
             cnt[:, C_BYTES:C_BYTES + len(BYTE_KINDS)] = lb[:n_layers]
         return dur, cnt
 
+    def sparse_weight_ops(self, cfg, workload):
+        """The pruned GEMMs the xPU runs on structured-sparse tensor cores (a gpu xPU with
+        ``sm.sparse_mma``); the PIM units and a systolic xPU multiply the zeros."""
+        P = parts(cfg)
+        return P.xu.sparse_weight_ops(P.xpu, workload) if P.xpu.uarch == "gpu" else set()
+
     def peak_macs_per_cycle(self, cfg):
         P = parts(cfg)
         x = P.xu.peak_macs_per_cycle(P.xpu) * P.xpu.clock

@@ -75,6 +75,15 @@ class SparseTC(Uarch):
     def peak_macs_per_cycle(self, cfg):
         return cfg.gpu.sms * cfg.gpu.tensor_cores_per_sm * cfg.macs_per_tc()
 
+    def sparse_weight_ops(self, cfg, workload):
+        """The outer-product and row-merge cores skip every pruned weight's zeros; the 2:4 core
+        takes the weights whose tiles meet its n:m (checked tile by tile, so an unstructured weight
+        is taken where a tile happens to comply); the dense core none."""
+        from archsim.workload.sparsity import pruned_ops
+        if self.name == "tc_dense":
+            return set()
+        return {op.name for op in pruned_ops(workload)}
+
     # -- energy and area ---------------------------------------------------------------------
     def prices(self, cfg, table):
         from archsim.uarch.sparse_tc.energy import prices
