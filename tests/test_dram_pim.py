@@ -576,3 +576,14 @@ def test_host_mapping_orders_the_address_fields():
                           / "pimsimulator.yaml").read_text())
     r = gemv_baseline_cycles("hbm_pim", 1024, 1024, overrides=doc["cases"][0]["pim_overrides"])
     assert r.cycles == pytest.approx(2494, rel=0.01)
+
+
+def test_model_larger_than_the_devices_is_noted():
+    from archsim.api import simulate
+    # Llama-2-7B FP16: 6.74 G parameters (13.48 GB) + K/V of 65 positions (34 MB) = 12.6 GiB
+    # against one 8 Gb GDDR6-AiM chip (2 channels x 16 banks x 16384 rows x 2 KiB = 1 GiB)
+    r = simulate("aim", "llama2-7b", phase="decode", batch=1, kv_len=64)
+    (note,) = r.extra["notes"]
+    assert note.startswith("pim.stacks:") and "12.6 GiB" in note and "1.00 GiB" in note
+    assert "pim.stacks=13 would" in note
+    assert "notes" not in simulate("aim", "gpt2", phase="decode", batch=1, kv_len=64).extra

@@ -157,9 +157,9 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
     summary = getattr(u, "summary", None)
     if callable(summary):
         res.extra["uarch_summary"] = summary(res)
-    note = dense_pruning_note(u, cfg, wl)
-    if note:
-        res.extra.setdefault("notes", []).append(note)
+    notes = u.notes(cfg, wl) + [n for n in [dense_pruning_note(u, cfg, wl)] if n]
+    if notes:
+        res.extra["notes"] = notes
     return res
 
 

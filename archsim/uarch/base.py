@@ -46,6 +46,11 @@ class Uarch:
     def peak_macs_per_cycle(self, cfg) -> float:
         raise NotImplementedError
 
+    def notes(self, cfg, workload) -> list[str]:
+        """Remarks on how this run models the workload that the user should know (the result's
+        ``notes``, printed on stderr by the CLI)."""
+        return []
+
     def sparse_weight_ops(self, cfg, workload) -> set:
         """Names of the pruned GEMMs (``workload.sparsity.pruned_ops``) whose weights this
         datapath exploits (skips, compresses); the others run dense, which the result notes.

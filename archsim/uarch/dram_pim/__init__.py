@@ -131,6 +131,19 @@ class DramPim(Uarch):
                                 f"the host (use a hetero system for both)")
         return b.build()
 
+    def notes(self, cfg, workload):
+        """A model whose weights and KV cache exceed the devices is timed layer by layer as if each
+        layer's matrices were resident (the layout check holds one matrix at a time): say so."""
+        rep = workload.group_repeat()
+        need = sum(t.nbytes * rep[op.layer] for op, t in workload.stored_tensors())
+        cap = resolve(cfg).capacity_bytes
+        if need <= cap:
+            return []
+        return [f"pim.stacks: the model's weights and KV cache need {need / 2**30:.1f} GiB, the PIM devices hold "
+                f"{cap / 2**30:.2f} GiB ({cfg.pim.stacks} stack(s)); each layer is timed as if its matrices were "
+                f"resident, so this is a per-layer cost, not a system that holds the model "
+                f"(pim.stacks={-(-need // cap) * cfg.pim.stacks} would)"]
+
     def cost(self, cfg, program):
         return pim_cost(program.op, program.layer, program.m, program.n, program.k, program.nbytes, program.aux,
                         max(1, len(program.layer_names)))
