@@ -65,7 +65,8 @@ def attacc_grid(case: dict) -> dict:
     """Runs of AttAcc's public reference model (``case["table"]``, a CSV beside the case file,
     one run per row) replayed on archsim, as one decode step at the mean context ``lin +
     lout // 2``: ``system: gpu`` rows on ``case["gpu_arch"]`` (default dgx_a100 with the A100a's
-    :data:`A100A` overrides), ``attacc`` rows on ``case["attacc_arch"]`` (default attacc_dgx; ``pim``
+    :data:`A100A` overrides), ``attacc`` rows on ``case["attacc_arch"]`` (default attacc_dgx, with
+    ``case["attacc_overrides"]``, e.g. another xPU; ``pim``
     bank / bg / buffer as the placement, ``ff`` as ff_parallel, ``pipe`` as one head chunk per
     GPU's heads). ``case["models"]`` maps the table's model names to workload dicts;
     ``case["system"]`` and ``case["gpu"]`` (default A100a) pick the rows. Metrics: ``rows`` and
@@ -83,7 +84,8 @@ def attacc_grid(case: dict) -> dict:
         if r["system"] == "gpu":
             arch, ov = case.get("gpu_arch", "dgx_a100"), list(case.get("gpu_overrides", A100A))
         else:
-            arch, ov = case.get("attacc_arch", "attacc_dgx"), ["xpu.capacity=1e13"]
+            arch = case.get("attacc_arch", "attacc_dgx")
+            ov = list(case.get("attacc_overrides", [])) + ["xpu.capacity=1e13"]
             if r["pipe"] == "1":
                 ov.append(f"head_chunks={max(1, int(wl['n_heads']) // gpus)}")
             if r["ff"] == "1":
