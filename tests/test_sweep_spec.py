@@ -260,3 +260,16 @@ def test_constraint_that_cannot_be_evaluated_at_one_point_names_itself(monkeypat
     with pytest.raises(expr.ExprEvalError, match=r"^constraints\[0\]: .*division by zero"):
         for p in sw.grid():
             sw.violated(p)
+
+
+@pytest.mark.parametrize("path", sorted((__import__("pathlib").Path(__file__).parents[1] / "sweeps").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_example_sweeps_compile_to_their_stated_size(path):
+    """Every example under sweeps/ is a valid spec whose grid has the point count its description
+    states ("... N points")."""
+    import re
+    spec, base = load_spec(path)
+    sw = compile_spec(spec, base)
+    m = re.search(r"(\d+) points", spec.description or "")
+    assert m, "the description states the point count"
+    assert sw.size == int(m.group(1))
