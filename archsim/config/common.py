@@ -33,6 +33,20 @@ class MemoryConfig(Strict):
         return self
 
 
+class NmSparsityConfig(Strict):
+    """N:M structured-sparse tensor cores: weights with at most ``n`` non-zeros in every ``m``
+    consecutive values along K, stored as their kept values plus a ``metadata_bits`` index each."""
+
+    n: PositiveInt = Field(2, description="non-zeros per group the hardware accepts")
+    m: PositiveInt = Field(4, description="group length along K")
+    metadata_bits: PositiveInt = Field(2, description="index bits per kept value")
+
+    def compressed_fraction(self, bits: float) -> float:
+        """Bytes of a compressed weight of ``bits``-bit values against the dense weight: the kept
+        share of the values, each with its index (2:4: 0.5625 at 16 bits, 0.625 at 8)."""
+        return self.n / self.m * (1.0 + self.metadata_bits / bits)
+
+
 class VectorConfig(Strict):
     """SIMD vector unit for softmax, norms, activations and element-wise ops.
     Throughputs are element-operations per lane per cycle."""

@@ -119,14 +119,10 @@ def prunable(op) -> bool:
 def pruned_ops(wl) -> list:
     """The prunable GEMMs of a built workload whose weights are actually pruned (a density below
     1, an n:m pattern or a mask)."""
-    out = []
-    for op in wl.ops():
+    def pruned(op):
         at = op.attrs.get("sparsity") if prunable(op) else None
-        if at is None or at["pattern"] == "dense" and at.get("mask") is None:
-            continue
-        if at["pattern"] == "nm" or at.get("mask") is not None or float(op.b.density) < 1.0:
-            out.append(op)
-    return out
+        return at is not None and (at["pattern"] == "nm" or at.get("mask") is not None or op.b.density < 1.0)
+    return [op for op in wl.ops() if pruned(op)]
 
 
 def nm_compliant(attrs: dict, n: int, m: int) -> bool:

@@ -77,8 +77,14 @@ def sparse_mma_of(cfg, op):
         return None
     if cfg.sm.mma_macs_per_cycle.get(cfg.mma_exec(mma_precision(op)), 0.0) <= 0:
         return None                                  # CUDA-core precision: no tensor cores at all
-    ok = nm_compliant(at, sp.n, sp.m)
-    return sp if ok else None
+    return sp if nm_compliant(at, sp.n, sp.m) else None
+
+
+def stored_nbytes(cfg, op, t) -> float:
+    """Bytes tensor ``t`` of ``op`` occupies in the GPU's memory: compressed if it is the weight of
+    a GEMM the structured-sparse tensor cores take (:func:`sparse_mma_of`)."""
+    sp = sparse_mma_of(cfg, op) if isinstance(op, GemmOp) and t is op.b else None
+    return t.nbytes * (sp.compressed_fraction(8 * t.bytes_per_element) if sp is not None else 1.0)
 
 
 def _part(total, n, j):
@@ -211,10 +217,9 @@ class GpuLowerer:
         b_feed = 1.0
         if sp is not None:
             # compressed weight: the kept values and their indices, at m / n times the MMA rate
-            kept = sp.n / sp.m
             rate *= sp.m / sp.n
-            b_feed = kept * (1.0 + sp.metadata_bits / bits)
-            bb = kept * (bb + sp.metadata_bits / 8.0)
+            b_feed = sp.compressed_fraction(bits)
+            bb *= sp.compressed_fraction(8 * bb)
         a_res = self.resident(op.a, M * K * ab * G)
         b_res = self.resident(op.b, K * N * bb * (1 if op.b_shared else G))
         c_res = self.resident(op.c, M * N * cb * G)
@@ -596,11 +601,7 @@ class GpuLowerer:
             # a KV head replicated on several devices is stored on each of them
             kvh = _kv_heads(t) if t.kind == "kv_cache" else 0
             share = min(self.tp, kvh) if kvh else self.tp
-            nbytes = t.nbytes
-            sp = sparse_mma_of(self.cfg, op) if isinstance(op, GemmOp) and t is op.b else None
-            if sp is not None:       # stored compressed: kept values and their indices
-                nbytes *= sp.n / sp.m * (1.0 + sp.metadata_bits / 8.0 / t.bytes_per_element)
-            need += nbytes * rep[op.layer] / share
+            need += stored_nbytes(self.cfg, op, t) * rep[op.layer] / share
         devices = self.tp * self.cfg.parallel.pipeline
         need /= self.cfg.parallel.pipeline
         if need > cap:

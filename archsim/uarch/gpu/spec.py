@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveInt, field_validator, model_validator
+from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
 
-from archsim.config.common import ArchBase, PipelineConfig
+from archsim.config.common import ArchBase, NmSparsityConfig, PipelineConfig
 from archsim.config.types import PRECISION_BITS, Bandwidth, Bytes, Energy, Precision, Strict, Time
 
 # tensor-core formats an unsupported operand format can be widened to (narrowest first)
@@ -14,15 +14,11 @@ _FLOAT_KINDS = ("fp8", "fp16", "bf16")
 _INT_KINDS = ("int4", "int8", "int16", "int32", "mxint8")
 
 
-class SparseMmaConfig(Strict):
+class SparseMmaConfig(NmSparsityConfig):
     """Structured-sparse tensor-core MMA (NVIDIA Ampere / Hopper 2:4): a weight with at most ``n``
     non-zeros in every ``m`` consecutive values along K is stored compressed (its kept values plus
     a ``metadata_bits`` index per kept value) and multiplied at ``m / n`` times the dense MMA rate,
     the index selecting the matching activation values. Other weights run dense."""
-
-    n: PositiveInt = Field(2, description="non-zeros kept per group")
-    m: PositiveInt = Field(4, description="group length along K")
-    metadata_bits: NonNegativeInt = Field(2, description="index bits stored per kept value")
 
     @model_validator(mode="after")
     def _n_below_m(self):

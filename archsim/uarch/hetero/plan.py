@@ -523,16 +523,12 @@ def check_capacity(cfg, P, wl, dev_of) -> dict:
     rep = wl.group_repeat()
     weights = {"xpu": 0.0, "pim": 0.0}
     kv = {"xpu": 0.0, "pim": 0.0}
-    sparse_of = None
-    if P.xpu.uarch == "gpu":
-        from archsim.uarch.gpu.lower import sparse_mma_of
-        sparse_of = sparse_mma_of
+    from archsim.uarch.gpu.lower import stored_nbytes
     for op, t in wl.stored_tensors():
-        nbytes = t.nbytes
-        sp = sparse_of(P.xpu, op) if sparse_of and isinstance(op, GemmOp) and t is op.b else None
-        if sp is not None and dev_of(op) == "xpu":    # stored compressed for the sparse tensor cores
-            nbytes *= sp.n / sp.m * (1.0 + sp.metadata_bits / 8.0 / t.bytes_per_element)
-        (weights if t.kind == "weight" else kv)[dev_of(op)] += nbytes * rep[op.layer]
+        dev = dev_of(op)
+        # a gpu xPU holds the weights its structured-sparse tensor cores take compressed
+        nbytes = stored_nbytes(P.xpu, op, t) if dev == "xpu" and P.xpu.uarch == "gpu" else t.nbytes
+        (weights if t.kind == "weight" else kv)[dev] += nbytes * rep[op.layer]
     stages = cfg.parallel.pipeline          # every pipeline stage has its own devices and stacks
     pim_cap = cfg.pim.stacks * cfg.xpu.devices * cfg.pim.capacity_per_stack * stages
     xpu_cap = None if P.xpu_cap is None else P.xpu_cap * cfg.xpu.devices * stages

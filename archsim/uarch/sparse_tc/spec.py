@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from archsim.config.common import ArchBase
+from archsim.config.common import ArchBase, NmSparsityConfig
 from archsim.config.types import PRECISION_BITS, Bytes, Strict
 
 VARIANTS = ("tc_dense", "stc_2to4", "ds_stc", "rm_stc")
@@ -46,12 +46,8 @@ class BufferConfig(Strict):
                                      "activations on chip between ops")
 
 
-class StructuredConfig(Strict):
+class StructuredConfig(NmSparsityConfig):
     """NVIDIA-style N:M structured sparse tensor core (stc_2to4)."""
-
-    n: PositiveInt = Field(2, description="non-zeros per group the hardware accepts")
-    m: PositiveInt = Field(4, description="group length along K")
-    metadata_bits: PositiveInt = Field(2, description="index bits per kept value")
 
 
 class OuterConfig(Strict):
