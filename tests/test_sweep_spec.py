@@ -196,6 +196,43 @@ def test_several_archs_are_an_outer_axis():
     assert len({sw.point_id(q) for q in sw.grid()}) == 8
 
 
+def test_arch_entries_carry_their_own_overrides_and_labels():
+    """``{arch, label, set}``: the same preset twice with different settings is two hardware
+    descriptions, each point runs with its entry's overrides (after the spec's own ``set``,
+    before the workload's), and the label is what results and expressions call it."""
+    sw = compiled(arch=[{"arch": "toy", "label": "narrow", "set": {"array.cols": 32}},
+                        {"arch": "toy", "label": "wide", "set": {"array.cols": 512}}],
+                  set={"array.cols": 64}, axes={"array.rows": [32, 64]},
+                  constraints=["arch == 'wide' or array.rows == 32"])
+    assert sw.size == 2 * 2 * 2
+    assert [w.label for w in sw.workloads] == ["narrow/prefill", "narrow/decode", "wide/prefill", "wide/decode"]
+    assert [w.config["array"]["cols"] for w in sw.workloads] == [32, 32, 512, 512]
+    p = sw.point_at(7)
+    assert sw.fields(p) == {"arch": "wide", "array.rows": 64}
+    t = sw.task(p)
+    assert t["arch"] == "toy" and t["overrides"].index("array.cols=512") > t["overrides"].index("array.cols=64")
+    assert sum(1 for q in sw.grid() if sw.violated(q)) == 2
+    assert len({sw.point_id(q) for q in sw.grid()}) == 8
+
+
+def test_arch_entry_errors_name_the_entry():
+    with pytest.raises(ConfigError) as e:             # two entries, one name: results would mix
+        compiled(arch=[{"arch": "toy", "set": {"array.cols": 32}}, {"arch": "toy", "set": {"array.cols": 64}}])
+    assert e.value.path == "arch[1]" and "label" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        compiled(arch=[{"arch": "toy", "label": "a"}, {"arch": "toy", "label": "a", "set": {"array.rows": 8}}])
+    assert e.value.path == "arch[1].label"
+    with pytest.raises(ConfigError) as e:             # a key the entry does not have
+        compiled(arch=[{"arch": "toy", "label": "a"}, {"arch": "toy", "label": "b", "sett": {}}])
+    assert e.value.path == "arch[1].sett"
+    with pytest.raises(ConfigError) as e:             # a value the hardware rejects
+        compiled(arch=[{"arch": "toy", "label": "a"}, {"arch": "toy", "label": "b", "set": {"array.dataflow": "xs"}}])
+    assert e.value.path == "arch[1].set.array.dataflow"
+    with pytest.raises(ConfigError) as e:             # a single entry is "arch", not "arch[0]"
+        compiled(arch={"arch": "toy", "set": {"array.dataflow": "xs"}})
+    assert e.value.path == "arch.set.array.dataflow"
+
+
 def test_derived_metric_may_not_replace_a_builtin_one():
     for name in ("cycles", "energy", "area", "power", "energy_pj"):
         with pytest.raises(ConfigError) as e:
@@ -273,3 +310,24 @@ def test_example_sweeps_compile_to_their_stated_size(path):
     m = re.search(r"(\d+) points", spec.description or "")
     assert m, "the description states the point count"
     assert sw.size == int(m.group(1))
+
+
+def test_arch_entry_overrides_reach_the_simulator():
+    """A point of the hetero study spec runs its entry's preset with the entry's overrides."""
+    pytest.importorskip("archsim.api")
+    from archsim.api import simulate
+    from archsim.sweep import backend
+    spec, base = load_spec(__import__("pathlib").Path(__file__).parents[1] / "sweeps" / "hetero_xpu_pim.yaml")
+    sw = compile_spec(spec, base)
+    def run(label):
+        p = next(q for q in sw.grid() if sw.workloads[q.workload].label == label
+                 and sw.values(q) == {"workload.batch": 16, "workload.kv_len": 512})
+        t = sw.task(p)
+        return backend.evaluate(t["arch"], t["workload"], t["overrides"])["metrics"]["tokens_per_s"]
+
+    serial = run("npu+pim serial/llama2-70b")
+    want = simulate("neupims", "llama2-70b", phase="decode", batch=16, kv_len=512,
+                    overrides=["xpu.devices=8", "pim.stacks=10", "schedule=serial"]).tokens_per_s
+    assert serial == pytest.approx(want, rel=1e-12)
+    # the same preset, interleaved from batch 2: two half batches, each streaming the weights
+    assert run("npu+pim interleaved/llama2-70b") < 0.7 * serial

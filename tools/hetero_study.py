@@ -1,14 +1,8 @@
 """Study: decode throughput of GPU-only vs GPU+PIM vs NPU+PIM (serial and interleaved) over
-batch and KV length for Llama-2-70B and GPT-3 175B. Writes a markdown table into docs/hetero.md
-(between the study markers) and plots to docs/img/hetero_*.png.
-
-Systems (8 devices each):
-- gpu:            dgx_a100 (8 x A100-80GB, tensor parallel) with a FlashDecoding-style decode
-                  attention (decode_attention_split=kv: every SM streams at any batch)
-- gpu+pim:        attacc_dgx (8 x A100a + 40 HBM3-PIM stacks), serial, head-pipelined (heads / 8 groups)
-- npu+pim serial: neupims with 8 devices and 10 HBM2-PIM stacks per device (80 GB, as an A100)
-- npu+pim interleaved: the same with sub-batch interleaving at every batch (the neupims preset
-  interleaves from batch 256 up only, as NeuPIMs does; interleave_min_batch=2 here)
+batch and KV length for Llama-2-70B and GPT-3 175B. Runs the points of the sweep spec
+sweeps/hetero_xpu_pim.yaml (its comment describes the four systems) and writes a markdown table
+into docs/hetero.md (between the study markers) and plots to docs/img/hetero_*.png. The same
+points run resumable and in parallel with `archsim sweep sweeps/hetero_xpu_pim.yaml --out DB`.
 
     python tools/hetero_study.py [--quick]
 """
@@ -21,35 +15,41 @@ from pathlib import Path
 
 from archsim.api import simulate
 from archsim.errors import ArchsimError
+from archsim.sweep.spec import compile_spec, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = {"llama2-70b": 64, "gpt3-175b": 96}
-SYSTEMS = {
-    "gpu": lambda h: ("dgx_a100", ["decode_attention_split=kv"]),
-    "gpu+pim": lambda h: ("attacc_dgx", [f"head_chunks={h // 8}"]),
-    "npu+pim serial": lambda h: ("neupims", ["xpu.devices=8", "pim.stacks=10", "schedule=serial"]),
-    "npu+pim interleaved": lambda h: ("neupims", ["xpu.devices=8", "pim.stacks=10", "interleave_min_batch=2"]),
-}
+SPEC = ROOT / "sweeps" / "hetero_xpu_pim.yaml"
 
 
-def run(batches, kvs):
-    rows = []
-    for model, heads in MODELS.items():
-        for B in batches:
-            for kv in kvs:
-                row = {"model": model, "batch": B, "kv": kv}
-                for name, mk in SYSTEMS.items():
-                    arch, ov = mk(heads)
-                    try:
-                        row[name] = simulate(arch, model, phase="decode", batch=B, kv_len=kv, overrides=ov).tokens_per_s
-                    except ArchsimError:
-                        row[name] = None          # does not fit the memory
-                rows.append(row)
-    return rows
+def study():
+    """The compiled spec, its systems (arch labels) and models (workload labels) in spec order."""
+    spec, base = load_spec(str(SPEC))
+    sw = compile_spec(spec, base)
+    systems = list(dict.fromkeys(w.arch_label for w in sw.workloads))
+    models = list(dict.fromkeys(w.label.split("/", 1)[1] for w in sw.workloads))
+    return sw, systems, models
 
 
-def table(rows) -> str:
-    names = list(SYSTEMS)
+def run(sw, batches, kvs):
+    """One row per (model, batch, KV): tokens/s of every system (None: does not fit)."""
+    rows: dict[tuple, dict] = {}
+    for p in sw.grid():
+        v = sw.values(p)
+        B, kv = v["workload.batch"], v["workload.kv_len"]
+        if B not in batches or kv not in kvs:
+            continue
+        w = sw.workloads[p.workload]
+        model = w.label.split("/", 1)[1]
+        row = rows.setdefault((model, B, kv), {"model": model, "batch": B, "kv": kv})
+        t = sw.task(p)
+        try:
+            row[w.arch_label] = simulate(t["arch"], t["workload"], overrides=t["overrides"]).tokens_per_s
+        except ArchsimError:
+            row[w.arch_label] = None          # does not fit the memory
+    return list(rows.values())          # models in spec order, then batch, then KV
+
+
+def table(rows, names) -> str:
     out = ["| model | batch | KV | " + " | ".join(f"{n} tok/s" for n in names) + " | best |",
            "|---|---:|---:|" + "---:|" * len(names) + "---|"]
     for r in rows:
@@ -61,15 +61,15 @@ def table(rows) -> str:
     return "\n".join(out)
 
 
-def plot(rows, batches, kvs):
+def plot(rows, systems, models, batches, kvs):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     kv_fix = 2048 if 2048 in kvs else kvs[len(kvs) // 2]
     b_fix = 64 if 64 in batches else batches[len(batches) // 2]
-    for i, model in enumerate(MODELS):
-        for name in SYSTEMS:
+    for i, model in enumerate(models):
+        for name in systems:
             xs = [r["batch"] for r in rows if r["model"] == model and r["kv"] == kv_fix and r[name]]
             ys = [r[name] for r in rows if r["model"] == model and r["kv"] == kv_fix and r[name]]
             axes[i][0].plot(xs, ys, marker="o", label=name)
@@ -98,12 +98,13 @@ def main():
     batches = [1, 16, 64, 256] if a.quick else [1, 4, 16, 64, 128, 256]
     kvs = [512, 2048, 8192] if a.quick else [512, 1024, 2048, 4096, 8192]
     t0 = time.time()
-    rows = run(batches, kvs)
-    md = table(rows)
+    sw, systems, models = study()
+    rows = run(sw, batches, kvs)
+    md = table(rows, systems)
     print(md)
-    print(f"\n{len(rows) * len(SYSTEMS)} simulations in {time.time() - t0:.0f} s")
+    print(f"\n{len(rows) * len(systems)} simulations in {time.time() - t0:.0f} s")
     if not a.no_docs:
-        img = plot(rows, batches, kvs)
+        img = plot(rows, systems, models, batches, kvs)
         doc = ROOT / "docs" / "hetero.md"
         text = doc.read_text()
         block = f"<!-- study:begin -->\n{md}\n<!-- study:end -->"

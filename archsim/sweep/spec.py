@@ -48,6 +48,27 @@ class WorkloadEntry(_Strict):
                                 description="workload fields to set, e.g. {phase: decode, batch: 8}")
 
 
+class ArchEntry(_Strict):
+    """One hardware description of a sweep over several: a preset, path or inline mapping with
+    its own overrides, e.g. ``{arch: neupims, label: npu+pim-serial, set: {schedule: serial}}``."""
+    arch: Union[str, dict] = Field(..., description="preset name, path or inline mapping")
+    label: Optional[str] = Field(None, description="name of this hardware in results and plots")
+    set: dict[str, Any] = Field(default_factory=dict,
+                                description="fields of this hardware to set, dotted path -> value")
+
+
+def _arch_entry(src, where: str) -> ArchEntry:
+    """``src`` of ``arch`` / ``arch[i]`` as an entry: a mapping with an ``arch`` key is an entry
+    (checked), anything else the hardware itself with no overrides of its own."""
+    if isinstance(src, dict) and "arch" in src:
+        try:
+            return ArchEntry.model_validate(src)
+        except ValidationError as e:
+            raise ConfigError([(".".join([where] + [str(x) for x in err["loc"]]), err["msg"])
+                               for err in e.errors()]) from None
+    return ArchEntry(arch=src)
+
+
 class Objective(_Strict):
     metric: str
     goal: Literal["min", "max"] = "min"
@@ -83,7 +104,8 @@ class SweepSpec(_Strict):
     name: Optional[str] = None
     description: Optional[str] = None
     arch: Union[str, dict, list[Union[str, dict]]] = Field(
-        ..., description="base hardware: preset name, path or mapping; a list sweeps over them")
+        ..., description="base hardware: preset name, path or mapping, or {arch, label, set} with "
+                         "overrides of its own; a list sweeps over them")
     set: dict[str, Any] = Field(default_factory=dict, description="base overrides, dotted path -> value")
     workloads: list[Union[str, WorkloadEntry]] = Field(..., min_length=1)
     axes: Union[dict[str, Any], list[dict[str, Any]]] = Field(default_factory=dict)
@@ -738,10 +760,13 @@ def compile_spec(spec: SweepSpec, base_dir: Path = Path("."), evaluator: Optiona
     module = evaluator or spec.evaluator.module
     ev = load_evaluator(module)
     axes = parse_axes(spec.axes)
-    archs = spec.arch if isinstance(spec.arch, list) else [spec.arch]
+    multi = isinstance(spec.arch, list) and len(spec.arch) > 1
+    if isinstance(spec.arch, list):
+        archs = [_arch_entry(a, f"arch[{i}]" if multi else "arch") for i, a in enumerate(spec.arch)]
+    else:
+        archs = [_arch_entry(spec.arch, "arch")]
     if not archs:
         raise ConfigError([("arch", "an empty list: give at least one hardware description")])
-    multi = len(archs) > 1
     base_ovs = [f"{k}={format_value(v)}" for k, v in spec.set.items()]
 
     entries = [e if isinstance(e, WorkloadEntry) else WorkloadEntry(workload=e) for e in spec.workloads]
@@ -759,10 +784,14 @@ def compile_spec(spec: SweepSpec, base_dir: Path = Path("."), evaluator: Optiona
     def where_of(p: str, ai: int, i: int, entry: WorkloadEntry) -> tuple[str, bool]:
         """The spec path behind a problem the evaluator reports at ``p`` (and whether it is
         one of the spec's own ``set`` values rather than something in the preset)."""
+        a_where = f"arch[{ai}]" if multi else "arch"
         if p:
             for k in reversed(list(entry.set)):          # the workload's own values come last
                 if p == f"workload.{k}" or p.startswith(f"workload.{k}."):
                     return f"workloads[{i}].set.{k}", True
+            for k in reversed(list(archs[ai].set)):      # then the hardware's own
+                if p == k or p.startswith(f"{k}."):
+                    return f"{a_where}.set.{k}", True
             for k in reversed(list(spec.set)):
                 if p == k or p.startswith(f"{k}."):
                     return f"set.{k}", True
@@ -772,9 +801,19 @@ def compile_spec(spec: SweepSpec, base_dir: Path = Path("."), evaluator: Optiona
     workloads: list[WorkloadInfo] = []
     labels: set[str] = set()
     keys: dict[str, str] = {}
-    for ai, arch_src in enumerate(archs):
+    a_labels: dict[str, int] = {}
+    for ai, a_entry in enumerate(archs):
+        arch_src = a_entry.arch
         arch = _resolve_path(arch_src, base_dir)
-        a_label = (Path(arch_src).stem if isinstance(arch_src, str) else str(arch_src.get("name", f"arch{ai}")))
+        a_label = a_entry.label or (Path(arch_src).stem if isinstance(arch_src, str)
+                                    else str(arch_src.get("name", f"arch{ai}")))
+        if multi and a_label in a_labels:
+            how = "duplicate label" if a_entry.label else "no label, and the one made for it is"
+            raise ConfigError([(f"arch[{ai}].label" if a_entry.label else f"arch[{ai}]",
+                                f"{how} {a_label!r}, the label of arch[{a_labels[a_label]}] too: results "
+                                f"are stored by label, so every hardware needs its own")])
+        a_labels[a_label] = ai
+        a_ovs = [f"{k}={format_value(v)}" for k, v in a_entry.set.items()]
         for i, entry in enumerate(entries):
             src = _resolve_path(entry.workload, base_dir)
             w_ovs = [f"workload.{k}={format_value(v)}" for k, v in entry.set.items()]
@@ -784,7 +823,7 @@ def compile_spec(spec: SweepSpec, base_dir: Path = Path("."), evaluator: Optiona
             if label in labels:
                 label = f"{label}#{len(workloads)}"
             labels.add(label)
-            ovs = base_ovs + w_ovs
+            ovs = base_ovs + a_ovs + w_ovs
             try:
                 cfg, wl = ev.resolve(arch, src, ovs)
             except ConfigError as e:
