@@ -257,3 +257,23 @@ def test_pruned_weights_run_dense_is_noted(tmp_path):
     assert "notes" not in nm
     un, _ = run("a100", *prune)
     assert "gpu runs all 4 pruned GEMMs dense" in un["notes"][0]
+
+
+def test_context_beyond_the_models_positions_is_noted(tmp_path):
+    """A run whose longest request goes past the model's max_seq_len still runs, and says so:
+    decode reaches kv_len + 1 positions (GPT-2: 1024 learned positions), a mixed batch its
+    longest request, prefill its prompt."""
+    def notes(wl, *args):
+        out = tmp_path / "r.json"
+        r = CliRunner().invoke(main, ["run", "systolic_128x128", wl, "--set", "workload.n_layers=1",
+                                      "--out", str(out), *args])
+        assert r.exit_code == 0, r.output
+        return json.loads(out.read_text()).get("notes", [])
+    assert notes("gpt2", "--phase", "decode", "--kv-len", "1023") == []
+    n = notes("gpt2", "--phase", "decode", "--kv-len", "1024")
+    assert len(n) == 1 and "reaches 1025 positions, beyond the 1024 of gpt2" in n[0] and "learned" in n[0]
+    assert notes("gpt2", "--phase", "prefill", "--seq-len", "1024") == []
+    assert "reaches 2048 positions" in notes("gpt2", "--phase", "prefill", "--seq-len", "2048")[0]
+    n = notes("llama2-7b", "--phase", "decode", "--batch", "3", "--set", "workload.kv_lens=[10,5000,30]")
+    assert "reaches 5001 positions, beyond the 4096 of llama2-7b" in n[0] and "rotary" in n[0]
+    assert notes("llama2-7b", "--phase", "decode", "--batch", "3", "--set", "workload.kv_lens=[10,4095,30]") == []
