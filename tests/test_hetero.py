@@ -113,6 +113,26 @@ def test_bounds(arch, wl, batch, kv, ov):
     cfg, w, r = _run(arch, wl, ov, batch=batch, kv_len=kv)
     b = bounds(cfg, w, r)
     assert b["lower_s"] <= r.seconds <= b["upper_s"] * (1 + 1e-9)
+    assert b["pim_excess_s"] == 0 and b["handoff_s"] < 0.02 * r.seconds
+
+
+def test_bounds_name_what_offloading_costs():
+    """Where offloading does not pay, the upper bound says why. One KV head per device at batch 1:
+    its cache sits in few PIM channels while the xPU alone streams it over all of them, so the
+    PIM's attention takes longer than the xPU's (pim_excess_s) and the system is slower than the
+    xPU alone. Interleaving two requests: each half-batch re-streams the weights, so the xPU-alone
+    reference runs the same two halves."""
+    gqa = dict(SMALL, n_kv_heads=1)
+    cfg, w, r = _run("neupims", gqa, batch=1, kv_len=4096)
+    b = bounds(cfg, w, r)
+    assert r.seconds > 1.3 * b["xpu_only_s"] and b["pim_excess_s"] > 0.3 * r.seconds
+    assert b["lower_s"] <= r.seconds <= b["upper_s"] * (1 + 1e-9)
+    cfg, w, r = _run("neupims", SMALL, ["interleave_min_batch=2"], batch=2, kv_len=512)
+    b = bounds(cfg, w, r)
+    _, _, whole = _run("neupims", SMALL, ["interleave_min_batch=2", *ATT_X], batch=2, kv_len=512)
+    assert b["sub_batches"] == 2 and b["pim_excess_s"] == 0
+    assert r.seconds > whole.seconds and b["xpu_only_s"] > 1.8 * whole.seconds
+    assert b["lower_s"] <= r.seconds <= b["upper_s"] * (1 + 1e-9)
 
 
 def test_all_on_xpu_equals_plain_xpu_plus_nothing():
@@ -366,3 +386,37 @@ def test_pruned_fc_layers_on_a_sparse_xpu():
     # the capacity check holds the pruned weights compressed
     held = [r.to_dict()["uarch_summary"]["capacity"]["weights_bytes"]["xpu"] for r in (d, s)]
     assert held[0] - held[1] == fc_weights * 7 // 16
+
+
+@pytest.mark.slow
+def test_every_study_point_lies_within_its_bounds():
+    """Every GPU+PIM and NPU+PIM point of the study sweep that fits its memory (137 of them)
+    lies within its bounds; the PIM's own excess appears only where offloading cannot pay
+    (Llama-2-70B's one KV head per device and request on the NPU+PIM's head layout: few
+    requests, or half-batches of few requests, occupy few PIM channels)."""
+    from pathlib import Path
+
+    from archsim.api import simulate
+    from archsim.errors import ArchsimError
+    from archsim.sweep.spec import compile_spec, load_spec
+    spec, base = load_spec(Path(__file__).parents[1] / "sweeps" / "hetero_xpu_pim.yaml")
+    sw = compile_spec(spec, base)
+    checked = 0
+    for p in sw.grid():
+        w = sw.workloads[p.workload]
+        if w.arch_label == "gpu":
+            continue
+        t = sw.task(p)
+        try:
+            r = simulate(t["arch"], t["workload"], overrides=t["overrides"])
+        except ArchsimError:
+            continue                                      # does not fit the memory
+        b = bounds(r.cfg, r.workload, r)
+        checked += 1
+        where = (w.label, sw.values(p))
+        assert b["lower_s"] <= r.seconds <= b["upper_s"] * (1 + 1e-9), where
+        assert b["handoff_s"] < 0.01 * r.seconds, where
+        if b["pim_excess_s"] > 0:
+            assert w.label.startswith("npu+pim") and "llama2-70b" in w.label, where
+            assert sw.values(p)["workload.batch"] <= (4 if "serial" in w.label else 16), where
+    assert checked == 137

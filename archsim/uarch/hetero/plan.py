@@ -574,23 +574,28 @@ def device_of(cfg, wl):
     return dev_of
 
 
+def sub_batches(cfg, wl, all_layers=False):
+    """(KV lengths of each sub-batch, its workload): the batch split of the interleaved schedule
+    (requests dealt by sorted KV length, so the sub-batches carry equal attention), or the whole
+    batch as one."""
+    lens = request_lens(wl)
+    B = int(wl.batch)
+    if (cfg.schedule == "interleaved" and lens is not None and B >= max(cfg.interleave_min_batch, cfg.sub_batches)):
+        S = cfg.sub_batches
+        order = sorted(range(B), key=lambda i: lens[i])
+        split = [[lens[i] for i in order[s::S]] for s in range(S)]
+        return split, [rebuild(wl, cfg.precision, len(x), x, all_layers) for x in split]
+    return ([lens] if lens is not None else [None]), [wl]
+
+
 def build_plan(cfg, wl, all_layers=False) -> Plan:
     P = parts(cfg)
     decode = wl.phase == "decode"
     dev_of = device_of(cfg, wl)
     cap = check_capacity(cfg, P, wl, dev_of)
-    lens = request_lens(wl)
+    split, wls = sub_batches(cfg, wl, all_layers)
+    S = len(wls)
     B = int(wl.batch)
-    S = 1
-    if (cfg.schedule == "interleaved" and lens is not None and B >= max(cfg.interleave_min_batch, cfg.sub_batches)):
-        S = cfg.sub_batches
-    if S > 1:
-        order = sorted(range(B), key=lambda i: lens[i])
-        split = [[lens[i] for i in order[s::S]] for s in range(S)]
-        wls = [rebuild(wl, cfg.precision, len(x), x, all_layers) for x in split]
-    else:
-        split = [lens] if lens is not None else [None]
-        wls = [wl]
     spec = wl.spec
     groups = []
     for g in wl.groups:
@@ -634,4 +639,4 @@ def clear_caches():
     _PARTS.clear()
 
 
-__all__ = ["Seg", "FfPhase", "GroupPlan", "Plan", "build_plan", "parts", "clear_caches", "ArchsimError"]
+__all__ = ["Seg", "FfPhase", "GroupPlan", "Plan", "build_plan", "sub_batches", "parts", "clear_caches", "ArchsimError"]
