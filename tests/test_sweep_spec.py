@@ -181,6 +181,15 @@ def test_real_simulator_spec_errors():
                             "constraints": ["workload.batch * array.rows <= 512"]})
     sw = compile_spec(spec, base)
     assert sw.size == 4 and sum(1 for p in sw.grid() if sw.violated(p)) == 1
+    # a preset or workload that does not exist is named by its entry
+    for spec_d, path, hint in (({"arch": ["a100", {"arch": "h1000", "label": "h"}], "workloads": ["llama2-7b"]},
+                                "arch[1]", "did you mean 'h100'"),
+                               ({"arch": "a100", "workloads": ["llama2-7b", "lama2-70b"]},
+                                "workloads[1].workload", "did you mean 'llama2-70b'")):
+        spec, base = load_spec(spec_d)
+        with pytest.raises(ConfigError) as e:
+            compile_spec(spec, base)
+        assert e.value.path == path and hint in str(e.value)
 
 
 def test_several_archs_are_an_outer_axis():

@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from archsim.config.loader import load_yaml_file
-from archsim.errors import ArchsimError, ConfigError, did_you_mean
+from archsim.errors import ArchsimError, ConfigError, InputFileError, did_you_mean
 from archsim.sweep import expr as _expr
 
 DEFAULT_EVALUATOR = "archsim.sweep.backend"
@@ -830,6 +830,16 @@ def compile_spec(spec: SweepSpec, base_dir: Path = Path("."), evaluator: Optiona
                 probs = [where_of(p, ai, i, entry) + (m,) for p, m in e.problems]
                 ours = all(own for _, own, _ in probs)
                 raise ConfigError([(w, m) for w, _, m in probs], source=None if ours else e.source) from None
+            except InputFileError as e:
+                # a hardware description or workload that cannot be found or read: name the entry
+                text = str(e)
+                if isinstance(arch_src, str) and repr(str(arch_src)) in text:
+                    where = f"arch[{ai}]" if multi else "arch"
+                elif isinstance(entry.workload, str) and repr(str(entry.workload)) in text:
+                    where = f"workloads[{i}].workload"
+                else:
+                    where = (f"arch[{ai}] " if multi else "") + f"workloads[{i}]"
+                raise ConfigError([(where, text)]) from None
             key = hashlib.sha256(canonical_json({"arch": cfg, "workload": wl}).encode()).hexdigest()
             here = (f"arch[{ai}] " if multi else "") + f"workloads[{i}]"
             if key in keys:
