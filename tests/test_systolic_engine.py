@@ -18,7 +18,7 @@ def test_single_tile_gemm_hand_derived(small_arch):
     # Timeline: loadB0 [0,205), loadB1 [205,410), tiles (m0,n0) [205,331), (m1,n0) [331,457),
     # (m0,n1) [457,583), (m1,n1) [583,709).
     res = simulate(small_arch, gemm(64, 64, 64, a_offchip=False, c_offchip=False, name="g"))
-    assert res.program.meta["tilings"]["g"] == {"tm": 32, "tn": 32, "tk": 64, "order": "nm"}
+    assert res.program.meta["tilings"]["g"] == {"tm": 32, "tn": 32, "tk": 64, "order": "nm", "panel": False}
     assert res.cycles == 205 + 2 * 252
     assert res.macs == 64 ** 3
     assert res.offchip_bytes == 4096
@@ -154,3 +154,29 @@ def test_preload_overlap_pays_the_drain_once_per_array(small_arch):
     # the whole op: tiles back to back plus one drain (weights stream behind them)
     res = simulate(small_arch, gemm(16, 128, 64, a_offchip=False, c_offchip=False))
     assert res.cycles >= len(d) * per_tile + 62
+
+
+def test_activation_panel_stays_in_the_unified_buffer():
+    """A TPU keeps a layer's activations in its unified buffer while the weights stream. On
+    tpuv1 (24 MiB unified buffer, 4 MiB accumulators, 256 KiB weight FIFO) a 4096^3 int8 GEMM
+    with A and C in memory runs M panels of 2048 rows (2048 x 256 int32 partial sums, double
+    buffered, fill the accumulators): each 8 MiB panel of A is loaded once (twice over it fits
+    the buffer) and stays while all 16 weight-column tiles stream past it, so A is read once
+    (16 MiB), B once per panel (2 x 16 MiB) and C written once (16 MiB); re-reading A per weight
+    tile would move 16 x 16 MiB. The run is bound by those 64 MiB over the 34 GB/s DDR3."""
+    int8 = {"weights": "int8", "activations": "int8"}
+    res = simulate("tpuv1", gemm(4096, 4096, 4096, precision=int8, name="g"))
+    t = res.program.meta["tilings"]["g"]
+    assert t["order"] == "mn" and t["panel"] and t["tm"] == 2048 and t["tn"] == 256
+    assert res.offchip_bytes == 64 * 2**20
+    mem_cycles = 64 * 2**20 / (34e9 / 700e6)
+    assert mem_cycles < res.cycles < 1.3 * mem_cycles
+    # an 8 MiB buffer holds two 4 MiB panels of 1024 rows: A still once, B once per panel (4 x)
+    small = simulate("tpuv1", gemm(4096, 4096, 4096, precision=int8, name="g"), overrides=["sram.ifmap=8 MiB"])
+    t = small.program.meta["tilings"]["g"]
+    assert t["panel"] and t["tm"] == 1024 and small.offchip_bytes == (16 + 4 * 16 + 16) * 2**20
+    assert small.cycles > res.cycles
+    # a GEMM whose panels save nothing keeps its tiling: one weight tile reused by every row
+    one = simulate("tpuv1", gemm(4096, 256, 256, precision=int8, name="g"))
+    assert not one.program.meta["tilings"]["g"]["panel"]
+    assert one.offchip_bytes == (4096 * 256 + 256 * 256 + 4096 * 256)

@@ -112,7 +112,7 @@ class SystolicLowerer:
         t = choose_tiles(M, N, K, G, df, R, C, P, ab, bb, self.acc_bytes, self.buf["ifmap"],
                          self.buf["filt"], self.buf["ofmap"], self.buf["unified"], a_off, b_off,
                          op.b_shared, self.bpc, bool(self.cfg.array.preload_overlap))
-        self.tilings[op.name] = dict(tm=t.tm, tn=t.tn, tk=t.tk, order=t.order)
+        self.tilings[op.name] = dict(tm=t.tm, tn=t.tn, tk=t.tk, order=t.order, panel=t.panel)
         nm, nn, nk = -(-M // t.tm), -(-N // t.tn), -(-K // t.tk)
         n_out, n_mid = (nn, nm) if t.order == "nm" else (nm, nn)
         g, o, mi, kk = (x.ravel() for x in np.meshgrid(np.arange(G), np.arange(n_out), np.arange(n_mid),
@@ -147,6 +147,13 @@ class SystolicLowerer:
         prev_b[pa[1:]] = b_key[pa[:-1]]
         la = a_off & (first_in_arr | (a_key != prev_a))
         lb = b_off & (first_in_arr | (b_key != prev_b))
+        # a resident panel of the outer operand is loaded on the first middle-loop pass only
+        pan_a = t.panel and t.order == "mn"
+        pan_b = t.panel and t.order == "nm"
+        if pan_a:
+            la &= mi == 0
+        if pan_b:
+            lb &= mi == 0
         sc = c_off & (kk == nk - 1)
         per = la.astype(np.int64) + lb + 1 + sc
         base = self.pb.count
@@ -198,8 +205,35 @@ class SystolicLowerer:
                 dep[pos[q]] = self.last_gemm[int(a_of[q])][1]
             return dep
 
+        def panel_slots(flag, dep):
+            """Slot dependencies of panel loads: panels are double-buffered, so the panel of an
+            array's q-th outer iteration overwrites that of iteration q-2 and waits for its
+            last GEMM; the second panel (q = 1) waits for what its first load waits for (the
+            previous op's use of the half it takes), the first keeps the tile rule."""
+            u = g * n_out + o                          # outer iteration of each step
+            last_of_u = np.full(G * n_out, -1, np.int64)
+            np.maximum.at(last_of_u, u, i_g)           # its last GEMM (one array runs it)
+            dep = dep.copy()
+            for q_arr in range(P):
+                on = arr == q_arr
+                us = np.unique(u[on])                  # this array's outer iterations, in order
+                if us.size < 2:
+                    continue
+                pos = np.nonzero(on & flag)[0]
+                q = np.searchsorted(us, u[pos])
+                late = q >= 2
+                dep[pos[late]] = last_of_u[us[q[late] - 2]]
+                second = pos[q == 1]
+                if second.size:
+                    dep[second] = dep[second.min()]
+            return dep
+
         slot_a = slot_deps(la) if a_off else None
         slot_b = slot_deps(lb) if b_off else None
+        if pan_a and a_off:
+            slot_a = panel_slots(la, slot_a)
+        if pan_b and b_off:
+            slot_b = panel_slots(lb, slot_b)
         # output double buffer: first k step of C tile j waits for the store of C tile j-2
         cslot = np.full(S, -1, np.int64)
         if c_off:

@@ -7,6 +7,12 @@ loop over either N tiles (``"nm"``) or M tiles (``"mn"``). Candidates are multip
 array's spatial extents, clipped to the problem; every candidate that fits the buffers is
 scored by an estimate of its time (compute on the arrays vs. off-chip traffic at the
 memory's peak) and traffic, and the best is kept. Evaluation is vectorised over candidates.
+
+Panel residency: when the outer loop's whole operand panel fits its buffer twice over (the
+A rows of an M tile, tm x K, under ``"mn"``; the B columns of an N tile, K x tn, under
+``"nm"``), the panel is loaded once, on the first pass of the middle loop, and stays while
+the middle loop sweeps the other operand; the next panel loads into the other half meanwhile.
+This is how a TPU keeps a layer's activations in its unified buffer while the weights stream.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ class Tiling:
     order: str               # "nm": N tiles outer, M tiles middle; "mn": the reverse
     est_cycles: float
     est_traffic: float
+    panel: bool = False      # the outer operand's panel stays on chip over the middle loop
 
 
 def _candidates(X: int, base: int) -> np.ndarray:
@@ -80,7 +87,14 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
     else:
         per_tile = gemm_compute_cycles_many(dataflow, R, C, tm, tn, tk).astype(np.float64)
     steps = nm * nn * nk * count
-    best = None
+    # whole panels of the outer operand, double-buffered in place of its tiles
+    a_pan, b_pan = tm * K * a_bytes, K * tn * b_bytes
+    if unified > 0:
+        panel_a = 2 * (a_pan + b_t[fits] + c_t[fits]) <= unified
+        panel_b = 2 * (a_t[fits] + b_pan + c_t[fits]) <= unified
+    else:
+        panel_a, panel_b = 2 * a_pan <= ifmap, 2 * b_pan <= filt
+    best = {}                  # False: tile reuse only; True: a resident panel of the outer operand
     for order in ("nm", "mn"):
         outer = (nn if order == "nm" else nm) * count
         inner = steps // outer
@@ -90,19 +104,32 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
         # traffic: k innermost; A reloaded per outer-N tile unless K and M tiles stay put
         if order == "nm":
             a_loads = np.where((nk == 1) & (nm == 1), 1, nn) * M * K * count
-            b_reuse = np.where(nk == 1, 1, nm)
-            b_loads = b_reuse * K * N * (1 if b_shared else count)
+            b_tiles = np.where(nk == 1, 1, nm) * K * N * (1 if b_shared else count)
+            b_panel = np.where(panel_b, 1, nm) * K * N * (1 if b_shared else count)
+            variants = ((False, a_loads, b_tiles, np.ones_like(nk, bool)),
+                        (True, a_loads, b_panel, panel_b & (nk > 1) & (nm > 1)))
         else:
             b_loads = np.where((nk == 1) & (nn == 1), 1, nm) * K * N * (1 if b_shared else count)
-            a_loads = np.where(nk == 1, 1, nn) * M * K * count
-        traffic = a_loads * a_bytes * a_off + b_loads * b_bytes * b_off
-        mem = traffic / bytes_per_cycle
-        est = np.maximum(comp, mem) + 0.5 * np.minimum(comp, mem) / np.maximum(steps, 1)
-        # prefer fewer, larger tiles among equals (less per-tile overhead)
-        score = est * (1 + 1e-9 * steps)
-        i = int(np.argmin(score))
-        cand = (float(score[i]), order, int(tm[i]), int(tn[i]), int(tk[i]), float(est[i]), float(traffic[i]))
-        if best is None or cand[0] < best[0]:
-            best = cand
-    _, order, a, b, c, est, tr = best
-    return Tiling(a, b, c, order, est, tr)
+            a_tiles = np.where(nk == 1, 1, nn) * M * K * count
+            a_panel = np.where(panel_a, 1, nn) * M * K * count
+            variants = ((False, a_tiles, b_loads, np.ones_like(nk, bool)),
+                        (True, a_panel, b_loads, panel_a & (nk > 1) & (nn > 1)))
+        for pan, a_loads, b_loads, ok in variants:
+            if not ok.any():
+                continue
+            traffic = a_loads * a_bytes * a_off + b_loads * b_bytes * b_off
+            mem = traffic / bytes_per_cycle
+            est = np.maximum(comp, mem) + 0.5 * np.minimum(comp, mem) / np.maximum(steps, 1)
+            # prefer fewer, larger tiles among equals (less per-tile overhead)
+            score = np.where(ok, est * (1 + 1e-9 * steps), np.inf)
+            i = int(np.argmin(score))
+            cand = (float(score[i]), order, int(tm[i]), int(tn[i]), int(tk[i]), float(est[i]), float(traffic[i]), pan)
+            if pan not in best or cand[0] < best[pan][0]:
+                best[pan] = cand
+    # a resident panel is taken only where it saves traffic over the best tiling without one
+    # (the estimate alone would trade larger tiles for more, smaller ones at equal traffic)
+    pick = best[False]
+    if True in best and best[True][6] < pick[6] and best[True][0] < pick[0]:
+        pick = best[True]
+    _, order, a, b, c, est, tr, pan = pick
+    return Tiling(a, b, c, order, est, tr, pan)
