@@ -1,5 +1,6 @@
 """Hand-derived cycles, bounds and MAC conservation of the systolic path."""
 import numpy as np
+from hypothesis import given, settings, strategies as st
 import pytest
 
 from archsim.api import simulate
@@ -18,7 +19,8 @@ def test_single_tile_gemm_hand_derived(small_arch):
     # Timeline: loadB0 [0,205), loadB1 [205,410), tiles (m0,n0) [205,331), (m1,n0) [331,457),
     # (m0,n1) [457,583), (m1,n1) [583,709).
     res = simulate(small_arch, gemm(64, 64, 64, a_offchip=False, c_offchip=False, name="g"))
-    assert res.program.meta["tilings"]["g"] == {"tm": 32, "tn": 32, "tk": 64, "order": "nm", "panel": False}
+    assert res.program.meta["tilings"]["g"] == {"tm": 32, "tn": 32, "tk": 64, "order": "nm", "panel": False,
+                                                "traffic": 4096}
     assert res.cycles == 205 + 2 * 252
     assert res.macs == 64 ** 3
     assert res.offchip_bytes == 4096
@@ -180,3 +182,26 @@ def test_activation_panel_stays_in_the_unified_buffer():
     one = simulate("tpuv1", gemm(4096, 256, 256, precision=int8, name="g"))
     assert not one.program.meta["tilings"]["g"]["panel"]
     assert one.offchip_bytes == (4096 * 256 + 256 * 256 + 4096 * 256)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arch=st.sampled_from(["tpuv1", "systolic_128x128"]),
+       M=st.sampled_from([64, 200, 512, 1024, 3000, 4096, 8192]),
+       N=st.sampled_from([128, 384, 1000, 2048, 4096]),
+       K=st.sampled_from([128, 256, 1024, 2048, 4096]), a_off=st.booleans())
+def test_lowered_loads_are_the_tilers_traffic(arch, M, N, K, a_off):
+    """On one array the bytes the lowered program loads are the tiler's traffic estimate,
+    whatever the tiling (tile reuse, resident panels of A or B, edge tiles)."""
+    res = simulate(arch, gemm(M, N, K, a_offchip=a_off, c_offchip=False, name="g",
+                              precision={"weights": "int8", "activations": "int8"}))
+    assert res.offchip_bytes == res.program.meta["tilings"]["g"]["traffic"]
+
+
+def test_panel_on_several_arrays_loads_each_panel_once():
+    """neupims_npu (8 arrays): 256x384x256 FP16 with A and B in memory runs 3 weight-column
+    panels of 256 x 128 (one per array), each loaded once and kept over both 128-row passes:
+    B moves once (196,608 B), A once per panel (3 x 131,072 B)."""
+    res = simulate("neupims_npu", gemm(256, 384, 256, a_offchip=True, c_offchip=False, name="g"))
+    t = res.program.meta["tilings"]["g"]
+    assert (t["order"], t["panel"], t["tm"], t["tn"], t["tk"]) == ("nm", True, 128, 128, 128)
+    assert res.offchip_bytes == 256 * 384 * 2 + 3 * 256 * 256 * 2 == t["traffic"]

@@ -112,7 +112,8 @@ class SystolicLowerer:
         t = choose_tiles(M, N, K, G, df, R, C, P, ab, bb, self.acc_bytes, self.buf["ifmap"],
                          self.buf["filt"], self.buf["ofmap"], self.buf["unified"], a_off, b_off,
                          op.b_shared, self.bpc, bool(self.cfg.array.preload_overlap))
-        self.tilings[op.name] = dict(tm=t.tm, tn=t.tn, tk=t.tk, order=t.order, panel=t.panel)
+        self.tilings[op.name] = dict(tm=t.tm, tn=t.tn, tk=t.tk, order=t.order, panel=t.panel,
+                                     traffic=int(round(t.est_traffic)))
         nm, nn, nk = -(-M // t.tm), -(-N // t.tn), -(-K // t.tk)
         n_out, n_mid = (nn, nm) if t.order == "nm" else (nm, nn)
         g, o, mi, kk = (x.ravel() for x in np.meshgrid(np.arange(G), np.arange(n_out), np.arange(n_mid),
@@ -148,12 +149,13 @@ class SystolicLowerer:
         la = a_off & (first_in_arr | (a_key != prev_a))
         lb = b_off & (first_in_arr | (b_key != prev_b))
         # a resident panel of the outer operand is loaded on the first middle-loop pass only
+        # (in_ / im are in program order; mi is still in generation order)
         pan_a = t.panel and t.order == "mn"
         pan_b = t.panel and t.order == "nm"
         if pan_a:
-            la &= mi == 0
+            la &= in_ == 0
         if pan_b:
-            lb &= mi == 0
+            lb &= im == 0
         sc = c_off & (kk == nk - 1)
         per = la.astype(np.int64) + lb + 1 + sc
         base = self.pb.count

@@ -11,8 +11,9 @@ memory's peak) and traffic, and the best is kept. Evaluation is vectorised over 
 Panel residency: when the outer loop's whole operand panel fits its buffer twice over (the
 A rows of an M tile, tm x K, under ``"mn"``; the B columns of an N tile, K x tn, under
 ``"nm"``), the panel is loaded once, on the first pass of the middle loop, and stays while
-the middle loop sweeps the other operand; the next panel loads into the other half meanwhile.
-This is how a TPU keeps a layer's activations in its unified buffer while the weights stream.
+the middle loop sweeps the other operand; the next panel loads into the other half, waiting
+only for the panel two back. This is how a TPU keeps a layer's activations in its unified
+buffer while the weights stream. A panel is taken only where it saves traffic.
 """
 from __future__ import annotations
 
