@@ -54,6 +54,28 @@ def test_round_trip(tmp_path):
     assert r.exit_code == 0 and "0 points run" in r.output and "20 already done" in r.output
 
 
+def test_pareto_rows_say_where_in_the_space_they_sit(tmp_path):
+    """The front's table shows every field that varies over the points it was drawn from, also
+    when the front holds one value of it: here both front points are the wide hardware's prefill
+    (it beats the narrow one's decode on both metrics), and the table still says so."""
+    spec = write_spec(tmp_path, arch=[{"arch": "toy", "label": "narrow", "set": {"array.cols": 32}},
+                                      {"arch": "toy", "label": "wide", "set": {"array.cols": 512}}],
+                      axes={"array.rows": [32, 64]})
+    db = tmp_path / "r.db"
+    assert invoke(spec, "--out", db, "--no-progress").exit_code == 0
+    where = "workload == 'wide/prefill' or workload == 'narrow/decode'"
+    args = ("pareto", db, "--x", "utilization", "--y", "tokens_per_s", "--where", where)
+    r = invoke(*args, "--json")
+    assert r.exit_code == 0, r.output
+    front = json.loads(r.output)
+    assert len(front) == 2 and {row["workload"] for row in front} == {"wide/prefill"}
+    r = invoke(*args)
+    assert r.exit_code == 0, r.output
+    header = " ".join(r.output.split("\n")[:4])
+    for col in ("workload", "arch", "array.rows"):
+        assert col in header, (col, header)
+
+
 def _free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

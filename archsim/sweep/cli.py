@@ -396,7 +396,8 @@ def pareto(db, x, y, goal_x, goal_y, where, workload, plot_path, as_json):
         raise ArchsimError(f"no finished point has numeric {x!r} and {y!r}")
     idx = [i for i in sorted(range(len(keep)), key=lambda i: vals[i, 0]) if mask[i]]
     hide = frozenset(meta.get("labelled_fields") or ())
-    names = P.varying_fields([keep[i] for i in idx], hide) or P.varying_fields(keep, hide)
+    # the fields that vary over the finished points: the front's rows say where in the space they sit
+    names = P.varying_fields(keep, hide)
     if as_json:
         click.echo(json.dumps([{"id": keep[i]["id"], "workload": keep[i]["workload"], "fields": keep[i]["fields"],
                                 x: vals[i, 0], y: vals[i, 1]} for i in idx], indent=2))
