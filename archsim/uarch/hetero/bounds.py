@@ -57,12 +57,16 @@ def bounds(cfg, wl, result) -> dict:
     - ``lower_s``: the xPU's share at infinite memory bandwidth;
     - ``xpu_only_s``: the xPU alone running every op (the same sub-batches one after another
       under the interleaved schedule, the run's host cost paid once);
+    - ``handoff_s``: how much the hetero xPU's busy time exceeds its share run alone at the same
+      bandwidth: what splitting its work around the PIM calls costs it (a systolic NPU drains
+      its pipeline at each hand-off) and, with ``ff_parallel``, the xPU's part of the FFN GEMMs,
+      which the share run leaves out;
     - ``pim_excess_s``: how much longer the PIM takes for its ops than the xPU alone takes for
       them (``pim`` busy time minus ``xpu_only_s`` less the xPU's share at the same bandwidth;
       0 when the PIM is faster). It is positive where offloading cannot pay: a grouped-query
       model whose few KV heads per device leave most PIM channels idle at batch 1;
-    - ``upper_s`` = ``xpu_only_s`` + ``link_s`` + ``pim_excess_s``: offloading is never slower
-      than the xPU alone plus the transfers, except by the PIM's own excess."""
+    - ``upper_s`` = ``xpu_only_s`` + ``link_s`` + ``handoff_s`` + ``pim_excess_s``: offloading
+      is never slower than the xPU alone plus the transfers, except by what these two name."""
     from archsim.config.loader import load_arch
     from archsim.sim.run import simulate_loaded
     from archsim.uarch.hetero.plan import parts as system_parts
