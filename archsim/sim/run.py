@@ -157,8 +157,8 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
     summary = getattr(u, "summary", None)
     if callable(summary):
         res.extra["uarch_summary"] = summary(res)
-    from archsim.workload.attention import context_note
-    notes = u.notes(cfg, wl) + [n for n in [dense_pruning_note(u, cfg, wl), context_note(wl.spec)] if n]
+    from archsim.workload.batching import context_note
+    notes = u.notes(cfg, wl) + [n for n in [dense_pruning_note(u, cfg, wl), context_note(wl)] if n]
     if notes:
         res.extra["notes"] = notes
     return res

@@ -165,38 +165,6 @@ def request_kv_lens(spec) -> Optional[list[int]]:
     return [int(v) for v in x]
 
 
-def longest_context(spec: dict) -> int:
-    """Positions the longest request of a run reaches: the prompt in prefill; in decode its KV
-    cache plus this step's token (the longest request of a mixed batch)."""
-    from types import SimpleNamespace
-
-    from archsim.workload.spec import KVLenDist
-    if spec.get("phase") != "decode":
-        return int(spec.get("seq_len") or 0)
-    past = int(spec.get("kv_len") or 0)
-    dist = spec.get("kv_len_dist")
-    lens = request_kv_lens(SimpleNamespace(
-        kv_lens=spec.get("kv_lens"), batch=int(spec.get("batch") or 1),
-        kv_len_dist=KVLenDist.model_validate(dist) if dist else None))
-    return (max(lens) if lens else past) + 1
-
-
-def context_note(spec: dict) -> str:
-    """A note when a run's context goes beyond the model's ``max_seq_len`` ('' otherwise): the
-    cost is still modelled (the attention over every position, a learned position table taken
-    as extended), but the model as published does not run it."""
-    limit = spec.get("max_seq_len")
-    if not limit or spec.get("phase") not in ("prefill", "decode"):
-        return ""
-    ctx = longest_context(spec)
-    if ctx <= int(limit):
-        return ""
-    how = {"learned": "its learned position table is taken as extended",
-           "rope": "a rotary context extension it was not trained for"}.get(spec.get("position"), "")
-    return (f"workload.max_seq_len: the run reaches {ctx} positions, beyond the {limit} of "
-            f"{spec.get('name', 'the model')}{' (' + how + ')' if how else ''}; the cost is modelled as is")
-
-
 # -- the rewrite ----------------------------------------------------------------------------------
 
 def rewrite_attention(wl, spec, groups: Optional[list[ReqGroup]] = None, n_layers: Optional[int] = None,

@@ -29,6 +29,28 @@ def request_lens(wl) -> Optional[list[int]]:
     return list(lens) if lens is not None else [int(wl.kv_len)] * int(wl.batch)
 
 
+def context_note(wl) -> str:
+    """A note when a run's context goes beyond the model's ``max_seq_len`` ('' otherwise): the
+    prompt in prefill; in decode the longest request's KV cache plus this step's token. The cost
+    is still modelled (the attention over every position, a learned position table taken as
+    extended), but the model as published does not run it."""
+    spec = wl.spec
+    limit = spec.get("max_seq_len")
+    if not limit or wl.phase not in ("prefill", "decode"):
+        return ""
+    if wl.phase == "prefill":
+        ctx = int(wl.seq_len)
+    else:
+        lens = request_lens(wl)
+        ctx = (max(lens) if lens else int(wl.kv_len)) + 1
+    if ctx <= int(limit):
+        return ""
+    how = {"learned": "its learned position table is taken as extended",
+           "rope": "a rotary context extension it was not trained for"}.get(spec.get("position"), "")
+    return (f"workload.max_seq_len: the run reaches {ctx} positions, beyond the {limit} of "
+            f"{spec.get('name', 'the model')}{' (' + how + ')' if how else ''}; the cost is modelled as is")
+
+
 def rebuild(wl, precision: str, batch: int, lens: Optional[list[int]], all_layers: bool = False):
     """The workload of ``wl`` with ``batch`` requests (and, in decode, these KV lengths)."""
     from archsim.workload.loader import load_workload

@@ -22,7 +22,7 @@ from numba import njit
 
 from archsim.isa import Op
 from archsim.jitcache import drop_stale
-from archsim.uarch.gpu.tiling import k_depth
+from archsim.uarch.gpu.tiling import iter_cycles, k_depth
 from archsim.uarch.systolic.cost import PRIMS, vector_cycles
 
 # kernels here inline the systolic vector-unit arithmetic and the tile depth: drop their cache
@@ -61,15 +61,7 @@ def gemm_chunk_cycles(tm, tn, k, tk, rate, eff, bits, feed_bpc, overhead, c, las
     256 of a dense one (a compressed structured-sparse weight)."""
     tk = k_depth(tk, bits)
     iters = (k + tk - 1) // tk
-    mma = tm * tn * tk / (rate * eff)
-    feed = (tm + tn * (b_q / B_DENSE)) * tk * (bits / 8.0) / feed_bpc
-    one = (mma if mma > feed else feed) + overhead
-    per = c * mma
-    if c * feed > per:
-        per = c * feed
-    if one > per:
-        per = one
-    cyc = iters * per
+    cyc = iters * iter_cycles(tm, tn, tk, rate, eff, bits / 8.0, feed_bpc, overhead, c, b_q / B_DENSE)
     if last:
         cyc += c * tm * tn * acc_bytes / epi_bpc
     return np.int64(np.ceil(cyc))

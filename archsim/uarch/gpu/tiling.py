@@ -129,6 +129,7 @@ def resident_ctas(tm, tn, tk, bpe, acc_bytes, stages, smem, regs, max_ctas) -> i
     return max(0, min(max_ctas, by_smem, by_regs))
 
 
+@njit(cache=True)
 def iter_cycles(tm, tn, tk, rate, eff, bpe, feed_bpc, overhead, c, b_feed=1.0):
     """Cycles of one main-loop iteration of ``c`` co-resident CTAs on one SM: the tensor cores
     and the operand feed are shared; one CTA's barrier/stage-wait overhead is hidden by the

@@ -69,13 +69,11 @@ def bounds(cfg, wl, result) -> dict:
       is never slower than the xPU alone plus the transfers, except by what these two name."""
     from archsim.config.loader import load_arch
     from archsim.sim.run import simulate_loaded
-    from archsim.uarch.hetero.plan import parts as system_parts
-    from archsim.uarch.hetero.plan import sub_batches
+    from archsim.uarch.hetero.plan import parts, run_fixed_seconds, sub_batches
     lo = simulate_loaded(load_arch(xpu_only(cfg, True)), _xpu_share(cfg, wl)).seconds
     alone = load_arch(xpu_only(cfg, False))
-    _, subs = sub_batches(cfg, wl) if wl.phase == "decode" else (None, [wl])
-    launch = getattr(system_parts(cfg).xpu, "launch", None)
-    once = (len(subs) - 1) * float(getattr(launch, "fixed", 0.0) or 0.0)
+    _, subs = sub_batches(cfg, wl)                     # the whole batch unless interleaved decode
+    once = (len(subs) - 1) * run_fixed_seconds(parts(cfg))
     only = sum(simulate_loaded(alone, w).seconds for w in subs) - once
     busy = result.extra["uarch_summary"]["busy_s"]
     excess = handoff = 0.0

@@ -151,6 +151,12 @@ def parts(cfg):
     return out
 
 
+def run_fixed_seconds(P) -> float:
+    """The host cost the system pays once per run: the xPU's ``launch.fixed`` (a gpu's; its
+    segments run without it, :func:`_segment_xpu_cfg`)."""
+    return float(getattr(getattr(P.xpu, "launch", None), "fixed", 0.0) or 0.0)
+
+
 def _segment_xpu_cfg(x0):
     """The xPU config used for segments: no per-run fixed cost (paid once by the system) and no
     per-device capacity check (the system checks the aggregate)."""
@@ -629,8 +635,7 @@ def build_plan(cfg, wl, all_layers=False) -> Plan:
             subs.append(segs)
             outs.append(seg_out)
         groups.append(GroupPlan(g.name, int(g.repeat), subs, has_pim, outs))
-    fixed = float(getattr(getattr(P.xpu, "launch", None), "fixed", 0.0) or 0.0)
-    return Plan(groups, S, [len(x) if x is not None else B for x in split], fixed, cap)
+    return Plan(groups, S, [len(x) if x is not None else B for x in split], run_fixed_seconds(P), cap)
 
 
 def clear_caches():
@@ -639,4 +644,4 @@ def clear_caches():
     _PARTS.clear()
 
 
-__all__ = ["Seg", "FfPhase", "GroupPlan", "Plan", "build_plan", "sub_batches", "parts", "clear_caches", "ArchsimError"]
+__all__ = ["Seg", "FfPhase", "GroupPlan", "Plan", "build_plan", "sub_batches", "run_fixed_seconds", "parts", "clear_caches", "ArchsimError"]
