@@ -17,7 +17,7 @@ TIMING_KEYS = {
     "tRP": "nRP", "tRAS": "nRAS", "tRC": "nRC", "tWR": "nWR", "tRTP": "nRTP",
     "tCCD_S": "nCCDS", "tCCD_L": "nCCDL", "tCCDR": "nCCDR", "tRRD_S": "nRRDS", "tRRD_L": "nRRDL",
     "tFAW": "nFAW", "tWTR_S": "nWTRS", "tWTR_L": "nWTRL", "tRTW": "nRTW", "tCS": "nCS",
-    "tPPD": "nPPD", "tRFC": "nRFC", "tRFCpb": "nRFCpb", "tRREFD": "nRREFD", "tREFI": "nREFI",
+    "tPPD": "nPPD", "tRFC": "nRFC", "tRFCab": "nRFCab", "tRFCpb": "nRFCpb", "tRREFD": "nRREFD", "tREFI": "nREFI",
     "tREFIpb": "nREFIpb", "tCCD_S_WR": "nCCDSWR", "tCCD_L_WR": "nCCDLWR", "tBL_max": "nBLmax",
     "tRPab": "nRPab", "tAAD": "nAAD", "tWCKPST": "nWCKPST",
 }
@@ -166,6 +166,7 @@ def resolve(doc: dict, source: str = "preset", overrides: dict | None = None) ->
     ck.setdefault("nCCDLWR", ck["nCCDL"])
     ck.setdefault("nBLmax", ck["nBL"])
     ck.setdefault("nRPab", ck["nRP"])
+    ck.setdefault("nRFCab", ck["nRFC"])  # GDDR6: a second all-bank refresh time (see spec)
     ck.setdefault("nAAD", 8)            # LPDDR5 ACT-1 to ACT-2, at most (JESD209-5 tAAD)
     ck.setdefault("nWCKPST", 1)         # LPDDR5 WCK postamble after a burst
     ck.setdefault("nRTW", ck["nCL"] + ck["nBL"] + 2 - ck["nCWL"])

@@ -109,13 +109,69 @@ def _ddr_constraints(rank="Rank", bankgroup="BankGroup", ddr5=False, ppd=None):
 
 
 def _ddr_pb_constraints(rank="Rank", bankgroup="BankGroup"):
-    """Per-bank refresh relations (LPDDR5 / GDDR6 / DDR5 same-bank refresh, simplified to one bank)."""
+    """Per-bank refresh relations (LPDDR5 / DDR5 same-bank refresh, simplified to one bank)."""
     r = rank
     return (
         _c(r, "REFPB", "REFPB", "nRREFD"), _c(r, "REFPB", "ACT", "nRREFD"),
         _c(r, "ACT", "REFPB", "nRRDS"),
         _c("Bank", "REFPB", "ACT", "nRFCpb"), _c("Bank", "ACT", "REFPB", "nRC"),
         _c("Bank", "PRE", "REFPB", "nRP"),
+    )
+
+
+# --- GDDR6 (Channel / BankGroup / Bank) -----------------------------------------------------
+def _gddr6_constraints():
+    """GDDR6 relations as Ramulator 2.1's GDDR6 table lists them (python/ramulator/dram/gddr6.py;
+    JESD250 itself is not public, so this is the one documented GDDR6 table at hand, and trace
+    replays agree with that simulator cycle for cycle). A GDDR6 channel has no ranks: the
+    relations DDR4 keeps per rank hold per channel, and the channel is the all-bank refresh
+    scope. Where the list departs from the JESD79-4 form (``_ddr_constraints``):
+
+    - read -> write: CL + 1. The write may be sent once the read data has started (its short
+      write latency puts the write data after the read burst); DDR4 counts the burst and a
+      2-CK preamble, CL + BL + 2 - CWL.
+    - all-bank refresh: REFab -> ACT after tRFC and after tRFCab, REFab -> REFab after tRFCab
+      (the later one binds; tRFCab defaults to tRFC). Only PREab precedes a REFab by tRP: a bank
+      closed by its own PRE is covered by ACT -> REFab tRC (PRE comes tRAS after the ACT).
+    - per-bank refresh: REFpb behaves as an activation of its bank for the channel's activate
+      spacing (ACT -> REFpb tRRD_L, REFpb -> ACT / REFpb tRREFD); it waits tRP after a PREab and
+      the auto-precharge of an RDA / WRA anywhere in the channel, and tRC / tRP / the
+      auto-precharge at its own bank; REFpb -> ACT of that bank tRFCpb.
+    - no rank switching, no PRE-to-PRE spacing; PREab -> ACT is tRP."""
+    ch = "Channel"
+    return (
+        # data bus occupancy, column to column (tCCD_S in the channel, tCCD_L in a bank group)
+        _c(ch, _RD, _RD, "nBL"), _c(ch, _WR, _WR, "nBL"),
+        _c(ch, _RD, _RD, "nCCDS"), _c(ch, _WR, _WR, "nCCDS"),
+        # turnarounds
+        _c(ch, _RD, _WR, "nCL + 1"),
+        _c(ch, _WR, _RD, "nCWL + nBL + nWTRS"),
+        # CAS <-> PREab
+        _c(ch, "RD", "PREA", "nRTP"), _c(ch, "WR", "PREA", "nCWL + nBL + nWR"),
+        # ACT <-> ACT (tRRD_S, tFAW), PREab
+        _c(ch, "ACT", "ACT", "nRRDS"), _c(ch, "ACT", "ACT", "nFAW", window=4),
+        _c(ch, "ACT", "PREA", "nRAS"), _c(ch, "PREA", "ACT", "nRP"),
+        # all-bank refresh
+        _c(ch, "ACT", "REF", "nRC"), _c(ch, "PREA", "REF", "nRP"),
+        _c(ch, "RDA", "REF", "nRP + nRTP"), _c(ch, "WRA", "REF", "nCWL + nBL + nWR + nRP"),
+        _c(ch, "REF", "ACT", "nRFC"), _c(ch, "REF", ("ACT", "REF"), "nRFCab"),
+        # per-bank refresh, channel level
+        _c(ch, "ACT", "REFPB", "nRRDL"), _c(ch, "PREA", "REFPB", "nRP"),
+        _c(ch, "RDA", "REFPB", "nRP + nRTP"), _c(ch, "WRA", "REFPB", "nCWL + nBL + nWR + nRP"),
+        _c(ch, "REFPB", ("ACT", "REFPB"), "nRREFD"),
+        # same bank group (tCCD_L, tWTR_L, tRRD_L)
+        _c("BankGroup", _RD, _RD, "nCCDL"), _c("BankGroup", _WR, _WR, "nCCDL"),
+        _c("BankGroup", _WR, _RD, "nCWL + nBL + nWTRL"),
+        _c("BankGroup", "ACT", "ACT", "nRRDL"),
+        # bank
+        _c("Bank", "ACT", "ACT", "nRC"),
+        _c("Bank", "ACT", _RD, "nRCDRD"), _c("Bank", "ACT", _WR, "nRCDWR"),
+        _c("Bank", "ACT", "PRE", "nRAS"), _c("Bank", "PRE", "ACT", "nRP"),
+        _c("Bank", "RD", "PRE", "nRTP"), _c("Bank", "WR", "PRE", "nCWL + nBL + nWR"),
+        _c("Bank", "RDA", "ACT", "nRTP + nRP"), _c("Bank", "WRA", "ACT", "nCWL + nBL + nWR + nRP"),
+        _c("Bank", "ACT", "REFPB", "nRC"), _c("Bank", "PRE", "REFPB", "nRP"),
+        _c("Bank", "RDA", "REFPB", "nRP + nRTP"), _c("Bank", "WRA", "REFPB", "nCWL + nBL + nWR + nRP"),
+        _c("Bank", "REFPB", "ACT", "nRFCpb"),
     )
 
 
@@ -187,8 +243,7 @@ STANDARDS: dict[str, Standard] = {
     "LPDDR5": Standard("LPDDR5", ("Channel", "Rank", "BankGroup", "Bank"), "Rank",
                        _ddr_constraints(ppd=True) + _ddr_pb_constraints(), per_bank_refresh=True,
                        split_act=True, wck_sync=True),
-    "GDDR6": Standard("GDDR6", ("Channel", "BankGroup", "Bank"), "Channel",
-                      _ddr_constraints(rank="Channel") + _ddr_pb_constraints(rank="Channel"),
+    "GDDR6": Standard("GDDR6", ("Channel", "BankGroup", "Bank"), "Channel", _gddr6_constraints(),
                       per_bank_refresh=True),
     "HBM2": Standard("HBM2", ("Channel", "PseudoChannel", "BankGroup", "Bank"), "PseudoChannel",
                      _hbm2_constraints(), cmd_ticks={"ACT": 2}, dual_bus=True, per_bank_refresh=True),
