@@ -97,3 +97,15 @@ def test_act_to_per_bank_refresh_is_trrd_l():
     arrive, depart, cc, first = run(p, [(206, False, addr(bg=1)), (208, False, addr())], refresh="per_bank")
     assert depart[0] == 207 + 26 + 26
     assert depart[1] == 207 + 9 + 105 + 26 + 26
+
+
+def test_read_to_write_on_the_peer_presets():
+    # The trace of test_read_to_write_is_cl_plus_one on the two presets Ramulator 2.1 resolves
+    # (one 32-bit channel, 64 B per request, tCCD_L 6): ACT @1, RD @1 + tRCDRD, RD + 6, WR at
+    # that + CL + 1. GDDR6-7000 (tRCDRD 30): 31, 37, 62; GDDR6-7000-1350mV (26): 27, 33, 58.
+    # The rebuilt peer gives the same cycles and average read latency on this trace (queue 2,
+    # wr_high_watermark 1.0, no refresh): 62 / 29.5 and 58 / 27.5.
+    for name, rcd in (("GDDR6-7000", 30), ("GDDR6-7000-1350mV", 26)):
+        r = read_then_write(load_preset(name), 64, 64)
+        assert r["dram_cycles"] == 1 + rcd + 6 + 24 + 1
+        assert r["avg_read_latency_cycles"] == (1 + rcd + 24 + 4) / 2

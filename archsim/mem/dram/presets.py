@@ -108,7 +108,9 @@ class Preset:
         return self.peak_bytes_per_tick / (self.tick_ps * 1e-3)
 
 
-def _problems_timing(t: dict, where: str) -> list[tuple[str, str]]:
+def _problems_timing(t: dict, where: str, trc_below_ok: bool = False) -> list[tuple[str, str]]:
+    """Problems of a timing set; ``trc_below_ok``: the preset takes a tRC below tRAS + tRP on
+    purpose (``allow_trc_below_tras_trp: true``, e.g. the value a peer simulator's preset has)."""
     probs = []
     for k in REQUIRED:
         if k not in t:
@@ -120,9 +122,10 @@ def _problems_timing(t: dict, where: str) -> list[tuple[str, str]]:
         elif not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
             probs.append((f"{where}.{k}", f"must be a number greater than zero, got {v!r}"))
     if not probs:
-        if t["tRC"] < t["tRAS"] + t["tRP"]:
+        if t["tRC"] < t["tRAS"] + t["tRP"] and not trc_below_ok:
             probs.append((f"{where}.tRC", f"tRC ({t['tRC']}) must be >= tRAS + tRP "
-                                         f"({t['tRAS']} + {t['tRP']} = {t['tRAS'] + t['tRP']})"))
+                                         f"({t['tRAS']} + {t['tRP']} = {t['tRAS'] + t['tRP']}); a preset "
+                                         "that takes a lower tRC on purpose says allow_trc_below_tras_trp: true"))
         if t["tRAS"] < max(t.get("tRCD", 0), t.get("tRCDRD", 0)):
             probs.append((f"{where}.tRAS", "tRAS must be >= tRCD"))
     return probs
@@ -148,7 +151,11 @@ def resolve(doc: dict, source: str = "preset", overrides: dict | None = None) ->
     channels = doc.get("channels", 1)
     if not isinstance(channels, int) or channels <= 0 or channels & (channels - 1):
         probs.append(("channels", f"must be a positive power of two, got {channels!r}"))
-    probs += _problems_timing(timing, "timing")
+    trc_below_ok = doc.get("allow_trc_below_tras_trp", False)
+    if not isinstance(trc_below_ok, bool):
+        probs.append(("allow_trc_below_tras_trp", f"must be true or false, got {trc_below_ok!r}"))
+        trc_below_ok = False
+    probs += _problems_timing(timing, "timing", trc_below_ok)
     if probs:
         raise ConfigError(probs, source=source)
     std = STANDARDS[std_name]
