@@ -40,8 +40,9 @@ def test_cycle_exact_on_a_row():
 
 def test_grid_rows_cycle_exact():
     """The short-pattern rows of the Ramulator 2.1 grid (ramulator21_grid.csv: other mappings,
-    queue depths, HBM3, DDR5 and LPDDR5 -- its split activation and WCK sync, and WCK always on --,
-    no refresh and per-bank refresh, the row-hit-first scheduler): every one reproduces the peer's cycles, row outcomes and
+    queue depths, HBM3, DDR5, LPDDR5 -- its split activation and WCK sync, and WCK always on --
+    and GDDR6 -- with its read-to-write turnaround in STREAM-add --, no refresh and per-bank
+    refresh, the row-hit-first scheduler): every one reproduces the peer's cycles, row outcomes and
     refreshes exactly (the whole table runs in archsim validate)."""
     import csv
 
@@ -49,8 +50,12 @@ def test_grid_rows_cycle_exact():
     rows = [r for r in csv.DictReader((VDIR / "ramulator21_grid.csv").read_text().splitlines())
             if r["pattern"] in ("stride_row", "stride_row_skew", "stride_bank")
             or (r["standard"] == "LPDDR5" and r["pattern"] == "rand_read" and r["mapping"] == "RoBaRaCoCh")
-            or (r["scheduler"] == "frfcfs_rowhit" and r["pattern"] == "mix_2r1w" and r["standard"] == "HBM2")]
-    assert {r["standard"] for r in rows} == {"HBM2", "DDR4", "HBM3", "DDR5", "LPDDR5"} and len(rows) >= 40
+            or (r["scheduler"] == "frfcfs_rowhit" and r["pattern"] == "mix_2r1w" and r["standard"] == "HBM2")
+            or (r["standard"] == "GDDR6" and r["pattern"] == "mix_2r1w" and r["mapping"] == "MOP4CLXOR"
+                and r["queue_depth"] == "32")]
+    assert {r["standard"] for r in rows} == {"HBM2", "DDR4", "HBM3", "DDR5", "LPDDR5", "GDDR6"} and len(rows) >= 40
+    assert {r["preset"] for r in rows if r["pattern"] == "mix_2r1w" and r["standard"] == "GDDR6"} == {
+        "GDDR6-7000", "GDDR6-7000-1350mV"}
     assert {r["wck"] for r in rows if r["standard"] == "LPDDR5"} == {"", "always_on"}
     # the row-hit scheduler's STREAM-add run differs from plain FR-FCFS by 1.8 %: the rule is exercised
     assert any(r["scheduler"] == "frfcfs_rowhit" and r["pattern"] == "mix_2r1w" for r in rows)
