@@ -27,6 +27,7 @@ class Op(IntEnum):
     PIM = 5         # in-memory command group (timed by the memory model)
     SYNC = 6        # zero-cost barrier (joins dependencies)
     XFER = 7        # on-chip / inter-device transfer (link)
+    SHARED = 8      # tile to / from an on-chip memory shared by compute units (timed by its pipe)
 
 
 class VecKind(IntEnum):

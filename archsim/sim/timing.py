@@ -10,6 +10,9 @@ can start earliest goes next, so the memory model sees requests in time order.
   cycle after issue, so transfers pipeline and only the memory model serialises them. The
   queue counts as busy while at least one of its transfers is in flight (the union of their
   intervals, so its utilisation never exceeds 1).
+- SHARED instructions (a tile to or from an on-chip memory shared by the compute units, the
+  program's ``meta["shared_bytes_per_cycle"]``) are issued the same way and serialised by
+  that memory's own pipe: ``ceil(bytes / bytes per cycle)`` each, in issue order.
 - Every other instruction occupies its unit for ``duration`` cycles (from the
   microarchitecture's cost kernel).
 
@@ -35,6 +38,7 @@ OP_LOAD = int(Op.LOAD)
 OP_STORE = int(Op.STORE)
 OP_PIM = int(Op.PIM)
 OP_SYNC = int(Op.SYNC)
+OP_SHARED = int(Op.SHARED)
 
 
 @njit(cache=True)
@@ -63,7 +67,7 @@ def _head_time(u, heads, qend, queue, deps, finish, unit_free, cand, wait_first,
 
 @njit(cache=True)
 def _schedule(op, unit, layer, deps, nbytes, addr, duration, queue, qstart, qend,
-              n_layers, mem_kind, mem_params, mem_state):
+              n_layers, mem_kind, mem_params, mem_state, shared_bpc):
     n = op.shape[0]
     n_units = qstart.shape[0]
     start = np.full(n, -1, np.int64)
@@ -75,6 +79,7 @@ def _schedule(op, unit, layer, deps, nbytes, addr, duration, queue, qstart, qend
     # a DMA queue's transfers overlap: it is busy while at least one is in flight
     covered = np.zeros(n_units, np.int64)
     big = np.int64(1) << np.int64(62)
+    shared_free = np.int64(0)          # the shared on-chip memory's pipe
     # each unit's head start time, kept up to date: it changes only when the unit issues or
     # when the instruction its head waits on issues (units waiting on an instruction form a
     # list: wait_first[instruction] -> wait_next[unit] -> ...)
@@ -100,9 +105,14 @@ def _schedule(op, unit, layer, deps, nbytes, addr, duration, queue, qstart, qend
         t = best_t
         start[i] = t
         lyr = layer[i]
-        if o == OP_LOAD or o == OP_STORE or o == OP_PIM:
-            f = mem_transfer(mem_kind, mem_params, mem_state, mem_counters[lyr], addr[i],
-                             nbytes[i], o == OP_STORE, t)
+        if o == OP_LOAD or o == OP_STORE or o == OP_PIM or o == OP_SHARED:
+            if o == OP_SHARED:
+                b = t if t > shared_free else shared_free
+                f = b + np.int64(np.ceil(nbytes[i] / shared_bpc))
+                shared_free = f
+            else:
+                f = mem_transfer(mem_kind, mem_params, mem_state, mem_counters[lyr], addr[i],
+                                 nbytes[i], o == OP_STORE, t)
             finish[i] = f
             unit_free[best_u] = t + 1
             c = covered[best_u]
@@ -140,7 +150,7 @@ def schedule(program, duration: np.ndarray, memory):
     start, finish, memc, busy, ok = _schedule(
         program.op, program.unit, program.layer, program.deps, program.nbytes, program.addr,
         duration.astype(np.int64), queue, qstart, qend, max(1, len(program.layer_names)),
-        memory.kind, memory.params, state)
+        memory.kind, memory.params, state, float(program.meta.get("shared_bytes_per_cycle", 1.0)))
     if not ok:
         raise RuntimeError("timing kernel deadlocked: the program has a forward dependency")
     memory.final_state = state

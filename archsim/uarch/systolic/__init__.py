@@ -41,6 +41,12 @@ class Systolic(Uarch):
         return {"ifmap_sram": s.ifmap, "filter_sram": s.filter, "ofmap_sram": s.ofmap}
 
     @staticmethod
+    def _onchip_bytes(cfg) -> float:
+        """Every array's buffers and the shared memory."""
+        sh = cfg.sram.shared
+        return cfg.sram.total_bytes() * cfg.array.count + (sh.size if sh is not None else 0.0)
+
+    @staticmethod
     def mac_precisions(arch_precision: str) -> dict[int, str]:
         """Precision a MAC of each operand width runs at, in the datapath's number family."""
         if arch_precision.startswith(("int", "mxint")):
@@ -55,6 +61,11 @@ class Systolic(Uarch):
             e = table.sram_pj_per_byte(size / max(1, cfg.sram.banks))
             p[f"{comp}.read_bytes"] = e
             p[f"{comp}.write_bytes"] = e
+        sh = cfg.sram.shared
+        if sh is not None:
+            e = table.sram_pj_per_byte(sh.size / sh.banks)
+            p["shared_sram.read_bytes"] = e
+            p["shared_sram.write_bytes"] = e
         for prim in PRIMS:
             p[f"vector.{prim}"] = table.vector_pj(prim)
         return p
@@ -64,7 +75,7 @@ class Systolic(Uarch):
 
     def leakage_w(self, cfg, table):
         peak_mac_w = self.peak_macs_per_cycle(cfg) * table.mac_pj(cfg.precision) * 1e-12 * cfg.clock
-        total_sram = cfg.sram.total_bytes() * cfg.array.count
+        total_sram = self._onchip_bytes(cfg)
         vec_w = cfg.vector.lanes * table.vector_pj("mul") * 1e-12 * cfg.clock
         return {"array": peak_mac_w * table.logic_leak_fraction,
                 "sram": table.sram_leakage_w(total_sram),
@@ -72,7 +83,7 @@ class Systolic(Uarch):
 
     def area_mm2(self, cfg, table):
         return {"array": self.peak_macs_per_cycle(cfg) * table.mac_area_mm2(cfg.precision),
-                "sram": table.sram_area_mm2(cfg.sram.total_bytes() * cfg.array.count),
+                "sram": table.sram_area_mm2(self._onchip_bytes(cfg)),
                 "vector": cfg.vector.lanes * 4 * table.mac_area_mm2("fp16")}
 
 

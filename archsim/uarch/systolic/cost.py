@@ -4,7 +4,8 @@ GEMM tiles take exactly SCALE-Sim's stall-free compute cycles for the tile's sha
 array (folds x (fill + stream + drain), :mod:`archsim.uarch.systolic.folds`); SRAM accesses
 follow the same per-fold access arithmetic, converted to bytes by operand precision, plus
 partial-sum reads when a tile accumulates onto earlier k tiles. Vector instructions cost
-``pipeline + ceil(sum_p ops_p / (lanes * rate_p))`` over primitive ops p.
+``pipeline + ceil(sum_p ops_p / (lanes * rate_p))`` over primitive ops p. Transfers through
+the shared on-chip memory (SHARED) are timed by the timing kernel; here they are counted.
 """
 from __future__ import annotations
 
@@ -27,10 +28,14 @@ COUNTERS = (
     "vector.add", "vector.mul", "vector.exp", "vector.div", "vector.rsqrt", "vector.move",
     # MACs by operand width (max of the A and B precisions), priced per precision
     "array.mac_4b", "array.mac_8b", "array.mac_16b", "array.mac_32b",
+    # the arrays' shared on-chip memory (sram.shared), when there is one
+    "shared_sram.read_bytes", "shared_sram.write_bytes",
 )
+N_COUNTERS = len(COUNTERS)
 C_MAC_BITS0 = 13
 C_MAC, C_IF_R, C_IF_W, C_FI_R, C_FI_W, C_OF_R, C_OF_W = range(7)
 C_VEC0 = 7
+C_SH_R, C_SH_W = 17, 18
 PRIMS = ("add", "mul", "exp", "div", "rsqrt", "move")
 N_PRIM = len(PRIMS)
 
@@ -70,6 +75,7 @@ OP_GEMM = int(Op.GEMM)
 OP_VECTOR = int(Op.VECTOR)
 OP_LOAD = int(Op.LOAD)
 OP_STORE = int(Op.STORE)
+OP_SHARED = int(Op.SHARED)
 
 
 @njit(cache=True)
@@ -102,7 +108,7 @@ def systolic_cost(op, layer, m, n, k, nbytes, aux, n_layers, dataflow, R, C, pri
                   preload_overlap=False):
     N = op.shape[0]
     dur = np.zeros(N, np.int64)
-    cnt = np.zeros((n_layers, 17), np.int64)
+    cnt = np.zeros((n_layers, N_COUNTERS), np.int64)
     for i in range(N):
         o = op[i]
         L = layer[i]
@@ -128,4 +134,13 @@ def systolic_cost(op, layer, m, n, k, nbytes, aux, n_layers, dataflow, R, C, pri
             cnt[L, 2 + 2 * aux[i, 0]] += nbytes[i]
         elif o == OP_STORE:
             cnt[L, 1 + 2 * aux[i, 0]] += nbytes[i]
+        elif o == OP_SHARED:
+            # a tile between the shared memory and a tile buffer: read there, written here
+            # (aux[1] = 0), or the reverse (aux[1] = 1)
+            if aux[i, 1] == 0:
+                cnt[L, C_SH_R] += nbytes[i]
+                cnt[L, 2 + 2 * aux[i, 0]] += nbytes[i]
+            else:
+                cnt[L, C_SH_W] += nbytes[i]
+                cnt[L, 1 + 2 * aux[i, 0]] += nbytes[i]
     return dur, cnt

@@ -6,6 +6,12 @@ Units: ``dma_rd`` and ``dma_wr`` (in-order DMA queues to off-chip memory), ``vec
 ``[LOAD A] [LOAD B] GEMM [STORE C]`` with double-buffer slots expressed as dependencies:
 the j-th load into an operand buffer waits for the compute that last read load j-2's slot.
 Tile steps are spread over the arrays by outer tile (N or M blocks) and interleaved.
+
+Where a tensor lives (:meth:`SystolicLowerer.tier`): in the arrays' tile buffers (an
+activation within their ``activation_budget``: no transfer), in the shared memory (an
+activation within its budget: its tiles move as SHARED instructions through the same DMA
+queues, timed by the shared memory's own pipe), or off-chip (weights, KV cache, spilled activations: LOAD / STORE through the
+memory model).
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from archsim.uarch.systolic.tiling import choose_tiles
 from archsim.workload.graph import GemmOp, VectorOp
 
 BUF_IFMAP, BUF_FILTER, BUF_OFMAP = 0, 1, 2
+LOCAL, SHARED, OFFCHIP = 0, 1, 2        # where a tensor lives (SystolicLowerer.tier)
 FLAG_ACCUMULATE = 1
 FLAG_DRAIN = 2          # the last tile of an op on its array: pays the pipeline drain
 VEC_CHUNK_ELEMENTS = 1 << 16
@@ -48,12 +55,19 @@ def unit_names(n_arrays: int) -> list[str]:
 
 
 class SystolicLowerer:
+    shared_budget = 0.0        # bytes of activations the shared memory holds between ops
+    shared_bpc = 0.0           # its bandwidth in bytes per cycle (0: no shared memory)
+
     def __init__(self, cfg, memory_bytes_per_cycle: float):
         self.cfg = cfg
         self.R, self.C = cfg.array.rows, cfg.array.cols
         self.df = dataflow_code(cfg.array.dataflow)
         self.n_arrays = cfg.array.count
+        sh = cfg.sram.shared
         self.units = unit_names(self.n_arrays)
+        if sh is not None:
+            self.shared_budget = sh.activation_budget * sh.size
+            self.shared_bpc = sh.bandwidth / cfg.clock
         self.U_RD, self.U_WR, self.U_VEC, self.U_CTRL = 0, 1, 2, 3
         # each array has its own in-order DMA read queue (array 0 shares dma_rd with the vector unit)
         self.rd_unit = np.array([self.U_RD] + [4 + self.n_arrays + q - 1 for q in range(1, self.n_arrays)],
@@ -76,12 +90,17 @@ class SystolicLowerer:
         self.tilings: dict[str, dict] = {}
 
     # -- helpers --------------------------------------------------------------------------
-    def spilled(self, t) -> bool:
+    def tier(self, t) -> int:
+        """Where tensor ``t`` lives: LOCAL (the arrays' tile buffers), SHARED (the shared
+        on-chip memory) or OFFCHIP. Each activation is checked against a budget on its own."""
         if t.offchip:
-            return True
-        if t.kind == "onchip" or t.name in self.resident:
-            return False
-        return t.nbytes > self.act_budget
+            return OFFCHIP
+        if t.kind == "onchip" or t.name in self.resident or t.nbytes <= self.act_budget:
+            return LOCAL
+        return SHARED if t.nbytes <= self.shared_budget else OFFCHIP
+
+    def spilled(self, t) -> bool:
+        return self.tier(t) == OFFCHIP
 
     def join(self, idx: list[int], layer: int) -> int:
         """One instruction that completes after all of ``idx`` (a tree of SYNCs)."""
@@ -103,15 +122,18 @@ class SystolicLowerer:
     # -- GEMM -------------------------------------------------------------------------------
     def gemm(self, wl, op: GemmOp, layer: int) -> None:
         R, C, df, P = self.R, self.C, self.df, self.n_arrays
-        a_off, c_off = self.spilled(op.a), self.spilled(op.c)
-        b_off = self.spilled(op.b)
+        a_at, b_at, c_at = self.tier(op.a), self.tier(op.b), self.tier(op.c)
+        a_off, b_off, c_off = a_at == OFFCHIP, b_at == OFFCHIP, c_at == OFFCHIP
+        # operands whose tiles move into / out of the tile buffers (from off-chip or shared)
+        a_ld, b_ld, c_ld = a_at != LOCAL, b_at != LOCAL, c_at != LOCAL
         # bytes per element include shared-scale overheads (group quantisation, MX formats)
         ab, bb = op.a.bytes_per_element, op.b.bytes_per_element
         cb = op.c.bytes_per_element
         M, N, K, G = int(op.M), int(op.N), int(op.K), int(op.count)
         t = choose_tiles(M, N, K, G, df, R, C, P, ab, bb, self.acc_bytes, self.buf["ifmap"],
                          self.buf["filt"], self.buf["ofmap"], self.buf["unified"], a_off, b_off,
-                         op.b_shared, self.bpc, bool(self.cfg.array.preload_overlap))
+                         op.b_shared, self.bpc, bool(self.cfg.array.preload_overlap),
+                         a_at == SHARED, b_at == SHARED, self.shared_bpc)
         self.tilings[op.name] = dict(tm=t.tm, tn=t.tn, tk=t.tk, order=t.order, panel=t.panel,
                                      traffic=int(round(t.est_traffic)))
         nm, nn, nk = -(-M // t.tm), -(-N // t.tn), -(-K // t.tk)
@@ -146,8 +168,8 @@ class SystolicLowerer:
         prev_b = np.full(S, -1, np.int64)
         prev_a[pa[1:]] = a_key[pa[:-1]]
         prev_b[pa[1:]] = b_key[pa[:-1]]
-        la = a_off & (first_in_arr | (a_key != prev_a))
-        lb = b_off & (first_in_arr | (b_key != prev_b))
+        la = a_ld & (first_in_arr | (a_key != prev_a))
+        lb = b_ld & (first_in_arr | (b_key != prev_b))
         # a resident panel of the outer operand is loaded on the first middle-loop pass only
         # (in_ / im are in program order; mi is still in generation order)
         pan_a = t.panel and t.order == "mn"
@@ -156,7 +178,7 @@ class SystolicLowerer:
             la &= in_ == 0
         if pan_b:
             lb &= im == 0
-        sc = c_off & (kk == nk - 1)
+        sc = c_ld & (kk == nk - 1)
         per = la.astype(np.int64) + lb + 1 + sc
         base = self.pb.count
         off = base + np.concatenate(([0], np.cumsum(per)[:-1]))
@@ -177,8 +199,8 @@ class SystolicLowerer:
             out = np.empty(S, np.int64)
             out[pa] = v
             return out
-        cur_a = running_latest(la, i_la) if a_off else np.full(S, -1, np.int64)
-        cur_b = running_latest(lb, i_lb) if b_off else np.full(S, -1, np.int64)
+        cur_a = running_latest(la, i_la) if a_ld else np.full(S, -1, np.int64)
+        cur_b = running_latest(lb, i_lb) if b_ld else np.full(S, -1, np.int64)
         gpos_prev = np.full(S, -1, np.int64)          # GEMM index of the previous step in the array
         gpos_prev[pa[1:]] = i_g[pa[:-1]]
         gpos_prev[first_in_arr] = -1
@@ -230,15 +252,15 @@ class SystolicLowerer:
                     dep[second] = dep[second.min()]
             return dep
 
-        slot_a = slot_deps(la) if a_off else None
-        slot_b = slot_deps(lb) if b_off else None
-        if pan_a and a_off:
+        slot_a = slot_deps(la) if a_ld else None
+        slot_b = slot_deps(lb) if b_ld else None
+        if pan_a and a_ld:
             slot_a = panel_slots(la, slot_a)
-        if pan_b and b_off:
+        if pan_b and b_ld:
             slot_b = panel_slots(lb, slot_b)
         # output double buffer: first k step of C tile j waits for the store of C tile j-2
         cslot = np.full(S, -1, np.int64)
-        if c_off:
+        if c_ld:
             spos = pa[sc[pa]]
             s_arr = arr[spos]
             first_k = pa[(kk[pa] == 0)]
@@ -260,21 +282,25 @@ class SystolicLowerer:
         a_base = self.alloc(op.a.name, op.a.nbytes * G) if a_off else 0
         b_base = self.alloc(op.b.name, op.b.nbytes * (1 if op.b_shared else G))
         c_base = self.alloc(op.c.name, op.c.nbytes * G) if c_off else 0
-        def loads(idx, flag, rows, cols, bpe, base, key, tile_elems, slot, dep, buf):
-            """Fill the LOAD rows of one operand: tile bytes, tile-major address, slot deps."""
+        def loads(idx, flag, rows, cols, bpe, base, key, tile_elems, slot, dep, buf, at):
+            """Fill the load rows of one operand: tile bytes, tile-major address, slot deps; a
+            LOAD from off-chip memory, or a SHARED read (aux[1] = 0) from the shared memory."""
             j = r(idx[flag])
-            A["op"][j] = Op.LOAD
             A["unit"][j] = self.rd_unit[arr[flag]]
+            if at == SHARED:
+                A["op"][j] = Op.SHARED
+            else:
+                A["op"][j] = Op.LOAD
+                A["addr"][j] = base + (key[flag] * tile_elems * bpe).astype(np.int64)
             A["nbytes"][j] = np.ceil(rows[flag] * cols[flag] * bpe).astype(np.int64)
-            A["addr"][j] = base + (key[flag] * tile_elems * bpe).astype(np.int64)
             A["deps"][j, 0] = slot[flag]
             A["deps"][j, 1] = dep
             A["aux"][j, 0] = buf
 
-        if a_off:
-            loads(i_la, la, tm_s, tk_s, ab, a_base, a_key, t.tm * t.tk, slot_a, entry, BUF_IFMAP)
-        if b_off:
-            loads(i_lb, lb, tk_s, tn_s, bb, b_base, b_key, t.tk * t.tn, slot_b, b_entry, BUF_FILTER)
+        if a_ld:
+            loads(i_la, la, tm_s, tk_s, ab, a_base, a_key, t.tm * t.tk, slot_a, entry, BUF_IFMAP, a_at)
+        if b_ld:
+            loads(i_lb, lb, tk_s, tn_s, bb, b_base, b_key, t.tk * t.tn, slot_b, b_entry, BUF_FILTER, b_at)
         j = r(i_g)
         A["unit"][j] = unit_arr
         A["m"][j], A["n"][j], A["k"][j] = tm_s, tn_s, tk_s
@@ -290,12 +316,16 @@ class SystolicLowerer:
             if gi.size:
                 A["aux"][r(gi[-1]), 2] |= FLAG_DRAIN
         A["aux"][j, 3] = int(self.acc_bytes)
-        if c_off:
+        if c_ld:
             j = r(i_sc[sc])
-            A["op"][j] = Op.STORE
             A["unit"][j] = self.U_WR
+            if c_off:
+                A["op"][j] = Op.STORE
+                A["addr"][j] = c_base + (((g[sc] * nm + im[sc]) * nn + in_[sc]) * t.tm * t.tn * cb).astype(np.int64)
+            else:                                      # into the shared memory (aux[1] = 1: write)
+                A["op"][j] = Op.SHARED
+                A["aux"][j, 1] = 1
             A["nbytes"][j] = np.ceil(tm_s[sc] * tn_s[sc] * cb).astype(np.int64)
-            A["addr"][j] = c_base + (((g[sc] * nm + im[sc]) * nn + in_[sc]) * t.tm * t.tn * cb).astype(np.int64)
             A["deps"][j, 0] = i_g[sc]
             A["aux"][j, 0] = BUF_OFMAP
         self.pb.add_arrays(A)
@@ -303,11 +333,11 @@ class SystolicLowerer:
         for q, gi in enumerate(gemms_of):
             if gi.size:
                 self.last_gemm[q] = [int(gi[-2]) if gi.size > 1 else int(gi[-1]), int(gi[-1])]
-        finals = [int(i_sc[sc][-1])] if c_off and sc.any() else []
+        finals = [int(i_sc[sc][-1])] if c_ld and sc.any() else []
         for q, gi in enumerate(gemms_of):
             if gi.size:
                 finals.append(int(gi[-1]))
-            if c_off:
+            if c_ld:
                 st = i_sc[sc & (arr == q)]
                 if st.size:
                     finals.append(int(st[-1]))
@@ -320,8 +350,8 @@ class SystolicLowerer:
         nch = -(-rows // rpc)
         ch_rows = np.full(nch, rpc, np.int64)
         ch_rows[-1] = rows - rpc * (nch - 1)
-        ins = [t for t in op.inputs if self.spilled(t)]
-        outs = [t for t in op.outputs if self.spilled(t)]
+        ins = [t for t in op.inputs if self.tier(t) != LOCAL]
+        outs = [t for t in op.outputs if self.tier(t) != LOCAL]
         per = len(ins) + 1 + len(outs)
         n_inst = per * nch
         base = self.pb.count
@@ -337,11 +367,19 @@ class SystolicLowerer:
         vec_prev2 = np.full(nch, -1, np.int64)
         vec_prev2[2:] = vec_idx[:-2]
         vec_prev2[:2] = self.last_vec[: min(2, nch)] if nch >= 2 else self.last_vec[:1]
+        def place(j, tns, write):
+            """A LOAD / STORE of ``tns`` off-chip, or a SHARED transfer (aux[1] = 1: write)."""
+            A["unit"][j] = self.U_WR if write else self.U_RD
+            if self.tier(tns) == SHARED:
+                A["op"][j] = Op.SHARED
+                A["aux"][j, 1] = int(write)
+                return 0
+            A["op"][j] = Op.STORE if write else Op.LOAD
+            return self.alloc(tns.name, tns.nbytes)
+
         for q, tns in enumerate(ins):
             j = c * per + q
-            b0 = self.alloc(tns.name, tns.nbytes)
-            A["op"][j] = Op.LOAD
-            A["unit"][j] = self.U_RD
+            b0 = place(j, tns, False)
             # each operand moves its own bytes, spread over the chunks (shapes may differ)
             A["nbytes"][j] = np.ceil(tns.nbytes * ch_rows / rows).astype(np.int64)
             A["addr"][j] = b0 + (tns.nbytes * c * rpc // rows).astype(np.int64)
@@ -358,9 +396,7 @@ class SystolicLowerer:
             A["deps"][j, 1 + min(q, 2)] = base + c * per + q
         for q, tns in enumerate(outs):
             jj = c * per + len(ins) + 1 + q
-            b0 = self.alloc(tns.name, tns.nbytes)
-            A["op"][jj] = Op.STORE
-            A["unit"][jj] = self.U_WR
+            b0 = place(jj, tns, True)
             A["nbytes"][jj] = np.ceil(tns.nbytes * ch_rows / rows).astype(np.int64)
             A["addr"][jj] = b0 + (tns.nbytes * c * rpc // rows).astype(np.int64)
             A["deps"][jj, 0] = vec_idx
@@ -387,4 +423,7 @@ class SystolicLowerer:
                 self.gemm(wl, op, layer)
             else:
                 self.vector(wl, op, layer)
-        return self.pb.build(meta={"tilings": self.tilings})
+        meta = {"tilings": self.tilings}
+        if self.shared_bpc > 0:
+            meta["shared_bytes_per_cycle"] = self.shared_bpc
+        return self.pb.build(meta=meta)

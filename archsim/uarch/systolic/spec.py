@@ -6,7 +6,7 @@ from typing import Literal, Optional
 from pydantic import Field, PositiveInt, model_validator
 
 from archsim.config.common import ArchBase
-from archsim.config.types import Bytes, Strict
+from archsim.config.types import Bandwidth, Bytes, Strict
 
 
 class ArrayConfig(Strict):
@@ -22,9 +22,27 @@ class ArrayConfig(Strict):
         "(R + C - 2) per tile instead of T + 2R + C - 2 per fold. False reproduces SCALE-Sim's folds."))
 
 
+class SharedSramConfig(Strict):
+    """On-chip memory shared by all arrays (a global buffer; TPUv4i's 128 MiB CMEM).
+
+    It sits behind the arrays' tile buffers and in front of off-chip memory. Activations too
+    large for the tile buffers but within its ``activation_budget`` stay in it between ops
+    instead of spilling off-chip; their tiles move between it and the arrays' buffers (and the
+    vector unit) through the same DMA queues as off-chip tiles, at its ``bandwidth``."""
+
+    size: Bytes = Field(..., description="capacity")
+    bandwidth: Bandwidth = Field(..., description="transfer rate between it and the arrays' buffers, reads and "
+                                                  "writes together (its latency is hidden by the tile buffers' "
+                                                  "double buffering)")
+    activation_budget: float = Field(0.5, ge=0, le=1,
+                                     description="fraction of it that may hold activations between ops")
+    banks: PositiveInt = Field(1, description="banks (a bank's size sets the access energy)")
+
+
 class SramConfig(Strict):
     """On-chip SRAM per array: separate ifmap/filter/ofmap buffers (as in SCALE-Sim) or one
-    unified buffer. Tiles are double buffered."""
+    unified buffer. Tiles are double buffered. Optionally a memory shared by all arrays
+    (``shared``)."""
 
     ifmap: Optional[Bytes] = Field(None, description="IFMAP (A operand) buffer size")
     filter: Optional[Bytes] = Field(None, description="FILTER (B operand) buffer size")
@@ -37,6 +55,8 @@ class SramConfig(Strict):
     activation_budget: float = Field(0.5, ge=0, le=1,
                                      description="fraction of the ifmap (or unified) buffer that may hold "
                                                  "activations between ops before they spill off-chip")
+    shared: Optional[SharedSramConfig] = Field(None, description="on-chip memory shared by all arrays "
+                                                                 "(a global buffer / CMEM), if any")
 
     @model_validator(mode="after")
     def _one_layout(self):

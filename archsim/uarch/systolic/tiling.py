@@ -57,8 +57,12 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
                  a_bytes: float, b_bytes: float, acc_bytes: float,
                  ifmap: float, filt: float, ofmap: float, unified: float,
                  a_off: bool, b_off: bool, b_shared: bool, bytes_per_cycle: float,
-                 preload_overlap: bool = False) -> Tiling:
-    """Best tiling; raises LoweringError if not even the smallest tile fits."""
+                 preload_overlap: bool = False, a_sh: bool = False, b_sh: bool = False,
+                 shared_bytes_per_cycle: float = 0.0) -> Tiling:
+    """Best tiling; raises LoweringError if not even the smallest tile fits. ``a_off`` /
+    ``b_off``: the operand's tiles come from off-chip memory (``est_traffic`` counts them);
+    ``a_sh`` / ``b_sh``: from the arrays' shared on-chip memory, whose bandwidth
+    (``shared_bytes_per_cycle``) bounds the estimate like the off-chip memory's."""
     # spatial bases per dataflow: os (M on rows, N on cols), ws (K rows, N cols), is (K rows, M cols)
     bm = R if dataflow == 0 else (C if dataflow == 2 else 16)
     bn = C if dataflow in (0, 1) else 16
@@ -120,17 +124,24 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
                 continue
             traffic = a_loads * a_bytes * a_off + b_loads * b_bytes * b_off
             mem = traffic / bytes_per_cycle
+            moved = traffic
+            if a_sh or b_sh:
+                shared = a_loads * a_bytes * a_sh + b_loads * b_bytes * b_sh
+                mem = np.maximum(mem, shared / shared_bytes_per_cycle)
+                moved = traffic + shared
             est = np.maximum(comp, mem) + 0.5 * np.minimum(comp, mem) / np.maximum(steps, 1)
             # prefer fewer, larger tiles among equals (less per-tile overhead)
             score = np.where(ok, est * (1 + 1e-9 * steps), np.inf)
             i = int(np.argmin(score))
-            cand = (float(score[i]), order, int(tm[i]), int(tn[i]), int(tk[i]), float(est[i]), float(traffic[i]), pan)
+            cand = (float(score[i]), order, int(tm[i]), int(tn[i]), int(tk[i]), float(est[i]), float(traffic[i]), pan,
+                    float(moved[i]))
             if pan not in best or cand[0] < best[pan][0]:
                 best[pan] = cand
-    # a resident panel is taken only where it saves traffic over the best tiling without one
-    # (the estimate alone would trade larger tiles for more, smaller ones at equal traffic)
+    # a resident panel is taken only where it saves traffic (off-chip and shared) over the best
+    # tiling without one (the estimate alone would trade larger tiles for more, smaller ones at
+    # equal traffic)
     pick = best[False]
-    if True in best and best[True][6] < pick[6] and best[True][0] < pick[0]:
+    if True in best and best[True][8] < pick[8] and best[True][0] < pick[0]:
         pick = best[True]
-    _, order, a, b, c, est, tr, pan = pick
+    _, order, a, b, c, est, tr, pan, _ = pick
     return Tiling(a, b, c, order, est, tr, pan)
