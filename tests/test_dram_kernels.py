@@ -259,7 +259,7 @@ def kernel_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, c
 @settings(max_examples=12, deadline=None)
 @given(st.data())
 def test_controller_matches_naive_twin(data):
-    name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000", "LPDDR5-6400"]))
+    name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000", "LPDDR5-6400", "GDDR6-7000"]))
     p = load_preset(name)
     C = data.draw(st.sampled_from([1, 2]))
     n = data.draw(st.integers(5, 50))
@@ -332,7 +332,7 @@ def test_controller_matches_naive_twin_queue_depths_and_closed_page(data):
     """The queue scan evaluates one request per (bank, hits open row) class, found through bit
     masks over queue positions (several words beyond 64 entries); closed page auto-precharges
     unless another queued request hits the row. Both against the tick-by-tick twin."""
-    name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000", "LPDDR5-6400"]))
+    name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000", "LPDDR5-6400", "GDDR6-7000"]))
     p = load_preset(name)
     Q = data.draw(st.sampled_from([2, 5, 32, 70]))
     closed = data.draw(st.booleans())
@@ -522,7 +522,8 @@ def _engine_run_cfg(fidelity, transfers, **kw):
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.sampled_from(["DDR4-2400", "DDR5-4800", "GDDR6-14000", "LPDDR5-6400", "HBM2-2000", "HBM3-6400"]),
+@given(st.sampled_from(["DDR4-2400", "DDR5-4800", "GDDR6-14000", "GDDR6-7000", "LPDDR5-6400", "HBM2-2000",
+                        "HBM3-6400"]),
        st.sampled_from(["RoBaRaCoCh", "MOP4CLXOR", "RoCoBaRaCh", "ChRaBaRoCo"]),
        st.sampled_from([4, 8, 32]), st.sampled_from(["all_bank", "off"]), st.sampled_from(["none", "bank", "channel"]),
        st.lists(st.tuples(st.integers(0, (1 << 22) - 1), st.integers(1, 1 << 15), st.booleans(), st.integers(0, 300)),
