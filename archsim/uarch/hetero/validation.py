@@ -68,7 +68,8 @@ def attacc_grid(case: dict) -> dict:
     :data:`A100A` overrides), ``attacc`` rows on ``case["attacc_arch"]`` (default attacc_dgx, with
     ``case["attacc_overrides"]``, e.g. another xPU; ``pim``
     bank / bg / buffer as the placement, ``ff`` as ff_parallel, ``pipe`` as one head chunk per
-    GPU's heads). ``case["models"]`` maps the table's model names to workload dicts;
+    GPU's heads). An ``ngpu`` column (default ``case["gpus"]``, 8) sets a gpu row's tensor
+    parallel width. ``case["models"]`` maps the table's model names to workload dicts;
     ``case["system"]`` and ``case["gpu"]`` (default A100a) pick the rows. Metrics: ``rows`` and
     :func:`archsim.validate.error_summary` of the tokens/s (``case["row_tol"]``, default 0.15)."""
     from archsim.validate import error_summary, table_rows
@@ -83,6 +84,7 @@ def attacc_grid(case: dict) -> dict:
         B, kv = int(r["batch"]), int(r["lin"]) + int(r["lout"]) // 2
         if r["system"] == "gpu":
             arch, ov = case.get("gpu_arch", "dgx_a100"), list(case.get("gpu_overrides", A100A))
+            ov.append(f"parallel.tensor={int(r.get('ngpu') or gpus)}")
         else:
             arch = case.get("attacc_arch", "attacc_dgx")
             ov = list(case.get("attacc_overrides", [])) + ["xpu.capacity=1e13"]
