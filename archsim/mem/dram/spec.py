@@ -132,7 +132,8 @@ def _gddr6_constraints():
       2-CK preamble, CL + BL + 2 - CWL.
     - all-bank refresh: REFab -> ACT after tRFC and after tRFCab, REFab -> REFab after tRFCab
       (the later one binds; tRFCab defaults to tRFC). Only PREab precedes a REFab by tRP: a bank
-      closed by its own PRE is covered by ACT -> REFab tRC (PRE comes tRAS after the ACT).
+      closed by its own PRE is covered by ACT -> REFab tRC (PRE comes tRAS after the ACT), fully
+      where tRC >= tRAS + tRP; the peer's GDDR6-7000 tRC is one short, and that shows in its runs.
     - per-bank refresh: REFpb behaves as an activation of its bank for the channel's activate
       spacing (ACT -> REFpb tRRD_L, REFpb -> ACT / REFpb tRREFD); it waits tRP after a PREab and
       the auto-precharge of an RDA / WRA anywhere in the channel, and tRC / tRP / the
