@@ -10,8 +10,8 @@ Tile steps are spread over the arrays by outer tile (N or M blocks) and interlea
 Where a tensor lives (:meth:`SystolicLowerer.tier`): in the arrays' tile buffers (an
 activation within their ``activation_budget``: no transfer), in the shared memory (an
 activation within its budget: its tiles move as SHARED instructions through the same DMA
-queues, timed by the shared memory's own pipe), or off-chip (weights, KV cache, spilled activations: LOAD / STORE through the
-memory model).
+queues, timed by the shared memory's own pipe), or off-chip (weights, KV cache, spilled
+activations: LOAD / STORE through the memory model).
 """
 from __future__ import annotations
 
