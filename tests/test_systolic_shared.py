@@ -133,3 +133,20 @@ def test_the_shared_memory_adds_leakage_and_area(small_arch, shared_arch):
     ls = sh.components["sram"]["energy_pj"]["leakage"] / sh.seconds
     assert ls == pytest.approx(lb * (3 * 64 + 1024) / (3 * 64), rel=1e-9)
     assert np.isfinite(sh.energy_pj)
+
+
+def test_repeated_layers_take_at_least_the_shared_memory_time():
+    """A repeated layer lasts at least as long as its busiest resource, the shared memory's
+    pipe included: with a slow CMEM the deduplicated prefill takes at least every layer's
+    transfers through it, weighted by the layer's repeat."""
+    from archsim.sim.run import shared_pipe_cycles
+    for bw in ("50 GB/s", "1075.2 GB/s"):
+        res = simulate("tpuv4i", "llama2-7b", phase="prefill", seq_len=512,
+                       overrides=[f"sram.shared.bandwidth={bw}"])
+        prog = res.program
+        pipe = shared_pipe_cycles(prog)
+        assert pipe.sum() > 0
+        per_layer = {r.name: r.cycles for r in res.layers}
+        for name, busy in zip(prog.layer_names, pipe):
+            assert per_layer[name] >= busy
+        assert res.cycles >= int((pipe * prog.layer_weights).sum())

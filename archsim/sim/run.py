@@ -5,6 +5,7 @@ import numpy as np
 
 from archsim import uarch as uarch_registry
 from archsim.energy import table_of
+from archsim.isa import Op
 from archsim.mem.interface import MC_BUSY_CYCLES, MC_READ_BYTES, MC_WRITE_BYTES, MEM_COUNTER_NAMES, build_memory
 from archsim.report.result import LayerRecord, Result
 from archsim.sim.timing import schedule
@@ -47,6 +48,17 @@ def check_range(res: Result, finish: np.ndarray | None = None) -> None:
                               f"price (energy_per_bit, a pJ table entry) is out of range in {res.cfg.name!r}")
 
 
+def shared_pipe_cycles(prog) -> np.ndarray:
+    """Cycles per layer the on-chip shared memory's pipe is busy (its SHARED transfers, each
+    ``ceil(bytes / bytes per cycle)`` as the timing kernel times them); zeros without one."""
+    out = np.zeros(max(1, len(prog.layer_names)), np.int64)
+    bpc = prog.meta.get("shared_bytes_per_cycle")
+    if bpc:
+        sh = prog.op == Op.SHARED
+        np.add.at(out, prog.layer[sh], np.ceil(prog.nbytes[sh] / bpc).astype(np.int64))
+    return out
+
+
 def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_layers: bool = False,
                     pipeline: bool = True) -> Result:
     """Simulate an already validated config and built workload graph. With pipeline-parallel
@@ -78,6 +90,7 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
     # a repeated layer can never take less than its busiest resource (steady-state bound)
     compute_units = [i for i, nme in enumerate(prog.unit_names) if not nme.startswith("dma")]
     res_busy = np.maximum(busy[:, compute_units].max(axis=1) if compute_units else 0, memc[:, MC_BUSY_CYCLES])
+    res_busy = np.maximum(res_busy, shared_pipe_cycles(prog))
     layer_cycles = np.where(weights > 1, np.maximum(span, res_busy), span)
     cycles = int((layer_cycles * weights).sum())
     table = table_of(cfg)
