@@ -125,3 +125,22 @@ def test_binary_trace_and_preset_are_not_text(tmp_path):
         res = CliRunner().invoke(dram, args)
         assert res.exit_code == 2 and "not a text file" in res.output, args
         assert "Traceback" not in res.output
+
+
+def test_replay_closed_cap_option(trace):
+    """--page-policy closed_cap --cap N: 201 requests over two rows of one bank, the run ending
+    when the last one is accepted (about 170 issued); with cap 1 every second access closes its
+    row, with cap 4 every fifth."""
+    acts = {}
+    for cap in (1, 4):
+        r = CliRunner().invoke(dram, [str(trace), "--preset", "DDR4-2400", "--refresh", "off",
+                                      "--page-policy", "closed_cap", "--cap", str(cap), "--format", "json"])
+        assert r.exit_code == 0, r.output
+        d = json.loads(r.output)
+        assert d["page_policy"] == "closed_cap" and d["cap"] == cap
+        acts[cap] = d["commands"]["act"]
+    assert acts == {1: 84, 4: 34}
+    r = CliRunner().invoke(dram, [str(trace), "--preset", "DDR4-2400", "--page-policy", "closed_cap"])
+    assert r.exit_code == 0 and "row closes queued" in r.output
+    r = CliRunner().invoke(dram, [str(trace), "--page-policy", "closed_cap", "--cap", "0"])
+    assert r.exit_code == 2 and "--cap" in r.output

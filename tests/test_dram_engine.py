@@ -301,6 +301,8 @@ def test_accelerator_dram_refuses_settings_it_does_not_model():
     from archsim.errors import ConfigError
     for ov, field in (("memory.dram.refresh=per_bank", "memory.dram.refresh"),
                       ("memory.dram.page_policy=closed", "memory.dram.page_policy"),
+                      ("memory.dram.page_policy=closed_cap", "memory.dram.page_policy"),
+                      ("memory.dram.cap=8", "memory.dram.cap"),
                       ("memory.dram.queue_depth=16", "memory.dram.queue_depth"),
                       ("memory.dram.frontend_per_cycle=4", "memory.dram.frontend_per_cycle")):
         with pytest.raises(ConfigError) as e:

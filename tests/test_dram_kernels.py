@@ -77,7 +77,8 @@ class NaiveDRAM:
                 self.ready[(n, f)] = max(self.ready.get((n, f), -1), past + lat)
 
 
-def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=16, closed=False, rowhit=False):
+def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=16, closed=False, rowhit=False,
+                     cap=0):
     d = NaiveDRAM(preset, C)
     N = len(ch)
     NB = preset.banks_per_channel
@@ -95,6 +96,14 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
     wmode = [False] * C
     arrive = [-1] * N; depart = [-1] * N; first = [-1] * N
     cnt = {}
+    # closed_cap (cap > 0): column accesses per (channel, bank) since the row last closed, and
+    # whether the bank's row close is queued
+    capn, capq = {}, set()
+
+    def closes(c, b):
+        capn[(c, b)] = 0
+        capq.discard((c, b))
+
     t, i = 0, 0
     while True:
         for _ in range(1 if t == 0 else F):
@@ -123,6 +132,11 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
             for c in range(C):
                 pq[c] += [("REF", s) for s in range(rscope_n)]
         for c in range(C):
+            for b in range(NB if cap else 0):
+                # closed_cap: a bank at the cap gets its row close queued once its PRE is ready
+                if capn.get((c, b), 0) >= cap and (c, b) not in capq and d.ready_at(PRE, c, d.ids(b)) <= t:
+                    pq[c].append(("PRE", b))
+                    capq.add((c, b))
             for slot in range(2 if dual else 1):
                 col_ok = (not dual) or slot == 0
                 row_ok = (not dual) or slot == 1
@@ -151,7 +165,12 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
                             best = k
                     if best is not None:
                         sel = ("A", best, WR if isw[aq[c][best]] else RD)
-                if sel is None and pq[c]:
+                if sel is None and pq[c] and pq[c][0][0] == "PRE":
+                    b = pq[c][0][1]
+                    blocked = any(bank[q] == b for q in aq[c] + opening)
+                    if row_ok and not blocked and d.ready_at(PRE, c, d.ids(b)) <= t:
+                        sel = ("P", 0, PRE)
+                elif sel is None and pq[c]:
                     s = pq[c][0][1]
                     per = NB // rscope_n
                     banks = range(s * per, (s + 1) * per)
@@ -197,6 +216,13 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
                         cnt["CAS"] = cnt.get("CAS", 0) + 1
                     continue
                 cnt[cm] = cnt.get(cm, 0) + 1
+                if kind == "P" and pq[c][0][0] == "PRE":
+                    b = pq[c].pop(0)[1]
+                    d.issue(PRE, c, d.ids(b), t)
+                    openr[(c, b)] = -1
+                    closes(c, b)
+                    cnt["CAPPRE"] = cnt.get("CAPPRE", 0) + 1
+                    continue
                 if kind == "P":
                     s = pq[c][0][1]
                     path = (s,) if preset.standard.levels[1] != "BankGroup" else ()
@@ -205,6 +231,7 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
                     if cm == PREA:
                         for b in range(s * per, (s + 1) * per):
                             openr[(c, b)] = -1
+                            closes(c, b)
                     else:
                         pq[c].pop(0)
                     continue
@@ -214,6 +241,14 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
                     o = openr.get((c, bank[q]), -1)
                     first[q] = 0 if o == row[q] else (2 if o >= 0 else 1)
                 iss = cm
+                if cap and cm in (RD, WR) and not forced and capn.get((c, bank[q]), 0) >= cap \
+                        and d.ready_at(K.WRA if cm == WR else K.RDA, c, d.ids(bank[q])) <= t:
+                    iss = K.WRA if cm == WR else K.RDA
+                    cnt[PRE] = cnt.get(PRE, 0) + 1
+                if cap and iss in (PRE, K.RDA, K.WRA):
+                    closes(c, bank[q])
+                elif cap and iss in (RD, WR):
+                    capn[(c, bank[q])] = capn.get((c, bank[q]), 0) + 1
                 if closed and cm in (RD, WR) and not any(
                         x != q and bank[x] == bank[q] and row[x] == row[q] for x in rq[c] + wq[c]):
                     # closed page: auto-precharge unless another queued request hits the row
@@ -239,7 +274,7 @@ def naive_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, F=
 
 
 def kernel_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, closed=False, wck_always_on=False,
-                      rowhit=False):
+                      rowhit=False, cap=0):
     L, lsize, ncount, NB, bnode, haswin, hassib, rscope = static_arrays(preset)
     loff = np.zeros(L, dtype=np.int64)
     for lv in range(1, L):
@@ -252,7 +287,8 @@ def kernel_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, c
                              t.c_start, t.c_fol, t.c_lat, t.c_win, t.c_sib, haswin, hassib,
                              preset.standard.dual_bus, False, t.read_latency, 1 if refresh else 0,
                              t.timing["nREFI"], t.timing["nREFIpb"], Q, Q, 0.8, 0.2, 16, closed,
-                             C, NB, arrive, depart, cc, first, *controller_rules(preset, wck_always_on), rowhit)
+                             C, NB, arrive, depart, cc, first, *controller_rules(preset, wck_always_on), rowhit,
+                             cap)
     return ticks, arrive, depart, first, cc
 
 
@@ -359,6 +395,38 @@ def test_controller_matches_naive_twin_queue_depths_and_closed_page(data):
     tot = cc.sum(axis=0)
     assert tot[K.CC_ACT] == cnt.get(ACT, 0) and tot[K.CC_RD] == cnt.get(RD, 0) and tot[K.CC_WR] == cnt.get(WR, 0)
     assert tot[K.CC_REF] == cnt.get(REF, 0) and tot[K.CC_PRE] == cnt.get(PRE, 0)
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.data())
+def test_controller_matches_naive_twin_closed_cap(data):
+    """Row policy closed_cap: per-bank column-access counts, the auto-precharge of the access
+    after the cap, and row closes queued as maintenance (behind refreshes, blocked by activated
+    requests of the bank, stale once a refresh closed the bank) against the tick-by-tick twin."""
+    name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000", "LPDDR5-6400", "GDDR6-7000", "DDR5-4800AN"]))
+    p = load_preset(name)
+    Q = data.draw(st.sampled_from([2, 5, 32]))
+    cap = data.draw(st.sampled_from([1, 2, 4]))
+    C = data.draw(st.sampled_from([1, 2]))
+    n = data.draw(st.integers(10, 60))
+    NB = p.banks_per_channel
+    nb = data.draw(st.sampled_from([1, 3, 6]))
+    ch = np.array(data.draw(st.lists(st.integers(0, C - 1), min_size=n, max_size=n)), np.int64)
+    bank = np.array(data.draw(st.lists(st.integers(0, min(NB, nb) - 1), min_size=n, max_size=n)), np.int64)
+    row = np.array(data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)), np.int64)
+    isw = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), np.bool_)
+    col = np.array(data.draw(st.lists(st.integers(0, 7), min_size=n, max_size=n)), np.int64)
+    addr = ((row * NB + bank) * 8 + col) * C + ch
+    cyc = np.cumsum(np.array(data.draw(st.lists(st.integers(0, 60), min_size=n, max_size=n)), np.int64)) \
+        * data.draw(st.sampled_from([0, 1, 20]))
+    refresh = data.draw(st.booleans())
+    t1, a1, d1, f1, cc = kernel_controller(p, C, ch, bank, row, isw, addr, cyc, refresh, Q=Q, cap=cap)
+    t2, a2, d2, f2, cnt = naive_controller(p, C, list(ch), list(bank), list(row), list(isw), list(addr),
+                                           list(cyc), refresh, Q=Q, cap=cap)
+    assert (t1, list(a1), list(d1), list(f1)) == (t2, a2, d2, f2)
+    tot = cc.sum(axis=0)
+    assert tot[K.CC_ACT] == cnt.get(ACT, 0) and tot[K.CC_PRE] == cnt.get(PRE, 0)
+    assert tot[K.CC_REF] == cnt.get(REF, 0) and tot[K.CC_CAPPRE] == cnt.get("CAPPRE", 0)
 
 
 def test_closed_page_active_request_whose_row_was_auto_precharged():

@@ -53,8 +53,11 @@ class DramConfig(Strict):
         "switch to write drain above this occupancy (trace-replay controller)"))
     write_low_watermark: float = Field(0.2, ge=0, lt=1, description=(
         "back to reads below this occupancy (trace-replay controller)"))
-    page_policy: Literal["open", "closed"] = Field("open", description=(
-        "row-buffer policy (closed: trace-replay controller)"))
+    page_policy: Literal["open", "closed", "closed_cap"] = Field("open", description=(
+        "row-buffer policy: open, closed (auto-precharge unless a queued request hits the row) or "
+        "closed_cap (a row closes after cap column accesses); closed and closed_cap: trace-replay controller"))
+    cap: int = Field(4, ge=1, description=(
+        "closed_cap: column accesses after which a row closes (trace-replay controller)"))
     refresh: Literal["all_bank", "per_bank", "off"] = Field("all_bank", description=(
         "refresh scheme (per_bank: trace-replay controller)"))
     fidelity: Literal["row_visit", "burst"] = Field(

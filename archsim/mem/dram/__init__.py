@@ -17,8 +17,8 @@ drop_stale(str(Path(__file__).resolve().parents[1] / "interface.py"), [Path(__fi
 
 def _replay(case: dict, traces: dict | None = None) -> dict:
     """Replay one synthetic-pattern run described by ``case`` (preset, pattern, and optionally
-    channels, mapping, queue_depth, refresh, xor, wck, scheduler, scale, seed; values may be strings, as in a
-    CSV row); returns the full metrics dict of :func:`archsim.mem.dram.sim.run_trace`. A
+    channels, mapping, queue_depth, refresh, xor, wck, scheduler, row_policy, scale, seed; values may
+    be strings, as in a CSV row); returns the full metrics dict of :func:`archsim.mem.dram.sim.run_trace`. A
     ``traces`` dict caches the generated patterns between calls."""
     from archsim.mem.dram.presets import load_preset
     from archsim.mem.dram.sim import run_trace
@@ -33,11 +33,30 @@ def _replay(case: dict, traces: dict | None = None) -> dict:
         if traces is not None:
             traces[key] = tr
     addrs, writes = tr
+    policy, cap = row_policy(case.get("row_policy"))
     return run_trace(p, addrs, writes, channels=ch, mapping=case.get("mapping") or "RoBaRaCoCh",
                      queue_depth=int(case.get("queue_depth") or 32), refresh=case.get("refresh") or "all_bank",
                      xor=case.get("xor") or "none", check_capacity=False,
                      wck_always_on=(case.get("wck") or "sync") == "always_on",
-                     scheduler=case.get("scheduler") or "frfcfs")
+                     scheduler=case.get("scheduler") or "frfcfs", page_policy=policy, cap=cap)
+
+
+def row_policy(value) -> tuple[str, int]:
+    """A ``row_policy`` value of a case or table row -> (page policy, cap) of
+    :func:`archsim.mem.dram.sim.run_trace`: empty or ``open``, ``closed``, ``closed_cap`` (cap 4,
+    the peer's default) or ``closed_cap:N``."""
+    from archsim.errors import ConfigError
+    v = str(value or "open").strip()
+    name, _, n = v.partition(":")
+    if name in ("open", "closed") and not n:
+        return name, 4
+    if name == "closed_cap":
+        if not n:
+            return name, 4
+        if n.isdigit() and int(n) > 0:
+            return name, int(n)
+    raise ConfigError([("row_policy", f"{v!r} is not a row policy (open, closed, closed_cap or closed_cap:N "
+                                      "with N column accesses before a row closes)")])
 
 
 def validate_case(case: dict) -> dict:
@@ -50,12 +69,15 @@ def validate_case(case: dict) -> dict:
 
 def ramulator_table(case: dict) -> dict:
     """Rows of ``case["table"]`` (a CSV of Ramulator 2.1 trace runs beside the case file:
-    preset, channels, pattern, mapping, queue_depth, refresh, [wck, scheduler,] dram_cycles, row_hits, row_misses,
+    preset, channels, pattern, mapping, queue_depth, refresh, [wck, scheduler, row_policy,] dram_cycles, row_hits,
+    row_misses,
     row_conflicts, refresh_cmds) replayed as :func:`validate_case` replays a case. Metrics:
     ``rows``; ``cycles_*`` (relative error of the simulated cycles: share within
     ``case["row_tol"]``, default 0.05, mean and largest); ``row_outcomes_exact`` and
     ``refreshes_exact`` (share of rows whose hit / miss / conflict counts, refresh count equal
-    the peer's)."""
+    the peer's). ``refresh_cmds`` of a row is the peer's count of maintenance commands served
+    (num_maintenance_reqs_served), compared with ``maintenance_cmds``: the refreshes, and with
+    ``row_policy`` closed_cap also the row closes that policy queues as maintenance."""
     from archsim.validate import error_summary, table_rows
 
     traces: dict = {}
@@ -63,7 +85,7 @@ def ramulator_table(case: dict) -> dict:
     def one(r):
         res = _replay(r, traces)
         outcomes = all(res[k] == int(r[k]) for k in ("row_hits", "row_misses", "row_conflicts"))
-        return res["dram_cycles"] / int(r["dram_cycles"]) - 1.0, outcomes, res["refresh_cmds"] == int(r["refresh_cmds"])
+        return res["dram_cycles"] / int(r["dram_cycles"]) - 1.0, outcomes, res["maintenance_cmds"] == int(r["refresh_cmds"])
 
     rows = table_rows(case, "Ramulator table", one)
     n = max(1, len(rows))

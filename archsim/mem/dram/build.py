@@ -30,6 +30,7 @@ REPLAY_ONLY = {
     "write_low_watermark": "it has no separate write queue to drain",
     "frontend_per_cycle": "its requests are the simulated accelerator's transfers",
     "page_policy": "it keeps rows open (open page)",
+    "cap": "it keeps rows open (open page)",
 }
 
 

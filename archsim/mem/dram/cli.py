@@ -44,6 +44,8 @@ def _fmt_table(res: dict) -> str:
         ("row hit rate", f"{100 * res['row_hit_rate']:.2f} %"),
         ("read latency avg / p99", f"{res['avg_read_latency_ns']:.1f} / {res['p99_read_latency_ns']:.1f} ns"),
         ("refresh commands", res["refresh_cmds"]),
+        *([("row closes queued (closed_cap)", res["commands"]["cap_pre"])] if res.get("page_policy") == "closed_cap"
+          else []),
         ("commands ACT/PRE/RD/WR/REF", "/".join(str(res["commands"][k]) for k in ("act", "pre", "rd", "wr", "ref"))
          + (f" (ACT-2 {res['commands']['act2']}, CAS {res['commands']['cas']})"
             if res["commands"]["act2"] or res["commands"]["cas"] else "")),
@@ -64,13 +66,17 @@ def _fmt_table(res: dict) -> str:
 @click.option("--mapping", default="RoBaRaCoCh", show_default=True, help=_MAPPINGS_HELP)
 @click.option("--queue-depth", type=int, default=32, show_default=True, help="read/write queue entries per channel")
 @click.option("--refresh", type=click.Choice(["on", "off", "all_bank", "per_bank"]), default="on", show_default=True)
-@click.option("--page-policy", type=click.Choice(["open", "closed"]), default="open", show_default=True)
+@click.option("--page-policy", type=click.Choice(["open", "closed", "closed_cap"]), default="open", show_default=True,
+              help="open rows; close after each access unless a queued request hits the row; or close after "
+                   "--cap column accesses (closed_cap)")
+@click.option("--cap", type=click.IntRange(min=1), default=4, show_default=True,
+              help="closed_cap: column accesses after which a row closes")
 @click.option("--wck", type=click.Choice(["sync", "always_on"]), default="sync", show_default=True,
               help="LPDDR5 WCK clock: synchronised by a CAS before an access once stopped, or kept running")
 @click.option("--scheduler", type=click.Choice(["frfcfs", "frfcfs_rowhit"]), default="frfcfs", show_default=True,
               help="FR-FCFS, or FR-FCFS that never closes a row an older queued request hits")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def replay(trace, preset, channels, mapping, queue_depth, refresh, page_policy, wck, scheduler, fmt):
+def replay(trace, preset, channels, mapping, queue_depth, refresh, page_policy, cap, wck, scheduler, fmt):
     """Replay TRACE (lines 'LD 0xADDR' / 'ST 0xADDR', or CSV 'cycle,op,addr')."""
     from archsim.mem.dram.presets import load_preset
     from archsim.mem.dram.sim import run_trace
@@ -82,7 +88,7 @@ def replay(trace, preset, channels, mapping, queue_depth, refresh, page_policy, 
         addrs, writes, cycles = read_trace(trace)
         ref = {"on": "all_bank", "off": "off"}.get(refresh, refresh)
         res = run_trace(p, addrs, writes, cycles, channels=channels, mapping=mapping,
-                        queue_depth=queue_depth, refresh=ref, page_policy=page_policy,
+                        queue_depth=queue_depth, refresh=ref, page_policy=page_policy, cap=cap,
                         wck_always_on=wck == "always_on", scheduler=scheduler)
     except ArchsimError as e:
         _fail(e)

@@ -35,7 +35,8 @@ CC_ACT, CC_PRE, CC_PREA, CC_RD, CC_WR, CC_REF, CC_REFPB = 0, 1, 2, 3, 4, 5, 6
 CC_RHIT, CC_RMISS, CC_RCONF, CC_WHIT, CC_WMISS, CC_WCONF = 7, 8, 9, 10, 11, 12
 CC_RSERVED, CC_WSERVED, CC_FWD, CC_COALESCED, CC_RACCEPT, CC_WACCEPT = 13, 14, 15, 16, 17, 18
 CC_ACT2, CC_CAS = 19, 20       # LPDDR5: second activate commands, WCK-sync CAS commands
-N_CC = 21
+CC_CAPPRE = 21                  # closed_cap row policy: PREs it queued as maintenance (also in CC_PRE)
+N_CC = 22
 
 
 # ------------------------------------------------------------------ timing state
@@ -513,7 +514,8 @@ def _popc(typingctx, x):
 @njit(cache=True)
 def _prio_candidate(kd, sx, c, NB, n_scope, open_row, act_cnt, ncount, rscope, L, ready, loff, pnode):
     """Next command of the head of channel ``c``'s priority buffer (a refresh of scope node
-    ``sx`` for REF, of bank ``sx`` else): PREA / PRE while a row is open, then REF / REFPB.
+    ``sx`` for REF, of bank ``sx`` else): PREA / PRE while a row is open, then REF / REFPB; a
+    row close of the closed_cap policy (kind PRE) is a PRE whether or not the bank is still open.
     Returns (command, blocked by a pending activation, first tick it may issue)."""
     if kd == REF:
         per = NB // n_scope
@@ -526,7 +528,7 @@ def _prio_candidate(kd, sx, c, NB, n_scope, open_row, act_cnt, ncount, rscope, L
         blocked_a = cmd == PREA and _scope_active(act_cnt, c, NB, ncount, rscope, sx, L)
         r = ready_scope(ready, loff, ncount, L, cmd, c, rscope, sx)
     else:
-        cmd = PRE if open_row[c * NB + sx] >= 0 else REFPB
+        cmd = PRE if (kd == PRE or open_row[c * NB + sx] >= 0) else REFPB
         blocked_a = cmd == PRE and act_cnt[c * NB + sx] > 0
         r = ready_path(ready, pnode, L, cmd, c * NB + sx)
     return cmd, blocked_a, r
@@ -710,7 +712,8 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                    dual_bus, edge_rules, read_latency, refresh_mode, n_refi, n_refipb,
                    q_read, q_write, wr_hi, wr_lo, frontend_per_cycle, closed_page,
                    C, NB, arrive, depart, cc, first_cmd,
-                   split_act=False, n_aad=8, wck_sync=False, wck_rd=0, wck_wr=0, rowhit_first=False):
+                   split_act=False, n_aad=8, wck_sync=False, wck_rd=0, wck_wr=0, rowhit_first=False,
+                   close_cap=0):
     """Replay a request trace; returns the number of controller ticks simulated.
 
     Semantics: the frontend offers requests in trace order (one before the first tick, then
@@ -724,6 +727,16 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
 
     ``rowhit_first`` (FR-FCFS with row-hit protection): a request may not close a bank's open row
     while the same queue holds a request that hits that row and arrived no later than it.
+
+    ``close_cap`` > 0 (row policy closed_cap, instead of open / closed page): each bank counts its
+    RD / WR since its row was last closed (by a PRE, PREA, RDA or WRA). Once the count has reached
+    ``close_cap``, the next RD / WR chosen for the bank issues as RDA / WRA (if that command is
+    timing-ready: it is wherever the RD / WR is), and at the start of every tick each such bank
+    whose PRE is timing-ready gets a row close queued in the priority buffer (bank order, once
+    until its row closes): a PRE that issues even if the bank has been closed meanwhile, that
+    waits while an activated request of the bank is pending and, like a refresh, holds back the
+    read and write queues while it is queued. (An access issued right after its CAS, on LPDDR5,
+    is not turned into an auto-precharge.)
 
     LPDDR5 (JESD209-5) controller rules:
 
@@ -759,7 +772,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     # per active-buffer entry, a lower bound of its column command's ready tick (-1: none)
     abr = np.full((C, NB + 1), -1, dtype=np.int64)
     n_scope = ncount[rscope]
-    PQ = 4 * n_scope + NB + 4
+    PQ = 4 * n_scope + 2 * NB + 4
     pkind = np.zeros((C, PQ), dtype=np.int64)
     pidx = np.zeros((C, PQ), dtype=np.int64)
     plen = np.zeros(C, dtype=np.int64)
@@ -816,6 +829,12 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     casq = np.full(C, -1, dtype=np.int64)
     casb = np.zeros(C, dtype=np.int64)
     casc = np.zeros(C, dtype=np.int64)
+
+    # closed_cap: column accesses per bank since its row was last closed, whether its row close
+    # has been queued, and per channel the banks at the cap without one queued
+    capn = np.zeros(C * NB, dtype=np.int64)
+    capq = np.zeros(C * NB, dtype=np.bool_)
+    capw = np.zeros(C, dtype=np.int64)
 
     next_ref = n_refi if refresh_mode == 1 else (n_refipb if refresh_mode >= 2 else INF)
     ref_step = n_refi if refresh_mode == 1 else n_refipb
@@ -998,6 +1017,25 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
             minr = INF
             rising = (t % 2) == 1
             nslots = 2 if dual_bus else 1
+            if capw[c] > 0:
+                # closed_cap: queue the row close of every bank at the cap whose PRE is ready
+                for b in range(NB):
+                    cb = c * NB + b
+                    if capn[cb] < close_cap or capq[cb]:
+                        continue
+                    r = ready[pnode[cb, 0], PRE]
+                    for lv in range(1, L):
+                        v = ready[pnode[cb, lv], PRE]
+                        if v > r:
+                            r = v
+                    if r <= t:
+                        pkind[c, plen[c]] = PRE
+                        pidx[c, plen[c]] = b
+                        plen[c] += 1
+                        capq[cb] = True
+                        capw[c] -= 1
+                    elif r < minr:
+                        minr = r
             for slot in range(nslots):
                 # slot: 0 = any (single bus) / column bus, 1 = row bus
                 col_ok = (not dual_bus) or slot == 0
@@ -1182,6 +1220,11 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                                 if open_row[c * NB + b] >= 0:
                                     open_row[c * NB + b] = -1
                                     _row_changed(qbuf, bm, hm, hd, colb, pb, t_row, c, b, NB, -1, W)
+                                cb = c * NB + b
+                                if close_cap > 0 and capn[cb] >= close_cap and not capq[cb]:
+                                    capw[c] -= 1
+                                capn[cb] = 0
+                                capq[cb] = False
                             cc[c, CC_PREA] += 1
                         else:
                             cc[c, CC_REF] += 1
@@ -1194,11 +1237,18 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                             open_row[c * NB + sx] = -1
                             _row_changed(qbuf, bm, hm, hd, colb, pb, t_row, c, sx, NB, -1, W)
                             cc[c, CC_PRE] += 1
+                            cb = c * NB + sx
+                            if close_cap > 0 and capn[cb] >= close_cap and not capq[cb]:
+                                capw[c] -= 1
+                            capn[cb] = 0
+                            capq[cb] = False
+                            if kd == PRE:
+                                cc[c, CC_CAPPRE] += 1
                         else:
                             cc[c, CC_REFPB] += 1
                         pc = sx // banks_per_pc
                         bk = sx
-                    if cmd == REF or cmd == REFPB:
+                    if cmd == REF or cmd == REFPB or kd == PRE:
                         for k in range(plen[c] - 1):
                             pkind[c, k] = pkind[c, k + 1]
                             pidx[c, k] = pidx[c, k + 1]
@@ -1227,6 +1277,27 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     cc[c, (CC_WHIT if isw else CC_RHIT) + kind] += 1
                 final = _is_col(cmd)
                 cb = c * NB + b
+                if close_cap > 0:
+                    if final and not forced and capn[cb] >= close_cap:
+                        # the bank is at the cap: the access closes the row if its auto-precharge
+                        # form is ready
+                        ca = WRA if isw else RDA
+                        r = ready[pnode[cb, 0], ca]
+                        for lv in range(1, L):
+                            v = ready[pnode[cb, lv], ca]
+                            if v > r:
+                                r = v
+                        if r <= t:
+                            cmd = ca
+                    if cmd == PRE or cmd == RDA or cmd == WRA:
+                        if capn[cb] >= close_cap and not capq[cb]:
+                            capw[c] -= 1
+                        capn[cb] = 0
+                        capq[cb] = False
+                    elif final:
+                        capn[cb] += 1
+                        if capn[cb] == close_cap and not capq[cb]:
+                            capw[c] += 1
                 if final and closed_page:
                     # auto-precharge unless another queued request hits the same row (the row
                     # is open: those are the hits of the bank, minus q itself)
@@ -1472,6 +1543,21 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                                 m = r
                                 if m == tt:
                                     break
+                if capw[c] > 0 and m > tt:
+                    # closed_cap: a bank's row close is queued at the tick its PRE is ready
+                    for b in range(NB):
+                        cb = c * NB + b
+                        if capn[cb] < close_cap or capq[cb]:
+                            continue
+                        r = ready[pnode[cb, 0], PRE]
+                        for lv in range(1, L):
+                            v = ready[pnode[cb, lv], PRE]
+                            if v > r:
+                                r = v
+                        if r < tt:
+                            r = tt
+                        if r < m:
+                            m = r
                 nxt[c] = m
                 nmode[c] = wm
             else:

@@ -12,6 +12,8 @@ from archsim.mem.dram.presets import Preset, load_preset
 
 #: request schedulers of the controller (``run_trace(scheduler=...)``)
 SCHEDULERS = ("frfcfs", "frfcfs_rowhit")
+#: row-buffer policies of the controller (``run_trace(page_policy=...)``)
+PAGE_POLICIES = ("open", "closed", "closed_cap")
 
 
 def static_arrays(preset: Preset):
@@ -42,14 +44,25 @@ def run_trace(preset: Preset | str, addrs, is_write=None, cycles=None, *, channe
               queue_depth: int = 32, write_queue_depth: int | None = None, refresh: str = "all_bank",
               page_policy: str = "open", write_high_watermark: float = 0.8, write_low_watermark: float = 0.2,
               frontend_per_cycle: int = 16, check_capacity: bool = True, wck_always_on: bool = False,
-              scheduler: str = "frfcfs") -> dict:
+              scheduler: str = "frfcfs", cap: int = 4) -> dict:
     """Replay a request trace; returns the metrics dict (see ``archsim dram --format json``).
     ``wck_always_on``: LPDDR5 with the WCK clock kept running (no CAS sync before accesses).
     ``scheduler``: ``frfcfs`` (timing-ready first, then oldest) or ``frfcfs_rowhit`` (the same,
-    but no request closes a row that an older or as old request of its queue hits)."""
+    but no request closes a row that an older or as old request of its queue hits).
+    ``page_policy``: ``open`` (rows stay open until a conflict or refresh), ``closed`` (an access
+    auto-precharges unless another queued request hits its row) or ``closed_cap`` (a row closes
+    after ``cap`` column accesses: the next access auto-precharges, or a PRE is queued as
+    maintenance once it is timing-ready; see :func:`archsim.mem.dram.kernel.run_controller`)."""
     if scheduler not in SCHEDULERS:
         raise ConfigError([("scheduler", f"unknown scheduler {scheduler!r}{did_you_mean(scheduler, SCHEDULERS)} "
                                          f"(known: {', '.join(SCHEDULERS)})")])
+    if page_policy not in PAGE_POLICIES:
+        raise ConfigError([("page_policy", f"unknown page policy {page_policy!r}"
+                                           f"{did_you_mean(str(page_policy), PAGE_POLICIES)} "
+                                           f"(known: {', '.join(PAGE_POLICIES)})")])
+    if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
+        raise ConfigError([("cap", f"must be a positive integer (column accesses before closed_cap closes a "
+                                   f"row), got {cap!r}")])
     if isinstance(preset, str):
         preset = load_preset(preset)
     addrs = np.ascontiguousarray(addrs, dtype=np.int64)
@@ -63,13 +76,13 @@ def run_trace(preset: Preset | str, addrs, is_write=None, cycles=None, *, channe
         raise ConfigError([("channels", f"must be a positive power of two, got {C}")])
     if refresh == "per_bank" and not preset.standard.per_bank_refresh:
         raise ConfigError([("refresh", f"{preset.standard.name} has no per-bank refresh")])
-    cap = preset.capacity_bytes // preset.channels * C
+    capacity = preset.capacity_bytes // preset.channels * C
     if check_capacity:
-        bad = np.nonzero(addrs >= cap)[0]
+        bad = np.nonzero(addrs >= capacity)[0]
         if len(bad):
             k = int(bad[0])
             raise InputFileError(f"request {k + 1}: address {hex(int(addrs[k]))} is beyond the capacity "
-                                 f"of {preset.name} with {C} channel(s) ({cap} bytes = {hex(cap)})")
+                                 f"of {preset.name} with {C} channel(s) ({capacity} bytes = {hex(capacity)})")
     mp = build_mapping(preset, mapping, C, xor, channel_interleave)
     ch = np.empty(N, dtype=np.int64)
     bank = np.empty(N, dtype=np.int64)
@@ -94,8 +107,13 @@ def run_trace(preset: Preset | str, addrs, is_write=None, cycles=None, *, channe
                              t.timing["nREFI"], t.timing["nREFIpb"], queue_depth, qw,
                              write_high_watermark, write_low_watermark, frontend_per_cycle,
                              page_policy == "closed", C, NB, arrive, depart, cc, first,
-                             *controller_rules(preset, wck_always_on), scheduler == "frfcfs_rowhit")
-    return summarize(preset, C, int(ticks), cc, arrive, depart, is_write, N, mapping, queue_depth, refresh)
+                             *controller_rules(preset, wck_always_on), scheduler == "frfcfs_rowhit",
+                             int(cap) if page_policy == "closed_cap" else 0)
+    res = summarize(preset, C, int(ticks), cc, arrive, depart, is_write, N, mapping, queue_depth, refresh)
+    res["page_policy"] = page_policy
+    if page_policy == "closed_cap":
+        res["cap"] = int(cap)
+    return res
 
 
 def controller_rules(preset, wck_always_on: bool = False) -> tuple:
@@ -122,7 +140,7 @@ def summarize(preset, C, ticks, cc, arrive, depart, is_write, N, mapping, queue_
     nreq = hits + misses + conf
     counts = {"act": int(tot[K.CC_ACT]), "pre": int(tot[K.CC_PRE] + tot[K.CC_PREA]),
               "rd": int(tot[K.CC_RD]), "wr": int(tot[K.CC_WR]), "ref": int(tot[K.CC_REF] + tot[K.CC_REFPB]),
-              "act2": int(tot[K.CC_ACT2]), "cas": int(tot[K.CC_CAS])}
+              "act2": int(tot[K.CC_ACT2]), "cas": int(tot[K.CC_CAS]), "cap_pre": int(tot[K.CC_CAPPRE])}
     en = energy_nj(preset, counts, sim_ns * 1e-9, C)
     buses = preset.level_sizes[1] if preset.standard.levels[1] == "PseudoChannel" else 1
     nbl = preset.tables.timing["nBL"]
@@ -143,6 +161,9 @@ def summarize(preset, C, ticks, cc, arrive, depart, is_write, N, mapping, queue_
         "avg_read_latency_cycles": avg_lat, "avg_read_latency_ns": avg_lat * tick_ns,
         "p99_read_latency_ns": p99 * tick_ns,
         "refresh_cmds": counts["ref"], "commands": counts,
+        # commands served from the maintenance (priority) queue: refreshes, and the row closes the
+        # closed_cap policy queues there (the peer's num_maintenance_reqs_served)
+        "maintenance_cmds": counts["ref"] + counts["cap_pre"],
         "channel_utilization": util,
         "energy_nJ": en, "energy_total_nJ": en["total"],
         "avg_power_mW": en["total"] / sim_ns * 1e3 if sim_ns > 0 else 0.0,
