@@ -144,3 +144,13 @@ def test_replay_closed_cap_option(trace):
     assert r.exit_code == 0 and "row closes queued" in r.output
     r = CliRunner().invoke(dram, [str(trace), "--page-policy", "closed_cap", "--cap", "0"])
     assert r.exit_code == 2 and "--cap" in r.output
+
+
+def test_replay_ranks_option(trace):
+    """--ranks 2 on DDR4-2400: two refresh scopes (one REFab per rank per tREFI) and the rank in
+    the name; HBM has pseudo-channels, not ranks: exit status 2 naming the option's field."""
+    r = CliRunner().invoke(dram, [str(trace), "--preset", "DDR4-2400", "--ranks", "2", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["preset"] == "DDR4-2400 (2 ranks)"
+    r = CliRunner().invoke(dram, [str(trace), "--preset", "HBM2-2000", "--ranks", "2"])
+    assert r.exit_code == 2 and "ranks" in r.output and "no rank level" in r.output

@@ -47,6 +47,28 @@ def test_engine_bandwidth_matches_controller(preset, mapping, tol, kind):
     assert eng2 == eng and (cb == cr).all()
 
 
+@pytest.mark.parametrize("kind", list(PATTERNS))
+def test_engine_with_two_ranks(kind):
+    """memory.dram.ranks: the transfer engine serves a 2-rank DDR4-2400 (per-rank refresh, the
+    rank-switch relations) as trace replay does, within the tolerance of the one-rank case, and
+    both fidelities agree."""
+    size, step, n = PATTERNS[kind]
+    p = load_preset("DDR4-2400", ranks=2)
+    starts = np.arange(n, dtype=np.int64) * step
+    addrs = (starts[:, None] + np.arange(0, size, p.tx_bytes)[None, :]).reshape(-1)
+    ctl = run_trace(p, addrs, None, check_capacity=False)["bandwidth_GBps"]
+    out = []
+    for fid in ("burst", "row_visit"):
+        cfg = SimpleNamespace(model="dram", dram=DramConfig(preset="DDR4-2400", ranks=2, fidelity=fid))
+        m = build_memory(cfg, 1.0e9)
+        s = m.fresh_state()
+        cnt = np.zeros(N_MEM_COUNTERS, np.int64)
+        done = max(mem_transfer(m.kind, m.params, s, cnt, int(a), size, False, 0) for a in starts)
+        out.append((len(starts) * size / done, list(cnt)))
+    assert out[0] == out[1]
+    assert out[0][0] == pytest.approx(ctl, rel=0.06)
+
+
 def test_streaming_beats_serial_row_visits():
     """RoCoBaRaCh rotates consecutive bursts over pseudo-channels and banks: with bank-level
     parallelism the engine reaches the controller's ~88 % of HBM2 peak (serving visits one
@@ -313,8 +335,21 @@ def test_accelerator_dram_refuses_settings_it_does_not_model():
         simulate("hbm_pim", "gpt2", phase="decode", batch=1, kv_len=16,
                  overrides=["memory.dram.refresh=per_bank", "workload.n_layers=1"])
     assert "memory.dram.refresh" in str(e.value) and "all_bank or off" in str(e.value)
+    # a rank count: the PIM engine takes its preset's organisation; HBM has no rank level
+    with pytest.raises(ConfigError) as e:
+        simulate("hbm_pim", "gpt2", phase="decode", batch=1, kv_len=16,
+                 overrides=["memory.dram.ranks=2", "workload.n_layers=1"])
+    assert "memory.dram.ranks" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        simulate("systolic_128x128", "gpt2", phase="decode", batch=1, kv_len=16,
+                 overrides=["memory.model=dram", "memory.dram.ranks=2", "workload.n_layers=1"])
+    assert "memory.dram.ranks" in str(e.value) and "no rank level" in str(e.value)
     # the defaults, and all_bank / off, still run
     r = simulate("systolic_128x128", "gpt2", phase="decode", batch=1, kv_len=16,
                  overrides=["memory.model=dram", "memory.dram.refresh='off'", "memory.dram.queue_depth=32",
+                            "workload.n_layers=1"])
+    assert r.seconds > 0
+    r = simulate("systolic_128x128", "gpt2", phase="decode", batch=1, kv_len=16,
+                 overrides=["memory.model=dram", "memory.dram.preset=DDR4-2400", "memory.dram.ranks=2",
                             "workload.n_layers=1"])
     assert r.seconds > 0

@@ -295,8 +295,10 @@ def kernel_controller(preset, C, ch, bank, row, isw, addr, cyc, refresh, Q=32, c
 @settings(max_examples=12, deadline=None)
 @given(st.data())
 def test_controller_matches_naive_twin(data):
-    name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000", "LPDDR5-6400", "GDDR6-7000"]))
-    p = load_preset(name)
+    name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000", "LPDDR5-6400", "GDDR6-7000", "DDR4-2400-x16:2",
+                                      "DDR4-3200AA:2"]))
+    name, _, ranks = name.partition(":")
+    p = load_preset(name, ranks=int(ranks) if ranks else None)
     C = data.draw(st.sampled_from([1, 2]))
     n = data.draw(st.integers(5, 50))
     NB = p.banks_per_channel
@@ -403,8 +405,10 @@ def test_controller_matches_naive_twin_closed_cap(data):
     """Row policy closed_cap: per-bank column-access counts, the auto-precharge of the access
     after the cap, and row closes queued as maintenance (behind refreshes, blocked by activated
     requests of the bank, stale once a refresh closed the bank) against the tick-by-tick twin."""
-    name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000", "LPDDR5-6400", "GDDR6-7000", "DDR5-4800AN"]))
-    p = load_preset(name)
+    name = data.draw(st.sampled_from(["DDR4-2400", "HBM2-2000", "LPDDR5-6400", "GDDR6-7000", "DDR5-4800AN",
+                                      "DDR4-2400:2"]))
+    name, _, ranks = name.partition(":")
+    p = load_preset(name, ranks=int(ranks) if ranks else None)
     Q = data.draw(st.sampled_from([2, 5, 32]))
     cap = data.draw(st.sampled_from([1, 2, 4]))
     C = data.draw(st.sampled_from([1, 2]))

@@ -13,6 +13,8 @@ from archsim.mem.dram.spec import CMD_NAMES, effective_table
 PEER = Path("/work/shared/validation/dram/presets.json")
 #: Ramulator 2.1's resolved GDDR6 presets, stored with the tests (the peer files are not in the repo)
 PEER_GDDR6 = Path(__file__).resolve().parent / "data" / "dram" / "ramulator21_gddr6_tables.json"
+#: and its resolved DDR4 organisations / speed bins
+PEER_DDR4 = Path(__file__).resolve().parent / "data" / "dram" / "ramulator21_ddr4_tables.json"
 REQUIRED = {"HBM2-2000", "HBM2E-3200", "HBM3-6400", "DDR4-2400", "DDR4-3200", "DDR5-4800", "LPDDR5-6400", "GDDR6-14000"}
 
 
@@ -99,6 +101,47 @@ def test_gddr6_tables_equal_the_peer_resolved_tables(name):
     assert set(d["command_cycles_ticks"].values()) == {1} and set(p.tables.cmd_ticks) == {1}
     assert effective_table(p.tables.entries) == effective_table(_peer_entries(d, p))
     assert p.tables.read_latency == d["read_latency_ticks"]
+
+
+@pytest.mark.parametrize("name", ["DDR4-2400-x16", "DDR4-2400-x4", "DDR4-2400-16Gb", "DDR4-3200AA", "DDR4-3200AA-x16"])
+@pytest.mark.parametrize("ranks", [None, 2])
+def test_ddr4_organisations_equal_the_peer_resolved_tables(name, ranks):
+    """The DDR4 organisation presets against Ramulator 2.1's resolved DDR4 presets (stored in
+    tests/data/dram): every timing, the organisation (x16: 2 bank groups; x4 / 16 Gb: 2^17
+    rows), and the constraint table entry for entry, one rank and two (the rank count changes
+    the hierarchy, not the table: the rank-switch relations are sibling entries)."""
+    d = json.loads(PEER_DDR4.read_text())[name]
+    p = load_preset(name, ranks=ranks)
+    canon = {"nRCD": "nRCDRD"}
+    for k, v in d["timing_CK"].items():
+        if k == "tCK_ps":
+            assert p.tck_ps == v
+        elif k != "rate":
+            assert p.timing[canon.get(k, k)] == v, k
+    o = d["org"]
+    assert dict(zip(p.standard.levels, p.level_sizes)) == {"Channel": 1, "Rank": ranks or o["rank"],
+                                                           "BankGroup": o["bankgroup"], "Bank": o["bank"]}
+    assert (p.rows, p.organisation["columns"], p.organisation["channel_width_bits"]) == (o["row"], o["column"],
+                                                                                          o["channel_width"])
+    assert p.organisation["devices_per_rank"] == o["channel_width"] // o["dq"]
+    assert (p.tx_bytes, p.channels, p.tick_ps) == (d["tx_bytes"], d["channels"], d["tick_ps"])
+    assert effective_table(p.tables.entries) == effective_table(_peer_entries(d, p))
+    assert p.tables.read_latency == d["read_latency_ticks"]
+
+
+def test_rank_override():
+    """``ranks`` replaces the preset's rank count where the standard has a rank level: twice the
+    banks and capacity, one refresh scope per rank, the name says so; refused for HBM (pseudo-
+    channels) and GDDR6 (no rank level), and unless a positive power of two."""
+    one, two = load_preset("DDR4-2400"), load_preset("DDR4-2400", ranks=2)
+    assert two.banks_per_channel == 2 * one.banks_per_channel and two.capacity_bytes == 2 * one.capacity_bytes
+    assert two.name == "DDR4-2400 (2 ranks)" and load_preset("DDR4-2400", ranks=1).name == "DDR4-2400"
+    assert two.n_ranks == 2 and one.n_ranks == 1
+    for name, r, msg in (("HBM2-2000", 2, "no rank level"), ("GDDR6-7000", 2, "no rank level"),
+                         ("DDR4-2400", 3, "power of two"), ("DDR4-2400", 0, "power of two")):
+        with pytest.raises(ConfigError, match=msg) as e:
+            load_preset(name, ranks=r)
+        assert e.value.path == "ranks"
 
 
 def test_trc_below_tras_plus_trp_only_where_the_preset_says_so():

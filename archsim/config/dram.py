@@ -35,6 +35,8 @@ class DramConfig(Strict):
 
     preset: str = Field("HBM2-2000", description="DRAM preset name (arch_configs/dram/<name>.yaml) or path")
     channels: Optional[int] = Field(None, gt=0, description="number of channels (default: the preset's)")
+    ranks: Optional[int] = Field(None, gt=0, description=(
+        "ranks per channel (default: the preset's; standards with a rank level: DDR4, DDR5, LPDDR5)"))
     mapping: str = Field("RoBaRaCoCh", description="address mapping: RoBaRaCoCh, ChRaBaRoCo, MOP4CLXOR "
                          "or a bit order MSB->LSB of Ro/Ba/Bg/Ra/Sid/Co/Ch tokens")
     xor: Literal["none", "bank", "channel", "both"] = Field(

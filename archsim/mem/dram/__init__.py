@@ -17,19 +17,21 @@ drop_stale(str(Path(__file__).resolve().parents[1] / "interface.py"), [Path(__fi
 
 def _replay(case: dict, traces: dict | None = None) -> dict:
     """Replay one synthetic-pattern run described by ``case`` (preset, pattern, and optionally
-    channels, mapping, queue_depth, refresh, xor, wck, scheduler, row_policy, scale, seed; values may
-    be strings, as in a CSV row); returns the full metrics dict of :func:`archsim.mem.dram.sim.run_trace`. A
-    ``traces`` dict caches the generated patterns between calls."""
+    channels, ranks, mapping, queue_depth, refresh, xor, wck, scheduler, row_policy, scale, seed;
+    values may be strings, as in a CSV row); returns the full metrics dict of
+    :func:`archsim.mem.dram.sim.run_trace`. A ``traces`` dict caches the generated patterns
+    between calls."""
     from archsim.mem.dram.presets import load_preset
     from archsim.mem.dram.sim import run_trace
     from archsim.mem.dram.traces import geometry, pattern
 
-    p = load_preset(case["preset"])
+    ranks = int(case["ranks"]) if case.get("ranks") not in (None, "") else None
+    p = load_preset(case["preset"], ranks=ranks)
     ch = int(case.get("channels") or p.channels)
-    key = (case["preset"], ch, case["pattern"], float(case.get("scale", 1.0)), int(case.get("seed", 12345)))
+    key = (case["preset"], ranks, ch, case["pattern"], float(case.get("scale", 1.0)), int(case.get("seed", 12345)))
     tr = traces.get(key) if traces is not None else None
     if tr is None:
-        tr = pattern(case["pattern"], **geometry(p, ch), scale=key[3], seed=key[4])
+        tr = pattern(case["pattern"], **geometry(p, ch), scale=key[4], seed=key[5])
         if traces is not None:
             traces[key] = tr
     addrs, writes = tr
@@ -69,8 +71,8 @@ def validate_case(case: dict) -> dict:
 
 def ramulator_table(case: dict) -> dict:
     """Rows of ``case["table"]`` (a CSV of Ramulator 2.1 trace runs beside the case file:
-    preset, channels, pattern, mapping, queue_depth, refresh, [wck, scheduler, row_policy,] dram_cycles, row_hits,
-    row_misses,
+    preset, channels, pattern, mapping, queue_depth, refresh, [wck, scheduler, row_policy, ranks,] dram_cycles,
+    row_hits, row_misses,
     row_conflicts, refresh_cmds) replayed as :func:`validate_case` replays a case. Metrics:
     ``rows``; ``cycles_*`` (relative error of the simulated cycles: share within
     ``case["row_tol"]``, default 0.05, mean and largest); ``row_outcomes_exact`` and

@@ -34,13 +34,17 @@ REPLAY_ONLY = {
 }
 
 
-def replay_only_settings(cfg: DramConfig, model: str, path: str = "memory.dram") -> list:
+def replay_only_settings(cfg: DramConfig, model: str, path: str = "memory.dram", honours=()) -> list:
     """Problems (path, message) for settings ``cfg`` changes from their defaults that ``model``
     (the accelerator's DRAM transfer engine, or the PIM command engine) would ignore: the
     request queues, write drain, frontend and page policy of the trace-replay controller, and
-    per-bank refresh (both refresh all banks every tREFI)."""
+    per-bank refresh (both refresh all banks every tREFI); a rank count unless ``model``
+    ``honours`` ``ranks`` (the transfer engine does)."""
     base = DramConfig()
     probs = []
+    if cfg.ranks is not None and "ranks" not in honours:
+        probs.append((f"{path}.ranks", f"set to {cfg.ranks}, but {model} takes the preset's organisation; "
+                                       "choose a preset with the ranks wanted"))
     for field, alt in REPLAY_ONLY.items():
         if getattr(cfg, field) != getattr(base, field):
             probs.append((f"{path}.{field}", f"set to {getattr(cfg, field)!r}, but only the trace-replay "
@@ -55,11 +59,11 @@ def replay_only_settings(cfg: DramConfig, model: str, path: str = "memory.dram")
 def build_dram_model(mem_cfg, clock_hz: float):
     from archsim.mem.interface import MEM_DRAM, MemoryModel
     cfg = dram_config(getattr(mem_cfg, "dram", mem_cfg))
-    probs = replay_only_settings(cfg, "the transfer engine of a simulated accelerator")
+    probs = replay_only_settings(cfg, "the transfer engine of a simulated accelerator", honours=("ranks",))
     if probs:
         raise ConfigError(probs)
     try:
-        preset = load_preset(cfg.preset, overrides=cfg.timing or None)
+        preset = load_preset(cfg.preset, overrides=cfg.timing or None, ranks=cfg.ranks)
     except ConfigError as e:
         raise ConfigError([(f"memory.dram.{p}" if p else "memory.dram.preset", m) for p, m in e.problems]) from None
     C = cfg.channels or preset.channels

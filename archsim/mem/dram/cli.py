@@ -63,6 +63,8 @@ def _fmt_table(res: dict) -> str:
 @click.argument("trace", type=click.Path(dir_okay=False))
 @click.option("--preset", default="HBM2-2000", show_default=True, help="DRAM preset name or YAML path")
 @click.option("--channels", type=click.IntRange(min=1), default=None, help="number of channels (default: the preset's)")
+@click.option("--ranks", type=click.IntRange(min=1), default=None,
+              help="ranks per channel (default: the preset's; DDR4 / DDR5 / LPDDR5)")
 @click.option("--mapping", default="RoBaRaCoCh", show_default=True, help=_MAPPINGS_HELP)
 @click.option("--queue-depth", type=int, default=32, show_default=True, help="read/write queue entries per channel")
 @click.option("--refresh", type=click.Choice(["on", "off", "all_bank", "per_bank"]), default="on", show_default=True)
@@ -76,7 +78,7 @@ def _fmt_table(res: dict) -> str:
 @click.option("--scheduler", type=click.Choice(["frfcfs", "frfcfs_rowhit"]), default="frfcfs", show_default=True,
               help="FR-FCFS, or FR-FCFS that never closes a row an older queued request hits")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def replay(trace, preset, channels, mapping, queue_depth, refresh, page_policy, cap, wck, scheduler, fmt):
+def replay(trace, preset, channels, ranks, mapping, queue_depth, refresh, page_policy, cap, wck, scheduler, fmt):
     """Replay TRACE (lines 'LD 0xADDR' / 'ST 0xADDR', or CSV 'cycle,op,addr')."""
     from archsim.mem.dram.presets import load_preset
     from archsim.mem.dram.sim import run_trace
@@ -84,7 +86,7 @@ def replay(trace, preset, channels, mapping, queue_depth, refresh, page_policy, 
     try:
         if queue_depth <= 0:
             raise ArchsimError("--queue-depth must be positive")
-        p = load_preset(preset)
+        p = load_preset(preset, ranks=ranks)
         addrs, writes, cycles = read_trace(trace)
         ref = {"on": "all_bank", "off": "off"}.get(refresh, refresh)
         res = run_trace(p, addrs, writes, cycles, channels=channels, mapping=mapping,

@@ -5,7 +5,7 @@ per bit and background power, from a preset's ``energy`` block.
 command's energy is the current above the standby current it draws over its duration, times
 the supply voltage (mA x ns x V = pJ); currents are per device and multiplied by
 ``devices_per_rank`` (DDR) or taken per channel (HBM). Background power is the active-standby
-current (IDD3N), an upper bound for open-page operation.
+current (IDD3N) of every rank, an upper bound for open-page operation.
 ``method: pj_per_bit`` uses per-bit energies (cell activate / precharge per bit of the opened
 row, column access per bit transferred) as in the AttAcc / FGDRAM energy tables.
 """
@@ -36,6 +36,8 @@ def command_energies_pj(preset) -> dict:
         wr = cur("IDD4W", "IDD3N", t["nBL"], "IPP4W", "IPP3N")
         ref = cur("IDD5B", "IDD3N", t["nRFC"], "IPP5B", "IPP3N")
         bg_mw = (e["IDD3N"] * vdd + ipp("IPP3N") * vpp) * dev
+        if preset.standard.levels[1] == "Rank":
+            bg_mw *= preset.level_sizes[1]         # every rank's devices stand by
         # HBM currents are per 128-bit legacy channel: one background per channel
     elif e.get("method") == "pj_per_bit":
         act = 0.5 * e["act_pre_pj_per_bit"] * row_bits

@@ -131,8 +131,11 @@ def _problems_timing(t: dict, where: str, trc_below_ok: bool = False) -> list[tu
     return probs
 
 
-def resolve(doc: dict, source: str = "preset", overrides: dict | None = None) -> Preset:
-    """Validate a preset document (all problems at once) and evaluate its tables."""
+def resolve(doc: dict, source: str = "preset", overrides: dict | None = None, ranks: int | None = None) -> Preset:
+    """Validate a preset document (all problems at once) and evaluate its tables. ``ranks``
+    replaces the organisation's rank count (standards with a Rank level: DDR4, DDR5, LPDDR5);
+    every rank adds its banks to the channel, refreshes on its own (one REFab per rank) and
+    pays the rank-switch relations (tCS) against the others."""
     doc = dict(doc)
     probs: list[tuple[str, str]] = []
     std_name = doc.get("standard")
@@ -140,6 +143,14 @@ def resolve(doc: dict, source: str = "preset", overrides: dict | None = None) ->
         probs.append(("standard", f"unknown DRAM standard {std_name!r}{did_you_mean(str(std_name), STANDARDS)}"
                                   f" (known: {', '.join(sorted(STANDARDS))})"))
     org = dict(doc.get("organisation") or {})
+    if ranks is not None:
+        if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks <= 0 or ranks & (ranks - 1):
+            probs.append(("ranks", f"must be a positive power of two, got {ranks!r}"))
+        elif std_name in STANDARDS and STANDARDS[std_name].levels[1] != "Rank":
+            probs.append(("ranks", f"{std_name} has no rank level (its level under the channel is "
+                                   f"{STANDARDS[std_name].levels[1]})"))
+        else:
+            org["ranks"] = ranks
     timing = dict(doc.get("timing") or {})
     if overrides:
         # every override is a timing: an unknown name is reported by _problems_timing
@@ -192,7 +203,10 @@ def resolve(doc: dict, source: str = "preset", overrides: dict | None = None) ->
     nbanks = math.prod(sizes[1:])
     ck.setdefault("nREFIpb", ck["nREFI"] // nbanks)
     tx = org["channel_width_bits"] // 8 * org["prefetch"]
-    p = Preset(doc.get("name", source), std, channels, sizes, org["rows"], org["columns"], tx,
+    name = doc.get("name", source)
+    if ranks is not None and ranks != int((doc.get("organisation") or {}).get("ranks", 1)):
+        name = f"{name} ({ranks} ranks)"
+    p = Preset(name, std, channels, sizes, org["rows"], org["columns"], tx,
                float(timing["tCK_ps"]), ck, dict(doc.get("energy") or {}), org, doc)
     p.tables = build_tables(std, sizes, ck)
     return p
@@ -201,9 +215,10 @@ def resolve(doc: dict, source: str = "preset", overrides: dict | None = None) ->
 _CACHE: dict = {}
 
 
-def load_preset(name_or_path, overrides: dict | None = None) -> Preset:
-    """A preset by name (``HBM2-2000``) or YAML path."""
-    key = (str(name_or_path), tuple(sorted((overrides or {}).items())))
+def load_preset(name_or_path, overrides: dict | None = None, ranks: int | None = None) -> Preset:
+    """A preset by name (``HBM2-2000``) or YAML path; ``overrides``: timings, ``ranks``: the rank
+    count (see :func:`resolve`)."""
+    key = (str(name_or_path), tuple(sorted((overrides or {}).items())), ranks)
     if key in _CACHE:
         return _CACHE[key]
     path = Path(str(name_or_path))
@@ -227,12 +242,12 @@ def load_preset(name_or_path, overrides: dict | None = None) -> Preset:
         raise ConfigError([("", f"cannot parse YAML: {e}")], source=str(path)) from None
     if not isinstance(doc, dict):
         raise ConfigError([("", "a DRAM preset must be a mapping")], source=str(path))
-    p = resolve(doc, source=str(path), overrides=overrides)
+    p = resolve(doc, source=str(path), overrides=overrides, ranks=ranks)
     _CACHE[key] = p
     return p
 
 
-def resolved_timing(name_or_path, overrides: dict | None = None) -> dict:
+def resolved_timing(name_or_path, overrides: dict | None = None, ranks: int | None = None) -> dict:
     """Public view of a resolved preset for other models (e.g. DRAM-PIM): a fresh dict with
 
     - every timing in CK cycles under its canonical name (``nBL``, ``nCL``, ``nCWL``, ``nRCDRD``,
@@ -245,7 +260,7 @@ def resolved_timing(name_or_path, overrides: dict | None = None) -> dict:
       ``banks_per_channel``, ``standard``.
 
     Callers should use this instead of reading ``Preset.timing`` / ``Preset.level_sizes``."""
-    p = load_preset(name_or_path, overrides=overrides)
+    p = load_preset(name_or_path, overrides=overrides, ranks=ranks)
     out = {k: int(v) if float(v).is_integer() else v for k, v in p.timing.items()}
     out.update({"tCK_ps": p.tck_ps, "tick_ps": p.tick_ps, "standard": p.standard.name,
                 "levels": {lv: int(s) for lv, s in zip(p.standard.levels[1:], p.level_sizes[1:])},

@@ -62,14 +62,17 @@ def _c(level, pre, fol, expr, window=1, sibling=False):
 
 
 # --- DDR-style (Channel / Rank / BankGroup / Bank), JESD79-4 (DDR4) relations -------------
-def _ddr_constraints(rank="Rank", bankgroup="BankGroup", ddr5=False, ppd=None):
+def _ddr_constraints(rank="Rank", bankgroup="BankGroup", ddr5=False, ppd=None,
+                     wr_rd_rank="nCWL + nBL + nCS - nCL"):
     """JESD79-4 relations; ``ddr5`` takes JESD79-5's differences: write-to-write spacings of
     their own (tCCD_S_WR, tCCD_L_WR: a second write to a bank group waits for the first's
     internal read-modify-write), read and write preambles of 2 cycles each in the read-to-write
-    turnaround, a rank switch after a write timed from its data, and PRE-to-PRE tPPD (``ppd``,
+    turnaround, and PRE-to-PRE tPPD (``ppd``,
     default with ``ddr5``). Write-to-read within a bank group counts the longest burst
     (tBL_max, JESD209-5's BL/n_max; tBL unless a preset sets it) and all-bank precharge to ACT
-    tRPab (tRP unless set)."""
+    tRPab (tRP unless set). A read in another rank after a write waits ``wr_rd_rank``: by default
+    until the write's data has left the bus plus the rank-switch gap tCS (CWL + BL + tCS - CL,
+    timed from the commands), LPDDR5 passes its own form."""
     r, g = rank, bankgroup
     ww_s, ww_l = ("nCCDSWR", "nCCDLWR") if ddr5 else ("nCCDS", "nCCDL")
     out = [
@@ -82,7 +85,7 @@ def _ddr_constraints(rank="Rank", bankgroup="BankGroup", ddr5=False, ppd=None):
         _c(r, _WR, _RD, "nCWL + nBL + nWTRS"),
         # rank-to-rank switching
         _c(r, _RD, _CAS, "nBL + nCS", sibling=True),
-        _c(r, _WR, _RD, "nCWL + nBL + nCS - nCL" if ddr5 else "nCS", sibling=True),
+        _c(r, _WR, _RD, wr_rd_rank, sibling=True),
         # CAS <-> PREab
         _c(r, "RD", "PREA", "nRTP"), _c(r, "WR", "PREA", "nCWL + nBL + nWR"),
         # ACT <-> ACT (tRRD_S, tFAW)
@@ -242,7 +245,10 @@ STANDARDS: dict[str, Standard] = {
                      _ddr_constraints(ddr5=True) + _ddr_pb_constraints(),
                      cmd_ticks={"ACT": 2, "RD": 2, "WR": 2, "RDA": 2, "WRA": 2}, per_bank_refresh=True),
     "LPDDR5": Standard("LPDDR5", ("Channel", "Rank", "BankGroup", "Bank"), "Rank",
-                       _ddr_constraints(ppd=True) + _ddr_pb_constraints(), per_bank_refresh=True,
+                       # rank switch after a write as Ramulator 2.1's lpddr5.py has it (one rank in
+                       # the presets: the relation is not exercised)
+                       _ddr_constraints(ppd=True, wr_rd_rank="nCL + nBL + nCS - nCWL")
+                       + _ddr_pb_constraints(), per_bank_refresh=True,
                        split_act=True, wck_sync=True),
     "GDDR6": Standard("GDDR6", ("Channel", "BankGroup", "Bank"), "Channel", _gddr6_constraints(),
                       per_bank_refresh=True),
