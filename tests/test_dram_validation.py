@@ -42,27 +42,34 @@ def test_grid_rows_cycle_exact():
     """The short-pattern rows of the Ramulator 2.1 grid (ramulator21_grid.csv: other mappings,
     queue depths, HBM3, DDR5, LPDDR5 -- its split activation and WCK sync, and WCK always on --
     and GDDR6 -- with its read-to-write turnaround in STREAM-add --, no refresh and per-bank
-    refresh, the row-hit-first scheduler): every one reproduces the peer's cycles, row outcomes and
-    refreshes exactly (the whole table runs in archsim validate)."""
+    refresh, the row-hit-first scheduler, the ClosedCAP row policy): every one reproduces the
+    peer's cycles, row outcomes and maintenance commands (refreshes, and the PREs ClosedCAP queues)
+    exactly (the whole table runs in archsim validate)."""
     import csv
 
     from archsim.mem.dram import _replay
     rows = [r for r in csv.DictReader((VDIR / "ramulator21_grid.csv").read_text().splitlines())
-            if r["pattern"] in ("stride_row", "stride_row_skew", "stride_bank")
+            if (r["pattern"] in ("stride_row", "stride_row_skew", "stride_bank")
+                and r["row_policy"] in ("", "closed_cap:1"))
             or (r["standard"] == "LPDDR5" and r["pattern"] == "rand_read" and r["mapping"] == "RoBaRaCoCh")
             or (r["scheduler"] == "frfcfs_rowhit" and r["pattern"] == "mix_2r1w" and r["standard"] == "HBM2")
             or (r["standard"] == "GDDR6" and r["pattern"] == "mix_2r1w" and r["mapping"] == "MOP4CLXOR"
-                and r["queue_depth"] == "32")]
+                and r["queue_depth"] == "32")
+            or (r["standard"] == "DDR4" and r["mapping"] == "RoBaRaCoCh" and r["refresh"] == "all_bank"
+                and (r["row_policy"], r["pattern"]) in (("closed_cap:4", "gemv"), ("closed_cap:8", "mix_2r1w")))]
     assert {r["standard"] for r in rows} == {"HBM2", "DDR4", "HBM3", "DDR5", "LPDDR5", "GDDR6"} and len(rows) >= 40
     assert {r["preset"] for r in rows if r["pattern"] == "mix_2r1w" and r["standard"] == "GDDR6"} == {
         "GDDR6-7000", "GDDR6-7000-1350mV"}
     assert {r["wck"] for r in rows if r["standard"] == "LPDDR5"} == {"", "always_on"}
+    # ClosedCAP: caps 1 / 4 / 8 (cap 1 queues a PRE after every strided read; gemv and STREAM-add
+    # reach the cap with hits: auto-precharges and queued PREs)
+    assert {r["row_policy"] for r in rows} >= {"", "closed_cap:1", "closed_cap:4", "closed_cap:8"}
     # the row-hit scheduler's STREAM-add run differs from plain FR-FCFS by 1.8 %: the rule is exercised
     assert any(r["scheduler"] == "frfcfs_rowhit" and r["pattern"] == "mix_2r1w" for r in rows)
     for r in rows:
         got = _replay(r)
         want = tuple(int(r[k]) for k in ("dram_cycles", "row_hits", "row_misses", "row_conflicts", "refresh_cmds"))
-        have = tuple(got[k] for k in ("dram_cycles", "row_hits", "row_misses", "row_conflicts", "refresh_cmds"))
+        have = tuple(got[k] for k in ("dram_cycles", "row_hits", "row_misses", "row_conflicts", "maintenance_cmds"))
         assert have == want, (r["preset"], r["pattern"], r["mapping"], r["queue_depth"])
 
 
