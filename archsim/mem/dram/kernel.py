@@ -1099,8 +1099,9 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     cmd, blocked_a, r = _prio_candidate(kd, sx, c, NB, n_scope, open_row, act_cnt, ncount,
                                                         rscope, L, ready, loff, pnode)
                     ok = row_ok and not blocked_a
-                    if a2q[c] >= 0 and (kd == REF or sx == t_bank[a2q[c]]):
-                        ok = False          # would close or refresh the activating bank
+                    if a2q[c] >= 0 and (t_bank[a2q[c]] // (NB // n_scope) == sx if kd == REF
+                                        else sx == t_bank[a2q[c]]):
+                        ok = False          # would close or refresh the activating bank (its rank)
                     if ok and edge_rules and not rising:
                         if cmd != PRE and cmd != PREA:
                             ok = False
