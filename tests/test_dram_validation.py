@@ -42,9 +42,9 @@ def test_grid_rows_cycle_exact():
     """The short-pattern rows of the Ramulator 2.1 grid (ramulator21_grid.csv: other mappings,
     queue depths, HBM3, DDR5, LPDDR5 -- its split activation and WCK sync, and WCK always on --
     and GDDR6 -- with its read-to-write turnaround in STREAM-add --, no refresh and per-bank
-    refresh, the row-hit-first scheduler, the ClosedCAP row policy): every one reproduces the
-    peer's cycles, row outcomes and maintenance commands (refreshes, and the PREs ClosedCAP queues)
-    exactly (the whole table runs in archsim validate)."""
+    refresh, the row-hit-first scheduler, the ClosedCAP row policy, DDR4 organisations and ranks):
+    every one reproduces the peer's cycles, row outcomes and maintenance commands (refreshes, and
+    the PREs ClosedCAP queues) exactly (the whole table runs in archsim validate)."""
     import csv
 
     from archsim.mem.dram import _replay
@@ -56,8 +56,16 @@ def test_grid_rows_cycle_exact():
             or (r["standard"] == "GDDR6" and r["pattern"] == "mix_2r1w" and r["mapping"] == "MOP4CLXOR"
                 and r["queue_depth"] == "32")
             or (r["standard"] == "DDR4" and r["mapping"] == "RoBaRaCoCh" and r["refresh"] == "all_bank"
-                and (r["row_policy"], r["pattern"]) in (("closed_cap:4", "gemv"), ("closed_cap:8", "mix_2r1w")))]
+                and (r["row_policy"], r["pattern"]) in (("closed_cap:4", "gemv"), ("closed_cap:8", "mix_2r1w")))
+            # two ranks: the read-after-write rank switch (DDR4-3200AA), the ACT-2 that holds back
+            # only its own rank's refresh (LPDDR5)
+            or (r["ranks"] == "2" and r["mapping"] == "RoBaRaCoCh" and not r["row_policy"]
+                and (r["preset"], r["pattern"]) in (("DDR4-3200AA", "mix_2r1w"), ("LPDDR5-6400", "rand_read")))]
     assert {r["standard"] for r in rows} == {"HBM2", "DDR4", "HBM3", "DDR5", "LPDDR5", "GDDR6"} and len(rows) >= 40
+    # DDR4 organisations: x16 (2 bank groups), x4, 16 Gb, the 3200AA bin; 2 and 4 ranks
+    assert {r["preset"] for r in rows if r["standard"] == "DDR4"} >= {
+        "DDR4-2400", "DDR4-2400-x16", "DDR4-2400-x4", "DDR4-2400-16Gb", "DDR4-3200AA", "DDR4-3200AA-x16"}
+    assert {r["ranks"] for r in rows if r["standard"] == "DDR4"} == {"", "2", "4"}
     assert {r["preset"] for r in rows if r["pattern"] == "mix_2r1w" and r["standard"] == "GDDR6"} == {
         "GDDR6-7000", "GDDR6-7000-1350mV"}
     assert {r["wck"] for r in rows if r["standard"] == "LPDDR5"} == {"", "always_on"}
