@@ -837,6 +837,10 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
     capw = np.zeros(C, dtype=np.int64)
 
     next_ref = n_refi if refresh_mode == 1 else (n_refipb if refresh_mode >= 2 else INF)
+    # per-bank refresh of every scope (refresh_mode 3): the scopes after the first get their
+    # REFPB queued one per tick after the due tick (the next scope, the tick)
+    stag_s = 0
+    stag_t = INF
     ref_step = n_refi if refresh_mode == 1 else n_refipb
     t = np.int64(0)
     i = 0
@@ -967,6 +971,8 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
             tn = t + 1
         else:
             tn = next_ref if next_ref < wait_until else wait_until
+            if stag_t < tn:
+                tn = stag_t
             for c in range(C):
                 if nxt[c] < tn:
                     tn = nxt[c]
@@ -988,16 +994,31 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     plen[c] += 1
                     pb_rr[c] = (pb_rr[c] + 1) % NB
                 else:
-                    # one bank of every refresh scope (pseudo-channel) at once, each scope
-                    # stepping through its own banks
-                    per = NB // n_scope
-                    for sidx in range(n_scope):
-                        pkind[c, plen[c]] = REFPB
-                        pidx[c, plen[c]] = sidx * per + pb_rr[c]
-                        plen[c] += 1
-                    pb_rr[c] = (pb_rr[c] + 1) % per
+                    # one bank of every refresh scope (pseudo-channel), each scope stepping
+                    # through its own banks: the first scope's REFPB now, the others' on the
+                    # following ticks, one per tick (below)
+                    pkind[c, plen[c]] = REFPB
+                    pidx[c, plen[c]] = pb_rr[c]
+                    plen[c] += 1
                 nxt[c] = t
             next_ref += ref_step
+            if refresh_mode == 3:
+                stag_s = 1
+                stag_t = t + 1 if n_scope > 1 else INF
+                if n_scope == 1:
+                    for c in range(C):
+                        pb_rr[c] = (pb_rr[c] + 1) % NB
+        elif t == stag_t:
+            per = NB // n_scope
+            for c in range(C):
+                pkind[c, plen[c]] = REFPB
+                pidx[c, plen[c]] = stag_s * per + pb_rr[c]
+                plen[c] += 1
+                nxt[c] = t
+                if stag_s == n_scope - 1:
+                    pb_rr[c] = (pb_rr[c] + 1) % per
+            stag_s += 1
+            stag_t = t + 1 if stag_s < n_scope else INF
         # ---- controllers (the channels due at t)
         nd = 0
         for c in range(C):

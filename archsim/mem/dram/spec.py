@@ -50,8 +50,8 @@ class Standard:
     split_act: bool = False              # LPDDR5: ACT-1 / ACT-2 (the second within tAAD)
     wck_sync: bool = False               # LPDDR5: a CAS (WCK2CK sync) before an access once WCK stopped
     # per-bank refresh: tREFIpb apart, one bank of the channel (False), or one bank of every
-    # refresh scope at once, each scope stepping through its own banks (HBM3: JESD238 defines
-    # the per-bank refresh interval per pseudo-channel)
+    # refresh scope, each scope stepping through its own banks (HBM3: JESD238 defines the
+    # per-bank refresh interval per pseudo-channel); the scopes' REFpb are queued a tick apart
     refpb_per_scope: bool = False
 
 
