@@ -92,3 +92,16 @@ def test_closed_cap_arguments_are_checked():
     for kw in ({"page_policy": "closed_cap", "cap": 0}, {"page_policy": "closedcap"}):
         with pytest.raises(ConfigError):
             run_trace(p, np.array([0, 64]), **kw)
+
+
+def test_row_policy_column_values():
+    """A table's row_policy column: empty / open, closed, closed_cap (the peer's default cap 4),
+    closed_cap:N; the peer's own spellings are taken too."""
+    from archsim.mem.dram import row_policy
+    assert row_policy("") == row_policy(None) == row_policy("Open") == ("open", 4)
+    assert row_policy("closed") == ("closed", 4)
+    assert row_policy("closed_cap") == row_policy("ClosedCAP") == ("closed_cap", 4)
+    assert row_policy("closed_cap:8") == row_policy("ClosedCAP=8") == ("closed_cap", 8)
+    for bad in ("closed_cap:0", "closed_cap:x", "closed:2", "lru"):
+        with pytest.raises(ConfigError):
+            row_policy(bad)

@@ -46,14 +46,18 @@ def _replay(case: dict, traces: dict | None = None) -> dict:
 def row_policy(value) -> tuple[str, int]:
     """A ``row_policy`` value of a case or table row -> (page policy, cap) of
     :func:`archsim.mem.dram.sim.run_trace`: empty or ``open``, ``closed``, ``closed_cap`` (cap 4,
-    the peer's default) or ``closed_cap:N``."""
+    the peer's default) or ``closed_cap:N`` (also spelt as the peer names it, ``Open`` /
+    ``ClosedCAP``, and ``closed_cap=N``)."""
     from archsim.errors import ConfigError
     v = str(value or "open").strip()
-    name, _, n = v.partition(":")
-    if name in ("open", "closed") and not n:
+    name, sep, n = v.replace("=", ":").partition(":")
+    name = {"open": "open", "closed": "closed", "closedcap": "closed_cap"}.get(
+        name.strip().lower().replace("_", "").replace("-", ""), name)
+    n = n.strip()
+    if name in ("open", "closed") and not sep:
         return name, 4
     if name == "closed_cap":
-        if not n:
+        if not sep:
             return name, 4
         if n.isdigit() and int(n) > 0:
             return name, int(n)
