@@ -16,9 +16,9 @@ Relations these cases exercise, where the table differs from the JESD79-4 (DDR4)
 import numpy as np
 
 from archsim.mem.dram import kernel as K
-from archsim.mem.dram.mapping import build_mapping
 from archsim.mem.dram.presets import load_preset
-from archsim.mem.dram.sim import run_trace, static_arrays
+from archsim.mem.dram.sim import run_trace
+from dram_probe import run_channel
 
 P = "GDDR6-14000"
 
@@ -29,25 +29,8 @@ def addr(row=0, bank=0, bg=0, col=0, cols=64, tx=32):
 
 def run(p, reqs, refresh="off"):
     """reqs: (cycle, is_write, address) on one channel -> (arrive, depart, counters, first command
-    kind) per request, with a trailing far-away read that keeps the run going."""
-    cyc = np.array([r[0] for r in reqs] + [50_000], dtype=np.int64)
-    w = np.array([r[1] for r in reqs] + [False], dtype=bool)
-    a = np.array([r[2] for r in reqs] + [addr(row=999, bg=3, bank=3)], dtype=np.int64)
-    mp = build_mapping(p, "RoBaRaCoCh", 1)
-    ch, bank, row, col = mp.decode(p, a)
-    L, lsize, ncount, NB, bnode, haswin, hassib, rscope = static_arrays(p)
-    loff = np.zeros(L, dtype=np.int64)
-    for lv in range(1, L):
-        loff[lv] = loff[lv - 1] + ncount[lv - 1]
-    t = p.tables
-    n = len(a)
-    arrive = np.full(n, -1, np.int64); depart = np.full(n, -1, np.int64); first = np.full(n, -1, np.int64)
-    cc = np.zeros((1, K.N_CC), np.int64)
-    K.run_controller(ch, bank, row, w, a, cyc, L, lsize, ncount, loff, bnode, rscope,
-                     t.c_start, t.c_fol, t.c_lat, t.c_win, t.c_sib, haswin, hassib, False, False,
-                     t.read_latency, {"off": 0, "all_bank": 1, "per_bank": 2}[refresh], t.timing["nREFI"],
-                     t.timing["nREFIpb"], 32, 32, 0.8, 0.2, 16, False, 1, NB, arrive, depart, cc, first)
-    return arrive[:-1], depart[:-1], cc[0], first[:-1]
+    kind) per request."""
+    return run_channel(p, reqs, addr(row=999, bg=3, bank=3), refresh)
 
 
 def read_then_write(p, cols, tx):

@@ -14,6 +14,7 @@ import pytest
 
 from archsim.mem.dram.presets import load_preset
 from archsim.mem.dram.sim import run_trace
+from dram_probe import run_channel
 
 P = "DDR4-2400"
 
@@ -23,31 +24,9 @@ def addr(row=0, bank=0, bg=0, col=0):
 
 
 def run(reqs, refresh="off"):
-    """reqs: (cycle, is_write, address) -> (result, arrive-relative latencies by request)."""
-    cyc = np.array([r[0] for r in reqs], dtype=np.int64)
-    w = np.array([r[1] for r in reqs], dtype=bool)
-    a = np.array([r[2] for r in reqs], dtype=np.int64)
-    # a trailing far-away read keeps the run going until the requests of interest completed
-    cyc = np.append(cyc, 50_000); w = np.append(w, False); a = np.append(a, addr(row=999, bg=3, bank=3))
-    p = load_preset(P)
-    from archsim.mem.dram import kernel as K
-    from archsim.mem.dram.sim import static_arrays
-    from archsim.mem.dram.mapping import build_mapping
-    mp = build_mapping(p, "RoBaRaCoCh", 1)
-    ch, bank, row, col = mp.decode(p, a)
-    L, lsize, ncount, NB, bnode, haswin, hassib, rscope = static_arrays(p)
-    loff = np.zeros(L, dtype=np.int64)
-    for lv in range(1, L):
-        loff[lv] = loff[lv - 1] + ncount[lv - 1]
-    t = p.tables
-    n = len(a)
-    arrive = np.full(n, -1, np.int64); depart = np.full(n, -1, np.int64); first = np.full(n, -1, np.int64)
-    cc = np.zeros((1, K.N_CC), np.int64)
-    K.run_controller(ch, bank, row, w, a, cyc, L, lsize, ncount, loff, bnode, rscope,
-                     t.c_start, t.c_fol, t.c_lat, t.c_win, t.c_sib, haswin, hassib, False, False,
-                     t.read_latency, {"off": 0, "all_bank": 1}[refresh], t.timing["nREFI"], t.timing["nREFIpb"],
-                     32, 32, 0.8, 0.2, 16, False, 1, NB, arrive, depart, cc, first)
-    return arrive[:-1], depart[:-1], cc[0], first[:-1]
+    """reqs: (cycle, is_write, address) -> (arrive, depart, counters, first command kind) per
+    request."""
+    return run_channel(load_preset(P), reqs, addr(row=999, bg=3, bank=3), refresh)
 
 
 def test_row_miss_then_row_hit_read():

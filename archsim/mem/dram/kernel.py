@@ -1044,11 +1044,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                     cb = c * NB + b
                     if capn[cb] < close_cap or capq[cb]:
                         continue
-                    r = ready[pnode[cb, 0], PRE]
-                    for lv in range(1, L):
-                        v = ready[pnode[cb, lv], PRE]
-                        if v > r:
-                            r = v
+                    r = ready_path(ready, pnode, L, PRE, cb)
                     if r <= t:
                         pkind[c, plen[c]] = PRE
                         pidx[c, plen[c]] = b
@@ -1571,11 +1567,7 @@ def run_controller(t_ch, t_bank, t_row, t_isw, t_addr, t_cyc,
                         cb = c * NB + b
                         if capn[cb] < close_cap or capq[cb]:
                             continue
-                        r = ready[pnode[cb, 0], PRE]
-                        for lv in range(1, L):
-                            v = ready[pnode[cb, lv], PRE]
-                            if v > r:
-                                r = v
+                        r = ready_path(ready, pnode, L, PRE, cb)
                         if r < tt:
                             r = tt
                         if r < m:
