@@ -93,6 +93,20 @@ def test_head_pipelining_not_slower():
     assert b.seconds <= a.seconds * 1.001
 
 
+def test_head_chunks_at_most_the_heads_of_a_device():
+    """Head pipelining cuts each device's query heads into groups: SMALL's 8 heads on 2 xPU
+    devices are 4 per device, so 8 head groups are the same schedule as 4 (no finer overlap and
+    no extra transfers), while 4 groups still overlap QKV, link and attention."""
+    ov = ["xpu.devices=2"]
+    _, _, one = _run("attacc_dgx", SMALL, ov, batch=8, kv_len=1024)
+    _, _, four = _run("attacc_dgx", SMALL, ov + ["head_chunks=4"], batch=8, kv_len=1024)
+    _, _, eight = _run("attacc_dgx", SMALL, ov + ["head_chunks=8"], batch=8, kv_len=1024)
+    assert four.seconds < one.seconds
+    assert eight.cycles == four.cycles
+    links = [int(((x.program.op == 7) & (x.program.unit == UNITS.index("link_to_pim"))).sum()) for x in (four, eight)]
+    assert links[0] == links[1]
+
+
 def test_mixed_kv_lengths_between_extremes():
     lens = [128] * 4 + [1024] * 4
     _, _, lo = _run("attacc_dgx", SMALL, [], batch=8, kv_len=128)

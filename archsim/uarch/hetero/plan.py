@@ -317,7 +317,9 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
         energy += _pim_dyn_pj(r) * rows
         nb = _add_bytes(nb, _pim_bytes(r, rows))
         kinds["pim_attention"] = r.seconds * rows
-        c = min(cfg.head_chunks, heads)
+        # a head group holds at least one of the query heads an xPU device computes (tensor
+        # parallelism gives each device heads / devices of them)
+        c = min(cfg.head_chunks, max(1, heads // cfg.xpu.devices))
         if c > 1:
             # each head's KV sits in its own channels, so head groups arriving one after another
             # keep every channel busy: the attention time is shared evenly by the head groups

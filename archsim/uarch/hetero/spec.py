@@ -87,7 +87,8 @@ class HeteroConfig(ArchBase):
     interleave_min_batch: PositiveInt = Field(2, description="below this batch the interleaved schedule "
                                               "runs serially (NeuPIMs interleaves large batches only)")
     head_chunks: PositiveInt = Field(1, description="serial schedule: the QKV generation, the transfer "
-                                     "and the PIM attention are pipelined over this many head groups")
+                                     "and the PIM attention are pipelined over this many head groups (at most the query "
+                                     "heads of one xPU device: heads / xpu.devices)")
     ff_parallel: bool = Field(False, description=(
         "decode: feed-forward parallelism (AttAcc's ff option): the PIM, idle while the xPU runs the "
         "MLP, computes a share of each FFN weight matrix as GEMVs (one per request) concurrently with "
