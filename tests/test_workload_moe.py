@@ -218,3 +218,18 @@ def test_moe_decode_that_does_not_fit_is_refused(arch, ov, field):
     with pytest.raises(ArchsimError) as e:
         simulate(arch, "mixtral-8x7b", phase="decode", batch=1, kv_len=64, overrides=ov)
     assert e.value.path == field
+
+
+def test_experts_on_different_arrays_store_their_outputs_in_parallel():
+    """Expert parallelism on the 8-array NPU: each expert's FFN runs on its own array, and an
+    expert whose output spills stores it through its array's own DMA write queue, so it never
+    waits behind another array's stores. More tokens or more memory bandwidth then never make
+    the step slower (one shared in-order write queue serialised the experts as soon as their
+    outputs spilled: batch 256 took 3.3x batch 128, 8 TB/s was 16% slower than 1 TB/s)."""
+    ov = ["workload.n_layers=1"]
+    s = {b: simulate("neupims_npu", "mixtral-8x7b", overrides=ov, phase="decode", batch=b, kv_len=2).seconds
+         for b in (128, 256)}
+    assert s[256] < 1.5 * s[128]
+    bw = [simulate("neupims_npu", "mixtral-8x7b", overrides=ov + [f"memory.bandwidth={x}"], phase="decode",
+                   batch=512, kv_len=2).seconds for x in ("1 TB/s", "2 TB/s", "8 TB/s")]
+    assert bw == sorted(bw, reverse=True)

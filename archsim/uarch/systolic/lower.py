@@ -1,6 +1,7 @@
 """Lowering of a workload graph to a systolic-array Program (vectorised with numpy).
 
-Units: ``dma_rd`` and ``dma_wr`` (in-order DMA queues to off-chip memory), ``vector``,
+Units: ``dma_rd`` and ``dma_wr`` (in-order DMA queues to off-chip memory; every array has its own
+read and write queue), ``vector``,
 ``ctrl`` (zero-cost joins) and one unit per array. GEMMs are cut into tiles
 (:mod:`archsim.uarch.systolic.tiling`); per tile step the stream is
 ``[LOAD A] [LOAD B] GEMM [STORE C]`` with double-buffer slots expressed as dependencies:
@@ -49,9 +50,10 @@ def _bits(dtype: str) -> int:
 
 
 def unit_names(n_arrays: int) -> list[str]:
-    """dma_rd, dma_wr, vector, ctrl, array0..array{P-1}, then dma_rd1..dma_rd{P-1}."""
+    """dma_rd, dma_wr, vector, ctrl, array0..array{P-1}, dma_rd1..dma_rd{P-1}, then
+    dma_wr1..dma_wr{P-1}."""
     return (["dma_rd", "dma_wr", "vector", "ctrl"] + [f"array{i}" for i in range(n_arrays)]
-            + [f"dma_rd{q}" for q in range(1, n_arrays)])
+            + [f"dma_rd{q}" for q in range(1, n_arrays)] + [f"dma_wr{q}" for q in range(1, n_arrays)])
 
 
 class SystolicLowerer:
@@ -71,6 +73,10 @@ class SystolicLowerer:
         self.U_RD, self.U_WR, self.U_VEC, self.U_CTRL = 0, 1, 2, 3
         # each array has its own in-order DMA read queue (array 0 shares dma_rd with the vector unit)
         self.rd_unit = np.array([self.U_RD] + [4 + self.n_arrays + q - 1 for q in range(1, self.n_arrays)],
+                                np.int32)
+        # ... and its own write queue (array 0 shares dma_wr with the vector unit): a store of one
+        # array never waits in line behind another array's stores that are not ready yet
+        self.wr_unit = np.array([self.U_WR] + [2 + 2 * self.n_arrays + q for q in range(1, self.n_arrays)],
                                 np.int32)
         self.pb = ProgramBuilder(self.units)
         self.alloc = _Alloc()
@@ -318,7 +324,7 @@ class SystolicLowerer:
         A["aux"][j, 3] = int(self.acc_bytes)
         if c_ld:
             j = r(i_sc[sc])
-            A["unit"][j] = self.U_WR
+            A["unit"][j] = self.wr_unit[arr[sc]]
             if c_off:
                 A["op"][j] = Op.STORE
                 A["addr"][j] = c_base + (((g[sc] * nm + im[sc]) * nn + in_[sc]) * t.tm * t.tn * cb).astype(np.int64)
