@@ -33,8 +33,8 @@ from archsim.uarch.base import Uarch
 from archsim.uarch.hetero.plan import BYTE_KINDS, build_plan, parts
 from archsim.uarch.hetero.spec import HeteroConfig
 
-UNITS = ["xpu", "pim", "link_to_pim", "link_to_xpu", "ctrl"]
-U_XPU, U_PIM, U_L2P, U_L2X, U_CTRL = range(5)
+UNITS = ["xpu", "pim", "link_to_pim", "link_to_xpu", "ctrl", "host"]
+U_XPU, U_PIM, U_L2P, U_L2X, U_CTRL, U_HOST = range(6)
 K_XPU, K_PIM, K_LINK, K_SYNC = range(4)
 COUNTERS = ("array.mac", "xpu.energy_pj", "pim.energy_pj", "link.bytes",
             "xpu.dram_read_bytes", "xpu.dram_write_bytes", "pim.in_bank_bytes", "pim.io_bytes",
@@ -54,6 +54,7 @@ class _Emitter:
         self.totals = {"xpu_s": 0.0, "pim_s": 0.0, "link_s": 0.0, "link_bytes": 0.0}
         self.kinds: dict = {}
         self.layer_bytes: dict = {}       # layer -> memory traffic (plan.BYTE_KINDS order)
+        self.host_last = -1               # a gpu xPU's host: its last kernel launches issued
 
     def count_bytes(self, layer, seg, frac=1.0) -> None:
         acc = self.layer_bytes.setdefault(layer, [0.0] * len(BYTE_KINDS))
@@ -98,6 +99,17 @@ class _Emitter:
         macs = seg.macs if macs is None else macs
         skipped = seg.skipped_macs if skipped is None else skipped
         self.count_bytes(layer, seg, frac)
+        if seg.launch_s > 0:
+            # a gpu xPU's host issues every kernel launch in order, running ahead of the devices
+            # (it waits for neither the PIM nor the link): the segment's first launch, left out of
+            # its time, is issued after the host's previous launches, so it is hidden only behind
+            # what the devices did meanwhile; the segment's other launches follow on the host
+            host = seg.host_s * frac
+            first = min(seg.launch_s, host)
+            f = self.add(U_HOST, layer, first, [self.host_last], K_SYNC)
+            rest = host - first
+            self.host_last = self.add(U_HOST, layer, rest, [f], K_SYNC) if self.cyc(rest) > 0 else f
+            dep = self.join([dep, f], layer) if dep is not None and dep >= 0 else f
         if self.shared_single and seg.mem_seconds > 0:
             m = min(seg.mem_seconds, seg.seconds) * frac
             d = self.add(U_PIM, layer, m, [dep], K_SYNC)
@@ -179,15 +191,19 @@ class _Emitter:
         first = True
         for gp in plan.groups:
             inst = [(gp.name, gp.repeat)]
-            if gp.repeat > 1 and (gp.has_pim or pending is not None):
+            hosted = any(s.launch_s > 0 for segs in gp.subs for s in segs)
+            if gp.repeat > 1 and (gp.has_pim or pending is not None or hosted):
                 # a PIM block's first instance has no tail of a previous block to run; a group
-                # after PIM blocks runs their last tail once, in its first instance
+                # after PIM blocks runs their last tail once, in its first instance; a gpu xPU's
+                # host launches a block's first kernel while the previous block still runs,
+                # which the first instance, after a different group, may not
                 inst = [(f"{gp.name}.first", 1), (gp.name, gp.repeat - 1)]
             for name, w in inst:
                 layer = pb.layer(name, w)
                 if first and plan.fixed_seconds > 0:
                     self.pb.tag("(runtime)", members=[])
                     last = self.add(U_XPU, layer, plan.fixed_seconds, [], K_SYNC)
+                    self.host_last = last         # the host's fixed cost comes before its first launch
                     self.totals["xpu_s"] += plan.fixed_seconds
                 first = False
                 if not gp.has_pim:

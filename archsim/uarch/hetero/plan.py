@@ -48,6 +48,8 @@ class Seg:
     kinds: dict = field(default_factory=dict)    # seconds by kind (breakdown)
     phases: list = field(default_factory=list)   # dev "ffp": FfPhase list (feed-forward parallelism)
     nbytes: tuple = (0.0, 0.0, 0.0, 0.0)          # memory traffic, BYTE_KINDS order
+    host_s: float = 0.0               # gpu xPU: the host's time issuing the segment's kernel launches
+    launch_s: float = 0.0             # gpu xPU: of it, the first launch (issued ahead, left out of seconds)
 
 
 #: memory traffic of a segment: the xPU's DRAM reads and writes, the bytes the PIM units read
@@ -232,9 +234,13 @@ def xpu_segment(cfg, P, wl, ops) -> Seg:
         run_ops, ar = _shard_ops(ops, T)
     res = simulate_loaded(xc, _sub_workload(wl, run_ops))
     sec = res.seconds
+    host_s = launch_s = 0.0
     if P.xpu.uarch == "gpu":
-        # the host issues the segment's first launch ahead of time (it is not blocked by the device)
+        # the host issues the segment's first launch ahead of time (it is not blocked by the
+        # device); the system's host timeline (hetero _Emitter.xpu) says when it can
+        launch_s = min(xc.launch.host, res.seconds)
         sec = max(res.cycles - int(round(xc.launch.host * xc.clock)), 0) / xc.clock
+        host_s = max(res.units.get("host", 0) / xc.clock, launch_s)
     energy = res.dynamic_pj
     ar_s = 0.0
     # a gpu xPU runs its own all-reduces (its link unit, on the critical path between kernels)
@@ -253,7 +259,7 @@ def xpu_segment(cfg, P, wl, ops) -> Seg:
               energy_pj=energy * mult, macs=sum(op.macs for op in ops) - skipped, skipped_macs=skipped,
               ops=tuple(op.name for op in ops),
               kinds={"xpu_compute": max(sec - ar_in, 0.0), "xpu_allreduce": ar_s + min(ar_in, sec)},
-              nbytes=(float(rd), float(wr), 0.0, 0.0))
+              nbytes=(float(rd), float(wr), 0.0, 0.0), host_s=host_s, launch_s=launch_s)
     _XPU_CACHE[key] = seg
     return replace(seg)
 
