@@ -1,6 +1,7 @@
 """GPU xPU model: cost kernel vs naive twin, hand-derived cycles, bounds, TP, bad input."""
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -237,13 +238,15 @@ def test_unsplit_decode_attention_streams_at_an_sms_share_in_waves():
     SM's share of the memory bandwidth, CTAs in waves over the SMs. By hand, 12 SMs, 8 heads of
     64, KV length 1023 (+1 new key): a CTA moves 1024 x 64 x 2 (K, V) x 2 B = 262144 B at
     bandwidth / 12, i.e. 12 / CTAs of the kernel's bytes over the bandwidth per wave. Batch 1
-    (8 CTAs, one wave): the busiest SM streams 12/8 = 1.5 x the memory time, so the SMs wait 0.5 x
-    it; batch 2 (16 CTAs, two waves of 12 + 4): 2 x 12/16 = 1.5 x, again 0.5 x; batch 3 (24 CTAs,
-    two full waves): 1.0 x, no wait, the same cycles as the split (kv) kernel."""
+    (8 CTAs, one wave): the busiest SM streams 12/8 = 1.5 x the memory time; batch 2 (16 CTAs,
+    two waves of 12 + 4): 2 x 12/16 = 1.5 x; batch 3 (24 CTAs, two full waves): 1.0 x. The
+    kernel ends when the busiest SM is done and the loads and tensor-core work (the split
+    kernel's chain) are done: batch 1 and 2 wait for the SM, batch 3 takes the split kernel's
+    cycles. The step time never falls with the batch."""
     from archsim.api import load
     from archsim.isa import Op
     from archsim.sim.run import simulate_loaded
-    from archsim.uarch.gpu.lower import U_SM
+    from archsim.uarch.gpu.lower import U_CTRL, U_STREAM
     ov = ["sm.count=12", "memory.bandwidth=200 GB/s", "launch.layer_setup=0 us"]
     wl = dict(name="t", kind="transformer", d_model=512, n_layers=1, n_heads=8, d_ff=2048, vocab_size=1000,
               norm="layernorm", mlp="gelu", position="learned", phase="decode", kv_len=1023,
@@ -251,22 +254,32 @@ def test_unsplit_decode_attention_streams_at_an_sms_share_in_waves():
 
     def run(batch, split):
         cfg, w = load("a100", dict(wl, batch=batch), overrides=ov + [f"decode_attention_split={split}"])
-        r = simulate_loaded(cfg, w)
-        p = r.program
-        L = p.layer_names.index([g.name for g in w.groups if g.name not in ("embed", "head")][0])
-        waits = int(p.m[(p.op == Op.SYNC) & (p.unit == U_SM) & (p.layer == L)].sum())
-        return r, waits, cfg
+        return simulate_loaded(cfg, w, keep_timeline=True), cfg
 
-    for batch, excess in ((1, 0.5), (2, 0.5), (3, 0.0)):
-        rk, wk, cfg = run(batch, "kv")
-        rn, wn, _ = run(batch, "none")
+    steps = []
+    for batch, busiest in ((1, 1.5), (2, 1.5), (3, 1.0)):
+        rk, cfg = run(batch, "kv")
+        rn, _ = run(batch, "none")
+        p, (start, finish) = rn.program, rn.timeline
         mem = batch * 8 * 1024 * 64 * 2 * 2 / (200e9 / cfg.clock)      # the kernel's bytes at the bandwidth
-        assert wn - wk == pytest.approx(excess * mem, abs=8), batch
+        s = np.flatnonzero((p.op == Op.SYNC) & (p.unit == U_STREAM))
+        assert len(s) == 1
+        s = int(s[0])
+        assert finish[s] - start[s] == pytest.approx(busiest * mem, abs=2), batch
+        assert start[s] == finish[p.deps[s, 0]]                        # from the kernel's start
+        j = np.flatnonzero((p.unit == U_CTRL) & (p.deps == s).any(axis=1))
+        assert len(j) == 1
+        chain = int(p.deps[j[0], 0])                                   # the loads' and MMAs' end
+        assert p.op[chain] == Op.GEMM
+        assert finish[j[0]] == max(finish[s], finish[chain])
+        assert rn.cycles - rk.cycles == max(0, finish[s] - finish[chain]), batch
         assert rn.macs == rk.macs
-        if excess:
-            assert rn.cycles - rk.cycles == pytest.approx(excess * mem, abs=8), batch
+        if busiest > 1:
+            assert finish[s] > finish[chain]
         else:
             assert rn.cycles == rk.cycles
+        steps.append(rn.cycles)
+    assert steps == sorted(steps)
 
 
 def test_per_op_sync_pays_one_timed_call_per_op():

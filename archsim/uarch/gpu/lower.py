@@ -36,8 +36,8 @@ from archsim.workload.sparsity import nm_compliant
 
 CHUNKS = 8
 VEC_CHUNKS = 4
-UNITS = ["host", "sm", "dma_rd", "dma_wr", "link", "ctrl"]
-U_HOST, U_SM, U_RD, U_WR, U_LINK, U_CTRL = range(6)
+UNITS = ["host", "sm", "dma_rd", "dma_wr", "link", "ctrl", "sm_stream"]
+U_HOST, U_SM, U_RD, U_WR, U_LINK, U_CTRL, U_STREAM = range(7)
 FLAG_LAST = 1
 RATE_SCALE = 1000
 
@@ -341,8 +341,9 @@ class GpuLowerer:
         With ``decode_attention_split: none`` nothing is split: one CTA per request and KV head
         (per query head with ``per_query_head``) streams its whole K and V at the SM's share of
         the memory bandwidth (its in-flight limit if lower); CTAs go in launch order to the first
-        free SM (:func:`list_schedule`); the kernel lasts as long as the busiest SM's streaming
-        when that is longer than the bytes take at the memory's bandwidth."""
+        free SM (:func:`list_schedule`); the kernel ends when both its busiest SM has streamed its
+        CTAs (unit ``sm_stream``, from the kernel's start) and the loads through the memory model
+        and the tensor-core work are done."""
         cfg = self.cfg
         T = self.tp
         min_m = cfg.tiles.min_m
@@ -384,9 +385,11 @@ class GpuLowerer:
         ld = [_part(int(kv_bytes), nc, c) for c in range(nc)]
         it = [_part(k_iters, nc, c) for c in range(nc)]
         macs_all = [_part(macs_model, nc, c) for c in range(nc)]
-        stream = 0
+        stream = -1
         if cfg.decode_attention_split == "none":
-            stream = max(0, int(round(self._unsplit_stream_cycles(ctas) - kv_bytes / self.hbm_bpc)))
+            # the busiest SM streams its CTAs from the kernel's start, beside the loads below
+            # (which time the kernel's bytes through the memory model)
+            stream = self.sync(U_STREAM, layer, int(round(self._unsplit_stream_cycles(ctas))), [start])
         g_prev = []
         last = -1
         for c in range(nc):
@@ -400,10 +403,8 @@ class GpuLowerer:
                                                (S << 8) | (1 << 1)], np.int64))[0])
             g_prev.append(gi)
             last = gi
-        if stream > 0:
-            # the kernel ends when its busiest SM has streamed its CTAs: the loads above time the
-            # bytes at the memory's bandwidth, the SMs wait for the rest
-            last = self.sync(U_SM, layer, stream, [last])
+        if stream >= 0:
+            last = self.join([last, stream], layer)
         if exps:
             last = int(self.pb.add(Op.VECTOR, U_SM, layer, m=int(exps), n=int(rows), k=0,
                                    aux=np.array([int(VecKind.SOFTMAX)], np.int64),
