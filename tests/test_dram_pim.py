@@ -96,6 +96,30 @@ def test_attention_bounds_and_mac_conservation():
     assert r.internal_bytes == kv_bytes
 
 
+def test_reference_repeats_grow_with_the_square_of_the_context():
+    """Three KV heads (24 query heads, groups of 8) on one stack leave an odd last head, whose
+    softmax / MVGB block the AttAcc generator issues once per MAC chunk. By hand: the block's
+    MVGBs scale with L and so does the number of MAC chunks, so the repeated MVGBs scale with L^2
+    and the repeated SFMs with L. With every command once: one SFM per query head whatever L,
+    MVGBs in proportion to L; the MACs are the same either way, and the cycles double with L (within the row-boundary and refresh jitter), while with the
+    repeats each doubling costs more than 3x."""
+    ov = ["pim.max_seq_len=16384"]
+    Ls = (2048, 4096, 8192, 16384)
+    once = [attention_cycles("attacc_pim", 1, L, 24, 128, 8, reference_trace=False, overrides=ov) for L in Ls]
+    rep = [attention_cycles("attacc_pim", 1, L, 24, 128, 8, reference_trace=True, overrides=ov) for L in Ls]
+    for L, o, r in zip(Ls, once, rep):
+        assert o.counters["sfm"] == 24
+        assert o.counters["mvgb"] * Ls[0] == once[0].counters["mvgb"] * L
+        assert r.counters["mac_ab"] == o.counters["mac_ab"]
+    for a, b in zip(rep, rep[1:]):
+        assert 1.8 < b.counters["sfm"] / a.counters["sfm"] < 2.0
+        assert b.counters["mvgb"] / a.counters["mvgb"] > 3.6
+    for a, b in zip(once, once[1:]):
+        assert 1.8 < b.cycles / a.cycles < 2.2
+    for a, b in zip(rep[1:], rep[2:]):
+        assert b.cycles / a.cycles > 3.0
+
+
 def test_bad_simd_width_names_field():
     with pytest.raises(ConfigError) as e:
         gemv_cycles("attacc_pim", 64, 64, overrides=["pim.simd_lanes=12"])
