@@ -122,6 +122,27 @@ def test_head_chunks_at_most_the_heads_of_a_device():
     assert links[0] == links[1]
 
 
+def test_head_groups_finer_than_a_devices_kv_heads_read_the_kv_again():
+    """Head pipelining with grouped-query attention: SMALL with 2 KV heads on 2 xPU devices
+    holds one KV head and its 4 query heads per device. One head group reads each KV head once
+    for its 4 query heads; 2 groups of 2 query heads and 4 groups of 1 each read it again, so the
+    KV bytes read inside the banks are exactly 2x and 4x (the query broadcast, per query head,
+    and the MACs are unchanged). With one KV head per query head (8 KV heads, 4 per device) every
+    group holds whole KV heads: the same bytes and PIM time whatever the grouping."""
+    def pim(kvh, hc):
+        _, _, r = _run("attacc_dgx", dict(SMALL, n_kv_heads=kvh), ["xpu.devices=2", f"head_chunks={hc}"],
+                       batch=8, kv_len=1024)
+        c = r.components["pim"]["counts"]
+        return c["in_bank_bytes"], c["io_bytes"], r.macs, r.extra["uarch_summary"]["by_kind_s"]["pim_attention"]
+
+    gqa = [pim(2, hc) for hc in (1, 2, 4)]
+    assert [g[0] for g in gqa] == [gqa[0][0], 2 * gqa[0][0], 4 * gqa[0][0]]
+    assert len({g[1] for g in gqa}) == 1 and len({g[2] for g in gqa}) == 1
+    assert gqa[0][3] < gqa[1][3] < gqa[2][3]
+    mha = [pim(8, hc) for hc in (1, 2, 4)]
+    assert len({m[0] for m in mha}) == 1 and len({m[3] for m in mha}) == 1
+
+
 def test_mixed_kv_lengths_between_extremes():
     lens = [128] * 4 + [1024] * 4
     _, _, lo = _run("attacc_dgx", SMALL, [], batch=8, kv_len=128)
@@ -419,7 +440,7 @@ def test_pruned_fc_layers_on_a_sparse_xpu():
 
 @pytest.mark.slow
 def test_every_study_point_lies_within_its_bounds():
-    """Every GPU+PIM and NPU+PIM point of the study sweep that fits its memory (137 of them)
+    """Every GPU+PIM and NPU+PIM point of the study sweep that fits its memory (188 of them)
     lies within its bounds; the PIM's own excess appears only where offloading cannot pay
     (Llama-2-70B's one KV head per device and request on the NPU+PIM's head layout: few
     requests, or half-batches of few requests, occupy few PIM channels)."""
@@ -448,7 +469,7 @@ def test_every_study_point_lies_within_its_bounds():
         if b["pim_excess_s"] > 0:
             assert w.label.startswith("npu+pim") and "llama2-70b" in w.label, where
             assert sw.values(p)["workload.batch"] <= (4 if "serial" in w.label else 16), where
-    assert checked == 137
+    assert checked == 188
 
 
 def test_gpu_host_launches_hidden_only_behind_device_work():

@@ -315,17 +315,23 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
             ctx += [int(op.N)] * max(1, int(op.count) // kvh)
         ctx = _balanced_order(ctx, heads, P.pim.pim.stacks)
         pc = _pim_cfg(P, max(ctx))
-        r = _pim_call(attention_cycles, pc, len(ctx), tuple(ctx), heads, hd, max(1, heads // kvh))
+        grp = max(1, heads // kvh)
+        # a head group holds at least one of the query heads an xPU device computes (tensor
+        # parallelism gives each device heads / devices of them)
+        c = min(cfg.head_chunks, max(1, heads // cfg.xpu.devices))
+        # more head groups than a device's KV heads split a KV head's query heads over several
+        # groups, and every group reads the KV head again for its own query heads: the attention
+        # runs as `split` passes over all KV heads, each with grp / split query heads per KV head
+        split = min(grp, -(-c // max(1, kvh // cfg.xpu.devices))) if c > 1 else 1
+        q = -(-grp // split)
+        r = _pim_call(attention_cycles, pc, len(ctx), tuple(ctx), kvh * q, hd, q)
         # the units take one query row at a time: a pass verifying several positions per request
         # (speculative decoding) runs the attention once per row
-        rows = max(1, int(qk[0].attrs.get("attn_rows", 1)))
+        rows = max(1, int(qk[0].attrs.get("attn_rows", 1))) * split
         sec += r.seconds * rows
         energy += _pim_dyn_pj(r) * rows
         nb = _add_bytes(nb, _pim_bytes(r, rows))
         kinds["pim_attention"] = r.seconds * rows
-        # a head group holds at least one of the query heads an xPU device computes (tensor
-        # parallelism gives each device heads / devices of them)
-        c = min(cfg.head_chunks, max(1, heads // cfg.xpu.devices))
         if c > 1:
             # each head's KV sits in its own channels, so head groups arriving one after another
             # keep every channel busy: the attention time is shared evenly by the head groups

@@ -88,7 +88,8 @@ class HeteroConfig(ArchBase):
                                               "runs serially (NeuPIMs interleaves large batches only)")
     head_chunks: PositiveInt = Field(1, description="serial schedule: the QKV generation, the transfer "
                                      "and the PIM attention are pipelined over this many head groups (at most the query "
-                                     "heads of one xPU device: heads / xpu.devices)")
+                                     "heads of one xPU device: heads / xpu.devices); with grouped-query attention, groups "
+                                     "finer than a device's KV heads each read their KV head again")
     ff_parallel: bool = Field(False, description=(
         "decode: feed-forward parallelism (AttAcc's ff option): the PIM, idle while the xPU runs the "
         "MLP, computes a share of each FFN weight matrix as GEMVs (one per request) concurrently with "
