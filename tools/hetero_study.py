@@ -63,6 +63,7 @@ def table(rows, names) -> str:
 
 def plot(rows, systems, models, batches, kvs):
     import matplotlib
+    import matplotlib.ticker
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
@@ -80,6 +81,9 @@ def plot(rows, systems, models, batches, kvs):
                        title=f"{model}, KV {kv_fix}")
         axes[i][1].set(xscale="log", yscale="log", xlabel="KV length", ylabel="decode tokens/s",
                        title=f"{model}, batch {b_fix}")
+        for ax, ticks in ((axes[i][0], batches), (axes[i][1], kvs)):
+            ax.set_xticks(list(ticks), [str(t) for t in ticks])     # the swept values, not decades
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         for ax in axes[i]:
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)
