@@ -143,6 +143,26 @@ def test_head_groups_finer_than_a_devices_kv_heads_read_the_kv_again():
     assert len({m[0] for m in mha}) == 1 and len({m[3] for m in mha}) == 1
 
 
+def test_reference_trace_repeats_are_noted():
+    """Decode attention on PIM units that replay the AttAcc generator's repeats (the attacc_pim
+    preset's default) says so in the result's notes, naming the field that turns them off; with
+    each command once, with attention on the xPU, or in prefill there is nothing to say. The PIM
+    preset alone notes it too."""
+    def notes(arch, ov=(), **kw):
+        return simulate(arch, SMALL, overrides=list(ov), **kw).extra.get("notes", [])
+
+    said = [n for n in notes("attacc_dgx", phase="decode", batch=2, kv_len=64) if "reference_trace" in n]
+    assert len(said) == 1 and said[0].startswith("pim.set:") and "pim.reference_trace=false" in said[0]
+    assert not any("reference_trace" in n for n in notes("attacc_dgx", ['pim.set=["pim.reference_trace=false"]'],
+                                                         phase="decode", batch=2, kv_len=64))
+    assert not any("reference_trace" in n for n in notes("attacc_dgx", phase="prefill", batch=1, seq_len=64))
+    xpu_attn = 'placement={"attn_qk":"xpu","softmax":"xpu","attn_sv":"xpu","kv_write":"xpu"}'
+    assert not any("reference_trace" in n for n in notes("attacc_dgx", [xpu_attn], phase="decode", batch=2,
+                                                         kv_len=64))
+    alone = [n for n in notes("attacc_pim", phase="decode", batch=2, kv_len=64) if "reference_trace" in n]
+    assert len(alone) == 1 and alone[0].startswith("pim.reference_trace:")
+
+
 def test_mixed_kv_lengths_between_extremes():
     lens = [128] * 4 + [1024] * 4
     _, _, lo = _run("attacc_dgx", SMALL, [], batch=8, kv_len=128)

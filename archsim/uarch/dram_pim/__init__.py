@@ -14,7 +14,7 @@ from archsim.uarch import register
 from archsim.uarch.base import Uarch
 from archsim.uarch.dram_pim.api import (PimResult, attention_cycles, background_w, check_pim_operands,
                                         eltwise_baseline_cycles, eltwise_cycles, gemv_baseline_cycles, gemv_cycles,
-                                        pim_mac_pj, stream_cycles)
+                                        pim_mac_pj, reference_trace_note, stream_cycles)
 from archsim.uarch.dram_pim.dram_adapter import resolve
 from archsim.uarch.dram_pim.spec import DramPimConfig, PimUnitConfig
 from archsim.workload.graph import attention_name
@@ -134,12 +134,13 @@ class DramPim(Uarch):
     def notes(self, cfg, workload):
         """A model whose weights and KV cache exceed the devices is timed layer by layer as if each
         layer's matrices were resident (the layout check holds one matrix at a time): say so."""
+        out = [n for n in [reference_trace_note(cfg.pim, workload, "pim.reference_trace")] if n]
         rep = workload.group_repeat()
         need = sum(t.nbytes * rep[op.layer] for op, t in workload.stored_tensors())
         cap = resolve(cfg).capacity_bytes
         if need <= cap:
-            return []
-        return [f"pim.stacks: the model's weights and KV cache need {need / 2**30:.1f} GiB, the PIM devices hold "
+            return out
+        return out + [f"pim.stacks: the model's weights and KV cache need {need / 2**30:.1f} GiB, the PIM devices hold "
                 f"{cap / 2**30:.2f} GiB ({cfg.pim.stacks} stack(s)); each layer is timed as if its matrices were "
                 f"resident, so this is a per-layer cost, not a system that holds the model "
                 f"(pim.stacks={-(-need // cap) * cfg.pim.stacks} would)"]

@@ -149,6 +149,18 @@ def _summarise(dev, cfg, per, geom, n_streams_total, placement, *, host_rd=0, ho
                      n_streams_total, [int(c[E.C_CYCLES]) for c in per])
 
 
+def reference_trace_note(pim, workload, field: str):
+    """The note of a run whose decode attention the PIM times with the AttAcc generator's repeats
+    (``pim.reference_trace``), or None: the repeated softmax / MVGB blocks grow with the square of
+    the context, which the hardware would not pay."""
+    if not pim.reference_trace or not any(op.role == "attn_qk" for op in workload.ops()):
+        return None
+    return (f"{field}: the PIM attention is timed with the AttAcc public model's trace generator, repeats "
+            f"included (pim.reference_trace=true): the last odd head of a stack has its softmax / MVGB block "
+            f"issued once per MAC chunk, a cost that grows with the square of the context "
+            f"(KV {workload.kv_len}); pim.reference_trace=false issues each command once, as the hardware would")
+
+
 def check_pim_operands(ops, pim_precision: str, field: str) -> None:
     """The operand a PIM unit reads inside the banks (the KV cache of attention, the weights of a
     GEMV) is laid out and computed at the unit's precision: a workload that stores it at another

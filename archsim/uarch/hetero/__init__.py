@@ -248,6 +248,14 @@ class Hetero(Uarch):
     def unit_names(self, cfg):
         return list(UNITS)
 
+    def notes(self, cfg, workload):
+        """Decode attention placed on PIM units that replay the AttAcc generator's repeats."""
+        from archsim.uarch.dram_pim.api import reference_trace_note
+        if workload.phase != "decode" or cfg.device_of("attn_qk") != "pim":
+            return []
+        n = reference_trace_note(parts(cfg).pim.pim, workload, "pim.set")
+        return [n] if n else []
+
     def lower(self, cfg, workload, opts, memory=None):
         plan = build_plan(cfg, workload, all_layers=opts.all_layers)
         em = _Emitter(cfg, plan)
