@@ -70,6 +70,35 @@ def test_wave_quantisation_and_macs():
     assert sum(p.wave_hbm_b) >= 12288 * 12288 * 2
 
 
+def test_a_partial_wave_is_estimated_as_the_cost_kernel_times_it():
+    # 128 x 3072 x 768 (GPT-2's MLP up at 128 tokens) in 64 x 64 tiles, no split: 2 x 48 = 96
+    # CTAs on 108 SMs, one per SM although 4 could reside. Each of the 24 main-loop iterations
+    # (k 32) is bound by the operand feed plus the loop overhead on one CTA:
+    # max(64*64*32 / (1024*0.95), 128*32*2 / 47.4) + 20 = 172.8 + 20; the epilogue writes
+    # 64*64*4 B at 64 B/cycle. Memory: A 196,608 B, B 4,718,592 B and C 786,432 B at 1326
+    # B/cycle, half of it not hidden behind the single wave.
+    args = (128, 3072, 768, 1, True, 2.0, 2.0, 2.0, False, False, False, (64,), (64,), 32, 16, (1,), 8,
+            108, 4, 1024.0, 47.4, 130.0, 20.0, 64.0, 4, 40 * 2**20, 1326.0, 164 * 1024.0, 256 * 1024.0, 3,
+            0.95, 9000.0, 20 * 2**20)
+    p = plan_gemm(*args)
+    assert (p.ctas, p.waves, p.per_sm) == (96, 1, 4)
+    comp = 24 * (128 * 32 * 2 / 47.4 + 20) + 64 * 64 * 4 / 64
+    mem = (196608 + 4718592 + 786432) / 1326.0
+    assert p.est_cycles == pytest.approx(max(comp, mem) + 0.5 * min(comp, mem))
+    # the cost kernel charges the same wave (one CTA per SM)
+    assert gemm_chunk_cycles(64, 64, 768, 32, 1024.0, 0.95, 16, 47.4, 20.0, 1, True, 64.0, 4) == \
+        math.ceil(comp)
+
+
+def test_gemm_time_grows_with_the_tokens():
+    # the chosen plans' simulated times never fall as the GEMMs grow (GPT-2 prefill: host bound at
+    # small M, its split-K choices then turn on and off)
+    for arch in ("a100", "h100"):
+        cyc = [simulate(arch, "workloads/gpt2.yaml", phase="prefill", seq_len=s).cycles
+               for s in (64, 128, 192, 256, 384, 512, 768)]
+        assert cyc == sorted(cyc), (arch, cyc)
+
+
 def test_registered_and_presets():
     assert "gpu" in names()
     for p in ("a100", "h100"):

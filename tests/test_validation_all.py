@@ -10,7 +10,6 @@ import pytest
 KNOWN_MISSES = {
     ("hbmpim-gemv-kernel-speedup-isca21", "speedup"),
     ("hbmpim-gemv-energy-per-bit-isca21", "energy_per_bit_reduction"),
-    ("HX-AttAcc-bank-pc-pipe-MT530B-INT8-B91", "tokens_per_s"),
     ("HX-AttAcc-H100-refsim-grid-attacc", "within_tol"),
     ("HX-AttAcc-H100-refsim-grid-attacc", "mean_abs_error"),
     ("HX-NeuPIMs-GPT3-7B-TP4-B512", "vs_gpu_only"),

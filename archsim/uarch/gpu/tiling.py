@@ -164,12 +164,18 @@ def plan_gemm(M: int, N: int, K: int, G: int, b_shared: bool, a_bpe: float, b_bp
                     continue
                 kk = -(-K // s)
                 iters = -(-kk // tk)
-                cta = iters * iter_cycles(tm, tn, tk, rate, eff, max(a_bpe, b_bpe), min(l2_bpc, mlp_bpc),
-                                          overhead, c_res, b_feed) + c_res * tm * tn * acc_bytes / epi_bpc
                 nm, nn = -(-M // tm), -(-N // tn)
                 ctas = G * nm * nn * s
                 waves = -(-ctas // slots)
-                comp = waves * cta
+
+                def wave_cycles(c):
+                    # one wave with ``c`` CTAs on each SM, as the cost kernel times it
+                    return iters * iter_cycles(tm, tn, tk, rate, eff, max(a_bpe, b_bpe), min(l2_bpc, mlp_bpc),
+                                               overhead, c, b_feed) + c * tm * tn * acc_bytes / epi_bpc
+                # full waves hold c_res CTAs per SM; the last one only as many as it has (a wave of
+                # fewer CTAs than SMs runs one per SM, not sharing tensor cores)
+                c_last = min(c_res, -(-(ctas - (waves - 1) * slots) // n_sm))
+                comp = (waves - 1) * wave_cycles(c_res) + wave_cycles(c_last)
                 # quick traffic estimate for the search (exact per-wave traffic below)
                 a_b = 0.0 if a_resident else M * K * a_bpe * G * (1 if M * K * a_bpe * G <= 0.5 * l2_bytes
                                                                   else max(1, -(-nn // max(1, slots // max(1, min(swizzle, nm))))))
