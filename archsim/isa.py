@@ -76,6 +76,13 @@ class Program:
     def __len__(self) -> int:
         return int(self.op.shape[0])
 
+    def prefix(self, k: int) -> "Program":
+        """The first ``k`` instructions (views of this program's arrays; the tables are shared).
+        Dependencies point backwards, so a prefix is a program of its own."""
+        return Program(**{f: getattr(self, f)[:k] for f in self.FIELDS}, unit_names=self.unit_names,
+                       layer_names=self.layer_names, layer_weights=self.layer_weights, meta=self.meta,
+                       op_tag=self.op_tag[:k] if len(self.op_tag) else self.op_tag, op_names=self.op_names)
+
     def validate(self) -> None:
         """Check shapes, dtypes and that dependencies point backwards."""
         n = len(self)

@@ -59,6 +59,44 @@ def shared_pipe_cycles(prog) -> np.ndarray:
     return out
 
 
+def layer_ends(layer: np.ndarray, finish: np.ndarray, n_layers: int) -> np.ndarray:
+    """The cycle each layer's last instruction finishes, made monotone over the layer order."""
+    ends = np.zeros(n_layers, np.int64)
+    if len(finish):
+        np.maximum.at(ends, layer, finish)
+    return np.maximum.accumulate(ends)
+
+
+def isolated_ends(prog, dur: np.ndarray, memory, start: np.ndarray, finish: np.ndarray,
+                  weights: np.ndarray) -> np.ndarray:
+    """Layer ends of the timeline, with each repeated layer's span taken from its instance alone.
+
+    A repeated layer is lowered once and its span counts ``repeat`` times. Instructions of the
+    layers after it (the next layer's weights prefetched, say) may start before it ends and
+    contend with it for the memory and the units. In the whole model that contention touches
+    the last instance only, so when it happens the instructions up to the repeated layer are
+    timed again without the later ones: that span is the instance's, and the delay the later
+    layers caused is charged to the layer after it (once)."""
+    n_layers = max(1, len(prog.layer_names))
+    ends = layer_ends(prog.layer, finish, n_layers)
+    adj = ends.copy()
+    n = len(prog)
+    for lyr in np.nonzero(weights > 1)[0]:
+        later = prog.layer > lyr
+        if not later.any() or int(start[later].min()) >= int(ends[lyr]):
+            continue
+        keep = int(np.argmax(later))                # later layers follow in program order
+        if not later[keep:].all():
+            continue
+        sub = prog.prefix(keep)
+        _, fin2, _, _ = schedule(sub, dur[:keep], memory)
+        ends2 = layer_ends(sub.layer, fin2, n_layers)
+        own = int(ends2[lyr] - (ends2[lyr - 1] if lyr > 0 else 0))
+        prev = int(adj[lyr - 1]) if lyr > 0 else 0
+        adj[lyr] = min(int(ends[lyr]), prev + own)
+    return adj if n else ends
+
+
 def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_layers: bool = False,
                     pipeline: bool = True) -> Result:
     """Simulate an already validated config and built workload graph. With pipeline-parallel
@@ -81,11 +119,9 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
     memc[:, MC_BUSY_CYCLES] = memc_dev[:, MC_BUSY_CYCLES]
     n_layers = len(prog.layer_names)
     weights = prog.layer_weights.astype(np.int64)
-    # end of each layer (monotone), the layer's share of the timeline
-    ends = np.zeros(n_layers, np.int64)
-    if len(prog):
-        np.maximum.at(ends, prog.layer, finish)
-    ends = np.maximum.accumulate(ends)
+    # end of each layer (monotone), the layer's share of the timeline; a repeated layer's instance
+    # timed without the layers after it (isolated_ends)
+    ends = isolated_ends(prog, dur, memory, start, finish, weights)
     span = np.diff(np.concatenate(([0], ends)))
     # a repeated layer can never take less than its busiest resource (steady-state bound)
     compute_units = [i for i, nme in enumerate(prog.unit_names) if not nme.startswith("dma")]
