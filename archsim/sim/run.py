@@ -86,7 +86,7 @@ def isolated_ends(prog, dur: np.ndarray, memory, start: np.ndarray, finish: np.n
         if not later.any() or int(start[later].min()) >= int(ends[lyr]):
             continue
         keep = int(np.argmax(later))                # later layers follow in program order
-        if not later[keep:].all():
+        if not later[keep:].all() or not (prog.layer[:keep] == lyr).any():
             continue
         sub = prog.prefix(keep)
         _, fin2, _, _ = schedule(sub, dur[:keep], memory)
