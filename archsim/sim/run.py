@@ -80,7 +80,6 @@ def isolated_ends(prog, dur: np.ndarray, memory, start: np.ndarray, finish: np.n
     n_layers = max(1, len(prog.layer_names))
     ends = layer_ends(prog.layer, finish, n_layers)
     adj = ends.copy()
-    n = len(prog)
     for lyr in np.nonzero(weights > 1)[0]:
         later = prog.layer > lyr
         if not later.any() or int(start[later].min()) >= int(ends[lyr]):
@@ -94,7 +93,7 @@ def isolated_ends(prog, dur: np.ndarray, memory, start: np.ndarray, finish: np.n
         own = int(ends2[lyr] - (ends2[lyr - 1] if lyr > 0 else 0))
         prev = int(adj[lyr - 1]) if lyr > 0 else 0
         adj[lyr] = min(int(ends[lyr]), prev + own)
-    return adj if n else ends
+    return adj
 
 
 def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_layers: bool = False,
