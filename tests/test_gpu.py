@@ -62,7 +62,7 @@ def test_wave_quantisation_and_macs():
     # 256 x 12288 x 12288 on 108 SMs: CTA count and waves follow the chosen tile
     p = plan_gemm(256, 12288, 12288, 1, True, 2.0, 2.0, 2.0, False, False, False, (64, 128, 256),
                   (64, 128, 256), 32, 16, (1,), 8, 108, 4, 1024.0, 47.4, 130.0, 20.0, 64.0, 4,
-                  40 * 2**20, 1326.0, 164 * 1024.0, 256 * 1024.0, 3, 0.95, 9000.0, 20 * 2**20)
+                  40 * 2**20, 1326.0, 164 * 1024.0, 256 * 1024.0, 3, 0.95, 7600.0, 1400.0, 20 * 2**20)
     assert p.ctas == -(-256 // p.tm) * -(-12288 // p.tn)
     assert p.waves == -(-p.ctas // (108 * p.per_sm))
     assert sum(p.wave_macs) == 256 * 12288 * 12288
@@ -79,7 +79,7 @@ def test_a_partial_wave_is_estimated_as_the_cost_kernel_times_it():
     # B/cycle, half of it not hidden behind the single wave.
     args = (128, 3072, 768, 1, True, 2.0, 2.0, 2.0, False, False, False, (64,), (64,), 32, 16, (1,), 8,
             108, 4, 1024.0, 47.4, 130.0, 20.0, 64.0, 4, 40 * 2**20, 1326.0, 164 * 1024.0, 256 * 1024.0, 3,
-            0.95, 9000.0, 20 * 2**20)
+            0.95, 7600.0, 1400.0, 20 * 2**20)
     p = plan_gemm(*args)
     assert (p.ctas, p.waves, p.per_sm) == (96, 1, 4)
     comp = 24 * (128 * 32 * 2 / 47.4 + 20) + 64 * 64 * 4 / 64

@@ -20,7 +20,6 @@ KNOWN_MISSES = {
     ("XPU-A100x4-trtllm-llama70b-tp4-B240-in128-out2048", "tokens_per_s_per_gpu"),
     ("XPU-H100x4-trtllm-falcon180b-fp8-tp4-B1024-in128-out128", "tokens_per_s_per_gpu"),
     ("XPU-H100-trtllm-ttft-llama2-7b-fp8-in2048", "seconds"),
-    ("XPU-H100x4-trtllm-ttft-llama2-70b-fp8-in128", "seconds"),
     ("XPU-A100-trtllm-ttft-gptj6b-in128", "seconds"),
     ("XPU-A100-trtllm-ttft-gptj6b-in2048", "seconds"),
     ("XPU-H100-trtllm-ttft-gptj6b-fp8-in2048", "seconds"),

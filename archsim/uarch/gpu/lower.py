@@ -229,7 +229,7 @@ class GpuLowerer:
                          cfg.sm.mainloop_overhead_cycles, cfg.sm.epilogue_bytes_per_cycle,
                          cfg.accumulator_bytes, self.l2, self.hbm_bpc, float(cfg.sm.smem),
                          float(cfg.sm.registers), t.stages, cfg.sm.mma_efficiency,
-                         float(self.host_cycles + self.gap_cycles), self.act_l2, b_feed)
+                         float(self.host_cycles), float(self.gap_cycles), self.act_l2, b_feed)
         self.plans[op.name] = dict(tm=plan.tm, tn=plan.tn, split_k=plan.split, per_sm=plan.per_sm,
                                    ctas=plan.ctas, waves=plan.waves)
         if sp is not None:

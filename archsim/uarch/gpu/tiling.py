@@ -146,9 +146,15 @@ def plan_gemm(M: int, N: int, K: int, G: int, b_shared: bool, a_bpe: float, b_bp
               tms: tuple, tns: tuple, tk: int, min_m: int, splits: tuple, swizzle: int,
               n_sm: int, max_ctas: int, rate: float, l2_bpc: float, mlp_bpc: float, overhead: float,
               epi_bpc: float, acc_bytes: int, l2_bytes: float, hbm_bpc: float, smem: float,
-              regs: float, stages: int, eff: float, kernel_cycles: float, ws_l2: float,
+              regs: float, stages: int, eff: float, host_cycles: float, gap_cycles: float, ws_l2: float,
               b_feed: float = 1.0) -> GemmPlan:
     best = None
+
+    def wave_cycles(tm, tn, iters, c):
+        # one wave with ``c`` CTAs on each SM, as the cost kernel times it
+        return iters * iter_cycles(tm, tn, tk, rate, eff, max(a_bpe, b_bpe), min(l2_bpc, mlp_bpc), overhead,
+                                   c, b_feed) + c * tm * tn * acc_bytes / epi_bpc
+
     m_g = _round_up(M, min_m)
     n_g = _round_up(N, 8)
     cand_m = sorted({min(t, m_g) for t in tms})
@@ -167,28 +173,28 @@ def plan_gemm(M: int, N: int, K: int, G: int, b_shared: bool, a_bpe: float, b_bp
                 nm, nn = -(-M // tm), -(-N // tn)
                 ctas = G * nm * nn * s
                 waves = -(-ctas // slots)
-
-                def wave_cycles(c):
-                    # one wave with ``c`` CTAs on each SM, as the cost kernel times it
-                    return iters * iter_cycles(tm, tn, tk, rate, eff, max(a_bpe, b_bpe), min(l2_bpc, mlp_bpc),
-                                               overhead, c, b_feed) + c * tm * tn * acc_bytes / epi_bpc
                 # full waves hold c_res CTAs per SM; the last one only as many as it has (a wave of
                 # fewer CTAs than SMs runs one per SM, not sharing tensor cores)
                 c_last = min(c_res, -(-(ctas - (waves - 1) * slots) // n_sm))
-                comp = (waves - 1) * wave_cycles(c_res) + wave_cycles(c_last)
+                comp = (waves - 1) * wave_cycles(tm, tn, iters, c_res) + wave_cycles(tm, tn, iters, c_last)
                 # quick traffic estimate for the search (exact per-wave traffic below)
                 a_b = 0.0 if a_resident else M * K * a_bpe * G * (1 if M * K * a_bpe * G <= 0.5 * l2_bytes
                                                                   else max(1, -(-nn // max(1, slots // max(1, min(swizzle, nm))))))
                 b_b = 0.0 if b_resident else K * N * b_bpe * (1 if b_shared else G) * (
                     1 if K * N * b_bpe <= 0.5 * l2_bytes else max(1, -(-nm // max(1, min(swizzle, nm)))))
                 c_b = 0.0 if c_resident else M * N * c_bpe * G
-                red = 0.0
+                red_bytes = 0.0
                 if s > 1:
                     ws = s * M * N * acc_bytes * G
                     c_b = 0.0 if ws <= ws_l2 else ws          # fp32 partials stay in L2 if they fit
-                    red = kernel_cycles + (c_b + (0.0 if c_resident else M * N * c_bpe * G)) / hbm_bpc
+                    red_bytes = c_b + (0.0 if c_resident else M * N * c_bpe * G)
                 mem = (a_b + b_b + c_b) / hbm_bpc
-                est = max(comp, mem) + 0.5 * min(comp, mem) / max(1, waves) + red
+                est = max(comp, mem) + 0.5 * min(comp, mem) / max(1, waves)
+                if s > 1:
+                    # the reduction kernel: the host launches it while the GEMM (started a gap after
+                    # its own launch) runs, so it starts a gap after the GEMM ends, or after its
+                    # launch if the GEMM is the shorter
+                    est += gap_cycles + max(0.0, host_cycles - gap_cycles - est) + red_bytes / hbm_bpc
                 cand = (est, tm, tn, s, c_res)
                 if best is None or cand < best:
                     best = cand
