@@ -71,7 +71,7 @@ def test_mixtral_layer_macs_and_bytes_by_hand():
             + B * d * E                         # router
             + B * k * 3 * d * ff)               # two SwiGLU experts per token
     assert blk.macs == macs == 12_886_212_608
-    assert blk.repeat == 32
+    assert blk.repeat == 30 and sum(x.repeat for x in res.layers if x.group == "block") == 32
     # bf16 weights: QKV, O, router, 8 experts (balanced: 8 tokens each, all active), KV cache
     weights = 2 * (d * (h + 2 * kvh) * hd + d * d + d * E + E * 3 * d * ff)
     kv_read = 2 * 2 * B * kvh * hd * (L + 1)

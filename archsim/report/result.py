@@ -24,10 +24,11 @@ class LayerRecord:
     offchip_read_bytes: int
     offchip_write_bytes: int
     unit_busy: dict = field(default_factory=dict)
+    group: str = ""                  # the layer group an instance belongs to ('' : its name)
 
     def to_dict(self) -> dict:
         e = self.dynamic_pj + self.leakage_pj
-        return {"name": self.name, "repeat": self.repeat, "cycles": self.cycles,
+        return {"name": self.name, "group": self.group or self.name, "repeat": self.repeat, "cycles": self.cycles,
                 "total_cycles": self.cycles * self.repeat, "macs": self.macs,
                 "energy_pj": e, "total_energy_pj": e * self.repeat,
                 "offchip_read_bytes": self.offchip_read_bytes,
@@ -167,7 +168,7 @@ class Result:
                        "ok": self.bounds_ok()},
             "dedup": {"all_layers": self.all_layers,
                       "note": ("every layer simulated" if self.all_layers else
-                               "identical layers lowered and timed once, weighted by their repeat count")},
+                               "repeated blocks timed as first, steady-state (weighted) and last instances")},
             "layers": [r.to_dict() for r in self.layers],
             "components": self.components,
             "units": {k: {"busy_cycles": v, "idle_cycles": max(0, self.cycles - v),

@@ -159,7 +159,7 @@ def _combine(cfg, wl, runs: list[Result], cycles: int, P: int, info: dict) -> Re
             for k, v in q.unit_busy.items():
                 ub[k] = ub.get(k, 0) + v
         layers.append(LayerRecord(
-            name=rec.name, repeat=rec.repeat, cycles=sum(q.cycles for q in recs), macs=sum(q.macs for q in recs),
+            name=rec.name, group=rec.group, repeat=rec.repeat, cycles=sum(q.cycles for q in recs), macs=sum(q.macs for q in recs),
             dynamic_pj=sum(q.dynamic_pj for q in recs), leakage_pj=sum(q.leakage_pj for q in recs) * leak_scale,
             offchip_read_bytes=sum(q.offchip_read_bytes for q in recs),
             offchip_write_bytes=sum(q.offchip_write_bytes for q in recs), unit_busy=ub))

@@ -10,6 +10,7 @@ from archsim.mem.interface import MC_BUSY_CYCLES, MC_READ_BYTES, MC_WRITE_BYTES,
 from archsim.report.result import LayerRecord, Result
 from archsim.sim.timing import schedule
 from archsim.uarch.base import LowerOptions
+from archsim.workload.instances import LAST, group_of
 
 
 def memory_energy_pj(memory, cfg, table, memc_total: np.ndarray) -> dict[str, float]:
@@ -63,7 +64,9 @@ def layer_ends(layer: np.ndarray, finish: np.ndarray, n_layers: int) -> np.ndarr
     """The cycle each layer's last instruction finishes, made monotone over the layer order."""
     ends = np.zeros(n_layers, np.int64)
     if len(finish):
-        np.maximum.at(ends, layer, finish)
+        # a layer's instructions come in a few long runs: reduce the runs, then the runs' maxima
+        cut = np.concatenate(([0], np.flatnonzero(np.diff(layer)) + 1))
+        np.maximum.at(ends, layer[cut], np.maximum.reduceat(finish, cut))
     return np.maximum.accumulate(ends)
 
 
@@ -76,12 +79,18 @@ def isolated_ends(prog, dur: np.ndarray, memory, start: np.ndarray, finish: np.n
     contend with it for the memory and the units. In the whole model that contention touches
     the last instance only, so when it happens the instructions up to the repeated layer are
     timed again without the later ones: that span is the instance's, and the delay the later
-    layers caused is charged to the layer after it (once)."""
+    layers caused is charged to the layer after it (once). A steady-state instance's own last
+    instance (``block.last``) is not a later layer: it stands for the next block."""
     n_layers = max(1, len(prog.layer_names))
     ends = layer_ends(prog.layer, finish, n_layers)
     adj = ends.copy()
+    names = list(prog.layer_names)
     for lyr in np.nonzero(weights > 1)[0]:
-        later = prog.layer > lyr
+        # a steady-state instance followed by its group's last instance
+        # (archsim.workload.instances) overlaps it as every block overlaps the next one: the
+        # layers after that one are the later ones
+        tail = lyr + 1 if lyr + 1 < len(names) and names[lyr + 1] == f"{names[lyr]}.{LAST}" else lyr
+        later = prog.layer > tail
         if not later.any() or int(start[later].min()) >= int(ends[lyr]):
             continue
         keep = int(np.argmax(later))                # later layers follow in program order
@@ -108,7 +117,8 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
             return simulate_pipelined(cfg, wl, seed=seed, all_layers=all_layers)
     u = uarch_registry.get(cfg.uarch)
     memory = build_memory(cfg.memory, cfg.clock)
-    prog = u.lower(cfg, wl, LowerOptions(all_layers=all_layers, seed=seed), memory=memory)
+    lwl = u.instances(wl)                   # a repeated block as a first and a steady-state instance
+    prog = u.lower(cfg, lwl, LowerOptions(all_layers=all_layers, seed=seed), memory=memory)
     dur, counters = u.cost(cfg, prog)
     start, finish, memc_dev, busy = schedule(prog, dur, memory)
     # one simulated device may stand for several identical ones (tensor parallel): traffic and
@@ -161,7 +171,7 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
         lc = int(layer_cycles[l])
         leak_pj = sum(leak.values()) * lc / cfg.clock * 1e12
         layers.append(LayerRecord(
-            name=layer_names[l], repeat=int(weights[l]), cycles=lc,
+            name=layer_names[l], group=group_of(layer_names[l]), repeat=int(weights[l]), cycles=lc,
             macs=int(macs_layer[l]), dynamic_pj=float(layer_dyn[l].sum() + mem_e_layer[l]),
             leakage_pj=float(leak_pj),
             offchip_read_bytes=int(memc[l, MC_READ_BYTES] + ext_rd[l]),
@@ -183,7 +193,7 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
         c["energy_pj"]["leakage"] = w * seconds * 1e12
     unit_busy = (busy * weights[:, None]).sum(axis=0)
     res = Result(
-        cfg=cfg, workload=wl, program=prog, cycles=cycles, clock_hz=cfg.clock,
+        cfg=cfg, workload=lwl, program=prog, cycles=cycles, clock_hz=cfg.clock,
         macs=int((macs_layer * weights).sum()), expected_macs=int(wl.macs()),
         skipped_macs=int((skipped_layer * weights).sum()), padded_macs=int((padded_layer * weights).sum()),
         peak_macs_per_cycle=float(u.peak_macs_per_cycle(rcfg)),
@@ -198,7 +208,7 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
         peak_dynamic_w=float(u.peak_dynamic_w(rcfg, table)))
     check_range(res, finish)
     from archsim.report.ops import op_breakdown
-    res.extra["ops"] = op_breakdown(prog, wl, dur, start, finish, bytes_from_instructions=not u.offchip_counters)
+    res.extra["ops"] = op_breakdown(prog, lwl, dur, start, finish, bytes_from_instructions=not u.offchip_counters)
     if wl.spec.get("kind") == "speculative":
         from archsim.workload.speculative import speculative_metrics
         res.extra["speculative"] = speculative_metrics(res)

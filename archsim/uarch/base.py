@@ -31,6 +31,18 @@ class Uarch:
     #: through the memory model (a system of coarse instructions, e.g. hetero): added to the
     #: layers' off-chip bytes; ``peak_offchip_bytes_per_cycle`` then gives their peak rate
     offchip_counters: tuple = ()
+    #: a repeated layer group is lowered as a first and a steady-state instance
+    #: (:mod:`archsim.workload.instances`); False for a microarchitecture whose lowering does so
+    #: itself
+    steady_state_instances: bool = True
+
+    def instances(self, workload):
+        """The workload as this microarchitecture lowers it: each repeated block group as a
+        first and a steady-state instance (unless ``steady_state_instances`` is False)."""
+        if not self.steady_state_instances:
+            return workload
+        from archsim.workload.instances import first_and_steady
+        return first_and_steady(workload)
 
     def unit_names(self, cfg) -> list[str]:
         raise NotImplementedError

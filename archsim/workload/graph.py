@@ -10,7 +10,8 @@ attribute is a :class:`GemmOp` or a :class:`VectorOp`, edges carry the tensor th
   chip, and the lowerer spills them off-chip when they do not fit its buffers; ``onchip``
   tensors are assumed resident whatever their size (micro-benchmarks).
 - Ops belong to a *layer group*; identical transformer blocks form one group with a
-  ``repeat`` count (lowered and timed once, weighted), unless every layer is built.
+  ``repeat`` count, unless every layer is built; the lowerers see it as a first, a weighted
+  steady-state and a last instance (:mod:`archsim.workload.instances`).
 """
 from __future__ import annotations
 

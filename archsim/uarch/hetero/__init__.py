@@ -244,6 +244,7 @@ class Hetero(Uarch):
     config_cls = HeteroConfig
     counter_names = COUNTERS
     offchip_counters = ("xpu.dram_read_bytes", "xpu.dram_write_bytes")
+    steady_state_instances = False          # the emitter lowers first and steady instances itself
 
     def unit_names(self, cfg):
         return list(UNITS)
