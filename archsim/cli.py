@@ -225,7 +225,8 @@ def lower(config, workload, phase, batch, seq_len, kv_len, overrides, all_layers
     cfg, wl = load(config, workload, overrides=overrides, phase=phase, batch=batch, seq_len=seq_len,
                    kv_len=kv_len, all_layers=all_layers)
     u = uarch.get(cfg.uarch)
-    prog = u.lower(cfg, u.instances(wl), LowerOptions(all_layers=all_layers), memory=build_memory(cfg.memory, cfg.clock))
+    from archsim.sim.run import lower_instances
+    _, prog = lower_instances(u, cfg, wl, LowerOptions(all_layers=all_layers), build_memory(cfg.memory, cfg.clock))
     from archsim.report.files import atomic_outputs
     with atomic_outputs([(out, "--out")], make_dirs=True) as (tmp,):
         prog.save(tmp)

@@ -100,3 +100,12 @@ def test_hetero_lowers_its_own_instances():
     # its emitter already times a first and a steady-state instance of each block
     assert uarch.get("hetero").steady_state_instances is False
     assert uarch.get("systolic").steady_state_instances is True
+
+
+def test_a_refused_workload_is_named_by_its_own_ops():
+    import pytest
+
+    from archsim.errors import ArchsimError
+    with pytest.raises(ArchsimError) as e:
+        simulate("hbm_pim", "llama2-7b", phase="prefill", seq_len=64)
+    assert "block.qkv" in str(e.value) and ".first" not in str(e.value)

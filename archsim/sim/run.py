@@ -105,6 +105,21 @@ def isolated_ends(prog, dur: np.ndarray, memory, start: np.ndarray, finish: np.n
     return adj
 
 
+def lower_instances(u, cfg, wl, opts, memory):
+    """(workload as lowered, Program): the workload's repeated blocks as first, steady-state and
+    last instances (:meth:`Uarch.instances`). A workload the microarchitecture cannot lower is
+    refused with the error its own ops give (``block.qkv``, not the copy ``block.first.qkv``)."""
+    from archsim.errors import ArchsimError
+    lwl = u.instances(wl)
+    try:
+        return lwl, u.lower(cfg, lwl, opts, memory=memory)
+    except ArchsimError:
+        if lwl is wl:
+            raise
+        u.lower(cfg, wl, opts, memory=memory)
+        raise
+
+
 def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_layers: bool = False,
                     pipeline: bool = True) -> Result:
     """Simulate an already validated config and built workload graph. With pipeline-parallel
@@ -117,8 +132,7 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
             return simulate_pipelined(cfg, wl, seed=seed, all_layers=all_layers)
     u = uarch_registry.get(cfg.uarch)
     memory = build_memory(cfg.memory, cfg.clock)
-    lwl = u.instances(wl)                   # a repeated block as a first and a steady-state instance
-    prog = u.lower(cfg, lwl, LowerOptions(all_layers=all_layers, seed=seed), memory=memory)
+    lwl, prog = lower_instances(u, cfg, wl, LowerOptions(all_layers=all_layers, seed=seed), memory)
     dur, counters = u.cost(cfg, prog)
     start, finish, memc_dev, busy = schedule(prog, dur, memory)
     # one simulated device may stand for several identical ones (tensor parallel): traffic and
