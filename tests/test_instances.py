@@ -109,3 +109,23 @@ def test_a_refused_workload_is_named_by_its_own_ops():
     with pytest.raises(ArchsimError) as e:
         simulate("hbm_pim", "llama2-7b", phase="prefill", seq_len=64)
     assert "block.qkv" in str(e.value) and ".first" not in str(e.value)
+
+
+def test_each_tensor_occurrence_keeps_its_own_attributes():
+    # the activation density is annotated on the consuming GEMM's operand, not on the producing
+    # op's output of the same name: the copies must keep the consumer's view
+    ov = ["workload.sparsity.weights.density=0.3", "workload.sparsity.activations.density=0.5"]
+    _, wl = load("ds_stc", "gpt2", phase="prefill", seq_len=64, overrides=ov)
+    lw = first_and_steady(wl)
+    view = {}
+    for op in lw.ops():
+        if isinstance(op, GemmOp) and op.b.kind == "weight" and op.layer != "head":
+            base = op.name.replace(".first.", ".").replace(".last.", ".")
+            view.setdefault(base, set()).add((op.a.density, op.b.density, op.a.dtype, op.b.dtype))
+    orig = {op.name: (op.a.density, op.b.density, op.a.dtype, op.b.dtype) for op in wl.ops()
+            if isinstance(op, GemmOp)}
+    assert view and all(v == {orig[k]} for k, v in view.items())
+    assert any(a < 1.0 for a, _, _, _ in orig.values())
+    every = simulate("ds_stc", "gpt2", phase="prefill", seq_len=64, overrides=ov, all_layers=True)
+    res = simulate("ds_stc", "gpt2", phase="prefill", seq_len=64, overrides=ov)
+    assert abs(res.cycles / every.cycles - 1) < 0.005

@@ -111,38 +111,37 @@ def first_and_steady(wl: Workload) -> Workload:
 
     op_group = {op.name: op.layer for op in ops}
     inst_ops: dict[str, list[dict]] = {}    # group -> per instance: original op name -> copy
-    inst_t: dict[str, list[dict]] = {}      # group -> per instance: tensor name -> its tensor
+    renames: dict[str, list] = {}           # group -> per instance: tensor -> its tensor there
     for gname, (pairs, tags) in plans.items():
         gops = by_group[gname]
         made = {t.name for op in gops for t in _outs(op)}
         outs = {b.name for _, b in pairs}
-        inst_ops[gname], inst_t[gname] = [], []
-        prev = None
-        for i, tg in enumerate(tags):
-            final = i == len(tags) - 1
-            tmap: dict[str, Tensor] = {}
-            if prev is not None:
-                for a, b in pairs:
-                    tmap[a.name] = prev[b.name]
+        carry_in = {a.name: b.name for a, b in pairs}
 
-            def tt(t, tg=tg, final=final, tmap=tmap, gname=gname, made=made, outs=outs):
+        def new_name(i, t, tags=tags, gname=gname, made=made, outs=outs, carry_in=carry_in):
+            """Name of tensor ``t`` of the group in instance ``i`` (each occurrence keeps its own
+            attributes: a consumer's view of a tensor may carry a density its producer's lacks)."""
+            name, tg = t.name, tags[i]
+            if name in carry_in and i > 0:
+                name, i, tg = carry_in[name], i - 1, tags[i - 1]
+            if name in outs:
+                return name if i == len(tags) - 1 else _tagged(gname, tg or STEADY, name)
+            if (name in made or t.offchip) and tg:
+                return _tagged(gname, tg, name)
+            return name
+
+        inst_ops[gname], renames[gname] = [], []
+        for i, tg in enumerate(tags):
+            def tt(t, i=i, new_name=new_name):
                 if not isinstance(t, Tensor):
                     return t
-                if t.name not in tmap:
-                    if t.name in outs:
-                        nm = t.name if final else _tagged(gname, tg or STEADY, t.name)
-                    elif (t.name in made or t.offchip) and tg:
-                        nm = _tagged(gname, tg, t.name)
-                    else:
-                        nm = t.name
-                    tmap[t.name] = t if nm == t.name else replace(t, name=nm)
-                return tmap[t.name]
+                nm = new_name(i, t)
+                return t if nm == t.name else replace(t, name=nm)
 
             layer = f"{gname}.{tg}" if tg else gname
             inst_ops[gname].append({op.name: _copy(op, _tagged(gname, tg, op.name) if tg else op.name, layer, tt)
                                     for op in gops})
-            inst_t[gname].append(tmap)
-            prev = tmap
+            renames[gname].append(tt)
 
     g2 = nx.DiGraph()
     for n in wl.graph.nodes:
@@ -157,21 +156,18 @@ def first_and_steady(wl: Workload) -> Workload:
         gu, gv = op_group[u], op_group[v]
         t = d.get("tensor")
         if gu == gv and gu in plans:                # inside a block: in every instance
-            for copies, tmap in zip(inst_ops[gu], inst_t[gu]):
-                g2.add_edge(copies[u].name, copies[v].name,
-                            **(dict(d, tensor=tmap.get(t.name, t)) if t is not None else d))
+            for copies, tt in zip(inst_ops[gu], renames[gu]):
+                g2.add_edge(copies[u].name, copies[v].name, **(dict(d, tensor=tt(t)) if t is not None else d))
             continue
         if gu in plans:                              # out of a block: from its last instance
             u = inst_ops[gu][-1][u].name
         if gv in plans:                              # into a block
-            pairs = plans[gv][0]
-            carry = {a.name: b for a, b in pairs}
+            carry = {a.name: b for a, b in plans[gv][0]}
             for i, copies in enumerate(inst_ops[gv]):
                 if i and t is not None and t.name in carry:
-                    src = carry[t.name]
-                    prev_t = inst_t[gv][i - 1][src.name]
-                    g2.add_edge(inst_ops[gv][i - 1][producer[src.name]].name, copies[v].name,
-                                **dict(d, tensor=prev_t))
+                    src = producer[carry[t.name].name]
+                    g2.add_edge(inst_ops[gv][i - 1][src].name, copies[v].name,
+                                **dict(d, tensor=renames[gv][i](t)))
                 else:
                     g2.add_edge(u, copies[v].name, **d)
             continue
