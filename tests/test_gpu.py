@@ -10,15 +10,18 @@ from archsim.config.loader import load_arch
 from archsim.errors import ArchsimError
 from archsim.uarch import names
 from archsim.uarch.gpu.cost import gemm_chunk_cycles, link_cycles
-from archsim.uarch.gpu.tiling import iter_cycles, k_depth, plan_gemm, resident_ctas
+from archsim.uarch.gpu.tiling import (chunk_plan, fragment_bytes, iter_cycles, k_depth, plan_gemm, resident_ctas,
+                                      split_chunks, warp_grid)
 
 
-def naive_chunk(tm, tn, k, tk, rate, eff, bits, feed_bpc, overhead, c, last, epi, acc, b_frac=1.0):
+def naive_chunk(tm, tn, k, tk, rate, eff, bits, feed_bpc, overhead, c, last, epi, acc, b_frac=1.0, frag=0,
+                smem_bpc=128.0):
     tk = max(1, tk * 16 // bits)               # the same stage bytes at every operand width
     iters = -(-k // tk)
     mma = tm * tn * tk / (rate * eff)
     feed = (tm + tn * b_frac) * tk * bits / 8 / feed_bpc
-    per = max(c * mma, c * feed, max(mma, feed) + overhead)
+    smem = (frag + (tm + tn * b_frac) * tk * bits / 8) / smem_bpc if frag else 0.0
+    per = max(c * mma, c * feed, c * smem, max(mma, feed, smem) + overhead)
     return math.ceil(iters * per + (c * tm * tn * acc / epi if last else 0))
 
 
@@ -33,6 +36,11 @@ def test_chunk_kernel_matches_naive(tm, tn, k, rate, eff, bits, feed, ovh, c, la
     got = gemm_chunk_cycles(tm, tn, k, 32, rate, eff, bits, feed, ovh, c, last, 64.0, 4, 144)
     assert abs(int(got) - naive_chunk(tm, tn, k, 32, rate, eff, bits, feed, ovh, c, last, 64.0, 4,
                                       144 / 256)) <= 1
+    # warps reading their fragments from shared memory (A100: 64 x 64 warp tiles, 4 a CTA)
+    frag = int(fragment_bytes(tm, tn, k_depth(32, bits), bits / 8, 144 / 256, (64, 64, 4)))
+    got = gemm_chunk_cycles(tm, tn, k, 32, rate, eff, bits, feed, ovh, c, last, 64.0, 4, 144, frag, 128.0)
+    assert abs(int(got) - naive_chunk(tm, tn, k, 32, rate, eff, bits, feed, ovh, c, last, 64.0, 4,
+                                      144 / 256, frag, 128.0)) <= 1
 
 
 def test_chunk_and_ring_by_hand():
@@ -48,6 +56,101 @@ def test_chunk_and_ring_by_hand():
     # 2*(4-1)/4 * 1e6 / 100 + 6 * 10 = 15000 + 60
     assert link_cycles(1_000_000, 4, 100.0, 10.0) == 15060
     assert link_cycles(1_000_000, 1, 100.0, 10.0) == 0
+
+
+def test_warp_tiles_and_shared_memory_reads_by_hand():
+    # CUTLASS's Ampere CTA tiles: 256x128 in 8 warps of 64x64, 128x128 in 4, 128x64 in 4 of 32x64
+    # (the same traffic as 64x32), 64x64 in 4 of 32x32; a 16-row tile splits along N
+    assert warp_grid(256, 128, 64, 64, 4) == (64, 64, 8)
+    assert warp_grid(128, 128, 64, 64, 4) == (64, 64, 4)
+    assert warp_grid(128, 64, 64, 64, 4) == (32, 64, 4)
+    assert warp_grid(64, 64, 64, 64, 4) == (32, 32, 4)
+    assert warp_grid(16, 64, 64, 64, 4) == (16, 16, 4)
+    # Hopper: warpgroups of 64 x up to 256, one at least
+    assert warp_grid(128, 256, 64, 256, 1) == (64, 256, 2)
+    assert warp_grid(64, 64, 64, 256, 1) == (64, 64, 1)
+    # 128x64 CTA, k 32, 16-bit: 4 warps x (32 + 64) rows x 32 x 2 B = 24,576 B a k step
+    assert fragment_bytes(128, 64, 32, 2.0, 1.0, (64, 64, 4)) == 4 * (32 + 64) * 32 * 2
+    assert fragment_bytes(128, 64, 32, 2.0, 1.0, ()) == 0.0
+    # 64x64 CTA at 1024 MAC/cycle: 128 cycles of MMA an iteration; the warps read 4 x 64 x 32 x 2
+    # = 16,384 B and the stage writes 128 x 32 x 2 = 8,192 B: 192 cycles at 128 B/cycle. Four
+    # co-resident CTAs share the shared memory: 4 x 192 = 768 cycles an iteration, not 4 x 128
+    frag = fragment_bytes(64, 64, 32, 2.0, 1.0, (64, 64, 4))
+    assert frag == 16384
+    assert gemm_chunk_cycles(64, 64, 320, 32, 1024.0, 1.0, 16, 1e9, 20.0, 4, False, 64.0, 4, 256,
+                             int(frag), 128.0) == 10 * 768
+    assert gemm_chunk_cycles(64, 64, 320, 32, 1024.0, 1.0, 16, 1e9, 20.0, 4, False, 64.0, 4) == 10 * 512
+    # 256x128 (8 warps of 64x64): 65,536 B read + 24,576 B written = 704 cycles < 1024 of MMA
+    frag = fragment_bytes(256, 128, 32, 2.0, 1.0, (64, 64, 4))
+    assert frag == 65536
+    assert gemm_chunk_cycles(256, 128, 32, 32, 1024.0, 1.0, 16, 1e9, 20.0, 1, False, 64.0, 4, 256,
+                             int(frag), 128.0) == 1024 + 20
+
+
+def test_chunks_ramp_at_the_kernels_ends():
+    # 3 waves of 4 chunks: the kernel's first chunk is cut into eighths 1, 3, 4, its last into 4, 3, 1
+    wv, w, last = chunk_plan(3, 4)
+    assert list(w) == [1, 3, 4, 8, 8, 8] + [8] * 4 + [8, 8, 8, 4, 3, 1]
+    assert list(wv) == [0] * 6 + [1] * 4 + [2] * 6
+    assert list(np.flatnonzero(last)) == [5, 9, 15]
+    # one wave, one chunk: nothing to cut
+    wv, w, last = chunk_plan(1, 1)
+    assert list(w) == [8] and list(last) == [True]
+    # each wave's bytes / iterations are split in proportion (the first wave's weights sum to 32)
+    # and conserved
+    parts = split_chunks([64_000, 1000, 64_000], *chunk_plan(3, 4)[:2])
+    assert parts[0] == 2000 and parts[15] == 2000 and parts[3] == 16000
+    assert parts[:6].sum() == 64_000 and parts[6:10].sum() == 1000 and parts[10:].sum() == 64_000
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 8), st.lists(st.integers(0, 10**12), min_size=40, max_size=40))
+def test_chunk_split_conserves_every_wave(W, nc, totals):
+    wv, w, last = chunk_plan(W, nc)
+    parts = split_chunks(totals[:W], wv, w)
+    assert (parts >= 0).all()
+    assert list(np.bincount(wv, weights=parts, minlength=W).astype(np.int64)) == totals[:W]
+    assert last.sum() == W and last[-1]
+
+
+def test_a_kernel_fills_and_drains_in_short_chunks():
+    """A compute-bound wave starts its MMAs after the first 1/64 of its loads, and a memory-bound
+    one ends less than half a chunk of MMAs after its last load (a whole chunk, 1/8 of them, with
+    equal chunks)."""
+    from archsim.api import load
+    from archsim import uarch as registry
+    from archsim.isa import Op
+    from archsim.mem.interface import build_memory
+    from archsim.sim.timing import schedule
+    from archsim.uarch.base import LowerOptions
+
+    def timeline(M, N, K):
+        cfg, wl = load("a100", {"kind": "gemm", "M": M, "N": N, "K": K},
+                       overrides=["launch.fixed=0us", "tiles.m=[128]", "tiles.n=[128]", "tiles.split_k=[1]"])
+        u = registry.get("gpu")
+        mem = build_memory(cfg.memory, cfg.clock)
+        prog = u.lower(cfg, wl, LowerOptions(), memory=mem)
+        dur, _ = u.cost(cfg, prog)
+        start, finish, _, _ = schedule(prog, dur, mem)
+        return prog, dur, start, finish
+
+    # compute bound: 1024 x 1024 x 8192, 64 CTAs of 128x128 in one wave, 256 iterations in 8 chunks
+    prog, dur, start, finish = timeline(1024, 1024, 8192)
+    g = np.flatnonzero(prog.op == Op.GEMM)
+    ld = np.flatnonzero(prog.op == Op.LOAD)
+    assert prog.k[g].sum() == 8192 and prog.k[g[0]] == 8192 // 64
+    assert prog.nbytes[ld[0]] == pytest.approx(prog.nbytes[ld].sum() / 64, abs=1)
+    assert start[g[0]] == finish[ld[0]]
+    # the MMAs run back to back after it
+    assert (start[g[1:]] == finish[g[:-1]]).all()
+    # memory bound: 16 x 8192 x 8192 (one wave of 64 CTAs of 16 x 128); the last chunk's MMAs are
+    # 1/64 of them
+    prog, dur, start, finish = timeline(16, 8192, 8192)
+    g = np.flatnonzero(prog.op == Op.GEMM)
+    ld = np.flatnonzero(prog.op == Op.LOAD)
+    assert prog.k[g[-1]] == 8192 // 64
+    assert (finish[ld[1:]] > finish[ld[:-1]]).all()
+    assert 0 < finish[g[-1]] - finish[ld[-1]] < dur[g].sum() / 16
 
 
 def test_resident_ctas_limits():
@@ -76,7 +179,9 @@ def test_a_partial_wave_is_estimated_as_the_cost_kernel_times_it():
     # (k 32) is bound by the operand feed plus the loop overhead on one CTA:
     # max(64*64*32 / (1024*0.95), 128*32*2 / 47.4) + 20 = 172.8 + 20; the epilogue writes
     # 64*64*4 B at 64 B/cycle. Memory: A 196,608 B, B 4,718,592 B and C 786,432 B at 1326
-    # B/cycle, half of it not hidden behind the single wave.
+    # B/cycle. The k loop runs in 6 chunks (24 iterations / 4), the kernel's first cut into eighths
+    # 1, 3, 4: the shorter of the two (the MMAs) is exposed for an eighth of a chunk, the kernel's
+    # last MMAs after its last load.
     args = (128, 3072, 768, 1, True, 2.0, 2.0, 2.0, False, False, False, (64,), (64,), 32, 16, (1,), 8,
             108, 4, 1024.0, 47.4, 130.0, 20.0, 64.0, 4, 40 * 2**20, 1326.0, 164 * 1024.0, 256 * 1024.0, 3,
             0.95, 7600.0, 1400.0, 20 * 2**20)
@@ -84,7 +189,7 @@ def test_a_partial_wave_is_estimated_as_the_cost_kernel_times_it():
     assert (p.ctas, p.waves, p.per_sm) == (96, 1, 4)
     comp = 24 * (128 * 32 * 2 / 47.4 + 20) + 64 * 64 * 4 / 64
     mem = (196608 + 4718592 + 786432) / 1326.0
-    assert p.est_cycles == pytest.approx(max(comp, mem) + 0.5 * min(comp, mem))
+    assert p.est_cycles == pytest.approx(max(comp, mem) + min(comp, mem) / (6 * 8))
     # the cost kernel charges the same wave (one CTA per SM)
     assert gemm_chunk_cycles(64, 64, 768, 32, 1024.0, 0.95, 16, 47.4, 20.0, 1, True, 64.0, 4) == \
         math.ceil(comp)

@@ -58,7 +58,8 @@ class Gpu(Uarch):
                         cfg.feed_bytes_per_cycle(),
                         float(cfg.sm.mainloop_overhead_cycles), float(cfg.sm.epilogue_bytes_per_cycle),
                         cfg.accumulator_bytes, prim_table(), vector_rates(cfg.vector),
-                        cfg.vector.pipeline_cycles, link_bpc, ic.latency * cfg.clock)
+                        cfg.vector.pipeline_cycles, link_bpc, ic.latency * cfg.clock,
+                        float(cfg.sm.smem_bytes_per_cycle))
         # every device of the tensor-parallel group does the same work: system-wide counts (the
         # MAC columns already count all devices, the model's MACs exactly)
         cnt[:, PER_DEVICE] *= cfg.parallel.tensor
@@ -90,6 +91,7 @@ class Gpu(Uarch):
         link_pj_byte = 8 * cfg.interconnect.energy_per_bit * ring_bytes(1.0, cfg.parallel.tensor)
         p = {"array.mac": table.mac_pj(cfg.precision), "link.bytes": link_pj_byte,
              "smem.read_bytes": table.sram_pj_per_byte(float(cfg.sm.smem)),
+             "smem.write_bytes": table.sram_pj_per_byte(float(cfg.sm.smem)),
              "l2.read_bytes": table.sram_pj_per_byte(float(cfg.l2.size) / 64),
              "rf.write_bytes": table.sram_pj_per_byte(64 * 1024)}
         for prim in PRIMS:

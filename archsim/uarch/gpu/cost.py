@@ -4,7 +4,10 @@
   main-loop iterations of ``max(MMA, operand feed) + overhead`` cycles, where MMA is
   ``tm x tn x tk / rate`` (tensor-core MACs per cycle per SM at the operand precision) and
   the feed is the CTA's A and B k-slices over the smaller of the L2->SM bandwidth and the
-  in-flight-limited pull rate; the last chunk adds the accumulator write-out.
+  in-flight-limited pull rate; the last chunk adds the accumulator write-out. With
+  ``sm.warp_tile`` the instruction's ``nbytes`` are the fragment bytes one CTA reads from
+  shared memory per iteration: with the stage it writes, that traffic over the shared-memory
+  bandwidth bounds the iteration too (small CTA tiles re-read their operands more often).
 - VECTOR: the systolic package's vector-unit arithmetic (pipeline + ops / lane rates).
   A structured-sparse weight (``sm.sparse_mma``) arrives at twice the MMA rate (``aux[0]``) with
   its B panel compressed (``aux[1] >> 8``: the bytes saved, in 1/256 of a dense panel).
@@ -38,9 +41,10 @@ COUNTERS = (
     "rf.write_bytes",
     "link.bytes",
     "array.skipped_mac",
+    "smem.write_bytes",
 ) + tuple(f"vector.{p}" for p in PRIMS)
-C_MAC, C_SMEM, C_L2, C_RF, C_LINK, C_SKIP = range(6)
-C_VEC0 = 6
+C_MAC, C_SMEM, C_L2, C_RF, C_LINK, C_SKIP, C_SMEM_WR = range(7)
+C_VEC0 = 7
 # counters of one simulated device (the MAC columns already count the whole tensor-parallel group)
 PER_DEVICE = [i for i in range(len(COUNTERS)) if i not in (C_MAC, C_SKIP)]
 
@@ -55,13 +59,18 @@ OP_XFER = int(Op.XFER)
 
 @njit(cache=True)
 def gemm_chunk_cycles(tm, tn, k, tk, rate, eff, bits, feed_bpc, overhead, c, last, epi_bpc, acc_bytes,
-                      b_q=B_DENSE):
+                      b_q=B_DENSE, frag=0, smem_bpc=128.0):
     """One SM running ``c`` co-resident CTAs of tm x tn over ``k`` (main-loop iterations of
     ``tk`` at 16 bits, deeper for narrower operands: :func:`k_depth`); the B panel is ``b_q`` /
-    256 of a dense one (a compressed structured-sparse weight)."""
+    256 of a dense one (a compressed structured-sparse weight); ``frag``: fragment bytes a CTA
+    reads from shared memory per iteration (0: shared-memory bandwidth not modelled)."""
     tk = k_depth(tk, bits)
     iters = (k + tk - 1) // tk
-    cyc = iters * iter_cycles(tm, tn, tk, rate, eff, bits / 8.0, feed_bpc, overhead, c, b_q / B_DENSE)
+    b = b_q / B_DENSE
+    smem = 0.0
+    if frag > 0:
+        smem = (frag + (tm + tn * b) * tk * bits / 8.0) / smem_bpc
+    cyc = iters * iter_cycles(tm, tn, tk, rate, eff, bits / 8.0, feed_bpc, overhead, c, b, smem)
     if last:
         cyc += c * tm * tn * acc_bytes / epi_bpc
     return np.int64(np.ceil(cyc))
@@ -85,7 +94,7 @@ def link_cycles(nbytes, n_dev, link_bpc, hop_cycles):
 
 @njit(cache=True)
 def gpu_cost(op, layer, m, n, k, nbytes, aux, n_layers, tk, eff, feed_bpc, overhead, epi_bpc, acc_bytes,
-             prim, rates, pipeline, link_bpc, hop_cycles):
+             prim, rates, pipeline, link_bpc, hop_cycles, smem_bpc):
     N = op.shape[0]
     dur = np.zeros(N, np.int64)
     cnt = np.zeros((n_layers, C_VEC0 + rates.shape[0]), np.int64)
@@ -100,11 +109,17 @@ def gpu_cost(op, layer, m, n, k, nbytes, aux, n_layers, tk, eff, feed_bpc, overh
             bits = aux[i, 1] & 255
             b_q = B_DENSE - (aux[i, 1] >> 8)
             dur[i] = gemm_chunk_cycles(m[i], n[i], k[i], tk, rate, eff, bits, feed_bpc, overhead, c,
-                                       last, epi_bpc, acc_bytes, b_q)
+                                       last, epi_bpc, acc_bytes, b_q, nbytes[i], smem_bpc)
             cnt[L, C_MAC] += aux[i, 2]
+            # the operand panels pass from L2 into shared memory once; the warps read them out
+            # once per warp row / column (once each where fragments are not modelled)
             opnd = ctas * (m[i] * B_DENSE + n[i] * b_q) * k[i] * bits // (8 * B_DENSE)
-            cnt[L, C_SMEM] += opnd
+            cnt[L, C_SMEM_WR] += opnd
             cnt[L, C_L2] += opnd
+            if nbytes[i] > 0:
+                cnt[L, C_SMEM] += ctas * ((k[i] + k_depth(tk, bits) - 1) // k_depth(tk, bits)) * nbytes[i]
+            else:
+                cnt[L, C_SMEM] += opnd
             if last:
                 cnt[L, C_RF] += ctas * m[i] * n[i] * acc_bytes
         elif o == OP_VECTOR:

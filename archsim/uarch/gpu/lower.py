@@ -5,9 +5,10 @@ of the GPU) and a device-side gap after the previous kernel (``sm`` unit), then 
 
 - GEMM: the CTA plan of :mod:`archsim.uarch.gpu.tiling`; per wave, the k loop is cut into
   up to ``CHUNKS`` pipelined chunks ``LOAD (HBM bytes of the chunk) -> GEMM (the wave's
-  CTAs over the chunk)``, loads running at most two chunks ahead (L2 / shared-memory
-  staging); the wave's outputs are stored after its last chunk. Split-K adds a reduction
-  kernel over the fp32 partial sums.
+  CTAs over the chunk)``, the kernel's first and last chunk cut again into eighths 1, 3, 4
+  (a CTA's pipeline fills in a few k steps); loads run ahead while the chunks loaded and not
+  yet multiplied fit two full chunks (L2 / shared-memory staging); the wave's outputs are
+  stored after its last chunk. Split-K adds a reduction kernel over the fp32 partial sums.
 - Vector ops: chunks of ``LOAD inputs -> VECTOR -> STORE outputs``; activations small enough
   to stay in L2 between kernels cost no HBM traffic.
 - Prefill attention (``prefill_attention: fused``, the default): one FlashAttention-style kernel
@@ -29,12 +30,12 @@ from archsim.config.types import PRECISION_BITS
 from archsim.errors import LoweringError
 from archsim.isa import Op, ProgramBuilder, VecKind
 from archsim.uarch.gpu.cost import B_DENSE
-from archsim.uarch.gpu.tiling import flash_tiles, k_depth, list_schedule, plan_gemm
+from archsim.uarch.gpu.tiling import (CHUNKS, chunk_plan, flash_tiles, fragment_bytes, k_depth, list_schedule,
+                                      plan_gemm, split_chunks)
 from archsim.uarch.systolic.cost import prim_table, vector_cycles, vector_rates
 from archsim.workload.graph import GemmOp, VectorOp, attention_name
 from archsim.workload.sparsity import nm_compliant
 
-CHUNKS = 8
 VEC_CHUNKS = 4
 UNITS = ["host", "sm", "dma_rd", "dma_wr", "link", "ctrl", "sm_stream"]
 U_HOST, U_SM, U_RD, U_WR, U_LINK, U_CTRL, U_STREAM = range(7)
@@ -108,6 +109,8 @@ class GpuLowerer:
         self.cfg = cfg
         self.pb = ProgramBuilder(UNITS)
         self.hbm_bpc = memory_bytes_per_cycle
+        wt = cfg.sm.warp_tile
+        self.warp = (wt.m, wt.n, wt.min_per_cta) if wt is not None else ()
         self.clock = cfg.clock
         self.tp = cfg.parallel.tensor
         self.l2 = float(cfg.l2.size)
@@ -229,7 +232,8 @@ class GpuLowerer:
                          cfg.sm.mainloop_overhead_cycles, cfg.sm.epilogue_bytes_per_cycle,
                          cfg.accumulator_bytes, self.l2, self.hbm_bpc, float(cfg.sm.smem),
                          float(cfg.sm.registers), t.stages, cfg.sm.mma_efficiency,
-                         float(self.host_cycles), float(self.gap_cycles), self.act_l2, b_feed)
+                         float(self.host_cycles), float(self.gap_cycles), self.act_l2, b_feed,
+                         float(cfg.sm.smem_bytes_per_cycle), self.warp)
         self.plans[op.name] = dict(tm=plan.tm, tn=plan.tn, split_k=plan.split, per_sm=plan.per_sm,
                                    ctas=plan.ctas, waves=plan.waves)
         if sp is not None:
@@ -248,16 +252,14 @@ class GpuLowerer:
             w_store = np.zeros(W) if c_res else np.asarray(plan.wave_c)
         w_macs = np.rint(np.asarray(plan.wave_macs)).astype(np.int64)
         # chunk grid (wave-major)
-        wv = np.repeat(np.arange(W), nc)
-        cc = np.tile(np.arange(nc), W)
-        S = W * nc
-        ld_bytes = np.floor(w_hbm[wv] / nc).astype(np.int64)
-        ld_bytes[cc == nc - 1] += np.rint(w_hbm - np.floor(w_hbm / nc) * nc).astype(np.int64)
+        wv, wts, last_c = chunk_plan(W, nc)
+        S = len(wv)
+        ld_bytes = split_chunks(np.rint(w_hbm), wv, wts)
         has_ld = ld_bytes > 0
-        st_bytes = np.where(cc == nc - 1, np.rint(w_store[wv]).astype(np.int64), 0)
+        st_bytes = np.where(last_c, np.rint(w_store[wv]).astype(np.int64), 0)
         has_st = st_bytes > 0
-        it_c = _part(iters, nc, cc)
-        mac_c = _part(w_macs[wv], nc, cc)
+        it_c = split_chunks(np.full(W, iters), wv, wts)
+        mac_c = split_chunks(w_macs, wv, wts)
         per = has_ld.astype(np.int64) + 1 + has_st
         base = self.pb.count
         off = base + np.concatenate(([0], np.cumsum(per)[:-1]))
@@ -270,8 +272,13 @@ class GpuLowerer:
                  k=np.zeros(n, np.int64), nbytes=np.zeros(n, np.int64), addr=np.zeros(n, np.int64),
                  deps=np.full((n, 4), -1, np.int64), aux=np.zeros((n, 4), np.int64))
         r = lambda x: x - base  # noqa: E731
-        prev2 = np.full(S, -1, np.int64)
-        prev2[2:] = i_g[:-2]
+        # a chunk's load waits until the chunks loaded ahead of it fit the staging buffer of two
+        # full chunks: the MMAs of chunk j must be done, j the first chunk after which they fit
+        # (two chunks back between full chunks; the short chunks of the ramps run further ahead)
+        cum = np.cumsum(wts)
+        over = cum - 2 * wts.max()
+        j_dep = np.searchsorted(cum, over, side="left")
+        prev2 = np.where(over > 0, i_g[np.minimum(j_dep, S - 1)], -1)
         a_addr = self._alloc(float(w_hbm.sum()) + 1)
         j = r(i_ld[has_ld])
         A["op"][j] = Op.LOAD
@@ -283,6 +290,8 @@ class GpuLowerer:
         j = r(i_g)
         A["m"][j] = plan.tm
         A["n"][j] = plan.tn
+        # the fragments one CTA reads from shared memory per iteration (0: not modelled)
+        A["nbytes"][j] = int(round(fragment_bytes(plan.tm, plan.tn, tk, bits / 8.0, b_feed, self.warp)))
         A["k"][j] = it_c * tk
         A["deps"][j, 0] = np.where(has_ld, i_ld, -1)
         A["deps"][j, 1] = start
@@ -300,7 +309,7 @@ class GpuLowerer:
         w_ctas = np.asarray(plan.wave_ctas, np.int64)
         c_w = np.minimum(min(plan.per_sm, 127), -(-w_ctas // cfg.sm.count))
         A["aux"][j, 3] = ((w_ctas[wv] << 8) | (c_w[wv] << 1)
-                          | np.where(cc == nc - 1, FLAG_LAST, 0))
+                          | np.where(last_c, FLAG_LAST, 0))
         if has_st.any():
             c_addr = self._alloc(float(st_bytes.sum()) + 1)
             j = r(i_st[has_st])

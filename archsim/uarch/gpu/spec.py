@@ -27,6 +27,20 @@ class SparseMmaConfig(NmSparsityConfig):
         return self
 
 
+class WarpTileConfig(Strict):
+    """How the tensor cores' operands leave shared memory: every warp multiplies a sub-tile of at
+    most ``m`` x ``n`` of its CTA's tile and reads its A and B fragments for each k step from
+    shared memory into registers (ldmatrix), so a CTA reads A once per warp column and B once per
+    warp row, on top of writing each stage once. A CTA has at least ``min_per_cta`` warps (one per
+    tensor-core sub-partition), smaller warp tiles when the CTA tile is small. Over the
+    shared-memory bandwidth this bounds small CTA tiles (CUTLASS's Ampere tiles: 64 x 64 warp
+    tiles at most, 4 warps a CTA)."""
+
+    m: PositiveInt = Field(64, description="largest warp tile rows")
+    n: PositiveInt = Field(64, description="largest warp tile columns")
+    min_per_cta: PositiveInt = Field(4, description="fewest warps per CTA (tensor-core sub-partitions)")
+
+
 class SmConfig(Strict):
     """One streaming multiprocessor (all SMs are identical)."""
 
@@ -37,7 +51,12 @@ class SmConfig(Strict):
     cuda_macs_per_cycle: float = Field(64, gt=0, description="FP32 FMA per cycle per SM (CUDA cores); "
                                        "used for precisions the tensor cores lack")
     smem: Bytes = Field(..., description="shared memory (+L1) per SM usable by one CTA's tiles")
-    smem_bytes_per_cycle: float = Field(128, gt=0, description="shared-memory read bandwidth per SM")
+    smem_bytes_per_cycle: float = Field(128, gt=0, description=(
+        "shared-memory bandwidth per SM (32 banks x 4 B on Ampere / Hopper): the stages written and "
+        "the warps' fragments read share it (with ``warp_tile``)"))
+    warp_tile: Optional[WarpTileConfig] = Field(None, description=(
+        "warp tiling of a CTA, whose fragment reads bound a GEMM by the shared-memory bandwidth; "
+        "None: operands reach the tensor cores without that bound"))
     l2_bytes_per_cycle: float = Field(..., gt=0, description="L2 -> SM fill bandwidth per SM")
     inflight_bytes: Bytes = Field(64 * 1024, description="bytes of global loads one SM keeps in flight "
                                   "(async-copy pipeline stages); with the memory latency this bounds "

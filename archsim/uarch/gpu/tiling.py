@@ -11,7 +11,8 @@ wave's panels fit in L2; an operand that fits in half the L2 is fetched only onc
 
 The library picks, per shape, the candidate with the smallest estimated time (as cuBLAS'
 heuristics / autotuning do): waves x per-CTA time (MMA issue, L2 feed, in-flight-limited
-memory pull, main-loop overhead) against HBM traffic at the memory bandwidth.
+memory pull, shared-memory fragment reads, main-loop overhead) against HBM traffic at the
+memory bandwidth, plus the part the kernel's first and last chunk leave unoverlapped.
 """
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from functools import lru_cache
 
 import numpy as np
 from numba import njit
+
+
+CHUNKS = 8          # k-loop chunks per wave of a GEMM kernel (loads run two chunks ahead)
 
 
 @dataclass(frozen=True)
@@ -129,15 +133,78 @@ def resident_ctas(tm, tn, tk, bpe, acc_bytes, stages, smem, regs, max_ctas) -> i
     return max(0, min(max_ctas, by_smem, by_regs))
 
 
+def warp_grid(tm, tn, wm, wn, min_warps):
+    """(warp tile rows, columns, warps) of a tm x tn CTA tile whose warps multiply at most wm x wn
+    each: the CTA is cut into warp tiles of that size, halved (the longer side first) until the
+    CTA has ``min_warps`` of them (a warp on each tensor-core sub-partition), as CUTLASS' Ampere
+    configurations do: 256x128 in 8 warps of 64x64, 128x128 in 4 of 64x64, 128x64 in 4 of 64x32,
+    64x64 in 4 of 32x32."""
+    wm, wn = min(wm, tm), min(wn, tn)
+    while -(-tm // wm) * -(-tn // wn) < min_warps and max(wm, wn) > 8:
+        if wm >= wn:
+            wm = -(-wm // 2)
+        else:
+            wn = -(-wn // 2)
+    return wm, wn, -(-tm // wm) * -(-tn // wn)
+
+
+def fragment_bytes(tm, tn, tk, bpe, b_feed, warp) -> float:
+    """Bytes one CTA reads from shared memory into registers per main-loop iteration: every warp
+    its A (wm x tk) and B (wn x tk) fragments, so a CTA reads A once per warp column and B once per
+    warp row. ``warp``: (wm, wn, min_warps) of ``sm.warp_tile``, or () when not modelled (0)."""
+    if not warp:
+        return 0.0
+    wm, wn, nw = warp_grid(tm, tn, *warp)
+    return nw * (wm + wn * b_feed) * tk * bpe
+
+
+# the kernel's first chunk of the k loop is cut into parts of these eighths (its last chunk into
+# the same, reversed): a CTA's multistage pipeline fills in a few k steps, so the kernel's first
+# load and its last MMAs, which nothing overlaps, are short
+RAMP = (1, 3, 4)
+FULL = sum(RAMP)
+
+
+def chunk_plan(waves: int, nc: int):
+    """(wave, weight, last of its wave) of each chunk of a GEMM's k loops, wave-major: ``nc``
+    chunks of weight ``FULL`` per wave, the kernel's first and last chunk cut into ``RAMP``."""
+    w = np.full(waves * nc, FULL, np.int64)
+    wv = np.repeat(np.arange(waves, dtype=np.int64), nc)
+    if nc > 1:
+        r = np.asarray(RAMP, np.int64)
+        w = np.concatenate((r, w[1:-1], r[::-1]))
+        wv = np.concatenate((np.zeros(len(r), np.int64), wv[1:-1], np.full(len(r), waves - 1, np.int64)))
+    last = np.ones(len(w), bool)
+    last[:-1] = wv[1:] != wv[:-1]
+    return wv, w, last
+
+
+def split_chunks(total, wv, w) -> np.ndarray:
+    """Integer parts of each wave's ``total`` over its chunks, in proportion to their weights
+    ``w`` (each wave's parts sum to its total)."""
+    total = np.asarray(total, np.int64)
+    cum = np.cumsum(w)
+    first = np.ones(len(w), bool)
+    first[1:] = wv[1:] != wv[:-1]
+    base = np.maximum.accumulate(np.where(first, cum - w, 0))
+    within = cum - base
+    size = np.bincount(wv, weights=w).astype(np.int64)
+    edges = total[wv] * within // size[wv]
+    prev = np.concatenate(([0], edges[:-1]))
+    return edges - np.where(first, 0, prev)
+
+
 @njit(cache=True)
-def iter_cycles(tm, tn, tk, rate, eff, bpe, feed_bpc, overhead, c, b_feed=1.0):
-    """Cycles of one main-loop iteration of ``c`` co-resident CTAs on one SM: the tensor cores
-    and the operand feed are shared; one CTA's barrier/stage-wait overhead is hidden by the
-    others' MMAs. ``b_feed``: the B (weight) panel's bytes relative to a dense one (a compressed
-    structured-sparse weight with its index metadata: below 1)."""
+def iter_cycles(tm, tn, tk, rate, eff, bpe, feed_bpc, overhead, c, b_feed=1.0, smem=0.0):
+    """Cycles of one main-loop iteration of ``c`` co-resident CTAs on one SM: the tensor cores,
+    the operand feed and the shared memory are shared; one CTA's barrier/stage-wait overhead is
+    hidden by the others' MMAs. ``b_feed``: the B (weight) panel's bytes relative to a dense one
+    (a compressed structured-sparse weight with its index metadata: below 1). ``smem``: cycles
+    of one CTA's shared-memory traffic per iteration (the stage written, the warps' fragments
+    read; 0: not modelled)."""
     mma = tm * tn * tk / (rate * eff)
     feed = (tm + tn * b_feed) * tk * bpe / feed_bpc
-    return max(c * mma, c * feed, max(mma, feed) + overhead)
+    return max(c * mma, c * feed, c * smem, max(mma, feed, smem) + overhead)
 
 
 @lru_cache(maxsize=4096)
@@ -147,13 +214,17 @@ def plan_gemm(M: int, N: int, K: int, G: int, b_shared: bool, a_bpe: float, b_bp
               n_sm: int, max_ctas: int, rate: float, l2_bpc: float, mlp_bpc: float, overhead: float,
               epi_bpc: float, acc_bytes: int, l2_bytes: float, hbm_bpc: float, smem: float,
               regs: float, stages: int, eff: float, host_cycles: float, gap_cycles: float, ws_l2: float,
-              b_feed: float = 1.0) -> GemmPlan:
+              b_feed: float = 1.0, smem_bpc: float = 128.0, warp: tuple = ()) -> GemmPlan:
     best = None
+    bpe = max(a_bpe, b_bpe)
 
     def wave_cycles(tm, tn, iters, c):
         # one wave with ``c`` CTAs on each SM, as the cost kernel times it
-        return iters * iter_cycles(tm, tn, tk, rate, eff, max(a_bpe, b_bpe), min(l2_bpc, mlp_bpc), overhead,
-                                   c, b_feed) + c * tm * tn * acc_bytes / epi_bpc
+        sm_cyc = 0.0
+        if warp:
+            sm_cyc = (fragment_bytes(tm, tn, tk, bpe, b_feed, warp) + (tm + tn * b_feed) * tk * bpe) / smem_bpc
+        return iters * iter_cycles(tm, tn, tk, rate, eff, bpe, min(l2_bpc, mlp_bpc), overhead,
+                                   c, b_feed, sm_cyc) + c * tm * tn * acc_bytes / epi_bpc
 
     m_g = _round_up(M, min_m)
     n_g = _round_up(N, 8)
@@ -189,7 +260,10 @@ def plan_gemm(M: int, N: int, K: int, G: int, b_shared: bool, a_bpe: float, b_bp
                     c_b = 0.0 if ws <= ws_l2 else ws          # fp32 partials stay in L2 if they fit
                     red_bytes = c_b + (0.0 if c_resident else M * N * c_bpe * G)
                 mem = (a_b + b_b + c_b) / hbm_bpc
-                est = max(comp, mem) + 0.5 * min(comp, mem) / max(1, waves)
+                # the k loop runs in chunks whose loads run ahead of the MMAs: the shorter side is
+                # exposed for the kernel's first chunk (its first load or its last MMAs)
+                nc = max(1, min(CHUNKS, iters // 4))
+                est = max(comp, mem) + min(comp, mem) / waves / (nc * (FULL // RAMP[0] if nc > 1 else 1))
                 if s > 1:
                     # the reduction kernel: the host launches it while the GEMM (started a gap after
                     # its own launch) runs, so it starts a gap after the GEMM ends, or after its
