@@ -119,6 +119,7 @@ class GpuLowerer:
         self.addr = 0
         self.plans: dict[str, dict] = {}
         self.mlp_bpc = cfg.inflight_bytes_per_cycle()
+        self.lat_cycles = float(cfg.memory.latency * cfg.clock)
         self.host_cycles = int(round(cfg.launch.host * cfg.clock))
         self.gap_cycles = int(round(cfg.launch.gap * cfg.clock))
 
@@ -233,7 +234,7 @@ class GpuLowerer:
                          cfg.accumulator_bytes, self.l2, self.hbm_bpc, float(cfg.sm.smem),
                          float(cfg.sm.registers), t.stages, cfg.sm.mma_efficiency,
                          float(self.host_cycles), float(self.gap_cycles), self.act_l2, b_feed,
-                         float(cfg.sm.smem_bytes_per_cycle), self.warp)
+                         float(cfg.sm.smem_bytes_per_cycle), self.warp, self.lat_cycles)
         self.plans[op.name] = dict(tm=plan.tm, tn=plan.tn, split_k=plan.split, per_sm=plan.per_sm,
                                    ctas=plan.ctas, waves=plan.waves)
         if sp is not None:

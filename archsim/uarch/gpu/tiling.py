@@ -214,7 +214,7 @@ def plan_gemm(M: int, N: int, K: int, G: int, b_shared: bool, a_bpe: float, b_bp
               n_sm: int, max_ctas: int, rate: float, l2_bpc: float, mlp_bpc: float, overhead: float,
               epi_bpc: float, acc_bytes: int, l2_bytes: float, hbm_bpc: float, smem: float,
               regs: float, stages: int, eff: float, host_cycles: float, gap_cycles: float, ws_l2: float,
-              b_feed: float = 1.0, smem_bpc: float = 128.0, warp: tuple = ()) -> GemmPlan:
+              b_feed: float = 1.0, smem_bpc: float = 128.0, warp: tuple = (), lat_cycles: float = 0.0) -> GemmPlan:
     best = None
     bpe = max(a_bpe, b_bpe)
 
@@ -247,7 +247,8 @@ def plan_gemm(M: int, N: int, K: int, G: int, b_shared: bool, a_bpe: float, b_bp
                 # full waves hold c_res CTAs per SM; the last one only as many as it has (a wave of
                 # fewer CTAs than SMs runs one per SM, not sharing tensor cores)
                 c_last = min(c_res, -(-(ctas - (waves - 1) * slots) // n_sm))
-                comp = (waves - 1) * wave_cycles(tm, tn, iters, c_res) + wave_cycles(tm, tn, iters, c_last)
+                full_w, last_w = wave_cycles(tm, tn, iters, c_res), wave_cycles(tm, tn, iters, c_last)
+                comp = (waves - 1) * full_w + last_w
                 # quick traffic estimate for the search (exact per-wave traffic below)
                 a_b = 0.0 if a_resident else M * K * a_bpe * G * (1 if M * K * a_bpe * G <= 0.5 * l2_bytes
                                                                   else max(1, -(-nn // max(1, slots // max(1, min(swizzle, nm))))))
@@ -263,19 +264,25 @@ def plan_gemm(M: int, N: int, K: int, G: int, b_shared: bool, a_bpe: float, b_bp
                 # the k loop runs in chunks whose loads run ahead of the MMAs: the shorter side is
                 # exposed for the kernel's first chunk (its first load or its last MMAs)
                 nc = max(1, min(CHUNKS, iters // 4))
-                est = max(comp, mem) + min(comp, mem) / waves / (nc * (FULL // RAMP[0] if nc > 1 else 1))
+                # waves run one after the other, each bound by its MMAs or its share of the traffic:
+                # a part-full last wave cannot hide behind the full ones' memory time
+                last_ctas = ctas - (waves - 1) * slots
+                body = (waves - 1) * max(full_w, mem * slots / ctas) + max(last_w, mem * last_ctas / ctas)
+                # (+ the memory latency of the kernel's first load)
+                est = body + min(comp, mem) / waves / (nc * (FULL // RAMP[0] if nc > 1 else 1)) + lat_cycles
+                own = est               # the GEMM kernel alone: breaks ties of host-bound plans
                 if s > 1:
                     # the reduction kernel: the host launches it while the GEMM (started a gap after
                     # its own launch) runs, so it starts a gap after the GEMM ends, or after its
                     # launch if the GEMM is the shorter
                     est += gap_cycles + max(0.0, host_cycles - gap_cycles - est) + red_bytes / hbm_bpc
-                cand = (est, tm, tn, s, c_res)
+                cand = (est, own, tm, tn, s, c_res)
                 if best is None or cand < best:
                     best = cand
     if best is None:
         from archsim.errors import LoweringError
         raise LoweringError(f"no CTA tile of GEMM {M}x{N}x{K} fits the shared memory", path="sm.smem")
-    est, tm, tn, s, c_res = best
+    est, _, tm, tn, s, c_res = best
     w_ctas, w_a, w_b, w_macs, w_out = wave_traffic(M, N, K, G, b_shared, tm, tn, s, n_sm * c_res, swizzle,
                                                    a_bpe, b_bpe, l2_bytes, a_resident, b_resident)
     return GemmPlan(tm, tn, s, c_res, -(-K // s), int(w_ctas.sum()), len(w_ctas), tuple(int(x) for x in w_ctas),
