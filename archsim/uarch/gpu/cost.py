@@ -25,7 +25,7 @@ from numba import njit
 
 from archsim.isa import Op
 from archsim.jitcache import drop_stale
-from archsim.uarch.gpu.tiling import iter_cycles, k_depth
+from archsim.uarch.gpu.tiling import iter_cycles, k_depth, smem_cycles
 from archsim.uarch.systolic.cost import PRIMS, vector_cycles
 
 # kernels here inline the systolic vector-unit arithmetic and the tile depth: drop their cache
@@ -67,9 +67,7 @@ def gemm_chunk_cycles(tm, tn, k, tk, rate, eff, bits, feed_bpc, overhead, c, las
     tk = k_depth(tk, bits)
     iters = (k + tk - 1) // tk
     b = b_q / B_DENSE
-    smem = 0.0
-    if frag > 0:
-        smem = (frag + (tm + tn * b) * tk * bits / 8.0) / smem_bpc
+    smem = smem_cycles(frag, tm, tn, tk, bits / 8.0, b, smem_bpc)
     cyc = iters * iter_cycles(tm, tn, tk, rate, eff, bits / 8.0, feed_bpc, overhead, c, b, smem)
     if last:
         cyc += c * tm * tn * acc_bytes / epi_bpc
@@ -117,7 +115,8 @@ def gpu_cost(op, layer, m, n, k, nbytes, aux, n_layers, tk, eff, feed_bpc, overh
             cnt[L, C_SMEM_WR] += opnd
             cnt[L, C_L2] += opnd
             if nbytes[i] > 0:
-                cnt[L, C_SMEM] += ctas * ((k[i] + k_depth(tk, bits) - 1) // k_depth(tk, bits)) * nbytes[i]
+                kd = k_depth(tk, bits)
+                cnt[L, C_SMEM] += ctas * ((k[i] + kd - 1) // kd) * nbytes[i]
             else:
                 cnt[L, C_SMEM] += opnd
             if last:

@@ -31,7 +31,7 @@ from archsim.errors import LoweringError
 from archsim.isa import Op, ProgramBuilder, VecKind
 from archsim.uarch.gpu.cost import B_DENSE
 from archsim.uarch.gpu.tiling import (CHUNKS, chunk_plan, flash_tiles, fragment_bytes, k_depth, list_schedule,
-                                      plan_gemm, split_chunks)
+                                      n_chunks, plan_gemm, split_chunks)
 from archsim.uarch.systolic.cost import prim_table, vector_cycles, vector_rates
 from archsim.workload.graph import GemmOp, VectorOp, attention_name
 from archsim.workload.sparsity import nm_compliant
@@ -241,7 +241,7 @@ class GpuLowerer:
             self.plans[op.name]["sparse_mma"] = f"{sp.n}:{sp.m}"
         start = self.kernel_start(layer)
         iters = -(-plan.kk // tk)
-        nc = max(1, min(CHUNKS, iters // 4))
+        nc = n_chunks(iters)
         W = plan.waves
         w_hbm = np.asarray(plan.wave_hbm_a) + np.asarray(plan.wave_hbm_b)
         split = plan.split > 1
@@ -279,7 +279,7 @@ class GpuLowerer:
         cum = np.cumsum(wts)
         over = cum - 2 * wts.max()
         j_dep = np.searchsorted(cum, over, side="left")
-        prev2 = np.where(over > 0, i_g[np.minimum(j_dep, S - 1)], -1)
+        ld_dep = np.where(over > 0, i_g[np.minimum(j_dep, S - 1)], -1)
         a_addr = self._alloc(float(w_hbm.sum()) + 1)
         j = r(i_ld[has_ld])
         A["op"][j] = Op.LOAD
@@ -287,7 +287,7 @@ class GpuLowerer:
         A["nbytes"][j] = ld_bytes[has_ld]
         A["addr"][j] = a_addr + np.concatenate(([0], np.cumsum(ld_bytes[has_ld])[:-1]))
         A["deps"][j, 0] = start
-        A["deps"][j, 1] = prev2[has_ld]
+        A["deps"][j, 1] = ld_dep[has_ld]
         j = r(i_g)
         A["m"][j] = plan.tm
         A["n"][j] = plan.tn

@@ -165,6 +165,17 @@ RAMP = (1, 3, 4)
 FULL = sum(RAMP)
 
 
+def n_chunks(iters: int) -> int:
+    """Chunks of a wave's k loop of ``iters`` main-loop iterations (at least 4 iterations each)."""
+    return max(1, min(CHUNKS, iters // 4))
+
+
+def exposed_share(nc: int) -> float:
+    """The share of a wave's work in the kernel's first (or last) chunk piece: what the pipeline
+    leaves unoverlapped at the kernel's start (end) when a wave is cut into ``nc`` chunks."""
+    return RAMP[0] / (FULL * nc) if nc > 1 else 1.0
+
+
 def chunk_plan(waves: int, nc: int):
     """(wave, weight, last of its wave) of each chunk of a GEMM's k loops, wave-major: ``nc``
     chunks of weight ``FULL`` per wave, the kernel's first and last chunk cut into ``RAMP``."""
@@ -195,6 +206,15 @@ def split_chunks(total, wv, w) -> np.ndarray:
 
 
 @njit(cache=True)
+def smem_cycles(frag, tm, tn, tk, bpe, b_feed, smem_bpc):
+    """Cycles of one CTA's shared-memory traffic per main-loop iteration: the stage it writes and
+    the ``frag`` bytes its warps read (:func:`fragment_bytes`); 0 when fragments are not modelled."""
+    if frag <= 0:
+        return 0.0
+    return (frag + (tm + tn * b_feed) * tk * bpe) / smem_bpc
+
+
+@njit(cache=True)
 def iter_cycles(tm, tn, tk, rate, eff, bpe, feed_bpc, overhead, c, b_feed=1.0, smem=0.0):
     """Cycles of one main-loop iteration of ``c`` co-resident CTAs on one SM: the tensor cores,
     the operand feed and the shared memory are shared; one CTA's barrier/stage-wait overhead is
@@ -220,9 +240,7 @@ def plan_gemm(M: int, N: int, K: int, G: int, b_shared: bool, a_bpe: float, b_bp
 
     def wave_cycles(tm, tn, iters, c):
         # one wave with ``c`` CTAs on each SM, as the cost kernel times it
-        sm_cyc = 0.0
-        if warp:
-            sm_cyc = (fragment_bytes(tm, tn, tk, bpe, b_feed, warp) + (tm + tn * b_feed) * tk * bpe) / smem_bpc
+        sm_cyc = smem_cycles(fragment_bytes(tm, tn, tk, bpe, b_feed, warp), tm, tn, tk, bpe, b_feed, smem_bpc)
         return iters * iter_cycles(tm, tn, tk, rate, eff, bpe, min(l2_bpc, mlp_bpc), overhead,
                                    c, b_feed, sm_cyc) + c * tm * tn * acc_bytes / epi_bpc
 
@@ -263,13 +281,13 @@ def plan_gemm(M: int, N: int, K: int, G: int, b_shared: bool, a_bpe: float, b_bp
                 mem = (a_b + b_b + c_b) / hbm_bpc
                 # the k loop runs in chunks whose loads run ahead of the MMAs: the shorter side is
                 # exposed for the kernel's first chunk (its first load or its last MMAs)
-                nc = max(1, min(CHUNKS, iters // 4))
+                nc = n_chunks(iters)
                 # waves run one after the other, each bound by its MMAs or its share of the traffic:
                 # a part-full last wave cannot hide behind the full ones' memory time
                 last_ctas = ctas - (waves - 1) * slots
                 body = (waves - 1) * max(full_w, mem * slots / ctas) + max(last_w, mem * last_ctas / ctas)
                 # (+ the memory latency of the kernel's first load)
-                est = body + min(comp, mem) / waves / (nc * (FULL // RAMP[0] if nc > 1 else 1)) + lat_cycles
+                est = body + min(comp, mem) / waves * exposed_share(nc) + lat_cycles
                 own = est               # the GEMM kernel alone: breaks ties of host-bound plans
                 if s > 1:
                     # the reduction kernel: the host launches it while the GEMM (started a gap after
