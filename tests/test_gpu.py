@@ -11,7 +11,7 @@ from archsim.errors import ArchsimError
 from archsim.uarch import names
 from archsim.uarch.gpu.cost import gemm_chunk_cycles, link_cycles
 from archsim.uarch.gpu.tiling import (chunk_plan, fragment_bytes, iter_cycles, k_depth, plan_gemm, resident_ctas,
-                                      split_chunks, warp_grid)
+                                      split_chunks, warp_grid, wave_traffic)
 
 
 def naive_chunk(tm, tn, k, tk, rate, eff, bits, feed_bpc, overhead, c, last, epi, acc, b_frac=1.0, frag=0,
@@ -926,12 +926,18 @@ def test_moe_experts_split_over_tensor_parallel_devices():
     from archsim.isa import Op
     from archsim.sim.run import simulate_loaded
     from archsim.uarch.gpu.lower import U_LINK
-    cfg, w = load("h100", "mixtral-8x7b", phase="decode", batch=4, kv_len=512, overrides=["parallel.tensor=8"])
+    cfg, w = load("h100", "mixtral-8x7b", phase="decode", batch=4, kv_len=512,
+                  overrides=["parallel.tensor=8", "moe_gemm=per_expert"])
     r = simulate_loaded(cfg, w)
     ops = {o["name"]: o for o in r.extra["ops"]}
     up = [op for op in w.ops() if op.name == "block.e0.up"][0]
     assert up.b.nbytes == 4096 * 2 * 14336 * 2
     assert ops["block.e0.up"]["offchip_bytes"] == pytest.approx(up.b.nbytes / 8, rel=0.02)
+    # one grouped kernel for the up projections of the 8 active experts (a token each at batch 4,
+    # top-2): every expert's eighth of its weights
+    cfg_g, _ = load("h100", "mixtral-8x7b", phase="decode", batch=4, kv_len=512, overrides=["parallel.tensor=8"])
+    ops_g = {o["name"]: o for o in simulate_loaded(cfg_g, w).extra["ops"]}
+    assert ops_g["block.experts.up"]["offchip_bytes"] == pytest.approx(8 * up.b.nbytes / 8, rel=0.02)
     p = r.program
     L = p.layer_names.index("block")
     # all-reduces per block: attention output, the experts' combine (d_model x 4 tokens x 2 B each)
@@ -941,6 +947,75 @@ def test_moe_experts_split_over_tensor_parallel_devices():
                                 overrides=["memory.capacity=1e12"]))
     assert r.macs == one.macs and r.seconds < one.seconds
 
+
+
+def test_grouped_wave_traffic_by_hand():
+    """A grouped GEMM of two experts with 200 and 40 tokens, N = 256, K = 512, 128 x 128 tiles,
+    FP16: expert 0 has 2 M tiles and expert 1 one, 2 N tiles each -> 6 CTAs. In one wave every
+    A row and every weight panel is read once: (200 + 40) x 512 x 2 B of tokens, 2 x 512 x 256
+    x 2 B of weights; MACs (200 + 40) x 256 x 512. In waves of 4 CTAs, expert 0's tiles fill the
+    first wave (its tokens and weight once) and expert 1's the second."""
+    big = wave_traffic([200, 40], 256, 512, 2, False, 128, 128, 1, 108, 8, 2.0, 2.0, 40e6, False, False)
+    ctas, a, b, macs, out = big
+    assert list(ctas) == [6]
+    assert a[0] == (200 + 40) * 512 * 2 and b[0] == 2 * 512 * 256 * 2
+    assert macs[0] == (200 + 40) * 256 * 512 and out[0] == (200 + 40) * 256
+    ctas, a, b, macs, _ = wave_traffic([200, 40], 256, 512, 2, False, 128, 128, 1, 4, 8, 2.0, 2.0, 40e6,
+                                       False, False)
+    assert list(ctas) == [4, 2]
+    assert list(a) == [200 * 512 * 2, 40 * 512 * 2] and list(b) == [512 * 256 * 2] * 2
+    assert list(macs) == [200 * 256 * 512, 40 * 256 * 512]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3000), st.integers(1, 6), st.sampled_from([64, 128, 256]), st.sampled_from([64, 128]),
+       st.integers(1, 4), st.sampled_from([40, 108, 216]), st.sampled_from([1e6, 40e6]))
+def test_grouped_wave_traffic_of_equal_experts_is_the_batched_gemm(M, G, tm, tn, s, slots, l2):
+    """Experts with equal token counts are a batched GEMM of G problems: the same waves and traffic."""
+    N, K = 1024, 2048
+    uni = wave_traffic(M, N, K, G, False, tm, tn, s, slots, 8, 2.0, 2.0, l2, False, False)
+    grp = wave_traffic([M] * G, N, K, G, False, tm, tn, s, slots, 8, 2.0, 2.0, l2, False, False)
+    for u, g in zip(uni, grp):
+        assert np.array_equal(u, g)
+
+
+def test_moe_layer_runs_as_grouped_kernels():
+    """moe_gemm: grouped (the default) runs a mixture-of-experts layer's experts as one grouped GEMM
+    per projection and one kernel per activation op: DeepSeek-MoE (64 routed experts, top-6, 2048
+    tokens -> 192 per expert balanced) has 64 x (up, SiLU, gate multiply, down) = 256 expert kernels
+    per layer with per_expert (and a split-K reduction for some), 4 grouped. The same MACs and
+    weight bytes; a prompt of 512 tokens, launch-bound with per-expert kernels, runs faster."""
+    from archsim.api import load
+    from archsim.isa import Op
+    from archsim.sim.run import simulate_loaded
+    from archsim.uarch.gpu.lower import U_HOST
+    kw = dict(phase="prefill", batch=1, seq_len=2048)
+    res = {}
+    for mode in ("grouped", "per_expert"):
+        cfg, w = load("a100", "deepseek-moe-16b", overrides=[f"moe_gemm={mode}"], **kw)
+        r = simulate_loaded(cfg, w)
+        p = r.program
+        L = p.layer_names.index("moe_block")
+        res[mode] = (r, int(((p.op == Op.SYNC) & (p.unit == U_HOST) & (p.layer == L)).sum()),
+                     {o["name"]: o for o in r.extra["ops"]}, w)
+    g, pe = res["grouped"], res["per_expert"]
+    assert g[0].macs == pe[0].macs
+    assert pe[1] - g[1] >= 256 - 4
+    w = g[3]
+    ups = [op for op in w.ops() if op.layer == "moe_block" and op.role == "expert" and op.name.endswith(".up")]
+    assert len(ups) == 64 and all(op.M == 192 for op in ups)
+    up = g[2]["moe_block.experts.up"]
+    assert up["macs"] == sum(op.macs for op in ups)
+    # every expert's weight once and its outputs (2816 columns of up and gate, too large for L2),
+    # the dispatched tokens (2048 x 6 rows of 2048 FP16) at least once, at most twice
+    wbytes = sum(op.b.nbytes + op.c.nbytes for op in ups)
+    tokens = 2048 * 6 * 2048 * 2
+    assert wbytes + tokens <= up["offchip_bytes"] <= wbytes + 2 * tokens
+    for mode in ("grouped", "per_expert"):
+        assert res[mode][0].bounds_ok()
+    short = [simulate_loaded(*load("a100", "deepseek-moe-16b", overrides=[f"moe_gemm={m}"], phase="prefill",
+                                   batch=1, seq_len=512)).seconds for m in ("grouped", "per_expert")]
+    assert short[0] < 0.6 * short[1]
 
 # -- structured-sparse tensor cores (sm.sparse_mma) ---------------------------------------------
 

@@ -9,6 +9,8 @@ of the GPU) and a device-side gap after the previous kernel (``sm`` unit), then 
   (a CTA's pipeline fills in a few k steps); loads run ahead while the chunks loaded and not
   yet multiplied fit two full chunks (L2 / shared-memory staging); the wave's outputs are
   stored after its last chunk. Split-K adds a reduction kernel over the fp32 partial sums.
+  A mixture-of-experts layer's experts (``moe_gemm: grouped``) run the same op of every active
+  expert as one kernel: a grouped GEMM over all their tiles (:meth:`GpuLowerer.grouped_gemm`).
 - Vector ops: chunks of ``LOAD inputs -> VECTOR -> STORE outputs``; activations small enough
   to stay in L2 between kernels cost no HBM traffic.
 - Prefill attention (``prefill_attention: fused``, the default): one FlashAttention-style kernel
@@ -24,19 +26,22 @@ of the GPU) and a device-side gap after the previous kernel (``sm`` unit), then 
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from archsim.config.types import PRECISION_BITS
 from archsim.errors import LoweringError
 from archsim.isa import Op, ProgramBuilder, VecKind
 from archsim.uarch.gpu.cost import B_DENSE
-from archsim.uarch.gpu.tiling import (CHUNKS, chunk_plan, flash_tiles, fragment_bytes, k_depth, list_schedule,
-                                      n_chunks, plan_gemm, split_chunks)
+from archsim.uarch.gpu.tiling import (CHUNKS, GemmPlan, chunk_plan, flash_tiles, fragment_bytes, k_depth,
+                                      list_schedule, n_chunks, plan_gemm, split_chunks, wave_traffic)
 from archsim.uarch.systolic.cost import prim_table, vector_cycles, vector_rates
 from archsim.workload.graph import GemmOp, VectorOp, attention_name
 from archsim.workload.sparsity import nm_compliant
 
 VEC_CHUNKS = 4
+_EXPERT = re.compile(r"\.e\d+\.")          # the expert index in an expert op's name
 UNITS = ["host", "sm", "dma_rd", "dma_wr", "link", "ctrl", "sm_stream"]
 U_HOST, U_SM, U_RD, U_WR, U_LINK, U_CTRL, U_STREAM = range(7)
 FLAG_LAST = 1
@@ -209,14 +214,14 @@ class GpuLowerer:
         return rows, cols
 
     # -- GEMM -------------------------------------------------------------------------------
-    def gemm(self, op: GemmOp, layer: int) -> None:
+    def gemm_kind(self, op: GemmOp):
+        """(A, B, C bytes per element, MMA rate, operand bits, k depth, structured-sparse MMA or
+        None, B panel bytes relative to a dense one) of a GEMM on this GPU."""
         cfg = self.cfg
-        M, N, K, G, allreduce = self.shard_gemm(op)
         ab, bb, cb = _bpe(op.a.dtype), _bpe(op.b.dtype), _bpe(op.c.dtype)
         rate = cfg.mma_rate(mma_precision(op))
-        t = cfg.tiles
         bits = operand_bits(op)
-        tk = int(k_depth(t.k, bits))
+        tk = int(k_depth(cfg.tiles.k, bits))
         sp = sparse_mma_of(cfg, op)
         b_feed = 1.0
         if sp is not None:
@@ -224,28 +229,83 @@ class GpuLowerer:
             rate *= sp.m / sp.n
             b_feed = sp.compressed_fraction(bits)
             bb *= sp.compressed_fraction(8 * bb)
-        a_res = self.resident(op.a, M * K * ab * G)
-        b_res = self.resident(op.b, K * N * bb * (1 if op.b_shared else G))
-        c_res = self.resident(op.c, M * N * cb * G)
-        plan = plan_gemm(M, N, K, G, bool(op.b_shared), ab, bb, cb, bool(a_res), bool(b_res), bool(c_res),
-                         tuple(t.m), tuple(t.n), tk, t.min_m, tuple(t.split_k), t.swizzle,
+        return ab, bb, cb, rate, bits, tk, sp, b_feed
+
+    def plan(self, M, N, K, G, b_shared, kind, a_res, b_res, c_res, splits):
+        """The library's CTA plan (:func:`plan_gemm`) of G problems of M x N x K."""
+        cfg, t = self.cfg, self.cfg.tiles
+        ab, bb, cb, rate, _, tk, _, b_feed = kind
+        return plan_gemm(M, N, K, G, bool(b_shared), ab, bb, cb, bool(a_res), bool(b_res), bool(c_res),
+                         tuple(t.m), tuple(t.n), tk, t.min_m, tuple(splits), t.swizzle,
                          cfg.sm.count, t.max_ctas_per_sm, rate, cfg.sm.l2_bytes_per_cycle, self.mlp_bpc,
                          cfg.sm.mainloop_overhead_cycles, cfg.sm.epilogue_bytes_per_cycle,
                          cfg.accumulator_bytes, self.l2, self.hbm_bpc, float(cfg.sm.smem),
                          float(cfg.sm.registers), t.stages, cfg.sm.mma_efficiency,
                          float(self.host_cycles), float(self.gap_cycles), self.act_l2, b_feed,
                          float(cfg.sm.smem_bytes_per_cycle), self.warp, self.lat_cycles)
-        self.plans[op.name] = dict(tm=plan.tm, tn=plan.tn, split_k=plan.split, per_sm=plan.per_sm,
-                                   ctas=plan.ctas, waves=plan.waves)
+
+    def record_plan(self, name, plan, sp, **extra) -> None:
+        self.plans[name] = dict(tm=plan.tm, tn=plan.tn, split_k=plan.split, per_sm=plan.per_sm,
+                                ctas=plan.ctas, waves=plan.waves, **extra)
         if sp is not None:
-            self.plans[op.name]["sparse_mma"] = f"{sp.n}:{sp.m}"
+            self.plans[name]["sparse_mma"] = f"{sp.n}:{sp.m}"
+
+    def gemm(self, op: GemmOp, layer: int) -> None:
+        M, N, K, G, allreduce = self.shard_gemm(op)
+        kind = self.gemm_kind(op)
+        ab, bb, cb, _, _, _, sp, _ = kind
+        a_res = self.resident(op.a, M * K * ab * G)
+        b_res = self.resident(op.b, K * N * bb * (1 if op.b_shared else G))
+        c_res = self.resident(op.c, M * N * cb * G)
+        plan = self.plan(M, N, K, G, op.b_shared, kind, a_res, b_res, c_res, self.cfg.tiles.split_k)
+        self.record_plan(op.name, plan, sp)
+        self.gemm_kernel(layer, plan, kind, c_res, int(op.macs), M * N * G, M)
+        if allreduce and not op.attrs.get("defer_allreduce"):
+            # (deferred: the caller reduces the partial sums later, e.g. together with a PIM's share)
+            self.all_reduce(layer, M * N * G * cb)
+
+    def grouped_gemm(self, ops, layer: int, name: str) -> None:
+        """One grouped-GEMM kernel for the same projection of several experts (``moe_gemm:
+        grouped``): every active expert's tiles in one grid, each expert with its own rows (its
+        tokens) and its own weight. One CTA tile for all (the library's choice for the mean rows
+        per expert), no split-K; the waves and their L2 reuse as for one GEMM over the experts'
+        tiles in order (:func:`wave_traffic`)."""
+        cfg = self.cfg
+        sh = [self.shard_gemm(op) for op in ops]
+        Ms = np.array([m * g for m, _, _, g, _ in sh], np.int64)
+        N, K = sh[0][1], sh[0][2]
+        kind = self.gemm_kind(ops[0])
+        ab, bb, cb, _, _, _, sp, _ = kind
+        E = len(ops)
+        rows = int(Ms.sum())
+        # each input / output tensor of the group together (the experts' slices of one buffer)
+        a_res = self.resident(ops[0].a, rows * K * ab)
+        b_res = self.resident(ops[0].b, K * N * bb * E)
+        c_res = self.resident(ops[0].c, rows * N * cb)
+        base = self.plan(-(-rows // E), N, K, E, False, kind, a_res, b_res, c_res, (1,))
+        slots = cfg.sm.count * base.per_sm
+        w_ctas, w_a, w_b, w_macs, w_out = wave_traffic(Ms, N, K, E, False, base.tm, base.tn, 1, slots,
+                                                       cfg.tiles.swizzle, ab, bb, self.l2, a_res, b_res)
+        plan = GemmPlan(base.tm, base.tn, 1, base.per_sm, K, int(w_ctas.sum()), len(w_ctas),
+                        tuple(int(x) for x in w_ctas), tuple(float(x) for x in w_a),
+                        tuple(float(x) for x in w_b), tuple(float(x) * cb for x in w_out),
+                        tuple(float(x) for x in w_macs), base.est_cycles)
+        self.record_plan(name, plan, sp, experts=E)
+        self.gemm_kernel(layer, plan, kind, c_res, sum(int(op.macs) for op in ops), rows * N, rows)
+
+    def gemm_kernel(self, layer, plan, kind, c_res, model_macs, out_elems, red_rows) -> None:
+        """The instructions of one GEMM kernel run by ``plan`` (and its split-K reduction kernel):
+        ``model_macs`` the model's MACs of the whole tensor-parallel group, ``out_elems`` the
+        output elements on this device (in ``red_rows`` rows for the reduction kernel)."""
+        cfg = self.cfg
+        _, _, cb, rate, bits, tk, sp, b_feed = kind
         start = self.kernel_start(layer)
         iters = -(-plan.kk // tk)
         nc = n_chunks(iters)
         W = plan.waves
         w_hbm = np.asarray(plan.wave_hbm_a) + np.asarray(plan.wave_hbm_b)
         split = plan.split > 1
-        ws_bytes = plan.split * M * N * G * cfg.accumulator_bytes
+        ws_bytes = plan.split * out_elems * cfg.accumulator_bytes
         ws_res = ws_bytes <= self.act_l2
         if split:
             w_store = np.zeros(W) if ws_res else np.asarray(plan.wave_c) / cb * cfg.accumulator_bytes
@@ -301,9 +361,9 @@ class GpuLowerer:
         # MACs the tensor cores issue: the kept weights' share of the model's (a structured-sparse
         # core skips the rest, counted below)
         if sp is None:
-            issued, macs_all = int(op.macs), mac_c * self.tp
+            issued, macs_all = model_macs, mac_c * self.tp
         else:
-            issued = int(op.macs) * sp.n // sp.m
+            issued = model_macs * sp.n // sp.m
             macs_all = mac_c * self.tp * sp.n // sp.m
         macs_all[-1] += issued - int(macs_all.sum())     # uneven TP splits: count the model's MACs
         A["aux"][j, 2] = macs_all
@@ -321,15 +381,12 @@ class GpuLowerer:
             A["deps"][j, 0] = i_g[has_st]
         self.pb.add_arrays(A)
         finals = [int(i_g[-1])] + ([int(i_st[has_st][-1])] if has_st.any() else [])
-        if issued < int(op.macs):
-            finals.append(self.sync(U_CTRL, layer, 0, finals[:1], skipped_macs=int(op.macs) - issued))
+        if issued < model_macs:
+            finals.append(self.sync(U_CTRL, layer, 0, finals[:1], skipped_macs=model_macs - issued))
         self.prev_done = self.join(finals, layer)
         if split:
-            self.elementwise(layer, VecKind.ADD, M * N * G * (plan.split - 1), M, 0 if ws_res else ws_bytes,
-                             0 if c_res else M * N * G * cb)
-        if allreduce and not op.attrs.get("defer_allreduce"):
-            # (deferred: the caller reduces the partial sums later, e.g. together with a PIM's share)
-            self.all_reduce(layer, M * N * G * cb)
+            self.elementwise(layer, VecKind.ADD, out_elems * (plan.split - 1), red_rows,
+                             0 if ws_res else ws_bytes, 0 if c_res else out_elems * cb)
 
     # -- decode attention ---------------------------------------------------------------------
     @staticmethod
@@ -579,19 +636,32 @@ class GpuLowerer:
         return int(rk.loops[name])
 
     def vector(self, op: VectorOp, layer: int) -> None:
-        rows, cols = self.shard_vector(op)
-        frac = rows * cols / max(1, int(op.rows) * int(op.cols))
-        in_b = sum(t.nbytes * frac for t in op.inputs if not self.resident(t, t.nbytes * frac))
-        x = op.inputs[0] if op.inputs else None
-        if x is not None and not self.resident(x, x.nbytes * frac):
-            reads = self.row_reads(op, rows, cols, x.nbytes * frac / max(1, rows))
-            in_b += (reads - 1) * x.nbytes * frac
-        out_b = sum(t.nbytes * frac for t in op.outputs if not self.resident(t, t.nbytes * frac))
-        self.elementwise(layer, op.kind, rows * cols, rows, in_b, out_b)
+        self.vector_kernel([op], layer)
         if op.role == "combine" and self.tp > 1:
             # the experts' row-split down projections left partial sums: one all-reduce of the
             # combined tokens x d_model
             self.all_reduce(layer, sum(t.nbytes for t in op.outputs))
+
+    def vector_kernel(self, ops, layer: int) -> None:
+        """One kernel for vector ops of one kind over their rows together (one op, or the same op
+        of several experts: ``moe_gemm: grouped``); each input and output of the ops is one
+        buffer, in L2 if the whole of it fits."""
+        shards = [self.shard_vector(op) for op in ops]
+        fracs = [r * c / max(1, int(op.rows) * int(op.cols)) for op, (r, c) in zip(ops, shards)]
+        rows = sum(r for r, _ in shards)
+        elems = sum(r * c for r, c in shards)
+
+        def traffic(slot):
+            tot = [sum(getattr(op, slot)[i].nbytes * f for op, f in zip(ops, fracs))
+                   for i in range(len(getattr(ops[0], slot)))]
+            return [b if not self.resident(getattr(ops[0], slot)[i], b) else 0.0 for i, b in enumerate(tot)]
+        ins = traffic("inputs")
+        in_b = sum(ins)
+        if ins and ins[0] > 0:
+            op = ops[0]
+            reads = self.row_reads(op, rows, shards[0][1], ins[0] / max(1, rows))
+            in_b += (reads - 1) * ins[0]
+        self.elementwise(layer, ops[0].kind, elems, rows, in_b, sum(traffic("outputs")))
 
     def all_reduce(self, layer: int, nbytes: float) -> None:
         start = self.kernel_start(layer)
@@ -630,6 +700,20 @@ class GpuLowerer:
         t = ln.layer_setup_prefill if wl.phase == "prefill" and ln.layer_setup_prefill is not None else ln.layer_setup
         return int(round(t * self.clock))
 
+    def expert_groups(self, ops) -> dict:
+        """op name -> its group's name for the experts' ops of a mixture-of-experts layer that run
+        as one kernel (``moe_gemm: grouped``): the same op (up, activation, gate, down) of every
+        active expert of a layer, named with ``experts`` for the expert index."""
+        if self.cfg.moe_gemm != "grouped":
+            return {}
+        out = {}
+        for op in ops:
+            if "expert" in op.attrs and op.role in ("expert", "activation", "gate"):
+                name, n = _EXPERT.subn(".experts.", op.name, count=1)
+                if n:
+                    out[op.name] = name
+        return out
+
     def run(self, wl):
         self.check_capacity(wl)
         rep = wl.group_repeat()
@@ -658,7 +742,12 @@ class GpuLowerer:
                         (self.cfg.prefill_attention == "fused" or op.attrs.get("fused")):
                     flash.setdefault(op.layer, []).append(op)
         done_att = set()
+        experts = self.expert_groups(ops)
+        done_grp: set = set()
         for op in ops:
+            grp = experts.get(op.name)
+            if grp is not None and grp in done_grp:
+                continue                 # lowered with the first expert of its group
             layer = self.pb.layer(op.layer, rep[op.layer])
             runtime = f"{op.layer}.(runtime)"
             if fixed > 0 and (first or per_op):
@@ -683,11 +772,20 @@ class GpuLowerer:
                     self.pb.tag(attention_name(op.name), [o.name for o in flash[op.layer]])
                     self.prefill_attention(flash[op.layer], layer)
                 continue
-            self.pb.tag(op.name)
-            if isinstance(op, GemmOp):
-                self.gemm(op, layer)
+            if grp is not None:
+                done_grp.add(grp)
+                members = [o for o in ops if experts.get(o.name) == grp]
+                self.pb.tag(grp, [o.name for o in members])
+                if isinstance(op, GemmOp):
+                    self.grouped_gemm(members, layer, grp)
+                else:
+                    self.vector_kernel(members, layer)
             else:
-                self.vector(op, layer)
+                self.pb.tag(op.name)
+                if isinstance(op, GemmOp):
+                    self.gemm(op, layer)
+                else:
+                    self.vector(op, layer)
             if after > 0 and per_op:
                 # the rest of the timed call, after its last launch, overlaps the GPU's work
                 self.sync(U_HOST, layer, after, [])

@@ -212,6 +212,12 @@ class GpuConfig(ArchBase):
         "'per_query_head': one CTA per request and query head, each streaming its KV head from HBM "
         "(masked-MHA / paged-attention kernels of 2023 engines), the group's bytes read once per "
         "query head"))
+    moe_gemm: Literal["grouped", "per_expert"] = Field("grouped", description=(
+        "how a mixture-of-experts layer's experts run: 'grouped': one grouped-GEMM kernel per "
+        "projection for every active expert, each with its own tokens and weight, one CTA tile "
+        "for all and no split-K, and one kernel per activation op over every routed row (the fused "
+        "MoE kernels of vLLM, TensorRT-LLM and SGLang, CUTLASS grouped GEMM); 'per_expert': a "
+        "kernel per expert and op (a framework's loop over the experts)"))
     activation_l2_fraction: float = Field(0.5, ge=0, le=1, description=(
         "an activation tensor no larger than this fraction of L2 stays in L2 between kernels "
         "(write-back cache); larger ones go to HBM"))

@@ -58,17 +58,24 @@ def _round_up(x: int, g: int) -> int:
 
 def wave_traffic(M, N, K, G, b_shared, tm, tn, s, ctas_per_wave, swizzle, a_bpe, b_bpe,
                  l2_bytes, a_resident, b_resident):
-    """Per-wave (ctas, hbm_a_bytes, hbm_b_bytes, useful_macs, out_elems) arrays."""
-    nm, nn = -(-M // tm), -(-N // tn)
+    """Per-wave (ctas, hbm_a_bytes, hbm_b_bytes, useful_macs, out_elems) arrays. ``M``: the rows
+    of every one of the ``G`` problems, or a sequence of each problem's rows (a grouped GEMM:
+    the problems' tiles one after the other in one grid, e.g. a mixture-of-experts layer's
+    experts with their own token counts)."""
+    Ms = np.broadcast_to(np.asarray(M, np.int64), (G,))
+    nm_g = -(-Ms // tm)                       # M tiles of each problem
+    nn = -(-N // tn)
     kk = -(-K // s)
-    per_g = nm * nn * s
-    ctas = G * per_g
+    per_g = nm_g * nn * s
+    ends = np.cumsum(per_g)
+    ctas = int(ends[-1])
     c = np.arange(ctas, dtype=np.int64)
-    g = c // per_g
-    r = c % per_g
+    g = np.searchsorted(ends, c, side="right")
+    r = c - (ends - per_g)[g]
+    nm = nm_g[g]
     sidx = r // (nm * nn)
     r = r % (nm * nn)
-    sw = max(1, min(swizzle, nm))
+    sw = np.maximum(1, np.minimum(swizzle, nm))
     grp = r // (sw * nn)
     in_grp = r % (sw * nn)
     rows_in = np.minimum(sw, nm - grp * sw)
@@ -76,16 +83,16 @@ def wave_traffic(M, N, K, G, b_shared, tm, tn, s, ctas_per_wave, swizzle, a_bpe,
     ni = in_grp // rows_in
     wave = c // ctas_per_wave
     n_w = int(wave[-1]) + 1
-    rows = np.minimum(tm, M - mi * tm)
+    rows = np.minimum(tm, Ms[g] - mi * tm)
     cols = np.minimum(tn, N - ni * tn)
     ks = np.minimum(kk, K - sidx * kk)
     ks = np.maximum(ks, 0)
-    a_key = (g * nm + mi) * s + sidx
+    a_key = ((np.cumsum(nm_g) - nm_g)[g] + mi) * s + sidx
     gb = np.zeros_like(g) if b_shared else g
     b_key = (gb * nn + ni) * s + sidx
     a_size = rows * ks * a_bpe
     b_size = cols * ks * b_bpe
-    a_tot = M * K * a_bpe * G
+    a_tot = float(Ms.sum()) * K * a_bpe
     b_tot = K * N * b_bpe * (1 if b_shared else G)
 
     def per_wave(key, size, total, resident):
