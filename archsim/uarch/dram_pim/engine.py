@@ -17,8 +17,10 @@ Scheduling (per stream):
   commands (ACT / PRE prerequisites) may be picked, so the next row opens early but no
   column command passes the barrier;
 - the first ready request wins (FCFS among ready ones); a ready row command of a later
-  request is held back while another request in the window hits the open row of the same
-  addressed bank (no premature precharge);
+  request is held back while another request in the window hits an open row of a bank the
+  command's scope covers (no premature precharge: an all-bank PRE waits for the hits of
+  every bank, a same-bank one for those of its bank in every bank group), and while an older
+  request waits to open another row of one of those banks (rows open in request order);
 - one row command and one column command per cycle (separate buses), ACT-class commands
   occupy the row bus for ``row_act_ck`` cycles;
 - all-bank refresh every nREFI: everything stops, open banks are precharged, REF, and no
@@ -255,6 +257,28 @@ def _covers(scope, bank, bid, i, P, nbpp, B):
 
 
 @njit(cache=True)
+def _overlap(s1, b1, s2, b2, P, nbpp, B):
+    """Do a request of scope ``s1`` addressing ``b1`` and one of ``s2`` addressing ``b2`` need a
+    bank in common?"""
+    if s1 == S_AB or s2 == S_AB:
+        return True
+    if s1 == S_BANK:
+        return _covers(s2, b2, b2 % B, b1, P, nbpp, B)
+    if s2 == S_BANK:
+        return _covers(s1, b1, b1 % B, b2, P, nbpp, B)
+    if s1 == s2:
+        if s1 == S_SB:
+            return b1 % B == b2 % B
+        if s1 == S_HB:
+            return b1 % 2 == b2 % 2
+        return b1 % nbpp == b2 % nbpp
+    for i in range(P * nbpp):
+        if _covers(s1, b1, b1 % B, i, P, nbpp, B) and _covers(s2, b2, b2 % B, i, P, nbpp, B):
+            return True
+    return False
+
+
+@njit(cache=True)
 def _set_rows(open_row, scope, bank, bid, row, P, nbpp, B):
     nb = open_row.shape[0]
     if scope == S_AB:
@@ -344,6 +368,10 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
     wrdy = np.zeros(W, np.int64)
     welig = np.zeros(W, np.bool_)
     hitkeys = np.zeros(W, np.int64)
+    hitscope = np.zeros(W, np.int64)
+    pscope = np.zeros(W, np.int64)        # older requests waiting for a row command
+    pbank = np.zeros(W, np.int64)
+    prow = np.zeros(W, np.int64)
     wr_rec = T[T_CWL] + T[T_BL] + T[T_WR]
     t = 0
     last_issue = -1
@@ -523,6 +551,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                             rdy = max(rdy, last_mac_ab + T[T_RTW])
                 if scope != S_NONE:            # data-path commands touch no row
                     hitkeys[nh] = b
+                    hitscope[nh] = scope
                     nh += 1
                 welig[nw] = col_ok
             elif c == CMD_ACT:
@@ -565,28 +594,43 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                 if welig[w] and wcmd[w] == CMD_FINAL and wrdy[w] <= t:
                     pick = w
                     break
+        npend = 0
         for w in range(nw):
             if pick >= 0:
                 break
-            if not welig[w]:
-                continue
-            if w > 0 and wcmd[w] != CMD_FINAL:
+            cw = wcmd[w]
+            row_cmd = cw == CMD_ACT or cw == CMD_PRE
+            if welig[w]:
                 blocked = False
-                bw = bank[wi[w]]
-                for h in range(nh):
-                    if hitkeys[h] == bw:
+                if w > 0 and cw != CMD_FINAL:
+                    bw = bank[wi[w]]
+                    sw = _scope_of(kind[wi[w]])
+                    for h in range(nh):
+                        # a row command closing or opening a bank that another request hits
+                        if _overlap(sw, bw, hitscope[h], hitkeys[h], P, nbpp, B):
+                            blocked = True
+                            break
+                    if (not blocked and hscope != S_NONE and cw == CMD_ACT
+                            and (sw != S_BANK or _covers(hscope, hbank, hbank % B, bw, P, nbpp, B))):
                         blocked = True
+                    # rows open in request order: an older request waiting to open another row
+                    # of one of these banks goes first
+                    for h in range(npend):
+                        if blocked:
+                            break
+                        if prow[h] != row[wi[w]] and _overlap(sw, bw, pscope[h], pbank[h], P, nbpp, B):
+                            blocked = True
+                if not blocked:
+                    if wrdy[w] <= t:
+                        pick = w
                         break
-                if (not blocked and hscope != S_NONE and wcmd[w] == CMD_ACT
-                        and (_scope_of(kind[wi[w]]) != S_BANK or _covers(hscope, hbank, hbank % B, bw, P, nbpp, B))):
-                    blocked = True
-                if blocked:
-                    continue
-            if wrdy[w] <= t:
-                pick = w
-                break
-            if wrdy[w] < tnext:
-                tnext = wrdy[w]
+                    if wrdy[w] < tnext:
+                        tnext = wrdy[w]
+            if row_cmd:
+                pscope[npend] = _scope_of(kind[wi[w]])
+                pbank[npend] = bank[wi[w]]
+                prow[npend] = row[wi[w]]
+                npend += 1
         if pick < 0 and eager:
             # nothing to issue now: precharge an open bank that no request before the first
             # barrier of the window needs, as soon as it may close
