@@ -611,3 +611,20 @@ def test_model_larger_than_the_devices_is_noted():
     assert note.startswith("pim.stacks:") and "12.6 GiB" in note and "1.00 GiB" in note
     assert "pim.stacks=13 would" in note
     assert "notes" not in simulate("aim", "gpt2", phase="decode", batch=1, kv_len=64).extra
+
+
+def test_buffer_die_unit_speed_bounds_its_macs():
+    """A buffer-die unit takes one burst per MAC command at its own pace: 16 FP16 elements over 16
+    lanes at clock_ratio 0.05 is 20 CK a burst, so a 4096 x 4096 GEMV (16,384 MACs per
+    pseudo-channel stream) needs at least 327,680 CK; at clock_ratio 1 the bus (nBL) paces it.
+    The spacing of per-bank MACs used to ignore the unit (the same 67,332 CK at every clock
+    ratio, faster than the run's own compute bound)."""
+    from archsim.uarch.dram_pim import gemv_cycles
+    ov = ["pim.placement=buffer_die", "pim.banks_per_unit=1"]
+    cyc = {cr: gemv_cycles("hbm_pim", 4096, 4096, overrides=ov + [f"pim.clock_ratio={cr}"])
+           for cr in (1.0, 0.25, 0.05)}
+    per_stream = cyc[0.05].counters["mac_pb"] // cyc[0.05].streams
+    assert per_stream == 16384
+    assert cyc[0.05].cycles >= per_stream * 20
+    assert cyc[0.25].cycles >= per_stream * 4
+    assert cyc[1.0].cycles < cyc[0.25].cycles < cyc[0.05].cycles

@@ -123,6 +123,7 @@ def resolve(cfg, *, power_constrained: bool | None = None) -> PimDevice:
     T[E.T_FAW], T[E.T_WTRS], T[E.T_WTRL], T[E.T_RTW] = t["nFAW"], t["nWTRS"], t["nWTRL"], t["nRTW"]
     T[E.T_RFC], T[E.T_REFI] = t["nRFC"], t["nREFI"]
     T[E.T_MACGAP] = gap
+    T[E.T_UNIT] = unit_ck                  # a buffer-die unit's cycles per burst (MAC_PB spacing)
     T[E.T_ACTCK] = act_ck
     T[E.T_REFRESH] = 0 if d.refresh == "off" else (2 if pim.refresh_policy == "postponed" else 1)
     T[E.T_WINDOW] = pim.window

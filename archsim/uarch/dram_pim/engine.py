@@ -60,7 +60,8 @@ progress when the refresh falls due) can therefore skip refreshes (counter ``ref
 Timing relations (CK cycles; levels as in the AttAcc HBM3-PIM model):
 
 - MAC_AB / MAC_HB -> MAC_AB / MAC_HB >= mac_gap (channel), MAC_SB -> MAC_SB >= mac_gap (channel);
-  MAC_PB -> MAC_PB >= nBL (stream), nCCDS (rank), nCCDL (bank group);
+  MAC_PB -> MAC_PB >= max(nBL, T[T_UNIT]) (stream: the bus, and the buffer-die unit's time for a
+  burst), nCCDS (rank), nCCDL (bank group);
 - ACT -> MAC/RD >= nRCDRD, ACT -> WR >= nRCDWR, ACT -> PRE >= nRAS, ACT -> ACT >= nRC,
   PRE -> ACT >= nRP, MAC/RD -> PRE >= nRTP, WR -> PRE >= nCWL + nBL + nWR (per bank, taken
   over the scope of the command);
@@ -89,8 +90,8 @@ DATA_NAMES = ("wrgb", "mvsb", "mvgb", "sfm", "readout", "other")
 # timing vector indices
 (T_BL, T_CL, T_CWL, T_RCDRD, T_RCDWR, T_RP, T_RAS, T_RC, T_WR, T_RTP, T_CCDS, T_CCDL,
  T_RRDS, T_RRDL, T_FAW, T_WTRS, T_WTRL, T_RTW, T_RFC, T_REFI, T_MACGAP, T_ACTCK,
- T_REFRESH, T_WINDOW, T_CTRL, T_REF0) = range(26)
-N_T = 26
+ T_REFRESH, T_WINDOW, T_CTRL, T_REF0, T_UNIT) = range(27)
+N_T = 27
 # T[T_CTRL] bits: controller policies
 CTRL_EAGER_PRE = 1      # precharge rows no queued request (before a barrier) needs
 CTRL_ONE_BUS = 2        # one command per cycle on a single command bus (row and column)
@@ -529,7 +530,8 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     loc = b % nbpp
                     r_ = loc // (G * B)
                     g_ = (loc // B) % G
-                    rdy = max(rdy, mpb_stream + T[T_BL])
+                    # the buffer-die unit takes a burst per T_UNIT cycles (its lanes and clock)
+                    rdy = max(rdy, mpb_stream + max(T[T_BL], T[T_UNIT]))
                     rdy = max(rdy, mpb_rank[r_] + T[T_CCDS])
                     rdy = max(rdy, mpb_bg[r_ * G + g_] + T[T_CCDL])
                     rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_PB, b, bid, P, nbpp) + T[T_RCDRD])
