@@ -188,19 +188,17 @@ def info(uarch_name):
 def schema(uarch_name):
     """Print the JSON Schema of hardware descriptions (all microarchitectures, or one)."""
     from archsim import uarch
-    names = [uarch_name] if uarch_name else uarch.names()
-    schemas = {n: uarch.get(n).config_cls.model_json_schema() for n in names}
     if uarch_name:
-        out = schemas[uarch_name]
+        out = uarch.get(uarch_name).config_cls.model_json_schema()
     else:
-        defs = {}
-        refs = []
-        for n, s in schemas.items():
-            defs.update(s.pop("$defs", {}))
-            defs[f"{n}_config"] = s
-            refs.append({"$ref": f"#/$defs/{n}_config"})
+        from pydantic.json_schema import models_json_schema
+        # one schema generation for every microarchitecture, so that models of the same name in
+        # different packages (two BufferConfig, two TileConfig) get distinct definitions
+        classes = {n: uarch.get(n).config_cls for n in uarch.names()}
+        refs, top = models_json_schema([(c, "validation") for c in dict.fromkeys(classes.values())])
         out = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "archsim hardware description",
-               "oneOf": refs, "$defs": defs}
+               "oneOf": [refs[(c, "validation")] for c in dict.fromkeys(classes.values())],
+               "$defs": top.get("$defs", {})}
     click.echo(json.dumps(out, indent=2))
 
 

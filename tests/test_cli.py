@@ -59,6 +59,35 @@ def test_list_info_schema_lower(runner, tmp_path):
     assert json.loads(r.output[: r.output.rindex("}") + 1])["instructions"] > 0
 
 
+
+def test_schema_of_all_microarchitectures_keeps_same_named_models_apart(runner):
+    """The sparse tensor core's and the CIM's BufferConfig, and the sparse tensor core's and the
+    GPU's TileConfig, are different models of the same name: each section points at its own
+    (one definition of each name was kept, and cim_llm.yaml failed the schema on buffer.size)."""
+    s = json.loads(runner.invoke(main, ["schema"]).output)
+    defs = s["$defs"]
+
+    def section(uarch, field):
+        tops = [defs[r["$ref"].rsplit("/", 1)[1]] for r in s["oneOf"]]
+        top = next(t for t in tops if uarch in ([t["properties"]["uarch"].get("const")]
+                                                + t["properties"]["uarch"].get("enum", [])))
+        ref = top["properties"][field]
+        ref = ref.get("$ref") or next(a["$ref"] for a in ref.get("anyOf", ref.get("allOf", [])) if "$ref" in a)
+        return set(defs[ref.rsplit("/", 1)[1]]["properties"])
+    assert {"size", "banks"} <= section("sram_cim", "buffer")
+    assert "register_file" in section("stc_2to4", "buffers")
+    assert "split_k" in section("gpu", "tiles")
+    assert len([k for k in defs if k.endswith("TileConfig") and "Warp" not in k]) == 2
+
+
+def test_dram_refresh_off_unquoted(runner):
+    """`refresh: off` unquoted (YAML 1.1 reads it as false) is the 'off' scheme."""
+    from archsim.config.loader import load_arch
+    assert load_arch("attacc_pim", ["memory.dram.refresh=off"]).memory.dram.refresh == "off"
+    r = runner.invoke(main, ["run", "attacc_pim", "gpt2", "--phase", "decode", "--kv-len", "64",
+                             "--set", "memory.dram.refresh=true"])
+    assert r.exit_code == 2 and "memory.dram.refresh" in r.output
+
 def _bad(runner, tmp_path, args, needle):
     out = tmp_path / "never.json"
     r = runner.invoke(main, ["run", *args, "--format", "json", "--out", str(out)])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from archsim.config.types import Strict
 
@@ -71,6 +71,12 @@ class DramConfig(Strict):
     timing: dict[TimingName, TimingValue] = Field(
         default_factory=dict, description="timing overrides in CK cycles under the presets' names (CL, CWL, "
         "tRCD, tRP, tRAS, tFAW, ...; tCK_ps in ps), e.g. {tRCD: 16}")
+
+    @field_validator("refresh", mode="before")
+    @classmethod
+    def _refresh_off(cls, v):
+        # YAML 1.1 reads an unquoted `off` as false
+        return "off" if v is False else v
 
     @model_validator(mode="after")
     def _watermarks(self):
