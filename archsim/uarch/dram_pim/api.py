@@ -161,10 +161,11 @@ def reference_trace_note(pim, workload, field: str):
             f"(KV {workload.kv_len}); pim.reference_trace=false issues each command once, as the hardware would")
 
 
-def check_pim_operands(ops, pim_precision: str, field: str) -> None:
+def check_pim_operands(ops, pim_precision: str, field: str, how: str = "pim.precision") -> None:
     """The operand a PIM unit reads inside the banks (the KV cache of attention, the weights of a
     GEMV) is laid out and computed at the unit's precision: a workload that stores it at another
-    precision is a ConfigError naming ``field`` (the model would otherwise price the wrong bytes)."""
+    precision is a ConfigError naming ``field`` (the model would otherwise price the wrong bytes);
+    ``how``: where the user sets the unit's precision."""
     from archsim.config.types import PRECISION_BITS
     from archsim.workload.graph import GemmOp
 
@@ -178,7 +179,8 @@ def check_pim_operands(ops, pim_precision: str, field: str) -> None:
                 what = "KV cache" if op.role.startswith("attn") else "weights"
                 raise ConfigError([(field, f"{op.name}: the workload keeps its {what} in {op.b.dtype} but the "
                                            f"PIM units compute {pim_precision}; set the PIM's precision to "
-                                           f"{op.b.dtype} (pim.precision) or store the {what} in {pim_precision}")])
+                                           f"{op.b.dtype} ({how.format(p=op.b.dtype)}) or store the {what} in "
+                                           f"{pim_precision}")])
 
 
 def attention_cycles(cfg, batch, kv_lens, heads, head_dim, q_per_kv=1, *, layers=1, overrides=None,

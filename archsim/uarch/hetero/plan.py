@@ -301,7 +301,7 @@ def _balanced_order(ctx, heads, stacks):
 
 def pim_segment(cfg, P, wl, ops, spec) -> Seg:
     from archsim.uarch.dram_pim.api import attention_cycles, check_pim_operands, gemv_cycles, stream_cycles
-    check_pim_operands(ops, P.pim.pim.precision, "pim.set")
+    check_pim_operands(ops, P.pim.pim.precision, "pim.set", how="the entry 'pim.precision={p}' in pim.set")
     roles = {op.role for op in ops}
     sec, energy, kinds, chunks = 0.0, 0.0, {}, []
     nb = (0.0, 0.0, 0.0, 0.0)
