@@ -194,10 +194,10 @@ def schema(uarch_name):
         from pydantic.json_schema import models_json_schema
         # one schema generation for every microarchitecture, so that models of the same name in
         # different packages (two BufferConfig, two TileConfig) get distinct definitions
-        classes = {n: uarch.get(n).config_cls for n in uarch.names()}
-        refs, top = models_json_schema([(c, "validation") for c in dict.fromkeys(classes.values())])
+        classes = list(dict.fromkeys(uarch.get(n).config_cls for n in uarch.names()))
+        refs, top = models_json_schema([(c, "validation") for c in classes])
         out = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "archsim hardware description",
-               "oneOf": [refs[(c, "validation")] for c in dict.fromkeys(classes.values())],
+               "oneOf": [refs[(c, "validation")] for c in classes],
                "$defs": top.get("$defs", {})}
     click.echo(json.dumps(out, indent=2))
 

@@ -601,7 +601,6 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
             if pick >= 0:
                 break
             cw = wcmd[w]
-            row_cmd = cw == CMD_ACT or cw == CMD_PRE
             if welig[w]:
                 blocked = False
                 if w > 0 and cw != CMD_FINAL:
@@ -617,18 +616,17 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                         blocked = True
                     # rows open in request order: an older request waiting to open another row
                     # of one of these banks goes first
-                    for h in range(npend):
-                        if blocked:
-                            break
-                        if prow[h] != row[wi[w]] and _overlap(sw, bw, pscope[h], pbank[h], P, nbpp, B):
-                            blocked = True
+                    h = 0
+                    while not blocked and h < npend:
+                        blocked = prow[h] != row[wi[w]] and _overlap(sw, bw, pscope[h], pbank[h], P, nbpp, B)
+                        h += 1
                 if not blocked:
                     if wrdy[w] <= t:
                         pick = w
                         break
                     if wrdy[w] < tnext:
                         tnext = wrdy[w]
-            if row_cmd:
+            if cw == CMD_ACT or cw == CMD_PRE:
                 pscope[npend] = _scope_of(kind[wi[w]])
                 pbank[npend] = bank[wi[w]]
                 prow[npend] = row[wi[w]]

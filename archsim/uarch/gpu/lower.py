@@ -34,8 +34,8 @@ from archsim.config.types import PRECISION_BITS
 from archsim.errors import LoweringError
 from archsim.isa import Op, ProgramBuilder, VecKind
 from archsim.uarch.gpu.cost import B_DENSE
-from archsim.uarch.gpu.tiling import (CHUNKS, GemmPlan, chunk_plan, flash_tiles, fragment_bytes, k_depth,
-                                      list_schedule, n_chunks, plan_gemm, split_chunks, wave_traffic)
+from archsim.uarch.gpu.tiling import (CHUNKS, chunk_plan, flash_tiles, fragment_bytes, k_depth, list_schedule,
+                                      n_chunks, plan_gemm, split_chunks, wave_plan)
 from archsim.uarch.systolic.cost import prim_table, vector_cycles, vector_rates
 from archsim.workload.graph import GemmOp, VectorOp, attention_name
 from archsim.workload.sparsity import nm_compliant
@@ -283,13 +283,8 @@ class GpuLowerer:
         b_res = self.resident(ops[0].b, K * N * bb * E)
         c_res = self.resident(ops[0].c, rows * N * cb)
         base = self.plan(-(-rows // E), N, K, E, False, kind, a_res, b_res, c_res, (1,))
-        slots = cfg.sm.count * base.per_sm
-        w_ctas, w_a, w_b, w_macs, w_out = wave_traffic(Ms, N, K, E, False, base.tm, base.tn, 1, slots,
-                                                       cfg.tiles.swizzle, ab, bb, self.l2, a_res, b_res)
-        plan = GemmPlan(base.tm, base.tn, 1, base.per_sm, K, int(w_ctas.sum()), len(w_ctas),
-                        tuple(int(x) for x in w_ctas), tuple(float(x) for x in w_a),
-                        tuple(float(x) for x in w_b), tuple(float(x) * cb for x in w_out),
-                        tuple(float(x) for x in w_macs), base.est_cycles)
+        plan = wave_plan(Ms, N, K, E, False, base.tm, base.tn, 1, base.per_sm, cfg.sm.count, cfg.tiles.swizzle,
+                         ab, bb, cb, self.l2, a_res, b_res, base.est_cycles)
         self.record_plan(name, plan, sp, experts=E)
         self.gemm_kernel(layer, plan, kind, c_res, sum(int(op.macs) for op in ops), rows * N, rows)
 
@@ -701,18 +696,18 @@ class GpuLowerer:
         return int(round(t * self.clock))
 
     def expert_groups(self, ops) -> dict:
-        """op name -> its group's name for the experts' ops of a mixture-of-experts layer that run
-        as one kernel (``moe_gemm: grouped``): the same op (up, activation, gate, down) of every
-        active expert of a layer, named with ``experts`` for the expert index."""
+        """group name -> ops, for the experts' ops of a mixture-of-experts layer that run as one
+        kernel (``moe_gemm: grouped``): the same op (up, activation, gate, down) of every active
+        expert of a layer, named with ``experts`` for the expert index."""
+        groups: dict = {}
         if self.cfg.moe_gemm != "grouped":
-            return {}
-        out = {}
+            return groups
         for op in ops:
             if "expert" in op.attrs and op.role in ("expert", "activation", "gate"):
                 name, n = _EXPERT.subn(".experts.", op.name, count=1)
                 if n:
-                    out[op.name] = name
-        return out
+                    groups.setdefault(name, []).append(op)
+        return groups
 
     def run(self, wl):
         self.check_capacity(wl)
@@ -743,9 +738,10 @@ class GpuLowerer:
                     flash.setdefault(op.layer, []).append(op)
         done_att = set()
         experts = self.expert_groups(ops)
+        group_of = {o.name: g for g, members in experts.items() for o in members}
         done_grp: set = set()
         for op in ops:
-            grp = experts.get(op.name)
+            grp = group_of.get(op.name)
             if grp is not None and grp in done_grp:
                 continue                 # lowered with the first expert of its group
             layer = self.pb.layer(op.layer, rep[op.layer])
@@ -774,7 +770,7 @@ class GpuLowerer:
                 continue
             if grp is not None:
                 done_grp.add(grp)
-                members = [o for o in ops if experts.get(o.name) == grp]
+                members = experts[grp]
                 self.pb.tag(grp, [o.name for o in members])
                 if isinstance(op, GemmOp):
                     self.grouped_gemm(members, layer, grp)

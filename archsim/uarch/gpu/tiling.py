@@ -308,9 +308,17 @@ def plan_gemm(M: int, N: int, K: int, G: int, b_shared: bool, a_bpe: float, b_bp
         from archsim.errors import LoweringError
         raise LoweringError(f"no CTA tile of GEMM {M}x{N}x{K} fits the shared memory", path="sm.smem")
     est, _, tm, tn, s, c_res = best
-    w_ctas, w_a, w_b, w_macs, w_out = wave_traffic(M, N, K, G, b_shared, tm, tn, s, n_sm * c_res, swizzle,
+    return wave_plan(M, N, K, G, b_shared, tm, tn, s, c_res, n_sm, swizzle, a_bpe, b_bpe, c_bpe, l2_bytes,
+                     a_resident, b_resident, est)
+
+
+def wave_plan(M, N, K, G, b_shared, tm, tn, s, per_sm, n_sm, swizzle, a_bpe, b_bpe, c_bpe, l2_bytes,
+              a_resident, b_resident, est) -> GemmPlan:
+    """The plan of tm x tn CTA tiles, K split ``s`` ways, ``per_sm`` CTAs on each of ``n_sm`` SMs:
+    its waves and their traffic (:func:`wave_traffic`; ``M`` the rows of every problem or of each)."""
+    w_ctas, w_a, w_b, w_macs, w_out = wave_traffic(M, N, K, G, b_shared, tm, tn, s, n_sm * per_sm, swizzle,
                                                    a_bpe, b_bpe, l2_bytes, a_resident, b_resident)
-    return GemmPlan(tm, tn, s, c_res, -(-K // s), int(w_ctas.sum()), len(w_ctas), tuple(int(x) for x in w_ctas),
+    return GemmPlan(tm, tn, s, per_sm, -(-K // s), int(w_ctas.sum()), len(w_ctas), tuple(int(x) for x in w_ctas),
                     tuple(float(x) for x in w_a), tuple(float(x) for x in w_b),
                     tuple(float(x) * c_bpe for x in w_out), tuple(float(x) for x in w_macs), float(est))
 
