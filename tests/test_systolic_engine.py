@@ -47,6 +47,56 @@ def test_double_buffering_overlaps_loads_with_compute(small_arch):
     assert res.cycles >= max(mem_cycles, compute_cycles)
 
 
+def test_tiles_hide_the_memory_latency_by_hand(small_arch):
+    """32x32 os array, B = 32 x 1024 int8 off chip at 10 B/cycle with 500 cycles of latency.
+    Two slots per operand: a load is issued when the tile two back has computed, so two loads
+    take at least 500 + transfer + compute. K tiles of 256: four 8192-B loads of 820 cycles,
+    tiles of 256 + 62 cycles. L0 [0,820)+500 -> 1320; L1 [820,1640) -> 2140; G0 [1320,1638);
+    L2 at 1638, bus from 1640 -> 2960; G1 [2140,2458); L3 [2460,3280) -> 3780; G2 [2960,3278);
+    G3 [3780,4098). K tiles of 32 (what a tiler blind to latency takes: the same bytes, and the
+    smallest fill) would wait (500 + 103 + 94) / 2 per tile: 11,255 cycles."""
+    small_arch["memory"]["latency"] = "500 ns"
+    res = simulate(small_arch, gemm(32, 32, 1024, a_offchip=False, c_offchip=False, name="g"))
+    assert res.program.meta["tilings"]["g"]["tk"] == 256
+    assert res.cycles == 4098
+
+
+def _weight_bound_gemm_seconds(arch, memory):
+    """A GEMM bound by its weights' bytes (6144 x 2048 FP16, 64x64 array) at 1, 2 and 4 GHz."""
+    arch["array"].update(rows=64, cols=64)
+    arch["sram"].update(filter="512 KiB", ifmap="8 MiB", ofmap="2 MiB")
+    arch["memory"] = memory
+    fp16 = {"weights": "fp16", "activations": "fp16"}
+    times = []
+    for clock in ("1 GHz", "2 GHz", "4 GHz"):
+        arch["clock"] = clock
+        times.append(simulate(arch, gemm(32, 6144, 2048, a_offchip=False, c_offchip=False,
+                                         precision=fp16)).seconds)
+    return times
+
+
+def test_memory_bound_gemm_takes_the_same_time_at_any_clock(small_arch):
+    """Through a 50 GB/s, 100 ns memory the weights' bytes take 0.503 ms at any clock; a faster
+    clock must not make the tiles so small that each load's latency shows (the K tile fell from
+    128 to 32 at 2 GHz: 0.80 ms against 0.52 ms at 1 GHz)."""
+    times = _weight_bound_gemm_seconds(small_arch, {"model": "bandwidth", "bandwidth": "50 GB/s",
+                                                    "latency": "100 ns"})
+    bytes_time = 6144 * 2048 * 2 / 50e9
+    assert min(times) >= bytes_time
+    assert max(times) < 1.02 * bytes_time
+
+
+def test_memory_bound_gemm_on_dram_barely_depends_on_the_clock(small_arch):
+    """The same GEMM on two HBM2 channels (64 GB/s peak). The default mapping (RoBaRaCoCh) keeps
+    a stream in one bank's row, so column reads are tCCD_L = 2 bursts apart: about half the peak
+    at any clock, and the tiles change with the clock only a little (it was 10% at 2 GHz)."""
+    times = _weight_bound_gemm_seconds(small_arch, {"model": "dram", "dram": {"preset": "HBM2-2000",
+                                                                              "channels": 2}})
+    bytes_time = 6144 * 2048 * 2 / 64e9
+    assert 1.9 * bytes_time < min(times) < 2.2 * bytes_time
+    assert max(times) < 1.06 * min(times)
+
+
 def test_tile_that_cannot_fit_is_an_error(small_arch):
     small_arch["sram"] = {"ifmap": "16 B", "filter": "16 B", "ofmap": "16 B"}
     with pytest.raises(LoweringError, match="fits"):

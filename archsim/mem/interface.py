@@ -100,6 +100,9 @@ class MemoryModel:
     name: str = "bandwidth"
     info: dict = field(default_factory=dict)
     report_fn: Optional[Callable] = None    # state -> dict (per-channel utilisation, ...)
+    #: an unloaded read's latency in accelerator cycles (issue to the last byte back, less the
+    #: transfer itself): what a double-buffered load waits beyond its bytes
+    latency_cycles: float = 0.0
 
     def fresh_state(self) -> np.ndarray:
         return self.state.copy()
@@ -115,7 +118,7 @@ def build_bandwidth(mem_cfg, clock_hz: float) -> MemoryModel:
     params = np.array([bpc, float(lat)], dtype=np.float64)
     state = np.zeros((1, 1), dtype=np.int64)
     return MemoryModel(MEM_BANDWIDTH, params, state, bpc, "bandwidth",
-                       {"bytes_per_cycle": bpc, "latency_cycles": lat})
+                       {"bytes_per_cycle": bpc, "latency_cycles": lat}, latency_cycles=float(lat))
 
 
 def build_dram(mem_cfg, clock_hz: float) -> MemoryModel:

@@ -76,5 +76,8 @@ def build_dram_model(mem_cfg, clock_hz: float):
     peak_bpc = preset.peak_bytes_per_tick / preset.channels * C * tick_hz / clock_hz
     info = {"preset": preset.name, "channels": C, "mapping": cfg.mapping, "fidelity": cfg.fidelity,
             "peak_GBps": peak_bpc * clock_hz / 1e9, "tick_ps": preset.tick_ps, "refresh": cfg.refresh}
+    # a read to a closed row: activate, column read, burst (tRCD + CL + BL)
+    t = preset.timing
+    latency = (t["nRCDRD"] + t["nCL"] + t["nBL"]) * preset.tck_ps * 1e-12 * clock_hz
     return MemoryModel(MEM_DRAM, params, state, peak_bpc, "dram", info,
-                       report_fn=lambda st: report(preset, st, clock_hz))
+                       report_fn=lambda st: report(preset, st, clock_hz), latency_cycles=latency)

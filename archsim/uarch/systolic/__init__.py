@@ -22,8 +22,10 @@ class Systolic(Uarch):
         return unit_names(cfg.array.count)
 
     def lower(self, cfg, workload, opts, memory=None):
-        bpc = memory.peak_bytes_per_cycle if memory is not None else cfg.memory.bandwidth / cfg.clock
-        return SystolicLowerer(cfg, bpc).run(workload)
+        if memory is None:
+            from archsim.mem.interface import build_memory
+            memory = build_memory(cfg.memory, cfg.clock)
+        return SystolicLowerer(cfg, memory.peak_bytes_per_cycle, memory.latency_cycles).run(workload)
 
     def cost(self, cfg, program):
         return systolic_cost(program.op, program.layer, program.m, program.n, program.k, program.nbytes,

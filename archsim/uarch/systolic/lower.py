@@ -60,7 +60,7 @@ class SystolicLowerer:
     shared_budget = 0.0        # bytes of activations the shared memory holds between ops
     shared_bpc = 0.0           # its bandwidth in bytes per cycle (0: no shared memory)
 
-    def __init__(self, cfg, memory_bytes_per_cycle: float):
+    def __init__(self, cfg, memory_bytes_per_cycle: float, memory_latency: float = 0.0):
         self.cfg = cfg
         self.R, self.C = cfg.array.rows, cfg.array.cols
         self.df = dataflow_code(cfg.array.dataflow)
@@ -89,6 +89,7 @@ class SystolicLowerer:
             self.act_budget = s.activation_budget * s.ifmap * self.n_arrays
         self.acc_bytes = float(s.accumulator_bytes)
         self.bpc = memory_bytes_per_cycle
+        self.mem_latency = memory_latency      # cycles
         self.done: dict[str, int] = {}           # op name -> instruction that completes it
         self.last_gemm = [[-1, -1] for _ in range(self.n_arrays)]
         self.last_vec = [-1, -1]
@@ -139,7 +140,7 @@ class SystolicLowerer:
         t = choose_tiles(M, N, K, G, df, R, C, P, ab, bb, self.acc_bytes, self.buf["ifmap"],
                          self.buf["filt"], self.buf["ofmap"], self.buf["unified"], a_off, b_off,
                          op.b_shared, self.bpc, bool(self.cfg.array.preload_overlap),
-                         a_at == SHARED, b_at == SHARED, self.shared_bpc)
+                         a_at == SHARED, b_at == SHARED, self.shared_bpc, self.mem_latency)
         self.tilings[op.name] = dict(tm=t.tm, tn=t.tn, tk=t.tk, order=t.order, panel=t.panel,
                                      traffic=int(round(t.est_traffic)))
         nm, nn, nk = -(-M // t.tm), -(-N // t.tn), -(-K // t.tk)
@@ -306,7 +307,10 @@ class SystolicLowerer:
         if a_ld:
             loads(i_la, la, tm_s, tk_s, ab, a_base, a_key, t.tm * t.tk, slot_a, entry, BUF_IFMAP, a_at)
         if b_ld:
-            loads(i_lb, lb, tk_s, tn_s, bb, b_base, b_key, t.tk * t.tn, slot_b, b_entry, BUF_FILTER, b_at)
+            # B is stored as it streams: an N tile's K tiles one after another (the order of the
+            # k loop), so consecutive loads are consecutive addresses, as for A
+            b_addr = (gb * nn + in_) * nk + kk
+            loads(i_lb, lb, tk_s, tn_s, bb, b_base, b_addr, t.tk * t.tn, slot_b, b_entry, BUF_FILTER, b_at)
         j = r(i_g)
         A["unit"][j] = unit_arr
         A["m"][j], A["n"][j], A["k"][j] = tm_s, tn_s, tk_s

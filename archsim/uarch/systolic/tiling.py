@@ -58,11 +58,16 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
                  ifmap: float, filt: float, ofmap: float, unified: float,
                  a_off: bool, b_off: bool, b_shared: bool, bytes_per_cycle: float,
                  preload_overlap: bool = False, a_sh: bool = False, b_sh: bool = False,
-                 shared_bytes_per_cycle: float = 0.0) -> Tiling:
+                 shared_bytes_per_cycle: float = 0.0, latency: float = 0.0) -> Tiling:
     """Best tiling; raises LoweringError if not even the smallest tile fits. ``a_off`` /
     ``b_off``: the operand's tiles come from off-chip memory (``est_traffic`` counts them);
     ``a_sh`` / ``b_sh``: from the arrays' shared on-chip memory, whose bandwidth
-    (``shared_bytes_per_cycle``) bounds the estimate like the off-chip memory's."""
+    (``shared_bytes_per_cycle``) bounds the estimate like the off-chip memory's.
+
+    ``latency``: the off-chip memory's unloaded latency in cycles. With two slots per operand
+    a load can only be issued when the compute two tiles back has freed its slot, so every two
+    off-chip loads of an array take at least latency + their transfer + a tile's compute: a
+    third bound, which keeps small tiles from looking free when memory-bound."""
     # spatial bases per dataflow: os (M on rows, N on cols), ws (K rows, N cols), is (K rows, M cols)
     bm = R if dataflow == 0 else (C if dataflow == 2 else 16)
     bn = C if dataflow in (0, 1) else 16
@@ -119,6 +124,7 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
             a_panel = np.where(panel_a, 1, nn) * M * K * count
             variants = ((False, a_tiles, b_loads, np.ones_like(nk, bool)),
                         (True, a_panel, b_loads, panel_a & (nk > 1) & (nn > 1)))
+        share = np.ceil(outer / n_arrays) / outer          # one array's part of the op
         for pan, a_loads, b_loads, ok in variants:
             if not ok.any():
                 continue
@@ -129,7 +135,12 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
                 shared = a_loads * a_bytes * a_sh + b_loads * b_bytes * b_sh
                 mem = np.maximum(mem, shared / shared_bytes_per_cycle)
                 moved = traffic + shared
-            est = np.maximum(comp, mem) + 0.5 * np.minimum(comp, mem) / np.maximum(steps, 1)
+            bound = np.maximum(comp, mem)
+            if latency > 0 and (a_off or b_off):
+                # off-chip tile loads (an A and a B tile of one step travel together)
+                loads = np.maximum(a_loads / (tm * tk) * a_off, b_loads / (tk * tn) * b_off) * share
+                bound = np.maximum(bound, 0.5 * (loads * latency + traffic * share / bytes_per_cycle + comp))
+            est = bound + 0.5 * np.minimum(comp, mem) / np.maximum(steps, 1)
             # prefer fewer, larger tiles among equals (less per-tile overhead)
             score = np.where(ok, est * (1 + 1e-9 * steps), np.inf)
             i = int(np.argmin(score))
