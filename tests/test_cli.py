@@ -239,6 +239,19 @@ def test_default_run_honours_a_phase_override(runner):
     assert r.exit_code == 2 and "workload.phase" in r.output
 
 
+def test_an_option_and_an_override_of_the_same_workload_field_must_agree(runner, tmp_path):
+    """--kv-len 128 with --set workload.kv_len=256 is refused (naming the field), not silently
+    resolved one way; equal values are fine."""
+    _bad(runner, tmp_path, ["systolic_128x128", "gpt2", "--phase", "decode", "--kv-len", "128",
+                            "--set", "workload.kv_len=256"], "workload.kv_len")
+    _bad(runner, tmp_path, ["systolic_128x128", "gpt2", "--phase", "decode", "--set", "workload.phase=prefill"],
+         "workload.phase")
+    r = runner.invoke(main, ["run", "systolic_128x128", "gpt2", "--phase", "decode", "--kv-len", "256",
+                             "--set", "workload.kv_len=256", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["workload"]["kv_len"] == 256
+
+
 def test_validate_needs_an_existing_root(runner, tmp_path):
     r = runner.invoke(main, ["validate", "--root", str(tmp_path / "none")])
     assert r.exit_code == 2

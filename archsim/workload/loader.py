@@ -95,6 +95,12 @@ def load_workload_spec(source, overrides: Sequence[str] = (), **run):
     from archsim.workload.quant import expand_overrides
     wl_ovs = expand_overrides(wl_ovs)
     data = apply_overrides(data, wl_ovs)
+    set_here = {o.split("=", 1)[0].strip() for o in wl_ovs}
+    clash = [(f"workload.{k}", f"the override workload.{k}={data.get(k)!r} and --{k.replace('_', '-')} "
+                              f"{v!r} disagree; give one of them")
+             for k, v in run.items() if v is not None and k in set_here and data.get(k) != v]
+    if clash:
+        raise WorkloadError(clash, source=where)
     for k, v in run.items():
         if v is not None:
             data[k] = v
