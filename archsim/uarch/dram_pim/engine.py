@@ -369,6 +369,14 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
     wrdy = np.zeros(W, np.int64)
     welig = np.zeros(W, np.bool_)
     hitkeys = np.zeros(W, np.int64)
+    # per addressed bank: the last command timed in this window pass (kind, row) and its status
+    # and ready time; valid while mep equals the pass number
+    mep = np.zeros(nb, np.int64)
+    mk = np.zeros(nb, np.int64)
+    mrow = np.zeros(nb, np.int64)
+    mc = np.zeros(nb, np.int64)
+    mrdy = np.zeros(nb, np.int64)
+    epoch = 0
     hitscope = np.zeros(W, np.int64)
     pscope = np.zeros(W, np.int64)        # older requests waiting for a row command
     pbank = np.zeros(W, np.int64)
@@ -469,6 +477,8 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
         barrier = False
         tag0 = False                 # tagged barriers: the head request is tagged
         t_arr = INF                  # next arrival (one-per-cycle intake)
+        row_ready = False            # an eligible row command in the window is ready now
+        epoch += 1                   # the memo of the window's commands (per bank) starts over
         j = head
         while j < n and nw < W:
             if issued[j]:
@@ -507,76 +517,99 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
             b = bank[j]
             bid = b % B
             scope = _scope_of(k)
-            if scope != S_NONE:
-                c = _row_status(open_row, scope, b, bid, row[j], P, nbpp, B)
+            memo = 0 <= b < nb
+            if memo and mep[b] == epoch and mk[b] == k and mrow[b] == row[j]:
+                # a command this window already timed for the same bank and row: nothing has
+                # changed since, so the same status and ready time
+                c = mc[b]
+                rdy = mrdy[b]
             else:
-                c = CMD_FINAL
-            if c == CMD_FINAL:
-                rdy = col_free
-                if k == K_MAC_AB:
-                    rdy = max(rdy, last_mac_ab + T[T_MACGAP])
-                    rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_AB, b, bid, P, nbpp) + T[T_RCDRD])
-                    rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_AB, b, bid, P, nbpp)
-                              + T[T_CWL] + T[T_BL] + T[T_WTRL])
-                elif k == K_MAC_HB:
-                    rdy = max(rdy, last_mac_ab + T[T_MACGAP])
-                    rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_HB, b, bid, P, nbpp) + T[T_RCDRD])
-                    rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_AB, b, bid, P, nbpp)
-                              + T[T_CWL] + T[T_BL] + T[T_WTRL])
-                elif k == K_MAC_SB:
-                    rdy = max(rdy, last_mac_sb + T[T_MACGAP])
-                    rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_SB, b, bid, P, nbpp) + T[T_RCDRD])
-                elif k == K_MAC_PB:
-                    loc = b % nbpp
-                    r_ = loc // (G * B)
-                    g_ = (loc // B) % G
-                    # the buffer-die unit takes a burst per T_UNIT cycles (its lanes and clock)
-                    rdy = max(rdy, mpb_stream + max(T[T_BL], T[T_UNIT]))
-                    rdy = max(rdy, mpb_rank[r_] + T[T_CCDS])
-                    rdy = max(rdy, mpb_bg[r_ * G + g_] + T[T_CCDL])
-                    rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_PB, b, bid, P, nbpp) + T[T_RCDRD])
+                if scope != S_NONE:
+                    c = _row_status(open_row, scope, b, bid, row[j], P, nbpp, B)
                 else:
-                    p_ = b // nbpp
-                    pr = b // (G * B)
-                    pg = b // B
-                    rdy = max(rdy, dp_pch[p_] + T[T_BL])
-                    rdy = max(rdy, dp_rank[pr] + T[T_CCDS])
-                    rdy = max(rdy, dp_bg[pg] + T[T_CCDL])
-                    if k == K_RD:
-                        rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_BANK, b, bid, P, nbpp) + T[T_RCDRD])
-                        rdy = max(rdy, last_wr_p[p_] + T[T_CWL] + T[T_BL] + T[T_WTRL])
-                    elif k == K_WR or k == K_WR_AB or k == K_WR_HB:
-                        sc = S_BANK if k == K_WR else (S_AB if k == K_WR_AB else S_HB)
-                        rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, sc, b, bid, P, nbpp) + T[T_RCDWR])
-                        rdy = max(rdy, last_rd_p[p_] + T[T_RTW])
-                        if k != K_WR:
-                            rdy = max(rdy, last_mac_ab + T[T_RTW])
-                if scope != S_NONE:            # data-path commands touch no row
+                    c = CMD_FINAL
+                if c == CMD_FINAL:
+                    rdy = col_free
+                    if k == K_MAC_AB:
+                        rdy = max(rdy, last_mac_ab + T[T_MACGAP])
+                        rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_AB, b, bid, P, nbpp) + T[T_RCDRD])
+                        rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_AB, b, bid, P, nbpp)
+                                  + T[T_CWL] + T[T_BL] + T[T_WTRL])
+                    elif k == K_MAC_HB:
+                        rdy = max(rdy, last_mac_ab + T[T_MACGAP])
+                        rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_HB, b, bid, P, nbpp) + T[T_RCDRD])
+                        rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_WR, S_AB, b, bid, P, nbpp)
+                                  + T[T_CWL] + T[T_BL] + T[T_WTRL])
+                    elif k == K_MAC_SB:
+                        rdy = max(rdy, last_mac_sb + T[T_MACGAP])
+                        rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_SB, b, bid, P, nbpp) + T[T_RCDRD])
+                    elif k == K_MAC_PB:
+                        loc = b % nbpp
+                        r_ = loc // (G * B)
+                        g_ = (loc // B) % G
+                        # the buffer-die unit takes a burst per T_UNIT cycles (its lanes and clock)
+                        rdy = max(rdy, mpb_stream + max(T[T_BL], T[T_UNIT]))
+                        rdy = max(rdy, mpb_rank[r_] + T[T_CCDS])
+                        rdy = max(rdy, mpb_bg[r_ * G + g_] + T[T_CCDL])
+                        rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_PB, b, bid, P, nbpp) + T[T_RCDRD])
+                    else:
+                        p_ = b // nbpp
+                        pr = b // (G * B)
+                        pg = b // B
+                        rdy = max(rdy, dp_pch[p_] + T[T_BL])
+                        rdy = max(rdy, dp_rank[pr] + T[T_CCDS])
+                        rdy = max(rdy, dp_bg[pg] + T[T_CCDL])
+                        if k == K_RD:
+                            rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, S_BANK, b, bid, P, nbpp) + T[T_RCDRD])
+                            rdy = max(rdy, last_wr_p[p_] + T[T_CWL] + T[T_BL] + T[T_WTRL])
+                        elif k == K_WR or k == K_WR_AB or k == K_WR_HB:
+                            sc = S_BANK if k == K_WR else (S_AB if k == K_WR_AB else S_HB)
+                            rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, sc, b, bid, P, nbpp) + T[T_RCDWR])
+                            rdy = max(rdy, last_rd_p[p_] + T[T_RTW])
+                            if k != K_WR:
+                                rdy = max(rdy, last_mac_ab + T[T_RTW])
+                elif c == CMD_ACT:
+                    rdy = max(row_free, ref_block)
+                    rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, scope, b, bid, P, nbpp) + T[T_RP])
+                    rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp) + T[T_RC])
+                    if scope == S_BANK:
+                        pr = b // (G * B)
+                        pg = b // B
+                        rdy = max(rdy, act_rank[pr] + T[T_RRDS])
+                        rdy = max(rdy, act_bg[pg] + T[T_RRDL])
+                        if T[T_FAW] > 0:
+                            rdy = max(rdy, faw[pr, faw_pos[pr]] + T[T_FAW])
+                else:
+                    rdy = row_free
+                    rdy = max(rdy, _pre_ready(qa, qs, qb, qbid, qbmax, qsmax, scope, b, bid, P, nbpp, T, wr_rec))
+                if memo:
+                    mep[b] = epoch
+                    mk[b] = k
+                    mrow[b] = row[j]
+                    mc[b] = c
+                    mrdy[b] = rdy
+            if c == CMD_FINAL:
+                # data-path commands touch no row; a hit like the last one adds nothing
+                if scope != S_NONE and not (nh > 0 and hitscope[nh - 1] == scope
+                                            and (hitkeys[nh - 1] == b or scope == S_AB)):
                     hitkeys[nh] = b
                     hitscope[nh] = scope
                     nh += 1
                 welig[nw] = col_ok
-            elif c == CMD_ACT:
-                rdy = max(row_free, ref_block)
-                rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, scope, b, bid, P, nbpp) + T[T_RP])
-                rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp) + T[T_RC])
-                if scope == S_BANK:
-                    pr = b // (G * B)
-                    pg = b // B
-                    rdy = max(rdy, act_rank[pr] + T[T_RRDS])
-                    rdy = max(rdy, act_bg[pg] + T[T_RRDL])
-                    if T[T_FAW] > 0:
-                        rdy = max(rdy, faw[pr, faw_pos[pr]] + T[T_FAW])
-                welig[nw] = row_ok
             else:
-                rdy = row_free
-                rdy = max(rdy, _pre_ready(qa, qs, qb, qbid, qbmax, qsmax, scope, b, bid, P, nbpp, T, wr_rec))
                 welig[nw] = row_ok
             wi[nw] = j
             wcmd[nw] = c
             wrdy[nw] = rdy
             nw += 1
             j += 1
+            if welig[nw - 1] and rdy <= t:
+                if c != CMD_FINAL:
+                    row_ready = True
+                elif not row_ready:
+                    # the oldest ready column command, and no row command before it is ready:
+                    # it is the pick whatever the rest of the window holds
+                    break
             if tagged and nw > 1 and tag[j - 1]:
                 break
         # ---- pass 2: pick ----
@@ -627,10 +660,14 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     if wrdy[w] < tnext:
                         tnext = wrdy[w]
             if cw == CMD_ACT or cw == CMD_PRE:
-                pscope[npend] = _scope_of(kind[wi[w]])
-                pbank[npend] = bank[wi[w]]
-                prow[npend] = row[wi[w]]
-                npend += 1
+                ps = _scope_of(kind[wi[w]])
+                # one like the last adds nothing to the hold-backs
+                if not (npend > 0 and pscope[npend - 1] == ps and pbank[npend - 1] == bank[wi[w]]
+                        and prow[npend - 1] == row[wi[w]]):
+                    pscope[npend] = ps
+                    pbank[npend] = bank[wi[w]]
+                    prow[npend] = row[wi[w]]
+                    npend += 1
         if pick < 0 and eager:
             # nothing to issue now: precharge an open bank that no request before the first
             # barrier of the window needs, as soon as it may close
