@@ -137,8 +137,10 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
                 moved = traffic + shared
             bound = np.maximum(comp, mem)
             if latency > 0 and (a_off or b_off):
-                # off-chip tile loads (an A and a B tile of one step travel together)
-                loads = np.maximum(a_loads / (tm * tk) * a_off, b_loads / (tk * tn) * b_off) * share
+                # off-chip tile loads, edge tiles included (an A and a B tile of one step travel
+                # together): each pass over an operand loads all its tiles
+                loads = np.maximum(a_loads / (M * K) * (nm * nk) * a_off,
+                                   b_loads / (K * N) * (nk * nn) * b_off) * share
                 bound = np.maximum(bound, 0.5 * (loads * latency + traffic * share / bytes_per_cycle + comp))
             est = bound + 0.5 * np.minimum(comp, mem) / np.maximum(steps, 1)
             # prefer fewer, larger tiles among equals (less per-tile overhead)
