@@ -24,6 +24,11 @@ import numpy as np
 
 from archsim.errors import LoweringError
 from archsim.uarch.systolic.folds import fold_counts_many, gemm_compute_cycles_many
+from archsim.uarch.systolic.pipeline import pipeline_cycles
+
+#: tilings within this fraction of the best estimate are timed (at most TIMED_MAX per loop order)
+TIMED_NEAR = 0.05
+TIMED_MAX = 12
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,8 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
                  ifmap: float, filt: float, ofmap: float, unified: float,
                  a_off: bool, b_off: bool, b_shared: bool, bytes_per_cycle: float,
                  preload_overlap: bool = False, a_sh: bool = False, b_sh: bool = False,
-                 shared_bytes_per_cycle: float = 0.0, latency: float = 0.0) -> Tiling:
+                 shared_bytes_per_cycle: float = 0.0, latency: float = 0.0, c_off: bool = False,
+                 c_bytes: float = 0.0) -> Tiling:
     """Best tiling; raises LoweringError if not even the smallest tile fits. ``a_off`` /
     ``b_off``: the operand's tiles come from off-chip memory (``est_traffic`` counts them);
     ``a_sh`` / ``b_sh``: from the arrays' shared on-chip memory, whose bandwidth
@@ -67,7 +73,14 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
     ``latency``: the off-chip memory's unloaded latency in cycles. With two slots per operand
     a load can only be issued when the compute two tiles back has freed its slot, so every two
     off-chip loads of an array take at least latency + their transfer + a tile's compute: a
-    third bound, which keeps small tiles from looking free when memory-bound."""
+    third bound, which keeps small tiles from looking free when memory-bound.
+
+    With a latency and an operand from memory, the tilings the estimate ranks within
+    ``TIMED_NEAR`` of its best (at most ``TIMED_MAX`` per loop order) are timed by replaying
+    their tile pipeline (:func:`archsim.uarch.systolic.pipeline.pipeline_cycles`; ``c_off``,
+    ``c_bytes``: the output tiles go to memory, at that many bytes an element), and the fastest
+    is taken: edge tiles and uneven loads chain through the slots in ways the estimate averages
+    away."""
     # spatial bases per dataflow: os (M on rows, N on cols), ws (K rows, N cols), is (K rows, M cols)
     bm = R if dataflow == 0 else (C if dataflow == 2 else 16)
     bn = C if dataflow in (0, 1) else 16
@@ -105,6 +118,8 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
     else:
         panel_a, panel_b = 2 * a_pan <= ifmap, 2 * b_pan <= filt
     best = {}                  # False: tile reuse only; True: a resident panel of the outer operand
+    near = {}
+    timed = latency > 0 and (a_off or b_off)
     for order in ("nm", "mn"):
         outer = (nn if order == "nm" else nm) * count
         inner = steps // outer
@@ -145,16 +160,29 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
             est = bound + 0.5 * np.minimum(comp, mem) / np.maximum(steps, 1)
             # prefer fewer, larger tiles among equals (less per-tile overhead)
             score = np.where(ok, est * (1 + 1e-9 * steps), np.inf)
-            i = int(np.argmin(score))
-            cand = (float(score[i]), order, int(tm[i]), int(tn[i]), int(tk[i]), float(est[i]), float(traffic[i]), pan,
-                    float(moved[i]))
-            if pan not in best or cand[0] < best[pan][0]:
-                best[pan] = cand
+            if timed:
+                # the candidates near the best estimate, kept for timing
+                idx = np.argsort(score, kind="stable")[:TIMED_MAX]
+                idx = idx[score[idx] <= score[idx[0]] * (1 + TIMED_NEAR)]
+            else:
+                idx = [int(np.argmin(score))]
+            for i in idx:
+                cand = (float(score[i]), order, int(tm[i]), int(tn[i]), int(tk[i]), float(est[i]),
+                        float(traffic[i]), pan, float(moved[i]))
+                near.setdefault(pan, []).append(cand)
+    for pan, cs in near.items():
+        if timed:
+            # time each near candidate's tile pipeline; the estimate breaks ties
+            cs = [(float(pipeline_cycles(M, N, K, count, c[2], c[3], c[4], c[1] == "nm", pan, a_off, b_off,
+                                         c_off, b_shared, a_bytes, b_bytes, c_bytes, n_arrays, dataflow, R, C,
+                                         preload_overlap, bytes_per_cycle, int(round(latency)))), c[0]) + c[1:]
+                  for c in cs]
+        best[pan] = min(cs, key=lambda c: c[0])
     # a resident panel is taken only where it saves traffic (off-chip and shared) over the best
     # tiling without one (the estimate alone would trade larger tiles for more, smaller ones at
     # equal traffic)
     pick = best[False]
-    if True in best and best[True][8] < pick[8] and best[True][0] < pick[0]:
+    if True in best and best[True][-1] < pick[-1] and best[True][0] < pick[0]:
         pick = best[True]
-    _, order, a, b, c, est, tr, pan, _ = pick
+    order, a, b, c, est, tr, pan, _ = pick[-8:]
     return Tiling(a, b, c, order, est, tr, pan)
