@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,6 +30,19 @@ from archsim.uarch.systolic.pipeline import pipeline_cycles
 #: tilings within this fraction of the best estimate are timed (at most TIMED_MAX per loop order)
 TIMED_NEAR = 0.05
 TIMED_MAX = 12
+
+
+class _Cand(NamedTuple):
+    """A candidate tiling, ranked by ``rank``: its timed cycles, or the estimate's score when
+    untimed."""
+    rank: float
+    order: str
+    tm: int
+    tn: int
+    tk: int
+    est: float
+    traffic: float
+    moved: float          # bytes through off-chip and shared memory
 
 
 @dataclass(frozen=True)
@@ -151,7 +165,7 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
                 mem = np.maximum(mem, shared / shared_bytes_per_cycle)
                 moved = traffic + shared
             bound = np.maximum(comp, mem)
-            if latency > 0 and (a_off or b_off):
+            if timed:
                 # off-chip tile loads, edge tiles included (an A and a B tile of one step travel
                 # together): each pass over an operand loads all its tiles
                 loads = np.maximum(a_loads / (M * K) * (nm * nk) * a_off,
@@ -167,22 +181,20 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
             else:
                 idx = [int(np.argmin(score))]
             for i in idx:
-                cand = (float(score[i]), order, int(tm[i]), int(tn[i]), int(tk[i]), float(est[i]),
-                        float(traffic[i]), pan, float(moved[i]))
-                near.setdefault(pan, []).append(cand)
+                near.setdefault(pan, []).append(_Cand(float(score[i]), order, int(tm[i]), int(tn[i]),
+                                                      int(tk[i]), float(est[i]), float(traffic[i]), float(moved[i])))
     for pan, cs in near.items():
         if timed:
-            # time each near candidate's tile pipeline; the estimate breaks ties
-            cs = [(float(pipeline_cycles(M, N, K, count, c[2], c[3], c[4], c[1] == "nm", pan, a_off, b_off,
-                                         c_off, b_shared, a_bytes, b_bytes, c_bytes, n_arrays, dataflow, R, C,
-                                         preload_overlap, bytes_per_cycle, int(round(latency)))), c[0]) + c[1:]
-                  for c in cs]
-        best[pan] = min(cs, key=lambda c: c[0])
+            # time each near candidate's tile pipeline
+            cs = [c._replace(rank=float(pipeline_cycles(
+                M, N, K, count, c.tm, c.tn, c.tk, c.order == "nm", pan, a_off, b_off, c_off, b_shared, a_bytes,
+                b_bytes, c_bytes, n_arrays, dataflow, R, C, preload_overlap, bytes_per_cycle, int(round(latency)))))
+                for c in cs]
+        best[pan] = min(cs, key=lambda c: c.rank)         # the first among equals
     # a resident panel is taken only where it saves traffic (off-chip and shared) over the best
     # tiling without one (the estimate alone would trade larger tiles for more, smaller ones at
     # equal traffic)
-    pick = best[False]
-    if True in best and best[True][-1] < pick[-1] and best[True][0] < pick[0]:
-        pick = best[True]
-    order, a, b, c, est, tr, pan, _ = pick[-8:]
-    return Tiling(a, b, c, order, est, tr, pan)
+    pick, pan = best[False], False
+    if True in best and best[True].moved < pick.moved and best[True].rank < pick.rank:
+        pick, pan = best[True], True
+    return Tiling(pick.tm, pick.tn, pick.tk, pick.order, pick.est, pick.traffic, pan)
