@@ -107,12 +107,14 @@ def test_tile_pipeline_replay_is_the_simulated_gemm(df, preload, lat, M, N, K, a
     pipe, the latency after each transfer, the array in order) takes exactly the cycles the
     lowered program takes on one array when the output stays on chip, whatever the dataflow,
     edge tiles and panels."""
+    import copy
+
+    from conftest import SMALL_ARCH          # the small_arch fixture's design (hypothesis draws here)
     from archsim.uarch.systolic.pipeline import pipeline_cycles
-    # the small_arch fixture's design (32x32, 10 B/cycle at 1 GHz), built here for hypothesis
-    arch = {"name": "tiny", "uarch": "systolic", "clock": "1 GHz", "tech_node_nm": 45, "precision": "int8",
-            "array": {"rows": 32, "cols": 32, "dataflow": df, "preload_overlap": preload and df != "os"},
-            "sram": {"ifmap": sram[0], "filter": sram[1], "ofmap": "64 KiB"}, "vector": {"lanes": 32},
-            "memory": {"model": "bandwidth", "bandwidth": "10 GB/s", "latency": f"{lat} ns"}}
+    arch = copy.deepcopy(SMALL_ARCH)
+    arch["array"].update(dataflow=df, preload_overlap=preload and df != "os")
+    arch["memory"]["latency"] = f"{lat} ns"
+    arch["sram"] = {"ifmap": sram[0], "filter": sram[1], "ofmap": "64 KiB"}
     res = simulate(arch, gemm(M, N, K, a_offchip=a_off, c_offchip=False, name="g"))
     t = res.program.meta["tilings"]["g"]
     replay = pipeline_cycles(M, N, K, 1, t["tm"], t["tn"], t["tk"], t["order"] == "nm", t["panel"], a_off, True,
