@@ -190,11 +190,12 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
                 M, N, K, count, c.tm, c.tn, c.tk, c.order == "nm", pan, a_off, b_off, c_off, b_shared, a_bytes,
                 b_bytes, c_bytes, n_arrays, dataflow, R, C, preload_overlap, bytes_per_cycle, int(round(latency)))))
                 for c in cs]
-        best[pan] = min(cs, key=lambda c: c.rank)         # the first among equals
+        # among equally fast tilings the one that moves the fewest bytes (energy), then the first
+        best[pan] = min(cs, key=lambda c: (c.rank, c.moved))
     # a resident panel is taken only where it saves traffic (off-chip and shared) over the best
-    # tiling without one (the estimate alone would trade larger tiles for more, smaller ones at
-    # equal traffic)
+    # tiling without one and is no slower (the estimate alone would trade larger tiles for more,
+    # smaller ones at equal traffic)
     pick, pan = best[False], False
-    if True in best and best[True].moved < pick.moved and best[True].rank < pick.rank:
+    if True in best and best[True].moved < pick.moved and best[True].rank <= pick.rank:
         pick, pan = best[True], True
     return Tiling(pick.tm, pick.tn, pick.tk, pick.order, pick.est, pick.traffic, pan)
