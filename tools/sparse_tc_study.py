@@ -104,7 +104,26 @@ def main():
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
     t0 = time.time()
-    dens = [0.1, 0.5, 1.0] if a.quick else DENS
+    base, rows, nm, text = results([0.1, 0.5, 1.0] if a.quick else DENS)
+    print(f"dense 2048^3 GEMM: {base:,} cycles\n")
+    print(text)
+    print(f"\nstudy took {time.time() - t0:.1f} s")
+    if not a.no_write:
+        plot(rows, nm, ROOT / "docs" / "img" / "sparse_tc_speedup.png")
+        doc = ROOT / "docs" / "sparse_tc.md"
+        d = doc.read_text()
+        a, b = d.index("<!-- study:begin -->"), d.index("<!-- study:end -->")
+        doc.write_text(d[:a] + "<!-- study:begin -->\n" + doc_body(base, text) + d[b:])
+
+
+def doc_body(base, text) -> str:
+    """What docs/sparse_tc.md holds between its study markers."""
+    return f"Dense tensor core, 2048^3 FP16 GEMM: {base:,} cycles.\n\n" + text + "\n"
+
+
+def results(dens):
+    """The study at the weight densities ``dens``: the dense GEMM's cycles, the speed-up rows,
+    the N:4 rows and the markdown of all tables."""
     base, rows, nm = study(dens)
     e2e = end_to_end()
     md = [table("Speed-up vs weight density (activations dense)", rows["weights"], CORES), "",
@@ -117,17 +136,8 @@ def main():
            "| phase | dense cycles | 2:4 STC | DS-STC | RM-STC | 2:4 STC, 2:4 weights |", "|---|---:|---:|---:|---:|---:|"]
     md += [f"| {r['phase']} | {r['tc_dense']:,} | {r['stc_2to4']:.2f} | {r['ds_stc']:.2f} | {r['rm_stc']:.2f} | "
            f"{r['stc_nm']:.2f} |" for r in e2e]
-    text = "\n".join(md)
-    print(f"dense 2048^3 GEMM: {base:,} cycles\n")
-    print(text)
-    print(f"\nstudy took {time.time() - t0:.1f} s")
-    if not a.no_write:
-        plot(rows, nm, ROOT / "docs" / "img" / "sparse_tc_speedup.png")
-        doc = ROOT / "docs" / "sparse_tc.md"
-        body = (f"Dense tensor core, 2048^3 FP16 GEMM: {base:,} cycles.\n\n" + text + "\n")
-        d = doc.read_text()
-        a, b = d.index("<!-- study:begin -->"), d.index("<!-- study:end -->")
-        doc.write_text(d[:a] + "<!-- study:begin -->\n" + body + d[b:])
+    return base, rows, nm, "\n".join(md)
+
 
 if __name__ == "__main__":
     main()
