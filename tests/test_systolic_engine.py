@@ -288,16 +288,14 @@ def test_lowered_loads_are_the_tilers_traffic(arch, M, N, K, a_off):
 
 
 def test_panel_on_several_arrays_loads_each_panel_once():
-    """neupims_npu (8 arrays): 256x384x256 FP16 with A and B in memory runs 3 weight-column
-    panels of 256 x 128 (one per array), each loaded once and kept over both 128-row passes:
-    B moves once (196,608 B), A once per panel (3 x 131,072 B). (With the memory's 100 ns the
-    tiler times its candidates and takes 256 x 128 tiles without a panel, the same bytes; at
-    zero latency its estimate takes the panels.)"""
-    res = simulate("neupims_npu", gemm(256, 384, 256, a_offchip=True, c_offchip=False, name="g"),
-                   overrides=["memory.latency=0 ns"])
+    """neupims_npu (8 arrays): 1024x384x256 FP16 with A and B in memory runs six activation
+    panels of 176 x 256 (1024 / 6 rows, one per array on six of the eight), each loaded once and
+    kept while the three 128-column weight tiles stream past it: A moves once (524,288 B), B
+    once per panel (6 x 196,608 B). Without the panel A would move once per weight tile."""
+    res = simulate("neupims_npu", gemm(1024, 384, 256, a_offchip=True, c_offchip=False, name="g"))
     t = res.program.meta["tilings"]["g"]
-    assert (t["order"], t["panel"], t["tm"], t["tn"], t["tk"]) == ("nm", True, 128, 128, 128)
-    assert res.offchip_bytes == 256 * 384 * 2 + 3 * 256 * 256 * 2 == t["traffic"]
+    assert (t["order"], t["panel"], t["tm"], t["tn"]) == ("mn", True, 176, 128)
+    assert res.offchip_bytes == 1024 * 256 * 2 + 6 * 384 * 256 * 2 == t["traffic"]
 
 
 def test_equally_fast_tilings_take_the_fewest_bytes():

@@ -34,16 +34,17 @@ def shared_arch(small_arch):
 
 
 def test_an_activation_in_the_shared_memory_moves_through_its_pipe(small_arch, shared_arch):
-    # The tiler keeps 32 x 32 output tiles: g1's K = 64 in one tile (W1's eight 64 x 32 column
-    # tiles loaded once each, X on chip), g2's K = 256 in one tile (a 32 x 256 A tile is 8 KiB,
-    # double buffered in the 64 KiB ifmap buffer; W2, 8 KiB, loaded once and kept). H = 65,536 B
-    # is therefore written as 64 tiles of 32 x 32 = 1,024 B and read as 8 tiles of 8,192 B.
+    # With H in the shared memory the tiler keeps 32 x 32 output tiles: g1's K = 64 in one tile
+    # (W1's eight 64 x 32 column tiles loaded once each, X on chip), g2's K = 256 in one tile (a
+    # 32 x 256 A tile is 8 KiB, double buffered in the 64 KiB ifmap buffer; W2, 8 KiB, loaded
+    # once and kept). H = 65,536 B is therefore written as 64 tiles of 32 x 32 = 1,024 B and read
+    # as 8 tiles of 8,192 B. (With H off-chip the timed tiler takes other tiles, whichever
+    # time the memory's traffic best.)
     base = simulate(small_arch, two_gemms())
     sh = simulate(shared_arch, two_gemms())
-    for res in (base, sh):
-        t1, t2 = (res.program.meta["tilings"][g] for g in ("g1", "g2"))
-        assert (t1["tm"], t1["tn"], t1["tk"]) == (32, 32, 64)
-        assert (t2["tm"], t2["tn"], t2["tk"]) == (32, 32, 256)
+    t1, t2 = (sh.program.meta["tilings"][g] for g in ("g1", "g2"))
+    assert (t1["tm"], t1["tn"], t1["tk"]) == (32, 32, 64)
+    assert (t2["tm"], t2["tn"], t2["tk"]) == (32, 32, 256)
     weights = 64 * 256 + 256 * 32
     assert base.offchip_bytes == weights + 2 * 65536          # H out to memory and back
     assert sh.offchip_bytes == weights                        # H stays on chip
@@ -56,11 +57,8 @@ def test_an_activation_in_the_shared_memory_moves_through_its_pipe(small_arch, s
     # do, the shared memory's transfers (64 x ceil(1024 / 100) + 8 x ceil(8192 / 100) = 1,360
     # cycles of its pipe) hidden behind them
     assert base.cycles >= base.offchip_bytes / 10
-    assert sh.units["array0"] == base.units["array0"] == 10608
+    assert sh.units["array0"] == 10608
     assert sh.units["array0"] <= sh.cycles < 1.1 * sh.units["array0"] < base.cycles
-    # the tile buffers see the same bytes either way (written from wherever the tile comes)
-    for c in ("ifmap_sram", "ofmap_sram"):
-        assert sh.components[c]["counts"] == base.components[c]["counts"]
     # and the shared memory's accesses are priced
     assert sh.components["shared_sram"]["energy_pj"]["read_bytes"] > 0
 
@@ -150,3 +148,29 @@ def test_repeated_layers_take_at_least_the_shared_memory_time():
         for name, busy in zip(prog.layer_names, pipe):
             assert per_layer[name] >= busy
         assert res.cycles >= int((pipe * prog.layer_weights).sum())
+
+
+def test_near_fastest_tiling_with_fewer_offchip_bytes_wins(monkeypatch):
+    """A Llama-2-7B QKV projection on tpuv4i (2048 x 12288 x 4096 BF16, the input in the CMEM,
+    the weights in HBM). 256-row tiles re-read the 96 MiB of weights 8 times (768 MiB), 512-row
+    ones 4 times (384 MiB); the activations come from the CMEM once per 256-column weight tile
+    either way (48 x 16 MiB). The timed replay has the 512-row tiling 0.03% slower: within the
+    tiler's 1% slack, it moves half the bytes off chip and is taken."""
+    import archsim.uarch.systolic.tiling as tiling
+    gb = GraphBuilder()
+    gb.add(GemmOp("g", "l", 2048, 12288, 4096, Tensor("X", (2048, 4096), "bf16", "activation"),
+                  Tensor("W", (4096, 12288), "bf16", "weight"), Tensor("Y", (2048, 12288), "bf16", "activation")))
+    wl = Workload("qkv", gb.g, [LayerGroup("l", 1)])
+    res = simulate("tpuv4i", wl)
+    t = res.program.meta["tilings"]["g"]
+    assert (t["tm"], t["tn"]) == (512, 256)
+    assert res.offchip_bytes == 4 * 4096 * 12288 * 2
+    assert res.components["shared_sram"]["counts"]["read_bytes"] == 48 * 2048 * 4096 * 2
+    monkeypatch.setattr(tiling, "TIME_SLACK", 0.0)
+    tiling.choose_tiles.cache_clear()
+    fastest = simulate("tpuv4i", wl)
+    tiling.choose_tiles.cache_clear()
+    assert fastest.program.meta["tilings"]["g"]["tm"] == 256
+    assert fastest.offchip_bytes == 8 * 4096 * 12288 * 2
+    assert fastest.cycles < res.cycles < 1.01 * fastest.cycles
+    assert res.energy_pj < 0.9 * fastest.energy_pj

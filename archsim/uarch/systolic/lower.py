@@ -140,7 +140,8 @@ class SystolicLowerer:
         t = choose_tiles(M, N, K, G, df, R, C, P, ab, bb, self.acc_bytes, self.buf["ifmap"],
                          self.buf["filt"], self.buf["ofmap"], self.buf["unified"], a_off, b_off,
                          op.b_shared, self.bpc, bool(self.cfg.array.preload_overlap),
-                         a_at == SHARED, b_at == SHARED, self.shared_bpc, self.mem_latency, c_off, cb)
+                         a_at == SHARED, b_at == SHARED, self.shared_bpc, self.mem_latency, c_off, cb,
+                         c_at == SHARED)
         self.tilings[op.name] = dict(tm=t.tm, tn=t.tn, tk=t.tk, order=t.order, panel=t.panel,
                                      traffic=int(round(t.est_traffic)))
         nm, nn, nk = -(-M // t.tm), -(-N // t.tn), -(-K // t.tk)

@@ -24,13 +24,14 @@ from archsim.uarch.systolic.cost import tile_cycles
 
 @njit(cache=True)
 def _program(M, N, K, G, tm, tn, tk, order_nm, panel, a_ld, b_ld, c_st, b_shared, a_bytes, b_bytes,
-             c_bytes, P, dataflow, R, C, preload):
+             c_bytes, P, dataflow, R, C, preload, a_sh, b_sh):
     """Every array's part of the tiled GEMM as three in-order queues per array (array p runs
     the outer iterations p, p + P, ...), concatenated array after array; ``*_off[p]`` is where
     array p's entries begin. Steps: duration, the load serving each operand, the store whose
-    slot the step waits for. Loads (program order, A before B within a step): bytes and the
-    step whose GEMM end it waits for. Stores: bytes and the step that finishes the tile. All
-    indices are global."""
+    slot the step waits for. Loads (program order, A before B within a step): bytes, the step
+    whose GEMM end it waits for and whether it comes from the shared memory. Stores: bytes and
+    the step that finishes the tile. All indices are global. ``a_ld`` / ``b_ld`` / ``c_st``:
+    the operand moves through the queues (from or to off-chip or the shared memory)."""
     nm = -(-M // tm)
     nn = -(-N // tn)
     nk = -(-K // tk)
@@ -43,6 +44,7 @@ def _program(M, N, K, G, tm, tn, tk, order_nm, panel, a_ld, b_ld, c_st, b_shared
     cwait = np.full(steps, -1, np.int64)          # the store the step's output slot waits for
     l_bytes = np.zeros(2 * steps, np.float64)
     l_dep = np.full(2 * steps, -1, np.int64)      # step whose GEMM end the load waits for
+    l_sh = np.zeros(2 * steps, np.bool_)          # from the shared memory
     s_bytes = np.zeros(steps, np.float64)
     s_step = np.zeros(steps, np.int64)
     g_off = np.zeros(P + 1, np.int64)
@@ -51,6 +53,7 @@ def _program(M, N, K, G, tm, tn, tk, order_nm, panel, a_ld, b_ld, c_st, b_shared
     mine_max = (units + P - 1) // P
     last_of_u = np.zeros(mine_max, np.int64)      # the last step of each outer iteration
     ld = np.array([a_ld, b_ld])
+    sh = np.array([a_sh, b_sh])
     pan = np.array([panel and not order_nm, panel and order_nm])
     bpe = np.array([a_bytes, b_bytes])
     prev = np.full(2, -1, np.int64)
@@ -102,8 +105,9 @@ def _program(M, N, K, G, tm, tn, tk, order_nm, panel, a_ld, b_ld, c_st, b_shared
                                 if dep1[x] == -2:       # the second panel: what its first load waits for
                                     dep1[x] = dep
                                 dep = dep1[x]
-                            l_bytes[n_l] = elems[x] * bpe[x]
+                            l_bytes[n_l] = np.ceil(elems[x] * bpe[x])
                             l_dep[n_l] = dep
+                            l_sh[n_l] = sh[x]
                             cur[s, x] = n_l
                             n_l += 1
                             use[x] = s
@@ -114,7 +118,7 @@ def _program(M, N, K, G, tm, tn, tk, order_nm, panel, a_ld, b_ld, c_st, b_shared
                         cwait[s] = n_c - 2              # output slot: the store two tiles back
                     dur[s] = tile_cycles(dataflow, R, C, m, n, k, preload, s == last)
                     if c_st and kk == nk - 1:
-                        s_bytes[n_c] = m * n * c_bytes
+                        s_bytes[n_c] = np.ceil(m * n * c_bytes)
                         s_step[n_c] = s
                         n_c += 1
                     s += 1
@@ -122,18 +126,22 @@ def _program(M, N, K, G, tm, tn, tk, order_nm, panel, a_ld, b_ld, c_st, b_shared
     g_off[P] = s
     l_off[P] = n_l
     s_off[P] = n_c
-    return dur, cur, cwait, l_bytes[:n_l], l_dep[:n_l], s_bytes[:n_c], s_step[:n_c], g_off, l_off, s_off
+    return dur, cur, cwait, l_bytes[:n_l], l_dep[:n_l], l_sh[:n_l], s_bytes[:n_c], s_step[:n_c], g_off, l_off, s_off
 
 
 @njit(cache=True)
 def pipeline_cycles(M, N, K, G, tm, tn, tk, order_nm, panel, a_ld, b_ld, c_st, b_shared,
-                    a_bytes, b_bytes, c_bytes, P, dataflow, R, C, preload, bpc, lat):
+                    a_bytes, b_bytes, c_bytes, P, dataflow, R, C, preload, bpc, lat,
+                    a_sh=False, b_sh=False, c_sh=False, sh_bpc=1.0):
     """Cycles of a GEMM tiled (tm, tn, tk) over ``P`` arrays with the loop order and panel
     residency given; ``a_ld`` / ``b_ld``: the operand's tiles come from memory, ``c_st``: the
-    output tiles go back to it."""
-    dur, cur, cwait, l_bytes, l_dep, s_bytes, s_step, g_off, l_off, s_off = _program(
-        M, N, K, G, tm, tn, tk, order_nm, panel, a_ld, b_ld, c_st, b_shared, a_bytes, b_bytes, c_bytes,
-        P, dataflow, R, C, preload)
+    output tiles go back to it (``bpc`` bytes per cycle, ``lat`` cycles of latency). ``a_sh`` /
+    ``b_sh`` / ``c_sh``: from or to the arrays' shared memory instead, whose pipe moves
+    ``sh_bpc`` bytes per cycle, the transfers in issue order."""
+    dur, cur, cwait, l_bytes, l_dep, l_sh, s_bytes, s_step, g_off, l_off, s_off = _program(
+        M, N, K, G, tm, tn, tk, order_nm, panel, a_ld or a_sh, b_ld or b_sh, c_st or c_sh, b_shared, a_bytes,
+        b_bytes, c_bytes, P, dataflow, R, C, preload, a_sh, b_sh)
+    sh_free = np.int64(0)                         # the shared memory's pipe
     # the memory pipe (the bandwidth model's transfer)
     pipe = np.array([bpc, float(lat)])
     pipe_state = np.zeros((1, 1), np.int64)
@@ -214,12 +222,20 @@ def pipeline_cycles(M, N, K, G, tm, tn, tk, order_nm, panel, a_ld, b_ld, c_st, b
         p, kq = q_arr[best], q_kind[best]
         if kq == 0:
             h = hl[p]
-            l_done[h] = bw_transfer(pipe, pipe_state, seen, 0, l_bytes[h], False, best_t)
+            if l_sh[h]:
+                sh_free = max(best_t, sh_free) + np.int64(np.ceil(l_bytes[h] / sh_bpc))
+                l_done[h] = sh_free
+            else:
+                l_done[h] = bw_transfer(pipe, pipe_state, seen, 0, l_bytes[h], False, best_t)
             free[p, 0] = best_t + 1
             hl[p] += 1
         elif kq == 1:
             h = hs[p]
-            s_done[h] = bw_transfer(pipe, pipe_state, seen, 0, s_bytes[h], True, best_t)
+            if c_sh:
+                sh_free = max(best_t, sh_free) + np.int64(np.ceil(s_bytes[h] / sh_bpc))
+                s_done[h] = sh_free
+            else:
+                s_done[h] = bw_transfer(pipe, pipe_state, seen, 0, s_bytes[h], True, best_t)
             free[p, 1] = best_t + 1
             end = max(end, s_done[h])
             hs[p] += 1

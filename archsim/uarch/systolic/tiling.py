@@ -30,6 +30,10 @@ from archsim.uarch.systolic.pipeline import pipeline_cycles
 #: tilings within this fraction of the best estimate are timed (at most TIMED_MAX per loop order)
 TIMED_NEAR = 0.05
 TIMED_MAX = 12
+#: of the timed tilings, those within this fraction of the fastest compete on off-chip bytes: the
+#: tiler gives up at most 1% of an op's time to move fewer bytes (DRAM energy), as a compiler
+#: that minimises traffic at near-best speed
+TIME_SLACK = 0.01
 
 
 class _Cand(NamedTuple):
@@ -78,7 +82,7 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
                  a_off: bool, b_off: bool, b_shared: bool, bytes_per_cycle: float,
                  preload_overlap: bool = False, a_sh: bool = False, b_sh: bool = False,
                  shared_bytes_per_cycle: float = 0.0, latency: float = 0.0, c_off: bool = False,
-                 c_bytes: float = 0.0) -> Tiling:
+                 c_bytes: float = 0.0, c_sh: bool = False) -> Tiling:
     """Best tiling; raises LoweringError if not even the smallest tile fits. ``a_off`` /
     ``b_off``: the operand's tiles come from off-chip memory (``est_traffic`` counts them);
     ``a_sh`` / ``b_sh``: from the arrays' shared on-chip memory, whose bandwidth
@@ -89,12 +93,13 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
     off-chip loads of an array take at least latency + their transfer + a tile's compute: a
     third bound, which keeps small tiles from looking free when memory-bound.
 
-    With a latency and an operand from memory, the tilings the estimate ranks within
+    With an operand from memory or the shared memory, the tilings the estimate ranks within
     ``TIMED_NEAR`` of its best (at most ``TIMED_MAX`` per loop order) are timed by replaying
-    their tile pipeline (:func:`archsim.uarch.systolic.pipeline.pipeline_cycles`; ``c_off``,
-    ``c_bytes``: the output tiles go to memory, at that many bytes an element), and the fastest
-    is taken: edge tiles and uneven loads chain through the slots in ways the estimate averages
-    away."""
+    their tile pipeline (:func:`archsim.uarch.systolic.pipeline.pipeline_cycles`; ``c_off`` /
+    ``c_sh``: the output tiles go to memory / the shared memory, ``c_bytes`` bytes an element),
+    and of those within ``TIME_SLACK`` of the fastest the one that moves the fewest bytes: edge
+    tiles (a one-column edge tile costs a whole fold for a tiny load) and uneven loads chain
+    through the slots in ways the estimate averages away, with or without a latency."""
     # spatial bases per dataflow: os (M on rows, N on cols), ws (K rows, N cols), is (K rows, M cols)
     bm = R if dataflow == 0 else (C if dataflow == 2 else 16)
     bn = C if dataflow in (0, 1) else 16
@@ -133,7 +138,7 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
         panel_a, panel_b = 2 * a_pan <= ifmap, 2 * b_pan <= filt
     best = {}                  # False: tile reuse only; True: a resident panel of the outer operand
     near = {}
-    timed = latency > 0 and (a_off or b_off)
+    timed = a_off or b_off or a_sh or b_sh
     for order in ("nm", "mn"):
         outer = (nn if order == "nm" else nm) * count
         inner = steps // outer
@@ -183,19 +188,24 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
             for i in idx:
                 near.setdefault(pan, []).append(_Cand(float(score[i]), order, int(tm[i]), int(tn[i]),
                                                       int(tk[i]), float(est[i]), float(traffic[i]), float(moved[i])))
+    if timed:
+        # time each near candidate's tile pipeline; of those within TIME_SLACK of the fastest,
+        # the one that moves the fewest bytes off chip, then through the shared memory, then the
+        # fastest (the first among equals)
+        timed_cs = [(c._replace(rank=float(pipeline_cycles(
+            M, N, K, count, c.tm, c.tn, c.tk, c.order == "nm", pan, a_off, b_off, c_off, b_shared, a_bytes,
+            b_bytes, c_bytes, n_arrays, dataflow, R, C, preload_overlap, bytes_per_cycle, int(round(latency)),
+            a_sh, b_sh, c_sh, max(shared_bytes_per_cycle, 1e-9)))), pan) for pan, cs in near.items() for c in cs]
+        fastest = min(c.rank for c, _ in timed_cs)
+        pick, pan = min(((c, p) for c, p in timed_cs if c.rank <= fastest * (1 + TIME_SLACK)),
+                        key=lambda cp: (cp[0].traffic, cp[0].moved, cp[0].rank))
+        return Tiling(pick.tm, pick.tn, pick.tk, pick.order, pick.est, pick.traffic, pan)
     for pan, cs in near.items():
-        if timed:
-            # time each near candidate's tile pipeline
-            cs = [c._replace(rank=float(pipeline_cycles(
-                M, N, K, count, c.tm, c.tn, c.tk, c.order == "nm", pan, a_off, b_off, c_off, b_shared, a_bytes,
-                b_bytes, c_bytes, n_arrays, dataflow, R, C, preload_overlap, bytes_per_cycle, int(round(latency)))))
-                for c in cs]
-        # among equally fast tilings the one that moves the fewest bytes (energy), then the first
-        best[pan] = min(cs, key=lambda c: (c.rank, c.moved))
+        best[pan] = min(cs, key=lambda c: c.rank)         # the first among equals
     # a resident panel is taken only where it saves traffic (off-chip and shared) over the best
-    # tiling without one and is no slower (the estimate alone would trade larger tiles for more,
-    # smaller ones at equal traffic)
+    # tiling without one (the estimate alone would trade larger tiles for more, smaller ones at
+    # equal traffic)
     pick, pan = best[False], False
-    if True in best and best[True].moved < pick.moved and best[True].rank <= pick.rank:
+    if True in best and best[True].moved < pick.moved and best[True].rank < pick.rank:
         pick, pan = best[True], True
     return Tiling(pick.tm, pick.tn, pick.tk, pick.order, pick.est, pick.traffic, pan)
