@@ -126,6 +126,21 @@ def test_tile_pipeline_replay_is_the_simulated_gemm(df, preload, lat, M, N, K, a
     assert replay == res.cycles
 
 
+def test_one_column_edge_tile_is_avoided_without_latency(small_arch):
+    """Sixteen 1 x 257 x 64 GEMMs (one request's scores over 257 keys, per head) on a 256 x 256
+    OS array, the 64 x 257 K operand from memory at 10 B/cycle, zero latency. As one 257-wide
+    tile each GEMM loads 16,448 B (1,645 cycles) and computes two column folds of
+    64 + 256 + 256 - 2 = 574 cycles; the loads run back to back and the last GEMM's folds
+    follow: 16 x 1,645 + 1,148 = 27,468 cycles. Cut 256 + 1, the one-column edge tile costs a
+    whole fold for a 64-byte load and the slots stall the memory: 35,982 cycles, which the
+    averaged estimate took before the tiler timed its candidates at zero latency too."""
+    small_arch["array"].update(rows=256, cols=256)
+    res = simulate(small_arch, gemm(1, 257, 64, count=16, a_offchip=False, c_offchip=False, name="g"))
+    t = res.program.meta["tilings"]["g"]
+    assert (t["tn"], t["tk"]) == (257, 64)
+    assert res.cycles == 16 * 1645 + 2 * 574
+
+
 def test_timed_tiles_keep_a_slower_clock_no_faster():
     """tpuv1, OPT-1.3B decode (batch 8, KV 512): each attention GEMM's K head is 64 x 513. Split
     256 + 256 + 1, the one-column edge tile's load and fold chain through the two slots and cost
