@@ -141,7 +141,7 @@ class SystolicLowerer:
                          self.buf["filt"], self.buf["ofmap"], self.buf["unified"], a_off, b_off,
                          op.b_shared, self.bpc, bool(self.cfg.array.preload_overlap),
                          a_at == SHARED, b_at == SHARED, self.shared_bpc, self.mem_latency, c_off, cb,
-                         c_at == SHARED)
+                         c_at == SHARED, float(self.cfg.tiling.time_slack))
         self.tilings[op.name] = dict(tm=t.tm, tn=t.tn, tk=t.tk, order=t.order, panel=t.panel,
                                      traffic=int(round(t.est_traffic)))
         nm, nn, nk = -(-M // t.tm), -(-N // t.tn), -(-K // t.tk)

@@ -76,9 +76,20 @@ class SramConfig(Strict):
         return self.unified if self.is_unified else (self.ifmap + self.filter + self.ofmap)
 
 
+class TilingConfig(Strict):
+    """How the compiler picks a GEMM's tiles (the tiler times its near-best candidates by
+    replaying their tile pipelines)."""
+
+    time_slack: float = Field(0.01, ge=0, le=0.5, description=(
+        "of the timed tilings, those within this fraction of the fastest compete on off-chip bytes "
+        "and the one that moves the fewest is taken (near-best speed at the least DRAM traffic); "
+        "0: the fastest"))
+
+
 class SystolicConfig(ArchBase):
     """A TPU-like accelerator: systolic arrays, on-chip SRAM, a vector unit, off-chip memory."""
 
     uarch: Literal["systolic"] = "systolic"
     array: ArrayConfig
     sram: SramConfig
+    tiling: TilingConfig = Field(default_factory=TilingConfig)

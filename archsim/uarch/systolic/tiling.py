@@ -30,10 +30,6 @@ from archsim.uarch.systolic.pipeline import pipeline_cycles
 #: tilings within this fraction of the best estimate are timed (at most TIMED_MAX per loop order)
 TIMED_NEAR = 0.05
 TIMED_MAX = 12
-#: of the timed tilings, those within this fraction of the fastest compete on off-chip bytes: the
-#: tiler gives up at most 1% of an op's time to move fewer bytes (DRAM energy), as a compiler
-#: that minimises traffic at near-best speed
-TIME_SLACK = 0.01
 
 
 class _Cand(NamedTuple):
@@ -82,7 +78,7 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
                  a_off: bool, b_off: bool, b_shared: bool, bytes_per_cycle: float,
                  preload_overlap: bool = False, a_sh: bool = False, b_sh: bool = False,
                  shared_bytes_per_cycle: float = 0.0, latency: float = 0.0, c_off: bool = False,
-                 c_bytes: float = 0.0, c_sh: bool = False) -> Tiling:
+                 c_bytes: float = 0.0, c_sh: bool = False, time_slack: float = 0.01) -> Tiling:
     """Best tiling; raises LoweringError if not even the smallest tile fits. ``a_off`` /
     ``b_off``: the operand's tiles come from off-chip memory (``est_traffic`` counts them);
     ``a_sh`` / ``b_sh``: from the arrays' shared on-chip memory, whose bandwidth
@@ -97,7 +93,7 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
     ``TIMED_NEAR`` of its best (at most ``TIMED_MAX`` per loop order) are timed by replaying
     their tile pipeline (:func:`archsim.uarch.systolic.pipeline.pipeline_cycles`; ``c_off`` /
     ``c_sh``: the output tiles go to memory / the shared memory, ``c_bytes`` bytes an element),
-    and of those within ``TIME_SLACK`` of the fastest the one that moves the fewest bytes: edge
+    and of those within ``time_slack`` of the fastest the one that moves the fewest bytes: edge
     tiles (a one-column edge tile costs a whole fold for a tiny load) and uneven loads chain
     through the slots in ways the estimate averages away, with or without a latency."""
     # spatial bases per dataflow: os (M on rows, N on cols), ws (K rows, N cols), is (K rows, M cols)
@@ -189,7 +185,7 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
                 near.setdefault(pan, []).append(_Cand(float(score[i]), order, int(tm[i]), int(tn[i]),
                                                       int(tk[i]), float(est[i]), float(traffic[i]), float(moved[i])))
     if timed:
-        # time each near candidate's tile pipeline; of those within TIME_SLACK of the fastest,
+        # time each near candidate's tile pipeline; of those within time_slack of the fastest,
         # the one that moves the fewest bytes off chip, then through the shared memory, then the
         # fastest (the first among equals)
         timed_cs = [(c._replace(rank=float(pipeline_cycles(
@@ -197,7 +193,7 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
             b_bytes, c_bytes, n_arrays, dataflow, R, C, preload_overlap, bytes_per_cycle, int(round(latency)),
             a_sh, b_sh, c_sh, max(shared_bytes_per_cycle, 1e-9)))), pan) for pan, cs in near.items() for c in cs]
         fastest = min(c.rank for c, _ in timed_cs)
-        pick, pan = min(((c, p) for c, p in timed_cs if c.rank <= fastest * (1 + TIME_SLACK)),
+        pick, pan = min(((c, p) for c, p in timed_cs if c.rank <= fastest * (1 + time_slack)),
                         key=lambda cp: (cp[0].traffic, cp[0].moved, cp[0].rank))
         return Tiling(pick.tm, pick.tn, pick.tk, pick.order, pick.est, pick.traffic, pan)
     for pan, cs in near.items():
