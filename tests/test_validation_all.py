@@ -18,14 +18,10 @@ KNOWN_MISSES = {
     ("HX-NeuPIMs-GPT3-7B-TP4-B512", "vs_npu_only"),
     ("XPU-A100x4-trtllm05-llama70b-tp4-B64-in2048-out2048", "tokens_per_s"),
     ("XPU-A100-trtllm05-gptj6b-B32-in2048-out128", "tokens_per_s"),
-    ("XPU-H100-trtllm-llama7b-fp8-B768-in128-out128", "tokens_per_s"),
     ("XPU-A100x4-trtllm-llama70b-tp4-B240-in128-out2048", "tokens_per_s_per_gpu"),
-    ("XPU-H100x4-trtllm-falcon180b-fp8-tp4-B1024-in128-out128", "tokens_per_s_per_gpu"),
-    ("XPU-H100-trtllm-ttft-llama2-7b-fp8-in2048", "seconds"),
     ("XPU-H100x4-trtllm-ttft-llama2-70b-fp8-in128", "seconds"),
     ("XPU-H100-trtllm-ttft-gptj6b-fp8-in128", "seconds"),
     ("XPU-A100-trtllm-ttft-gptj6b-in2048", "seconds"),
-    ("XPU-H100-trtllm-ttft-gptj6b-fp8-in2048", "seconds"),
     ("XPU-H100x8-trtllm-ttft-falcon180b-fp8-in2048", "seconds"),
 }
 
@@ -34,7 +30,7 @@ KNOWN_MISSES = {
 def test_every_check_passes_but_the_known_misses():
     from archsim.validate import run_all
     rows = run_all(jobs=2)
-    assert len(rows) >= 778
+    assert len(rows) >= 779
     assert not [r for r in rows if r["status"] not in ("pass", "fail")]     # no case errors
     missed = {(r["id"], r["metric"]) for r in rows if not r["pass"]}
     assert missed - KNOWN_MISSES == set(), "new misses (regressions)"

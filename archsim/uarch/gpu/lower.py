@@ -219,7 +219,7 @@ class GpuLowerer:
         None, B panel bytes relative to a dense one) of a GEMM on this GPU."""
         cfg = self.cfg
         ab, bb, cb = _bpe(op.a.dtype), _bpe(op.b.dtype), _bpe(op.c.dtype)
-        rate = cfg.mma_rate(mma_precision(op))
+        rate = cfg.mma_issue_rate(mma_precision(op))
         bits = operand_bits(op)
         tk = int(k_depth(cfg.tiles.k, bits))
         sp = sparse_mma_of(cfg, op)
@@ -439,7 +439,7 @@ class GpuLowerer:
             bits = operand_bits(op)
             tk = int(k_depth(cfg.tiles.k, bits))
             k_iters += G * -(-M // min_m) * -(-ctx // tk)
-            rate = cfg.mma_rate(prec)
+            rate = cfg.mma_issue_rate(prec)
             ctas[op.role].append((G * reads, one))
         start = self.kernel_start(layer)
         nc = CHUNKS
@@ -524,7 +524,7 @@ class GpuLowerer:
             keys, hd = N, K
             prec = mma_precision(qk)
             bits = operand_bits(qk)
-            rate = cfg.mma_rate(prec)
+            rate = cfg.mma_issue_rate(prec)
             tk = int(k_depth(cfg.tiles.k, bits))
             bq, bk, c = flash_tiles(hd, bits / 8.0, float(cfg.sm.smem), float(cfg.sm.registers),
                                     cfg.accumulator_bytes, cfg.tiles.max_ctas_per_sm)

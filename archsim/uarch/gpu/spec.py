@@ -66,6 +66,17 @@ class SmConfig(Strict):
     mma_efficiency: float = Field(1.0, gt=0, le=1, description=(
         "sustained fraction of the MMA peak under full tensor load (clock held below boost by the "
         "power limit)"))
+    mma_efficiency_by_precision: dict[Precision, float] = Field(default_factory=dict, description=(
+        "mma_efficiency of the tensor cores running a given precision, where it differs (e.g. FP8 "
+        "on Hopper: twice the math per cycle reaches the power limit at a lower share of its peak)"))
+
+    @field_validator("mma_efficiency_by_precision")
+    @classmethod
+    def _efficiencies(cls, v):
+        bad = {p: e for p, e in v.items() if not 0 < e <= 1}
+        if bad:
+            raise ValueError(f"each efficiency must be in (0, 1], got {bad}")
+        return v
     mainloop_overhead_cycles: float = Field(
         0.0, ge=0, description="cycles per main-loop (k-tile) iteration not overlapped with MMA issue "
                                "(barrier, pipeline-stage wait, address arithmetic)")
@@ -257,3 +268,11 @@ class GpuConfig(ArchBase):
     def mma_rate(self, precision: str) -> float:
         r = self.sm.mma_macs_per_cycle.get(self.mma_exec(precision), 0.0)
         return r if r > 0 else self.sm.cuda_macs_per_cycle
+
+    def mma_issue_rate(self, precision: str) -> float:
+        """The MMA rate the kernels are timed with: the peak rate, scaled so that with the
+        cost model's ``mma_efficiency`` it runs at the precision's own sustained share
+        (``mma_efficiency_by_precision``)."""
+        e = self.sm.mma_efficiency_by_precision.get(self.mma_exec(precision))
+        r = self.mma_rate(precision)
+        return r * e / self.sm.mma_efficiency if e is not None else r
