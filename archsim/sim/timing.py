@@ -41,6 +41,14 @@ OP_SYNC = int(Op.SYNC)
 OP_SHARED = int(Op.SHARED)
 
 
+@njit(cache=True, inline="always")
+def shared_transfer(free, t_issue, nbytes, bytes_per_cycle):
+    """Completion of a transfer through the shared on-chip memory's pipe, free from ``free``:
+    transfers go one after another in issue order, ``ceil(bytes / bytes per cycle)`` each."""
+    b = t_issue if t_issue > free else free
+    return b + np.int64(np.ceil(nbytes / bytes_per_cycle))
+
+
 @njit(cache=True)
 def _head_time(u, heads, qend, queue, deps, finish, unit_free, cand, wait_first, wait_next, big):
     """Earliest start of unit ``u``'s head instruction into ``cand[u]``: ``big`` when the unit
@@ -107,8 +115,7 @@ def _schedule(op, unit, layer, deps, nbytes, addr, duration, queue, qstart, qend
         lyr = layer[i]
         if o == OP_LOAD or o == OP_STORE or o == OP_PIM or o == OP_SHARED:
             if o == OP_SHARED:
-                b = t if t > shared_free else shared_free
-                f = b + np.int64(np.ceil(nbytes[i] / shared_bpc))
+                f = shared_transfer(shared_free, t, nbytes[i], shared_bpc)
                 shared_free = f
             else:
                 f = mem_transfer(mem_kind, mem_params, mem_state, mem_counters[lyr], addr[i],

@@ -2,7 +2,7 @@
 memory, an L2 cache, HBM, kernel launches, and tensor parallelism over an interconnect."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
 
@@ -66,17 +66,11 @@ class SmConfig(Strict):
     mma_efficiency: float = Field(1.0, gt=0, le=1, description=(
         "sustained fraction of the MMA peak under full tensor load (clock held below boost by the "
         "power limit)"))
-    mma_efficiency_by_precision: dict[Precision, float] = Field(default_factory=dict, description=(
-        "mma_efficiency of the tensor cores running a given precision, where it differs (e.g. FP8 "
-        "on Hopper: twice the math per cycle reaches the power limit at a lower share of its peak)"))
-
-    @field_validator("mma_efficiency_by_precision")
-    @classmethod
-    def _efficiencies(cls, v):
-        bad = {p: e for p, e in v.items() if not 0 < e <= 1}
-        if bad:
-            raise ValueError(f"each efficiency must be in (0, 1], got {bad}")
-        return v
+    mma_efficiency_by_precision: dict[Precision, Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=dict, description=(
+            "mma_efficiency of the tensor cores running a given precision, where it differs (e.g. "
+            "FP8 on Hopper: twice the math per cycle reaches the power limit at a lower share of its "
+            "peak)"))
     mainloop_overhead_cycles: float = Field(
         0.0, ge=0, description="cycles per main-loop (k-tile) iteration not overlapped with MMA issue "
                                "(barrier, pipeline-stage wait, address arithmetic)")

@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from archsim.mem.interface import N_MEM_COUNTERS, bw_transfer
+from archsim.sim.timing import shared_transfer
 from archsim.uarch.systolic.cost import tile_cycles
 
 
@@ -223,7 +224,7 @@ def pipeline_cycles(M, N, K, G, tm, tn, tk, order_nm, panel, a_ld, b_ld, c_st, b
         if kq == 0:
             h = hl[p]
             if l_sh[h]:
-                sh_free = max(best_t, sh_free) + np.int64(np.ceil(l_bytes[h] / sh_bpc))
+                sh_free = shared_transfer(sh_free, best_t, l_bytes[h], sh_bpc)
                 l_done[h] = sh_free
             else:
                 l_done[h] = bw_transfer(pipe, pipe_state, seen, 0, l_bytes[h], False, best_t)
@@ -232,7 +233,7 @@ def pipeline_cycles(M, N, K, G, tm, tn, tk, order_nm, panel, a_ld, b_ld, c_st, b
         elif kq == 1:
             h = hs[p]
             if c_sh:
-                sh_free = max(best_t, sh_free) + np.int64(np.ceil(s_bytes[h] / sh_bpc))
+                sh_free = shared_transfer(sh_free, best_t, s_bytes[h], sh_bpc)
                 s_done[h] = sh_free
             else:
                 s_done[h] = bw_transfer(pipe, pipe_state, seen, 0, s_bytes[h], True, best_t)

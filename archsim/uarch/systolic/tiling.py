@@ -166,7 +166,7 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
                 mem = np.maximum(mem, shared / shared_bytes_per_cycle)
                 moved = traffic + shared
             bound = np.maximum(comp, mem)
-            if timed:
+            if latency > 0 and (a_off or b_off):
                 # off-chip tile loads, edge tiles included (an A and a B tile of one step travel
                 # together): each pass over an operand loads all its tiles
                 loads = np.maximum(a_loads / (M * K) * (nm * nk) * a_off,
