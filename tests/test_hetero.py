@@ -92,6 +92,29 @@ def test_neupims_interleaves_large_batches_only():
     assert large.to_dict()["uarch_summary"]["sub_batches"] == 2
 
 
+def _npu_fc(batch, ov=()):
+    """Cycles and off-chip bytes of one Llama-2-7B layer's FC GEMMs on the NeuPIMs NPU."""
+    r = simulate("neupims_npu", "llama2-7b", batch=batch, kv_len=16, phase="decode",
+                 overrides=["workload.n_layers=1", *ov])
+    fc = [o for o in r.extra["ops"] if o["name"] in ("block.qkv", "block.o", "block.up", "block.down")]
+    assert len(fc) == 4
+    return sum(o["added_cycles"] for o in fc), {o["name"]: o["offchip_bytes"] for o in fc}
+
+
+def test_neupims_npu_streams_activations_from_memory():
+    """The NeuPIMs NPU's cores have private scratchpads and its reference GEMM loads every tile's
+    operands from memory: no activation stays on chip between ops, so the QKV projection reads
+    its input (256 x 4096 x 2 B) at least once more than with the 8 cores' buffers pooled for
+    activations (the budget 0.5, which keeps that input on chip), and a 512-row FC costs about
+    twice a 256-row one instead of three times."""
+    c256, b256 = _npu_fc(256)
+    c512, _ = _npu_fc(512)
+    assert 1.7 < c512 / c256 < 2.3
+    pooled, pb = _npu_fc(256, ["sram.activation_budget=0.5"])
+    assert b256["block.qkv"] - pb["block.qkv"] >= 256 * 4096 * 2
+    assert pooled < 0.8 * c256 and c512 / pooled > 2.5
+
+
 def test_single_row_buffer_serialises_shared_memory():
     _, _, dual = _run("neupims", SMALL, [], batch=64, kv_len=2048)
     _, _, single = _run("neupims", SMALL, ["pim.dual_row_buffer=false"], batch=64, kv_len=2048)
@@ -195,7 +218,7 @@ def test_bounds_name_what_offloading_costs():
     gqa = dict(SMALL, n_kv_heads=1)
     cfg, w, r = _run("neupims", gqa, batch=1, kv_len=4096)
     b = bounds(cfg, w, r)
-    assert r.seconds > 1.3 * b["xpu_only_s"] and b["pim_excess_s"] > 0.3 * r.seconds
+    assert r.seconds > 1.3 * b["xpu_only_s"] and b["pim_excess_s"] > 0.25 * r.seconds
     assert b["lower_s"] <= r.seconds <= b["upper_s"] * (1 + 1e-9)
     cfg, w, r = _run("neupims", SMALL, ["interleave_min_batch=2"], batch=2, kv_len=512)
     b = bounds(cfg, w, r)
