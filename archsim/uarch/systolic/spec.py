@@ -53,8 +53,10 @@ class SramConfig(Strict):
     word_bytes: PositiveInt = Field(1, description="bytes per SRAM word")
     accumulator_bytes: PositiveInt = Field(4, description="bytes per partial sum")
     activation_budget: float = Field(0.5, ge=0, le=1,
-                                     description="fraction of the ifmap (or unified) buffer that may hold "
-                                                 "activations between ops before they spill off-chip")
+                                     description="fraction of the ifmap (or unified) buffers, of all arrays "
+                                                 "together, that may hold activations between ops before "
+                                                 "they spill off-chip (arrays fed from one memory; 0 for "
+                                                 "cores with private scratchpads)")
     shared: Optional[SharedSramConfig] = Field(None, description="on-chip memory shared by all arrays "
                                                                  "(a global buffer / CMEM), if any")
 
