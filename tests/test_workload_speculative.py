@@ -67,7 +67,7 @@ def test_bad_speculative_input(spec):
 def test_verify_pass_on_pim_conserves_macs(arch):
     """The target verifies k + 1 = 5 positions per request: PIM units take one query row at a time,
     so every row's attention is run and counted (one row was, 5.8 M MACs short on AiM); in a hetero
-    system the draft's 48-block passes hand their last block's tail to the draft head once per
+    system the draft's block passes hand their last block's tail to the draft head once per
     block, not once per head instance."""
     b = 1 if arch in ("aim", "hbm_pim", "attacc_pim") else 4
     r = simulate(arch, "spec-llama2-7b", phase="decode", batch=b, kv_len=512)
@@ -83,3 +83,26 @@ def test_pim_attention_time_grows_with_the_verified_rows():
     att1 = next(o for o in one.extra["ops"] if o["name"] == "block.attention")["added_cycles"]
     att5 = next(o for o in r.extra["ops"] if o["name"] == "target.block.attention")["added_cycles"]
     assert att5 == pytest.approx(5 * att1, rel=0.02)
+
+
+def test_shipped_speculative_workload_runs_tensor_parallel():
+    """spec-llama2-7b drafts with TinyLlama-1.1B (the target's tokenizer; 32 query heads over 4 KV
+    heads), so it splits over the 8 GPUs of a DGX as its target does: the draft's 22 blocks run
+    k = 4 times, the target's 32 once, and no vocabulary note."""
+    r = simulate("dgx_a100", "spec-llama2-7b")
+    spec = r.workload.spec
+    assert spec["draft_spec"]["vocab_size"] == spec["target_spec"]["vocab_size"] == 32000
+    reps = {g.name: g.repeat for g in load("dgx_a100", "spec-llama2-7b")[1].groups}
+    assert reps["draft.block"] == 4 * 22 and reps["target.block"] == 32
+    assert not any("vocabulary" in n for n in r.extra.get("notes", []))
+    assert r.extra["speculative"]["accepted_tokens_per_s"] > 0
+
+
+def test_a_draft_with_another_vocabulary_is_noted(spec):
+    """A GPT-2 draft for a Llama target proposes token ids the target cannot verify: the run is
+    still costed, with a note naming workload.draft and both vocabulary sizes."""
+    r = simulate("systolic_128x128", dict(spec, draft="gpt2"), overrides=[])
+    notes = [n for n in r.extra.get("notes", []) if n.startswith("workload.draft")]
+    assert len(notes) == 1 and "50257" in notes[0] and "32000" in notes[0]
+    ok = simulate("systolic_128x128", spec)
+    assert not any(n.startswith("workload.draft") for n in ok.extra.get("notes", []))

@@ -230,7 +230,9 @@ def simulate_loaded(cfg, wl, *, seed: int = 0, keep_timeline: bool = False, all_
     if callable(summary):
         res.extra["uarch_summary"] = summary(res)
     from archsim.workload.batching import context_note
-    notes = u.notes(cfg, wl) + [n for n in [dense_pruning_note(u, cfg, wl), context_note(wl)] if n]
+    from archsim.workload.speculative import vocabulary_note
+    notes = u.notes(cfg, wl) + [n for n in [dense_pruning_note(u, cfg, wl), context_note(wl),
+                                            vocabulary_note(wl)] if n]
     if notes:
         res.extra["notes"] = notes
     return res

@@ -115,3 +115,18 @@ def speculative_metrics(result) -> dict:
     return {"accepted_tokens_per_iteration": acc,
             "accepted_tokens_per_s": acc / secs if secs > 0 else None,
             "accepted_tokens_per_j": acc / e_j if e_j > 0 else None}
+
+
+def vocabulary_note(wl) -> str:
+    """A note when a speculative workload's draft and target have vocabularies of different sizes
+    ('' otherwise): the target verifies the draft's token ids, so the two must share a tokenizer;
+    the cost is still modelled."""
+    spec = wl.spec
+    if spec.get("kind") != "speculative":
+        return ""
+    dv = (spec.get("draft_spec") or {}).get("vocab_size")
+    tv = (spec.get("target_spec") or {}).get("vocab_size")
+    if not dv or not tv or dv == tv:
+        return ""
+    return (f"workload.draft: the draft's vocabulary ({dv} tokens) is not the target's ({tv}); the target "
+            f"verifies the draft's token ids, so the two need one tokenizer; the cost is modelled as is")
