@@ -106,3 +106,17 @@ def test_a_draft_with_another_vocabulary_is_noted(spec):
     assert len(notes) == 1 and "50257" in notes[0] and "32000" in notes[0]
     ok = simulate("systolic_128x128", spec)
     assert not any(n.startswith("workload.draft") for n in ok.extra.get("notes", []))
+
+
+def test_context_beyond_the_draft_is_noted():
+    """TinyLlama-1.1B has 2048 positions and Llama-2-7B 4096: with 2046 tokens cached the draft's
+    four steps reach 2050 positions (a note naming the draft), the target's 4096 are not passed."""
+    r = simulate("systolic_128x128", "spec-llama2-7b", kv_len=2046)
+    notes = [n for n in r.extra.get("notes", []) if n.startswith("workload.max_seq_len")]
+    assert len(notes) == 1 and "2050 positions, beyond the 2048 of tinyllama-1.1b" in notes[0]
+    assert "llama2-7b" not in notes[0]
+    r = simulate("systolic_128x128", "spec-llama2-7b", kv_len=4092)
+    note = next(n for n in r.extra["notes"] if n.startswith("workload.max_seq_len"))
+    assert "4097 positions, beyond the 4096 of llama2-7b" in note
+    ok = simulate("systolic_128x128", "spec-llama2-7b", kv_len=2044)
+    assert not any(n.startswith("workload.max_seq_len") for n in ok.extra.get("notes", []))

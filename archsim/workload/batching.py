@@ -35,6 +35,12 @@ def context_note(wl) -> str:
     is still modelled (the attention over every position, a learned position table taken as
     extended), but the model as published does not run it."""
     spec = wl.spec
+    if spec.get("kind") == "speculative":
+        # the draft's k steps reach kv_len + k positions; the target verifies k + 1 more tokens
+        k, L = int(spec.get("k", 1)), int(wl.kv_len)
+        notes = [_beyond(sub, ctx) for sub, ctx in ((spec.get("draft_spec"), L + k),
+                                                     (spec.get("target_spec"), L + k + 1))]
+        return "; ".join(n for n in notes if n)
     limit = spec.get("max_seq_len")
     if not limit or wl.phase not in ("prefill", "decode"):
         return ""
@@ -43,7 +49,13 @@ def context_note(wl) -> str:
     else:
         lens = request_lens(wl)
         ctx = (max(lens) if lens else int(wl.kv_len)) + 1
-    if ctx <= int(limit):
+    return _beyond(spec, ctx)
+
+
+def _beyond(spec, ctx: int) -> str:
+    """The note for a model spec whose run reaches ``ctx`` positions ('' within its max_seq_len)."""
+    limit = (spec or {}).get("max_seq_len")
+    if not limit or ctx <= int(limit):
         return ""
     how = {"learned": "its learned position table is taken as extended",
            "rope": "a rotary context extension it was not trained for"}.get(spec.get("position"), "")
