@@ -112,8 +112,8 @@ def main():
         plot(rows, nm, ROOT / "docs" / "img" / "sparse_tc_speedup.png")
         doc = ROOT / "docs" / "sparse_tc.md"
         d = doc.read_text()
-        a, b = d.index("<!-- study:begin -->"), d.index("<!-- study:end -->")
-        doc.write_text(d[:a] + "<!-- study:begin -->\n" + doc_body(base, text) + d[b:])
+        i, j = d.index("<!-- study:begin -->"), d.index("<!-- study:end -->")
+        doc.write_text(d[:i] + "<!-- study:begin -->\n" + doc_body(base, text) + d[j:])
 
 
 def doc_body(base, text) -> str:

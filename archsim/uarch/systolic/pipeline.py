@@ -130,6 +130,16 @@ def _program(M, N, K, G, tm, tn, tk, order_nm, panel, a_ld, b_ld, c_st, b_shared
     return dur, cur, cwait, l_bytes[:n_l], l_dep[:n_l], l_sh[:n_l], s_bytes[:n_c], s_step[:n_c], g_off, l_off, s_off
 
 
+@njit(cache=True, inline="always")
+def _transfer(to_shared, is_write, t, nbytes, sh_free, sh_bpc, pipe, pipe_state, seen):
+    """(completion, the shared pipe's next free cycle) of a tile transfer issued at ``t``:
+    through the shared memory's pipe, or through the memory's bandwidth pipe."""
+    if to_shared:
+        f = shared_transfer(sh_free, t, nbytes, sh_bpc)
+        return f, f
+    return bw_transfer(pipe, pipe_state, seen, 0, nbytes, is_write, t), sh_free
+
+
 @njit(cache=True)
 def pipeline_cycles(M, N, K, G, tm, tn, tk, order_nm, panel, a_ld, b_ld, c_st, b_shared,
                     a_bytes, b_bytes, c_bytes, P, dataflow, R, C, preload, bpc, lat,
@@ -223,20 +233,14 @@ def pipeline_cycles(M, N, K, G, tm, tn, tk, order_nm, panel, a_ld, b_ld, c_st, b
         p, kq = q_arr[best], q_kind[best]
         if kq == 0:
             h = hl[p]
-            if l_sh[h]:
-                sh_free = shared_transfer(sh_free, best_t, l_bytes[h], sh_bpc)
-                l_done[h] = sh_free
-            else:
-                l_done[h] = bw_transfer(pipe, pipe_state, seen, 0, l_bytes[h], False, best_t)
+            l_done[h], sh_free = _transfer(l_sh[h], False, best_t, l_bytes[h], sh_free, sh_bpc, pipe,
+                                           pipe_state, seen)
             free[p, 0] = best_t + 1
             hl[p] += 1
         elif kq == 1:
             h = hs[p]
-            if c_sh:
-                sh_free = shared_transfer(sh_free, best_t, s_bytes[h], sh_bpc)
-                s_done[h] = sh_free
-            else:
-                s_done[h] = bw_transfer(pipe, pipe_state, seen, 0, s_bytes[h], True, best_t)
+            s_done[h], sh_free = _transfer(c_sh, True, best_t, s_bytes[h], sh_free, sh_bpc, pipe,
+                                           pipe_state, seen)
             free[p, 1] = best_t + 1
             end = max(end, s_done[h])
             hs[p] += 1

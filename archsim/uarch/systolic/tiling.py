@@ -132,8 +132,7 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
         panel_b = 2 * (a_t[fits] + b_pan + c_t[fits]) <= unified
     else:
         panel_a, panel_b = 2 * a_pan <= ifmap, 2 * b_pan <= filt
-    best = {}                  # False: tile reuse only; True: a resident panel of the outer operand
-    near = {}
+    near = {}                  # False: tile reuse only; True: a resident panel of the outer operand
     timed = a_off or b_off or a_sh or b_sh
     for order in ("nm", "mn"):
         outer = (nn if order == "nm" else nm) * count
@@ -196,8 +195,7 @@ def choose_tiles(M: int, N: int, K: int, count: int, dataflow: int, R: int, C: i
         pick, pan = min(((c, p) for c, p in timed_cs if c.rank <= fastest * (1 + time_slack)),
                         key=lambda cp: (cp[0].traffic, cp[0].moved, cp[0].rank))
         return Tiling(pick.tm, pick.tn, pick.tk, pick.order, pick.est, pick.traffic, pan)
-    for pan, cs in near.items():
-        best[pan] = min(cs, key=lambda c: c.rank)         # the first among equals
+    best = {pan: min(cs, key=lambda c: c.rank) for pan, cs in near.items()}   # the first among equals
     # a resident panel is taken only where it saves traffic (off-chip and shared) over the best
     # tiling without one (the estimate alone would trade larger tiles for more, smaller ones at
     # equal traffic)
