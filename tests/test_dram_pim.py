@@ -47,6 +47,29 @@ def test_power_limit_slows_mac_stream():
     assert pc.cycles - npc.cycles == 31 * (6 - 4)
 
 
+def test_ganged_activation_opens_bank_groups_one_tfaw_apart():
+    # As above with Newton-style ganged activation: an all-bank ACT of a 16-bank rank (4 bank
+    # groups x 4 banks) goes out as 4 ganged ACTs one tFAW (39 CK) apart. The 32-entry request
+    # window holds the 32 query writes, then the barrier: the MAC enters it once the second write
+    # has issued, so the first gang goes at t = 2 and the last at 2 + 3 * 39 = 119; the first MAC
+    # waits for 119 + tRCD 19 = 138 (the query writes end at 62).
+    cfg = load("attacc_pim", BASE + ["pim.global_buffer_bytes=1024", "pim.pim_activation='faw'"])
+    r = gemv_cycles(cfg, 1024, 512)
+    assert r.cycles == 138 + 31 * 6 + 4 + 1
+    assert r.counters["act_ab"] == 16
+    # four rows per bank (128 query writes, one per nBL = 2): the first MAC enters the request
+    # window once 97 writes have issued, so the first gang goes at 2 * 97 = 194 and the last at
+    # 194 + 117 = 311; the first MAC at 311 + 19 = 330 (the writes end at 254, which bound it
+    # without ganging). Each row switch then costs tRTP + tRP + 3 tFAW + tRCD after the last MAC.
+    cfg = load("attacc_pim", BASE + ["pim.global_buffer_bytes=4096", "pim.pim_activation='faw'"])
+    r = gemv_cycles(cfg, 1024, 2048)
+    per_row_extra = 8 + 19 + 3 * 39 + 19
+    assert r.cycles == 330 + 3 * (31 * 6 + per_row_extra) + 31 * 6 + 4 + 1
+    # the default ('free') opens every bank at once, as AttAcc's model
+    free = gemv_cycles(load("attacc_pim", BASE + ["pim.global_buffer_bytes=4096"]), 1024, 2048)
+    assert r.cycles - free.cycles == (330 - 255) + 3 * 3 * 39
+
+
 BANK_KINDS = (E.K_MAC_AB, E.K_MAC_SB, E.K_MAC_PB, E.K_DATA, E.K_RD, E.K_WR, E.K_BARRIER)
 HB_KINDS = (E.K_MAC_AB, E.K_MAC_HB, E.K_WR_HB, E.K_WR_AB, E.K_RD, E.K_WR, E.K_BARRIER)
 
@@ -74,6 +97,24 @@ def test_engine_matches_cycle_stepped_twin(seed):
     fast = E.run_stream(k, s, b, r, geom, T)
     slow = E.run_stream.py_func(k, s, b, r, geom, T, True)
     assert np.array_equal(fast, slow)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_engine_ganged_activation_matches_cycle_stepped_twin(seed):
+    rng = np.random.default_rng(100 + seed)
+    dev = resolve(load("attacc_pim", ["pim.pim_activation='faw'"]))
+    T = dev.T.copy()
+    assert T[E.T_GANG] == 1
+    T[E.T_REFI] = 400
+    T[E.T_RFC] = 60
+    T[E.T_WINDOW] = int(rng.integers(2, 12))
+    geom = np.array([2, 2, 2, 4], np.int64)
+    k, s, b, r = _random_stream(rng, 120, 4, HB_KINDS + (E.K_MAC_SB,))
+    fast = E.run_stream(k, s, b, r, geom, T)
+    slow = E.run_stream.py_func(k, s, b, r, geom, T, True)
+    assert np.array_equal(fast, slow)
+    T[E.T_GANG] = 0
+    assert E.run_stream(k, s, b, r, geom, T)[E.C_CYCLES] <= fast[E.C_CYCLES]
 
 
 def test_attacc_bank_counts_match_reference_generator():

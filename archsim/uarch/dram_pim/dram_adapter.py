@@ -125,6 +125,7 @@ def resolve(cfg, *, power_constrained: bool | None = None) -> PimDevice:
     T[E.T_MACGAP] = gap
     T[E.T_UNIT] = unit_ck                  # a buffer-die unit's cycles per burst (MAC_PB spacing)
     T[E.T_ACTCK] = act_ck
+    T[E.T_GANG] = 1 if pim.pim_activation == "faw" else 0
     T[E.T_REFRESH] = 0 if d.refresh == "off" else (2 if pim.refresh_policy == "postponed" else 1)
     T[E.T_WINDOW] = pim.window
     T[E.T_CTRL] = ((E.CTRL_EAGER_PRE if pim.precharge_policy == "eager" else 0)

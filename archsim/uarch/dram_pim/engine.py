@@ -69,7 +69,12 @@ Timing relations (CK cycles; levels as in the AttAcc HBM3-PIM model):
   group; WR -> RD >= nCWL + nBL + nWTRL, RD -> WR >= nRTW per pseudo-channel;
 - plain ACT (for RD / WR): nRRDS per rank, nRRDL per bank group, tFAW (4 ACTs per rank);
   PIM ACTs (all-bank / same-bank / per-bank) follow the AttAcc model and are limited by
-  the bank relations only — the power limit of all-bank operation is ``mac_gap``.
+  the bank relations only — the power limit of all-bank operation is ``mac_gap``;
+- with T[T_GANG] > 0 (Newton-style ganged activation) a PIM ACT opening n banks of each rank
+  goes out as ceil(n / 4) ganged ACTs of four banks, one per tFAW (each counts as four ACTs in
+  the window): its last banks open (ceil(n / 4) - 1) tFAW after its first, and the relations
+  that start at an ACT (-> MAC / WR nRCD, -> PRE nRAS, -> ACT nRC) count from that last gang;
+  the next PIM ACT's first gang waits tFAW after it.
 
 Times are kept per bank, per bank id (same-bank scope; a half is the bank ids of one
 parity) and per stream (all-bank scope); a query over a scope takes the maximum of the three
@@ -90,8 +95,8 @@ DATA_NAMES = ("wrgb", "mvsb", "mvgb", "sfm", "readout", "other")
 # timing vector indices
 (T_BL, T_CL, T_CWL, T_RCDRD, T_RCDWR, T_RP, T_RAS, T_RC, T_WR, T_RTP, T_CCDS, T_CCDL,
  T_RRDS, T_RRDL, T_FAW, T_WTRS, T_WTRL, T_RTW, T_RFC, T_REFI, T_MACGAP, T_ACTCK,
- T_REFRESH, T_WINDOW, T_CTRL, T_REF0, T_UNIT) = range(27)
-N_T = 27
+ T_REFRESH, T_WINDOW, T_CTRL, T_REF0, T_UNIT, T_GANG) = range(28)
+N_T = 28
 # T[T_CTRL] bits: controller policies
 CTRL_EAGER_PRE = 1      # precharge rows no queued request (before a barrier) needs
 CTRL_ONE_BUS = 2        # one command per cycle on a single command bus (row and column)
@@ -162,6 +167,20 @@ def _q(qa, qs, qb, qbid, qbmax, qsmax, q, scope, bank, bid, P, nbpp):
                 m = v
         return m
     return max(qa[q], qs[q, bid], qb[q, bank])
+
+
+@njit(cache=True)
+def _gangs(scope, G, B):
+    """Ganged ACTs of four banks a PIM ACT of this scope needs in each rank."""
+    if scope == S_AB:
+        n = G * B
+    elif scope == S_HB:
+        n = (G * B) // 2
+    elif scope == S_SB:
+        n = G
+    else:
+        n = 1
+    return (n + 3) // 4
 
 
 @njit(cache=True)
@@ -332,6 +351,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
     act_bg = np.full(P * R * G, NEG, np.int64)
     faw = np.full((P * R, 4), NEG, np.int64)
     faw_pos = np.zeros(P * R, np.int64)
+    gang_last = NEG              # ganged activation: the last gang of the last PIM ACT
     row_free = 0
     col_free = 0
     ref_block = 0
@@ -572,6 +592,8 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     rdy = max(row_free, ref_block)
                     rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, scope, b, bid, P, nbpp) + T[T_RP])
                     rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp) + T[T_RC])
+                    if T[T_GANG] > 0 and scope != S_BANK:
+                        rdy = max(rdy, gang_last + T[T_FAW])
                     if scope == S_BANK:
                         pr = b // (G * B)
                         pg = b // B
@@ -729,7 +751,11 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
         scope = _scope_of(k)
         last_issue = max(last_issue, t)
         if c == CMD_ACT:
-            _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp, t)
+            te = t
+            if T[T_GANG] > 0 and scope != S_BANK:
+                te = t + (_gangs(scope, G, B) - 1) * T[T_FAW]
+                gang_last = te
+            _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp, te)
             _set_rows(open_row, scope, b, bid, row[j], P, nbpp, B)
             row_free, col_free = _row_issue(t, T[T_ACTCK], col_free, one_bus)
             if scope == S_AB:

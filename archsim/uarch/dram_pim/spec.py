@@ -36,6 +36,13 @@ class PimUnitConfig(Strict):
     mac_interval_power_ck: Optional[PositiveInt] = Field(None, description="the same gap under the "
                                                          "power limit (default: mac_interval_ck)")
     power_constrained: bool = Field(True, description="apply the power-limited MAC interval")
+    pim_activation: Literal["free", "faw"] = Field(
+        "free", description="how a PIM activation (all-bank, half-bank, same-bank) opens its banks: "
+        "'free' at once, limited by the bank relations only (AttAcc's HBM3-PIM model, Samsung's "
+        "PIMSimulator); 'faw' as ganged activations of four banks (Newton's G_ACT of a bank group), "
+        "one per tFAW, each counting as four ACTs in the window, so an all-bank activation of a "
+        "16-bank rank opens its last bank group 3 tFAW after its first (NewtonSim, as NeuPIMs "
+        "ships it: G_ACT -> G_ACT >= tFAW in a rank)")
     buffer_write: Literal["dq", "row"] = Field(
         "dq", description="input-vector writes into the units: a separate data-path command (AttAcc "
         "WRGB, AiM GWRITE) or DRAM writes to a reserved row in all-bank mode (HBM-PIM GRF writes)")
