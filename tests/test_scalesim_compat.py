@@ -208,6 +208,30 @@ def test_topology_whitespace_and_multiple_layers(tmp_path):
     assert layers[1].line == 4
 
 
+def test_sparsity_ratio_column_runs_dense_as_scalesim(tmp_path):
+    # SCALE-Sim 3 topologies may carry an N:M sparsity ratio; without SparsitySupport it runs dense
+    dense = sc.run(_cfg(tmp_path, df="ws"), _topo(tmp_path, "Layer,M,N,K,\nx,37,50,45,\n"))[1]
+    topo = _topo(tmp_path, "Layer, M, N, K, Sparsity,\nx, 37, 50, 45, 2:4,\n")
+    assert sc.read_topology(topo)[0].sparsity == (2, 4)
+    assert sc.run(_cfg(tmp_path, df="ws"), topo)[1] == dense
+    off = "[sparsity]\nSparsitySupport : false"
+    assert sc.run(_cfg(tmp_path, df="ws", extra=off), topo)[1] == dense
+    # SparsitySupport true: a dense ratio still runs dense; a sparse one is refused, naming the line
+    on = "[sparsity]\nSparsitySupport : true"
+    full = tmp_path / "full.csv"
+    full.write_text("Layer, M, N, K, Sparsity,\nx, 37, 50, 45, 4:4,\n")
+    assert sc.run(_cfg(tmp_path, df="ws", extra=on), str(full))[1] == dense
+    with pytest.raises(InputFileError, match=r"t.csv:2: layer 'x' has sparsity ratio 2:4 .*SparsitySupport"):
+        sc.run(_cfg(tmp_path, df="ws", extra=on), topo)
+    res = CliRunner().invoke(scalesim_cmd, [_cfg(tmp_path, df="ws", extra=on), topo])
+    assert res.exit_code == 2 and "SparsitySupport" in res.output
+    with pytest.raises(ConfigError, match="SparsitySupport"):
+        sc.read_config(_cfg(tmp_path, extra="[sparsity]\nSparsitySupport : maybe"))
+    for bad, msg in (("3:2", "1 <= N <= M"), ("a:4", "integers"), ("7", "convolution")):
+        with pytest.raises(InputFileError, match=msg):
+            sc.read_topology(_topo(tmp_path, f"Layer,M,N,K,S,\nx,1,2,3,{bad},\n"))
+
+
 def test_user_mode_stall_free_cycles_unchanged(tmp_path):
     topo = _topo(tmp_path, "Layer,M,N,K,\nx,64,64,64,\n")
     _, (calc,) = sc.run(_cfg(tmp_path, df="os"), topo)

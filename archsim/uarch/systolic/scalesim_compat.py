@@ -104,6 +104,7 @@ class ScaleSimConfig:
     ifmap_sram_bank_bandwidth: int | None = None
     filter_sram_bank_bandwidth: int | None = None
     word_bytes: int = 1
+    sparsity_support: bool = False  # [sparsity] SparsitySupport
 
     @property
     def dataflow_code(self) -> int:
@@ -132,6 +133,7 @@ class GemmLayer:
     N: int
     K: int
     line: int = 0
+    sparsity: tuple[int, int] = (1, 1)  # the optional fifth column, N:M (N of every M kept)
 
 
 @dataclass
@@ -254,6 +256,13 @@ def read_config(path: str) -> ScaleSimConfig:
                 problems.add(f"{_ARCH}.{key}", f"{kb} kB holds {kb * 1024 // word_bytes} word(s) "
                              f"of WordSize {word_bytes} B; the double buffer needs at least 2")
 
+    sparse = False
+    if cp.has_section("sparsity") and cp.has_option("sparsity", "SparsitySupport"):
+        raw = _strip_value(cp.get("sparsity", "SparsitySupport")).lower()
+        if raw not in ("true", "false"):
+            problems.add("sparsity.SparsitySupport", f"expected true or false, got {raw!r}")
+        sparse = raw == "true"
+
     run_name = ""
     if cp.has_section("general") and cp.has_option("general", "run_name"):
         run_name = _strip_value(cp.get("general", "run_name"))
@@ -273,11 +282,25 @@ def read_config(path: str) -> ScaleSimConfig:
         ifmap_sram_bank_bandwidth=ifmap_bank_bw,
         filter_sram_bank_bandwidth=filter_bank_bw,
         word_bytes=word_bytes,
+        sparsity_support=sparse,
     )
 
 
+def _sparsity_ratio(raw: str, where: str) -> tuple[int, int]:
+    """SCALE-Sim's N:M sparsity ratio (N of every M filter values kept), 1 <= N <= M."""
+    try:
+        n, m = (int(x) for x in raw.split(":"))
+    except ValueError:
+        raise InputFileError(f"{where}: sparsity ratio must be N:M with integers, got {raw!r}") from None
+    if not 1 <= n <= m:
+        raise InputFileError(f"{where}: sparsity ratio {raw!r} needs 1 <= N <= M")
+    return n, m
+
+
 def read_topology(path: str) -> list[GemmLayer]:
-    """Parse a GEMM topology CSV (header row, then ``name, M, N, K,`` rows).
+    """Parse a GEMM topology CSV (header row, then ``name, M, N, K,`` rows, each with an optional
+    fifth column: SCALE-Sim 3's ``N:M`` sparsity ratio, which runs dense unless the config sets
+    ``SparsitySupport: true``; see :func:`report_rows`).
 
     Convolution topologies (SCALE-Sim's default input: IFMAP height/width,
     filter height/width, channels, num filter, strides) are rejected with a
@@ -295,8 +318,9 @@ def read_topology(path: str) -> list[GemmLayer]:
             continue
         if not header_seen:
             header_seen = True
-            # The header names the columns; a GEMM header has 4 (name, M, N, K).
-            if len(cells) > 4:
+            # The header names the columns; a GEMM header has 4 (name, M, N, K), and a fifth
+            # for the optional N:M sparsity ratio of SCALE-Sim 3.
+            if len(cells) > 5:
                 raise InputFileError(
                     f"{path}:{lineno}: the header has {len(cells)} columns "
                     f"({', '.join(cells)}): this looks like a convolution topology; "
@@ -308,10 +332,15 @@ def read_topology(path: str) -> list[GemmLayer]:
                     f"got {len(cells)}"
                 )
             continue
+        ratio = (1, 1)
+        if len(cells) == 5 and ":" in cells[4]:
+            ratio = _sparsity_ratio(cells[4], f"{path}:{lineno}: layer {cells[0]!r}")
+            cells = cells[:4]
         if len(cells) > 4:
             raise InputFileError(
                 f"{path}:{lineno}: {len(cells)} values in a row; only GEMM topologies "
-                "(SCALE-Sim's -i gemm: name, M, N, K) are supported, not convolution layers"
+                "(SCALE-Sim's -i gemm: name, M, N, K and an optional N:M sparsity ratio) are "
+                "supported, not convolution layers"
             )
         if len(cells) < 4:
             raise InputFileError(
@@ -330,7 +359,8 @@ def read_topology(path: str) -> list[GemmLayer]:
                 bound = "must be >= 1" if value < 1 else "must be at most 2**31"
                 raise InputFileError(f"{path}:{lineno}: layer {name!r}: {label} {bound}, got {value}")
             dims.append(value)
-        layers.append(GemmLayer(name=name, M=dims[0], N=dims[1], K=dims[2], line=lineno))
+        layers.append(GemmLayer(name=name, M=dims[0], N=dims[1], K=dims[2], line=lineno,
+                                sparsity=ratio))
     if not header_seen:
         raise InputFileError(f"{path}: empty topology file (expected a header and GEMM rows)")
     if not layers:
@@ -482,6 +512,13 @@ def report_rows(cfg: ScaleSimConfig, layers: list[GemmLayer], source: str = "") 
     R, C = cfg.array_rows, cfg.array_cols
     for lay in layers:
         _check_countable(cfg, lay, source)
+        if cfg.sparsity_support and lay.sparsity[0] != lay.sparsity[1]:
+            where = f"{source}:{lay.line}: " if lay.line else (f"{source}: " if source else "")
+            raise InputFileError(
+                f"{where}layer {lay.name!r} has sparsity ratio {lay.sparsity[0]}:{lay.sparsity[1]} and "
+                f"{cfg.path} sets [sparsity] SparsitySupport true: SCALE-Sim's sparse mode (the "
+                "compressed filter and its metadata SRAM) is not reproduced; with SparsitySupport "
+                "false SCALE-Sim runs the layer dense, as archsim does")
     M = np.array([lay.M for lay in layers], dtype=np.int64)
     N = np.array([lay.N for lay in layers], dtype=np.int64)
     K = np.array([lay.K for lay in layers], dtype=np.int64)
