@@ -68,6 +68,10 @@ def test_ganged_activation_opens_bank_groups_one_tfaw_apart():
     # the default ('free') opens every bank at once, as AttAcc's model
     free = gemv_cycles(load("attacc_pim", BASE + ["pim.global_buffer_bytes=4096"]), 1024, 2048)
     assert r.cycles - free.cycles == (330 - 255) + 3 * 3 * 39
+    # per-bank MACs on the buffer die open one bank per pseudo-channel: not ganged
+    bd = BASE + ["pim.global_buffer_bytes=4096", "pim.placement='buffer_die'"]
+    assert (gemv_cycles(load("attacc_pim", bd + ["pim.pim_activation='faw'"]), 1024, 2048).cycles
+            == gemv_cycles(load("attacc_pim", bd), 1024, 2048).cycles)
 
 
 BANK_KINDS = (E.K_MAC_AB, E.K_MAC_SB, E.K_MAC_PB, E.K_DATA, E.K_RD, E.K_WR, E.K_BARRIER)

@@ -70,11 +70,12 @@ Timing relations (CK cycles; levels as in the AttAcc HBM3-PIM model):
 - plain ACT (for RD / WR): nRRDS per rank, nRRDL per bank group, tFAW (4 ACTs per rank);
   PIM ACTs (all-bank / same-bank / per-bank) follow the AttAcc model and are limited by
   the bank relations only — the power limit of all-bank operation is ``mac_gap``;
-- with T[T_GANG] > 0 (Newton-style ganged activation) a PIM ACT opening n banks of each rank
-  goes out as ceil(n / 4) ganged ACTs of four banks, one per tFAW (each counts as four ACTs in
-  the window): its last banks open (ceil(n / 4) - 1) tFAW after its first, and the relations
+- with T[T_GANG] > 0 (Newton-style ganged activation) a PIM ACT opening n >= 4 banks of each
+  rank goes out as ceil(n / 4) ganged ACTs of four banks, one per tFAW (each counts as four ACTs
+  in the window): its last banks open (ceil(n / 4) - 1) tFAW after its first, and the relations
   that start at an ACT (-> MAC / WR nRCD, -> PRE nRAS, -> ACT nRC) count from that last gang;
-  the next PIM ACT's first gang waits tFAW after it.
+  the next ganged ACT's first gang waits tFAW after it. A PIM ACT of fewer banks per rank
+  (per-bank MACs on the buffer die) is not ganged.
 
 Times are kept per bank, per bank id (same-bank scope; a half is the bank ids of one
 parity) and per stream (all-bank scope); a query over a scope takes the maximum of the three
@@ -171,7 +172,8 @@ def _q(qa, qs, qb, qbid, qbmax, qsmax, q, scope, bank, bid, P, nbpp):
 
 @njit(cache=True)
 def _gangs(scope, G, B):
-    """Ganged ACTs of four banks a PIM ACT of this scope needs in each rank."""
+    """Ganged ACTs of four banks a PIM ACT of this scope needs in each rank (0: it opens fewer
+    than four banks of a rank and is not ganged)."""
     if scope == S_AB:
         n = G * B
     elif scope == S_HB:
@@ -180,7 +182,7 @@ def _gangs(scope, G, B):
         n = G
     else:
         n = 1
-    return (n + 3) // 4
+    return (n + 3) // 4 if n >= 4 else 0
 
 
 @njit(cache=True)
@@ -592,7 +594,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     rdy = max(row_free, ref_block)
                     rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, scope, b, bid, P, nbpp) + T[T_RP])
                     rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp) + T[T_RC])
-                    if T[T_GANG] > 0 and scope != S_BANK:
+                    if T[T_GANG] > 0 and scope != S_BANK and _gangs(scope, G, B) > 0:
                         rdy = max(rdy, gang_last + T[T_FAW])
                     if scope == S_BANK:
                         pr = b // (G * B)
@@ -752,8 +754,9 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
         last_issue = max(last_issue, t)
         if c == CMD_ACT:
             te = t
-            if T[T_GANG] > 0 and scope != S_BANK:
-                te = t + (_gangs(scope, G, B) - 1) * T[T_FAW]
+            ng = _gangs(scope, G, B) if (T[T_GANG] > 0 and scope != S_BANK) else 0
+            if ng > 0:
+                te = t + (ng - 1) * T[T_FAW]
                 gang_last = te
             _upd(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp, te)
             _set_rows(open_row, scope, b, bid, row[j], P, nbpp, B)
