@@ -121,6 +121,17 @@ def test_single_row_buffer_serialises_shared_memory():
     assert single.seconds >= dual.seconds
     # with one row buffer the xPU's memory time also occupies the banks
     assert single.units["pim"] > dual.units["pim"]
+    # the report counts those memory phases as the xPU's busy time (it streams its operands
+    # meanwhile), the PIM's own commands apart, and the banks' whole occupancy as `banks`
+    sd, ss = (r.to_dict()["uarch_summary"] for r in (dual, single))
+    clk = single.clock_hz
+    on_banks = ss["work_s"]["xpu_on_banks_s"]
+    assert on_banks > 0 and "banks" not in sd["busy_s"] and "xpu_on_banks_s" not in sd["work_s"]
+    assert ss["busy_s"]["banks"] == pytest.approx(single.units["pim"] / clk)
+    assert ss["busy_s"]["xpu"] == pytest.approx(single.units["xpu"] / clk + on_banks)
+    assert ss["busy_s"]["xpu"] == pytest.approx(ss["work_s"]["xpu_s"], rel=1e-6)
+    assert ss["busy_s"]["pim"] == pytest.approx(ss["work_s"]["pim_s"], rel=1e-6)
+    assert ss["utilisation"]["xpu"] == pytest.approx(ss["busy_s"]["xpu"] / single.seconds)
 
 
 def test_head_pipelining_not_slower():

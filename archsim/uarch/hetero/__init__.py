@@ -52,6 +52,8 @@ class _Emitter:
         self.links = cfg.xpu.devices
         self.shared_single = cfg.pim.shared_with_xpu and not cfg.pim.dual_row_buffer
         self.totals = {"xpu_s": 0.0, "pim_s": 0.0, "link_s": 0.0, "link_bytes": 0.0}
+        if self.shared_single:
+            self.totals["xpu_on_banks_s"] = 0.0   # the xPU's memory phases on the shared banks
         self.kinds: dict = {}
         self.layer_bytes: dict = {}       # layer -> memory traffic (plan.BYTE_KINDS order)
         self.host_last = -1               # a gpu xPU's host: its last kernel launches issued
@@ -112,6 +114,7 @@ class _Emitter:
             dep = self.join([dep, f], layer) if dep is not None and dep >= 0 else f
         if self.shared_single and seg.mem_seconds > 0:
             m = min(seg.mem_seconds, seg.seconds) * frac
+            self.totals["xpu_on_banks_s"] += m * w
             d = self.add(U_PIM, layer, m, [dep], K_SYNC)
             return self.add(U_XPU, layer, seg.seconds * frac - m, [d], K_XPU, macs, seg.energy_pj * frac,
                             skipped=skipped)
@@ -345,13 +348,23 @@ class Hetero(Uarch):
         check_capacity(cfg, parts(cfg), workload, device_of(cfg, workload))
 
     def summary(self, result) -> dict:
-        """tokens/s, per-token latency, energy per token, xPU / PIM / link busy time."""
+        """tokens/s, per-token latency, energy per token, xPU / PIM / link busy time.
+
+        With shared banks and one row buffer (``pim.shared_with_xpu`` without dual row buffers)
+        the xPU's memory phases hold the banks (the ``pim`` unit): ``busy_s.xpu`` counts them as
+        the xPU's (it streams its operands meanwhile), ``busy_s.pim`` is the PIM's own commands,
+        and ``busy_s.banks`` the banks' whole occupancy, both together."""
         clk = result.clock_hz
         u = result.units
         plan = result.program.meta.get("plan", {})
         tokens = max(1, result.tokens)
         link = u.get("link_to_pim", 0) + u.get("link_to_xpu", 0)
         s = result.seconds
+        on_banks = (plan.get("work_seconds") or {}).get("xpu_on_banks_s", 0.0)
+        busy = {"xpu": u.get("xpu", 0) / clk + on_banks, "pim": max(0.0, u.get("pim", 0) / clk - on_banks),
+                "link": link / clk}
+        if "xpu_on_banks_s" in (plan.get("work_seconds") or {}):
+            busy["banks"] = u.get("pim", 0) / clk
         return {
             "schedule": plan.get("schedule"),
             "sub_batches": plan.get("sub_batches"),
@@ -359,9 +372,8 @@ class Hetero(Uarch):
             "tokens_per_s": result.tokens_per_s,
             "per_token_latency_s": s,
             "energy_per_token_j": result.energy_pj * 1e-12 / tokens,
-            "busy_s": {"xpu": u.get("xpu", 0) / clk, "pim": u.get("pim", 0) / clk, "link": link / clk},
-            "utilisation": {"xpu": u.get("xpu", 0) / result.cycles if result.cycles else 0.0,
-                            "pim": u.get("pim", 0) / result.cycles if result.cycles else 0.0},
+            "busy_s": busy,
+            "utilisation": {k: (busy[k] / s if s else 0.0) for k in ("xpu", "pim")},
             "work_s": plan.get("work_seconds"),
             "by_kind_s": plan.get("by_kind_seconds"),
             "capacity": plan.get("capacity"),

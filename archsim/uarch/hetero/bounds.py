@@ -62,7 +62,9 @@ def bounds(cfg, wl, result) -> dict:
       its pipeline at each hand-off) and, with ``ff_parallel``, the xPU's part of the FFN GEMMs,
       which the share run leaves out;
     - ``pim_excess_s``: how much longer the PIM takes for its ops than the xPU alone takes for
-      them (``pim`` busy time minus ``xpu_only_s`` less the xPU's share at the same bandwidth;
+      them (``pim`` busy time -- with shared single-buffered banks, the banks' whole occupancy,
+      the xPU's memory phases included -- minus ``xpu_only_s`` less the xPU's share at the same
+      bandwidth;
       0 when the PIM is faster). It is positive where offloading cannot pay: a grouped-query
       model whose few KV heads per device leave most PIM channels idle at batch 1;
     - ``upper_s`` = ``xpu_only_s`` + ``link_s`` + ``handoff_s`` + ``pim_excess_s``: offloading
@@ -76,11 +78,15 @@ def bounds(cfg, wl, result) -> dict:
     once = (len(subs) - 1) * run_fixed_seconds(parts(cfg))
     only = sum(simulate_loaded(alone, w).seconds for w in subs) - once
     busy = result.extra["uarch_summary"]["busy_s"]
+    # with shared banks and one row buffer the banks serve the xPU's memory phases too: the PIM
+    # side's time is the banks' whole occupancy, the xPU's its time off them
+    pim_s = busy.get("banks", busy["pim"])
+    xpu_s = busy["xpu"] - (pim_s - busy["pim"])
     excess = handoff = 0.0
-    if busy["pim"] > 0:
+    if pim_s > 0:
         share = sum(simulate_loaded(alone, _xpu_share(cfg, w)).seconds for w in subs) - once
-        excess = max(0.0, busy["pim"] - (only - share))
-        handoff = max(0.0, busy["xpu"] - share)
+        excess = max(0.0, pim_s - (only - share))
+        handoff = max(0.0, xpu_s - share)
     link = busy["link"]
     return {"lower_s": lo, "xpu_only_s": only, "link_s": link, "handoff_s": handoff,
             "pim_excess_s": excess, "upper_s": only + link + handoff + excess,
