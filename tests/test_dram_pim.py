@@ -103,6 +103,20 @@ def test_engine_matches_cycle_stepped_twin(seed):
     assert np.array_equal(fast, slow)
 
 
+def test_ganged_activation_fills_the_faw_window():
+    # one rank of 4 bank groups x 4 banks: a same-bank MAC opens bank 0 of every group (one gang
+    # of four ACTs at t = 0), then a host read of bank 1. Without ganging the read's ACT follows
+    # at t = 2 (the 2-CK row command), its RD at 2 + tRCD 19 = 21: 22 cycles. Ganged, the gang
+    # fills the rank's tFAW window: the read's ACT waits for 0 + tFAW 39, its RD at 58: 59 cycles.
+    T = resolve(load("attacc_pim", ["memory.dram.refresh='off'", "pim.pim_activation='faw'"])).T.copy()
+    geom = np.array([1, 1, 4, 4], np.int64)
+    k = np.array([E.K_MAC_SB, E.K_RD], np.int64)
+    z, b, r = np.zeros(2, np.int64), np.array([0, 1], np.int64), np.zeros(2, np.int64)
+    assert E.run_stream(k, z, b, r, geom, T)[E.C_CYCLES] == 39 + 19 + 1
+    T[E.T_GANG] = 0
+    assert E.run_stream(k, z, b, r, geom, T)[E.C_CYCLES] == 2 + 19 + 1
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_engine_ganged_activation_matches_cycle_stepped_twin(seed):
     rng = np.random.default_rng(100 + seed)
