@@ -142,6 +142,14 @@ def test_refresh_interval_shorter_than_rfc_plus_rcd_is_a_config_error():
     with pytest.raises(ConfigError) as e:
         gemv_cycles("hbm_pim", 1024, 1024, overrides=["memory.dram.timing.tREFI=364"])
     assert e.value.path == "memory.dram.timing.tREFI"
+    # ganged activation: a 16-bank rank's last gang opens 3 tFAW (3 x 16 on hbm_pim) later, so a
+    # refresh every 364 + 48 = 412 CK or less never lets a column command through either
+    faw = ["pim.pim_activation='faw'"]
+    with pytest.raises(ConfigError, match="3 tFAW") as e:
+        gemv_cycles("hbm_pim", 1024, 1024, overrides=["memory.dram.timing.tREFI=412"] + faw)
+    assert e.value.path == "memory.dram.timing.tREFI"
+    assert gemv_cycles("hbm_pim", 1024, 1024, overrides=["memory.dram.timing.tREFI=412"]).cycles > 0
+    assert gemv_cycles("hbm_pim", 1024, 1024, overrides=["memory.dram.timing.tREFI=420"] + faw).cycles > 0
 
 
 def test_engine_stall_is_reported_not_hung():

@@ -97,11 +97,15 @@ def resolve(cfg, *, power_constrained: bool | None = None) -> PimDevice:
                          f"{pim.placement!r})"))
     from archsim.mem.dram.build import replay_only_settings
     problems += replay_only_settings(d, "the PIM command engine")
-    if d.refresh != "off" and t["nREFI"] <= t["nRFC"] + max(t["nRCDRD"], t["nRCDWR"]):
+    # ganged activation: an all-bank ACT's last gang opens (gangs - 1) tFAW after its first
+    gangs = -(-(bg * banks) // 4) if (pim.pim_activation == "faw" and bg * banks >= 4) else 1
+    gang_ck = (gangs - 1) * t["nFAW"]
+    if d.refresh != "off" and t["nREFI"] <= t["nRFC"] + gang_ck + max(t["nRCDRD"], t["nRCDWR"]):
         # after a refresh no ACT for tRFC, then tRCD to the first column command: a shorter
         # refresh interval never lets a column command through
+        gang = f" + {gangs - 1} tFAW of ganged activation ({gang_ck:g})" if gang_ck else ""
         problems.append(("memory.dram.timing.tREFI", f"refresh interval {t['nREFI']:g} CK must exceed "
-                         f"tRFC + tRCD = {t['nRFC']:g} + {max(t['nRCDRD'], t['nRCDWR']):g} CK (or set "
+                         f"tRFC + tRCD = {t['nRFC']:g} + {max(t['nRCDRD'], t['nRCDWR']):g} CK{gang} (or set "
                          f"memory.dram.refresh: off)"))
     if problems:
         raise ConfigError(problems)
