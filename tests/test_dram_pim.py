@@ -1,6 +1,8 @@
 """DRAM-bank PIM: hand-derived command timelines, engine vs a cycle-stepped twin, AttAcc counts,
 bounds and bad input."""
 
+import os
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -115,6 +117,19 @@ def test_ganged_activation_fills_the_faw_window():
     assert E.run_stream(k, z, b, r, geom, T)[E.C_CYCLES] == 39 + 19 + 1
     T[E.T_GANG] = 0
     assert E.run_stream(k, z, b, r, geom, T)[E.C_CYCLES] == 2 + 19 + 1
+
+
+def test_ganged_activation_is_not_starved_by_younger_plain_acts():
+    # a random stream (2 pCH x 1 rank x 4 bank groups x 4 banks, tFAW 100, postponed refresh)
+    # whose oldest request is a same-bank MAC: younger reads and writes keep opening their banks,
+    # so a gang that waited for a tFAW window free of plain ACTs never issued (a livelock); the
+    # gang waits only for the last gang, and the stream ends, the twin agreeing
+    d = np.load(os.path.join(os.path.dirname(__file__), "data", "pim_gang_starvation_stream.npz"))
+    args = (d["kind"], d["sub"], d["bank"], d["row"], d["geom"], d["T"])
+    assert d["T"][E.T_GANG] == 1 and d["T"][E.T_FAW] == 100
+    fast = E.run_stream(*args)
+    assert fast[E.C_CYCLES] > 0
+    assert np.array_equal(fast, E.run_stream.py_func(*args, True))
 
 
 @pytest.mark.parametrize("seed", range(4))

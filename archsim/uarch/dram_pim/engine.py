@@ -74,9 +74,10 @@ Timing relations (CK cycles; levels as in the AttAcc HBM3-PIM model):
   rank goes out as ceil(n / 4) ganged ACTs of four banks, one per tFAW (each counts as four ACTs
   in the window): its last banks open (ceil(n / 4) - 1) tFAW after its first, and the relations
   that start at an ACT (-> MAC / WR nRCD, -> PRE nRAS, -> ACT nRC) count from that last gang;
-  the last gang fills each rank's tFAW window, so the next ganged ACT, or a plain ACT, waits
-  tFAW after it (and a gang waits tFAW after every ACT in the window). A PIM ACT of fewer banks
-  per rank (per-bank MACs on the buffer die) is not ganged.
+  the last gang fills each rank's tFAW window, so a plain ACT waits tFAW after it, and the next
+  ganged ACT's first gang waits tFAW after it too (but not for the plain ACTs in the window:
+  younger requests opening their banks could starve it). A PIM ACT of fewer banks per rank
+  (per-bank MACs on the buffer die) is not ganged.
 
 Times are kept per bank, per bank id (same-bank scope; a half is the bank ids of one
 parity) and per stream (all-bank scope); a query over a scope takes the maximum of the three
@@ -354,6 +355,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
     act_bg = np.full(P * R * G, NEG, np.int64)
     faw = np.full((P * R, 4), NEG, np.int64)
     faw_pos = np.zeros(P * R, np.int64)
+    gang_last = NEG              # ganged activation: the last gang of the last PIM ACT
     row_free = 0
     col_free = 0
     ref_block = 0
@@ -595,10 +597,10 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, scope, b, bid, P, nbpp) + T[T_RP])
                     rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp) + T[T_RC])
                     if T[T_GANG] > 0 and scope != S_BANK and _gangs(scope, G, B) > 0:
-                        # a gang of four needs every ACT of each rank's window tFAW behind it
-                        for pr in range(P * R):
-                            for i in range(4):
-                                rdy = max(rdy, faw[pr, i] + T[T_FAW])
+                        # the next gang waits tFAW after the last one (not after the plain ACTs
+                        # younger requests keep issuing: waiting for a window free of them could
+                        # starve the gang)
+                        rdy = max(rdy, gang_last + T[T_FAW])
                     if scope == S_BANK:
                         pr = b // (G * B)
                         pg = b // B
@@ -760,6 +762,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
             ng = _gangs(scope, G, B) if (T[T_GANG] > 0 and scope != S_BANK) else 0
             if ng > 0:
                 te = t + (ng - 1) * T[T_FAW]
+                gang_last = te
                 for pr in range(P * R):          # the last gang fills each rank's window
                     for i in range(4):
                         faw[pr, i] = te

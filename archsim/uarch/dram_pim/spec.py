@@ -43,7 +43,7 @@ class PimUnitConfig(Strict):
         "one per tFAW, each counting as four ACTs in the window, so an all-bank activation of a "
         "16-bank rank opens its last bank group 3 tFAW after its first (NewtonSim, as NeuPIMs "
         "ships it: G_ACT -> G_ACT >= tFAW in a rank); an activation of fewer than four banks per rank "
-        "(per-bank MACs on the buffer die) is not ganged")
+        "(per-bank MACs on the buffer die) is not ganged, all-bank writes are")
     buffer_write: Literal["dq", "row"] = Field(
         "dq", description="input-vector writes into the units: a separate data-path command (AttAcc "
         "WRGB, AiM GWRITE) or DRAM writes to a reserved row in all-bank mode (HBM-PIM GRF writes)")
