@@ -98,8 +98,8 @@ def resolve(cfg, *, power_constrained: bool | None = None) -> PimDevice:
     from archsim.mem.dram.build import replay_only_settings
     problems += replay_only_settings(d, "the PIM command engine")
     # ganged activation: an all-bank ACT's last gang opens (gangs - 1) tFAW after its first
-    gangs = -(-(bg * banks) // 4) if (pim.pim_activation == "faw" and bg * banks >= 4) else 1
-    gang_ck = (gangs - 1) * t["nFAW"]
+    gangs = E._gangs(E.S_AB, bg, banks) if pim.pim_activation == "faw" else 0
+    gang_ck = max(0, gangs - 1) * t["nFAW"]
     if d.refresh != "off" and t["nREFI"] <= t["nRFC"] + gang_ck + max(t["nRCDRD"], t["nRCDWR"]):
         # after a refresh no ACT for tRFC, then tRCD to the first column command: a shorter
         # refresh interval never lets a column command through

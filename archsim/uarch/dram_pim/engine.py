@@ -596,7 +596,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
                     rdy = max(row_free, ref_block)
                     rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_PRE, scope, b, bid, P, nbpp) + T[T_RP])
                     rdy = max(rdy, _q(qa, qs, qb, qbid, qbmax, qsmax, Q_ACT, scope, b, bid, P, nbpp) + T[T_RC])
-                    if T[T_GANG] > 0 and scope != S_BANK and _gangs(scope, G, B) > 0:
+                    if T[T_GANG] > 0 and _gangs(scope, G, B) > 0:
                         # the next gang waits tFAW after the last one (not after the plain ACTs
                         # younger requests keep issuing: waiting for a window free of them could
                         # starve the gang)
@@ -759,7 +759,7 @@ def run_stream(kind, sub, bank, row, geom, T, tick_mode=False):
         last_issue = max(last_issue, t)
         if c == CMD_ACT:
             te = t
-            ng = _gangs(scope, G, B) if (T[T_GANG] > 0 and scope != S_BANK) else 0
+            ng = _gangs(scope, G, B) if T[T_GANG] > 0 else 0
             if ng > 0:
                 te = t + (ng - 1) * T[T_FAW]
                 gang_last = te

@@ -360,10 +360,11 @@ class Hetero(Uarch):
         tokens = max(1, result.tokens)
         link = u.get("link_to_pim", 0) + u.get("link_to_xpu", 0)
         s = result.seconds
-        on_banks = (plan.get("work_seconds") or {}).get("xpu_on_banks_s", 0.0)
+        work = plan.get("work_seconds") or {}
+        on_banks = work.get("xpu_on_banks_s", 0.0)
         busy = {"xpu": u.get("xpu", 0) / clk + on_banks, "pim": max(0.0, u.get("pim", 0) / clk - on_banks),
                 "link": link / clk}
-        if "xpu_on_banks_s" in (plan.get("work_seconds") or {}):
+        if "xpu_on_banks_s" in work:
             busy["banks"] = u.get("pim", 0) / clk
         return {
             "schedule": plan.get("schedule"),

@@ -441,6 +441,11 @@ def user_mode_stall_cycles(cfg: ScaleSimConfig, M: int, N: int, K: int, compute_
 _COUNT_LIMIT = 2**62
 
 
+def _layer_where(lay: GemmLayer, source: str) -> str:
+    """'file:line: ' (or 'file: ', or '') before a message about one layer."""
+    return f"{source}:{lay.line}: " if lay.line else (f"{source}: " if source else "")
+
+
 def _check_countable(cfg: ScaleSimConfig, lay: GemmLayer, source: str) -> None:
     """Refuse a layer whose cycles or access counts would not fit the 64-bit counters (in exact
     integers: every SRAM count is at most twice M*N*K, plus the per-fold extras)."""
@@ -449,9 +454,8 @@ def _check_countable(cfg: ScaleSimConfig, lay: GemmLayer, source: str) -> None:
     folds_ = -(-sr // R) * -(-sc // C)
     cycles = folds_ * (t + 2 * R + C)
     if max(cycles, 2 * lay.M * lay.N * lay.K + folds_ * (R + C)) >= _COUNT_LIMIT:
-        where = f"{source}:{lay.line}: " if lay.line else (f"{source}: " if source else "")
         raise InputFileError(
-            f"{where}layer {lay.name!r} ({lay.M} x {lay.N} x {lay.K}) is too large: on a "
+            f"{_layer_where(lay, source)}layer {lay.name!r} ({lay.M} x {lay.N} x {lay.K}) is too large: on a "
             f"{R} x {C} array its cycle or access counts exceed 2**62")
 
 
@@ -513,9 +517,8 @@ def report_rows(cfg: ScaleSimConfig, layers: list[GemmLayer], source: str = "") 
     for lay in layers:
         _check_countable(cfg, lay, source)
         if cfg.sparsity_support and lay.sparsity[0] != lay.sparsity[1]:
-            where = f"{source}:{lay.line}: " if lay.line else (f"{source}: " if source else "")
             raise InputFileError(
-                f"{where}layer {lay.name!r} has sparsity ratio {lay.sparsity[0]}:{lay.sparsity[1]} and "
+                f"{_layer_where(lay, source)}layer {lay.name!r} has sparsity ratio {lay.sparsity[0]}:{lay.sparsity[1]} and "
                 f"{cfg.path} sets [sparsity] SparsitySupport true: SCALE-Sim's sparse mode (the "
                 "compressed filter and its metadata SRAM) is not reproduced; with SparsitySupport "
                 "false SCALE-Sim runs the layer dense, as archsim does")
