@@ -1143,3 +1143,22 @@ def test_fp8_runs_at_its_own_sustained_share_of_the_peak():
     # an efficiency outside (0, 1] is refused, naming the field
     with pytest.raises(ArchsimError, match="mma_efficiency_by_precision"):
         simulate("h100", gemm, overrides=["sm.mma_efficiency_by_precision={fp8: 1.5}"])
+
+
+def test_ideal_interconnect_drops_the_all_reduces():
+    """``interconnect.algorithm: ideal`` makes collectives free: no link kernel, bytes or energy,
+    the same MACs. Llama-2-7B decode on 4 A100s: ideal < a ring of unbounded bandwidth and zero
+    hop latency (which still launches its 64 all-reduce kernels) < the NVLink ring."""
+    kw = dict(phase="decode", batch=4, kv_len=256)
+    tp = ["parallel.tensor=4"]
+    ring = simulate("a100", "llama2-7b", overrides=tp, **kw)
+    fast = simulate("a100", "llama2-7b", overrides=tp + ["interconnect.bandwidth=1e9 GB/s",
+                                                        "interconnect.latency=0 s"], **kw)
+    ideal = simulate("a100", "llama2-7b", overrides=tp + ["interconnect.algorithm=ideal"], **kw)
+    assert ideal.macs == ring.macs == ring.expected_macs and ideal.bounds_ok()
+    assert ideal.units["link"] == 0 and ideal.components["link"]["counts"]["bytes"] == 0
+    assert fast.components["link"]["counts"]["bytes"] == ring.components["link"]["counts"]["bytes"] > 0
+    assert ideal.seconds < fast.seconds < ring.seconds
+    # each of the 64 all-reduce kernels costs the fast ring at least its device-side launch gap
+    assert fast.seconds - ideal.seconds >= 64 * ring.cfg.launch.gap * 0.999
+    assert ideal.energy_pj < ring.energy_pj

@@ -408,6 +408,25 @@ def test_systolic_xpu_allreduce_follows_the_interconnect():
     assert r3.components["xpu"]["energy_pj"] == r0.components["xpu"]["energy_pj"]
 
 
+def test_ideal_interconnect_removes_exactly_the_all_reduces():
+    """With ``interconnect.algorithm: ideal`` a systolic xPU's all-reduces cost nothing: in the
+    serial schedule the step shortens by exactly their time, the rest of the work is unchanged,
+    and the energy falls (link bytes and the leakage of the shorter step)."""
+    from archsim.api import simulate
+    base = ["xpu.devices=2", "schedule=serial"]
+
+    def run(ov):
+        r = simulate("neupims", "gpt2", phase="decode", batch=8, kv_len=256, overrides=base + ov)
+        return r, r.to_dict()["uarch_summary"]["by_kind_s"]
+    r0, k0 = run([])
+    r1, k1 = run(["interconnect.algorithm=ideal"])
+    assert k0["xpu_allreduce"] > 0 and k1["xpu_allreduce"] == 0
+    assert {k: v for k, v in k1.items() if k != "xpu_allreduce"} == \
+        {k: v for k, v in k0.items() if k != "xpu_allreduce"}
+    assert r0.seconds - r1.seconds == pytest.approx(k0["xpu_allreduce"], rel=1e-9)
+    assert r1.energy_pj < r0.energy_pj
+
+
 def test_area_counts_every_xpu_device_once():
     _, _, r = _run("attacc_dgx", SMALL)
     one = simulate("a100", SMALL).to_dict()["area_mm2"]

@@ -15,7 +15,6 @@ KNOWN_MISSES = {
     ("HX-AttAcc-refsim-grid-dgxh100", "within_tol"),
     ("HX-AttAcc-refsim-grid-dgxh100", "mean_abs_error"),
     ("HX-NeuPIMs-GPT3-7B-TP4-B512", "vs_gpu_only"),
-    ("HX-NeuPIMs-GPT3-7B-TP4-B512", "vs_naive_npu_pim"),
     ("XPU-A100x4-trtllm05-llama70b-tp4-B64-in2048-out2048", "tokens_per_s"),
     ("XPU-A100-trtllm05-gptj6b-B32-in2048-out128", "tokens_per_s"),
     ("XPU-A100x4-trtllm-llama70b-tp4-B240-in128-out2048", "tokens_per_s_per_gpu"),

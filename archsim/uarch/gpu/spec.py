@@ -170,7 +170,12 @@ class InterconnectConfig(Strict):
     bandwidth: Bandwidth = Field(300e9, description="per-device bandwidth in each direction")
     latency: Time = Field(2e-6, description="per-step latency of a collective (ring hop)")
     efficiency: float = Field(1.0, gt=0, le=1, description="achieved fraction of link bandwidth")
-    algorithm: Literal["ring"] = "ring"
+    algorithm: Literal["ring", "ideal"] = Field("ring", description=(
+        "'ring': a tensor-parallel all-reduce is a ring reduce-scatter + all-gather, 2 (N-1)/N of "
+        "the payload per device at bandwidth x efficiency plus 2 (N-1) hops of latency; 'ideal': "
+        "collectives cost nothing (no time, kernel or link energy), the what-if of communication-"
+        "free tensor parallelism and what simulators of one device of a tensor-parallel group "
+        "assume; pipeline-stage transfers keep their cost"))
     energy_per_bit: Energy = Field(1.3, description=(
         "energy per bit sent over a link (default: GPU-to-GPU communication in AttAcc's energy "
         "table, 1.3 pJ/bit; energy_tables.yaml#attacc_hbm3_energy_model nvlink_comm)"))

@@ -245,7 +245,7 @@ def xpu_segment(cfg, P, wl, ops) -> Seg:
     ar_s = 0.0
     # a gpu xPU runs its own all-reduces (its link unit, on the critical path between kernels)
     ar_in = res.units.get("link", 0) / xc.clock if P.xpu.uarch == "gpu" else 0.0
-    if ar:
+    if ar and cfg.interconnect.algorithm != "ideal":
         from archsim.uarch.gpu.cost import link_cycles, ring_bytes
         ic = cfg.interconnect
         bpc = ic.bandwidth * ic.efficiency / xc.clock
@@ -403,10 +403,10 @@ def allreduce_segment(cfg, P, nbytes: float) -> Seg:
     also pays the device-side kernel gap; the host issues the kernel ahead)."""
     from archsim.uarch.gpu.cost import link_cycles, ring_bytes
     T = cfg.xpu.devices
-    if T <= 1 or nbytes <= 0:
-        return Seg("xpu", 0.0)
     x = P.xpu
     ic = x.interconnect if x.uarch == "gpu" else cfg.interconnect
+    if T <= 1 or nbytes <= 0 or ic.algorithm == "ideal":
+        return Seg("xpu", 0.0)
     clk = x.clock
     cyc = int(link_cycles(int(nbytes), T, ic.bandwidth * ic.efficiency / clk, ic.latency * clk))
     if x.uarch == "gpu":
