@@ -1162,3 +1162,6 @@ def test_ideal_interconnect_drops_the_all_reduces():
     # each of the 64 all-reduce kernels costs the fast ring at least its device-side launch gap
     assert fast.seconds - ideal.seconds >= 64 * ring.cfg.launch.gap * 0.999
     assert ideal.energy_pj < ring.energy_pj
+    # the run says so, naming the field; priced collectives get no such note
+    assert [n for n in ideal.to_dict()["notes"] if "interconnect.algorithm: ideal" in n]
+    assert not [n for n in ring.to_dict().get("notes", []) if "interconnect.algorithm" in n]

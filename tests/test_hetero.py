@@ -425,6 +425,9 @@ def test_ideal_interconnect_removes_exactly_the_all_reduces():
         {k: v for k, v in k0.items() if k != "xpu_allreduce"}
     assert r0.seconds - r1.seconds == pytest.approx(k0["xpu_allreduce"], rel=1e-9)
     assert r1.energy_pj < r0.energy_pj
+    notes = [n for n in r1.to_dict()["notes"] if n.startswith("interconnect.algorithm: ideal")]
+    assert len(notes) == 1 and "2-way" in notes[0]
+    assert not [n for n in r0.to_dict().get("notes", []) if "interconnect.algorithm" in n]
 
 
 def test_area_counts_every_xpu_device_once():

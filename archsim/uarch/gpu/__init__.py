@@ -6,7 +6,7 @@ from archsim.uarch import register
 from archsim.uarch.base import Uarch
 from archsim.uarch.gpu.cost import COUNTERS, PER_DEVICE, gpu_cost, ring_bytes
 from archsim.uarch.gpu.lower import UNITS, GpuLowerer, mma_precision, sparse_mma_of
-from archsim.uarch.gpu.spec import GpuConfig
+from archsim.uarch.gpu.spec import GpuConfig, ideal_collectives_note
 from archsim.uarch.systolic.cost import PRIMS, prim_table, vector_rates
 from archsim.workload.graph import GemmOp
 
@@ -30,6 +30,10 @@ class Gpu(Uarch):
         """Weights and KV cache of the whole batch against one device's memory (the share of one
         of tensor x pipeline devices)."""
         GpuLowerer(cfg, 1.0).check_capacity(workload)
+
+    def notes(self, cfg, workload):
+        n = ideal_collectives_note(cfg.interconnect, cfg.parallel.tensor, "interconnect.algorithm")
+        return [n] if n else []
 
     def sparse_weight_ops(self, cfg, workload):
         """The pruned GEMMs the structured-sparse tensor cores take (``sm.sparse_mma``)."""

@@ -181,6 +181,15 @@ class InterconnectConfig(Strict):
         "table, 1.3 pJ/bit; energy_tables.yaml#attacc_hbm3_energy_model nvlink_comm)"))
 
 
+def ideal_collectives_note(ic: InterconnectConfig, devices: int, field: str) -> str | None:
+    """The remark a run with free collectives gets (``interconnect.algorithm: ideal`` over more
+    than one tensor-parallel device), naming the field that sets it."""
+    if ic.algorithm != "ideal" or devices <= 1:
+        return None
+    return (f"{field}: ideal: the all-reduces of the {devices}-way tensor parallelism cost nothing "
+            "(no time, link bytes or energy); 'ring' prices them")
+
+
 class ParallelConfig(PipelineConfig):
     """Tensor parallelism within a stage; pipeline stages of ``tensor`` devices each."""
 

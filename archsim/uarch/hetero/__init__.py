@@ -253,12 +253,17 @@ class Hetero(Uarch):
         return list(UNITS)
 
     def notes(self, cfg, workload):
-        """Decode attention placed on PIM units that replay the AttAcc generator's repeats."""
+        """Decode attention placed on PIM units that replay the AttAcc generator's repeats;
+        tensor-parallel all-reduces made free (``interconnect.algorithm: ideal``)."""
         from archsim.uarch.dram_pim.api import reference_trace_note
-        if workload.phase != "decode" or cfg.device_of("attn_qk") != "pim":
-            return []
-        n = reference_trace_note(parts(cfg).pim.pim, workload, "pim.set")
-        return [n] if n else []
+        from archsim.uarch.gpu.spec import ideal_collectives_note
+        x = parts(cfg).xpu
+        gpu_xpu = x.uarch == "gpu"
+        out = [ideal_collectives_note(x.interconnect if gpu_xpu else cfg.interconnect, cfg.xpu.devices,
+                                      "xpu.set interconnect.algorithm" if gpu_xpu else "interconnect.algorithm")]
+        if workload.phase == "decode" and cfg.device_of("attn_qk") == "pim":
+            out.append(reference_trace_note(parts(cfg).pim.pim, workload, "pim.set"))
+        return [n for n in out if n]
 
     def lower(self, cfg, workload, opts, memory=None):
         plan = build_plan(cfg, workload, all_layers=opts.all_layers)
