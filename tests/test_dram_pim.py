@@ -702,3 +702,59 @@ def test_buffer_die_unit_speed_bounds_its_macs():
     assert cyc[0.05].cycles >= per_stream * 20
     assert cyc[0.25].cycles >= per_stream * 4
     assert cyc[1.0].cycles < cyc[0.25].cycles < cyc[0.05].cycles
+
+
+def test_request_placement_by_hand():
+    from archsim.uarch.dram_pim.api import place_requests
+    # round_robin: request i to channel i mod 2
+    assert place_requests([5, 1, 1, 4, 2], 2, "round_robin") == [[5, 1, 2], [1, 4]]
+    # min_load: 5 -> 0 (tie, lowest); 1 -> 1 (0 < 5); 1 -> 1 (1 < 5); 4 -> 1 (2 < 5); 2 -> 0 (5 < 6)
+    assert place_requests([5, 1, 1, 4, 2], 2, "min_load") == [[5, 2], [1, 1, 4]]
+
+
+def test_whole_requests_in_channels():
+    """Every request's KV heads in one channel of attacc_pim's 16: 32 requests of 4 heads arrive
+    as [1024, 15 x 64] twice. round_robin puts both long ones in channel 0, whose queue (8 heads
+    of 1024) is what every channel holds when 2 requests of 1024 with 64 heads are striped over
+    the 16 channels (8 heads each, the same commands): the two take the same cycles. min_load
+    puts the second long request in channel 1 ([64, 1024]); its busiest channel is shorter than
+    round_robin's and no shorter than one request of 1024 striped with 64 heads (4 per channel).
+    With whole requests in channels every K / V row is read once (the same MAC commands and
+    compute energy either way); the striped deal runs each iteration's 16 heads in lockstep over
+    the longest, so an iteration holding a 1024 pays 1024 rows for its 64-row heads too (the
+    hetero system sorts the requests for it)."""
+    ov = ["pim.reference_trace=false"]
+    kv = ([1024] + [64] * 15) * 2
+    runs = {p: attention_cycles("attacc_pim", 32, kv, 4, 128, overrides=ov + [f"pim.request_placement={p}"])
+            for p in ("striped", "round_robin", "min_load")}
+    two = attention_cycles("attacc_pim", 2, [1024, 1024], 64, 128, overrides=ov)
+    one = attention_cycles("attacc_pim", 1, [1024], 64, 128, overrides=ov)
+    assert runs["round_robin"].cycles == two.cycles
+    assert one.cycles <= runs["min_load"].cycles < runs["round_robin"].cycles
+    macs = {p: (r.counters["mac_ab"], r.energy_pj["pim_compute"]) for p, r in runs.items()}
+    assert macs["round_robin"] == macs["min_load"]
+    # a MAC_AB reads 32 B (16 values) in each of the channel's 64 banks: K and V rows of 128
+    assert runs["min_load"].counters["mac_ab"] * 64 * 16 == sum(kv) * 4 * 2 * 128
+    # striped: 128 heads in request order, 8 iterations of 16; the two holding a long request's
+    # heads run all 16 at 1024, the other six at 64
+    assert runs["striped"].counters["mac_ab"] * 64 * 16 == (2 * 1024 + 6 * 64) * 16 * 2 * 128
+    # the time is the busiest channel's
+    assert runs["round_robin"].cycles == max(runs["round_robin"].per_stream_cycles)
+
+
+def test_request_placement_over_tensor_parallel_devices():
+    """Two devices of one stack each share a request's 8 KV heads: each holds 4 in the same
+    channel of its stack, so the attention takes what one stack with 4 heads takes, and the
+    commands double."""
+    ov = ["pim.reference_trace=false", "pim.request_placement=min_load"]
+    kv = [300, 40, 700, 90, 1500, 20] * 6
+    one = attention_cycles("attacc_pim", len(kv), kv, 4, 128, overrides=ov)
+    two = attention_cycles("attacc_pim", len(kv), kv, 8, 128, overrides=ov + ["pim.stacks=2"], devices=2)
+    assert two.cycles == one.cycles
+    assert two.counters["mac_ab"] == 2 * one.counters["mac_ab"]
+    with pytest.raises(ConfigError) as e:
+        attention_cycles("attacc_pim", len(kv), kv, 8, 128, overrides=ov + ["pim.stacks=3"], devices=2)
+    assert e.value.path == "pim.stacks"
+    with pytest.raises(ConfigError) as e:
+        attention_cycles("attacc_pim", 4, 256, 8, 128, overrides=ov + ["pim.layout=row"])
+    assert e.value.path == "pim.request_placement"

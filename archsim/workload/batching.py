@@ -77,12 +77,15 @@ def rebuild(wl, precision: str, batch: int, lens: Optional[list[int]], all_layer
 
 def split_requests(wl, parts: int) -> list[tuple[int, Optional[list[int]]]]:
     """Split the batch into ``parts`` groups of nearly equal size (sizes differ by at most one);
-    in decode, requests are dealt out in order of KV length so every group gets a similar mix.
-    Returns (batch, KV lengths or None) per group; fewer groups when the batch is smaller."""
+    in decode, requests are dealt out in order of KV length so every group gets a similar mix,
+    each group in arrival order. Returns (batch, KV lengths or None) per group; fewer groups
+    when the batch is smaller."""
     B = int(wl.batch)
     parts = max(1, min(int(parts), B))
     lens = request_lens(wl)
     if lens is None:
         return [(B // parts + (1 if i < B % parts else 0), None) for i in range(parts)]
     order = sorted(range(B), key=lambda i: lens[i])
-    return [(len(order[s::parts]), [lens[i] for i in order[s::parts]]) for s in range(parts)]
+    # each group keeps its requests in arrival order (placements that follow it, e.g. PIM
+    # channels taken in turn, see the order the requests came in)
+    return [(len(order[s::parts]), [lens[i] for i in sorted(order[s::parts])]) for s in range(parts)]

@@ -184,7 +184,7 @@ def check_pim_operands(ops, pim_precision: str, field: str, how: str = "pim.prec
 
 
 def attention_cycles(cfg, batch, kv_lens, heads, head_dim, q_per_kv=1, *, layers=1, overrides=None,
-                     placement=None, power_constrained=None, reference_trace=None) -> PimResult:
+                     placement=None, power_constrained=None, reference_trace=None, devices=1) -> PimResult:
     """Decode attention (QK^T, softmax, SV) of ``batch`` requests x ``heads`` query heads on the
     PIM devices; ``kv_lens`` is one length or one per request. ``q_per_kv`` query heads share
     one K/V head (grouped-query attention, e.g. Llama-2-70B: 64 query heads over 8 KV heads ->
@@ -194,7 +194,11 @@ def attention_cycles(cfg, batch, kv_lens, heads, head_dim, q_per_kv=1, *, layers
 
     Tasks are dealt to the stacks in contiguous blocks (request order) and every stack is timed:
     the attention takes as long as the busiest stack; counters and energy are summed over the
-    stacks. One layer is simulated; cycles and counters are multiplied by ``layers``."""
+    stacks. With ``pim.request_placement`` round_robin / min_load every request's KV heads sit
+    in one channel instead, in the order of ``kv_lens``; the stacks then belong to ``devices``
+    tensor-parallel devices, each holding its share of every request's KV heads in the same
+    channel of its own stacks. One layer is simulated; cycles and counters are multiplied by
+    ``layers``."""
     cfg = load(cfg, overrides)
     pim = cfg.pim
     placement = placement or pim.placement
@@ -222,10 +226,6 @@ def attention_cycles(cfg, batch, kv_lens, heads, head_dim, q_per_kv=1, *, layers
     if max(kv) > pim.max_seq_len and pim.layout == "head":
         raise ConfigError([("pim.max_seq_len", f"kv length {max(kv)} exceeds the {pim.max_seq_len} rows "
                             f"reserved per head")])
-    # deal tasks to stacks (contiguous blocks), then to channels; every distinct stack is timed
-    per_stack = math.ceil(len(tasks) / dev.stacks)
-    blocks = [tasks[i:i + per_stack] for i in range(0, len(tasks), per_stack)]
-    ch_cap = dev.banks_per_channel * dev.rows * dev.row_bytes
     T = dev.T
     if grp > 1:
         # one MAC command's column feeds every query head of the group: the unit works through
@@ -233,6 +233,14 @@ def attention_cycles(cfg, batch, kv_lens, heads, head_dim, q_per_kv=1, *, layers
         unit_ck = math.ceil(grp * dev.burst_elems / pim.simd_lanes / pim.clock_ratio - 1e-9)
         T = dev.T.copy()
         T[E.T_MACGAP] = max(int(T[E.T_MACGAP]), unit_ck)
+    if pim.request_placement != "striped":
+        per, mult = _per_request_channels(dev, pim, placement, kv, kv_heads, head_dim, dbyte, geom, T,
+                                          ref, grp, int(devices))
+        res = _summarise(dev, cfg, per, geom, C * dev.stacks, placement, mult=mult)
+        return _finish_attention(res, grp, layers)
+    # deal tasks to stacks (contiguous blocks), then to channels; every distinct stack is timed
+    per_stack = math.ceil(len(tasks) / dev.stacks)
+    blocks = [tasks[i:i + per_stack] for i in range(0, len(tasks), per_stack)]
     runs = {}
     for blk in blocks:
         key = tuple(blk)
@@ -241,26 +249,82 @@ def attention_cycles(cfg, batch, kv_lens, heads, head_dim, q_per_kv=1, *, layers
             continue
         # capacity: KV of the tasks of the busiest channel against the channel's capacity
         busiest = [blk[i] for i in range(0, len(blk), C)]
-        need = sum(2 * L * head_dim * dbyte for L in busiest)
-        if need > ch_cap:
-            raise LoweringError(f"layout does not fit: {len(busiest)} heads of KV cache need "
-                                f"{need / 2**30:.2f} GiB per channel, a channel holds {ch_cap / 2**30:.2f} GiB "
-                                f"(pim.stacks={dev.stacks}, batch={batch}, kv_len up to {max(kv)}); add "
-                                f"stacks or shorten the batch", path="pim.stacks")
-        ch, kind, sub, addr, g = build_trace(dev, placement, blk, head_dim, dbyte, C,
-                                             max_seq_len=pim.max_seq_len, reference=ref, group=grp)
-        streams = channel_streams(ch, kind, sub, addr, g, C)
-        runs[key] = [_run_streams(streams, geom, T), 1]
+        runs[key] = [_run_tasks(dev, pim, placement, blk, C, busiest, head_dim, dbyte, geom, T, ref, grp,
+                                f"pim.stacks={dev.stacks}, batch={batch}, kv_len up to {max(kv)}"), 1]
     per, mult = [], []
     for p, n in runs.values():
         per += p
         mult += [n] * len(p)
     res = _summarise(dev, cfg, per, geom, C * dev.stacks, placement, mult=mult)
+    return _finish_attention(res, grp, layers)
+
+
+def _finish_attention(res: PimResult, grp: int, layers: int) -> PimResult:
+    """Every MAC of a grouped-query task feeds its ``grp`` query heads; ``layers`` copies."""
     res.macs = res.macs * grp
     res.energy_pj["pim_compute"] *= grp
     if layers != 1:
         res = _scale(res, layers)
     return res
+
+
+def _run_tasks(dev, pim, placement, tasks, n_channels, busiest, head_dim, dbyte, geom, T, ref, grp, where):
+    """Per-channel counters of the attention ``tasks`` dealt to ``n_channels`` channels, once the
+    KV cache of the busiest channel's tasks (``busiest``, their lengths) is checked against a
+    channel's capacity (``where`` says what laid them out)."""
+    need = sum(2 * L * head_dim * dbyte for L in busiest)
+    ch_cap = dev.banks_per_channel * dev.rows * dev.row_bytes
+    if need > ch_cap:
+        raise LoweringError(f"layout does not fit: {len(busiest)} heads of KV cache need "
+                            f"{need / 2**30:.2f} GiB per channel, a channel holds {ch_cap / 2**30:.2f} GiB "
+                            f"({where}); add stacks or shorten the batch", path="pim.stacks")
+    ch, kind, sub, addr, g = build_trace(dev, placement, tasks, head_dim, dbyte, n_channels,
+                                         max_seq_len=pim.max_seq_len, reference=ref, group=grp)
+    return _run_streams(channel_streams(ch, kind, sub, addr, g, n_channels), geom, T)
+
+
+def place_requests(kv_lens, n_channels: int, policy: str) -> list[list[int]]:
+    """The KV lengths each of ``n_channels`` channels holds when whole requests are placed in
+    arrival order: ``round_robin`` request i to channel i mod n; ``min_load`` each request to
+    the channel with the fewest KV rows so far (the lowest index on a tie)."""
+    queues = [[] for _ in range(n_channels)]
+    rows = np.zeros(n_channels, np.int64)
+    for r, L in enumerate(kv_lens):
+        c = r % n_channels if policy == "round_robin" else int(np.argmin(rows))
+        queues[c].append(int(L))
+        rows[c] += int(L)
+    return queues
+
+
+def _per_request_channels(dev, pim, placement, kv, kv_heads, head_dim, dbyte, geom, T, ref, grp, devices):
+    """Streams of attention with every request's KV heads in one channel
+    (``pim.request_placement`` round_robin / min_load): the requests, in order, go to the
+    channels of a device's stacks in turn or to the channel with the fewest KV rows so far; each
+    channel works through its queue (its requests' KV heads, two heads software-pipelined, as the
+    striped trace of a one-channel device). With ``devices`` tensor-parallel devices sharing the
+    stacks, each device holds its share of a request's KV heads in the same channel of its own
+    stacks, and all devices run alike. Returns (per-stream counters, multiplicities) of the
+    distinct queues; the empty channels are idle."""
+    if devices < 1 or dev.stacks % devices:
+        raise ConfigError([("pim.stacks", f"{dev.stacks} stacks do not split over {devices} devices")])
+    kv_heads = -(-kv_heads // devices)
+    runs = {}
+    for q in place_requests(kv, dev.channels * (dev.stacks // devices), pim.request_placement):
+        if not q:
+            continue
+        key = tuple(q)
+        if key in runs:
+            runs[key][1] += 1
+            continue
+        tasks = [L for L in q for _ in range(kv_heads)]
+        runs[key] = [_run_tasks(dev, pim, placement, tasks, 1, tasks, head_dim, dbyte, geom, T, ref, grp,
+                                f"{len(q)} requests in one channel, pim.request_placement="
+                                f"{pim.request_placement}, pim.stacks={dev.stacks}"), 1]
+    per, mult = [], []
+    for p, n in runs.values():
+        per += p
+        mult += [n * devices] * len(p)
+    return per, mult
 
 
 def _scale(res: PimResult, k: int) -> PimResult:

@@ -53,6 +53,15 @@ class PimUnitConfig(Strict):
     layout: Literal["head", "row"] = Field(
         "head", description="attention: each (request, head) in one channel (head-wise, AttAcc) or "
         "split across all channels (row-wise)")
+    request_placement: Literal["striped", "round_robin", "min_load"] = Field(
+        "striped", description="attention (head-wise layout): which channel holds which KV heads. "
+        "'striped' (AttAcc's generator): the (request, KV head) tasks dealt to the channels in "
+        "request order, one per channel per iteration, each iteration's units in lockstep over its "
+        "longest task; 'round_robin': all KV heads of a request in one channel, the requests to the "
+        "channels of every stack in turn (Newton-style, NeuPIMs' rr traces); 'min_load': the same, "
+        "each request to the channel with the fewest KV rows so far (NeuPIMs' greedy channel load "
+        "balancing, clb traces). With one channel per request every channel works through its own "
+        "queue and the attention lasts as long as the busiest channel")
     softmax: Literal["buffer_die", "host"] = Field("buffer_die", description="where softmax runs")
     max_seq_len: PositiveInt = Field(4096, description="KV rows reserved per head (address layout)")
     reference_trace: bool = Field(
@@ -105,6 +114,15 @@ class PimUnitConfig(Strict):
         "(DRAMSim2 / PIMSimulator: rank r refreshes first at (r + 1) tREFI / ranks); the stream "
         "runs on the first rank")
     stacks: PositiveInt = Field(1, description="memory devices (stacks / chips) working in parallel")
+
+
+    @model_validator(mode="after")
+    def _whole_requests_need_heads(self):
+        if self.request_placement != "striped" and self.layout != "head":
+            raise ValueError(f"request_placement: {self.request_placement} keeps a request's heads in one "
+                             f"channel; it needs layout: head (layout: row splits every head over all "
+                             f"channels)")
+        return self
 
 
 class DramPimConfig(ArchBase):

@@ -274,10 +274,10 @@ def _pim_cfg(P, max_ctx):
     return P.pim
 
 
-def _pim_call(fn, pc, *args):
-    key = (fn.__name__, pc.model_dump_json(), args)
+def _pim_call(fn, pc, *args, **kw):
+    key = (fn.__name__, pc.model_dump_json(), args, tuple(sorted(kw.items())))
     if key not in _PIM_CACHE:
-        _PIM_CACHE[key] = fn(pc, *args)
+        _PIM_CACHE[key] = fn(pc, *args, **kw)
     return _PIM_CACHE[key]
 
 
@@ -313,7 +313,20 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
         ctx = []
         for op in sorted(qk, key=lambda o: o.N):
             ctx += [int(op.N)] * max(1, int(op.count) // kvh)
-        ctx = _balanced_order(ctx, heads, P.pim.pim.stacks)
+        per_request = P.pim.pim.request_placement != "striped"
+        if per_request:
+            # whole requests go to channels in arrival order (the batch's, or the sub-batch's):
+            # the i-th shortest request attends over the i-th shortest context of the ops (its
+            # KV length plus the new token)
+            arrival = request_lens(wl)
+            if arrival is not None and len(arrival) == len(ctx):
+                by_len = sorted(range(len(arrival)), key=lambda i: arrival[i])
+                ordered = [0] * len(ctx)
+                for i, L in zip(by_len, sorted(ctx)):
+                    ordered[i] = L
+                ctx = ordered
+        else:
+            ctx = _balanced_order(ctx, heads, P.pim.pim.stacks)
         pc = _pim_cfg(P, max(ctx))
         grp = max(1, heads // kvh)
         # a head group holds at least one of the query heads an xPU device computes (tensor
@@ -324,7 +337,8 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
         # runs as `split` passes over all KV heads, each with grp / split query heads per KV head
         split = min(grp, -(-c // max(1, kvh // cfg.xpu.devices))) if c > 1 else 1
         q = -(-grp // split)
-        r = _pim_call(attention_cycles, pc, len(ctx), tuple(ctx), kvh * q, hd, q)
+        r = _pim_call(attention_cycles, pc, len(ctx), tuple(ctx), kvh * q, hd, q,
+                      devices=cfg.xpu.devices if per_request else 1)
         # the units take one query row at a time: a pass verifying several positions per request
         # (speculative decoding) runs the attention once per row
         rows = max(1, int(qk[0].attrs.get("attn_rows", 1))) * split
@@ -603,7 +617,8 @@ def sub_batches(cfg, wl, all_layers=False):
     if (cfg.schedule == "interleaved" and lens is not None and B >= max(cfg.interleave_min_batch, cfg.sub_batches)):
         S = cfg.sub_batches
         order = sorted(range(B), key=lambda i: lens[i])
-        split = [[lens[i] for i in order[s::S]] for s in range(S)]
+        # dealt by length (equal attention), each sub-batch kept in arrival order
+        split = [[lens[i] for i in sorted(order[s::S])] for s in range(S)]
         return split, [rebuild(wl, cfg.precision, len(x), x, all_layers) for x in split]
     return ([lens] if lens is not None else [None]), [wl]
 

@@ -4,7 +4,9 @@
 the ``neupims`` preset (``case["devices"]`` devices in tensor parallel):
 
 - neupims: NPU + dual-row-buffer PIM, sub-batch interleaving;
-- naive NPU+PIM: single row buffer, serial (Newton-style baseline of NeuPIMs' npu+pim branch);
+- naive NPU+PIM: single row buffer, serial, requests placed on the channels round-robin
+  (Newton-style baseline of NeuPIMs' npu+pim branch, whose scheduler allocates channels in turn
+  where NeuPIMs balances their load);
 - NPU-only: attention on the NPU (its memory without PIM);
 - GPU-only: ``case["gpu"]`` (default a100) with the same number of devices in tensor parallel.
 """
@@ -26,7 +28,8 @@ def neupims_throughputs(case: dict) -> dict:
     base = [f"xpu.devices={n}"] + list(case.get("overrides", []))
     runs = {
         "neupims": ("neupims", base),
-        "naive_npu_pim": ("neupims", base + ["pim.dual_row_buffer=false", "schedule=serial"]),
+        "naive_npu_pim": ("neupims", base + ["pim.dual_row_buffer=false", "schedule=serial",
+                                             "pim.arch.pim.request_placement=round_robin"]),
         "npu_only": ("neupims", base + ["schedule=serial"] + ATT_X),
         "gpu_only": (case.get("gpu", "a100"), [f"parallel.tensor={n}", "memory.capacity=1e13"]),
     }
