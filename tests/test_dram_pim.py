@@ -708,8 +708,9 @@ def test_request_placement_by_hand():
     from archsim.uarch.dram_pim.api import place_requests
     # round_robin: request i to channel i mod 2
     assert place_requests([5, 1, 1, 4, 2], 2, "round_robin") == [[5, 1, 2], [1, 4]]
-    # min_load: 5 -> 0 (tie, lowest); 1 -> 1 (0 < 5); 1 -> 1 (1 < 5); 4 -> 1 (2 < 5); 2 -> 0 (5 < 6)
-    assert place_requests([5, 1, 1, 4, 2], 2, "min_load") == [[5, 2], [1, 1, 4]]
+    # min_load, longest first: 5 -> 0 (tie, lowest); 4 -> 1; 2 -> 1 (4 < 5); 1 -> 0 (5 < 6);
+    # the last 1 -> 0 (6 = 6, lowest)
+    assert place_requests([5, 1, 1, 4, 2], 2, "min_load") == [[5, 1, 1], [4, 2]]
 
 
 def test_whole_requests_in_channels():
@@ -717,8 +718,9 @@ def test_whole_requests_in_channels():
     as [1024, 15 x 64] twice. round_robin puts both long ones in channel 0, whose queue (8 heads
     of 1024) is what every channel holds when 2 requests of 1024 with 64 heads are striped over
     the 16 channels (8 heads each, the same commands): the two take the same cycles. min_load
-    puts the second long request in channel 1 ([64, 1024]); its busiest channel is shorter than
-    round_robin's and no shorter than one request of 1024 striped with 64 heads (4 per channel).
+    places the long ones first, in channels 0 and 1, and the short ones on the other 14; its
+    busiest channel holds one long request (4 heads of 1024), what one request of 1024 with 64
+    heads takes striped (4 heads per channel).
     With whole requests in channels every K / V row is read once (the same MAC commands and
     compute energy either way); the striped deal runs each iteration's 16 heads in lockstep over
     the longest, so an iteration holding a 1024 pays 1024 rows for its 64-row heads too (the
@@ -730,7 +732,7 @@ def test_whole_requests_in_channels():
     two = attention_cycles("attacc_pim", 2, [1024, 1024], 64, 128, overrides=ov)
     one = attention_cycles("attacc_pim", 1, [1024], 64, 128, overrides=ov)
     assert runs["round_robin"].cycles == two.cycles
-    assert one.cycles <= runs["min_load"].cycles < runs["round_robin"].cycles
+    assert runs["min_load"].cycles == one.cycles < runs["round_robin"].cycles
     macs = {p: (r.counters["mac_ab"], r.energy_pj["pim_compute"]) for p, r in runs.items()}
     assert macs["round_robin"] == macs["min_load"]
     # a MAC_AB reads 32 B (16 values) in each of the channel's 64 banks: K and V rows of 128

@@ -284,15 +284,22 @@ def _run_tasks(dev, pim, placement, tasks, n_channels, busiest, head_dim, dbyte,
 
 
 def place_requests(kv_lens, n_channels: int, policy: str) -> list[list[int]]:
-    """The KV lengths each of ``n_channels`` channels holds when whole requests are placed in
-    arrival order: ``round_robin`` request i to channel i mod n; ``min_load`` each request to
-    the channel with the fewest KV rows so far (the lowest index on a tie)."""
+    """The KV lengths each of ``n_channels`` channels holds when whole requests are placed:
+    ``round_robin`` request i (arrival order) to channel i mod n; ``min_load`` the longest
+    request first, each to the channel with the fewest KV rows so far (the lowest index on a
+    tie; equal lengths in arrival order): greedy longest-first bin packing, as NeuPIMs' trace
+    generator balances a batch over the channels."""
     queues = [[] for _ in range(n_channels)]
     rows = np.zeros(n_channels, np.int64)
-    for r, L in enumerate(kv_lens):
+    if policy == "round_robin":
+        order = range(len(kv_lens))
+    else:
+        order = sorted(range(len(kv_lens)), key=lambda i: -int(kv_lens[i]))
+    for r in order:
+        L = int(kv_lens[r])
         c = r % n_channels if policy == "round_robin" else int(np.argmin(rows))
-        queues[c].append(int(L))
-        rows[c] += int(L)
+        queues[c].append(L)
+        rows[c] += L
     return queues
 
 

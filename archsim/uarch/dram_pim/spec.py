@@ -59,8 +59,8 @@ class PimUnitConfig(Strict):
         "request order, one per channel per iteration, each iteration's units in lockstep over its "
         "longest task; 'round_robin': all KV heads of a request in one channel, the requests to the "
         "channels of every stack in turn (Newton-style, NeuPIMs' rr traces); 'min_load': the same, "
-        "each request to the channel with the fewest KV rows so far (NeuPIMs' greedy channel load "
-        "balancing, clb traces). With one channel per request every channel works through its own "
+        "longest request first, each to the channel with the fewest KV rows so far (NeuPIMs' greedy "
+        "channel load balancing, clb traces). With one channel per request every channel works through its own "
         "queue and the attention lasts as long as the busiest channel")
     softmax: Literal["buffer_die", "host"] = Field("buffer_die", description="where softmax runs")
     max_seq_len: PositiveInt = Field(4096, description="KV rows reserved per head (address layout)")
