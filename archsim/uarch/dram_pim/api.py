@@ -305,9 +305,9 @@ def place_requests(kv_lens, n_channels: int, policy: str) -> list[list[int]]:
 
 def _per_request_channels(dev, pim, placement, kv, kv_heads, head_dim, dbyte, geom, T, ref, grp, devices):
     """Streams of attention with every request's KV heads in one channel
-    (``pim.request_placement`` round_robin / min_load): the requests, in order, go to the
-    channels of a device's stacks in turn or to the channel with the fewest KV rows so far; each
-    channel works through its queue (its requests' KV heads, two heads software-pipelined, as the
+    (``pim.request_placement`` round_robin / min_load): the requests go to the channels of a
+    device's stacks in turn (arrival order) or, longest first, each to the channel with the
+    fewest KV rows so far (:func:`place_requests`); each channel works through its queue (its requests' KV heads, two heads software-pipelined, as the
     striped trace of a one-channel device). With ``devices`` tensor-parallel devices sharing the
     stacks, each device holds its share of a request's KV heads in the same channel of its own
     stacks, and all devices run alike. Returns (per-stream counters, multiplicities) of the
