@@ -251,10 +251,7 @@ def attention_cycles(cfg, batch, kv_lens, heads, head_dim, q_per_kv=1, *, layers
         busiest = [blk[i] for i in range(0, len(blk), C)]
         runs[key] = [_run_tasks(dev, pim, placement, blk, C, busiest, head_dim, dbyte, geom, T, ref, grp,
                                 f"pim.stacks={dev.stacks}, batch={batch}, kv_len up to {max(kv)}"), 1]
-    per, mult = [], []
-    for p, n in runs.values():
-        per += p
-        mult += [n] * len(p)
+    per, mult = _flatten(runs)
     res = _summarise(dev, cfg, per, geom, C * dev.stacks, placement, mult=mult)
     return _finish_attention(res, grp, layers)
 
@@ -327,10 +324,16 @@ def _per_request_channels(dev, pim, placement, kv, kv_heads, head_dim, dbyte, ge
         runs[key] = [_run_tasks(dev, pim, placement, tasks, 1, tasks, head_dim, dbyte, geom, T, ref, grp,
                                 f"{len(q)} requests in one channel, pim.request_placement="
                                 f"{pim.request_placement}, pim.stacks={dev.stacks}"), 1]
+    return _flatten(runs, devices)
+
+
+def _flatten(runs: dict, copies: int = 1) -> tuple[list, list]:
+    """(per-stream counters, multiplicities) of ``runs`` (key -> [per-stream counters, how many
+    times the run occurs]), each run occurring ``copies`` times more."""
     per, mult = [], []
     for p, n in runs.values():
         per += p
-        mult += [n * devices] * len(p)
+        mult += [n * copies] * len(p)
     return per, mult
 
 

@@ -180,6 +180,22 @@ class InterconnectConfig(Strict):
         "energy per bit sent over a link (default: GPU-to-GPU communication in AttAcc's energy "
         "table, 1.3 pJ/bit; energy_tables.yaml#attacc_hbm3_energy_model nvlink_comm)"))
 
+    def allreduce_cycles(self, nbytes: float, devices: int, clock: float) -> int:
+        """Cycles at ``clock`` of one all-reduce of ``nbytes`` per device over ``devices``
+        devices: the ring's time, 0 on one device or with 'ideal'."""
+        if self.algorithm == "ideal":
+            return 0
+        from archsim.uarch.gpu.cost import link_cycles
+        return int(link_cycles(int(nbytes), devices, self.bandwidth * self.efficiency / clock,
+                               self.latency * clock))
+
+    def allreduce_pj(self, nbytes: float, devices: int) -> float:
+        """pJ one device spends sending its share of an all-reduce of ``nbytes`` (0 with 'ideal')."""
+        if self.algorithm == "ideal":
+            return 0.0
+        from archsim.uarch.gpu.cost import ring_bytes
+        return ring_bytes(float(nbytes), devices) * 8 * self.energy_per_bit
+
 
 def ideal_collectives_note(ic: InterconnectConfig, devices: int, field: str) -> str | None:
     """The remark a run with free collectives gets (``interconnect.algorithm: ideal`` over more

@@ -257,12 +257,12 @@ class Hetero(Uarch):
         tensor-parallel all-reduces made free (``interconnect.algorithm: ideal``)."""
         from archsim.uarch.dram_pim.api import reference_trace_note
         from archsim.uarch.gpu.spec import ideal_collectives_note
-        x = parts(cfg).xpu
-        gpu_xpu = x.uarch == "gpu"
-        out = [ideal_collectives_note(x.interconnect if gpu_xpu else cfg.interconnect, cfg.xpu.devices,
+        P = parts(cfg)
+        gpu_xpu = P.xpu.uarch == "gpu"
+        out = [ideal_collectives_note(P.xpu.interconnect if gpu_xpu else cfg.interconnect, cfg.xpu.devices,
                                       "xpu.set interconnect.algorithm" if gpu_xpu else "interconnect.algorithm")]
         if workload.phase == "decode" and cfg.device_of("attn_qk") == "pim":
-            out.append(reference_trace_note(parts(cfg).pim.pim, workload, "pim.set"))
+            out.append(reference_trace_note(P.pim.pim, workload, "pim.set"))
         return [n for n in out if n]
 
     def lower(self, cfg, workload, opts, memory=None):

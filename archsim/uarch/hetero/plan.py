@@ -24,9 +24,11 @@ from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Optional
 
+import numpy as np
+
 from archsim.config.loader import load_arch
 from archsim.errors import ArchsimError, ConfigError, LoweringError
-from archsim.workload.batching import rebuild, request_lens
+from archsim.workload.batching import rebuild, request_lens, split_requests
 from archsim.workload.graph import GemmOp, LayerGroup, Workload
 
 _XPU_CACHE: dict = {}
@@ -245,12 +247,10 @@ def xpu_segment(cfg, P, wl, ops) -> Seg:
     ar_s = 0.0
     # a gpu xPU runs its own all-reduces (its link unit, on the critical path between kernels)
     ar_in = res.units.get("link", 0) / xc.clock if P.xpu.uarch == "gpu" else 0.0
-    if ar and cfg.interconnect.algorithm != "ideal":
-        from archsim.uarch.gpu.cost import link_cycles, ring_bytes
+    if ar:
         ic = cfg.interconnect
-        bpc = ic.bandwidth * ic.efficiency / xc.clock
-        ar_s = sum(int(link_cycles(int(b), T, bpc, ic.latency * xc.clock)) for b in ar) / xc.clock
-        energy += ring_bytes(float(sum(ar)), T) * 8 * ic.energy_per_bit
+        ar_s = sum(ic.allreduce_cycles(b, T, xc.clock) for b in ar) / xc.clock
+        energy += ic.allreduce_pj(sum(ar), T)
     mult = T if (P.xpu.uarch != "gpu") else 1          # the gpu result already counts every device
     rd = sum(r.offchip_read_bytes * r.repeat for r in res.layers) * mult
     wr = sum(r.offchip_write_bytes * r.repeat for r in res.layers) * mult
@@ -320,11 +320,9 @@ def pim_segment(cfg, P, wl, ops, spec) -> Seg:
             # KV length plus the new token)
             arrival = request_lens(wl)
             if arrival is not None and len(arrival) == len(ctx):
-                by_len = sorted(range(len(arrival)), key=lambda i: arrival[i])
-                ordered = [0] * len(ctx)
-                for i, L in zip(by_len, sorted(ctx)):
-                    ordered[i] = L
-                ctx = ordered
+                ordered = np.empty(len(ctx), np.int64)
+                ordered[np.argsort(arrival, kind="stable")] = sorted(ctx)
+                ctx = [int(L) for L in ordered]
         else:
             ctx = _balanced_order(ctx, heads, P.pim.pim.stacks)
         pc = _pim_cfg(P, max(ctx))
@@ -415,18 +413,17 @@ def _link_s(cfg, nbytes: float) -> float:
 def allreduce_segment(cfg, P, nbytes: float) -> Seg:
     """The tensor-parallel ring all-reduce of ``nbytes`` per device as its own xPU step (a gpu xPU
     also pays the device-side kernel gap; the host issues the kernel ahead)."""
-    from archsim.uarch.gpu.cost import link_cycles, ring_bytes
     T = cfg.xpu.devices
     x = P.xpu
     ic = x.interconnect if x.uarch == "gpu" else cfg.interconnect
-    if T <= 1 or nbytes <= 0 or ic.algorithm == "ideal":
-        return Seg("xpu", 0.0)
     clk = x.clock
-    cyc = int(link_cycles(int(nbytes), T, ic.bandwidth * ic.efficiency / clk, ic.latency * clk))
+    cyc = ic.allreduce_cycles(nbytes, T, clk)
+    if nbytes <= 0 or cyc <= 0:                  # one device, or free collectives
+        return Seg("xpu", 0.0)
     if x.uarch == "gpu":
         cyc += int(round(x.launch.gap * clk))
     s = cyc / clk
-    energy = ring_bytes(float(nbytes), T) * 8 * ic.energy_per_bit * T
+    energy = ic.allreduce_pj(nbytes, T) * T
     return Seg("xpu", s, energy_pj=energy, kinds={"xpu_allreduce": s})
 
 
@@ -615,10 +612,8 @@ def sub_batches(cfg, wl, all_layers=False):
     lens = request_lens(wl)
     B = int(wl.batch)
     if (cfg.schedule == "interleaved" and lens is not None and B >= max(cfg.interleave_min_batch, cfg.sub_batches)):
-        S = cfg.sub_batches
-        order = sorted(range(B), key=lambda i: lens[i])
-        # dealt by length (equal attention), each sub-batch kept in arrival order
-        split = [[lens[i] for i in sorted(order[s::S])] for s in range(S)]
+        # dealt by length (equal attention), each sub-batch in arrival order
+        split = [x for _, x in split_requests(wl, cfg.sub_batches)]
         return split, [rebuild(wl, cfg.precision, len(x), x, all_layers) for x in split]
     return ([lens] if lens is not None else [None]), [wl]
 
